@@ -1,0 +1,29 @@
+"""Trust Cloudflare Access at the origin of a Flask (or any WSGI) application."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .decorators import require_access as require_access
+from .decorators import require_group as require_group
+from .errors import AccessError as AccessError
+from .errors import AccessForbidden as AccessForbidden
+from .errors import AccessUnauthorized as AccessUnauthorized
+from .errors import AccessUnavailable as AccessUnavailable
+from .errors import ConfigurationError as ConfigurationError
+from .errors import NoAccessContext as NoAccessContext
+from .errors import Reason as Reason
+from .extension import CloudflareAccess as CloudflareAccess
+from .gate import AccessGate as AccessGate
+from .groups import Group as Group
+from .guard import current_identity as current_identity
+from .guard import get_claims as get_claims
+from .guard import get_identity as get_identity
+from .guard import verify_access_in_request as verify_access_in_request
+from .identity import AccessIdentity as AccessIdentity
+from .settings import AccessSettings as AccessSettings
+
+try:
+    __version__ = version("flask-cf-access")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

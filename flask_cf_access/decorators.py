@@ -1,0 +1,71 @@
+"""``@require_access`` and ``@require_group``: thin wrappers on the primitive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from flask import current_app
+
+from .guard import verify_access_in_request
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(
+    view: Callable[P, R], *, groups: tuple[str, ...], allow_service_tokens: bool
+) -> Callable[P, R]:
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        verify_access_in_request(groups=groups, allow_service_tokens=allow_service_tokens)
+        return cast(R, current_app.ensure_sync(view)(*args, **kwargs))
+
+    return wrapper
+
+
+@overload
+def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
+
+
+@overload
+def require_access(
+    *, allow_service_tokens: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def require_access(view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True) -> Any:
+    """Let only requests with a verified Cloudflare Access token reach the view.
+
+    Use it bare, ``@require_access``, or called,
+    ``@require_access(allow_service_tokens=False)`` to refuse (403) machines
+    holding a service token. Works on ``async def`` views too.
+    """
+    if view is not None:
+        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+
+    return decorator
+
+
+def require_group(
+    *groups: str, allow_service_tokens: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only identities in any of ``groups``, by group name or id.
+
+    A verified identity outside them gets 403; a service token has no groups,
+    so it gets 403 too. The groups come from the token when it carries them,
+    otherwise from the team's identity endpoint (503 if that fails).
+
+    :raises TypeError: at decoration time, with no group or a non-string one.
+    """
+    if not groups or not all(isinstance(group, str) and group for group in groups):
+        raise TypeError("require_group() needs one or more group names or ids, as strings.")
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, groups=groups, allow_service_tokens=allow_service_tokens)
+
+    return decorator

@@ -1,0 +1,86 @@
+"""Exceptions raised when a request cannot be let through.
+
+Every refusal is a werkzeug HTTP exception, so an application customises the
+response with a plain ``@app.errorhandler(401)`` (or 403, 503). Each carries a
+machine :class:`Reason` for the log line; the response body never names the
+reason, the token, the audience or the key.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, Unauthorized
+
+
+class Reason(str, Enum):
+    """Why a request was refused, for logs and metrics, never for the client."""
+
+    MISSING_TOKEN = "missing_token"
+    TOKEN_TOO_LARGE = "token_too_large"
+    MALFORMED_TOKEN = "malformed_token"
+    BAD_ALGORITHM = "bad_algorithm"
+    CRITICAL_HEADER = "critical_header"
+    MISSING_KID = "missing_kid"
+    UNKNOWN_KID = "unknown_kid"
+    BAD_SIGNATURE = "bad_signature"
+    MALFORMED_CLAIMS = "malformed_claims"
+    MISSING_CLAIM = "missing_claim"
+    INVALID_ISSUER = "invalid_issuer"
+    INVALID_AUDIENCE = "invalid_audience"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    ISSUED_IN_FUTURE = "issued_in_future"
+    TOKEN_TOO_OLD = "token_too_old"
+    NOT_AN_APP_TOKEN = "not_an_app_token"
+    SERVICE_TOKEN_REFUSED = "service_token_refused"
+    NOT_IN_GROUP = "not_in_group"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    IDENTITY_UNAVAILABLE = "identity_unavailable"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AccessError(HTTPException):
+    """Base of every refusal; ``reason`` says why, for the log only."""
+
+    reason: Reason
+
+
+class AccessUnauthorized(AccessError, Unauthorized):
+    """401: the request carries no token, or one that does not verify."""
+
+    description = "A valid Cloudflare Access token is required."
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class AccessForbidden(AccessError, Forbidden):
+    """403: the token verified, but the identity may not use this resource."""
+
+    description = "You do not have access to this resource."
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class AccessUnavailable(AccessError, ServiceUnavailable):
+    """503: the signing keys or the identity could not be had just now."""
+
+    description = "Access cannot be checked right now. Please try again shortly."
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class ConfigurationError(ValueError):
+    """A ``CF_ACCESS_*`` setting is missing or invalid; the message names it."""
+
+
+class NoAccessContext(RuntimeError):
+    """Verified claims were asked for outside a request that passed a check."""

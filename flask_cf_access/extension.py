@@ -1,0 +1,80 @@
+"""The Flask extension object and the per-app state it installs."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+from cachelib import BaseCache
+from flask import Flask, current_app
+
+from .cache_config import cache_from_setting
+from .gate import AccessGate, Clock
+from .settings import AccessSettings
+
+logger = logging.getLogger("flask_cf_access")
+
+#: The key of the per-app state in ``app.extensions``.
+EXTENSION_KEY = "cf_access"
+
+
+class CloudflareAccess:
+    """Lets a Flask application trust Cloudflare Access.
+
+    Holds no application: :meth:`init_app` reads and validates the app's
+    ``CF_ACCESS_*`` settings and stores an :class:`AccessGate` in
+    ``app.extensions["cf_access"]``, so one instance serves many apps::
+
+        cf_access = CloudflareAccess()
+
+        def create_app():
+            app = Flask(__name__)
+            app.config.from_prefixed_env()
+            cf_access.init_app(app)
+            return app
+
+    ``clock`` and ``session`` are for tests: the time source, and the
+    ``requests.Session`` used to reach Cloudflare.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        clock: Clock = time.time,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._clock = clock
+        self._session = session
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Validate the app's settings and install the gate.
+
+        Loads the team's keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false;
+        a failure to load them is logged, not raised: protected views answer
+        503 until the keys can be had.
+
+        :raises ConfigurationError: naming the first missing or invalid setting.
+        """
+        settings = AccessSettings.from_mapping(app.config)
+        cache: BaseCache | None = cache_from_setting(app.config.get("CF_ACCESS_CACHE"))
+        gate = AccessGate(settings, cache=cache, session=self._session, clock=self._clock)
+        app.extensions[EXTENSION_KEY] = gate
+        if settings.load_keys_on_init:
+            gate.keys.preload()
+
+
+def get_gate() -> AccessGate:
+    """The gate of the current app.
+
+    :raises RuntimeError: ``CloudflareAccess.init_app`` was not called on it.
+    """
+    gate = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(gate, AccessGate):
+        raise RuntimeError(
+            "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."
+        )
+    return gate

@@ -1,0 +1,61 @@
+"""Bounded JSON GETs to Cloudflare: a timeout, no redirects, a size cap."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import requests
+
+#: A certs or identity document larger than this is refused.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+class FetchError(Exception):
+    """The document could not be had: network, status, size or JSON."""
+
+
+def get_json(
+    session: requests.Session,
+    url: str,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> object:
+    """GET ``url`` and return its JSON body.
+
+    Redirects are never followed and anything but a 2xx answer is an error.
+
+    :raises FetchError: with a message fit for a log line (no credentials).
+    """
+    request_headers = {"Accept": "application/json"}
+    if headers:
+        request_headers.update(headers)
+    try:
+        with session.get(
+            url,
+            headers=request_headers,
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            if not 200 <= response.status_code < 300:
+                raise FetchError(f"{url} answered HTTP {response.status_code}")
+            body = _read_capped(response)
+    except requests.RequestException as exc:
+        raise FetchError(f"{url} could not be reached: {type(exc).__name__}") from exc
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise FetchError(f"{url} did not answer JSON") from exc
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise FetchError(f"{response.url} answered more than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

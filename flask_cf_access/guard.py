@@ -1,0 +1,76 @@
+"""The verification primitive for Flask requests, and the accessors of its result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from flask import g, request
+from werkzeug.local import LocalProxy
+
+from .errors import AccessError, NoAccessContext
+from .extension import get_gate
+from .gate import log_denial
+from .identity import AccessIdentity
+
+#: The request header Cloudflare Access puts the application token in.
+TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
+#: The cookie browsers carry the same token in.
+TOKEN_COOKIE = "CF_Authorization"
+
+
+def verify_access_in_request(
+    *, groups: Iterable[str] = (), allow_service_tokens: bool = True
+) -> AccessIdentity:
+    """Verify the current request's token and admit or refuse its identity.
+
+    On success the verified claims are put on ``g.cf_access_claims`` (a
+    read-only mapping) and the identity on ``g.cf_access_identity``; on
+    failure nothing is put on ``g``, one line is logged and the refusal is
+    raised. Call it from your own guards, e.g. a blueprint's ``before_request``.
+
+    :param groups: if given, the identity must belong to one of them (by name or id).
+    :param allow_service_tokens: ``False`` refuses machines holding a service token.
+    :raises AccessUnauthorized: 401, no token or one that does not verify.
+    :raises AccessForbidden: 403, a refused service token, or not in the groups.
+    :raises AccessUnavailable: 503, keys or identity could not be had.
+    """
+    gate = get_gate()
+    try:
+        identity = gate.check(
+            request.headers.get(TOKEN_HEADER),
+            request.cookies.get(TOKEN_COOKIE),
+            groups=groups,
+            allow_service_tokens=allow_service_tokens,
+        )
+    except AccessError as error:
+        log_denial(error, request.method, request.path)
+        raise
+    g.cf_access_identity = identity
+    g.cf_access_claims = identity.claims
+    return identity
+
+
+def get_identity() -> AccessIdentity:
+    """The identity admitted for the current request.
+
+    :raises NoAccessContext: outside a request that passed a check.
+    """
+    identity = g.get("cf_access_identity") if g else None
+    if not isinstance(identity, AccessIdentity):
+        raise NoAccessContext(
+            "No verified Cloudflare Access identity: this is not a protected request."
+        )
+    return identity
+
+
+def get_claims() -> Mapping[str, Any]:
+    """The verified claims of the current request (read-only).
+
+    :raises NoAccessContext: outside a request that passed a check.
+    """
+    return get_identity().claims
+
+
+#: The identity of the current request, as a proxy; raises outside a protected one.
+current_identity = cast(AccessIdentity, LocalProxy(get_identity))

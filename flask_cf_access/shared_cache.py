@@ -1,0 +1,65 @@
+"""A cachelib cache that never takes a request down with it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from cachelib import BaseCache
+
+logger = logging.getLogger("flask_cf_access")
+
+
+class SharedCache:
+    """Wraps any cachelib ``BaseCache`` so that a failing backend degrades to a miss.
+
+    Keys and identities are only ever *remembered* here; losing the cache costs
+    a fetch, never a request. A failure is logged once until the backend works
+    again, so a Redis outage does not flood the log.
+    """
+
+    def __init__(self, backend: BaseCache, prefix: str = "flask_cf_access:") -> None:
+        self.backend = backend
+        self._prefix = prefix
+        self._failing = False
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        """The value stored under ``key``, or ``None`` when absent or unreachable."""
+        return self._call("get", self._prefix + key, default=None)
+
+    def set(self, key: str, value: Any, timeout: int) -> None:
+        """Store ``value`` for ``timeout`` seconds, if the backend can be reached."""
+        self._call("set", self._prefix + key, value, timeout=max(1, int(timeout)), default=False)
+
+    def add(self, key: str, value: Any, timeout: int) -> bool:
+        """Store ``value`` only if ``key`` is absent; ``True`` if this call stored it.
+
+        An unreachable backend answers ``True``: the caller then goes on as if
+        it were alone, which is what a process without a shared cache is.
+        """
+        added = self._call(
+            "add", self._prefix + key, value, timeout=max(1, int(timeout)), default=None
+        )
+        return True if added is None else bool(added)
+
+    def _call(self, method: str, *args: Any, default: Any, **kwargs: Any) -> Any:
+        try:
+            result = getattr(self.backend, method)(*args, **kwargs)
+        except Exception as exc:  # any backend's own errors: redis, OSError, pickle
+            with self._lock:
+                first = not self._failing
+                self._failing = True
+            if first:
+                logger.warning(
+                    "Cloudflare Access cache %s is failing (%s); fetching without it",
+                    type(self.backend).__name__,
+                    type(exc).__name__,
+                )
+            return default
+        if self._failing:
+            with self._lock:
+                self._failing = False
+            logger.info("Cloudflare Access cache %s works again", type(self.backend).__name__)
+        return result

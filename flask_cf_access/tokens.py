@@ -1,0 +1,59 @@
+"""Reading a token before it is trusted: size, shape and header only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from .errors import AccessUnauthorized, Reason
+
+#: Real application tokens are 1 to 4 KB; nothing longer is parsed at all.
+MAX_TOKEN_LENGTH = 16 * 1024
+
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def check_token_shape(token: str) -> None:
+    """Refuse, before any parsing, what cannot be a compact RS256 JWS.
+
+    :raises AccessUnauthorized: too long, or not three base64url segments.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
+    if not _COMPACT_JWS.fullmatch(token):
+        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+
+
+def read_unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a token whose signature has *not* been checked.
+
+    Used only to choose the key by ``kid``; nothing in it is trusted.
+
+    :raises AccessUnauthorized: the header is not base64url JSON of an object.
+    """
+    segment = token.partition(".")[0]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+    if not isinstance(header, dict):
+        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+    return header
+
+
+def choose_token(header_value: str | None, cookie_value: str | None) -> str:
+    """The token of a request: the ``Cf-Access-Jwt-Assertion`` header, else the cookie.
+
+    The header is authoritative: when it is present, even empty or bad, the
+    ``CF_Authorization`` cookie is not looked at.
+
+    :raises AccessUnauthorized: neither is present.
+    """
+    token = header_value if header_value is not None else cookie_value
+    if not token:
+        raise AccessUnauthorized(Reason.MISSING_TOKEN)
+    return token.strip()
