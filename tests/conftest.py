@@ -1,0 +1,102 @@
+"""Shared fixtures: a frozen clock, a stand-in Access team, and an app trusting it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import responses
+from flask import Flask, g
+
+from flask_cf_access import (
+    CloudflareAccess,
+    current_identity,
+    get_claims,
+    require_access,
+    require_group,
+)
+from flask_cf_access.testing import AccessIssuer
+
+from .support import FrozenClock
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A frozen clock, shared by the issuer and the extension."""
+    return FrozenClock()
+
+
+@pytest.fixture
+def issuer(clock: FrozenClock) -> AccessIssuer:
+    """A stand-in Cloudflare Access team minting tokens on the frozen clock."""
+    return AccessIssuer(clock=clock)
+
+
+@pytest.fixture
+def mocked_team(issuer: AccessIssuer) -> Iterator[responses.RequestsMock]:
+    """The team's certs and identity endpoints, mocked with ``responses``."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+
+        def certs(_request: Any) -> tuple[int, dict[str, str], str]:
+            return 200, {"Content-Type": "application/json"}, json.dumps(issuer.certs())
+
+        def identity(request: Any) -> tuple[int, dict[str, str], str]:
+            status, body = issuer.respond(
+                "/cdn-cgi/access/get-identity", request.headers.get("Cookie")
+            )
+            return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+        mock.add_callback(responses.GET, issuer.certs_url, callback=certs)
+        mock.add_callback(responses.GET, issuer.identity_url, callback=identity)
+        yield mock
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
+) -> AppFactory:
+    """Build an app trusting the stand-in team, with a few protected routes."""
+
+    def factory(**config: Any) -> Flask:
+        app = Flask("protected")
+        app.config.update(issuer.settings(**config))
+        CloudflareAccess(app, clock=clock)
+
+        @app.get("/")
+        @require_access
+        def home() -> dict[str, Any]:
+            return {"email": current_identity.email, "name": current_identity.name}
+
+        @app.get("/humans")
+        @require_access(allow_service_tokens=False)
+        def humans() -> dict[str, Any]:
+            return {"email": current_identity.email}
+
+        @app.get("/admin")
+        @require_group("Admins")
+        def admin() -> dict[str, Any]:
+            return {"groups": sorted(group.name or "" for group in current_identity.groups)}
+
+        @app.get("/claims")
+        @require_access
+        def claims() -> dict[str, Any]:
+            return {"sub": get_claims()["sub"], "same": g.cf_access_claims is get_claims()}
+
+        @app.get("/open")
+        def open_view() -> str:
+            return "open"
+
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    """The protected app with default settings."""
+    return make_app()

@@ -1,0 +1,261 @@
+"""The decorators, the primitive, and the accessors of their result."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask, g
+
+from flask_cf_access import (
+    AccessForbidden,
+    AccessUnauthorized,
+    NoAccessContext,
+    Reason,
+    current_identity,
+    get_claims,
+    get_identity,
+    require_access,
+    require_group,
+    verify_access_in_request,
+)
+from flask_cf_access.testing import AccessIssuer
+
+from .conftest import AppFactory
+from .support import bearer
+
+
+def test_bare_and_called_forms(app: Flask, issuer: AccessIssuer) -> None:
+    """@require_access works bare and called; both protect."""
+    client = app.test_client()
+    token = issuer.user_token("ada@example.com")
+    assert client.get("/", headers=bearer(token)).status_code == 200
+    assert client.get("/humans", headers=bearer(token)).status_code == 200
+    assert client.get("/").status_code == 401
+    assert client.get("/humans").status_code == 401
+
+
+def test_view_metadata_kept(make_app: AppFactory) -> None:
+    """functools.wraps keeps the view's name and docstring (endpoints stay distinct)."""
+    app = make_app()
+    assert app.view_functions["home"].__name__ == "home"
+    assert {"home", "humans", "admin", "claims"} <= set(app.view_functions)
+
+
+def test_service_tokens_pass_require_access(app: Flask, issuer: AccessIssuer) -> None:
+    """A service token passes @require_access; its name is the client id."""
+    response = app.test_client().get("/", headers=bearer(issuer.service_token("ci.access")))
+    assert response.status_code == 200
+    assert response.json == {"email": None, "name": "ci.access"}
+
+
+def test_route_can_refuse_service_tokens(app: Flask, issuer: AccessIssuer) -> None:
+    """@require_access(allow_service_tokens=False) answers 403 to service tokens."""
+    client = app.test_client()
+    assert client.get("/humans", headers=bearer(issuer.service_token())).status_code == 403
+    user = issuer.user_token("ada@example.com")
+    assert client.get("/humans", headers=bearer(user)).status_code == 200
+
+
+def test_async_views_under_both_decorators(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """async def views work under @require_access and @require_group."""
+    app = make_app()
+
+    @app.get("/async")
+    @require_access
+    async def async_view() -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"email": current_identity.email}
+
+    @app.get("/async-admin")
+    @require_group("Admins")
+    async def async_admin() -> str:
+        await asyncio.sleep(0)
+        return "admin"
+
+    client = app.test_client()
+    admin = issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True)
+    staff = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
+    assert client.get("/async", headers=bearer(admin)).json == {"email": "ada@example.com"}
+    assert client.get("/async").status_code == 401
+    assert client.get("/async-admin", headers=bearer(admin)).status_code == 200
+    assert client.get("/async-admin", headers=bearer(staff)).status_code == 403
+
+
+def test_view_not_called_when_refused(make_app: AppFactory) -> None:
+    """A refused request never runs the view's body."""
+    app = make_app()
+    calls: list[str] = []
+
+    @app.get("/counted")
+    @require_access
+    def counted() -> str:
+        calls.append("ran")
+        return "ran"
+
+    assert app.test_client().get("/counted", headers=bearer("x.y.z")).status_code == 401
+    assert calls == []
+
+
+def test_claims_on_g_are_read_only(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """g.cf_access_claims is a read-only mapping, the same as get_claims()."""
+    app = make_app()
+
+    @app.get("/mutate")
+    @require_access
+    def mutate() -> str:
+        with pytest.raises(TypeError):
+            g.cf_access_claims["email"] = "root@example.com"  # type: ignore[index]
+        return str(get_claims()["email"])
+
+    client = app.test_client()
+    response = client.get("/mutate", headers=bearer(issuer.user_token("ada@example.com")))
+    assert response.get_data(as_text=True) == "ada@example.com"
+    response = client.get("/claims", headers=bearer(issuer.user_token("ada@example.com")))
+    assert response.json is not None
+    assert response.json["same"] is True
+
+
+def test_accessors_raise_outside_a_protected_request(make_app: AppFactory) -> None:
+    """get_claims, get_identity and current_identity raise outside a protected view."""
+    app = make_app()
+    with pytest.raises(NoAccessContext):
+        get_claims()
+    with app.test_request_context("/"):
+        with pytest.raises(NoAccessContext):
+            get_claims()
+        with pytest.raises(NoAccessContext):
+            get_identity()
+        with pytest.raises(NoAccessContext):
+            _ = current_identity.email
+
+
+def test_nothing_on_g_after_a_refusal(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """Claims reach g only when every check passed (not after a 403)."""
+    app = make_app()
+    token = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
+    with app.test_request_context("/", headers=bearer(token)):
+        with pytest.raises(AccessForbidden) as refused:
+            verify_access_in_request(groups=["Admins"])
+        assert refused.value.reason is Reason.NOT_IN_GROUP
+        assert "cf_access_claims" not in g
+        assert "cf_access_identity" not in g
+
+
+def test_primitive_in_a_blueprint_guard(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """verify_access_in_request() guards a whole blueprint from before_request."""
+    app = make_app()
+    admin = Blueprint("area", __name__, url_prefix="/area")
+
+    @admin.before_request
+    def only_admins() -> None:
+        verify_access_in_request(groups=["Admins"])
+
+    @admin.get("/")
+    def index() -> str:
+        return f"hello {current_identity.email}"
+
+    app.register_blueprint(admin)
+    client = app.test_client()
+    good = issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True)
+    assert client.get("/area/", headers=bearer(good)).get_data(as_text=True) == (
+        "hello ada@example.com"
+    )
+    assert client.get("/area/").status_code == 401
+    staff = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
+    assert client.get("/area/", headers=bearer(staff)).status_code == 403
+
+
+def test_errors_customised_with_errorhandler(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """Plain @app.errorhandler(401/403) customise refusals and see the reason."""
+    app = make_app()
+
+    @app.errorhandler(401)
+    def unauthorized(error: AccessUnauthorized) -> tuple[dict[str, str], int]:
+        return {"login": "please"}, 401
+
+    @app.errorhandler(AccessForbidden)
+    def forbidden(error: AccessForbidden) -> tuple[str, int]:
+        return f"custom {error.reason}", 403
+
+    client = app.test_client()
+    assert client.get("/").json == {"login": "please"}
+    staff = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
+    response = client.get("/admin", headers=bearer(staff))
+    assert (response.status_code, response.get_data(as_text=True)) == (403, "custom not_in_group")
+
+
+def test_refusals_are_werkzeug_exceptions() -> None:
+    """The refusals subclass werkzeug's Unauthorized, Forbidden, ServiceUnavailable."""
+    from werkzeug.exceptions import Forbidden, ServiceUnavailable, Unauthorized
+
+    from flask_cf_access import AccessUnavailable
+
+    assert isinstance(AccessUnauthorized(Reason.EXPIRED), Unauthorized)
+    assert isinstance(AccessForbidden(Reason.NOT_IN_GROUP), Forbidden)
+    assert isinstance(AccessUnavailable(Reason.KEYS_UNAVAILABLE), ServiceUnavailable)
+    assert "expired" not in AccessUnauthorized(Reason.EXPIRED).get_description()
+
+
+def test_require_group_needs_groups() -> None:
+    """require_group() with no group, or a non-string one, fails at decoration time."""
+    with pytest.raises(TypeError):
+        require_group()
+    with pytest.raises(TypeError):
+        require_group("")
+    with pytest.raises(TypeError):
+        require_group(5)  # type: ignore[arg-type]
+
+
+def test_any_of_several_groups(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """require_group passes when the identity is in any one of the groups."""
+    app = make_app()
+
+    @app.get("/ops")
+    @require_group("Admins", "Ops")
+    def ops() -> str:
+        return "ops"
+
+    client = app.test_client()
+    ops_user = issuer.user_token("o@example.com", ["Ops"], groups_in_token=True)
+    nobody = issuer.user_token("n@example.com", [], groups_in_token=True)
+    assert client.get("/ops", headers=bearer(ops_user)).status_code == 200
+    assert client.get("/ops", headers=bearer(nobody)).status_code == 403
+
+
+def test_identity_properties(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """current_identity exposes email, sub, common_name, is_service_token, groups."""
+    app = make_app()
+    seen: dict[str, Any] = {}
+
+    @app.get("/who")
+    @require_access
+    def who() -> str:
+        seen.update(
+            email=current_identity.email,
+            sub=current_identity.sub,
+            common_name=current_identity.common_name,
+            service=current_identity.is_service_token,
+            groups=[group.name for group in current_identity.groups],
+            text=repr(current_identity._get_current_object()),  # type: ignore[attr-defined]
+        )
+        return "ok"
+
+    client = app.test_client()
+    token = issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True)
+    client.get("/who", headers=bearer(token))
+    assert seen["email"] == "ada@example.com"
+    assert seen["sub"]
+    assert seen["common_name"] is None
+    assert seen["service"] is False
+    assert seen["groups"] == ["Admins"]
+    assert token not in seen["text"]
+    client.get("/who", headers=bearer(issuer.service_token("robot.access")))
+    assert (seen["email"], seen["sub"], seen["common_name"], seen["service"]) == (
+        None,
+        None,
+        "robot.access",
+        True,
+    )
+    assert seen["groups"] == []

@@ -1,0 +1,82 @@
+"""The extension object: app factory, per-app state, start-up behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from flask import Flask
+
+from flask_cf_access import AccessGate, CloudflareAccess, require_access
+from flask_cf_access.extension import get_gate
+from flask_cf_access.testing import AccessIssuer
+
+from .support import FrozenClock, bearer
+
+
+def test_one_instance_serves_many_apps(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
+) -> None:
+    """init_app on two apps keeps their settings and state apart."""
+    other = AccessIssuer("other-team.cloudflareaccess.com", clock=clock)
+    mocked_team.get(other.certs_url, json=other.certs())
+    cf_access = CloudflareAccess(clock=clock)
+    apps = []
+    for team in (issuer, other):
+        app = Flask(team.team_domain)
+        app.config.update(team.settings())
+        cf_access.init_app(app)
+
+        @app.get("/")
+        @require_access
+        def home() -> str:
+            return "ok"
+
+        apps.append(app)
+    first, second = apps
+    assert first.extensions["cf_access"] is not second.extensions["cf_access"]
+    assert not hasattr(cf_access, "app")
+    token = issuer.user_token("ada@example.com")
+    assert first.test_client().get("/", headers=bearer(token)).status_code == 200
+    assert second.test_client().get("/", headers=bearer(token)).status_code == 401
+    other_token = other.user_token("ada@example.com")
+    assert second.test_client().get("/", headers=bearer(other_token)).status_code == 200
+
+
+def test_state_lives_in_app_extensions(app: Flask) -> None:
+    """The per-app gate is in app.extensions['cf_access'] and reached by get_gate()."""
+    with app.app_context():
+        assert isinstance(get_gate(), AccessGate)
+        assert get_gate() is app.extensions["cf_access"]
+
+
+def test_forgotten_init_app_is_a_clear_error() -> None:
+    """Using the decorators on an app without init_app says what to do."""
+    app = Flask("bare")
+
+    @app.get("/")
+    @require_access
+    def home() -> str:
+        return "never"
+
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError, match="init_app"):
+        app.test_client().get("/")
+
+
+def test_init_app_with_constructor_app(issuer: AccessIssuer, mocked_team: object) -> None:
+    """CloudflareAccess(app) calls init_app."""
+    app = Flask("direct")
+    app.config.update(issuer.settings())
+    CloudflareAccess(app)
+    assert isinstance(app.extensions["cf_access"], AccessGate)
+
+
+def test_init_app_does_not_raise_when_keys_unavailable(
+    issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """A certs outage at start-up is logged; the app still starts."""
+    mocked_team.replace(responses.GET, issuer.certs_url, status=500)
+    app = Flask("outage")
+    app.config.update(issuer.settings())
+    CloudflareAccess(app)
+    assert app.extensions["cf_access"].keys.current is None

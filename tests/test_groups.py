@@ -1,0 +1,188 @@
+"""Groups: from the token when it carries them, else from get-identity, once per token."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+import responses
+from cachelib import SimpleCache
+from flask import Flask
+
+from flask_cf_access import require_group
+from flask_cf_access.testing import AccessIssuer
+
+from .conftest import AppFactory
+from .support import FrozenClock, bearer, count_calls
+
+
+def get(app: Flask, path: str, token: str) -> int:
+    return app.test_client().get(path, headers=bearer(token)).status_code
+
+
+def identity_calls(mock: responses.RequestsMock, issuer: AccessIssuer) -> int:
+    return count_calls(mock, issuer.identity_url)
+
+
+def test_groups_in_token_used_without_fetching(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Groups carried in the token decide; get-identity is not asked."""
+    admin = issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True)
+    other = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
+    assert get(app, "/admin", admin) == 200
+    assert get(app, "/admin", other) == 403
+    assert identity_calls(mocked_team, issuer) == 0
+
+
+def test_custom_groups_from_saml(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """custom.groups (SAML/OIDC attributes) count as the token's groups."""
+    token = issuer.mint({"email": "ada@example.com", "sub": "1", "custom": {"groups": ["Admins"]}})
+    assert get(app, "/admin", token) == 200
+    assert identity_calls(mocked_team, issuer) == 0
+
+
+def test_group_objects_matched_by_name_or_id(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """Groups given as objects match by name and by id."""
+    app = make_app()
+
+    @app.get("/by-id")
+    @require_group("f0e1")
+    def by_id() -> str:
+        return "ok"
+
+    group = {"id": "f0e1", "name": "Admins", "email": "admins@example.com"}
+    by_object = issuer.mint({"email": "a@example.com", "sub": "1", "groups": [group]})
+    assert get(app, "/admin", by_object) == 200
+    assert get(app, "/by-id", by_object) == 200
+    assert get(app, "/by-id", issuer.mint({"groups": ["Admins"], "sub": "1"})) == 403
+
+
+def test_groups_fetched_lazily_once_per_token(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Without groups in the token, get-identity is asked once per token, only when needed."""
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    for _ in range(5):
+        assert get(app, "/", token) == 200
+    assert identity_calls(mocked_team, issuer) == 0
+    for _ in range(10):
+        assert get(app, "/admin", token) == 200
+    assert identity_calls(mocked_team, issuer) == 1
+    other = issuer.user_token("ada@example.com", ["Admins"])
+    assert get(app, "/admin", other) == 200
+    assert identity_calls(mocked_team, issuer) == 2
+
+
+def test_identity_call_sends_the_token_as_cookie(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """get-identity is called with CF_Authorization=<token> and a timeout."""
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    assert get(app, "/admin", token) == 200
+    (call,) = [c for c in mocked_team.calls if c.request.url == issuer.identity_url]
+    assert call.request.headers["Cookie"] == f"CF_Authorization={token}"
+    assert call.request.req_kwargs["timeout"] == 5.0
+
+
+class RecordingCache(SimpleCache):  # type: ignore[misc]
+    """A SimpleCache that remembers the timeout of every set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: dict[str, int | None] = {}
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        self.timeouts[key] = timeout
+        return bool(super().set(key, value, timeout))
+
+
+def test_identity_cached_until_the_token_expires(
+    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """The identity is remembered for the token's remaining lifetime, keyed by a digest."""
+    cache = RecordingCache()
+    app = make_app(CF_ACCESS_CACHE=cache)
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    clock.advance(1000)
+    assert get(app, "/admin", token) == 200
+    (key,) = [key for key in cache.timeouts if "identity" in key]
+    assert cache.timeouts[key] == issuer.token_lifetime - 1000
+    assert token not in key
+    assert token.split(".")[2] not in key
+
+
+def test_user_outside_the_group_is_403(app: Flask, issuer: AccessIssuer) -> None:
+    """A verified user without the group gets 403, not 401."""
+    assert get(app, "/admin", issuer.user_token("bob@example.com", ["Staff"])) == 403
+
+
+def test_service_token_has_no_groups(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """A service token on a group-gated route is 403, without asking get-identity."""
+    assert get(app, "/admin", issuer.service_token()) == 403
+    assert identity_calls(mocked_team, issuer) == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 500, "json": {"err": "boom"}},
+        {"status": 400, "json": {"err": "invalid token"}},
+        {"json": {"err": "no identity"}},
+        {"body": "not json"},
+        {"json": {"groups": "Admins"}},
+        {"json": {"groups": [{"name": 5}]}},
+        {"json": []},
+        {"body": requests.ConnectionError("down")},
+        {"status": 302, "headers": {"Location": "https://elsewhere.example/"}, "body": ""},
+    ],
+    ids=["500", "400", "err", "html", "str-groups", "bad-group", "list", "down", "redirect"],
+)
+def test_identity_unavailable_is_503_on_group_routes_only(
+    app: Flask,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    answer: dict[str, object],
+) -> None:
+    """When get-identity fails, group routes answer 503; plain protected routes still 200."""
+    mocked_team.replace(responses.GET, issuer.identity_url, **answer)  # type: ignore[arg-type]
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    assert get(app, "/admin", token) == 503
+    assert get(app, "/", token) == 200
+
+
+def test_failed_identity_not_cached(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """After get-identity recovers, the same token gets its groups."""
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    mocked_team.replace(responses.GET, issuer.identity_url, status=500)
+    assert get(app, "/admin", token) == 503
+    mocked_team.replace(
+        responses.GET,
+        issuer.identity_url,
+        json=issuer.identity_for(token),
+    )
+    assert get(app, "/admin", token) == 200
+
+
+def test_string_groups_from_identity(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """get-identity may answer groups as plain strings."""
+    token = issuer.user_token("ada@example.com")
+    mocked_team.replace(responses.GET, issuer.identity_url, body=json.dumps({"groups": ["Admins"]}))
+    assert get(app, "/admin", token) == 200
+
+
+def test_malformed_groups_claim_refused(app: Flask, issuer: AccessIssuer) -> None:
+    """A groups claim that is not a list of groups is refused (401), never a 500."""
+    token = issuer.mint({"email": "a@example.com", "sub": "1", "groups": "Admins"})
+    assert get(app, "/admin", token) == 401
+    assert get(app, "/", token) == 200

@@ -1,0 +1,275 @@
+"""The team's keys: fetched once, refreshed on rotation, kept through outages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from typing import Any
+
+import pytest
+import requests
+import responses
+from flask import Flask
+
+from flask_cf_access.testing import AccessIssuer, encode_token
+
+from .conftest import AppFactory
+from .support import FrozenClock, bearer, count_calls
+
+
+def status(app: Flask, token: str) -> int:
+    return app.test_client().get("/", headers=bearer(token)).status_code
+
+
+def fetches(mock: responses.RequestsMock, issuer: AccessIssuer) -> int:
+    return count_calls(mock, issuer.certs_url)
+
+
+def test_one_fetch_for_many_requests(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """200 requests cost one certs fetch (made by init_app)."""
+    assert fetches(mocked_team, issuer) == 1
+    tokens = [issuer.user_token(f"user{index}@example.com") for index in range(20)]
+    statuses = {status(app, tokens[index % 20]) for index in range(200)}
+    assert statuses == {200}
+    assert fetches(mocked_team, issuer) == 1
+
+
+def test_cold_start_under_threads_fetches_once(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """8 threads x 50 requests on a cold start share a single fetch."""
+    app = make_app(CF_ACCESS_LOAD_KEYS_ON_INIT=False)
+    assert fetches(mocked_team, issuer) == 0
+    token = issuer.user_token("ada@example.com")
+    start = threading.Barrier(8)
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = app.test_client()
+        start.wait()
+        for _ in range(50):
+            code = client.get("/", headers=bearer(token)).status_code
+            with lock:
+                results.append(code)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 400
+    assert fetches(mocked_team, issuer) == 1
+
+
+def test_flood_of_unknown_kids_fetches_at_most_once(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """200 tokens naming random kids within the interval cause at most one refetch."""
+    claims = {"iss": issuer.issuer, "aud": [issuer.audience], "exp": issuer.clock() + 60}
+    for _ in range(200):
+        header = {"alg": "RS256", "kid": secrets.token_hex(32)}
+        assert status(app, encode_token(header, claims, issuer.signing_key)) == 401
+    assert fetches(mocked_team, issuer) <= 2  # the initial load, plus at most one refresh
+
+
+def test_flood_resumes_refreshing_after_the_interval(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """Once the least interval has passed, an unknown kid may refresh again."""
+    claims = {"iss": issuer.issuer, "aud": [issuer.audience], "exp": clock() + 600}
+    unknown = encode_token({"alg": "RS256", "kid": "unknown"}, claims, issuer.signing_key)
+    assert status(app, unknown) == 401
+    assert fetches(mocked_team, issuer) == 1  # the load in init_app counts as the last fetch
+    clock.advance(60)
+    assert [status(app, unknown) for _ in range(3)] == [401] * 3
+    assert fetches(mocked_team, issuer) == 2
+    clock.advance(60)
+    assert status(app, unknown) == 401
+    assert fetches(mocked_team, issuer) == 3
+
+
+def test_rotation_picked_up_with_one_fetch(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """A token signed by a new key triggers one refresh, then passes."""
+    old_token = issuer.user_token("ada@example.com")
+    assert status(app, old_token) == 200
+    clock.advance(61)
+    issuer.rotate()
+    new_token = issuer.user_token("ada@example.com")
+    for _ in range(20):
+        assert status(app, new_token) == 200
+        assert status(app, old_token) == 200
+    assert fetches(mocked_team, issuer) == 2
+
+
+def test_removed_key_stops_being_accepted(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """A key dropped from the published set is refused once a refresh has seen it gone."""
+    old_token = issuer.mint(lifetime=7200)
+    assert status(app, old_token) == 200
+    issuer.rotate()
+    issuer.drop_previous()
+    clock.advance(900)  # the key set's lifetime
+    assert status(app, old_token) == 401
+    assert status(app, issuer.mint()) == 200
+    assert fetches(mocked_team, issuer) == 2
+
+
+def test_keys_refetched_after_max_age(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """The set is fetched again once it is older than CF_ACCESS_KEYS_MAX_AGE."""
+    token = issuer.mint(lifetime=7200)
+    clock.advance(899)
+    assert status(app, token) == 200
+    assert fetches(mocked_team, issuer) == 1
+    clock.advance(1)
+    assert status(app, token) == 200
+    assert fetches(mocked_team, issuer) == 2
+
+
+def outage(mock: responses.RequestsMock, url: str, **answer: Any) -> None:
+    mock.replace(responses.GET, url, **answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 500, "json": {"err": "down"}},
+        {"body": "<html>maintenance</html>"},
+        {"json": {"keys": []}},
+        {"json": {"keys": [{"kty": "EC", "kid": "x"}]}},
+        {"json": ["not", "an", "object"]},
+        {"body": requests.ConnectionError("refused")},
+        {"body": requests.Timeout("slow")},
+    ],
+    ids=["500", "html", "no-keys", "no-rsa", "list", "refused", "timeout"],
+)
+def test_cached_keys_serve_through_an_outage(
+    app: Flask,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    clock: FrozenClock,
+    answer: dict[str, Any],
+) -> None:
+    """A failed or garbage refresh keeps the last good set: requests still pass."""
+    token = issuer.mint(lifetime=7200)
+    outage(mocked_team, issuer.certs_url, **answer)
+    clock.advance(900)  # the set is stale; the refresh fails
+    for _ in range(20):
+        assert status(app, token) == 200
+    assert fetches(mocked_team, issuer) == 2  # one failed try per interval, not per request
+
+
+def test_unknown_kid_during_outage_is_401_and_keeps_keys(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """An unknown kid while the certs endpoint is down is refused, the old set kept."""
+    token = issuer.mint(lifetime=7200)
+    outage(mocked_team, issuer.certs_url, status=503)
+    clock.advance(61)
+    other = encode_token(
+        {"alg": "RS256", "kid": "rotated"},
+        {"iss": issuer.issuer, "aud": [issuer.audience], "exp": clock() + 60},
+        issuer.signing_key,
+    )
+    assert status(app, other) == 401
+    assert status(app, token) == 200
+
+
+def test_no_keys_means_503_then_recovers(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no keys to be had the app starts, answers 503, and recovers by itself."""
+    outage(mocked_team, issuer.certs_url, status=502)
+    with caplog.at_level(logging.ERROR, logger="flask_cf_access"):
+        app = make_app()
+    assert "could not be refreshed" in caplog.text
+    token = issuer.user_token("ada@example.com")
+    assert [status(app, token) for _ in range(10)] == [503] * 10
+    assert status(app, "garbage") == 401  # bad input is still bad input
+    assert fetches(mocked_team, issuer) == 1  # retried once per interval, not per request
+    clock.advance(60)
+    assert status(app, token) == 503
+    assert fetches(mocked_team, issuer) == 2
+    outage(mocked_team, issuer.certs_url, json=issuer.certs())
+    clock.advance(60)
+    assert status(app, token) == 200
+    assert fetches(mocked_team, issuer) == 3
+
+
+def test_redirects_not_followed(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """A redirect from the certs URL is a failure, and its target is never fetched."""
+    elsewhere = "https://attacker.example/certs"
+    outage(mocked_team, issuer.certs_url, status=302, headers={"Location": elsewhere}, body="")
+    mocked_team.get(elsewhere, json=issuer.certs())
+    app = make_app()
+    assert status(app, issuer.user_token("ada@example.com")) == 503
+    assert count_calls(mocked_team, elsewhere) == 0
+
+
+def test_fetch_has_a_timeout(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Every certs fetch is bounded by CF_ACCESS_HTTP_TIMEOUT."""
+    make_app(CF_ACCESS_HTTP_TIMEOUT=2.5)
+    sent = [call for call in mocked_team.calls if call.request.url == issuer.certs_url]
+    assert sent
+    assert all(call.request.req_kwargs["timeout"] == 2.5 for call in sent)
+
+
+def test_oversized_certs_document_refused(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """A certs answer beyond the size cap is not parsed; no keys, 503."""
+    huge = json.dumps({"keys": [], "pad": "x" * (2 * 1024 * 1024)})
+    outage(mocked_team, issuer.certs_url, body=huge, content_type="application/json")
+    app = make_app()
+    assert status(app, issuer.user_token("ada@example.com")) == 503
+
+
+def test_weak_and_private_members_ignored(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Entries that are not RS256 signing keys are skipped; the good key still works."""
+    certs = issuer.certs()
+    certs["keys"] = [
+        {"kty": "RSA", "kid": "short", "n": "AQAB", "e": "AQAB"},
+        {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"},
+        {**certs["keys"][0], "kid": "encryption", "use": "enc"},
+        {**certs["keys"][0], "kid": "other-alg", "alg": "RS512"},
+        "not a key",
+        *certs["keys"],
+    ]
+    outage(mocked_team, issuer.certs_url, json=certs)
+    app = make_app()
+    assert status(app, issuer.user_token("ada@example.com")) == 200
+    hs_like = encode_token(
+        {"alg": "RS256", "kid": "encryption"},
+        {"iss": issuer.issuer, "aud": [issuer.audience], "exp": issuer.clock() + 60},
+        issuer.signing_key,
+    )
+    assert status(app, hs_like) == 401
+
+
+def test_keys_not_loaded_on_init_when_disabled(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """CF_ACCESS_LOAD_KEYS_ON_INIT=False defers the fetch to the first request."""
+    app = make_app(CF_ACCESS_LOAD_KEYS_ON_INIT=False)
+    assert fetches(mocked_team, issuer) == 0
+    assert status(app, issuer.user_token("ada@example.com")) == 200
+    assert fetches(mocked_team, issuer) == 1
