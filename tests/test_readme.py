@@ -1,0 +1,46 @@
+"""The README's quick-start code protects a view, as a new user would run it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import responses
+
+from flask_cf_access.testing import AccessIssuer
+
+from .support import bearer
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def quick_start_code() -> str:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match, "the Quick start section has a python code block"
+    return match.group(1)
+
+
+def test_quick_start_protects_a_view() -> None:
+    """The quick-start app refuses a request without a token and admits a team token."""
+    code = quick_start_code()
+    namespace: dict[str, Any] = {"__name__": "quickstart"}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    domain = re.search(r'"CF_ACCESS_TEAM_DOMAIN"\] = "([^"]+)"', code)
+    audience = re.search(r'"CF_ACCESS_AUDIENCE"\] = "([^"]+)"', code)
+    assert domain
+    assert audience
+    team = AccessIssuer(domain.group(1), audience.group(1))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(team.certs_url, json=team.certs())
+        mock.get(team.identity_url, json={"groups": [{"id": "1", "name": "Admins"}]})
+        client = namespace["create_app"]().test_client()
+        assert client.get("/").status_code == 401
+        token = team.user_token("ada@example.com")
+        response = client.get("/", headers=bearer(token))
+        assert response.status_code == 200
+        assert "ada@example.com" in response.get_data(as_text=True)
+        assert client.get("/admin", headers=bearer(token)).status_code == 200
+        stranger = AccessIssuer(domain.group(1), audience.group(1)).user_token("eve@example.com")
+        assert client.get("/", headers=bearer(stranger)).status_code == 401
