@@ -22,6 +22,9 @@ from .guard import get_identity as get_identity
 from .guard import verify_access_in_request as verify_access_in_request
 from .identity import AccessIdentity as AccessIdentity
 from .settings import AccessSettings as AccessSettings
+from .signals import access_denied as access_denied
+from .signals import access_granted as access_granted
+from .wsgi import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 
 try:
     __version__ = version("flask-cf-access")

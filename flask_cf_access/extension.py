@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import requests
-from cachelib import BaseCache
 from flask import Flask, current_app
 
-from .cache_config import cache_from_setting
 from .gate import AccessGate, Clock
-from .settings import AccessSettings
-
-logger = logging.getLogger("flask_cf_access")
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
@@ -59,12 +53,9 @@ class CloudflareAccess:
 
         :raises ConfigurationError: naming the first missing or invalid setting.
         """
-        settings = AccessSettings.from_mapping(app.config)
-        cache: BaseCache | None = cache_from_setting(app.config.get("CF_ACCESS_CACHE"))
-        gate = AccessGate(settings, cache=cache, session=self._session, clock=self._clock)
-        app.extensions[EXTENSION_KEY] = gate
-        if settings.load_keys_on_init:
-            gate.keys.preload()
+        app.extensions[EXTENSION_KEY] = AccessGate.from_config(
+            app.config, session=self._session, clock=self._clock
+        )
 
 
 def get_gate() -> AccessGate:

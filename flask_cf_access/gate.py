@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import requests
 from cachelib import BaseCache, SimpleCache
 
+from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessForbidden, AccessUnauthorized, Reason
 from .groups import Group, MalformedGroups, groups_in_claims
@@ -21,6 +23,7 @@ from .identity_endpoint import IdentityEndpoint
 from .keys import KeyStore
 from .settings import AccessSettings
 from .shared_cache import SharedCache
+from .signals import access_denied, access_granted
 from .tokens import choose_token
 from .verifier import TokenVerifier
 
@@ -61,6 +64,28 @@ class AccessGate:
             clock=clock,
         )
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        session: requests.Session | None = None,
+        clock: Clock | None = None,
+    ) -> AccessGate:
+        """A gate from ``CF_ACCESS_*`` settings (``app.config``, ``os.environ``…).
+
+        Loads the keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false; a
+        failure to load them is logged, not raised.
+
+        :raises ConfigurationError: naming the first missing or invalid setting.
+        """
+        settings = AccessSettings.from_mapping(config)
+        cache = cache_from_setting(config.get("CF_ACCESS_CACHE"))
+        gate = cls(settings, cache=cache, session=session, clock=clock or time.time)
+        if settings.load_keys_on_init:
+            gate.keys.preload()
+        return gate
 
     def authenticate(self, header_value: str | None, cookie_value: str | None) -> AccessIdentity:
         """The identity of a request, from its header (authoritative) or cookie.
@@ -113,7 +138,32 @@ class AccessGate:
         self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
         return identity
 
+    def check_request(
+        self,
+        sender: object,
+        method: str,
+        path: str,
+        header_value: str | None,
+        cookie_value: str | None,
+        *,
+        groups: Iterable[str] = (),
+        allow_service_tokens: bool = True,
+    ) -> AccessIdentity:
+        """:meth:`check` for one request, reported: one log line per refusal, and the
+        :data:`~flask_cf_access.signals.access_granted` or
+        :data:`~flask_cf_access.signals.access_denied` signal from ``sender``.
 
-def log_denial(error: AccessError, method: str, path: str) -> None:
-    """The one log line of a refused request: status, reason code, never the token."""
-    logger.warning("Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason)
+        The decorators and the WSGI middleware both come through here.
+        """
+        try:
+            identity = self.check(
+                header_value, cookie_value, groups=groups, allow_service_tokens=allow_service_tokens
+            )
+        except AccessError as error:
+            logger.warning(
+                "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason
+            )
+            access_denied.send(sender, error=error, reason=error.reason, method=method, path=path)
+            raise
+        access_granted.send(sender, identity=identity, method=method, path=path)
+        return identity

@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from flask import g, request
+from flask import current_app, g, request
 from werkzeug.local import LocalProxy
 
-from .errors import AccessError, NoAccessContext
+from .errors import NoAccessContext
 from .extension import get_gate
-from .gate import log_denial
 from .identity import AccessIdentity
-
-#: The request header Cloudflare Access puts the application token in.
-TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
-#: The cookie browsers carry the same token in.
-TOKEN_COOKIE = "CF_Authorization"
+from .tokens import TOKEN_COOKIE, TOKEN_HEADER
 
 
 def verify_access_in_request(
@@ -27,7 +22,10 @@ def verify_access_in_request(
     On success the verified claims are put on ``g.cf_access_claims`` (a
     read-only mapping) and the identity on ``g.cf_access_identity``; on
     failure nothing is put on ``g``, one line is logged and the refusal is
-    raised. Call it from your own guards, e.g. a blueprint's ``before_request``.
+    raised. Either way a signal is sent, with the app as sender:
+    :data:`~flask_cf_access.signals.access_granted` or
+    :data:`~flask_cf_access.signals.access_denied`. Call it from your own
+    guards, e.g. a blueprint's ``before_request``.
 
     :param groups: if given, the identity must belong to one of them (by name or id).
     :param allow_service_tokens: ``False`` refuses machines holding a service token.
@@ -35,17 +33,15 @@ def verify_access_in_request(
     :raises AccessForbidden: 403, a refused service token, or not in the groups.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
-    gate = get_gate()
-    try:
-        identity = gate.check(
-            request.headers.get(TOKEN_HEADER),
-            request.cookies.get(TOKEN_COOKIE),
-            groups=groups,
-            allow_service_tokens=allow_service_tokens,
-        )
-    except AccessError as error:
-        log_denial(error, request.method, request.path)
-        raise
+    identity = get_gate().check_request(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        request.method,
+        request.path,
+        request.headers.get(TOKEN_HEADER),
+        request.cookies.get(TOKEN_COOKIE),
+        groups=groups,
+        allow_service_tokens=allow_service_tokens,
+    )
     g.cf_access_identity = identity
     g.cf_access_claims = identity.claims
     return identity

@@ -10,6 +10,11 @@ from typing import Any
 
 from .errors import AccessUnauthorized, Reason
 
+#: The request header Cloudflare Access puts the application token in.
+TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
+#: The cookie browsers carry the same token in.
+TOKEN_COOKIE = "CF_Authorization"
+
 #: Real application tokens are 1 to 4 KB; nothing longer is parsed at all.
 MAX_TOKEN_LENGTH = 16 * 1024
 

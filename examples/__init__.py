@@ -1,0 +1,1 @@
+"""Runnable examples, quoted by the README and run by the tests."""

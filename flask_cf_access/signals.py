@@ -1,0 +1,31 @@
+"""Signals sent when a request is admitted or refused, for audit logs and metrics.
+
+Both are sent by :func:`~flask_cf_access.verify_access_in_request` (so by
+``@require_access`` and ``@require_group`` too), with the Flask application as
+sender, and by :class:`~flask_cf_access.wsgi.CloudflareAccessMiddleware`, with
+the middleware as sender. Connect to them as to Flask's own signals::
+
+    from flask_cf_access.signals import access_denied
+
+    @access_denied.connect_via(app)
+    def audit(sender, error, reason, method, path):
+        audit_log.warning("refused %s %s: %s", method, path, reason)
+
+No keyword argument carries the token.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: Sent after a request passed every check. Keyword arguments: ``identity``
+#: (the :class:`~flask_cf_access.AccessIdentity`), ``method`` and ``path``.
+access_granted = _signals.signal("access-granted")
+
+#: Sent when a request is refused, after the log line. Keyword arguments:
+#: ``error`` (the :class:`~flask_cf_access.AccessError` about to be answered:
+#: 401, 403 or 503), ``reason`` (its :class:`~flask_cf_access.Reason`),
+#: ``method`` and ``path``.
+access_denied = _signals.signal("access-denied")
