@@ -27,8 +27,8 @@ def test_quick_start_protects_a_view() -> None:
     code = quick_start_code()
     namespace: dict[str, Any] = {"__name__": "quickstart"}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    domain = re.search(r'"CF_ACCESS_TEAM_DOMAIN"\] = "([^"]+)"', code)
-    audience = re.search(r'"CF_ACCESS_AUDIENCE"\] = "([^"]+)"', code)
+    domain = re.search(r'CF_ACCESS_TEAM_DOMAIN="([^"]+)"', code)
+    audience = re.search(r'CF_ACCESS_AUDIENCE="([^"]+)"', code)
     assert domain
     assert audience
     team = AccessIssuer(domain.group(1), audience.group(1))
