@@ -46,10 +46,11 @@ class AccessGate:
         self.settings = settings
         self.clock = clock
         self.cache = SharedCache(cache if cache is not None else SimpleCache())
-        http = session if session is not None else requests.Session()
+        #: The ``requests.Session`` every call to Cloudflare goes through.
+        self.session = session if session is not None else requests.Session()
         self.keys = KeyStore(
             certs_url=settings.certs_url,
-            session=http,
+            session=self.session,
             timeout=settings.http_timeout,
             cache=self.cache,
             clock=clock,
@@ -58,7 +59,7 @@ class AccessGate:
         )
         self.identity_endpoint = IdentityEndpoint(
             url=settings.identity_url,
-            session=http,
+            session=self.session,
             timeout=settings.http_timeout,
             cache=self.cache,
             clock=clock,

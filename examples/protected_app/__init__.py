@@ -1,0 +1,152 @@
+"""An app-factory Flask application behind Cloudflare Access.
+
+- ``/health``: public.
+- ``/``: any person signed in through Access (service tokens get 403).
+- ``/admin/``: the ``Admins`` group only, guarded by the blueprint's ``before_request``.
+- ``/api/whoami``: any verified caller, people and service tokens alike, as JSON.
+- a custom page for 403.
+
+Settings come from ``CF_ACCESS_*`` environment variables (JSON values parsed,
+like Flask's ``from_prefixed_env``), then from the ``config`` argument::
+
+    export CF_ACCESS_TEAM_DOMAIN=acme.cloudflareaccess.com
+    export CF_ACCESS_AUDIENCE=4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2
+    gunicorn -w 4 'examples.protected_app:create_app()'
+
+``python -m examples.protected_app`` runs it with no team at all, against a
+local stand-in (see ``__main__.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, render_template
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from flask_cf_access import (
+    CloudflareAccess,
+    current_identity,
+    require_access,
+    verify_access_in_request,
+)
+
+#: The group the admin area is for.
+ADMIN_GROUP = "Admins"
+
+#: One extension object for every app the factory makes.
+cf_access = CloudflareAccess()
+
+#: Settings that are text whatever they look like (an AUD tag of digits stays a string).
+_TEXT_SETTINGS = frozenset(
+    {
+        "CF_ACCESS_TEAM_DOMAIN",
+        "CF_ACCESS_AUDIENCE",
+        "CF_ACCESS_CERTS_URL",
+        "CF_ACCESS_IDENTITY_URL",
+        "CF_ACCESS_CACHE",
+        "CF_ACCESS_STAND_IN",
+    }
+)
+
+
+def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``CF_ACCESS_*`` variables of ``environ``, keys kept whole.
+
+    A value is parsed as JSON when it parses (``30``, ``false``, ``["a", "b"]``),
+    as Flask's ``from_prefixed_env`` does, and kept as the string otherwise
+    (a URL in ``CF_ACCESS_CACHE`` passes through unchanged). The text settings
+    (team, audience, URLs, cache) take a parsed value only when it is a list
+    or a string, so an AUD tag that looks like a number stays a string.
+    """
+    settings: dict[str, Any] = {}
+    for key in sorted(environ):
+        if not key.startswith("CF_ACCESS_"):
+            continue
+        raw = environ[key]
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key in _TEXT_SETTINGS and not isinstance(value, (str, list)):
+            value = raw
+        settings[key] = value
+    return settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application, configured from the environment and then from ``config``.
+
+    :raises ConfigurationError: a ``CF_ACCESS_*`` setting is missing or invalid.
+    """
+    app = Flask(__name__)
+    app.config.update(settings_from_environ(os.environ))
+    if config:
+        app.config.update(config)
+    cf_access.init_app(app)
+
+    app.register_blueprint(public)
+    app.register_blueprint(pages)
+    app.register_blueprint(admin, url_prefix="/admin")
+    app.register_blueprint(api, url_prefix="/api")
+
+    @app.errorhandler(403)
+    def forbidden(error: HTTPException) -> ResponseReturnValue:
+        # The body names no reason: error.reason is for the log line only.
+        return render_template("forbidden.html", admin_group=ADMIN_GROUP), 403
+
+    return app
+
+
+public = Blueprint("public", __name__)
+
+
+@public.get("/health")
+def health() -> ResponseReturnValue:
+    """For load balancers: no token needed."""
+    return {"status": "ok"}
+
+
+pages = Blueprint("pages", __name__)
+
+
+@pages.get("/")
+@require_access(allow_service_tokens=False)
+def home() -> ResponseReturnValue:
+    """A page for people: who Access says you are, and your groups."""
+    groups = sorted(group.name or group.id or "" for group in current_identity.groups)
+    return render_template("home.html", identity=current_identity, groups=groups)
+
+
+admin = Blueprint("admin", __name__)
+
+
+@admin.before_request
+def only_admins() -> None:
+    """Every view of this blueprint is for the Admins group."""
+    verify_access_in_request(groups=[ADMIN_GROUP])
+
+
+@admin.get("/")
+def dashboard() -> ResponseReturnValue:
+    """The admin area."""
+    return render_template("admin.html", identity=current_identity, admin_group=ADMIN_GROUP)
+
+
+api = Blueprint("api", __name__)
+
+
+@api.get("/whoami")
+@require_access
+def whoami() -> ResponseReturnValue:
+    """Who is calling, for scripts and for machines holding a service token."""
+    return jsonify(
+        name=current_identity.name,
+        email=current_identity.email,
+        service_token=current_identity.is_service_token,
+        common_name=current_identity.common_name,
+    )

@@ -1,0 +1,406 @@
+"""``flask cf-access``: check an app's Access set-up, explain a token, mint local ones.
+
+Registered through the ``flask.commands`` entry point, so every app that
+calls :meth:`~flask_cf_access.CloudflareAccess.init_app` has it::
+
+    flask --app myapp cf-access check            # fetch the team's keys, show the settings
+    flask --app myapp cf-access verify TOKEN     # will this app accept this token? why not?
+    flask --app myapp cf-access mint --email ada@example.com --group Admins
+
+``check`` and ``verify`` work against the real team or the local stand-in.
+``mint`` only ever works against the local stand-in: it asks the stand-in
+server for a token at the secret URL in the ``CF_ACCESS_STAND_IN`` setting
+(set by ``python -m examples.protected_app``, or by
+``StandInServer.settings()`` of a server started with ``minting=True``), and
+refuses when the app takes its keys from anywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+import requests
+from flask import current_app
+from flask.cli import AppGroup
+
+from .claims import ClaimsPolicy
+from .errors import AccessError, AccessUnauthorized, Reason
+from .extension import get_gate
+from .fetch import FetchError, get_json
+from .gate import AccessGate
+from .keys import CertsError, parse_certs
+from .tokens import check_token_shape, read_unverified_header
+from .verifier import TokenVerifier
+
+__all__ = ["cli"]
+
+#: The setting holding the stand-in's minting URL, for ``mint``.
+STAND_IN_SETTING = "CF_ACCESS_STAND_IN"
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_AUD_TAG = re.compile(r"[0-9a-f]{64}")
+
+#: What each refusal means, for people.
+_EXPLANATIONS: Mapping[Reason, str] = {
+    Reason.MISSING_TOKEN: "no token was given",
+    Reason.TOKEN_TOO_LARGE: "the token is far larger than any Access token",
+    Reason.MALFORMED_TOKEN: "this is not a compact JWS (three base64url segments)",
+    Reason.BAD_ALGORITHM: "the header's alg is not RS256, the only algorithm accepted",
+    Reason.CRITICAL_HEADER: "the header has a 'crit' member, which is refused",
+    Reason.MISSING_KID: "the header names no kid",
+    Reason.UNKNOWN_KID: (
+        "the kid is not among the team's published keys: a token of another team,"
+        " or signed with a key rotated out"
+    ),
+    Reason.BAD_SIGNATURE: "the signature does not match the team's key",
+    Reason.MALFORMED_CLAIMS: "a claim has the wrong type",
+    Reason.MISSING_CLAIM: "a required claim (iss, aud, exp; iat with a maximum age) is missing",
+    Reason.INVALID_ISSUER: "iss is not this app's team",
+    Reason.INVALID_AUDIENCE: "aud does not hold this app's AUD tag: a token of another application",
+    Reason.EXPIRED: "exp is past, beyond the leeway",
+    Reason.NOT_YET_VALID: "nbf is ahead, beyond the leeway",
+    Reason.ISSUED_IN_FUTURE: "iat is ahead, beyond the leeway",
+    Reason.TOKEN_TOO_OLD: "the token was issued longer ago than CF_ACCESS_MAX_TOKEN_AGE allows",
+    Reason.NOT_AN_APP_TOKEN: "type is not 'app': not an application token",
+    Reason.SERVICE_TOKEN_REFUSED: "service tokens are refused here",
+    Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
+    Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
+    Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
+}
+
+cli = AppGroup(
+    "cf-access",
+    help="Check this app's Cloudflare Access set-up, explain a token, mint local ones.",
+)
+
+
+def _gate() -> AccessGate:
+    try:
+        return get_gate()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _explain(reason: Reason) -> str:
+    return _EXPLANATIONS.get(reason, str(reason))
+
+
+# -- check -------------------------------------------------------------------
+
+
+@cli.command("check")
+def check_command() -> None:
+    """Fetch the team's keys and show what tokens this app accepts.
+
+    Exits non-zero when the keys cannot be had: unreachable, a redirect, an
+    HTTP error, an answer that is not JSON, or no usable RS256 key in it.
+    """
+    gate = _gate()
+    settings = gate.settings
+    click.echo(f"Team:       {settings.team_domain}")
+    click.echo(f"Issuer:     {settings.issuer}  (a token's iss must be exactly this)")
+    for audience in settings.audiences:
+        note = "" if _AUD_TAG.fullmatch(audience) else "  (not 64 hex characters like an AUD tag)"
+        click.echo(f"Audience:   {audience}{note}")
+    default_certs_url = f"https://{settings.team_domain}/cdn-cgi/access/certs"
+    origin = "" if settings.certs_url == default_certs_url else "  (CF_ACCESS_CERTS_URL)"
+    click.echo(f"Keys from:  {settings.certs_url}{origin}")
+    try:
+        document = get_json(gate.session, settings.certs_url, timeout=settings.http_timeout)
+    except FetchError as exc:
+        raise click.ClickException(f"the team's keys could not be fetched: {_hint(exc)}") from exc
+    try:
+        keys = parse_certs(document)
+    except CertsError as exc:
+        raise click.ClickException(
+            f"{settings.certs_url} publishes no key this app can use: {exc}."
+            " Is it a Cloudflare Access certs URL?"
+        ) from exc
+    click.echo(f"Keys:       {len(keys)} RS256 key(s) published")
+    for kid in sorted(keys):
+        click.echo(f"  kid {kid}")
+    click.echo("OK: the keys can be had; tokens of this team for this audience can be verified.")
+
+
+def _hint(error: FetchError) -> str:
+    message = str(error)
+    if re.search(r"answered HTTP 3\d\d\b", message):
+        return (
+            f"{message}. Keys are never fetched through a redirect: set CF_ACCESS_TEAM_DOMAIN"
+            " to the team's own host, e.g. acme.cloudflareaccess.com."
+        )
+    if "could not be reached" in message:
+        return f"{message}. Is CF_ACCESS_TEAM_DOMAIN (or CF_ACCESS_CERTS_URL) right?"
+    if "did not answer JSON" in message:
+        return f"{message}. Is it a Cloudflare Access team's certs URL?"
+    return message
+
+
+# -- verify ------------------------------------------------------------------
+
+
+class _AnyClaims(ClaimsPolicy):
+    """A policy that accepts any claims: with it, the verifier checks the signature only."""
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Accept."""
+
+
+@cli.command("verify")
+@click.argument("token")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="Also require one of these groups, as @require_group does. Repeatable.",
+)
+def verify_command(token: str, groups: tuple[str, ...]) -> None:
+    """Say whether TOKEN passes for this app and, if not, why.
+
+    TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
+    CF_Authorization cookie value), or - to read it from standard input.
+    The verdict comes from the app's own verifier; the token itself is never
+    printed. Exits 0 when the token passes, 1 when it does not.
+    """
+    gate = _gate()
+    if token == "-":
+        token = sys.stdin.read()
+    token = token.strip()
+    now = gate.clock()
+    click.echo(f"Token:      {len(token)} characters (not shown)")
+
+    try:
+        check_token_shape(token)
+        header = read_unverified_header(token)
+    except AccessUnauthorized as error:
+        _refuse(error)
+    click.echo(f"1. Header (not verified): alg {header.get('alg')!r}, kid {header.get('kid')!r}")
+    kid = header.get("kid")
+    if isinstance(kid, str) and kid:
+        try:
+            gate.keys.key_for(kid)
+            click.echo("   the kid is one of the team's published keys")
+        except AccessError as error:
+            click.echo(f"   {_explain(error.reason)}")
+
+    signature_only = TokenVerifier(gate.keys, _AnyClaims(gate.settings, gate.clock))
+    try:
+        claims: Mapping[str, Any] = signature_only.verify(token)
+        click.echo("2. Signature: verified with the team's key")
+        title = "3. Claims (verified):"
+    except AccessError as error:
+        click.echo(f"2. Signature: NOT verified ({error.reason}: {_explain(error.reason)})")
+        claims = _read_unverified_claims(token)
+        title = "3. Claims (NOT verified, shown only to explain):"
+    click.echo(title)
+    for line in _claim_lines(claims, gate, now):
+        click.echo(f"   {line}")
+
+    try:
+        identity = gate.authenticate(token, None)
+        if groups:
+            gate.authorize(identity, groups=groups)
+            names = ", ".join(group.name or group.id or "?" for group in identity.groups)
+            click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
+    except AccessError as error:
+        _refuse(error)
+    kind = "the service token" if identity.is_service_token else "the user"
+    click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
+
+
+def _refuse(error: AccessError) -> NoReturn:
+    click.echo(
+        f"Result: REFUSED ({error.reason}): {_explain(error.reason)}. The app answers {error.code}."
+    )
+    raise click.exceptions.Exit(1)
+
+
+def _read_unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a token that did *not* verify, for display only; ``{}`` if unreadable."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        segment = parts[1]
+        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> list[str]:
+    settings = gate.settings
+    lines: list[str] = []
+    issuer = claims.get("iss")
+    mark = "ok" if issuer == settings.issuer else f"expected {settings.issuer}"
+    lines.append(f"iss  {issuer!r}  ({mark})")
+    aud = claims.get("aud")
+    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    mark = (
+        "ok: holds this app's AUD tag"
+        if set(settings.audiences) & {tag for tag in tags if isinstance(tag, str)}
+        else f"expected to hold {' or '.join(settings.audiences)}"
+    )
+    lines.append(f"aud  {aud!r}  ({mark})")
+    leeway = settings.leeway
+    problems = {"iat": "in the future", "nbf": "NOT YET VALID", "exp": "EXPIRED"}
+    for name, problem in problems.items():
+        if name not in claims:
+            continue
+        value = claims[name]
+        mark = ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bad = value <= now - leeway if name == "exp" else value > now + leeway
+            mark = f"  ({problem})" if bad else "  (ok)"
+        lines.append(f"{name}  {_when(value, now)}{mark}")
+    lines.append(f"     now is {_when(now, now).split(' (')[0]}; the leeway is {leeway} s")
+    if claims.get("common_name") and not claims.get("sub"):
+        lines.append(f"who  service token {claims['common_name']!r}")
+    else:
+        lines.append(f"who  user {claims.get('email')!r}, sub {claims.get('sub')!r}")
+    if claims.get("type", "app") != "app":
+        lines.append(f"type {claims.get('type')!r}")
+    if "groups" in claims:
+        lines.append(f"groups {claims['groups']!r}")
+    custom = claims.get("custom")
+    if isinstance(custom, dict) and custom:
+        lines.append(f"custom attributes: {', '.join(sorted(map(str, custom)))}")
+    return lines
+
+
+def _when(value: object, now: float) -> str:
+    """A NumericDate as a UTC time and how far from now it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} (not a time)"
+    try:
+        moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{value!r} (not a time)"
+    delta = value - now
+    if abs(delta) < 1:
+        relative = "now"
+    elif delta > 0:
+        relative = f"in {_span(delta)}"
+    else:
+        relative = f"{_span(-delta)} ago"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({relative})"
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    shown = [f"{amount} {unit}" for amount, unit in parts if amount][:2]
+    return " ".join(shown) or "0 s"
+
+
+# -- mint --------------------------------------------------------------------
+
+
+@cli.command("mint")
+@click.option("--email", help="Mint a user's token for this e-mail.")
+@click.option("--group", "groups", multiple=True, metavar="NAME", help="The user's groups.")
+@click.option("--service-token", metavar="CLIENT_ID", help="Mint a service token's token.")
+@click.option("--lifetime", type=click.IntRange(min=1), help="Seconds the token is valid for.")
+@click.option("--expired", is_flag=True, help="A token that expired an hour ago.")
+@click.option("--not-yet-valid", is_flag=True, help="A token valid only from an hour from now.")
+@click.option("--audience", metavar="AUD", help="Another application's AUD tag.")
+def mint_command(
+    email: str | None,
+    groups: tuple[str, ...],
+    service_token: str | None,
+    lifetime: int | None,
+    expired: bool,
+    not_yet_valid: bool,
+    audience: str | None,
+) -> None:
+    """Print a token minted by the local Access stand-in (never by a real team).
+
+    Works only when the app takes its keys from the stand-in started by
+    ``python -m examples.protected_app``, whose minting URL is in
+    CF_ACCESS_STAND_IN; refuses otherwise. The token alone goes to standard
+    output, e.g. TOKEN=$(flask cf-access mint --email ada@example.com).
+    """
+    if (email is None) == (service_token is None):
+        raise click.UsageError("give either --email or --service-token")
+    if groups and email is None:
+        raise click.UsageError("--group is for a user (--email)")
+    gate = _gate()
+    mint_url = _stand_in_mint_url(gate)
+    request: dict[str, Any] = {
+        "email": email,
+        "groups": list(groups),
+        "service_token": service_token,
+        "lifetime": lifetime,
+        "expired": expired,
+        "not_yet_valid": not_yet_valid,
+        "audience": audience,
+    }
+    token = _ask_stand_in(mint_url, request, gate.settings.http_timeout)
+    if not (expired or not_yet_valid or audience):
+        try:
+            gate.authenticate(token, None)
+        except AccessError as error:
+            click.echo(f"Warning: this app would refuse the token ({error.reason}).", err=True)
+    click.echo(token)
+
+
+def _stand_in_mint_url(gate: AccessGate) -> str:
+    """The stand-in's minting URL, if this app trusts that stand-in and nothing else."""
+    settings = gate.settings
+    mint_url = current_app.config.get(STAND_IN_SETTING)
+    if not mint_url:
+        raise click.ClickException(
+            f"mint only makes tokens from the local Access stand-in, and this app trusts"
+            f" the team {settings.team_domain} ({STAND_IN_SETTING} is not set)."
+            " Start the stand-in with `python -m examples.protected_app` and use the"
+            " settings it prints, or mint in tests with flask_cf_access.testing.AccessIssuer."
+        )
+    stand_in = urlsplit(str(mint_url))
+    if stand_in.scheme != "http" or stand_in.hostname not in _LOOPBACK:
+        raise click.ClickException(
+            f"{STAND_IN_SETTING} must be the http://127.0.0.1 URL the local stand-in printed."
+        )
+    certs = urlsplit(settings.certs_url)
+    if (certs.scheme, certs.netloc) != (stand_in.scheme, stand_in.netloc):
+        raise click.ClickException(
+            f"this app takes its keys from {settings.certs_url}, not from the stand-in at"
+            f" {stand_in.scheme}://{stand_in.netloc}: it trusts a real Access team, so mint"
+            " refuses."
+        )
+    return str(mint_url)
+
+
+def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> str:
+    with requests.Session() as session:
+        try:
+            response = session.post(
+                mint_url, json=dict(request), timeout=timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise click.ClickException(
+                f"the stand-in could not be reached ({type(exc).__name__}):"
+                " is `python -m examples.protected_app` still running?"
+            ) from exc
+    try:
+        answer = json.loads(response.content)
+    except ValueError as exc:
+        raise click.ClickException("the stand-in did not answer JSON") from exc
+    token = answer.get("token") if isinstance(answer, dict) else None
+    if response.status_code != 200 or not isinstance(token, str):
+        problem = answer.get("err") if isinstance(answer, dict) else None
+        raise click.ClickException(
+            f"the stand-in refused to mint (HTTP {response.status_code}: {problem or 'no reason'})"
+        )
+    return token

@@ -1,0 +1,177 @@
+"""The example application: its routes, its guards, its 403 page, its settings."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from flask import Flask
+
+from examples.protected_app import create_app, settings_from_environ
+from flask_cf_access import ConfigurationError
+from flask_cf_access.testing import AccessClient, StandInServer
+
+
+@pytest.fixture(autouse=True)
+def no_access_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example reads CF_ACCESS_* from the environment: start from none."""
+    for name in list(os.environ):
+        if name.startswith("CF_ACCESS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def app(cf_access_server: StandInServer) -> Flask:
+    """The example app trusting the stand-in over HTTP."""
+    return create_app(cf_access_server.settings())
+
+
+@pytest.fixture
+def client(app: Flask, cf_access_server: StandInServer) -> AccessClient:
+    """A client sending the stand-in's tokens."""
+    return AccessClient.for_app(app, cf_access_server.issuer)
+
+
+def test_health_is_public(client: AccessClient) -> None:
+    """/health answers without any token."""
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_home_shows_the_identity(client: AccessClient) -> None:
+    """/ greets a user by e-mail and lists the groups from get-identity."""
+    response = client.get("/", as_user="ada@example.com", groups=["Staff", "Admins"])
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Hello, ada@example.com" in page
+    assert "Admins, Staff" in page
+
+
+def test_home_escapes_what_it_shows(client: AccessClient, cf_access_server: StandInServer) -> None:
+    """Values from the token are HTML-escaped on the page."""
+    token = cf_access_server.issuer.user_token("<b>x</b>@example.com", ["<i>g</i>"])
+    page = client.get("/", token=token).get_data(as_text=True)
+    assert "<b>x</b>" not in page
+    assert "&lt;b&gt;x&lt;/b&gt;@example.com" in page
+    assert "&lt;i&gt;g&lt;/i&gt;" in page
+
+
+def test_home_refuses_service_tokens_and_strangers(client: AccessClient) -> None:
+    """/ is for people: a service token gets 403, no token 401."""
+    assert client.get("/", as_service_token="ci.access").status_code == 403
+    assert client.get("/").status_code == 401
+
+
+def test_admin_area_is_for_admins(client: AccessClient) -> None:
+    """/admin/ lets Admins in and answers 403 to others, 401 with no token."""
+    admitted = client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+    assert admitted.status_code == 200
+    assert "you are in Admins" in admitted.get_data(as_text=True)
+    assert client.get("/admin/", as_user="bob@example.com", groups=["Staff"]).status_code == 403
+    assert client.get("/admin/", as_service_token="ci.access").status_code == 403
+    assert client.get("/admin/").status_code == 401
+
+
+def test_custom_403_page_names_no_reason(client: AccessClient) -> None:
+    """The 403 page is the app's own, and says nothing of the refusal's reason."""
+    response = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
+    page = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert "Not for you" in page
+    assert "not_in_group" not in page
+    assert response.mimetype == "text/html"
+
+
+def test_whoami_for_service_tokens_and_users(client: AccessClient) -> None:
+    """/api/whoami answers JSON for a service token and for a user."""
+    machine = client.get("/api/whoami", as_service_token="ci.access").json
+    assert machine == {
+        "name": "ci.access",
+        "email": None,
+        "service_token": True,
+        "common_name": "ci.access",
+    }
+    person = client.get("/api/whoami", as_user="ada@example.com").get_json()
+    assert person["email"] == "ada@example.com"
+    assert person["service_token"] is False
+    assert client.get("/api/whoami").status_code == 401
+
+
+def test_expired_and_foreign_tokens_get_401(
+    client: AccessClient, cf_access_server: StandInServer
+) -> None:
+    """Expired, not-yet-valid and other-audience tokens are refused with 401."""
+    issuer = cf_access_server.issuer
+    for token in (
+        issuer.user_token("ada@example.com", ["Admins"], expired=True),
+        issuer.user_token("ada@example.com", ["Admins"], not_yet_valid=True),
+        issuer.user_token("ada@example.com", ["Admins"], audience="another-app"),
+    ):
+        assert client.get("/admin/", token=token).status_code == 401
+
+
+def test_create_app_reads_the_environment(
+    cf_access_server: StandInServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no config, the settings come from CF_ACCESS_* variables, as under gunicorn."""
+    for name, value in cf_access_server.environ(CF_ACCESS_LEEWAY=10).items():
+        monkeypatch.setenv(name, value)
+    app = create_app()
+    assert app.config["CF_ACCESS_LEEWAY"] == 10
+    client = AccessClient.for_app(app, cf_access_server.issuer)
+    assert client.get("/admin/", as_user="ada@example.com", groups=["Admins"]).status_code == 200
+
+
+def test_config_argument_wins_over_the_environment(
+    cf_access_server: StandInServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config mapping overrides the environment."""
+    monkeypatch.setenv("CF_ACCESS_LEEWAY", "10")
+    app = create_app(cf_access_server.settings(CF_ACCESS_LEEWAY=20))
+    assert app.config["CF_ACCESS_LEEWAY"] == 20
+
+
+def test_create_app_without_settings_names_the_key() -> None:
+    """With no team configured at all, the error names CF_ACCESS_TEAM_DOMAIN."""
+    with pytest.raises(ConfigurationError, match="CF_ACCESS_TEAM_DOMAIN"):
+        create_app()
+
+
+def test_one_extension_many_apps(cf_access_server: StandInServer) -> None:
+    """Two apps from the factory each get their own gate."""
+    first = create_app(cf_access_server.settings())
+    second = create_app(cf_access_server.settings(CF_ACCESS_LEEWAY=0))
+    assert first.extensions["cf_access"] is not second.extensions["cf_access"]
+    assert second.extensions["cf_access"].settings.leeway == 0
+
+
+def test_settings_from_environ_parses_like_flask() -> None:
+    """JSON values are parsed, other values kept; text settings never become numbers."""
+    environ = {
+        "CF_ACCESS_LEEWAY": "45",
+        "CF_ACCESS_LOAD_KEYS_ON_INIT": "false",
+        "CF_ACCESS_AUDIENCE": '["one", "two"]',
+        "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
+        "CF_ACCESS_CACHE": "redis://127.0.0.1:6379/0",
+        "CF_ACCESS_IDENTITY_URL": '"https://acme.example/id"',
+        "CF_ACCESS_CERTS_URL": "1234",
+        "CF_ACCESS_MAX_TOKEN_AGE": "null",
+        "FLASK_DEBUG": "1",
+    }
+    assert settings_from_environ(environ) == {
+        "CF_ACCESS_LEEWAY": 45,
+        "CF_ACCESS_LOAD_KEYS_ON_INIT": False,
+        "CF_ACCESS_AUDIENCE": ["one", "two"],
+        "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
+        "CF_ACCESS_CACHE": "redis://127.0.0.1:6379/0",
+        "CF_ACCESS_IDENTITY_URL": "https://acme.example/id",
+        "CF_ACCESS_CERTS_URL": "1234",
+        "CF_ACCESS_MAX_TOKEN_AGE": None,
+    }
+
+
+def test_numeric_looking_audience_stays_text() -> None:
+    """An AUD tag made only of digits is not turned into a number."""
+    tag = "1" * 64
+    assert settings_from_environ({"CF_ACCESS_AUDIENCE": tag}) == {"CF_ACCESS_AUDIENCE": tag}

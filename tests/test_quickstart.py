@@ -1,0 +1,281 @@
+"""The README's quick-start command, run as a subprocess and used over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from flask_cf_access.testing import StandInServer
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Bound on every wait for the subprocess; never a fixed sleep.
+START_TIMEOUT = 60.0
+READY = re.compile(r"^Example app ready on (http://127\.0\.0\.1:\d+)/")
+
+
+def readme_section(title: str) -> str:
+    """The text of the README section called ``title``."""
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
+    assert match, f"README has no section {title!r}"
+    return match.group(1)
+
+
+def quickstart_command() -> list[str]:
+    """The one command the README's quick start begins with, for this interpreter."""
+    section = readme_section("Quick start")
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "the quick start has a shell command"
+    command = shlex.split(block.group(1).strip())
+    assert command[0] == "python"
+    return [sys.executable, *command[1:]]
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """This environment without CF_ACCESS_* and PORT, plus ``extra``."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CF_ACCESS_", "PYTEST_")) and name != "PORT"
+    }
+    environ.update(extra)
+    return environ
+
+
+class Running:
+    """A subprocess whose stdout lines are read by a thread, waited for with a bound."""
+
+    def __init__(self, args: list[str], environ: dict[str, str], stderr: IO[bytes]) -> None:
+        self.process = subprocess.Popen(  # noqa: S603
+            args,
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        """The first line matching ``pattern``; fails after START_TIMEOUT or at exit."""
+        while True:
+            try:
+                line = self._queue.get(timeout=START_TIMEOUT)
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern.pattern!r}: {self.lines}")
+            if line is None:
+                pytest.fail(
+                    f"exited {self.process.wait()} before {pattern.pattern!r}: {self.lines}"
+                )
+            self.lines.append(line)
+            match = pattern.search(line)
+            if match:
+                return match
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (bounded wait)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(timeout=START_TIMEOUT)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._reader.join(timeout=START_TIMEOUT)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+        return status
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The quick-start command on a free port, serving until the module's tests are done."""
+    log = tmp_path_factory.mktemp("quickstart") / "stderr.log"
+    with log.open("wb") as stderr:
+        running = Running([*quickstart_command(), "--port", "0"], clean_environ(), stderr)
+        try:
+            running.wait_for(READY)
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A requests session that ignores proxy settings: only 127.0.0.1 is reached."""
+    with requests.Session() as session:
+        session.trust_env = False
+        yield session
+
+
+def printed_tries(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """(expected status, curl argv) for each ``# …: expect NNN`` + ``curl …`` pair printed."""
+    tries = []
+    for comment, command in itertools.pairwise(lines):
+        expected = re.search(r"^# .*: expect (\d{3})$", comment)
+        if expected and command.startswith("curl "):
+            tries.append((int(expected.group(1)), shlex.split(command)))
+    return tries
+
+
+def curl_as_request(argv: list[str]) -> tuple[str, dict[str, str]]:
+    """The URL and headers of a printed ``curl -i URL [-H 'Name: value']`` command."""
+    assert argv[:2] == ["curl", "-i"]
+    url, headers = argv[2], {}
+    rest = argv[3:]
+    while rest:
+        flag, value, *rest = rest
+        assert flag == "-H"
+        name, _, content = value.partition(": ")
+        headers[name] = content
+    return url, headers
+
+
+def test_quick_start_begins_with_the_command() -> None:
+    """The quick start's first block is the one command; the code sample follows it."""
+    section = readme_section("Quick start")
+    assert section.index("```sh") < section.index("```python")
+    assert quickstart_command()[1:] == ["-m", "examples.protected_app"]
+
+
+def test_printed_curl_commands_get_the_printed_status(
+    quickstart: Running, http: requests.Session
+) -> None:
+    """Every printed curl command, sent over HTTP, gets the status printed with it."""
+    tries = printed_tries(quickstart.lines)
+    assert {status for status, _ in tries} == {200, 401, 403}
+    assert len(tries) == 4
+    for status, argv in tries:
+        url, headers = curl_as_request(argv)
+        assert urlsplit(url).hostname == "127.0.0.1"
+        assert http.get(url, headers=headers, timeout=10).status_code == status, argv[2]
+
+
+def test_printed_tokens_cover_admin_user_and_service(
+    quickstart: Running, http: requests.Session
+) -> None:
+    """The printed tokens are an admin's, another user's and a service token's."""
+    tokens = {}
+    for _, argv in printed_tries(quickstart.lines):
+        url, headers = curl_as_request(argv)
+        if headers:
+            parts = urlsplit(url)
+            whoami = f"{parts.scheme}://{parts.netloc}/api/whoami"
+            who = http.get(whoami, headers=headers, timeout=10).json()
+            tokens[who["name"]] = who["service_token"]
+    assert tokens == {
+        "ada@example.com": False,
+        "bob@example.com": False,
+        "example-client.access": True,
+    }
+
+
+def test_readme_command_line_example_runs(quickstart: Running) -> None:
+    """The README's `flask cf-access` commands pass with the printed export line."""
+    (export,) = [line for line in quickstart.lines if line.startswith("  export ")]
+    settings = dict(item.split("=", 1) for item in shlex.split(export)[1:])
+    assert settings["CF_ACCESS_TEAM_DOMAIN"] == "local-stand-in.invalid"
+    assert urlsplit(settings["CF_ACCESS_STAND_IN"]).hostname == "127.0.0.1"
+    block = re.search(r"```sh\n(flask .*?)```", readme_section("Command line"), re.S)
+    assert block, "the Command line section has the commands to try"
+    bin_dir = str(Path(sys.executable).parent)
+    environ = clean_environ(**settings, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run(  # noqa: S603
+        ["bash", "-euo", "pipefail", "-c", block.group(1)],  # noqa: S607
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: the keys can be had" in result.stdout
+    assert "4. Groups: Admins; one of Admins needed: yes" in result.stdout
+    assert "Result: ACCEPTED. This app lets the user carol@example.com through." in result.stdout
+
+
+def refused(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` any more."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_stops_both_servers(tmp_path: Path) -> None:
+    """SIGTERM ends the command with status 0, the app's and the stand-in's ports closed."""
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        running = Running([*quickstart_command(), "--port", "0"], clean_environ(), stderr)
+        try:
+            app_url = running.wait_for(READY).group(1)
+        finally:
+            status = running.stop()
+    assert status == 0
+    stand_in = re.search(r"its keys served at (http://\S+)\.$", "\n".join(running.lines), re.M)
+    assert stand_in
+    assert refused(urlsplit(app_url).port or 0)
+    assert refused(urlsplit(stand_in.group(1)).port or 0)
+
+
+def test_real_team_mode_starts_no_stand_in(
+    cf_access_server: StandInServer, tmp_path: Path, http: requests.Session
+) -> None:
+    """With CF_ACCESS_TEAM_DOMAIN set, the command trusts that team and mints nothing."""
+    environ = clean_environ(**cf_access_server.environ())
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        running = Running([*quickstart_command(), "--port", "0"], environ, stderr)
+        try:
+            app_url = running.wait_for(READY).group(1)
+            issuer = cf_access_server.issuer
+            admin = {"Cf-Access-Jwt-Assertion": issuer.user_token("ada@example.com", ["Admins"])}
+            assert http.get(app_url + "/admin/", headers=admin, timeout=10).status_code == 200
+            assert http.get(app_url + "/admin/", timeout=10).status_code == 401
+        finally:
+            assert running.stop() == 0
+    output = "\n".join(running.lines)
+    assert f"Trusting the Access team {cf_access_server.issuer.team_domain}" in output
+    assert "curl" not in output
+    assert "CF_ACCESS_STAND_IN" not in output
+    assert cf_access_server.calls["/cdn-cgi/access/certs"] == 1
+
+
+def test_real_team_mode_needs_the_audience(tmp_path: Path) -> None:
+    """A team without an audience stops the command with status 2, naming the key."""
+    environ = clean_environ(CF_ACCESS_TEAM_DOMAIN="acme.cloudflareaccess.com")
+    result = subprocess.run(  # noqa: S603
+        [*quickstart_command(), "--port", "0"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "CF_ACCESS_AUDIENCE" in result.stderr
+    assert "ready" not in result.stdout
