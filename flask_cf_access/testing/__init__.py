@@ -1,0 +1,56 @@
+"""Test your protected views without Cloudflare: a local stand-in for an Access team.
+
+:class:`AccessIssuer` behaves like a Cloudflare Access team. It holds RSA-2048
+signing keys whose ``kid`` is the SHA-256 of the key's DER
+SubjectPublicKeyInfo (as real Access key ids are), publishes them in
+Cloudflare's certs shape, mints tokens with the claims you choose, rotates
+its keys, and answers ``get-identity`` for the users it minted tokens for.
+
+An app reaches the stand-in in one of three ways, whichever suits the test:
+
+- in process, with no HTTP at all: ``CloudflareAccess(app, session=issuer.session())``;
+- through ``responses``: ``issuer.register(mock)``;
+- over real HTTP on 127.0.0.1: ``with issuer.serve() as server:`` and
+  ``app.config.update(server.settings())``.
+
+::
+
+    issuer = AccessIssuer()
+    app.config.update(issuer.settings())
+    CloudflareAccess(app, session=issuer.session())
+    token = issuer.user_token("ada@example.com", groups=["Admins"])
+    client.get("/", headers={"Cf-Access-Jwt-Assertion": token})
+
+    app.test_client_class = AccessClient
+    client = app.test_client(issuer=issuer)
+    client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+
+With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
+(``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
+available as soon as the package is installed.
+"""
+
+from __future__ import annotations
+
+from ._client import AccessClient as AccessClient
+from ._counts import RequestCounts as RequestCounts
+from ._http import logger as logger
+from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
+from ._issuer import AccessIssuer as AccessIssuer
+from ._keys import SigningKey as SigningKey
+from ._keys import decode_unverified_claims as decode_unverified_claims
+from ._keys import encode_token as encode_token
+from ._paths import CERTS_PATH as CERTS_PATH
+from ._paths import IDENTITY_PATH as IDENTITY_PATH
+from ._paths import MINT_PREFIX as MINT_PREFIX
+from ._server import StandInServer as StandInServer
+
+__all__ = [
+    "AccessClient",
+    "AccessIssuer",
+    "RequestCounts",
+    "SigningKey",
+    "StandInServer",
+    "decode_unverified_claims",
+    "encode_token",
+]

@@ -1,0 +1,94 @@
+"""A Flask test client that sends requests with the stand-in team's tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask.testing import FlaskClient
+from werkzeug.datastructures import Headers
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.test import TestResponse
+
+    from ._issuer import AccessIssuer
+
+
+class AccessClient(FlaskClient):
+    """A Flask test client that sends requests as a user or a service token.
+
+    Make it the app's test client class and give it the issuer the app trusts::
+
+        app.test_client_class = AccessClient
+        client = app.test_client(issuer=issuer)
+
+        client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+        client.get("/api/whoami", as_service_token="ci.access")
+        client.get("/", token=issuer.user_token("ada@example.com", expired=True))
+        client.get("/")  # no token at all
+
+    The token goes in the ``Cf-Access-Jwt-Assertion`` header, as Access sends
+    it. To test the cookie instead, set it yourself:
+    ``client.set_cookie("CF_Authorization", token)``. The options are ignored
+    when the request is given as an ``EnvironBuilder`` or environ.
+    """
+
+    def __init__(self, *args: Any, issuer: AccessIssuer | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The team whose tokens ``as_user`` and ``as_service_token`` mint.
+        self.issuer = issuer
+
+    @classmethod
+    def for_app(cls, app: Flask, issuer: AccessIssuer, **kwargs: Any) -> AccessClient:
+        """A client of ``app`` sending tokens of ``issuer``, whatever the app's
+        ``test_client_class``."""
+        return cls(app, app.response_class, use_cookies=True, issuer=issuer, **kwargs)
+
+    def open(
+        self,
+        *args: Any,
+        as_user: str | None = None,
+        groups: Iterable[str] = (),
+        as_service_token: str | None = None,
+        token: str | None = None,
+        buffered: bool = False,
+        follow_redirects: bool = False,
+        **kwargs: Any,
+    ) -> TestResponse:
+        """Open a request, with a token when asked for.
+
+        :param as_user: mint a token for this e-mail; its ``groups`` are
+            served by the issuer's ``get-identity``.
+        :param groups: the user's group names.
+        :param as_service_token: mint a service token's token for this client id.
+        :param token: send this token as it is (any kind the issuer minted).
+        """
+        chosen = self._token(as_user, tuple(groups), as_service_token, token)
+        if chosen is not None:
+            headers = Headers(kwargs.pop("headers", None))
+            headers["Cf-Access-Jwt-Assertion"] = chosen
+            kwargs["headers"] = headers
+        return super().open(*args, buffered=buffered, follow_redirects=follow_redirects, **kwargs)
+
+    def _token(
+        self,
+        as_user: str | None,
+        groups: tuple[str, ...],
+        as_service_token: str | None,
+        token: str | None,
+    ) -> str | None:
+        if sum(option is not None for option in (as_user, as_service_token, token)) > 1:
+            raise TypeError("give only one of as_user, as_service_token and token")
+        if groups and as_user is None:
+            raise TypeError("groups are for as_user")
+        if token is not None or (as_user is None and as_service_token is None):
+            return token
+        if self.issuer is None:
+            raise TypeError(
+                "AccessClient has no issuer: use app.test_client(issuer=issuer)"
+                " or AccessClient.for_app(app, issuer)"
+            )
+        if as_user is not None:
+            return self.issuer.user_token(as_user, groups)
+        return self.issuer.service_token(str(as_service_token))

@@ -1,0 +1,67 @@
+"""The HTTP server and request handler behind a :class:`StandInServer`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socketserver
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ._server import StandInServer
+
+logger = logging.getLogger("flask_cf_access.testing")
+
+#: The largest minting request body a stand-in server reads.
+_MAX_MINT_BODY = 64 * 1024
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    stand_in: StandInServer
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's full name; not needed here.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers one request for a :class:`StandInServer` (HTTP/1.0: one per connection)."""
+
+    server: _HTTPServer
+    server_version = "cf-access-stand-in"
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        self.server.stand_in.calls.add(path)
+        status, body = self.server.stand_in._answer_get(path, self.headers.get("Cookie"))
+        self._send_json(status, body)
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        self.server.stand_in.calls.add(path)
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_MINT_BODY:
+            self._send_json(400, {"err": "bad Content-Length"})
+            return
+        status, body = self.server.stand_in._answer_post(path, self.rfile.read(length))
+        self._send_json(status, body)
+
+    def _send_json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("stand-in %s: " + format, self.address_string(), *args)
