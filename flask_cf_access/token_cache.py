@@ -1,0 +1,72 @@
+"""Tokens that passed every check, remembered so a repeat skips the signature check."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+
+class VerifiedToken(NamedTuple):
+    """What a verified token said, and the ``kid`` of the key that signed it."""
+
+    kid: str
+    claims: Mapping[str, Any]
+
+
+class TokenCache:
+    """A bounded, thread-safe LRU of verified tokens, keyed by the whole token.
+
+    The key is the full token string, never a digest or a prefix of it, so no
+    collision can let one token pass as another. At most ``max_size`` tokens
+    are held, the least recently used going first; ``0`` remembers nothing.
+
+    It only remembers: whoever reads an entry re-checks, on every hit, what
+    time and key rotation can change (expiry, not-before, maximum age, the
+    signing key still being published).
+    """
+
+    def __init__(self, max_size: int) -> None:
+        if max_size < 0:
+            raise ValueError("max_size must be 0 or more")
+        self.max_size = max_size
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> VerifiedToken | None:
+        """The entry of ``token``, now the most recently used, or ``None``."""
+        if token not in self._entries:  # a miss needs no lock: nothing is changed
+            return None
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None:
+                self._entries.move_to_end(token)
+            return entry
+
+    def put(self, token: str, entry: VerifiedToken) -> None:
+        """Remember ``entry`` for ``token``, forgetting the least recently used beyond the bound."""
+        if not self.max_size:
+            return
+        with self._lock:
+            if token in self._entries:
+                self._entries.move_to_end(token)
+            self._entries[token] = entry
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        """Forget ``token`` if it is held."""
+        with self._lock:
+            self._entries.pop(token, None)
+
+    def clear(self) -> None:
+        """Forget every token."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._entries

@@ -1,0 +1,594 @@
+"""The verified-token cache and the lean first-seen path: faster, and refusing the same."""
+
+from __future__ import annotations
+
+import base64
+import json
+import string
+import threading
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+import pytest
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc import jws
+from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, MissingClaimError
+from joserfc.jwt import JWTClaimsRegistry
+from joserfc.util import urlsafe_b64decode
+
+from flask_cf_access import AccessGate, AccessSettings, AccessUnauthorized, Reason
+from flask_cf_access import verifier as verifier_module
+from flask_cf_access.claims import ClaimsPolicy
+from flask_cf_access.testing import AccessIssuer, SigningKey
+from flask_cf_access.token_cache import TokenCache, VerifiedToken
+
+from .conftest import AppFactory
+from .support import START, FrozenClock, bearer
+
+
+def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessGate:
+    """A gate trusting ``issuer``, answered in-process, on the frozen clock."""
+    settings = AccessSettings.from_mapping(issuer.settings(**config))
+    return AccessGate(settings, session=issuer.session(), clock=clock)
+
+
+def reason_of(check: Callable[[], object]) -> Reason | None:
+    """The reason ``check`` refuses with, or ``None`` if it passes."""
+    try:
+        check()
+    except AccessUnauthorized as refusal:
+        return refusal.reason
+    return None
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every signature check the verifier makes, by path (new header, known header)."""
+    checks: list[str] = []
+    deserialize = jws.deserialize_compact
+    payload = verifier_module._KeyVerifier.payload
+
+    def counted_deserialize(*args: Any, **kwargs: Any) -> Any:
+        checks.append("new header")
+        return deserialize(*args, **kwargs)
+
+    def counted_payload(self: Any, *args: Any) -> bytes:
+        checks.append("known header")
+        return payload(self, *args)
+
+    monkeypatch.setattr(jws, "deserialize_compact", counted_deserialize)
+    monkeypatch.setattr(verifier_module._KeyVerifier, "payload", counted_payload)
+    return checks
+
+
+# -- the cache ---------------------------------------------------------------
+
+
+def test_repeat_token_skips_the_signature(
+    issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
+) -> None:
+    """A token verified once is not signature-checked again, and gives the same claims."""
+    gate = make_gate(issuer, clock)
+    token = issuer.user_token("ada@example.com")
+    first = gate.verifier.verify(token)
+    assert signature_checks == ["new header"]
+    assert gate.verifier.verify(token) is first
+    assert gate.verifier.verify(token) is first
+    assert signature_checks == ["new header"]
+
+
+def test_first_seen_tokens_share_the_known_header(
+    issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
+) -> None:
+    """Distinct tokens of one key are each signature-checked, the header parsed only once."""
+    gate = make_gate(issuer, clock)
+    for name in ("ada", "grace", "edsger"):
+        gate.verifier.verify(issuer.user_token(f"{name}@example.com"))
+    assert signature_checks == ["new header", "known header", "known header"]
+
+
+def test_protected_view_repeat_token(
+    make_app: AppFactory, issuer: AccessIssuer, signature_checks: list[str]
+) -> None:
+    """Through Flask, the second request of a token reaches the view without a signature check."""
+    client = make_app().test_client()
+    token = issuer.user_token("ada@example.com")
+    assert (
+        client.get("/", headers=bearer(token)).json == client.get("/", headers=bearer(token)).json
+    )
+    assert len(signature_checks) == 1
+
+
+def test_keyed_by_the_whole_token(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """A token that differs from a remembered one only in its signature is checked, and refused."""
+    gate = make_gate(issuer, clock)
+    token = issuer.user_token("ada@example.com")
+    gate.verifier.verify(token)
+    signing_input, _, signature = token.rpartition(".")
+    middle = len(signature) // 2
+    flipped = "B" if signature[middle] == "A" else "A"
+    for forged_signature in (
+        b64(bytes(256)),
+        signature[:middle] + flipped + signature[middle + 1 :],
+    ):
+        forged = f"{signing_input}.{forged_signature}"
+        assert reason_of(partial(gate.verifier.verify, forged)) == Reason.BAD_SIGNATURE
+    assert len(gate.verifier.cache) == 1
+
+
+def test_expiry_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """A remembered token expires on time (with the leeway), and is then forgotten."""
+    gate = make_gate(issuer, clock)
+    token = issuer.mint(lifetime=60)
+    gate.verifier.verify(token)
+    clock.advance(60 + 29)
+    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    clock.advance(2)
+    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.EXPIRED
+    assert token not in gate.verifier.cache
+
+
+def test_not_before_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """A clock that steps back before nbf (past the leeway) refuses a remembered token."""
+    gate = make_gate(issuer, clock)
+    token = issuer.mint()
+    gate.verifier.verify(token)
+    clock.now = START - 31
+    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.NOT_YET_VALID
+    assert token not in gate.verifier.cache
+
+
+def test_max_age_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """CF_ACCESS_MAX_TOKEN_AGE ends a remembered token's life as it does a new one's."""
+    gate = make_gate(issuer, clock, CF_ACCESS_MAX_TOKEN_AGE=300)
+    token = issuer.mint()
+    gate.verifier.verify(token)
+    clock.advance(300 + 30)
+    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    clock.advance(1)
+    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.TOKEN_TOO_OLD
+
+
+def test_removed_key_ends_remembered_tokens(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """Once a fetch shows a key gone, tokens it signed are refused even if remembered."""
+    gate = make_gate(issuer, clock)
+    old_token = issuer.user_token("ada@example.com")
+    gate.verifier.verify(old_token)
+    issuer.rotate()
+    issuer.drop_previous()
+    assert reason_of(lambda: gate.verifier.verify(old_token)) is None  # the set is still fresh
+    clock.advance(900)  # CF_ACCESS_KEYS_MAX_AGE: the next use fetches the set again
+    assert reason_of(lambda: gate.verifier.verify(old_token)) == Reason.UNKNOWN_KID
+    assert old_token not in gate.verifier.cache
+    assert reason_of(lambda: gate.verifier.verify(issuer.user_token("ada@example.com"))) is None
+
+
+def test_rotation_keeps_tokens_of_the_previous_key(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """While the previous key is still published, its remembered tokens still pass."""
+    gate = make_gate(issuer, clock)
+    token = issuer.user_token("ada@example.com")
+    gate.verifier.verify(token)
+    issuer.rotate()
+    clock.advance(900)
+    assert reason_of(lambda: gate.verifier.verify(token)) is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": START - 120}, {"aud": ["another-app"]}, {"iss": "https://other.example"}],
+)
+def test_refused_tokens_are_not_remembered(
+    issuer: AccessIssuer, clock: FrozenClock, claims: dict[str, Any]
+) -> None:
+    """A token that fails any check leaves nothing in the cache."""
+    gate = make_gate(issuer, clock)
+    token = issuer.mint(claims)
+    assert reason_of(lambda: gate.verifier.verify(token)) is not None
+    assert len(gate.verifier.cache) == 0
+
+
+def test_badly_signed_token_not_remembered(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """A stranger's signature is refused every time, never remembered."""
+    gate = make_gate(issuer, clock)
+    stranger = SigningKey.generate()
+    token = issuer.mint(header={"alg": "RS256", "kid": issuer.signing_key.kid}, key=stranger)
+    for _ in range(2):
+        assert reason_of(lambda: gate.verifier.verify(token)) == Reason.BAD_SIGNATURE
+    assert len(gate.verifier.cache) == 0
+
+
+def test_size_zero_disables_the_cache(
+    issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
+) -> None:
+    """CF_ACCESS_TOKEN_CACHE_SIZE=0 checks the signature of every request."""
+    gate = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=0)
+    token = issuer.user_token("ada@example.com")
+    for _ in range(3):
+        gate.verifier.verify(token)
+    assert len(signature_checks) == 3
+    assert len(gate.verifier.cache) == 0
+
+
+def test_distinct_tokens_stay_within_the_bound(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """However many distinct valid tokens come, the cache holds at most its size."""
+    gate = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=8)
+    tokens = [issuer.user_token(f"user{number}@example.com") for number in range(40)]
+    for token in tokens:
+        gate.verifier.verify(token)
+        assert len(gate.verifier.cache) <= 8
+    assert len(gate.verifier.cache) == 8
+    assert all(token in gate.verifier.cache for token in tokens[-8:])
+
+
+def test_cache_bound_over_a_hundred_thousand_tokens() -> None:
+    """100,000 distinct entries leave exactly max_size of them, the most recent."""
+    cache = TokenCache(1000)
+    claims: Mapping[str, Any] = {}
+    for number in range(100_000):
+        cache.put(f"token-{number}", VerifiedToken("kid", claims))
+    assert len(cache) == 1000
+    assert "token-99999" in cache
+    assert "token-98999" not in cache
+
+
+def test_least_recently_used_goes_first() -> None:
+    """A hit makes an entry the most recent, so the oldest untouched one is evicted."""
+    cache = TokenCache(2)
+    entry = VerifiedToken("kid", {})
+    cache.put("a", entry)
+    cache.put("b", entry)
+    assert cache.get("a") is entry
+    cache.put("c", entry)
+    assert "a" in cache
+    assert "b" not in cache
+
+
+def test_cache_is_thread_safe() -> None:
+    """Threads putting and getting at once never break the bound or lose a fresh entry."""
+    cache = TokenCache(64)
+    entry = VerifiedToken("kid", {})
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(worker: int) -> None:
+        try:
+            start.wait()
+            for number in range(5000):
+                token = f"{worker}-{number}"
+                cache.put(token, entry)
+                cache.get(f"{worker}-{number - 1}")
+                assert len(cache) <= 64
+        except BaseException as exc:  # collected and re-raised in the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(cache) == 64
+
+
+def test_negative_size_refused() -> None:
+    """A TokenCache cannot be built with a negative size."""
+    with pytest.raises(ValueError, match="max_size"):
+        TokenCache(-1)
+
+
+# -- every reason stays, on a cold verifier and on a warm one -------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed(issuer: AccessIssuer, header: dict[str, Any], payload: bytes) -> str:
+    """A token of arbitrary payload bytes, genuinely signed by the team's key."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
+    return f"{signing_input}.{b64(issuer.signing_key.sign(signing_input.encode()))}"
+
+
+def non_canonical(segment: str) -> str:
+    """The same bytes spelled with unused low bits set in the last character."""
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    assert len(segment) % 4 in (2, 3)
+    return segment[:-1] + alphabet[alphabet.index(segment[-1]) + 1]
+
+
+def non_canonical_payload_token(issuer: AccessIssuer) -> str:
+    """A token signed over a payload segment spelled non-canonically."""
+    header = {"alg": "RS256", "kid": issuer.signing_key.kid}
+    for filler in range(4):
+        claims = json.loads(base64.urlsafe_b64decode(issuer.mint().split(".")[1] + "==")) | {
+            "x": "x" * filler
+        }
+        segment = b64(json.dumps(claims).encode())
+        if len(segment) % 4 in (2, 3):
+            signing_input = f"{b64(json.dumps(header).encode())}.{non_canonical(segment)}"
+            signature = b64(issuer.signing_key.sign(signing_input.encode()))
+            return f"{signing_input}.{signature}"
+    raise AssertionError("no filler gave a padded segment")
+
+
+def bad_tokens(issuer: AccessIssuer) -> dict[str, tuple[str, Reason]]:
+    """Tokens broken in each way the verifier tells apart, with the reason expected."""
+    kid = issuer.signing_key.kid
+    good = issuer.user_token("ada@example.com")
+    head, claims, signature = good.split(".")
+    stranger = SigningKey.generate()
+    return {
+        "too large": ("a" * 20_000, Reason.TOKEN_TOO_LARGE),
+        "two segments": (f"{head}.{claims}", Reason.MALFORMED_TOKEN),
+        "four segments": (f"{good}.{signature}", Reason.MALFORMED_TOKEN),
+        "header not json": (f"{b64(b'nope')}.{claims}.{signature}", Reason.MALFORMED_TOKEN),
+        "header a list": (f"{b64(b'[1]')}.{claims}.{signature}", Reason.MALFORMED_TOKEN),
+        "alg HS256": (issuer.mint(header={"alg": "HS256", "kid": kid}), Reason.BAD_ALGORITHM),
+        "alg none": (issuer.mint(header={"alg": "none", "kid": kid}), Reason.BAD_ALGORITHM),
+        "crit": (
+            issuer.mint(header={"alg": "RS256", "kid": kid, "crit": ["exp"], "exp": 1}),
+            Reason.CRITICAL_HEADER,
+        ),
+        "no kid": (issuer.mint(header={"alg": "RS256"}), Reason.MISSING_KID),
+        "unknown kid": (issuer.mint(key=stranger), Reason.UNKNOWN_KID),
+        "unsupported header member": (
+            issuer.mint(header={"alg": "RS256", "kid": kid, "foo": "bar"}),
+            Reason.MALFORMED_TOKEN,
+        ),
+        "header too long": (
+            issuer.mint(header={"alg": "RS256", "kid": kid, "typ": "x" * 600}),
+            Reason.MALFORMED_TOKEN,
+        ),
+        "b64 false": (
+            issuer.mint(header={"alg": "RS256", "kid": kid, "b64": False}),
+            Reason.MALFORMED_TOKEN,
+        ),
+        "stranger's signature": (
+            issuer.mint(header={"alg": "RS256", "kid": kid}, key=stranger),
+            Reason.BAD_SIGNATURE,
+        ),
+        "tampered claims": (
+            f"{head}.{b64(json.dumps({'email': 'root@example.com'}).encode())}.{signature}",
+            Reason.BAD_SIGNATURE,
+        ),
+        "non-canonical signature": (
+            f"{head}.{claims}.{non_canonical(signature)}",
+            Reason.BAD_SIGNATURE,
+        ),
+        "signature too long": (f"{head}.{claims}.{'A' * 1100}", Reason.MALFORMED_TOKEN),
+        "non-canonical payload": (non_canonical_payload_token(issuer), Reason.MALFORMED_TOKEN),
+        "payload not json": (
+            signed(issuer, {"alg": "RS256", "kid": kid}, b"{"),
+            Reason.MALFORMED_CLAIMS,
+        ),
+        "payload a list": (
+            signed(issuer, {"alg": "RS256", "kid": kid}, b"[]"),
+            Reason.MALFORMED_CLAIMS,
+        ),
+        "expired": (issuer.mint(lifetime=-60), Reason.EXPIRED),
+        "wrong audience": (issuer.mint({"aud": ["x"]}), Reason.INVALID_AUDIENCE),
+        "wrong issuer": (issuer.mint({"iss": "https://x.example"}), Reason.INVALID_ISSUER),
+        "no exp": (issuer.mint({"exp": None}), Reason.MISSING_CLAIM),
+        "org token": (issuer.mint({"type": "org"}), Reason.NOT_AN_APP_TOKEN),
+    }
+
+
+def test_every_reason_same_on_cold_and_warm_verifiers(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """The header memo and token cache never change which reason a bad token gets."""
+    cases = bad_tokens(issuer)
+    warm = make_gate(issuer, clock)
+    remembered = issuer.user_token("grace@example.com")
+    for _ in range(2):
+        warm.verifier.verify(remembered)
+    for name, (token, expected) in cases.items():
+        cold = make_gate(issuer, clock)
+        assert reason_of(partial(cold.verifier.verify, token)) == expected, name
+        assert reason_of(partial(warm.verifier.verify, token)) == expected, name
+    assert len(warm.verifier.cache) == 1
+
+
+def test_header_memo_is_bounded(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """Many distinct (genuine) headers never grow the memo past its bound."""
+    gate = make_gate(issuer, clock)
+    limit = verifier_module.MAX_KNOWN_HEADERS
+    for number in range(limit + 5):
+        header = {"alg": "RS256", "kid": issuer.signing_key.kid, "typ": f"t{number}"}
+        gate.verifier.verify(issuer.mint(header=header))
+        assert len(gate.verifier._known_headers) <= limit
+
+
+# -- the lean pieces match what they replace ------------------------------------
+
+URLSAFE = string.ascii_letters + string.digits + "-_"
+
+
+@given(st.text(alphabet=URLSAFE, min_size=1, max_size=64))
+def test_b64url_decode_matches_joserfc(segment: str) -> None:
+    """The verifier's base64url decoding accepts and refuses exactly what joserfc's does."""
+    data = segment.encode()
+    try:
+        expected: bytes | None = urlsafe_b64decode(data)
+    except ValueError:
+        expected = None
+    try:
+        actual: bytes | None = verifier_module._b64url_decode(data)
+    except ValueError:
+        actual = None
+    assert actual == expected
+
+
+def outcome(parse: Callable[[bytes], Any], data: bytes) -> tuple[str, Any]:
+    """What ``parse`` makes of ``data``: its value, or the kind of error."""
+    try:
+        return "value", parse(data)
+    except ValueError as exc:
+        return "error", type(exc).__name__
+
+
+ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"]
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=40),
+        st.binary(max_size=40).map(lambda data: b"{" + data),
+        st.tuples(
+            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+            st.sampled_from(ENCODINGS),
+        ).map(lambda pair: json.dumps(pair[0], ensure_ascii=False).encode(pair[1])),
+        st.text(max_size=10).map(lambda text: b'{"a":"' + text.encode()),
+        st.sampled_from([b'{"a":"\xed\xa0\x80"}', b'{"a":"\xff"}', b"{\x00", b"{"]),
+    )
+)
+def test_payload_parsing_matches_json_loads(data: bytes) -> None:
+    """The payload parser gives what json.loads gives on the same bytes, value or error."""
+    assert outcome(verifier_module._json_object, data) == outcome(json.loads, data)
+
+
+class RegistryPolicy:
+    """The claims policy as written on joserfc's JWTClaimsRegistry, for comparison."""
+
+    def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = JWTClaimsRegistry(
+            now=lambda: int(clock()),
+            leeway=settings.leeway,
+            iss={"essential": True, "value": settings.issuer},
+            aud={"essential": True, "values": list(settings.audiences)},
+            exp={"essential": True},
+        )
+
+    def check(self, claims: dict[str, Any]) -> None:
+        reasons = {
+            "nbf": Reason.NOT_YET_VALID,
+            "iat": Reason.ISSUED_IN_FUTURE,
+            "iss": Reason.INVALID_ISSUER,
+            "aud": Reason.INVALID_AUDIENCE,
+            "exp": Reason.MALFORMED_CLAIMS,
+        }
+        for name in ("email", "sub", "common_name", "identity_nonce", "country", "type"):
+            if name in claims and not isinstance(claims[name], str):
+                raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+        try:
+            self.registry.validate(dict(claims))
+        except ExpiredTokenError as exc:
+            raise AccessUnauthorized(Reason.EXPIRED) from exc
+        except MissingClaimError as exc:
+            raise AccessUnauthorized(Reason.MISSING_CLAIM) from exc
+        except InvalidClaimError as exc:
+            raise AccessUnauthorized(reasons.get(exc.claim, Reason.MALFORMED_CLAIMS)) from exc
+        except ClaimError as exc:
+            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
+        if claims.get("type", "app") != "app":
+            raise AccessUnauthorized(Reason.NOT_AN_APP_TOKEN)
+        max_age = self.settings.max_token_age
+        if max_age is None:
+            return
+        issued_at = claims.get("iat")
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
+            raise AccessUnauthorized(Reason.MISSING_CLAIM)
+        if self.clock() - issued_at > max_age + self.settings.leeway:
+            raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
+
+
+TEAM = "test-team.cloudflareaccess.com"
+AUDIENCES = ["aud-one", "aud-two"]
+NOW = int(START)
+
+
+def claim_values() -> st.SearchStrategy[Any]:
+    times = st.integers(NOW - 400, NOW + 400)
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        times,
+        times.map(float),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(["", "app", "org", f"https://{TEAM}", "https://other.example", *AUDIENCES]),
+        st.lists(st.sampled_from([*AUDIENCES, "other", 5, None]), max_size=3),
+        st.dictionaries(st.just("groups"), st.just(["x"])),
+    )
+
+
+NAMES = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub", "type", "email", "custom", "country"]
+USUAL = {"iss": f"https://{TEAM}", "aud": AUDIENCES[1:], "exp": NOW + 60, "iat": NOW, "nbf": NOW}
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    data=st.data(),
+    changed=st.dictionaries(st.sampled_from(NAMES), claim_values()),
+    max_age=st.sampled_from([None, 120]),
+    skew=st.integers(-40, 40),
+)
+def test_claims_checks_match_joserfc_registry(
+    data: st.DataObject, changed: dict[str, Any], max_age: int | None, skew: int
+) -> None:
+    """The written-out claims checks refuse exactly what the registry did, with the same reason."""
+    items = list((USUAL | changed).items())
+    claims = dict(data.draw(st.permutations(items)))
+    access_settings = AccessSettings.from_mapping(
+        {
+            "CF_ACCESS_TEAM_DOMAIN": TEAM,
+            "CF_ACCESS_AUDIENCE": AUDIENCES,
+            "CF_ACCESS_MAX_TOKEN_AGE": max_age,
+        }
+    )
+    clock = FrozenClock(START + skew + 0.5)
+    expected = reason_of(lambda: RegistryPolicy(access_settings, clock).check(claims))
+    assert reason_of(lambda: ClaimsPolicy(access_settings, clock).check(claims)) == expected
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("max_age", [None, 60])
+def test_time_checks_match_joserfc_registry_at_every_second(name: str, max_age: int | None) -> None:
+    """Around the leeway's edges, second by second, both policies agree on every time claim."""
+    access_settings = AccessSettings.from_mapping(
+        {
+            "CF_ACCESS_TEAM_DOMAIN": TEAM,
+            "CF_ACCESS_AUDIENCE": AUDIENCES,
+            "CF_ACCESS_MAX_TOKEN_AGE": max_age,
+        }
+    )
+    for fraction in (0.0, 0.5, 0.999):
+        clock = FrozenClock(START + fraction)
+        for offset in range(-100, 101):
+            for value in (NOW + offset, NOW + offset + 0.5):
+                claims = USUAL | {name: value}
+                expected = reason_of(partial(RegistryPolicy(access_settings, clock).check, claims))
+                actual = reason_of(partial(ClaimsPolicy(access_settings, clock).check, claims))
+                assert actual == expected, (name, value, fraction)
+
+
+@pytest.mark.parametrize("name", ["iss", "aud", "exp", "nbf", "iat"])
+def test_first_failing_claim_in_token_order_names_the_reason(name: str) -> None:
+    """With two bad claims, the one that comes first in the token gives the reason."""
+    access_settings = AccessSettings.from_mapping(
+        {"CF_ACCESS_TEAM_DOMAIN": TEAM, "CF_ACCESS_AUDIENCE": AUDIENCES}
+    )
+    bad = {"iss": "x", "aud": ["x"], "exp": NOW - 100, "nbf": NOW + 100, "iat": NOW + 100}
+    clock = FrozenClock()
+    claims = {name: bad[name]} | {other: value for other, value in bad.items() if other != name}
+    expected = reason_of(lambda: RegistryPolicy(access_settings, clock).check(claims))
+    assert expected is not None
+    assert reason_of(lambda: ClaimsPolicy(access_settings, clock).check(claims)) == expected
+
+
+def test_protected_app_still_refuses_after_warmup(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
+    """An app that has remembered tokens still answers 401 to a forged one."""
+    app: Flask = make_app()
+    client = app.test_client()
+    token = issuer.user_token("ada@example.com")
+    assert client.get("/", headers=bearer(token)).status_code == 200
+    forged = token.rsplit(".", 1)[0] + "." + b64(bytes(256))
+    assert client.get("/", headers=bearer(forged)).status_code == 401
