@@ -1,17 +1,170 @@
-"""Turns the ``CF_ACCESS_CACHE`` setting into a cachelib cache."""
+"""Turns the ``CF_ACCESS_CACHE`` setting into a cachelib cache.
+
+The setting is ``None`` (each process keeps its own), a cachelib ``BaseCache``
+instance, or a URL:
+
+- ``redis://[[user]:password@]host[:port][/db]``, ``rediss://…`` (TLS) or
+  ``unix:///path/to/redis.sock?db=0``: a cachelib ``RedisCache``. Connecting and
+  each command give up after :data:`REDIS_SOCKET_TIMEOUT` seconds and are never
+  retried, so a Redis that is down or unreachable costs a request a fetch, not
+  a hang; ``?socket_timeout=`` and ``?socket_connect_timeout=`` in the URL
+  override that.
+- ``filesystem:///absolute/path``: a cachelib ``FileSystemCache`` in that
+  directory, for several workers on one host.
+- ``simple://``: in-process, the same as ``None``.
+
+Caches made from a URL store JSON, never pickles: whoever can write to the
+cache can still make the app trust their keys (so keep it private), but cannot
+run code in it.
+"""
 
 from __future__ import annotations
 
-from cachelib import BaseCache
+import json
+from typing import IO, Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from cachelib import BaseCache, FileSystemCache, RedisCache
+from cachelib.serializers import FileSystemSerializer, RedisSerializer
 
 from .errors import ConfigurationError
+
+#: The setting this module reads.
+SETTING = "CF_ACCESS_CACHE"
+
+#: Seconds a Redis connect, or a Redis command, may take before the cache
+#: counts as down for that call (the request then fetches instead).
+REDIS_SOCKET_TIMEOUT = 0.5
+
+_URL_FORMS = (
+    "redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock, "
+    "filesystem:///path or simple://"
+)
 
 
 def cache_from_setting(value: object) -> BaseCache | None:
     """The cache to share keys and identities through; ``None`` for in-process.
 
+    ``value`` is ``None``, a cachelib ``BaseCache`` instance, or a URL
+    (see :func:`cache_from_url`).
+
     :raises ConfigurationError: naming ``CF_ACCESS_CACHE`` for anything else.
     """
     if value is None or isinstance(value, BaseCache):
         return value
-    raise ConfigurationError("CF_ACCESS_CACHE must be a cachelib BaseCache instance or None.")
+    if isinstance(value, str):
+        return cache_from_url(value)
+    raise ConfigurationError(
+        f"{SETTING} must be a cachelib BaseCache instance, a cache URL ({_URL_FORMS}) or None."
+    )
+
+
+def cache_from_url(url: str) -> BaseCache | None:
+    """The cache a ``CF_ACCESS_CACHE`` URL names; ``None`` for ``simple://``.
+
+    No connection is made here: a Redis that is down at start-up only costs
+    fetches until it is back.
+
+    :raises ConfigurationError: naming ``CF_ACCESS_CACHE``, for an unknown
+        scheme or a URL its backend cannot use. The message never repeats the
+        URL, which may hold a password.
+    """
+    text = url.strip()
+    scheme, separator, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not separator:
+        raise ConfigurationError(f"{SETTING} must be a cache URL such as {_URL_FORMS}.")
+    if scheme in ("redis", "rediss", "unix"):
+        return _redis_cache(text)
+    if scheme == "filesystem":
+        return _filesystem_cache(text)
+    if scheme == "simple":
+        if rest:
+            raise ConfigurationError(f"{SETTING}: simple:// takes nothing after it.")
+        return None
+    raise ConfigurationError(
+        f"{SETTING} has an unknown cache scheme {scheme!r}; use one of {_URL_FORMS}."
+    )
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _from_json(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None  # not written by us: a miss
+
+
+class _JSONRedisSerializer(RedisSerializer):
+    """JSON in and out of Redis; what does not read back as JSON is a miss."""
+
+    def dumps(self, value: Any, protocol: int = 0) -> bytes:  # protocol: pickle's, unused
+        return _json_bytes(value)
+
+    def loads(self, value: bytes | None) -> Any:
+        return _from_json(value)
+
+
+class _JSONFileSerializer(FileSystemSerializer):
+    """JSON in and out of cache files; what does not read back as JSON is a miss."""
+
+    def dump(self, value: Any, f: IO[bytes], protocol: int = 0) -> None:
+        f.write(_json_bytes(value))
+
+    def load(self, f: BinaryIO) -> Any:
+        return _from_json(f.read())
+
+
+class JSONRedisCache(RedisCache):
+    """cachelib's ``RedisCache``, storing JSON instead of pickles."""
+
+    serializer = _JSONRedisSerializer()
+
+
+class JSONFileSystemCache(FileSystemCache):
+    """cachelib's ``FileSystemCache``, storing JSON instead of pickles."""
+
+    serializer = _JSONFileSerializer()
+
+
+def _redis_cache(url: str) -> BaseCache:
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{SETTING} is a Redis URL but the redis package is missing: "
+            "pip install 'flask-cf-access[redis]'."
+        ) from exc
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{SETTING} is not a usable Redis URL (expected e.g. redis://host:6379/0)."
+        ) from exc
+    return JSONRedisCache(client)
+
+
+def _filesystem_cache(url: str) -> BaseCache:
+    parts = urlsplit(url)
+    if parts.netloc or not parts.path.startswith("/") or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"{SETTING}: a file-system cache is filesystem:///absolute/path/to/a/directory."
+        )
+    try:
+        return JSONFileSystemCache(unquote(parts.path))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{SETTING}: the cache directory {parts.path!r} cannot be used ({exc.strerror})."
+        ) from exc

@@ -1,0 +1,147 @@
+"""A real Redis shared by several apps (as by several workers), and what happens when it dies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import responses
+
+from flask_cf_access.cache_config import JSONRedisCache
+from flask_cf_access.extension import EXTENSION_KEY
+from flask_cf_access.testing import AccessIssuer, SigningKey
+
+from .conftest import AppFactory
+from .redis_server import RedisServer, redis_server_binary, running_redis_server
+from .support import FrozenClock, bearer, count_calls
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of its own for each test, on a free port of 127.0.0.1."""
+    with running_redis_server() as server:
+        yield server
+
+
+def failing_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times the extension logged that its cache is failing."""
+    return sum("is failing" in record.getMessage() for record in caplog.records)
+
+
+def test_redis_url_makes_a_json_redis_cache(
+    make_app: AppFactory, redis_server: RedisServer
+) -> None:
+    """CF_ACCESS_CACHE as a redis:// URL puts the keys in that Redis, as JSON."""
+    app = make_app(CF_ACCESS_CACHE=redis_server.url)
+    assert isinstance(app.extensions[EXTENSION_KEY].cache.backend, JSONRedisCache)
+    client = redis_server.client()
+    try:
+        stored = client.get(f"flask_cf_access:certs:{app.extensions[EXTENSION_KEY].keys.certs_url}")
+    finally:
+        client.close()
+    assert isinstance(stored, bytes)
+    assert stored.startswith(b"{")
+    assert json.loads(stored)["document"]["keys"]
+
+
+def test_workers_fetch_keys_and_identity_once(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+) -> None:
+    """Apps sharing Redis fetch the keys once, and each user's groups once, between them."""
+    workers = [make_app(CF_ACCESS_CACHE=redis_server.url) for _ in range(3)]
+    tokens = [
+        issuer.user_token("ada@example.com", groups=["Admins"]),
+        issuer.user_token("grace@example.com", groups=["Admins", "Ops"]),
+    ]
+    for round_ in range(2):
+        for number, app in enumerate(workers):
+            for token in tokens:
+                response = app.test_client().get("/admin", headers=bearer(token))
+                assert response.status_code == 200, (round_, number)
+    assert count_calls(mocked_team, issuer.certs_url) == 1
+    assert count_calls(mocked_team, issuer.identity_url) == len(tokens)
+
+
+def test_unknown_kid_flood_across_workers_forces_one_fetch(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+) -> None:
+    """Made-up key ids sent to every worker force one refresh between them all."""
+    workers = [make_app(CF_ACCESS_CACHE=redis_server.url) for _ in range(3)]
+    clock.advance(61)  # past CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL since the first fetch
+    for _ in range(10):
+        for app in workers:
+            token = issuer.mint(key=SigningKey.generate())
+            assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+    assert count_calls(mocked_team, issuer.certs_url) == 2
+
+
+def test_redis_stopping_mid_test_degrades_to_fetching(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Redis gone, requests still pass (fetching instead), the failure logged once."""
+    caplog.set_level(logging.INFO, logger="flask_cf_access")
+    app = make_app(CF_ACCESS_CACHE=redis_server.url)
+    ada = issuer.user_token("ada@example.com", groups=["Admins"])
+    grace = issuer.user_token("grace@example.com", groups=["Admins"])
+    client = app.test_client()
+    assert client.get("/admin", headers=bearer(ada)).status_code == 200
+    assert failing_warnings(caplog) == 0
+
+    redis_server.stop()
+    statuses = [
+        client.get(path, headers=bearer(token)).status_code
+        for _ in range(3)
+        for token in (ada, grace)
+        for path in ("/", "/admin")
+    ]
+    assert statuses == [200] * len(statuses)
+    assert failing_warnings(caplog) == 1
+    # No cache to remember them in: each group-gated request asked the team.
+    assert count_calls(mocked_team, issuer.identity_url) == 1 + 6
+
+    late = make_app(CF_ACCESS_CACHE=redis_server.url)  # a worker started during the outage
+    assert late.test_client().get("/admin", headers=bearer(grace)).status_code == 200
+    assert count_calls(mocked_team, issuer.certs_url) == 2
+
+
+def test_redis_coming_back_is_used_again(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After an outage, the first good call logs the recovery and sharing resumes."""
+    caplog.set_level(logging.INFO, logger="flask_cf_access")
+    app = make_app(CF_ACCESS_CACHE=redis_server.url)
+    ada = issuer.user_token("ada@example.com", groups=["Admins"])
+    redis_server.stop()
+    assert app.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+    assert failing_warnings(caplog) == 1
+
+    restarted = RedisServer(redis_server_binary(), redis_server.port)
+    try:
+        restarted.wait_until_ready()
+        assert app.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+        assert any("works again" in record.getMessage() for record in caplog.records)
+        fetched = count_calls(mocked_team, issuer.identity_url)
+        other = make_app(CF_ACCESS_CACHE=restarted.url)
+        assert other.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+        assert count_calls(mocked_team, issuer.identity_url) == fetched
+    finally:
+        restarted.stop()
