@@ -1,0 +1,200 @@
+"""Microseconds per request, in-process: what verifying a token costs a Flask view.
+
+    python benchmarks/bench_verify.py [--tokens 1000] [--rounds 15]
+
+Calls ``app.wsgi_app`` directly with a prepared environ (no test client, no
+HTTP), for a bare view and for the same view under ``@require_access``, with a
+repeat token (the verified-token cache) and with first-seen tokens (a full
+verification each). Beside them: ``TokenVerifier.verify`` alone on first-seen
+tokens, and the raw ``cryptography`` RS256 verification of the same tokens
+(base64url-decoding the signature, then ``RSAPublicKey.verify``), which no
+verifier can beat. Every variant runs once per round, in turn; the figures are
+medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from collections.abc import Callable
+
+from _support import (
+    call_wsgi,
+    check_python,
+    describe_machine,
+    interleaved,
+    median,
+    prepared_environ,
+    spread,
+)
+
+check_python()
+
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+from flask import Flask  # noqa: E402
+
+from flask_cf_access import CloudflareAccess, require_access  # noqa: E402
+from flask_cf_access.extension import EXTENSION_KEY  # noqa: E402
+from flask_cf_access.gate import AccessGate  # noqa: E402
+from flask_cf_access.testing import AccessIssuer  # noqa: E402
+from flask_cf_access.tokens import TOKEN_HEADER  # noqa: E402
+
+
+def fresh_copies(tokens: list[str]) -> list[str]:
+    """New string objects equal to ``tokens``, so no hash is already computed."""
+    return [(token + ".")[:-1] for token in tokens]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=1000, help="first-seen tokens per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+
+    issuer = AccessIssuer()
+    app = Flask("bench")
+    app.config.update(issuer.settings())
+    CloudflareAccess(app, session=issuer.session())
+
+    @app.get("/bare")
+    def bare() -> str:
+        return "ok"
+
+    @app.get("/protected")
+    @require_access
+    def protected() -> str:
+        return "ok"
+
+    gate: AccessGate = app.extensions[EXTENSION_KEY]
+    verifier = gate.verifier
+    public_key = issuer.signing_key.private_key.public_key()
+    repeat = issuer.user_token("ada@example.com")
+    print(f"Minting {args.tokens} tokens...", flush=True)
+    tokens = [issuer.user_token(f"user{number}@example.com") for number in range(args.tokens)]
+    n = len(tokens)
+
+    bare_environ = prepared_environ("/bare", {TOKEN_HEADER: repeat})
+    repeat_environ = prepared_environ("/protected", {TOKEN_HEADER: repeat})
+    for environ in (bare_environ, repeat_environ):
+        assert call_wsgi(app.wsgi_app, environ).startswith("200")
+
+    def bare_requests() -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(n):
+                call_wsgi(app.wsgi_app, bare_environ)
+            return n
+
+        return run
+
+    def repeat_requests() -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(n):
+                call_wsgi(app.wsgi_app, repeat_environ)
+            return n
+
+        return run
+
+    def first_seen_requests() -> Callable[[], int]:
+        verifier.cache.clear()
+        environs = [
+            {**repeat_environ, "HTTP_CF_ACCESS_JWT_ASSERTION": token}
+            for token in fresh_copies(tokens)
+        ]
+
+        def run() -> int:
+            for environ in environs:
+                call_wsgi(app.wsgi_app, environ)
+            verifier.verify(repeat)  # remembered again, for the repeat variants
+            return n
+
+        return run
+
+    def first_seen_verify() -> Callable[[], int]:
+        verifier.cache.clear()
+        fresh = fresh_copies(tokens)
+
+        def run() -> int:
+            for token in fresh:
+                verifier.verify(token)
+            verifier.verify(repeat)
+            return n
+
+        return run
+
+    def repeat_verify() -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(n):
+                verifier.verify(repeat)
+            return n
+
+        return run
+
+    def raw_rs256() -> Callable[[], int]:
+        fresh = fresh_copies(tokens)
+        pad, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+        def run() -> int:
+            for token in fresh:
+                signing_input, _, signature = token.rpartition(".")
+                public_key.verify(
+                    base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+                    signing_input.encode(),
+                    pad,
+                    sha256,
+                )
+            return n
+
+        return run
+
+    print(describe_machine())
+    print(f"{n} operations per variant per round, {args.rounds} rounds, interleaved\n")
+    # Like is compared with like: the WSGI requests interleaved with each
+    # other, then the verifications with the raw check, so that neither group
+    # runs on caches the other just filled with its own code and data.
+    groups = {
+        "Requests (app.wsgi_app, prepared environ)": {
+            "bare view": bare_requests,
+            "protected view, repeat token": repeat_requests,
+            "protected view, first-seen token": first_seen_requests,
+        },
+        "Verifications": {
+            "TokenVerifier.verify, first-seen": first_seen_verify,
+            "TokenVerifier.verify, repeat": repeat_verify,
+            "raw cryptography RS256 verify": raw_rs256,
+        },
+    }
+    medians: dict[str, float] = {}
+    for title, variants in groups.items():
+        print(title)
+        results = interleaved(variants, args.rounds)
+        for name, values in results.items():
+            medians[name] = median(values)
+            print(f"  {name:34s} {medians[name]:8.1f} µs   ({spread(values)})")
+        print()
+
+    def ratio(top: str, bottom: str) -> float:
+        return medians[top] / medians[bottom]
+
+    print("Ratios")
+    print(
+        "  first-seen verify / raw RS256 verify:        "
+        f"{ratio('TokenVerifier.verify, first-seen', 'raw cryptography RS256 verify'):.2f}x"
+        "   (target <= 1.50x)"
+    )
+    print(
+        "  protected repeat / bare view:                "
+        f"{ratio('protected view, repeat token', 'bare view'):.2f}x   (target <= 1.10x)"
+    )
+    print(
+        "  protected first-seen / bare view:            "
+        f"{ratio('protected view, first-seen token', 'bare view'):.2f}x"
+    )
+    print(
+        "  repeat verify / first-seen verify:           "
+        f"{ratio('TokenVerifier.verify, repeat', 'TokenVerifier.verify, first-seen'):.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
