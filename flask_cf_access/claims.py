@@ -12,6 +12,8 @@ from .settings import AccessSettings
 _STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "type")
 #: Claims that must be present (and not null), as RFC 7519 registries call "essential".
 _ESSENTIAL_CLAIMS = ("aud", "exp", "iss")
+#: Claims whose verdict changes as time passes.
+_TIME_CLAIMS = frozenset({"exp", "nbf", "iat"})
 
 
 def _is_numeric_date(value: object) -> TypeGuard[int | float]:
@@ -87,12 +89,31 @@ class ClaimsPolicy:
         :raises AccessUnauthorized: expired, not yet valid, or too old by now.
         """
         now = int(self._clock())
-        self._check_exp(claims["exp"], now)
-        if "nbf" in claims:
-            self._check_nbf(claims["nbf"], now)
-        if "iat" in claims:
-            self._check_iat(claims["iat"], now)
+        checks = self._checks
+        for name, value in claims.items():  # in the token's order, as check() goes
+            if name in _TIME_CLAIMS:
+                checks[name](value, now)
         self.check_age(claims)
+
+    def now(self) -> float:
+        """The time by this policy's clock."""
+        return self._clock()
+
+    def window(self, claims: Mapping[str, Any]) -> tuple[float, float]:
+        """A span of clock times in which accepted claims surely still pass :meth:`check_times`.
+
+        Inside ``[start, end)`` the time checks cannot fail, so a remembered
+        token needs only a comparison; outside it (near an edge, or past one)
+        :meth:`check_times` must decide. ``nbf`` and ``iat`` are compared with
+        the clock truncated to whole seconds, hence the extra second.
+        """
+        leeway = self._leeway
+        starts = [claims[name] - leeway + 1 for name in ("nbf", "iat") if name in claims]
+        ends = [claims["exp"] + leeway]
+        max_age = self._settings.max_token_age
+        if max_age is not None and "iat" in claims:
+            ends.append(claims["iat"] + max_age + leeway)
+        return (max(starts) if starts else -math.inf), min(ends)
 
     def check_age(self, claims: Mapping[str, Any]) -> None:
         """Refuse a token issued longer ago than ``max_token_age`` allows.

@@ -58,12 +58,12 @@ class CloudflareAccess:
         )
 
 
-def get_gate() -> AccessGate:
-    """The gate of the current app.
+def get_gate(app: Flask | None = None) -> AccessGate:
+    """The gate of ``app``, by default the current app.
 
     :raises RuntimeError: ``CloudflareAccess.init_app`` was not called on it.
     """
-    gate = current_app.extensions.get(EXTENSION_KEY)
+    gate = (app or current_app).extensions.get(EXTENSION_KEY)
     if not isinstance(gate, AccessGate):
         raise RuntimeError(
             "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."

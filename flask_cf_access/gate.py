@@ -95,16 +95,21 @@ class AccessGate:
         :raises AccessUnavailable: no keys could be had.
         """
         token = choose_token(header_value, cookie_value)
-        claims = self.verifier.verify(token)
+        verified = self.verifier.verify_entry(token)
+        claims = verified.claims
 
         def load_groups() -> tuple[Group, ...]:
+            if verified.groups is not None:
+                return verified.groups
             try:
                 carried = groups_in_claims(claims)
             except MalformedGroups as exc:
                 raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
-            if carried is not None:
-                return carried
-            return self.identity_endpoint.groups(token, float(claims["exp"]))
+            groups = carried
+            if groups is None:
+                groups = self.identity_endpoint.groups(token, float(claims["exp"]))
+            verified.groups = groups  # kept with the remembered token, until it goes
+            return groups
 
         return AccessIdentity(claims, load_groups)
 
@@ -164,7 +169,11 @@ class AccessGate:
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason
             )
-            access_denied.send(sender, error=error, reason=error.reason, method=method, path=path)
+            if access_denied.receivers:
+                access_denied.send(
+                    sender, error=error, reason=error.reason, method=method, path=path
+                )
             raise
-        access_granted.send(sender, identity=identity, method=method, path=path)
+        if access_granted.receivers:
+            access_granted.send(sender, identity=identity, method=method, path=path)
         return identity

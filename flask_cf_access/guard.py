@@ -33,17 +33,22 @@ def verify_access_in_request(
     :raises AccessForbidden: 403, a refused service token, or not in the groups.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
-    identity = get_gate().check_request(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        request.method,
-        request.path,
-        request.headers.get(TOKEN_HEADER),
-        request.cookies.get(TOKEN_COOKIE),
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    this_request = request._get_current_object()  # type: ignore[attr-defined]
+    header = this_request.headers.get(TOKEN_HEADER)
+    identity = get_gate(app).check_request(
+        app,
+        this_request.method,
+        this_request.path,
+        header,
+        # The header is authoritative: the cookie is only read without it.
+        this_request.cookies.get(TOKEN_COOKIE) if header is None else None,
         groups=groups,
         allow_service_tokens=allow_service_tokens,
     )
-    g.cf_access_identity = identity
-    g.cf_access_claims = identity.claims
+    context_globals = g._get_current_object()
+    context_globals.cf_access_identity = identity
+    context_globals.cf_access_claims = identity.claims
     return identity
 
 

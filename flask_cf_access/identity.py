@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +12,8 @@ class AccessIdentity:
     """The identity behind a verified token.
 
     Groups are resolved on first use only: from the token when it carries
-    them, otherwise from the team's identity endpoint.
+    them, otherwise from the team's identity endpoint. One identity belongs to
+    one request, so it is not shared between threads.
     """
 
     def __init__(
@@ -22,7 +22,6 @@ class AccessIdentity:
         self.claims = claims
         self._load_groups = load_groups
         self._groups: tuple[Group, ...] | None = None
-        self._lock = threading.Lock()
 
     @property
     def email(self) -> str | None:
@@ -56,9 +55,7 @@ class AccessIdentity:
         :raises AccessUnavailable: the identity endpoint could not be asked.
         """
         if self._groups is None:
-            with self._lock:
-                if self._groups is None:
-                    self._groups = () if self.is_service_token else self._load_groups()
+            self._groups = () if self.is_service_token else self._load_groups()
         return self._groups
 
     def in_any_group(self, *wanted: str) -> bool:

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
+
+from .groups import Group
 
 
-class VerifiedToken(NamedTuple):
-    """What a verified token said, and the ``kid`` of the key that signed it."""
+class VerifiedToken:
+    """What a verified token said, the ``kid`` of its key, and what was learnt since.
 
-    kid: str
-    claims: Mapping[str, Any]
+    :param kid: the key that signed it.
+    :param claims: its verified claims, read-only.
+    :param window: clock times ``[start, end)`` in which its time checks surely
+        pass (:meth:`~flask_cf_access.claims.ClaimsPolicy.window`); by default
+        none, so that every hit runs the full time checks.
+    """
+
+    __slots__ = ("claims", "groups", "kid", "window")
+
+    def __init__(
+        self,
+        kid: str,
+        claims: Mapping[str, Any],
+        window: tuple[float, float] = (math.inf, -math.inf),
+    ) -> None:
+        self.kid = kid
+        self.claims = claims
+        self.window = window
+        #: The identity's groups, once resolved for a request; kept with the token.
+        self.groups: tuple[Group, ...] | None = None
 
 
 class TokenCache:

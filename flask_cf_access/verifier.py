@@ -68,6 +68,16 @@ class TokenVerifier:
     def verify(self, token: str) -> Mapping[str, Any]:
         """The verified claims of ``token``, as a read-only mapping.
 
+        See :meth:`verify_entry`, which this returns the claims of.
+
+        :raises AccessUnauthorized: the token does not verify.
+        :raises AccessUnavailable: no keys could be had to verify it with.
+        """
+        return self.verify_entry(token).claims
+
+    def verify_entry(self, token: str) -> VerifiedToken:
+        """The verified ``token``: its claims, as a read-only mapping, and its memo.
+
         The key is the team's key named by the header's ``kid``; no other
         header member (``alg``, ``jku``, ``x5u``, ``jwk``, ``x5c``) chooses a
         key or an algorithm, and a ``crit`` header is refused.
@@ -101,9 +111,9 @@ class TokenVerifier:
         if not isinstance(claims, dict):
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
         self.policy.check(claims)
-        verified = MappingProxyType(claims)
-        self.cache.put(token, VerifiedToken(kid, verified))
-        return verified
+        entry = VerifiedToken(kid, MappingProxyType(claims), self.policy.window(claims))
+        self.cache.put(token, entry)
+        return entry
 
     def _key_verifier(self, kid: str, key: RSAKey) -> _KeyVerifier:
         """The prepared verifier of ``key``; prepared again when the key set was reloaded."""
@@ -115,15 +125,17 @@ class TokenVerifier:
             self._key_verifiers[kid] = verifier
         return verifier
 
-    def _still_valid(self, token: str, remembered: VerifiedToken) -> Mapping[str, Any]:
-        """The claims of a remembered token, if time and the key set still admit it."""
+    def _still_valid(self, token: str, remembered: VerifiedToken) -> VerifiedToken:
+        """A remembered token, if time and the key set still admit it."""
         try:
             self.keys.key_for(remembered.kid)
-            self.policy.check_times(remembered.claims)
+            start, end = remembered.window
+            if not start <= self.policy.now() < end:
+                self.policy.check_times(remembered.claims)
         except AccessUnauthorized:
             self.cache.discard(token)
             raise
-        return remembered.claims
+        return remembered
 
     def _verify_with_new_header(self, token: str) -> tuple[str, bytes]:
         """The ``kid`` and verified payload of a token whose header is not known yet.

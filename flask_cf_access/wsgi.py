@@ -182,13 +182,14 @@ class CloudflareAccessMiddleware:
         if self.is_public(path):
             return self.wsgi_app(environ, start_response)
         request = Request(environ, populate_request=False, shallow=True)
+        header = request.headers.get(TOKEN_HEADER)
         try:
             identity = self.gate.check_request(
                 self,
                 request.method,
                 request.path,
-                request.headers.get(TOKEN_HEADER),
-                request.cookies.get(TOKEN_COOKIE),
+                header,
+                request.cookies.get(TOKEN_COOKIE) if header is None else None,
                 groups=self.groups_for(path),
                 allow_service_tokens=self.allow_service_tokens,
             )

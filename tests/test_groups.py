@@ -186,3 +186,30 @@ def test_malformed_groups_claim_refused(app: Flask, issuer: AccessIssuer) -> Non
     token = issuer.mint({"email": "a@example.com", "sub": "1", "groups": "Admins"})
     assert get(app, "/admin", token) == 401
     assert get(app, "/", token) == 200
+
+
+class CountingCache(SimpleCache):  # type: ignore[misc]
+    """A SimpleCache that counts reads of identity entries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.identity_reads = 0
+
+    def get(self, key: str) -> Any:
+        self.identity_reads += "identity" in key
+        return super().get(key)
+
+
+def test_groups_remembered_with_the_verified_token(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Repeat requests of a token reuse its groups without reading the shared cache."""
+    cache = CountingCache()
+    app = make_app(CF_ACCESS_CACHE=cache)
+    token = issuer.user_token("ada@example.com", ["Admins"])
+    for _ in range(10):
+        assert get(app, "/admin", token) == 200
+    assert cache.identity_reads == 1
+    assert identity_calls(mocked_team, issuer) == 1
+    assert get(app, "/admin", issuer.user_token("bob@example.com", ["Staff"])) == 403
+    assert cache.identity_reads == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import string
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, MissingClaimError
@@ -134,7 +135,7 @@ def test_expiry_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -
 def test_not_before_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A clock that steps back before nbf (past the leeway) refuses a remembered token."""
     gate = make_gate(issuer, clock)
-    token = issuer.mint()
+    token = issuer.mint({"iat": START - 100})  # only nbf is ahead of the stepped-back clock
     gate.verifier.verify(token)
     clock.now = START - 31
     assert reason_of(lambda: gate.verifier.verify(token)) == Reason.NOT_YET_VALID
@@ -592,3 +593,43 @@ def test_protected_app_still_refuses_after_warmup(
     assert client.get("/", headers=bearer(token)).status_code == 200
     forged = token.rsplit(".", 1)[0] + "." + b64(bytes(256))
     assert client.get("/", headers=bearer(forged)).status_code == 401
+
+
+@functools.cache
+def shared_issuer() -> tuple[AccessIssuer, FrozenClock]:
+    """One stand-in team for every example (a key costs tens of milliseconds)."""
+    clock = FrozenClock()
+    return AccessIssuer(clock=clock), clock
+
+
+@settings(max_examples=200, deadline=None)
+@example(nbf=0.5, iat=0, exp=100, max_age=None, steps=[-29.4])  # a fractional nbf's edge
+@example(nbf=0, iat=-10, exp=500, max_age=60, steps=[79.5, 0.6])  # the maximum age's edge
+@given(
+    nbf=st.one_of(st.integers(-100, 100), st.floats(-100, 100, allow_nan=False)),
+    iat=st.one_of(st.integers(-100, 100), st.floats(-100, 100, allow_nan=False)),
+    exp=st.integers(1, 300),
+    max_age=st.one_of(st.none(), st.integers(1, 200)),
+    steps=st.lists(st.floats(-60, 120, allow_nan=False), min_size=1, max_size=6),
+)
+def test_remembered_token_ages_as_a_fresh_one(
+    nbf: float, iat: float, exp: int, max_age: int | None, steps: list[float]
+) -> None:
+    """A remembered token is refused at the very moment, and for the reason, a fresh check is
+    (the clock may also step back, as a corrected clock does)."""
+    issuer, clock = shared_issuer()
+    clock.now = START
+    config: dict[str, Any] = {"CF_ACCESS_LOAD_KEYS_ON_INIT": False}
+    if max_age is not None:
+        config["CF_ACCESS_MAX_TOKEN_AGE"] = max_age
+    warm = make_gate(issuer, clock, **config)
+    cold = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=0, **config)
+    now = clock()
+    token = issuer.mint({"nbf": now + nbf, "iat": now + iat, "exp": now + exp})
+    if reason_of(lambda: warm.verifier.verify(token)) is not None:
+        return  # refused from the start: nothing is remembered
+    for step in steps:
+        clock.advance(step)
+        assert reason_of(lambda: warm.verifier.verify(token)) == reason_of(
+            lambda: cold.verifier.verify(token)
+        )

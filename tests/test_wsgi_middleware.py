@@ -620,7 +620,7 @@ def test_one_verification_path(
     def unavailable(token: str) -> Any:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
-    monkeypatch.setattr(middleware.gate.verifier, "verify", unavailable)
+    monkeypatch.setattr(middleware.gate.verifier, "verify_entry", unavailable)
     assert client.get("/", headers=bearer(token)).status_code == 503
     assert client.get("/decorated", headers=bearer(token)).status_code == 503
 
