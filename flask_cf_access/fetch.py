@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from collections.abc import Mapping
 
 import requests
+from requests.adapters import HTTPAdapter
 
 #: A certs or identity document larger than this is refused.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -59,3 +62,25 @@ def _read_capped(response: requests.Response) -> bytes:
             raise FetchError(f"{response.url} answered more than {MAX_RESPONSE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def fork_safe_session() -> requests.Session:
+    """A ``requests.Session`` whose kept-alive connections a forked child never reuses.
+
+    A server that loads the app before forking its workers (gunicorn's
+    ``--preload``) would otherwise hand every worker the same open connection
+    to Cloudflare. In the child, the inherited pools are dropped (not closed,
+    so nothing is sent on the parent's connection) and fresh ones mounted.
+    """
+    session = requests.Session()
+    if hasattr(os, "register_at_fork"):
+        reference = weakref.ref(session)
+        os.register_at_fork(after_in_child=lambda: forget_connections(reference()))
+    return session
+
+
+def forget_connections(session: requests.Session | None) -> None:
+    """Mount fresh HTTP(S) adapters on ``session``, leaving the old pools untouched."""
+    if session is not None:
+        session.mount("https://", HTTPAdapter())
+        session.mount("http://", HTTPAdapter())

@@ -17,6 +17,7 @@ from cachelib import BaseCache, SimpleCache
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessForbidden, AccessUnauthorized, Reason
+from .fetch import fork_safe_session
 from .groups import Group, MalformedGroups, groups_in_claims
 from .identity import AccessIdentity
 from .identity_endpoint import IdentityEndpoint
@@ -47,7 +48,7 @@ class AccessGate:
         self.clock = clock
         self.cache = SharedCache(cache if cache is not None else SimpleCache())
         #: The ``requests.Session`` every call to Cloudflare goes through.
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else fork_safe_session()
         self.keys = KeyStore(
             certs_url=settings.certs_url,
             session=self.session,
