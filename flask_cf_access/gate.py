@@ -46,7 +46,7 @@ class AccessGate:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.cache = SharedCache(cache if cache is not None else SimpleCache())
+        self.cache = SharedCache(cache if cache is not None else SimpleCache(), clock=clock)
         #: The ``requests.Session`` every call to Cloudflare goes through.
         self.session = session if session is not None else fork_safe_session()
         self.keys = KeyStore(

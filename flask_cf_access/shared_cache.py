@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cachelib import BaseCache
@@ -16,13 +19,27 @@ class SharedCache:
 
     Keys and identities are only ever *remembered* here; losing the cache costs
     a fetch, never a request. A failure is logged once until the backend works
-    again, so a Redis outage does not flood the log.
+    again, so a Redis outage does not flood the log; and after a failure the
+    backend is left alone for ``retry_after`` seconds, so a Redis that does not
+    answer costs one timeout per interval, not one per call.
+
+    :param clock: the time source for the back-off (tests inject theirs).
     """
 
-    def __init__(self, backend: BaseCache, prefix: str = "flask_cf_access:") -> None:
+    def __init__(
+        self,
+        backend: BaseCache,
+        prefix: str = "flask_cf_access:",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        retry_after: float = 5.0,
+    ) -> None:
         self.backend = backend
         self._prefix = prefix
+        self._clock = clock
+        self._retry_after = retry_after
         self._failing = False
+        self._resting_until = -math.inf
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any:
@@ -45,12 +62,15 @@ class SharedCache:
         return True if added is None else bool(added)
 
     def _call(self, method: str, *args: Any, default: Any, **kwargs: Any) -> Any:
+        if self._failing and self._clock() < self._resting_until:
+            return default
         try:
             result = getattr(self.backend, method)(*args, **kwargs)
         except Exception as exc:  # any backend's own errors: redis, OSError, pickle
             with self._lock:
                 first = not self._failing
                 self._failing = True
+                self._resting_until = self._clock() + self._retry_after
             if first:
                 logger.warning(
                     "Cloudflare Access cache %s is failing (%s); fetching without it",

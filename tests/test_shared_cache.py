@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ from flask_cf_access.cache_config import (
     cache_from_setting,
 )
 from flask_cf_access.extension import EXTENSION_KEY
+from flask_cf_access.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .redis_server import free_port
-from .support import bearer, count_calls
+from .support import FrozenClock, bearer, count_calls
 
 
 def redis_options(cache: Any) -> dict[str, Any]:
@@ -174,3 +176,41 @@ def test_down_redis_never_fails_a_request(
     # Unshared, the groups are still remembered with the verified token in this process.
     assert count_calls(mocked_team, issuer.identity_url) == 1
     assert sum("is failing" in record.getMessage() for record in caplog.records) == 1
+
+
+class BrokenCache(SimpleCache):  # type: ignore[misc]
+    """A backend whose every call fails, counting the calls, until it is mended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.broken = True
+
+    def get(self, key: str) -> Any:
+        self.calls += 1
+        if self.broken:
+            raise ConnectionError("down")
+        return super().get(key)
+
+
+def test_failing_backend_rests_between_tries(caplog: pytest.LogCaptureFixture) -> None:
+    """After a failure the backend is not called again for the back-off interval."""
+    clock = FrozenClock()
+    backend = BrokenCache()
+    cache = SharedCache(backend, clock=clock, retry_after=5.0)
+    assert [cache.get("k") for _ in range(10)] == [None] * 10
+    assert backend.calls == 1
+    clock.advance(4.9)
+    assert cache.get("k") is None
+    assert backend.calls == 1
+    clock.advance(0.1)
+    assert cache.get("k") is None
+    assert backend.calls == 2
+    backend.broken = False
+    clock.advance(5)
+    with caplog.at_level(logging.INFO, logger="flask_cf_access"):
+        assert cache.get("k") is None
+    assert backend.calls == 3
+    assert "works again" in caplog.text
+    assert [cache.get("k") for _ in range(3)] == [None] * 3
+    assert backend.calls == 6
