@@ -132,19 +132,6 @@ class AccessGate:
         if wanted and not identity.in_any_group(*wanted):
             raise AccessForbidden(Reason.NOT_IN_GROUP)
 
-    def check(
-        self,
-        header_value: str | None,
-        cookie_value: str | None,
-        *,
-        groups: Iterable[str] = (),
-        allow_service_tokens: bool = True,
-    ) -> AccessIdentity:
-        """:meth:`authenticate`, then :meth:`authorize`: the identity, if it may pass."""
-        identity = self.authenticate(header_value, cookie_value)
-        self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
-        return identity
-
     def check_request(
         self,
         sender: object,
@@ -156,23 +143,34 @@ class AccessGate:
         groups: Iterable[str] = (),
         allow_service_tokens: bool = True,
     ) -> AccessIdentity:
-        """:meth:`check` for one request, reported: one log line per refusal, and the
+        """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
+
+        Reported means one log line per refusal, and the
         :data:`~flask_cf_access.signals.access_granted` or
         :data:`~flask_cf_access.signals.access_denied` signal from ``sender``.
-
         The decorators and the WSGI middleware both come through here.
+
+        :returns: the identity, if it may pass.
+        :raises AccessUnauthorized: 401, no token or one that does not verify.
+        :raises AccessForbidden: 403, a refused service token, or not in ``groups``.
+        :raises AccessUnavailable: 503, keys or identity could not be had.
         """
+        identity: AccessIdentity | None = None
         try:
-            identity = self.check(
-                header_value, cookie_value, groups=groups, allow_service_tokens=allow_service_tokens
-            )
+            identity = self.authenticate(header_value, cookie_value)
+            self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
         except AccessError as error:
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason
             )
             if access_denied.receivers:
                 access_denied.send(
-                    sender, error=error, reason=error.reason, method=method, path=path
+                    sender,
+                    error=error,
+                    reason=error.reason,
+                    method=method,
+                    path=path,
+                    identity=identity,
                 )
             raise
         if access_granted.receivers:

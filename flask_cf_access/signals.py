@@ -8,7 +8,7 @@ the middleware as sender. Connect to them as to Flask's own signals::
     from flask_cf_access.signals import access_denied
 
     @access_denied.connect_via(app)
-    def audit(sender, error, reason, method, path):
+    def audit(sender, error, reason, method, path, identity):
         audit_log.warning("refused %s %s: %s", method, path, reason)
 
 No keyword argument carries the token.
@@ -27,5 +27,6 @@ access_granted = _signals.signal("access-granted")
 #: Sent when a request is refused, after the log line. Keyword arguments:
 #: ``error`` (the :class:`~flask_cf_access.AccessError` about to be answered:
 #: 401, 403 or 503), ``reason`` (its :class:`~flask_cf_access.Reason`),
-#: ``method`` and ``path``.
+#: ``method``, ``path`` and ``identity`` (who was refused, when the token
+#: verified: a 403, or a 503 for groups; ``None`` otherwise).
 access_denied = _signals.signal("access-denied")

@@ -135,9 +135,15 @@ def test_decorator_denial_sent_by_the_app(
     response = app.test_client().get(path, headers=headers)
     assert [item.signal for item in sent] == ["denied"]
     assert sent[0].sender is app
-    assert set(sent[0].kwargs) == {"error", "reason", "method", "path"}
+    assert set(sent[0].kwargs) == {"error", "reason", "method", "path", "identity"}
     error = sent[0].kwargs["error"]
     assert isinstance(error, error_type)
+    identity = sent[0].kwargs["identity"]
+    if error.code == 401:
+        assert identity is None
+    else:
+        names = {"bob": "bob@example.com", "ghost": "ghost@example.com"}
+        assert identity.name == names.get(str(who), "test-client.access")
     assert sent[0].kwargs["reason"] is reason is error.reason
     assert response.status_code == error.code
     assert sent[0].kwargs["path"] == path

@@ -591,7 +591,7 @@ def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: Froze
 def test_one_verification_path(
     issuer: AccessIssuer, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Middleware and decorators both verify through AccessGate.check, and nothing else."""
+    """Middleware and decorators both verify through AccessGate.authenticate, nothing else."""
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock)
 
@@ -603,13 +603,13 @@ def test_one_verification_path(
     middleware = CloudflareAccessMiddleware.from_flask(app, public_paths=["/decorated"])
     app.wsgi_app = middleware  # type: ignore[method-assign]
     checked: list[str] = []
-    original = AccessGate.check
+    original = AccessGate.authenticate
 
     def spy(self: AccessGate, *args: Any, **kwargs: Any) -> AccessIdentity:
         checked.append("check")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(AccessGate, "check", spy)
+    monkeypatch.setattr(AccessGate, "authenticate", spy)
     token = issuer.user_token("ada@example.com")
     client = app.test_client()
     assert client.get("/", headers=bearer(token)).status_code == 200
