@@ -8,7 +8,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
-from .guard import verify_access_in_request
+from .guard import verify_for_app
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,8 +19,9 @@ def _guarded(
 ) -> Callable[P, R]:
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        verify_access_in_request(groups=groups, allow_service_tokens=allow_service_tokens)
-        return cast(R, current_app.ensure_sync(view)(*args, **kwargs))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        verify_for_app(app, groups=groups, allow_service_tokens=allow_service_tokens)
+        return cast(R, app.ensure_sync(view)(*args, **kwargs))
 
     return wrapper
 

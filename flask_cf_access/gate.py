@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import requests
@@ -118,7 +118,7 @@ class AccessGate:
         self,
         identity: AccessIdentity,
         *,
-        groups: Iterable[str] = (),
+        groups: Collection[str] = (),
         allow_service_tokens: bool = True,
     ) -> None:
         """Refuse an authenticated identity this resource does not admit.
@@ -128,8 +128,7 @@ class AccessGate:
         """
         if identity.is_service_token and not allow_service_tokens:
             raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
-        wanted = tuple(groups)
-        if wanted and not identity.in_any_group(*wanted):
+        if groups and not identity.in_any_group(*groups):
             raise AccessForbidden(Reason.NOT_IN_GROUP)
 
     def check_request(
@@ -140,7 +139,7 @@ class AccessGate:
         header_value: str | None,
         cookie_value: str | None,
         *,
-        groups: Iterable[str] = (),
+        groups: Collection[str] = (),
         allow_service_tokens: bool = True,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from .errors import NoAccessContext
 from .extension import get_gate
 from .identity import AccessIdentity
-from .tokens import TOKEN_COOKIE, TOKEN_HEADER
+from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 
 def verify_access_in_request(
@@ -33,9 +33,19 @@ def verify_access_in_request(
     :raises AccessForbidden: 403, a refused service token, or not in the groups.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return verify_for_app(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        groups=tuple(groups),
+        allow_service_tokens=allow_service_tokens,
+    )
+
+
+def verify_for_app(
+    app: Flask, *, groups: tuple[str, ...] = (), allow_service_tokens: bool = True
+) -> AccessIdentity:
+    """:func:`verify_access_in_request` for the current request of ``app``, the current app."""
     this_request = request._get_current_object()  # type: ignore[attr-defined]
-    header = this_request.headers.get(TOKEN_HEADER)
+    header = this_request.environ.get(TOKEN_ENVIRON_KEY)
     identity = get_gate(app).check_request(
         app,
         this_request.method,

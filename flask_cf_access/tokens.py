@@ -14,6 +14,8 @@ from .errors import AccessUnauthorized, Reason
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
 #: The cookie browsers carry the same token in.
 TOKEN_COOKIE = "CF_Authorization"
+#: Where a WSGI server puts the token header in the environ.
+TOKEN_ENVIRON_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 
 #: Real application tokens are 1 to 4 KB; nothing longer is parsed at all.
 MAX_TOKEN_LENGTH = 16 * 1024

@@ -24,7 +24,7 @@ from .extension import EXTENSION_KEY
 from .gate import AccessGate, Clock
 from .identity import AccessIdentity
 from .settings import DEFAULTS
-from .tokens import TOKEN_COOKIE, TOKEN_HEADER
+from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,7 +50,7 @@ _SETTING_KEYWORDS = {
     key.removeprefix("CF_ACCESS_").lower(): key for key in DEFAULTS if key != "CF_ACCESS_CACHE"
 }
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_RESERVED_HEADERS = {"HTTP_" + TOKEN_HEADER.upper().replace("-", "_"), "HTTP_COOKIE"}
+_RESERVED_HEADERS = {TOKEN_ENVIRON_KEY, "HTTP_COOKIE"}
 
 
 class CloudflareAccessMiddleware:
@@ -182,7 +182,7 @@ class CloudflareAccessMiddleware:
         if self.is_public(path):
             return self.wsgi_app(environ, start_response)
         request = Request(environ, populate_request=False, shallow=True)
-        header = request.headers.get(TOKEN_HEADER)
+        header = environ.get(TOKEN_ENVIRON_KEY)
         try:
             identity = self.gate.check_request(
                 self,
