@@ -75,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 " come through Cloudflare with a token (`flask --app examples.protected_app"
                 " cf-access check` checks the set-up)."
             )
-        print(f"Example app ready on {url}/ (Ctrl+C to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt):  # entered before anyone is told to stop us
+            print(f"Example app ready on {url}/ (Ctrl+C to stop)", flush=True)
             server.serve_forever()
     return 0
 
