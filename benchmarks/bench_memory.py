@@ -97,7 +97,7 @@ def main() -> None:
         seen = 0
         for tokens in pool.imap(_mint_chunk, range(chunks)):
             for token in tokens:
-                gate.check(token, None)
+                gate.authenticate(token, None)
                 seen += 1
                 if seen in checkpoints:
                     held[seen] = tracemalloc.get_traced_memory()[0] - baseline
