@@ -37,8 +37,6 @@ class IdentityEndpoint:
         self._timeout = timeout
         self._cache = cache
         self._clock = clock
-        #: Fetches made by this process, for tests and benchmarks.
-        self.fetch_count = 0
 
     def groups(self, token: str, expires_at: float) -> tuple[Group, ...]:
         """The groups of the identity behind a *verified* ``token``.
@@ -52,7 +50,6 @@ class IdentityEndpoint:
                 return parse_groups(cached)
             except MalformedGroups:
                 pass  # written by someone else; ask the endpoint instead
-        self.fetch_count += 1
         try:
             document = get_json(
                 self._session,

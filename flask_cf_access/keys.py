@@ -34,11 +34,6 @@ class KeySet:
     keys: Mapping[str, RSAKey]
     fetched_at: float
 
-    @property
-    def kids(self) -> frozenset[str]:
-        """The key ids in this set."""
-        return frozenset(self.keys)
-
 
 def parse_certs(document: object) -> dict[str, RSAKey]:
     """The RS256 signing keys of a certs document, by ``kid``.
@@ -111,8 +106,6 @@ class KeyStore:
         self._lock = threading.Lock()
         self._current: KeySet | None = None
         self._last_attempt = -math.inf
-        #: Fetches made by this process, for tests and benchmarks.
-        self.fetch_count = 0
 
     @property
     def current(self) -> KeySet | None:
@@ -207,7 +200,6 @@ class KeyStore:
     def _fetch(self, now: float) -> KeySet | None:
         """Fetch and install a new set; ``None`` (logged) if it could not be had."""
         self._last_attempt = now
-        self.fetch_count += 1
         try:
             document = get_json(self._session, self.certs_url, timeout=self._timeout)
             keys = parse_certs(document)
