@@ -19,6 +19,8 @@ from contextlib import contextmanager
 import pytest
 import redis
 
+from .processes import stop_process
+
 #: Seconds to wait for a server to say it is ready, or to exit when stopped.
 START_TIMEOUT = 10.0
 #: PINGs tried, once the server said it is ready, before giving up on it.
@@ -111,16 +113,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server and wait for it to exit. Safe to call twice."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(START_TIMEOUT)
-        self._reader.join(START_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, self._reader, START_TIMEOUT)
 
     @property
     def running(self) -> bool:

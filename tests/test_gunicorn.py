@@ -16,6 +16,7 @@ import pytest
 
 from flask_cf_access.testing import AccessIssuer, StandInServer
 
+from .processes import stop_process
 from .redis_server import RedisServer, free_port, running_redis_server
 
 pytestmark = pytest.mark.redis
@@ -94,16 +95,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """Stop gunicorn (killing it if it will not stop) and read the rest of its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(TIMEOUT)
-        self._reader.join(TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, self._reader, TIMEOUT)
 
     def serving_workers(self) -> set[str]:
         """The pids of the workers that answered a request, from the access log."""
