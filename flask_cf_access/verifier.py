@@ -92,8 +92,7 @@ class TokenVerifier:
         remembered = self.cache.get(token)
         if remembered is not None:
             return self._still_valid(token, remembered)
-        check_token_shape(token)
-        signing_input, _, signature_segment = token.encode("ascii").rpartition(b".")
+        signing_input, _, signature_segment = check_token_shape(token).rpartition(b".")
         header_segment, _, payload_segment = signing_input.partition(b".")
         kid = self._known_headers.get(header_segment)
         if kid is None:
@@ -209,14 +208,20 @@ def _json_object(payload: bytes) -> Any:
 
     ``json.loads`` on bytes takes a first byte ``{`` followed by a byte other
     than NUL for UTF-8 (no byte-order mark starts with ``{``) and decodes it
-    with ``surrogatepass``; doing that here gives the same result, or the same
-    error, for a third less time. Anything else goes to ``json.loads`` as it is.
+    with ``surrogatepass``; doing that here, then ``JSONDecoder.raw_decode``
+    (the same scanner, without ``json.loads``'s whitespace passes), gives the
+    same result, or the same error, for half the time. Anything else, including
+    a text with something after the object, goes to ``json.loads`` as it is.
     """
     if payload[:1] == b"{" and payload[1:2] != b"\x00":
-        return json.loads(payload.decode("utf-8", "surrogatepass"))
+        text = payload.decode("utf-8", "surrogatepass")
+        value, end = _JSON_DECODER.raw_decode(text)
+        if end == len(text):
+            return value
     return json.loads(payload)
 
 
+_JSON_DECODER = json.JSONDecoder()
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.
 _CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")

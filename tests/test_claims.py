@@ -27,7 +27,9 @@ def test_issuer_required(app: Flask, issuer: AccessIssuer) -> None:
     assert status(app, issuer.mint({"iss": None})) == 401
 
 
-@pytest.mark.parametrize("aud", [["another-app"], "another-app", [], None, 5, [5]])
+@pytest.mark.parametrize(
+    "aud", [["another-app"], "another-app", [], None, 5, [5], [["x"]], [{"x": 1}], {"x": 1}]
+)
 def test_wrong_or_missing_audience_refused(app: Flask, issuer: AccessIssuer, aud: Any) -> None:
     """A token for another application (or none) is refused."""
     assert status(app, issuer.mint({"aud": aud})) == 401

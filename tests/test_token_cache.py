@@ -446,6 +446,7 @@ ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
         ).map(lambda pair: json.dumps(pair[0], ensure_ascii=False).encode(pair[1])),
         st.text(max_size=10).map(lambda text: b'{"a":"' + text.encode()),
         st.sampled_from([b'{"a":"\xed\xa0\x80"}', b'{"a":"\xff"}', b"{\x00", b"{"]),
+        st.sampled_from([b'{"a":1} ', b'{"a":1}\n', b'{"a":1}x', b'{"a":1}{}', b'{"a":1} 2']),
     )
 )
 def test_payload_parsing_matches_json_loads(data: bytes) -> None:

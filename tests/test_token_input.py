@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from flask_cf_access import AccessUnauthorized, Reason
 from flask_cf_access.testing import AccessIssuer, encode_token
-from flask_cf_access.tokens import MAX_TOKEN_LENGTH
+from flask_cf_access.tokens import MAX_TOKEN_LENGTH, check_token_shape
 
 from .support import bearer
 
@@ -132,3 +136,23 @@ def test_header_tricks_with_valid_signature(app: Flask, issuer: AccessIssuer) ->
     ):
         token = encode_token(header, {"iss": issuer.issuer}, issuer.signing_key)
         assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+
+
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.text(alphabet="ab-_.+/= \né", max_size=12),
+        st.lists(st.text(alphabet="aZ9-_+/=é", max_size=3), min_size=1, max_size=5).map(".".join),
+    )
+)
+def test_shape_check_is_three_base64url_segments(token: str) -> None:
+    """The shape check passes exactly three non-empty base64url segments joined by dots."""
+    if COMPACT_JWS.fullmatch(token):
+        assert check_token_shape(token) == token.encode()
+    else:
+        with pytest.raises(AccessUnauthorized) as refusal:
+            check_token_shape(token)
+        assert refusal.value.reason == Reason.MALFORMED_TOKEN
