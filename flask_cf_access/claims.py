@@ -14,6 +14,8 @@ _STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "t
 _ESSENTIAL_CLAIMS = ("aud", "exp", "iss")
 #: Claims whose verdict changes as time passes.
 _TIME_CLAIMS = frozenset({"exp", "nbf", "iat"})
+#: Every integer up to this size is exactly a float.
+_EXACT_FLOAT_LIMIT = 2**53
 
 
 def _is_numeric_date(value: object) -> TypeGuard[int | float]:
@@ -21,6 +23,14 @@ def _is_numeric_date(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _as_exact_float(value: float) -> float:
+    """``value`` as a float when that loses nothing, so that comparing it with the clock is cheap.
+
+    Integers beyond 2**53 (no real token's times) stay integers rather than round.
+    """
+    return float(value) if -_EXACT_FLOAT_LIMIT <= value <= _EXACT_FLOAT_LIMIT else value
 
 
 class ClaimsPolicy:
@@ -36,7 +46,8 @@ class ClaimsPolicy:
 
     def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
         self._settings = settings
-        self._clock = clock
+        #: The time source every check reads.
+        self.clock = clock
         self._issuer = settings.issuer
         self._audiences = frozenset(settings.audiences)
         self._leeway = settings.leeway
@@ -54,19 +65,21 @@ class ClaimsPolicy:
         """The settings this policy applies."""
         return self._settings
 
-    def check(self, claims: Mapping[str, Any]) -> None:
+    def check(self, claims: Mapping[str, Any]) -> tuple[float, float]:
         """Accept the claims or say why not.
 
         ``iss`` must be the team, ``aud`` must hold a configured tag, ``exp`` is
         required, ``exp``/``nbf``/``iat`` are checked with the leeway, ``type``
         (when present) must be ``app``, and an optional maximum age is applied.
 
+        :returns: the accepted claims' :meth:`window`.
         :raises AccessUnauthorized: with the reason of the first failed check.
         """
-        now = int(self._clock())
+        now = int(self.clock())
         if not self._surely_passes(claims, now):
             self._check_in_order(claims, now)
         self.check_age(claims)
+        return self.window(claims)
 
     def _surely_passes(self, claims: Mapping[str, Any], now: int) -> bool:
         """Whether the claims pass every check of :meth:`_check_in_order`, in one expression.
@@ -135,16 +148,12 @@ class ClaimsPolicy:
 
         :raises AccessUnauthorized: expired, not yet valid, or too old by now.
         """
-        now = int(self._clock())
+        now = int(self.clock())
         checks = self._checks
         for name, value in claims.items():  # in the token's order, as check() goes
             if name in _TIME_CLAIMS:
                 checks[name](value, now)
         self.check_age(claims)
-
-    def now(self) -> float:
-        """The time by this policy's clock."""
-        return self._clock()
 
     def window(self, claims: Mapping[str, Any]) -> tuple[float, float]:
         """A span of clock times in which accepted claims surely still pass :meth:`check_times`.
@@ -155,12 +164,18 @@ class ClaimsPolicy:
         the clock truncated to whole seconds, hence the extra second.
         """
         leeway = self._leeway
-        starts = [claims[name] - leeway + 1 for name in ("nbf", "iat") if name in claims]
-        ends = [claims["exp"] + leeway]
-        max_age = self._settings.max_token_age
-        if max_age is not None and "iat" in claims:
-            ends.append(claims["iat"] + max_age + leeway)
-        return (max(starts) if starts else -math.inf), min(ends)
+        start: float = -math.inf
+        end: float = claims["exp"] + leeway
+        not_before = claims.get("nbf")
+        if not_before is not None:
+            start = not_before - leeway + 1
+        issued_at = claims.get("iat")
+        if issued_at is not None:
+            start = max(start, issued_at - leeway + 1)
+            max_age = self._settings.max_token_age
+            if max_age is not None:
+                end = min(end, issued_at + max_age + leeway)
+        return _as_exact_float(start), _as_exact_float(end)
 
     def check_age(self, claims: Mapping[str, Any]) -> None:
         """Refuse a token issued longer ago than ``max_token_age`` allows.
@@ -173,7 +188,7 @@ class ClaimsPolicy:
         issued_at = claims.get("iat")
         if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
             raise AccessUnauthorized(Reason.MISSING_CLAIM)
-        if self._clock() - issued_at > max_age + self._settings.leeway:
+        if self.clock() - issued_at > max_age + self._settings.leeway:
             raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
 
     def _check_iss(self, value: object, now: int) -> None:

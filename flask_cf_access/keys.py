@@ -29,10 +29,11 @@ class CertsError(Exception):
 
 @dataclass(frozen=True)
 class KeySet:
-    """One published set of keys, by ``kid``, and when it was fetched."""
+    """One published set of keys, by ``kid``: when it was fetched, and until when it is fresh."""
 
     keys: Mapping[str, RSAKey]
     fetched_at: float
+    fresh_until: float
 
 
 def parse_certs(document: object) -> dict[str, RSAKey]:
@@ -104,13 +105,9 @@ class KeyStore:
         self._min_interval = min_refresh_interval
         self._cache_key = f"certs:{certs_url}"
         self._lock = threading.Lock()
-        self._current: KeySet | None = None
+        #: The key set in use now, if any was ever had. Read it; only the store replaces it.
+        self.current: KeySet | None = None
         self._last_attempt = -math.inf
-
-    @property
-    def current(self) -> KeySet | None:
-        """The key set in use now, if any was ever had."""
-        return self._current
 
     def preload(self) -> bool:
         """Fetch the keys now; log a failure instead of raising it."""
@@ -126,29 +123,36 @@ class KeyStore:
         :raises AccessUnauthorized: no such key, even after a refresh.
         :raises AccessUnavailable: no key set could be had at all.
         """
-        keyset = self._fresh_keyset()
-        key = keyset.keys.get(kid)
-        if key is None:
-            key = self._refreshed_for_unknown_kid(kid, keyset).keys.get(kid)
-        if key is None:
-            raise AccessUnauthorized(Reason.UNKNOWN_KID)
-        return key
+        return self.keyset_for(kid).keys[kid]
 
-    def _is_fresh(self, keyset: KeySet | None, now: float) -> bool:
-        return keyset is not None and now - keyset.fetched_at < self._max_age
+    def keyset_for(self, kid: str) -> KeySet:
+        """The set in use that publishes ``kid``, refreshed first if it is stale.
+
+        While this set is still :attr:`current` and fresh, ``kid`` is still
+        published: a caller may keep the set to skip the look-up until then.
+
+        :raises AccessUnauthorized: no such key, even after a refresh.
+        :raises AccessUnavailable: no key set could be had at all.
+        """
+        keyset = self._fresh_keyset()
+        if kid not in keyset.keys:
+            keyset = self._refreshed_for_unknown_kid(kid, keyset)
+            if kid not in keyset.keys:
+                raise AccessUnauthorized(Reason.UNKNOWN_KID)
+        return keyset
 
     def _fresh_keyset(self) -> KeySet:
-        current = self._current
-        if current is not None and self._is_fresh(current, self._clock()):
+        current = self.current
+        if current is not None and self._clock() < current.fresh_until:
             return current
         with self._lock:
             now = self._clock()
-            current = self._current
-            if current is not None and self._is_fresh(current, now):
+            current = self.current
+            if current is not None and now < current.fresh_until:
                 return current
             shared = self._shared_keyset(now)
             if shared is not None:
-                self._current = shared
+                self.current = shared
                 return shared
             if now - self._last_attempt >= self._min_interval:
                 fetched = self._fetch(now)
@@ -160,13 +164,13 @@ class KeyStore:
 
     def _refreshed_for_unknown_kid(self, kid: str, seen: KeySet) -> KeySet:
         with self._lock:
-            current = self._current or seen
+            current = self.current or seen
             if kid in current.keys:
                 return current
             now = self._clock()
             shared = self._shared_keyset(now)
             if shared is not None and shared.fetched_at > current.fetched_at:
-                self._current = current = shared
+                self.current = current = shared
                 if kid in shared.keys:
                     return shared
             if not self._may_force_refresh(now):
@@ -193,9 +197,10 @@ class KeyStore:
         if not isinstance(fetched_at, (int, float)) or not now - self._max_age < fetched_at <= now:
             return None
         try:
-            return KeySet(parse_certs(entry.get("document")), float(fetched_at))
+            keys = parse_certs(entry.get("document"))
         except CertsError:
             return None
+        return KeySet(keys, float(fetched_at), fetched_at + self._max_age)
 
     def _fetch(self, now: float) -> KeySet | None:
         """Fetch and install a new set; ``None`` (logged) if it could not be had."""
@@ -204,11 +209,11 @@ class KeyStore:
             document = get_json(self._session, self.certs_url, timeout=self._timeout)
             keys = parse_certs(document)
         except (FetchError, CertsError) as exc:
-            kept = "keeping the last good set" if self._current else "no keys yet"
+            kept = "keeping the last good set" if self.current else "no keys yet"
             logger.error("Cloudflare Access keys could not be refreshed (%s); %s", exc, kept)
             return None
-        keyset = KeySet(keys, now)
-        self._current = keyset
+        keyset = KeySet(keys, now, now + self._max_age)
+        self.current = keyset
         shared = {"keys": [key.as_dict(private=False) for key in keys.values()]}
         self._cache.set(
             self._cache_key, {"fetched_at": now, "document": shared}, timeout=self._max_age

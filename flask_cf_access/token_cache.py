@@ -6,9 +6,12 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .groups import Group
+
+if TYPE_CHECKING:
+    from .keys import KeySet
 
 
 class VerifiedToken:
@@ -16,21 +19,25 @@ class VerifiedToken:
 
     :param kid: the key that signed it.
     :param claims: its verified claims, read-only.
+    :param keyset: the published set its ``kid`` was last found in; while that
+        set is in use and fresh, the key needs no look-up.
     :param window: clock times ``[start, end)`` in which its time checks surely
         pass (:meth:`~flask_cf_access.claims.ClaimsPolicy.window`); by default
         none, so that every hit runs the full time checks.
     """
 
-    __slots__ = ("claims", "groups", "kid", "window")
+    __slots__ = ("claims", "groups", "keyset", "kid", "window")
 
     def __init__(
         self,
         kid: str,
         claims: Mapping[str, Any],
+        keyset: KeySet | None = None,
         window: tuple[float, float] = (math.inf, -math.inf),
     ) -> None:
         self.kid = kid
         self.claims = claims
+        self.keyset = keyset
         self.window = window
         #: The identity's groups, once resolved for a request; kept with the token.
         self.groups: tuple[Group, ...] | None = None
@@ -56,14 +63,20 @@ class TokenCache:
         self._lock = threading.Lock()
 
     def get(self, token: str) -> VerifiedToken | None:
-        """The entry of ``token``, now the most recently used, or ``None``."""
-        if token not in self._entries:  # a miss needs no lock: nothing is changed
-            return None
-        with self._lock:
-            entry = self._entries.get(token)
-            if entry is not None:
-                self._entries.move_to_end(token)
-            return entry
+        """The entry of ``token``, now the most recently used, or ``None``.
+
+        Readers take no lock: each step is one atomic operation on the
+        ordered dict, and an entry dropped between them is still returned.
+        """
+        entries = self._entries
+        entry = entries.get(token)
+        if entry is not None:
+            # Not contextlib.suppress: a context manager would cost more than the hit.
+            try:  # noqa: SIM105
+                entries.move_to_end(token)
+            except KeyError:  # dropped by another thread since the look-up
+                pass
+        return entry
 
     def put(self, token: str, entry: VerifiedToken) -> None:
         """Remember ``entry`` for ``token``, forgetting the least recently used beyond the bound."""

@@ -23,7 +23,7 @@ from joserfc.jws import JWSRegistry
 
 from .claims import ClaimsPolicy
 from .errors import AccessUnauthorized, Reason
-from .keys import KeyStore
+from .keys import KeySet, KeyStore
 from .token_cache import TokenCache, VerifiedToken
 from .tokens import check_token_shape, read_unverified_header
 
@@ -63,6 +63,7 @@ class TokenVerifier:
         )
         # header segment -> kid, for headers of tokens whose signature verified
         self._known_headers: dict[bytes, str] = {}
+        self._clock = policy.clock
         self._key_verifiers: dict[str, _KeyVerifier] = {}
 
     def verify(self, token: str) -> Mapping[str, Any]:
@@ -91,17 +92,30 @@ class TokenVerifier:
         """
         remembered = self.cache.get(token)
         if remembered is not None:
+            # Still valid by one clock read and three comparisons, or else
+            # checked again in full by _still_valid.
+            now = self._clock()
+            keyset = remembered.keyset
+            start, end = remembered.window
+            if (
+                keyset is not None
+                and keyset is self.keys.current
+                and now < keyset.fresh_until
+                and start <= now < end
+            ):
+                return remembered
             return self._still_valid(token, remembered)
         signing_input, _, signature_segment = check_token_shape(token).rpartition(b".")
         header_segment, _, payload_segment = signing_input.partition(b".")
         kid = self._known_headers.get(header_segment)
         if kid is None:
-            kid, payload = self._verify_with_new_header(token)
+            kid, keyset, payload = self._verify_with_new_header(token)
             if len(self._known_headers) >= MAX_KNOWN_HEADERS:
                 self._known_headers.clear()
             self._known_headers[header_segment] = kid
         else:
-            verifier = self._key_verifier(kid, self.keys.key_for(kid))
+            keyset = self.keys.keyset_for(kid)
+            verifier = self._key_verifier(kid, keyset.keys[kid])
             payload = verifier.payload(signing_input, payload_segment, signature_segment)
         try:
             claims = _json_object(payload)
@@ -109,8 +123,8 @@ class TokenVerifier:
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
         if not isinstance(claims, dict):
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
-        self.policy.check(claims)
-        entry = VerifiedToken(kid, MappingProxyType(claims), self.policy.window(claims))
+        window = self.policy.check(claims)
+        entry = VerifiedToken(kid, MappingProxyType(claims), keyset, window)
         self.cache.put(token, entry)
         return entry
 
@@ -125,19 +139,19 @@ class TokenVerifier:
         return verifier
 
     def _still_valid(self, token: str, remembered: VerifiedToken) -> VerifiedToken:
-        """A remembered token, if time and the key set still admit it."""
+        """A remembered token, if time and the key set still admit it, checked in full."""
         try:
-            self.keys.key_for(remembered.kid)
+            remembered.keyset = self.keys.keyset_for(remembered.kid)
             start, end = remembered.window
-            if not start <= self.policy.now() < end:
+            if not start <= self._clock() < end:
                 self.policy.check_times(remembered.claims)
         except AccessUnauthorized:
             self.cache.discard(token)
             raise
         return remembered
 
-    def _verify_with_new_header(self, token: str) -> tuple[str, bytes]:
-        """The ``kid`` and verified payload of a token whose header is not known yet.
+    def _verify_with_new_header(self, token: str) -> tuple[str, KeySet, bytes]:
+        """The ``kid``, its key set and the verified payload of a token with a new header.
 
         Every check of the header is made here, and joserfc deserializes the
         whole token, so a header is only remembered once a token carrying it
@@ -151,14 +165,16 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AccessUnauthorized(Reason.MISSING_KID)
-        key = self.keys.key_for(kid)
+        keyset = self.keys.keyset_for(kid)
         try:
-            signed = jws.deserialize_compact(token, key, algorithms=ALGORITHMS, registry=_REGISTRY)
+            signed = jws.deserialize_compact(
+                token, keyset.keys[kid], algorithms=ALGORITHMS, registry=_REGISTRY
+            )
         except BadSignatureError as exc:
             raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc
         except (JoseError, ValueError, TypeError) as exc:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
-        return kid, signed.payload
+        return kid, keyset, signed.payload
 
 
 class _KeyVerifier:

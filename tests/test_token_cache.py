@@ -179,6 +179,46 @@ def test_rotation_keeps_tokens_of_the_previous_key(
     assert reason_of(lambda: gate.verifier.verify(token)) is None
 
 
+def test_forced_refresh_ends_remembered_tokens_of_a_dropped_key(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """A set fetched early for an unknown kid, without a remembered token's key, ends that token."""
+    gate = make_gate(issuer, clock)
+    old_token = issuer.user_token("ada@example.com")
+    gate.verifier.verify(old_token)
+    issuer.rotate()
+    issuer.drop_previous()
+    clock.advance(60)  # CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL, well within CF_ACCESS_KEYS_MAX_AGE
+    assert reason_of(lambda: gate.verifier.verify(issuer.user_token("grace@example.com"))) is None
+    assert reason_of(lambda: gate.verifier.verify(old_token)) == Reason.UNKNOWN_KID
+    assert old_token not in gate.verifier.cache
+
+
+def test_remembered_token_takes_up_a_refetched_set(
+    issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
+) -> None:
+    """After a refetch that still publishes its key, a remembered token needs no look-up again."""
+    gate = make_gate(issuer, clock)
+    token = issuer.user_token("ada@example.com")
+    entry = gate.verifier.verify_entry(token)
+    first_set = gate.keys.current
+    assert entry.keyset is first_set
+    clock.advance(900)
+    assert gate.verifier.verify_entry(token) is entry
+    assert gate.keys.current is not first_set
+    assert entry.keyset is gate.keys.current
+    assert signature_checks == ["new header"]
+
+
+def test_expiry_beyond_floats_is_remembered(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """An exp too large for a float passes, and passes again from the cache, without an error."""
+    gate = make_gate(issuer, clock)
+    token = issuer.mint({"exp": 10**400})
+    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    clock.advance(10**6)
+    assert reason_of(lambda: gate.verifier.verify(token)) is None
+
+
 @pytest.mark.parametrize(
     "claims",
     [{"exp": START - 120}, {"aud": ["another-app"]}, {"iss": "https://other.example"}],
