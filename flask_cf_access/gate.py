@@ -97,22 +97,29 @@ class AccessGate:
         """
         token = choose_token(header_value, cookie_value)
         verified = self.verifier.verify_entry(token)
-        claims = verified.claims
+        identity = verified.identity
+        if identity is None:
+            # Made once per remembered token; its groups are resolved once too.
+            identity = verified.identity = AccessIdentity(
+                verified.claims, self._group_loader(token, verified.claims)
+            )
+        return identity
+
+    def _group_loader(
+        self, token: str, claims: Mapping[str, Any]
+    ) -> Callable[[], tuple[Group, ...]]:
+        """How the identity of ``token`` learns its groups: its claims, else get-identity."""
 
         def load_groups() -> tuple[Group, ...]:
-            if verified.groups is not None:
-                return verified.groups
             try:
                 carried = groups_in_claims(claims)
             except MalformedGroups as exc:
                 raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
-            groups = carried
-            if groups is None:
-                groups = self.identity_endpoint.groups(token, float(claims["exp"]))
-            verified.groups = groups  # kept with the remembered token, until it goes
-            return groups
+            if carried is not None:
+                return carried
+            return self.identity_endpoint.groups(token, float(claims["exp"]))
 
-        return AccessIdentity(claims, load_groups)
+        return load_groups
 
     def authorize(
         self,
@@ -157,7 +164,8 @@ class AccessGate:
         identity: AccessIdentity | None = None
         try:
             identity = self.authenticate(header_value, cookie_value)
-            self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
+            if groups or not allow_service_tokens:
+                self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
         except AccessError as error:
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason

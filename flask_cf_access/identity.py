@@ -12,9 +12,12 @@ class AccessIdentity:
     """The identity behind a verified token.
 
     Groups are resolved on first use only: from the token when it carries
-    them, otherwise from the team's identity endpoint. One identity belongs to
-    one request, so it is not shared between threads.
+    them, otherwise from the team's identity endpoint. Every request carrying
+    the same remembered token gets the same identity, from any thread, so it
+    takes no new attributes: keep per-request data on ``flask.g``.
     """
+
+    __slots__ = ("_groups", "_load_groups", "claims")
 
     def __init__(
         self, claims: Mapping[str, Any], load_groups: Callable[[], tuple[Group, ...]]

@@ -8,9 +8,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .groups import Group
-
 if TYPE_CHECKING:
+    from .identity import AccessIdentity
     from .keys import KeySet
 
 
@@ -26,7 +25,7 @@ class VerifiedToken:
         none, so that every hit runs the full time checks.
     """
 
-    __slots__ = ("claims", "groups", "keyset", "kid", "window")
+    __slots__ = ("claims", "identity", "keyset", "kid", "window")
 
     def __init__(
         self,
@@ -39,8 +38,9 @@ class VerifiedToken:
         self.claims = claims
         self.keyset = keyset
         self.window = window
-        #: The identity's groups, once resolved for a request; kept with the token.
-        self.groups: tuple[Group, ...] | None = None
+        #: The identity these claims speak for, once a request has asked;
+        #: every later request with the token gets the same one.
+        self.identity: AccessIdentity | None = None
 
 
 class TokenCache:

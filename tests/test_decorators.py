@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, g
 
 from flask_cf_access import (
     AccessForbidden,
+    AccessIdentity,
     AccessUnauthorized,
     NoAccessContext,
     Reason,
@@ -259,3 +260,25 @@ def test_identity_properties(make_app: AppFactory, issuer: AccessIssuer) -> None
         True,
     )
     assert seen["groups"] == []
+
+
+def test_repeat_token_shares_one_read_only_identity(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
+    """Requests with one remembered token get the same identity, which takes no new attributes."""
+    app = make_app()
+    seen: list[AccessIdentity] = []
+
+    @app.get("/who")
+    @require_access
+    def who() -> str:
+        seen.append(get_identity())
+        return "ok"
+
+    client = app.test_client()
+    token = issuer.user_token("ada@example.com")
+    for _ in range(2):
+        assert client.get("/who", headers=bearer(token)).status_code == 200
+    assert seen[0] is seen[1]
+    with pytest.raises(AttributeError):
+        seen[0].note = "per-request data belongs on g"  # type: ignore[attr-defined]
