@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from flask_cf_access import (
     AccessForbidden,
     AccessIdentity,
     AccessUnauthorized,
+    CloudflareAccess,
     NoAccessContext,
     Reason,
     current_identity,
@@ -24,7 +26,7 @@ from flask_cf_access import (
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import bearer
+from .support import FrozenClock, bearer
 
 
 def test_bare_and_called_forms(app: Flask, issuer: AccessIssuer) -> None:
@@ -282,3 +284,37 @@ def test_repeat_token_shares_one_read_only_identity(
     assert seen[0] is seen[1]
     with pytest.raises(AttributeError):
         seen[0].note = "per-request data belongs on g"  # type: ignore[attr-defined]
+
+
+class EnsureSyncCountingFlask(Flask):
+    """A Flask app whose ensure_sync() notes the name of every function it is asked about."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ensured: list[str] = []
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        self.ensured.append(func.__name__)
+        return super().ensure_sync(func)
+
+
+def test_each_app_is_asked_to_ensure_sync(
+    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """One protected view served by two apps is run through each app's own ensure_sync()."""
+
+    @require_access
+    def shared() -> str:
+        return "ok"
+
+    plain = make_app()
+    counting = EnsureSyncCountingFlask("counting")
+    counting.config.update(issuer.settings())
+    CloudflareAccess(counting, clock=clock)
+    for app in (plain, counting):
+        app.add_url_rule("/shared", view_func=shared)
+    token = issuer.user_token("ada@example.com")
+    for app in (plain, counting, plain, counting):
+        assert app.test_client().get("/shared", headers=bearer(token)).status_code == 200
+    # Flask asks once for the wrapper, the wrapper once for the view.
+    assert counting.ensured.count("shared") == 4
