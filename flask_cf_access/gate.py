@@ -25,7 +25,6 @@ from .keys import KeyStore
 from .settings import AccessSettings
 from .shared_cache import SharedCache
 from .signals import access_denied, access_granted
-from .tokens import choose_token
 from .verifier import TokenVerifier
 
 logger = logging.getLogger("flask_cf_access")
@@ -95,7 +94,12 @@ class AccessGate:
         :raises AccessUnauthorized: no token, or one that does not verify.
         :raises AccessUnavailable: no keys could be had.
         """
-        token = choose_token(header_value, cookie_value)
+        # The header is authoritative: when present, even empty or bad, the
+        # cookie is not looked at.
+        token = header_value if header_value is not None else cookie_value
+        if not token:
+            raise AccessUnauthorized(Reason.MISSING_TOKEN)
+        token = token.strip()
         verified = self.verifier.verify_entry(token)
         identity = verified.identity
         if identity is None:

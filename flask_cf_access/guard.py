@@ -9,9 +9,13 @@ from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from .errors import NoAccessContext
-from .extension import get_gate
+from .extension import EXTENSION_KEY, get_gate
+from .gate import AccessGate
 from .identity import AccessIdentity
 from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+
+#: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
+_FLASK_GLOBALS = Flask.app_ctx_globals_class
 
 
 def verify_access_in_request(
@@ -46,7 +50,10 @@ def verify_for_app(
     """:func:`verify_access_in_request` for the current request of ``app``, the current app."""
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     header = this_request.environ.get(TOKEN_ENVIRON_KEY)
-    identity = get_gate(app).check_request(
+    gate = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(gate, AccessGate):
+        gate = get_gate(app)  # which says to call init_app
+    identity = gate.check_request(
         app,
         this_request.method,
         this_request.path,
@@ -57,8 +64,14 @@ def verify_for_app(
         allow_service_tokens=allow_service_tokens,
     )
     context_globals = g._get_current_object()
-    context_globals.cf_access_identity = identity
-    context_globals.cf_access_claims = identity.claims
+    if type(context_globals) is _FLASK_GLOBALS:
+        # All that Flask's own g does on setattr, without a Python call per attribute.
+        namespace = context_globals.__dict__
+        namespace["cf_access_identity"] = identity
+        namespace["cf_access_claims"] = identity.claims
+    else:  # an app's own g class decides what setting an attribute means
+        context_globals.cf_access_identity = identity
+        context_globals.cf_access_claims = identity.claims
     return identity
 
 

@@ -60,17 +60,3 @@ def read_unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
     return header
-
-
-def choose_token(header_value: str | None, cookie_value: str | None) -> str:
-    """The token of a request: the ``Cf-Access-Jwt-Assertion`` header, else the cookie.
-
-    The header is authoritative: when it is present, even empty or bad, the
-    ``CF_Authorization`` cookie is not looked at.
-
-    :raises AccessUnauthorized: neither is present.
-    """
-    token = header_value if header_value is not None else cookie_value
-    if not token:
-        raise AccessUnauthorized(Reason.MISSING_TOKEN)
-    return token.strip()

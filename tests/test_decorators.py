@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, g
+from flask.ctx import _AppCtxGlobals
 
 from flask_cf_access import (
     AccessForbidden,
@@ -318,3 +319,31 @@ def test_each_app_is_asked_to_ensure_sync(
         assert app.test_client().get("/shared", headers=bearer(token)).status_code == 200
     # Flask asks once for the wrapper, the wrapper once for the view.
     assert counting.ensured.count("shared") == 4
+
+
+class RecordingGlobals(_AppCtxGlobals):
+    """An app's own g class, noting every attribute set on it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.setdefault("names_set", []).append(name)
+        super().__setattr__(name, value)
+
+
+def test_an_apps_own_g_class_sees_the_attributes_set(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
+    """With an app's own app_ctx_globals_class, the results are set through its __setattr__."""
+    app = make_app()
+    app.app_ctx_globals_class = RecordingGlobals
+
+    @app.get("/recorded")
+    @require_access
+    def recorded() -> dict[str, Any]:
+        return {"names": g.names_set, "email": g.cf_access_claims["email"]}
+
+    token = issuer.user_token("ada@example.com")
+    answer = app.test_client().get("/recorded", headers=bearer(token)).json
+    assert answer == {
+        "names": ["cf_access_identity", "cf_access_claims"],
+        "email": "ada@example.com",
+    }
