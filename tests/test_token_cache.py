@@ -153,18 +153,29 @@ def test_max_age_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) 
     assert reason_of(lambda: gate.verifier.verify(token)) == Reason.TOKEN_TOO_OLD
 
 
-def test_removed_key_ends_remembered_tokens(issuer: AccessIssuer, clock: FrozenClock) -> None:
-    """Once a fetch shows a key gone, tokens it signed are refused even if remembered."""
+@pytest.mark.parametrize("refetch", ["set grown stale", "unknown kid"])
+def test_removed_key_ends_remembered_tokens(
+    issuer: AccessIssuer, clock: FrozenClock, refetch: str
+) -> None:
+    """Once a fetch shows a key gone, tokens it signed are refused even if remembered.
+
+    The set is fetched again once it is stale, or sooner for a token of an unknown kid.
+    """
     gate = make_gate(issuer, clock)
     old_token = issuer.user_token("ada@example.com")
     gate.verifier.verify(old_token)
     issuer.rotate()
     issuer.drop_previous()
+    new_token = issuer.user_token("grace@example.com")
     assert reason_of(lambda: gate.verifier.verify(old_token)) is None  # the set is still fresh
-    clock.advance(900)  # CF_ACCESS_KEYS_MAX_AGE: the next use fetches the set again
+    if refetch == "set grown stale":
+        clock.advance(900)  # CF_ACCESS_KEYS_MAX_AGE: the next use fetches the set again
+    else:
+        clock.advance(60)  # CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL: a new kid may force a fetch
+        assert reason_of(lambda: gate.verifier.verify(new_token)) is None
     assert reason_of(lambda: gate.verifier.verify(old_token)) == Reason.UNKNOWN_KID
     assert old_token not in gate.verifier.cache
-    assert reason_of(lambda: gate.verifier.verify(issuer.user_token("ada@example.com"))) is None
+    assert reason_of(lambda: gate.verifier.verify(new_token)) is None
 
 
 def test_rotation_keeps_tokens_of_the_previous_key(
@@ -177,21 +188,6 @@ def test_rotation_keeps_tokens_of_the_previous_key(
     issuer.rotate()
     clock.advance(900)
     assert reason_of(lambda: gate.verifier.verify(token)) is None
-
-
-def test_forced_refresh_ends_remembered_tokens_of_a_dropped_key(
-    issuer: AccessIssuer, clock: FrozenClock
-) -> None:
-    """A set fetched early for an unknown kid, without a remembered token's key, ends that token."""
-    gate = make_gate(issuer, clock)
-    old_token = issuer.user_token("ada@example.com")
-    gate.verifier.verify(old_token)
-    issuer.rotate()
-    issuer.drop_previous()
-    clock.advance(60)  # CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL, well within CF_ACCESS_KEYS_MAX_AGE
-    assert reason_of(lambda: gate.verifier.verify(issuer.user_token("grace@example.com"))) is None
-    assert reason_of(lambda: gate.verifier.verify(old_token)) == Reason.UNKNOWN_KID
-    assert old_token not in gate.verifier.cache
 
 
 def test_remembered_token_takes_up_a_refetched_set(
