@@ -15,6 +15,7 @@ from joserfc.jwk import RSAKey
 
 from .errors import AccessUnauthorized, AccessUnavailable, Reason
 from .fetch import FetchError, get_json
+from .flight import Flights
 from .shared_cache import SharedCache
 
 logger = logging.getLogger("flask_cf_access")
@@ -80,7 +81,9 @@ class KeyStore:
     - A ``kid`` not in the set forces a refresh, at most once per
       ``min_refresh_interval`` across every worker sharing the cache, so a
       flood of made-up key ids never becomes a flood of fetches.
-    - One fetch at a time per process; other threads wait for its result.
+    - One fetch at a time per process; other threads wait for its result. A
+      stale or missing set is fetched by one of the workers sharing the cache
+      while the others wait for it (:class:`~flask_cf_access.flight.Flights`).
     - A failed or garbage fetch keeps the last good set. With no set at all,
       requests get 503 and a new fetch is tried once per ``min_refresh_interval``.
     """
@@ -105,6 +108,7 @@ class KeyStore:
         self._min_interval = min_refresh_interval
         self._cache_key = f"certs:{certs_url}"
         self._lock = threading.Lock()
+        self._flights = Flights(cache, wait_limit=timeout)
         #: The key set in use now, if any was ever had. Read it; only the store replaces it.
         self.current: KeySet | None = None
         self._last_attempt = -math.inf
@@ -155,8 +159,14 @@ class KeyStore:
                 self.current = shared
                 return shared
             if now - self._last_attempt >= self._min_interval:
-                fetched = self._fetch(now)
+                # Workers whose sets grow stale together fetch once between them.
+                fetched = self._flights.run(
+                    self._cache_key,
+                    lambda: self._shared_keyset(self._clock()),
+                    lambda: self._fetch(self._clock()),
+                )
                 if fetched is not None:
+                    self.current = fetched
                     return fetched
         if current is None:
             raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)

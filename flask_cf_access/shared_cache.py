@@ -61,6 +61,10 @@ class SharedCache:
         )
         return True if added is None else bool(added)
 
+    def delete(self, key: str) -> None:
+        """Forget ``key``, if the backend can be reached."""
+        self._call("delete", self._prefix + key, default=False)
+
     def _call(self, method: str, *args: Any, default: Any, **kwargs: Any) -> Any:
         if self._failing and self._clock() < self._resting_until:
             return default

@@ -1,0 +1,126 @@
+"""One fetch per key at a time: across threads by waiting, across processes by a claim.
+
+Many requests can miss the same entry at once: the first requests of a new
+token on several workers, or every worker when the key set grows stale. Each
+would ask Cloudflare. :class:`Flights` lets one of them ask while the others
+wait for its answer.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from .errors import AccessError
+from .shared_cache import SharedCache
+
+T = TypeVar("T")
+
+#: How often a process waiting for another one's fetch looks in the shared cache.
+POLL_INTERVAL = 0.02
+
+
+class _Flight(Generic[T]):
+    """One fetch under way in this process, and what it came to."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.error: AccessError | None = None
+
+
+class Flights:
+    """Makes the callers missing the same key share one fetch.
+
+    - In this process, callers of a key wait for the first one, then take its
+      result, or a copy of its refusal.
+    - Across processes sharing the cache, the first one to claim the key in it
+      fetches; the others look for its result every :data:`POLL_INTERVAL`
+      seconds until it is there, the claim is gone (the fetch failed), or
+      ``wait_limit`` seconds have passed, and only then fetch themselves.
+
+    :param cache: the shared cache the fetched results are stored in, and claims made in.
+    :param wait_limit: the longest a process waits for another one's fetch.
+    :param clock: a monotonic time source; ``sleep``, the wait between looks.
+    """
+
+    def __init__(
+        self,
+        cache: SharedCache,
+        *,
+        wait_limit: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._cache = cache
+        self._wait_limit = wait_limit
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight[Any]] = {}
+
+    def run(self, key: str, read: Callable[[], T | None], fetch: Callable[[], T]) -> T:
+        """What ``read()`` finds for ``key``, else what one ``fetch()`` gives.
+
+        ``fetch`` stores its result where ``read`` finds it (the shared cache),
+        so that the callers waiting in other processes can have it.
+
+        :raises AccessError: what ``fetch`` raised, in this caller or the one it waited for.
+        """
+        with self._lock:
+            flight = self._flights.get(key)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leading:
+            flight.done.wait()
+            if flight.error is not None:
+                raise type(flight.error)(flight.error.reason) from flight.error
+            if flight.result is not None:
+                shared: T = flight.result
+                return shared
+            return self._across_processes(key, read, fetch)  # it came to nothing: try again
+        try:
+            result = self._across_processes(key, read, fetch)
+            flight.result = result
+            return result
+        except AccessError as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def _across_processes(
+        self, key: str, read: Callable[[], T | None], fetch: Callable[[], T]
+    ) -> T:
+        found = read()
+        if found is not None:
+            return found
+        claim = "fetching:" + key
+        claimed = self._cache.add(claim, 1, timeout=math.ceil(self._wait_limit) + 1)
+        if not claimed:
+            found = self._wait_for_other_process(claim, read)
+            if found is not None:
+                return found
+        try:
+            return fetch()
+        finally:
+            if claimed:
+                self._cache.delete(claim)
+
+    def _wait_for_other_process(self, claim: str, read: Callable[[], T | None]) -> T | None:
+        """What another process's fetch stored, or ``None`` if it gave up or took too long."""
+        deadline = self._clock() + self._wait_limit
+        while self._clock() < deadline:
+            self._sleep(POLL_INTERVAL)
+            found = read()
+            if found is not None:
+                return found
+            if self._cache.get(claim) is None:
+                return None
+        return None

@@ -1,0 +1,218 @@
+"""Flights: callers missing the same key, in threads or in processes, share one fetch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from cachelib import SimpleCache
+
+from flask_cf_access import AccessUnavailable, Reason
+from flask_cf_access import flight as flight_module
+from flask_cf_access.flight import POLL_INTERVAL, Flights
+from flask_cf_access.shared_cache import SharedCache
+
+from .support import START, FrozenClock
+
+THREADS = 8
+
+
+class Store:
+    """Where fetched results go (the shared cache's part), and a count of the fetches."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.fetches = 0
+
+    def read(self) -> str | None:
+        return self.value
+
+    def fetch(self) -> str:
+        self.fetches += 1
+        self.value = "fetched"
+        return "fetched"
+
+
+class OtherProcess:
+    """A fake sleep standing for time passing while another process does ``act`` on a look."""
+
+    def __init__(self, clock: FrozenClock, act: Any = None, on_look: int = 1) -> None:
+        self.clock = clock
+        self.act = act
+        self.on_look = on_look
+        self.looks = 0
+
+    def __call__(self, seconds: float) -> None:
+        self.looks += 1
+        self.clock.advance(seconds)
+        if self.looks == self.on_look and self.act is not None:
+            self.act()
+
+
+def shared_cache() -> SharedCache:
+    return SharedCache(SimpleCache())
+
+
+class Followers:
+    """Counts the callers waiting for another one's fetch in this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def arrived(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def fetch_once_all_wait(self, then: Callable[[], str]) -> Callable[[], str]:
+        """A fetch that holds on until every other thread waits for it, then does ``then``."""
+
+        def fetch() -> str:
+            with self.changed:
+                assert self.changed.wait_for(lambda: self.count == THREADS - 1, timeout=30)
+            return then()
+
+        return fetch
+
+
+@pytest.fixture
+def followers(monkeypatch: pytest.MonkeyPatch) -> Followers:
+    """Flights whose waiting callers are counted."""
+    counted = Followers()
+
+    class CountedEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            counted.arrived()
+            return super().wait(timeout)
+
+    class CountedFlight(flight_module._Flight[Any]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.done = CountedEvent()
+
+    monkeypatch.setattr(flight_module, "_Flight", CountedFlight)
+    return counted
+
+
+def test_threads_share_one_fetch(followers: Followers) -> None:
+    """Threads missing the same key at once make one fetch and all get its result."""
+    flights = Flights(shared_cache(), wait_limit=5)
+    fetches: list[str] = []
+
+    def then() -> str:
+        fetches.append("fetch")
+        return "fetched"
+
+    fetch = followers.fetch_once_all_wait(then)
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(lambda _: flights.run("k", lambda: None, fetch), range(THREADS)))
+    assert results == ["fetched"] * THREADS
+    assert fetches == ["fetch"]
+
+
+def test_threads_share_one_refusal(followers: Followers) -> None:
+    """When the one fetch is refused, every waiting thread gets the same refusal, not a fetch."""
+    flights = Flights(shared_cache(), wait_limit=5)
+    fetches: list[str] = []
+
+    def then() -> str:
+        fetches.append("fetch")
+        raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+
+    fetch = followers.fetch_once_all_wait(then)
+
+    def call(_: int) -> Reason:
+        with pytest.raises(AccessUnavailable) as refusal:
+            flights.run("k", lambda: None, fetch)
+        return refusal.value.reason
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        reasons = list(pool.map(call, range(THREADS)))
+    assert reasons == [Reason.IDENTITY_UNAVAILABLE] * THREADS
+    assert fetches == ["fetch"]
+
+
+def test_a_stored_result_is_not_fetched() -> None:
+    """What read() finds is the answer: no fetch, no claim."""
+    cache = shared_cache()
+    store = Store()
+    store.value = "stored"
+    assert Flights(cache, wait_limit=5).run("k", store.read, store.fetch) == "stored"
+    assert store.fetches == 0
+
+
+def test_fetcher_claims_then_releases() -> None:
+    """The fetching process claims the key in the shared cache while it fetches, then lets go."""
+    cache = shared_cache()
+    claims: list[Any] = []
+    flights = Flights(cache, wait_limit=5)
+    assert flights.run("k", lambda: None, lambda: claims.append(cache.get("fetching:k"))) is None
+    assert claims == [1]
+    assert cache.get("fetching:k") is None
+
+
+def test_claim_released_after_a_refusal() -> None:
+    """A refused fetch lets go of its claim, so other processes need not wait it out."""
+    cache = shared_cache()
+
+    def refused() -> str:
+        raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+
+    with pytest.raises(AccessUnavailable):
+        Flights(cache, wait_limit=5).run("k", lambda: None, refused)
+    assert cache.get("fetching:k") is None
+
+
+def test_waits_for_another_process_result() -> None:
+    """With the key claimed by another process, its stored result is taken, and nothing fetched."""
+    cache, store, clock = shared_cache(), Store(), FrozenClock()
+    assert cache.add("fetching:k", 1, timeout=6)
+
+    def other_process_stores() -> None:
+        store.value = "theirs"
+
+    sleep = OtherProcess(clock, other_process_stores, on_look=3)
+    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert (store.fetches, sleep.looks) == (0, 3)
+
+
+def test_fetches_itself_when_the_other_process_gives_up() -> None:
+    """A claim let go without a result (their fetch failed) means fetching here, at once."""
+    cache, store, clock = shared_cache(), Store(), FrozenClock()
+    assert cache.add("fetching:k", 1, timeout=6)
+    sleep = OtherProcess(clock, lambda: cache.delete("fetching:k"), on_look=2)
+    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    assert flights.run("k", store.read, store.fetch) == "fetched"
+    assert (store.fetches, sleep.looks) == (1, 2)
+
+
+def test_fetches_itself_after_the_wait_limit() -> None:
+    """A claim held past the wait limit with no result (a stuck process) is waited out once."""
+    cache, store, clock = shared_cache(), Store(), FrozenClock()
+    assert cache.add("fetching:k", 1, timeout=6)
+    sleep = OtherProcess(clock)
+    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    assert flights.run("k", store.read, store.fetch) == "fetched"
+    assert store.fetches == 1
+    waited = clock.now - START
+    assert 5 <= waited < 5 + 2 * POLL_INTERVAL
+
+
+def test_unreachable_cache_means_fetching_alone() -> None:
+    """Without a working shared cache, a process fetches as if it were the only one."""
+
+    class Down(SimpleCache):
+        def _fail(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError
+
+        get = add = set = delete = _fail
+
+    store = Store()
+    flights = Flights(SharedCache(Down()), wait_limit=5, sleep=pytest.fail)
+    assert flights.run("k", store.read, store.fetch) == "fetched"
+    assert store.fetches == 1
