@@ -19,17 +19,18 @@ def _guarded(
 ) -> Callable[P, R]:
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
-    sync_for: list[object] = [None]
+    sync_app: object = None
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         verify_for_app(app, groups=groups, allow_service_tokens=allow_service_tokens)
-        if sync_for[0] is app:
+        if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
         if callable_view is view:
-            sync_for[0] = app
+            sync_app = app
         return cast(R, callable_view(*args, **kwargs))
 
     return wrapper

@@ -154,20 +154,19 @@ class KeyStore:
             current = self.current
             if current is not None and now < current.fresh_until:
                 return current
-            shared = self._shared_keyset(now)
-            if shared is not None:
-                self.current = shared
-                return shared
             if now - self._last_attempt >= self._min_interval:
-                # Workers whose sets grow stale together fetch once between them.
-                fetched = self._flights.run(
+                # A set another worker stored, else one fetch between the
+                # workers whose sets grew stale together.
+                keyset = self._flights.run(
                     self._cache_key,
                     lambda: self._shared_keyset(self._clock()),
                     lambda: self._fetch(self._clock()),
                 )
-                if fetched is not None:
-                    self.current = fetched
-                    return fetched
+            else:
+                keyset = self._shared_keyset(now)
+            if keyset is not None:
+                self.current = keyset
+                return keyset
         if current is None:
             raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
         return current
