@@ -11,7 +11,7 @@ sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(HERE.parent))  # the package and examples/, from a checkout
 
 project = "flask-cf-access"
-copyright = "flask-cf-access contributors"  # noqa: A001 - Sphinx's name
+copyright = "flask-cf-access contributors"
 try:
     release = version("flask-cf-access")
 except PackageNotFoundError:

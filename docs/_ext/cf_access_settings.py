@@ -102,11 +102,7 @@ def rows(body: Sequence[str], docs: dict[str, list[str]]) -> tuple[list[Row], li
             default = override
         elif key not in DEFAULTS:
             default = "``None``"
-        elif (
-            DEFAULTS[key] is None
-            and field is not None
-            and field.default is dataclasses.MISSING
-        ):
+        elif DEFAULTS[key] is None and field is not None and field.default is dataclasses.MISSING:
             default = "required"
         else:
             default = f"``{DEFAULTS[key]!r}``"

@@ -31,6 +31,3 @@ def record_access(app: Flask) -> None:
     ) -> None:
         who = identity.name if identity is not None else "unknown"
         audit_log.warning("refused %s %s to %s: %d %s", method, path, who, error.code, reason)
-
-    # Keep the receivers alive as long as the app: blinker holds them weakly.
-    app.extensions["audit_receivers"] = (granted, denied)

@@ -30,4 +30,3 @@ def test_admin_is_for_admins(cf_access_server: StandInServer) -> None:
     assert client.get("/admin", token=expired).status_code == 401
     # The keys were fetched once, when the app started; groups once per token.
     assert cf_access_server.calls["/cdn-cgi/access/certs"] == 1
-

@@ -32,7 +32,6 @@ def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddl
     )
 
 
-
 def create_app() -> CloudflareAccessMiddleware:
     """For a WSGI server, ``gunicorn 'wsgi_app:create_app()'``: settings from the environment."""
     return make_app(os.environ)
