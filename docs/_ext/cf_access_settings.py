@@ -156,15 +156,14 @@ def setup(app: Any) -> dict[str, Any]:
             text = [
                 ".. list-table::",
                 "   :header-rows: 1",
-                "   :widths: 30 20 50",
+                "   :widths: 40 60",
                 "   :class: cf-access-settings",
                 "",
-                "   * - Key",
-                "     - Default",
+                "   * - Setting and default",
                 "     - Meaning",
             ]
             for row in table:
-                text += [f"   * - ``{row.key}``", f"     - {row.default}"]
+                text += [f"   * - ``{row.key}``", "", f"       {row.default}"]
                 text += [f"     - {row.meaning[0]}" if row.meaning else "     -"]
                 text += [f"       {line}" for line in row.meaning[1:]]
             container = nodes.container()
