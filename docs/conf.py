@@ -77,7 +77,7 @@ autodoc_typehints_description_target = "documented"
 autodoc_type_aliases = {"Clock": "Callable[[], float]"}
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 
 graphviz_output_format = "svg"
 
