@@ -311,7 +311,7 @@ def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
     assert len(svgs) == 1
     assert svgs[0].name in page
     drawing = html.unescape(svgs[0].read_text())
-    assert "/cdn-cgi/access/get-identity" in drawing
+    assert "get-identity" in drawing
     assert "/cdn-cgi/access/certs" in drawing
 
 

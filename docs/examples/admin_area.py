@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, g
-
 from flask_cf_access import current_identity, verify_access_in_request
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")

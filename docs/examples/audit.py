@@ -6,8 +6,13 @@ import logging
 from typing import Any
 
 from flask import Flask
-
-from flask_cf_access import AccessError, AccessIdentity, Reason, access_denied, access_granted
+from flask_cf_access import (
+    AccessError,
+    AccessIdentity,
+    Reason,
+    access_denied,
+    access_granted,
+)
 
 audit_log = logging.getLogger("audit")
 
@@ -15,7 +20,11 @@ audit_log = logging.getLogger("audit")
 def record_access(app: Flask) -> None:
     @access_granted.connect_via(app)
     def granted(
-        sender: Flask, identity: AccessIdentity, method: str, path: str, **extra: Any
+        sender: Flask,
+        identity: AccessIdentity,
+        method: str,
+        path: str,
+        **extra: Any,
     ) -> None:
         audit_log.info("granted %s %s to %s", method, path, identity.name)
 
@@ -30,4 +39,6 @@ def record_access(app: Flask) -> None:
         **extra: Any,
     ) -> None:
         who = identity.name if identity is not None else "unknown"
-        audit_log.warning("refused %s %s to %s: %d %s", method, path, who, error.code, reason)
+        audit_log.warning(
+            "refused %s %s to %s: %d %s", method, path, who, error.code, reason
+        )

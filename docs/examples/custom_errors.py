@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, request
-
 from flask_cf_access import AccessError, AccessForbidden, Reason
 
 

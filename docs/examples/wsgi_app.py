@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
-def hello(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+def hello(
+    environ: WSGIEnvironment, start_response: StartResponse
+) -> Iterable[bytes]:
     """Knows nothing of tokens: the middleware says who is calling."""
     user = environ.get("REMOTE_USER", "nobody")
     groups = environ.get("HTTP_X_AUTH_GROUPS", "")
@@ -20,7 +22,9 @@ def hello(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[b
     return [f"Hello, {user} ({groups})".encode("latin-1")]
 
 
-def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddleware:
+def make_app(
+    config: Mapping[str, Any], **options: Any
+) -> CloudflareAccessMiddleware:
     return CloudflareAccessMiddleware.from_config(
         config,
         hello,
@@ -33,5 +37,5 @@ def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddl
 
 
 def create_app() -> CloudflareAccessMiddleware:
-    """For a WSGI server, ``gunicorn 'wsgi_app:create_app()'``: settings from the environment."""
+    """For ``gunicorn 'wsgi_app:create_app()'``: settings from os.environ."""
     return make_app(os.environ)
