@@ -6,6 +6,9 @@ import ast
 import html
 import importlib.util
 import logging
+import os
+import re
+import shutil
 import subprocess
 import sys
 import zlib
@@ -100,6 +103,17 @@ def test_setting_names_in_docstrings_and_prefixes_are_not_settings() -> None:
         'MESSAGE = f"{KEY} or CF_ACCESS_OTHER is wrong"\n'
     )
     assert settings_ext.names_in_code(source) == {"CF_ACCESS_REAL", "CF_ACCESS_OTHER"}
+
+
+def test_errors_page_lists_every_reason() -> None:
+    """The reasons table of errors.rst has one row per Reason, in the enum's order."""
+    text = (DOCS / "errors.rst").read_text()
+    table = text.split("Reasons\n-------\n", 1)[1]
+    listed = re.findall(r"^``(\w+)``\s+(\d{3})\s", table, re.MULTILINE)
+    assert [reason for reason, _ in listed] == [reason.value for reason in Reason]
+    statuses = {reason: int(status) for reason, status in listed}
+    assert statuses["not_in_group"] == 403
+    assert statuses["keys_unavailable"] == 503
 
 
 # -- the samples the pages include -------------------------------------------
@@ -271,11 +285,21 @@ def inventory(path: Path) -> dict[str, str]:
     return entries
 
 
+def need_docs_tools(*, html: bool) -> None:
+    """Skip without the docs extra (Sphinx, Furo) or Graphviz's ``dot``; under CI, fail."""
+    missing = [name for name in ("sphinx", "furo") if importlib.util.find_spec(name) is None]
+    if html and shutil.which("dot") is None:
+        missing.append("graphviz (dot)")
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI builds the docs, but {', '.join(missing)} is not installed")
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML site, built as CI builds it: warnings are errors, nitpicky."""
-    pytest.importorskip("sphinx")
-    pytest.importorskip("furo")
+    need_docs_tools(html=True)
     out = tmp_path_factory.mktemp("html")
     result = subprocess.run(  # noqa: S603 (our interpreter, our docs)
         [*SPHINX_BUILD, "html", str(DOCS), str(out)],
@@ -317,7 +341,7 @@ def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
 
 def test_doctests_pass(tmp_path: Path) -> None:
     """Every doctest in the pages passes."""
-    pytest.importorskip("sphinx")
+    need_docs_tools(html=False)
     result = subprocess.run(  # noqa: S603 (our interpreter, our docs)
         [*SPHINX_BUILD, "doctest", str(DOCS), str(tmp_path)],
         capture_output=True,
