@@ -156,8 +156,8 @@ class AccessGate:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
         Reported means one log line per refusal, and the
-        :data:`~flask_cf_access.signals.access_granted` or
-        :data:`~flask_cf_access.signals.access_denied` signal from ``sender``.
+        :data:`~flask_cf_access.access_granted` or
+        :data:`~flask_cf_access.access_denied` signal from ``sender``.
         The decorators and the WSGI middleware both come through here.
 
         :returns: the identity, if it may pass.

@@ -27,8 +27,8 @@ def verify_access_in_request(
     read-only mapping) and the identity on ``g.cf_access_identity``; on
     failure nothing is put on ``g``, one line is logged and the refusal is
     raised. Either way a signal is sent, with the app as sender:
-    :data:`~flask_cf_access.signals.access_granted` or
-    :data:`~flask_cf_access.signals.access_denied`. Call it from your own
+    :data:`~flask_cf_access.access_granted` or
+    :data:`~flask_cf_access.access_denied`. Call it from your own
     guards, e.g. a blueprint's ``before_request``.
 
     :param groups: if given, the identity must belong to one of them (by name or id).

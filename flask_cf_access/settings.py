@@ -46,7 +46,7 @@ class AccessSettings:
     keys_min_refresh_interval: int = 60
     #: Seconds an HTTP call to Cloudflare may take, connect and read each.
     http_timeout: float = 5.0
-    #: Whether :meth:`CloudflareAccess.init_app` loads the keys right away.
+    #: Whether :meth:`~flask_cf_access.CloudflareAccess.init_app` loads the keys right away.
     load_keys_on_init: bool = True
     #: If set, tokens issued longer ago than this many seconds are refused.
     max_token_age: int | None = None

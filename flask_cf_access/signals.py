@@ -2,7 +2,7 @@
 
 Both are sent by :func:`~flask_cf_access.verify_access_in_request` (so by
 ``@require_access`` and ``@require_group`` too), with the Flask application as
-sender, and by :class:`~flask_cf_access.wsgi.CloudflareAccessMiddleware`, with
+sender, and by :class:`~flask_cf_access.CloudflareAccessMiddleware`, with
 the middleware as sender. Connect to them as to Flask's own signals::
 
     from flask_cf_access.signals import access_denied

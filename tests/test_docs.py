@@ -1,0 +1,353 @@
+"""The documentation: its settings table matches the code, its samples run, it builds clean."""
+
+from __future__ import annotations
+
+import ast
+import html
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from flask import Flask
+
+import flask_cf_access
+import flask_cf_access.testing
+from flask_cf_access import CloudflareAccess, Reason, access_denied
+from flask_cf_access.settings import DEFAULTS
+from flask_cf_access.testing import AccessClient, AccessIssuer
+
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+#: As CI builds the docs: every warning is an error, and every reference must resolve.
+SPHINX_BUILD = (sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b")
+
+
+def load(path: Path, name: str) -> ModuleType:
+    """Import a file that is not in a package, under ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+settings_ext = load(DOCS / "_ext" / "cf_access_settings.py", "docs_cf_access_settings")
+
+
+def settings_directive_body() -> list[str]:
+    """The lines of the ``cf-access-settings`` directive in configuration.rst, dedented."""
+    lines = (DOCS / "configuration.rst").read_text().splitlines()
+    start = lines.index(".. cf-access-settings::") + 1
+    body: list[str] = []
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break
+        body.append(line[3:])
+    return body
+
+
+def settings_in_code() -> set[str]:
+    """Every ``CF_ACCESS_*`` name in the package's code (docstrings left out)."""
+    package = Path(flask_cf_access.__file__).parent
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        names |= settings_ext.names_in_code(path.read_text())
+    return names
+
+
+def test_settings_table_lists_exactly_the_settings_the_code_reads() -> None:
+    """The configuration page's rows are the CF_ACCESS_* names in the code, no more, no less."""
+    rows, _ = settings_ext.rows(settings_directive_body(), {})
+    documented = [row.key for row in rows]
+    assert len(documented) == len(set(documented))
+    assert set(documented) == settings_in_code()
+    assert set(DEFAULTS) <= set(documented)
+
+
+def test_settings_table_shows_required_and_given_defaults() -> None:
+    """Required keys say so, the body's defaults win, others show the code's value."""
+    rows, _ = settings_ext.rows(settings_directive_body(), {})
+    defaults = {row.key: row.default for row in rows}
+    assert defaults["CF_ACCESS_TEAM_DOMAIN"] == "required"
+    assert defaults["CF_ACCESS_AUDIENCE"] == "required"
+    assert defaults["CF_ACCESS_CERTS_URL"] == "``https://<team>/cdn-cgi/access/certs``"
+    assert defaults["CF_ACCESS_LEEWAY"] == f"``{DEFAULTS['CF_ACCESS_LEEWAY']!r}``"
+
+
+def test_settings_table_flags_a_setting_without_a_description() -> None:
+    """A key with neither a field comment nor text in the page is reported."""
+    _, problems = settings_ext.rows(["CF_ACCESS_STAND_IN"], {})
+    assert any(problem.startswith("CF_ACCESS_TEAM_DOMAIN ") for problem in problems)
+    assert any(problem.startswith("CF_ACCESS_STAND_IN ") for problem in problems)
+
+
+def test_setting_names_in_docstrings_and_prefixes_are_not_settings() -> None:
+    """Only whole names in code strings count: not docstrings, HTTP_ headers or the bare prefix."""
+    source = (
+        '"""Reads CF_ACCESS_IN_DOCSTRING."""\n'
+        'KEY = "CF_ACCESS_REAL"\n'
+        'HEADER = "HTTP_CF_ACCESS_AUTHENTICATED_USER_EMAIL"\n'
+        'PREFIX = "CF_ACCESS_"\n'
+        'MESSAGE = f"{KEY} or CF_ACCESS_OTHER is wrong"\n'
+    )
+    assert settings_ext.names_in_code(source) == {"CF_ACCESS_REAL", "CF_ACCESS_OTHER"}
+
+
+def test_errors_page_lists_every_reason() -> None:
+    """The reasons table of errors.rst has one row per Reason, in the enum's order."""
+    text = (DOCS / "errors.rst").read_text()
+    table = text.split("Reasons\n-------\n", 1)[1]
+    listed = re.findall(r"^``(\w+)``\s+(\d{3})\s", table, re.MULTILINE)
+    assert [reason for reason, _ in listed] == [reason.value for reason in Reason]
+    statuses = {reason: int(status) for reason, status in listed}
+    assert statuses["not_in_group"] == 403
+    assert statuses["keys_unavailable"] == 503
+
+
+# -- the samples the pages include -------------------------------------------
+
+
+@pytest.fixture
+def examples_on_path() -> Iterator[None]:
+    """docs/examples importable, as in a project of the reader's own."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        for name in ("yourapp", "admin_area", "custom_errors", "audit", "wsgi_app"):
+            sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def team() -> AccessIssuer:
+    """A stand-in team for the samples."""
+    return AccessIssuer()
+
+
+def app_trusting(team: AccessIssuer) -> Flask:
+    """A bare app trusting ``team`` in process."""
+    app = Flask("docs_sample")
+    app.config.update(team.settings())
+    CloudflareAccess(app, session=team.session())
+    return app
+
+
+def test_quick_start_tests_pass_in_a_project_of_their_own() -> None:
+    """test_yourapp.py passes under pytest with only the installed package and its fixtures."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "test_yourapp.py"]
+    result = subprocess.run(  # noqa: S603 (our interpreter, our test file)
+        [*command, "-p", "no:cacheprovider"],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+def test_blueprint_guard_admits_admins_only(examples_on_path: None, team: AccessIssuer) -> None:
+    """The admin blueprint admits Admins, refuses others and service tokens with their reasons."""
+    import admin_area
+
+    app = app_trusting(team)
+    app.register_blueprint(admin_area.admin)
+    client = AccessClient.for_app(app, team)
+    reasons: list[Reason] = []
+
+    def remember(sender: Flask, reason: Reason, **extra: object) -> None:
+        reasons.append(reason)
+
+    with access_denied.connected_to(remember, sender=app):
+        ada = client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+        bob = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
+        machine = client.get("/admin/", as_service_token="ci.access")
+    assert ada.status_code == 200
+    assert ada.json is not None
+    assert ada.json["email"] == "ada@example.com"
+    assert ada.json["groups"] == ["Admins"]
+    assert (bob.status_code, machine.status_code) == (403, 403)
+    assert reasons == [Reason.NOT_IN_GROUP, Reason.SERVICE_TOKEN_REFUSED]
+
+
+def test_custom_error_pages(
+    examples_on_path: None, team: AccessIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sample's handlers answer each refusal with its own body and log the reason."""
+    import admin_area
+    import custom_errors
+
+    app = app_trusting(team)
+    app.register_blueprint(admin_area.admin)
+    custom_errors.register_error_pages(app)
+    client = AccessClient.for_app(app, team)
+
+    bob = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
+    machine = client.get("/admin/", as_service_token="ci.access")
+    with caplog.at_level(logging.INFO, logger=app.logger.name):
+        missing = client.get("/admin/")
+    assert (bob.status_code, bob.text) == (403, "Ask the admins to add you to the group.")
+    assert machine.status_code == 403
+    assert machine.text == "This page is for people, not service tokens."
+    assert missing.status_code == 401
+    assert missing.json == {"error": "A valid Cloudflare Access token is required."}
+    assert "refused /admin/: missing_token" in caplog.text
+
+
+def test_audit_log_records_grants_and_refusals(
+    examples_on_path: None, team: AccessIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The audit sample logs who was let in and who was refused, and why."""
+    import admin_area
+    import audit
+
+    app = app_trusting(team)
+    app.register_blueprint(admin_area.admin)
+    audit.record_access(app)
+    client = AccessClient.for_app(app, team)
+    with caplog.at_level(logging.INFO, logger="audit"):
+        client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+        client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
+        client.get("/admin/")
+    audit_lines = [record.getMessage() for record in caplog.records if record.name == "audit"]
+    assert audit_lines == [
+        "granted GET /admin/ to ada@example.com",
+        "refused GET /admin/ to bob@example.com: 403 not_in_group",
+        "refused GET /admin/ to unknown: 401 missing_token",
+    ]
+
+
+def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: AccessIssuer) -> None:
+    """The middleware sample: health open, admin for Admins, identity and groups passed on."""
+    import wsgi_app
+    from werkzeug.test import Client
+
+    client = Client(wsgi_app.make_app(team.settings(), session=team.session()))
+    ada = {"Cf-Access-Jwt-Assertion": team.user_token("ada@example.com", ["Admins"])}
+    bob = {"Cf-Access-Jwt-Assertion": team.user_token("bob@example.com", ["Staff"])}
+
+    health = client.get("/healthz", headers={"Remote-User": "x", "X-Auth-Email": "eve@x"})
+    assert (health.status_code, health.text) == (200, "Hello, nobody ()")
+    assert client.get("/static/app.css").status_code == 200
+    assert client.get("/").status_code == 401
+    assert client.get("/admin", headers=bob).status_code == 403
+    assert client.get("/admin", headers=ada).text == "Hello, ada@example.com (Admins)"
+    assert client.get("/", headers=bob).text == "Hello, bob@example.com (Staff)"
+
+
+# -- the site ------------------------------------------------------------------
+
+
+def public_names() -> set[str]:
+    """Every public name the package and its testing kit export."""
+    tree = ast.parse(Path(flask_cf_access.__file__).read_text())
+    package = {  # the explicit re-exports: ``from .x import Name as Name``
+        f"flask_cf_access.{alias.name}"
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names
+        if alias.asname == alias.name
+    }
+    kit = {f"flask_cf_access.testing.{name}" for name in flask_cf_access.testing.__all__}
+    return package | kit | {"flask_cf_access.__version__"}
+
+
+def inventory(path: Path) -> dict[str, str]:
+    """The Python objects of a built site's objects.inv: name to the anchor it links to.
+
+    Sphinx also lists a class under its defining module's name (``:canonical:``),
+    linking to the public entry; the anchor tells the two apart.
+    """
+    data = path.read_bytes()
+    header_end = 0
+    for _ in range(4):
+        header_end = data.index(b"\n", header_end) + 1
+    entries: dict[str, str] = {}
+    for line in zlib.decompress(data[header_end:]).decode().splitlines():
+        name, role, _, uri = line.split(" ")[:4]
+        if role.startswith("py:"):
+            anchor = uri.partition("#")[2]
+            entries[name] = anchor[:-1] + name if anchor.endswith("$") else anchor
+    return entries
+
+
+def need_docs_tools(*, html: bool) -> None:
+    """Skip without the docs extra (Sphinx, Furo) or Graphviz's ``dot``; under CI, fail."""
+    missing = [name for name in ("sphinx", "furo") if importlib.util.find_spec(name) is None]
+    if html and shutil.which("dot") is None:
+        missing.append("graphviz (dot)")
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI builds the docs, but {', '.join(missing)} is not installed")
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML site, built as CI builds it: warnings are errors, nitpicky."""
+    need_docs_tools(html=True)
+    out = tmp_path_factory.mktemp("html")
+    result = subprocess.run(  # noqa: S603 (our interpreter, our docs)
+        [*SPHINX_BUILD, "html", str(DOCS), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_every_public_name_has_an_entry(built_site: Path) -> None:
+    """The API reference documents every exported name, and nothing from a private module."""
+    documented = inventory(built_site / "objects.inv")
+    assert public_names() <= set(documented)
+    rendered = set(documented.values())
+    private = {anchor for anchor in rendered if any(p.startswith("_") for p in anchor.split("."))}
+    assert private == {"flask_cf_access.__version__"}
+    modules = {anchor for anchor in rendered if anchor.startswith("module-")}
+    assert modules == {
+        "module-flask_cf_access",
+        "module-flask_cf_access.testing",
+        "module-flask_cf_access.signals",
+        "module-flask_cf_access.pytest_plugin",
+    }
+
+
+def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
+    """The request-flow page holds the SVG Graphviz drew from docs/diagrams/request-flow.dot."""
+    page = (built_site / "flow.html").read_text()
+    svgs = list((built_site / "_images").glob("graphviz-*.svg"))
+    assert len(svgs) == 1
+    assert svgs[0].name in page
+    drawing = html.unescape(svgs[0].read_text())
+    assert "get-identity" in drawing
+    assert "/cdn-cgi/access/certs" in drawing
+
+
+def test_doctests_pass(tmp_path: Path) -> None:
+    """Every doctest in the pages passes."""
+    need_docs_tools(html=False)
+    result = subprocess.run(  # noqa: S603 (our interpreter, our docs)
+        [*SPHINX_BUILD, "doctest", str(DOCS), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures in tests" in (tmp_path / "output.txt").read_text()
