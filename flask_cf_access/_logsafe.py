@@ -8,8 +8,8 @@ def loggable(text: str) -> str:
 
     Non-printable characters (control characters such as CR, LF, NUL, ESC and
     DEL, the line breaks NEL, U+2028 and U+2029, format characters such as
-    bidirectional overrides, and unassigned or private code points) become
-    ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``, as ``repr`` writes them; a
+    bidirectional overrides, and unassigned or private code points) are
+    written as ``repr`` writes them (``\\r``, ``\\x1b``, ``\\u2028``); a
     backslash becomes ``\\\\``, so an escape in the input cannot pass for one
     of ours. Printable text, including non-ASCII letters, is kept as it is.
     """
@@ -21,11 +21,4 @@ def loggable(text: str) -> str:
 def _escaped(char: str) -> str:
     if char == "\\":
         return "\\\\"
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
+    return char if char.isprintable() else repr(char)[1:-1]
