@@ -587,3 +587,19 @@ def test_access_error_still_the_base() -> None:
     """AccessBadRequest is an AccessError, so handlers of every refusal see it."""
     assert issubclass(AccessBadRequest, AccessError)
     assert AccessBadRequest(Reason.AMBIGUOUS_PATH).get_body().count("ambiguous") == 0
+
+
+@pytest.mark.parametrize("target", ["/x\x1b[2Kforged", "/x\rforged", "/x\x85forged"])
+def test_stand_in_server_log_escapes_request_line(
+    issuer: AccessIssuer, caplog: pytest.LogCaptureFixture, target: str
+) -> None:
+    """The testing kit's stand-in server logs the client's request line escaped."""
+    with issuer.serve() as server, caplog.at_level(logging.DEBUG, "flask_cf_access.testing"):
+        with socket.create_connection((server.host, server.port), timeout=30) as conn:
+            conn.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode("latin-1"))
+            while conn.recv(65536):
+                pass
+        server.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "flask_cf_access.testing"]
+    assert lines
+    assert all(line.isprintable() for line in lines)
