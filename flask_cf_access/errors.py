@@ -1,7 +1,8 @@
 """Exceptions raised when a request cannot be let through.
 
 Every refusal is a werkzeug HTTP exception, so an application customises the
-response with a plain ``@app.errorhandler(401)`` (or 403, 503). Each carries a
+response with a plain ``@app.errorhandler(401)`` (or 403, 503, and 400 for
+the WSGI middleware's ambiguous paths). Each carries a
 machine :class:`Reason` for the log line; the response body never names the
 reason, the token, the audience or the key.
 """

@@ -73,15 +73,26 @@ class CloudflareAccessMiddleware:
             headers={"X-Auth-Email": "email", "X-Auth-Groups": "groups"},
         )
 
+    A request whose ``PATH_INFO`` the application behind may read as another
+    path than the middleware would (a ``.`` or ``..`` segment, an encoded
+    ``/`` or ``\\``, a backslash or a control character, raw or
+    percent-encoded) is answered 400 (:class:`~flask_cf_access.AccessBadRequest`,
+    reason ``ambiguous_path``), logged and sent as ``access_denied``, before
+    any token is looked at.
+
     :param wsgi_app: the application to protect.
     :param public_paths: paths let through without a token, matched exactly
         against ``PATH_INFO`` as given.
     :param public_prefixes: paths let through with everything below them, by
         whole segments: ``/static`` opens ``/static`` and ``/static/app.css``,
-        not ``/staticx``, and no path with a ``.`` or ``..`` segment.
+        not ``/staticx``, nor a path some reading puts outside ``/static``.
     :param rules: path prefix to the groups (names or ids, any of them) it
-        needs. The longest matching prefix wins, by whole segments, on the path
-        with empty, ``.`` and ``..`` segments resolved; ``()`` needs no group.
+        needs. The longest matching prefix wins, by whole non-empty segments;
+        a path is judged by the strictest rule of all its readings (see
+        :meth:`groups_for`), so ``/admin`` also guards ``//admin``,
+        ``/ADMIN``, ``/admin;x`` and ``/%61dmin``. ``()`` needs no group.
+        Configured paths hold no ``.`` or ``..`` segment, ``%``, ``;``,
+        backslash or control character.
     :param headers: request header name to what it carries: ``"email"``,
         ``"name"`` (the e-mail, or a service token's id), ``"groups"`` (names,
         comma-separated), ``"group_ids"``, any other claim, or
