@@ -456,8 +456,9 @@ def _scalar_text(value: object) -> str:
 
 #: A percent-encoded byte, which a reader behind the middleware may decode again.
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-#: An encoded ``/`` or ``\``: a separator to some readers, not to others.
-_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
+#: An encoded ``/`` or ``\`` (a separator to some readers, not to others), or
+#: a ``%uNNNN`` escape (which IIS decodes, and nothing else should meet).
+_REFUSED_ESCAPE = re.compile(r"%(?:2f|5c|u[0-9a-f]{4})", re.IGNORECASE)
 #: A control character (Unicode category Cc), or the bytes of an overlong
 #: UTF-8 sequence (as ``surrogateescape`` leaves them), which old decoders
 #: read as ``.`` or ``/``.
@@ -483,8 +484,8 @@ class _PathReadings:
 
     :raises AccessBadRequest: a reading has a ``.`` or ``..`` segment (or one
         of dots and spaces only, ``;`` parameters aside), a backslash, an
-        encoded ``/`` or ``\\``, or a control character; or the path has too
-        many readings.
+        encoded ``/`` or ``\\``, a ``%uNNNN`` escape, or a control character;
+        or the path has too many readings.
     """
 
     __slots__ = ("loose_segments", "segments", "texts")
@@ -514,7 +515,7 @@ class _PathReadings:
 
 def _refuse_ambiguous(text: str) -> None:
     """:raises AccessBadRequest: ``text`` is a path that readers may resolve differently."""
-    if "\\" in text or _ENCODED_SEPARATOR.search(text):
+    if "\\" in text or _REFUSED_ESCAPE.search(text):
         raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
     if _CONTROL_OR_OVERLONG.search(text):
         raise AccessBadRequest(Reason.AMBIGUOUS_PATH)

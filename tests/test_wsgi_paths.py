@@ -340,6 +340,8 @@ def wsgi(path: str) -> str:
         "/x%2fadmin",
         "/x%2F..%2Fadmin",
         "/x%5cadmin",
+        "/admin/%u002e%u002e/x",
+        "/admin/%U002E./x",
         "/admin/\uff0e\uff0e/x",
         "/admin\uff0f..\uff0fx",
         "/admin\uff3cx",
