@@ -252,7 +252,16 @@ class CloudflareAccessMiddleware:
         return self._strictest_rule(_PathReadings(path))
 
     def _is_public(self, readings: _PathReadings) -> bool:
-        return all(self._public_reading(reading) for reading in readings.texts)
+        """Every reading is in the public tree, and no reading falls under another rule.
+
+        A rule the path as given falls under does not close it (a public path
+        is public whatever rule covers it, as ever), but one that only some
+        other reading falls under does: ``/Static/x`` below a public
+        ``/Static`` is not public when a rule covers ``/static``.
+        """
+        if not all(self._public_reading(reading) for reading in readings.texts):
+            return False
+        return len(self._matched_rules(readings)) == 1
 
     def _public_reading(self, path: str) -> bool:
         if path in self._public_paths:
@@ -270,11 +279,7 @@ class CloudflareAccessMiddleware:
 
         :raises AccessBadRequest: no rule is at least as strict as every other.
         """
-        found = {
-            self._rule_for(segments, loose)
-            for loose in (False, True)
-            for segments in (readings.loose_segments if loose else readings.segments)
-        }
+        found = {rule.groups for rule in self._matched_rules(readings) if rule is not None}
         found.discard(())
         if len(found) <= 1:
             return found.pop() if found else ()
@@ -283,13 +288,20 @@ class CloudflareAccessMiddleware:
                 return groups
         raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
 
-    def _rule_for(self, segments: tuple[str, ...], loose: bool) -> tuple[str, ...]:
-        """The groups of the longest rule whose prefix ``segments`` starts with."""
+    def _matched_rules(self, readings: _PathReadings) -> set[_Rule | None]:
+        """The rule each reading falls under (``None`` for none), as and loosely read."""
+        return {
+            *(self._rule_for(segments, loose=False) for segments in readings.segments),
+            *(self._rule_for(segments, loose=True) for segments in readings.loose_segments),
+        }
+
+    def _rule_for(self, segments: tuple[str, ...], *, loose: bool) -> _Rule | None:
+        """The longest rule whose prefix ``segments`` starts with, if any."""
         for rule in self._rules:
             prefix = rule.loose_prefix if loose else rule.prefix
             if segments[: len(prefix)] == prefix:
-                return rule.groups
-        return ()
+                return rule
+        return None
 
     def _report_bad_path(self, request: Request, error: AccessBadRequest) -> None:
         """One log line and the ``access_denied`` signal, as the gate reports its refusals."""

@@ -291,6 +291,37 @@ def test_public_tree_opens_no_other_reading(guarded: Served, target: str, status
     assert guarded.send(target)[0] == status
 
 
+@pytest.mark.parametrize(
+    ("options", "target", "public"),
+    [
+        ({"public_prefixes": ["/Static"], "rules": {"/static": ["Eng"]}}, "/Static/x", False),
+        ({"public_paths": ["/Healthz"], "rules": {"/healthz": ["Eng"]}}, "/Healthz", False),
+        ({"public_paths": ["/a"], "rules": {"/A": ["Eng"]}}, "/a", False),
+        ({"public_paths": ["/healthz"], "rules": {"/": ["Eng"]}}, "/healthz", True),
+        (
+            {"public_prefixes": ["/static"], "rules": {"/static/private": ["Eng"]}},
+            "/static/private",
+            True,
+        ),
+    ],
+)
+def test_public_not_when_another_reading_is_under_a_rule(
+    issuer: AccessIssuer, clock: FrozenClock, options: dict[str, Any], target: str, public: bool
+) -> None:
+    """A public path whose loose reading falls under another rule needs the rule's group."""
+    guard = middleware(
+        backend(), issuer, clock, **{"public_paths": [], "public_prefixes": [], **options}
+    )
+    assert guard.is_public(target) is public
+    expected = 200 if public else 401
+    assert Client(guard).get(target).status_code == expected
+    if not public:
+        bob = issuer.user_token("bob@example.com", ["Staff"])
+        assert (
+            Client(guard).get(target, headers={"Cf-Access-Jwt-Assertion": bob}).status_code == 403
+        )
+
+
 def test_access_denied_signal_for_ambiguous_path(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """The refusal is sent as access_denied, with the 400 error and its reason."""
     guard = middleware(backend(), issuer, clock)
