@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .decorators import require_access as require_access
 from .decorators import require_group as require_group
+from .errors import AccessBadRequest as AccessBadRequest
 from .errors import AccessError as AccessError
 from .errors import AccessForbidden as AccessForbidden
 from .errors import AccessUnauthorized as AccessUnauthorized

@@ -1,7 +1,8 @@
 """Exceptions raised when a request cannot be let through.
 
 Every refusal is a werkzeug HTTP exception, so an application customises the
-response with a plain ``@app.errorhandler(401)`` (or 403, 503). Each carries a
+response with a plain ``@app.errorhandler(401)`` (or 403, 503, and 400 for
+the WSGI middleware's ambiguous paths). Each carries a
 machine :class:`Reason` for the log line; the response body never names the
 reason, the token, the audience or the key.
 """
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from enum import Enum
 
-from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, Unauthorized
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    ServiceUnavailable,
+    Unauthorized,
+)
 
 
 class Reason(str, Enum):
@@ -37,6 +44,7 @@ class Reason(str, Enum):
     NOT_IN_GROUP = "not_in_group"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
+    AMBIGUOUS_PATH = "ambiguous_path"
 
     def __str__(self) -> str:
         return self.value
@@ -46,6 +54,22 @@ class AccessError(HTTPException):
     """Base of every refusal; ``reason`` says why, for the log only."""
 
     reason: Reason
+
+
+class AccessBadRequest(AccessError, BadRequest):
+    """400: the WSGI middleware cannot tell which path the request is for.
+
+    Its ``PATH_INFO`` has a ``.`` or ``..`` segment, an encoded ``/`` or
+    ``\\``, a backslash or a control character, raw or percent-encoded: the
+    application behind may read it as another path than the one a rule would
+    be judged on.
+    """
+
+    description = "The request path cannot be accepted."
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__()
+        self.reason = reason
 
 
 class AccessUnauthorized(AccessError, Unauthorized):

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from cachelib import BaseCache, SimpleCache
 
+from ._logsafe import loggable
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessForbidden, AccessUnauthorized, Reason
@@ -172,7 +173,11 @@ class AccessGate:
                 self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
         except AccessError as error:
             logger.warning(
-                "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason
+                "Cloudflare Access refused %s %s: %d %s",
+                loggable(method),
+                loggable(path),
+                error.code,
+                error.reason,
             )
             if access_denied.receivers:
                 access_denied.send(

@@ -11,7 +11,8 @@ the middleware as sender. Connect to them as to Flask's own signals::
     def audit(sender, error, reason, method, path, identity):
         audit_log.warning("refused %s %s: %s", method, path, reason)
 
-No keyword argument carries the token.
+No keyword argument carries the token. ``method`` and ``path`` are as the
+client sent them, control characters included: escape them before a log line.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ access_granted = _signals.signal("access-granted")
 
 #: Sent when a request is refused, after the log line. Keyword arguments:
 #: ``error`` (the :class:`~flask_cf_access.AccessError` about to be answered:
-#: 401, 403 or 503), ``reason`` (its :class:`~flask_cf_access.Reason`),
-#: ``method``, ``path`` and ``identity`` (who was refused, when the token
-#: verified: a 403, or a 503 for groups; ``None`` otherwise).
+#: 401, 403 or 503; or 400 from the WSGI middleware, for an ambiguous path),
+#: ``reason`` (its :class:`~flask_cf_access.Reason`), ``method``, ``path``
+#: and ``identity`` (who was refused, when the token verified: a 403, or a
+#: 503 for groups; ``None`` otherwise).
 access_denied = _signals.signal("access-denied")

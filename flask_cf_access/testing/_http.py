@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._logsafe import loggable
+
 if TYPE_CHECKING:
     from ._server import StandInServer
 
@@ -64,4 +66,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("stand-in %s: " + format, self.address_string(), *args)
+        # The request line is the client's: escape it, as every log line of the package does.
+        safe = (loggable(arg) if isinstance(arg, str) else arg for arg in args)
+        logger.debug("stand-in %s: " + format, self.address_string(), *safe)
