@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, g
 
 from flask_cf_access import (
     AccessIdentity,
+    AccessUnauthorized,
     CloudflareAccess,
     NewUser,
     NoAccessContext,
@@ -398,3 +399,25 @@ def test_cached_user_belongs_to_the_identity_checked(
         assert get_user().email == "bob@example.com"
         assert g.cf_access_identity.email == "bob@example.com"
     assert len(directory.asked) == 2
+
+
+def test_ensure_account_runs_the_loader_once(client: AccessClient, directory: Directory) -> None:
+    """ensure_account() gives the loader's user for the identity, loading it once, with no view."""
+    directory.create_unknown = True
+    account = client.ensure_account(as_user="new@example.com")
+    assert account == Account("new@example.com")
+    assert [identity.email for identity in directory.asked] == ["new@example.com"]
+    assert client.get("/me", as_user="new@example.com").json["email"] == "new@example.com"
+
+
+def test_ensure_account_needs_an_identity(client: AccessClient) -> None:
+    """ensure_account() without a user, service token or token is a TypeError."""
+    with pytest.raises(TypeError, match="ensure_account"):
+        client.ensure_account()
+
+
+def test_ensure_account_refuses_a_bad_token(client: AccessClient, issuer: AccessIssuer) -> None:
+    """The helper checks the token as a request would: a bad one raises the 401."""
+    with pytest.raises(AccessUnauthorized) as refused:
+        client.ensure_account(token=issuer.user_token("ada@example.com", expired=True))
+    assert refused.value.reason is Reason.EXPIRED
