@@ -83,15 +83,20 @@ def get_user() -> Any:
     :raises AccessForbidden: 403 (``Reason.NO_ACCOUNT``), the loader gave ``None``.
     :raises RuntimeError: no user loader was registered.
     """
-    identity = g.get("cf_access_identity") if g else None
-    optional = bool(g.get(OPTIONAL_KEY)) if g else False
+    try:
+        # The real g, once: every attribute read through the proxy costs a lookup.
+        context_globals = g._get_current_object()
+    except RuntimeError:  # outside an app context
+        context_globals = None
+    identity = context_globals.get("cf_access_identity") if context_globals is not None else None
+    optional = bool(context_globals.get(OPTIONAL_KEY)) if context_globals is not None else False
     if not isinstance(identity, AccessIdentity):
         if optional:
             return None
         raise NoAccessContext(
             "No verified Cloudflare Access identity: this is not a protected request."
         )
-    loaded = g.get(_LOADED_KEY)
+    loaded = context_globals.get(_LOADED_KEY)
     if loaded is not None and loaded[0] is identity:
         user = loaded[1]
         if user is None and not optional:
@@ -99,7 +104,7 @@ def get_user() -> Any:
         return user
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     user = _run_loader(app, identity)
-    setattr(g, _LOADED_KEY, (identity, user))
+    setattr(context_globals, _LOADED_KEY, (identity, user))
     if user is None and not optional:
         raise _refuse_without_account(app, identity)
     return user
