@@ -24,11 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, g, request
-from flask_login import LoginManager  # type: ignore[import-untyped]
-from flask_login.signals import (  # type: ignore[import-untyped]
-    user_accessed,
-    user_loaded_from_request,
-)
+
+try:
+    from flask_login import LoginManager  # type: ignore[import-untyped]
+    from flask_login.signals import (  # type: ignore[import-untyped]
+        user_accessed,
+        user_loaded_from_request,
+    )
+except ImportError as exc:
+    raise ImportError(
+        "The Flask-Login bridge needs Flask-Login: pip install 'flask-cf-access[login]'"
+    ) from exc
 
 from ._optional import request_has_token
 from ._users import get_user

@@ -254,3 +254,23 @@ def test_remember_me_cookie_alone_is_ignored(
     anonymous = client.get("/private")
     assert anonymous.status_code == 401
     assert no_cookies_set(anonymous)
+
+
+def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the bridge without Flask-Login names the extra to install; the package imports."""
+    import importlib
+    import subprocess
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flask_login", None)
+    monkeypatch.delitem(sys.modules, "flask_cf_access.login")
+    with pytest.raises(ImportError, match=r"flask-cf-access\[login\]"):
+        importlib.import_module("flask_cf_access.login")
+    without_flask_login = (
+        "import sys; sys.modules['flask_login'] = None; "
+        "import flask_cf_access, flask_cf_access.testing, flask_cf_access.pytest_plugin"
+    )
+    finished = subprocess.run(  # noqa: S603 (our interpreter, our code)
+        [sys.executable, "-c", without_flask_login], capture_output=True, text=True, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
