@@ -28,11 +28,13 @@ logger = logging.getLogger("flask_cf_access")
 USERS_KEY = "cf_access_users"
 
 #: Where a request keeps ``(identity, user)`` once the loader has answered.
-_LOADED_KEY = "cf_access_user"
+_LOADED_KEY = "_cf_access_user"
 
 #: Set on ``g`` by an optional check (``@require_access(optional=True)``):
 #: "nobody" is an answer there, both for no token and for no account.
-OPTIONAL_KEY = "cf_access_optional"
+OPTIONAL_KEY = "_cf_access_optional"
+
+_NO_CONTEXT = "No verified Cloudflare Access identity: this is not a protected request."
 
 U = TypeVar("U")
 
@@ -86,16 +88,14 @@ def get_user() -> Any:
     try:
         # The real g, once: every attribute read through the proxy costs a lookup.
         context_globals = g._get_current_object()
-    except RuntimeError:  # outside an app context
-        context_globals = None
-    identity = context_globals.get("cf_access_identity") if context_globals is not None else None
-    optional = bool(context_globals.get(OPTIONAL_KEY)) if context_globals is not None else False
+    except RuntimeError as exc:  # outside an app context
+        raise NoAccessContext(_NO_CONTEXT) from exc
+    identity = context_globals.get("cf_access_identity")
+    optional = bool(context_globals.get(OPTIONAL_KEY))
     if not isinstance(identity, AccessIdentity):
         if optional:
             return None
-        raise NoAccessContext(
-            "No verified Cloudflare Access identity: this is not a protected request."
-        )
+        raise NoAccessContext(_NO_CONTEXT)
     loaded = context_globals.get(_LOADED_KEY)
     if loaded is not None and loaded[0] is identity:
         user = loaded[1]
