@@ -16,7 +16,9 @@ checked on every request. It is stateless: Flask-Login's own ways of finding
 a user, the session's ``_user_id`` and the "remember me" cookie, are never
 consulted, and nothing is written to the session, so no Flask-Login session
 can outlive an Access logout or a revoked token, and a request whose token is
-bad is never rescued by a session.
+bad is never rescued by a session. Signing in and out is Access's business:
+a bridged app has no use for ``login_user()`` or ``logout_user()`` (send people
+to ``/cdn-cgi/access/logout`` instead).
 """
 
 from __future__ import annotations
