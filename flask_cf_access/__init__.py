@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._users import NewUser as NewUser
+from ._users import current_user as current_user
+from ._users import get_user as get_user
 from .decorators import require_access as require_access
 from .decorators import require_group as require_group
 from .errors import AccessBadRequest as AccessBadRequest
@@ -25,6 +28,7 @@ from .identity import AccessIdentity as AccessIdentity
 from .settings import AccessSettings as AccessSettings
 from .signals import access_denied as access_denied
 from .signals import access_granted as access_granted
+from .signals import user_loaded as user_loaded
 from .wsgi import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 
 try:

@@ -8,6 +8,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
+from ._optional import verify_optionally_for_app
 from .guard import verify_for_app
 
 P = ParamSpec("P")
@@ -15,8 +16,13 @@ R = TypeVar("R")
 
 
 def _guarded(
-    view: Callable[P, R], *, groups: tuple[str, ...], allow_service_tokens: bool
+    view: Callable[P, R],
+    *,
+    groups: tuple[str, ...],
+    allow_service_tokens: bool,
+    optional: bool = False,
 ) -> Callable[P, R]:
+    check = verify_optionally_for_app if optional else verify_for_app
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
     sync_app: object = None
@@ -25,7 +31,7 @@ def _guarded(
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        verify_for_app(app, groups=groups, allow_service_tokens=allow_service_tokens)
+        check(app, groups=groups, allow_service_tokens=allow_service_tokens)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
@@ -42,22 +48,34 @@ def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def require_access(
-    *, allow_service_tokens: bool = True
+    *, allow_service_tokens: bool = True, optional: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
-def require_access(view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True) -> Any:
+def require_access(
+    view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True, optional: bool = False
+) -> Any:
     """Let only requests with a verified Cloudflare Access token reach the view.
 
     Use it bare, ``@require_access``, or called,
     ``@require_access(allow_service_tokens=False)`` to refuse (403) machines
     holding a service token. Works on ``async def`` views too.
+
+    ``@require_access(optional=True)`` is for pages Access lets everyone see
+    that greet a signed-in user: a request without a token reaches the view
+    as nobody (``get_identity(default=None)`` and ``current_user`` give
+    ``None``, and so does ``current_user`` for an identity without an
+    account), while a token that is sent but does not verify is still a 401.
     """
     if view is not None:
-        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+        return _guarded(
+            view, groups=(), allow_service_tokens=allow_service_tokens, optional=optional
+        )
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+        return _guarded(
+            view, groups=(), allow_service_tokens=allow_service_tokens, optional=optional
+        )
 
     return decorator
 

@@ -42,6 +42,7 @@ class Reason(str, Enum):
     NOT_AN_APP_TOKEN = "not_an_app_token"
     SERVICE_TOKEN_REFUSED = "service_token_refused"
     NOT_IN_GROUP = "not_in_group"
+    NO_ACCOUNT = "no_account"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
     AMBIGUOUS_PATH = "ambiguous_path"

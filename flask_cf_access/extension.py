@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any, TypeVar
 
 import requests
 from flask import Flask, current_app
 
+from ._users import USERS_KEY, UserLoader, UserLoading
 from .gate import AccessGate, Clock
+
+L = TypeVar("L", bound=UserLoader)
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
@@ -41,6 +45,7 @@ class CloudflareAccess:
     ) -> None:
         self._clock = clock
         self._session = session
+        self._users = UserLoading()
         if app is not None:
             self.init_app(app)
 
@@ -56,6 +61,34 @@ class CloudflareAccess:
         app.extensions[EXTENSION_KEY] = AccessGate.from_config(
             app.config, session=self._session, clock=self._clock
         )
+        app.extensions[USERS_KEY] = self._users
+
+    def user_loader(self, loader: L) -> L:
+        """Register ``loader(identity) -> user | None``, as a decorator.
+
+        It turns a verified identity into the app's own user, for
+        :data:`~flask_cf_access.current_user` and
+        :func:`~flask_cf_access.get_user`: lazily, at most once per request,
+        never for a refused request. Return ``None`` when the identity has no
+        account here (403, ``Reason.NO_ACCOUNT``), or
+        :class:`~flask_cf_access.NewUser` around an account just created.
+        One loader serves every app this extension object sets up, whether
+        registered before or after :meth:`init_app`.
+        """
+        self._users.loader = loader
+        return loader
+
+    def init_login_manager(self, login_manager: Any) -> None:
+        """Make a Flask-Login ``LoginManager`` take its user from the Access token.
+
+        Sets its ``request_loader`` to the token check and this extension's
+        user loader, with the token verified on every request; the session
+        and the "remember me" cookie are never read to find a user. See
+        :func:`flask_cf_access.login.init_login_manager`.
+        """
+        from .login import init_login_manager
+
+        init_login_manager(login_manager)
 
 
 def get_gate(app: Flask | None = None) -> AccessGate:

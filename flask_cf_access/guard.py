@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast, overload
 
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
@@ -75,13 +75,31 @@ def verify_for_app(
     return identity
 
 
-def get_identity() -> AccessIdentity:
+D = TypeVar("D")
+
+#: Marks "no default given" for :func:`get_identity`.
+_RAISE: Any = object()
+
+
+@overload
+def get_identity() -> AccessIdentity: ...
+
+
+@overload
+def get_identity(default: D) -> AccessIdentity | D: ...
+
+
+def get_identity(default: Any = _RAISE) -> Any:
     """The identity admitted for the current request.
 
-    :raises NoAccessContext: outside a request that passed a check.
+    :param default: returned instead of raising when there is none, e.g.
+        ``get_identity(default=None)`` on a ``@require_access(optional=True)`` route.
+    :raises NoAccessContext: outside a request that passed a check, without ``default``.
     """
     identity = g.get("cf_access_identity") if g else None
     if not isinstance(identity, AccessIdentity):
+        if default is not _RAISE:
+            return default
         raise NoAccessContext(
             "No verified Cloudflare Access identity: this is not a protected request."
         )

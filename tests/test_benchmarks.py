@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
         ),
         ("bench_memory.py", ["--tokens", "300", "--size", "100"], "held per cache entry"),
         (
+            "bench_users.py",
+            ["--requests", "20", "--rounds", "2"],
+            "current_user via loader / identity only",
+        ),
+        (
             "bench_gunicorn.py",
             ["--workers", "1", "--seconds", "1", "--rounds", "1"],
             "protected / unprotected throughput",

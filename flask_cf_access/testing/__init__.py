@@ -25,6 +25,11 @@ An app reaches the stand-in in one of three ways, whichever suits the test:
     client = app.test_client(issuer=issuer)
     client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
 
+The app's user loader runs for these requests as for real ones.
+``client.ensure_account(as_user=…)`` makes a user who already has an
+account; :func:`capture_user_loads` shows what the loader gave, and whether
+it created the account (a first visit).
+
 With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
 (``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
 available as soon as the package is installed.
@@ -44,6 +49,8 @@ from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
 from ._server import StandInServer as StandInServer
+from ._users import UserLoad as UserLoad
+from ._users import capture_user_loads as capture_user_loads
 
 __all__ = [
     "AccessClient",
@@ -51,6 +58,8 @@ __all__ = [
     "RequestCounts",
     "SigningKey",
     "StandInServer",
+    "UserLoad",
+    "capture_user_loads",
     "decode_unverified_claims",
     "encode_token",
 ]
