@@ -19,6 +19,7 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
+from ._requirements import Requirement
 from .errors import AccessError, ConfigurationError
 from .extension import EXTENSION_KEY
 from .gate import AccessGate, Clock
@@ -76,8 +77,10 @@ class CloudflareAccessMiddleware:
     :param public_prefixes: paths let through with everything below them, by
         whole segments: ``/static`` opens ``/static`` and ``/static/app.css``,
         not ``/staticx``, and no path with a ``.`` or ``..`` segment.
-    :param rules: path prefix to the groups (names or ids, any of them) it
-        needs. The longest matching prefix wins, by whole segments, on the path
+    :param rules: path prefix to what it needs: groups (names or ids, any
+        of them), or a :func:`~flask_cf_access.require` requirement (roles,
+        all-of, predicates, service tokens), judged as the decorators judge
+        it. The longest matching prefix wins, by whole segments, on the path
         with empty, ``.`` and ``..`` segments resolved; ``()`` needs no group.
     :param headers: request header name to what it carries: ``"email"``,
         ``"name"`` (the e-mail, or a service token's id), ``"groups"`` (names,
@@ -101,7 +104,7 @@ class CloudflareAccessMiddleware:
         *,
         public_paths: Iterable[str] = (),
         public_prefixes: Iterable[str] = (),
-        rules: Mapping[str, str | Iterable[str]] | None = None,
+        rules: Mapping[str, str | Iterable[str] | Requirement] | None = None,
         headers: Mapping[str, str] | None = None,
         allow_service_tokens: bool = True,
         gate: AccessGate | None = None,
@@ -125,6 +128,7 @@ class CloudflareAccessMiddleware:
         if "" in self._public_prefixes:
             raise ConfigurationError("public_prefixes must not hold '/': every path would be open.")
         self._rules = _rules(rules or {})
+        self._requirements = _requirements(self._rules, allow_service_tokens)
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
         #: The gate every request is checked by; shared with the extension by :meth:`from_flask`.
@@ -190,8 +194,7 @@ class CloudflareAccessMiddleware:
                 request.path,
                 header,
                 request.cookies.get(TOKEN_COOKIE) if header is None else None,
-                groups=self.groups_for(path),
-                allow_service_tokens=self.allow_service_tokens,
+                requirement=self.requirement_for(path),
             )
             passed = self._passed_on(identity)
         except AccessError as error:
@@ -210,12 +213,16 @@ class CloudflareAccessMiddleware:
         )
 
     def groups_for(self, path: str) -> tuple[str, ...]:
-        """The groups the longest rule matching ``path`` asks for; ``()`` for none."""
+        """The groups the longest rule matching ``path`` names; ``()`` for none."""
+        return tuple(name for _, names in self.requirement_for(path).groups for name in names)
+
+    def requirement_for(self, path: str) -> Requirement:
+        """What the longest rule matching ``path`` requires, ``allow_service_tokens`` included."""
         segments = _resolved_segments(path)
-        for prefix, groups in self._rules:
+        for prefix, requirement in self._requirements:
             if segments[: len(prefix)] == prefix:
-                return groups
-        return ()
+                return requirement
+        return self._requirements[-1][1]
 
     def _passed_on(self, identity: AccessIdentity) -> dict[str, Any]:
         """The environ entries an admitted request gets: identity, claims, user, headers.
@@ -257,23 +264,45 @@ def _public_path(path: object, option: str) -> str:
 
 
 def _rules(
-    rules: Mapping[str, str | Iterable[str]],
-) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-    """The rules as (prefix segments, groups), longest prefix first."""
-    parsed: dict[tuple[str, ...], tuple[str, ...]] = {}
+    rules: Mapping[str, str | Iterable[str] | Requirement],
+) -> tuple[tuple[tuple[str, ...], Requirement], ...]:
+    """The rules as (prefix segments, requirement), longest prefix first."""
+    parsed: dict[tuple[str, ...], Requirement] = {}
     for prefix, wanted in rules.items():
         if not isinstance(prefix, str) or not prefix.startswith("/") or _has_dot_segment(prefix):
             raise ConfigurationError("rules must map paths starting with '/' to groups.")
-        groups = (wanted,) if isinstance(wanted, str) else tuple(wanted)
-        if not all(isinstance(group, str) and group for group in groups):
-            raise ConfigurationError(
-                f"rules[{prefix!r}] must be a group name or id, or a list of them."
-            )
+        if isinstance(wanted, Requirement):
+            requirement = wanted
+        else:
+            groups = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+            if not all(isinstance(group, str) and group for group in groups):
+                raise ConfigurationError(
+                    f"rules[{prefix!r}] must be a group name or id, a list of them,"
+                    " or a require(...) requirement."
+                )
+            requirement = Requirement(groups=(("any", groups),) if groups else ())
         segments = _resolved_segments(_wsgi_path(prefix))
         if segments in parsed:
             raise ConfigurationError(f"rules has {prefix!r} twice.")
-        parsed[segments] = groups
+        parsed[segments] = requirement
     return tuple(sorted(parsed.items(), key=lambda rule: len(rule[0]), reverse=True))
+
+
+def _requirements(
+    rules: tuple[tuple[tuple[str, ...], Requirement], ...], allow_service_tokens: bool
+) -> tuple[tuple[tuple[str, ...], Requirement], ...]:
+    """The rules with ``allow_service_tokens`` added to each, and ``()`` (every path) last."""
+    base = Requirement(allow_service_tokens=allow_service_tokens)
+    combined: list[tuple[tuple[str, ...], Requirement]] = []
+    for prefix, requirement in (*rules, ((), Requirement())):
+        try:
+            combined.append((prefix, requirement & base))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"rules[{'/' + '/'.join(prefix)!r}]: needs service tokens,"
+                " but allow_service_tokens is False."
+            ) from exc
+    return tuple(combined)
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -25,6 +25,9 @@ An app reaches the stand-in in one of three ways, whichever suits the test:
     client = app.test_client(issuer=issuer)
     client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
 
+:func:`assert_routes_protected` fails a test when an endpoint is neither
+protected nor explicitly public, as ``flask cf-access routes --strict`` does.
+
 With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
 (``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
 available as soon as the package is installed.
@@ -43,6 +46,7 @@ from ._keys import encode_token as encode_token
 from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
+from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "RequestCounts",
     "SigningKey",
     "StandInServer",
+    "assert_routes_protected",
     "decode_unverified_claims",
     "encode_token",
 ]
