@@ -188,6 +188,7 @@ class AccessPolicy:
     __slots__ = (
         "_domains",
         "_emails",
+        "_has_email_rules",
         "_role_groups",
         "_subdomains",
         "has_app_wide_rules",
@@ -201,10 +202,9 @@ class AccessPolicy:
         self._emails = settings.allowed_emails
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
         self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
+        self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
         #: Whether a request needing only a token must still be judged.
-        self.has_app_wide_rules = bool(
-            self._emails or settings.allowed_email_domains or self.service_tokens is not None
-        )
+        self.has_app_wide_rules = self._has_email_rules or self.service_tokens is not None
 
     def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
         """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
@@ -232,7 +232,7 @@ class AccessPolicy:
 
     def email_allowed(self, email: str | None) -> bool:
         """Whether the e-mail rules let ``email`` in: exact, ASCII case-insensitive."""
-        if not isinstance(email, str) or email.count("@") != 1:
+        if not isinstance(email, str) or email.count("@") != 1 or email[0] == "@":
             return False
         address = ascii_lower(email)
         if address in self._emails:
@@ -260,9 +260,7 @@ class AccessPolicy:
             if wanted and identity.common_name not in wanted:
                 raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
         else:
-            if (self._emails or self._domains or self._subdomains) and not self.email_allowed(
-                identity.email
-            ):
+            if self._has_email_rules and not self.email_allowed(identity.email):
                 raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
             if requirement.service_tokens is not None:
                 raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
