@@ -9,16 +9,20 @@ app-wide rules (e-mail domains and addresses, known service tokens).
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .errors import AccessForbidden, Reason
+from .errors import AccessError, AccessForbidden, Reason
 from .groups import any_group_matches
 from .settings import AccessSettings, ServiceTokenProfile, ascii_lower
 
 if TYPE_CHECKING:
     from .identity import AccessIdentity
+
+logger = logging.getLogger("flask_cf_access")
 
 #: ``"any"``: one of the names is enough; ``"all"``: every one is needed.
 Match = Literal["any", "all"]
@@ -106,7 +110,7 @@ class Requirement:
         elif not self.allow_service_tokens:
             parts.append("no service tokens")
         for check in self.checks:
-            parts.append(f"check: {getattr(check, '__qualname__', None) or repr(check)}")
+            parts.append(f"check: {_name(check)}")
         return "; ".join(parts)
 
 
@@ -157,11 +161,13 @@ def require(
         ids unless empty.
     :param allow_service_tokens: ``False`` refuses service tokens.
     :raises TypeError: a name that is not a non-empty string, a ``check``
-        that is not callable, or ``match`` not ``"any"``/``"all"``.
+        that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
     :raises ValueError: service tokens both needed and refused.
     """
     if check is not None and not callable(check):
         raise TypeError("check must be a callable taking the identity.")
+    if inspect.iscoroutinefunction(check):
+        raise TypeError("check must be a plain function: an async check cannot be awaited here.")
     tokens: frozenset[str] | None = None
     if service_tokens is not None:
         clauses = _clause("service_tokens", service_tokens, "any")
@@ -174,7 +180,7 @@ def require(
     )
     if tokens is not None:
         requirement = requirement & Requirement(service_tokens=tokens)
-    return requirement
+    return ANY_TOKEN if requirement == ANY_TOKEN else requirement
 
 
 class AccessPolicy:
@@ -279,5 +285,22 @@ class AccessPolicy:
                 elif not roles.issuperset(names):
                     raise AccessForbidden(Reason.NOT_ALL_ROLES)
         for check in requirement.checks:
-            if check(identity) is not True:
+            if _passes(check, identity) is not True:
                 raise AccessForbidden(Reason.CHECK_FAILED)
+
+
+def _passes(check: IdentityCheck, identity: AccessIdentity) -> object:
+    """What ``check`` says of ``identity``; ``False`` if it raised (fail closed, logged)."""
+    try:
+        return check(identity)
+    except AccessError:  # a check may refuse or be unavailable on purpose
+        raise
+    except Exception:
+        # A claim the check did not expect must not become a 500: refuse, and
+        # log the traceback so the check's author sees it.
+        logger.exception("Cloudflare Access: the check %s raised; refusing", _name(check))
+        return False
+
+
+def _name(check: IdentityCheck) -> str:
+    return getattr(check, "__qualname__", None) or repr(check)

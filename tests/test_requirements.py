@@ -636,3 +636,78 @@ def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
     assert middleware.groups_for("/admin/x") == ("Admins",)
     assert middleware.requirement_for("/ops/y") == require(roles=["ops"])
     assert middleware.requirement_for("/other") == require()
+
+
+def test_check_that_raises_refuses_and_logs(
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    denied: list[Reason],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A check raising on a claim it did not expect answers 403 check_failed, not 500, and logs."""
+    app = decorated_app(issuer, clock)
+
+    def department(identity: AccessIdentity) -> bool:
+        return bool(identity.claims["custom"]["dept"] == "R&D")
+
+    @app.get("/dept")
+    @require_identity(department)
+    def dept() -> str:
+        return ""
+
+    token = issuer.user_token("ada@example.com")
+    with caplog.at_level("ERROR", logger="flask_cf_access"):
+        response = app.test_client().get("/dept", headers=bearer(token))
+    assert response.status_code == 403
+    assert denied == [Reason.CHECK_FAILED]
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "department raised" in record.getMessage()
+    assert record.exc_info is not None
+    assert token not in caplog.text
+
+
+def test_check_may_raise_an_access_error(
+    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+) -> None:
+    """An AccessError raised by a check is answered as it is (here 503)."""
+    app = decorated_app(issuer, clock)
+
+    def needs_groups(identity: AccessIdentity) -> bool:
+        return bool(identity.groups)
+
+    @app.get("/groups")
+    @require_identity(needs_groups)
+    def groups() -> str:
+        return ""
+
+    token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})  # unknown to get-identity
+    assert app.test_client().get("/groups", headers=bearer(token)).status_code == 503
+    assert denied == [Reason.IDENTITY_UNAVAILABLE]
+
+
+def test_async_check_refused_at_decoration() -> None:
+    """An async check cannot be awaited by the guard: TypeError when decorating."""
+
+    async def check(identity: AccessIdentity) -> bool:
+        return True
+
+    with pytest.raises(TypeError, match="async"):
+        require_identity(check)  # type: ignore[arg-type]
+
+
+def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """A parent blueprint's access_guard guards its nested blueprints' views."""
+    app = Flask("nested")
+    app.config.update(settings(issuer))
+    CloudflareAccess(app, clock=clock, session=issuer.session())
+    parent = Blueprint("parent", __name__)
+    parent.before_request(access_guard(require(roles=["admin"])))
+    child = Blueprint("child", __name__)
+    child.add_url_rule("/", "index", lambda: "child")
+    parent.register_blueprint(child, url_prefix="/child")
+    app.register_blueprint(parent, url_prefix="/parent")
+    client = app.test_client()
+    staff = issuer.user_token("b@x.io", ["Staff"])
+    assert client.get("/parent/child/", headers=bearer(staff)).status_code == 403
+    admin = issuer.user_token("a@x.io", ["Admins"])
+    assert client.get("/parent/child/", headers=bearer(admin)).status_code == 200

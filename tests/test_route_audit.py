@@ -214,3 +214,15 @@ def test_misordered_view_needs_a_token_under_deny_by_default(tmp_path: Path) -> 
     """Under deny by default the mis-ordered view asks for a token, at least."""
     client = make_app(tmp_path, protect_all=True).test_client()
     assert client.get("/reports").status_code == 401
+
+
+def test_nested_blueprint_guard_in_the_audit(tmp_path: Path) -> None:
+    """A parent blueprint's access_guard shows on its nested blueprints' endpoints."""
+    app = make_app(tmp_path, misordered=False)
+    parent = Blueprint("parent", __name__)
+    parent.before_request(access_guard(require(groups=["Ops"])))
+    child = Blueprint("child", __name__)
+    child.add_url_rule("/", "index", lambda: "child")
+    parent.register_blueprint(child, url_prefix="/child")
+    app.register_blueprint(parent, url_prefix="/parent")
+    assert line_of(run(app).output, "/parent/child/").endswith("token; groups: any of Ops")
