@@ -32,6 +32,7 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._requirements import require
 from ._routes import audit_routes, route_policy, unknown_public_endpoints
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
@@ -176,11 +177,19 @@ class _AnyClaims(ClaimsPolicy):
     metavar="NAME",
     help="Also require one of these groups, as @require_group does. Repeatable.",
 )
-def verify_command(token: str, groups: tuple[str, ...]) -> None:
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="NAME",
+    help="Also require one of these roles, as @require_role does. Repeatable.",
+)
+def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
+    The app-wide rules (allowed e-mails, known service tokens) apply too.
     The verdict comes from the app's own verifier; the token itself is never
     printed. Exits 0 when the token passes, 1 when it does not.
     """
@@ -220,10 +229,13 @@ def verify_command(token: str, groups: tuple[str, ...]) -> None:
 
     try:
         identity = gate.authenticate(token, None)
+        gate.authorize(identity, requirement=require(groups=groups, roles=roles))
         if groups:
-            gate.authorize(identity, groups=groups)
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
+        if roles:
+            held = ", ".join(sorted(identity.roles))
+            click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
     except AccessError as error:
         _refuse(error)
     kind = "the service token" if identity.is_service_token else "the user"
