@@ -62,3 +62,11 @@ def test_verify_applies_the_app_wide_rules(app: Flask, stand_in: StandInServer) 
     assert "REFUSED (unknown_service_token)" in stranger.output
     known = run(app, "verify", stand_in.issuer.service_token("ci.access"))
     assert "Result: ACCEPTED. This app lets the service token ci-deployer through." in known.output
+
+
+def test_every_reason_is_explained() -> None:
+    """Each Reason code has a sentence for people in the CLI."""
+    from flask_cf_access import Reason
+    from flask_cf_access.cli import _EXPLANATIONS
+
+    assert set(_EXPLANATIONS) == set(Reason)
