@@ -19,7 +19,7 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._requirements import Requirement
+from ._requirements import ANY_TOKEN, Requirement
 from .errors import AccessError, ConfigurationError
 from .extension import EXTENSION_KEY
 from .gate import AccessGate, Clock
@@ -280,7 +280,7 @@ def _rules(
                     f"rules[{prefix!r}] must be a group name or id, a list of them,"
                     " or a require(...) requirement."
                 )
-            requirement = Requirement(groups=(("any", groups),) if groups else ())
+            requirement = Requirement(groups=(("any", groups),)) if groups else ANY_TOKEN
         segments = _resolved_segments(_wsgi_path(prefix))
         if segments in parsed:
             raise ConfigurationError(f"rules has {prefix!r} twice.")
@@ -292,9 +292,9 @@ def _requirements(
     rules: tuple[tuple[tuple[str, ...], Requirement], ...], allow_service_tokens: bool
 ) -> tuple[tuple[tuple[str, ...], Requirement], ...]:
     """The rules with ``allow_service_tokens`` added to each, and ``()`` (every path) last."""
-    base = Requirement(allow_service_tokens=allow_service_tokens)
+    base = ANY_TOKEN if allow_service_tokens else Requirement(allow_service_tokens=False)
     combined: list[tuple[tuple[str, ...], Requirement]] = []
-    for prefix, requirement in (*rules, ((), Requirement())):
+    for prefix, requirement in (*rules, ((), ANY_TOKEN)):
         try:
             combined.append((prefix, requirement & base))
         except ValueError as exc:

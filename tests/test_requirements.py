@@ -28,7 +28,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._requirements import REQUIREMENT_ATTRIBUTE
+from flask_cf_access._requirements import ANY_TOKEN, REQUIREMENT_ATTRIBUTE
 from flask_cf_access.signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
@@ -711,3 +711,15 @@ def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenC
     assert client.get("/parent/child/", headers=bearer(staff)).status_code == 403
     admin = issuer.user_token("a@x.io", ["Admins"])
     assert client.get("/parent/child/", headers=bearer(admin)).status_code == 200
+
+
+def test_middleware_without_rules_needs_only_a_token(issuer: AccessIssuer) -> None:
+    """With no rule and service tokens allowed, a path needs the plain token requirement."""
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    middleware = CloudflareAccessMiddleware(
+        app, team_domain=issuer.team_domain, audience=issuer.audience, load_keys_on_init=False
+    )
+    assert middleware.requirement_for("/anything") is ANY_TOKEN
