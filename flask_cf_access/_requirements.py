@@ -73,9 +73,9 @@ class Requirement:
         """
         if not isinstance(other, Requirement):
             return NotImplemented
-        if other == ANY_TOKEN:
+        if other.is_any_token:
             return self
-        if self == ANY_TOKEN:
+        if self.is_any_token:
             return other
         service_tokens = self.service_tokens
         if other.service_tokens is not None:

@@ -20,6 +20,8 @@ from ._requirements import (
     WRAPPED_ATTRIBUTE,
     Requirement,
 )
+from .extension import EXTENSION_KEY
+from .gate import AccessGate
 from .guard import verify_for_app
 
 #: The key, in ``app.extensions``, of the app's :class:`RoutePolicy`.
@@ -120,6 +122,8 @@ class RouteAudit:
     status: Status
     #: What is required, in words.
     requires: str
+    #: What the endpoint's decorators and guards require; ``None`` for none.
+    requirement: Requirement | None = None
 
     @property
     def is_problem(self) -> bool:
@@ -140,7 +144,9 @@ def audit_routes(app: Flask) -> list[RouteAudit]:
     return audits
 
 
-def _judge(app: Flask, policy: RoutePolicy, endpoint: str, view: Any) -> tuple[Status, str]:
+def _judge(
+    app: Flask, policy: RoutePolicy, endpoint: str, view: Any
+) -> tuple[Status, str, Requirement | None]:
     own = getattr(view, REQUIREMENT_ATTRIBUTE, None)
     requirement = own if isinstance(own, Requirement) else None
     guard = guard_requirement(app, endpoint)
@@ -153,14 +159,35 @@ def _judge(app: Flask, policy: RoutePolicy, endpoint: str, view: Any) -> tuple[S
             "not applied",
             f"{applied}; declared but NOT APPLIED: {declared.describe()}"
             " (is the decorator above @app.route?)",
+            None,
         )
     if requirement is not None:
-        return "protected", requirement.describe()
+        return "protected", requirement.describe(), requirement
     if is_public(app, endpoint, view):
-        return "public", "public"
+        return "public", "public", None
     if policy.protect_all:
-        return "protected", f"{ANY_TOKEN.describe()} (deny by default)"
-    return "unprotected", "nothing"
+        return "protected", f"{ANY_TOKEN.describe()} (deny by default)", None
+    return "unprotected", "nothing", None
+
+
+def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:
+    """Roles some endpoint requires that neither ``CF_ACCESS_ROLES`` nor a known
+    service token grants: nobody can have them (a typo?)."""
+    gate = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(gate, AccessGate):
+        return []
+    settings = gate.settings
+    granted = set(settings.roles)
+    for profile in (settings.service_tokens or {}).values():
+        granted.update(profile.roles)
+    required = {
+        role
+        for audit in audits
+        if audit.requirement is not None
+        for _, names in audit.requirement.roles
+        for role in names
+    }
+    return sorted(required - granted)
 
 
 def unknown_public_endpoints(app: Flask) -> list[str]:

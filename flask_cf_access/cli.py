@@ -33,7 +33,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ._requirements import require
-from ._routes import audit_routes, route_policy, unknown_public_endpoints
+from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
 from .extension import get_gate
@@ -461,6 +461,11 @@ def routes_command(strict: bool) -> None:
     click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
     for name in unknown_public_endpoints(app):
         click.echo(f"Warning: CF_ACCESS_PUBLIC_ENDPOINTS names {name!r}, which is no endpoint.")
+    for role in ungranted_roles(app, audits):
+        click.echo(
+            f"Warning: the role {role!r} is required but granted by nothing in"
+            " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
+        )
     for audit in problems:
         what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
         click.echo(f"{what}: {audit.rule} ({audit.endpoint})")

@@ -226,3 +226,16 @@ def test_nested_blueprint_guard_in_the_audit(tmp_path: Path) -> None:
     parent.register_blueprint(child, url_prefix="/child")
     app.register_blueprint(parent, url_prefix="/parent")
     assert line_of(run(app).output, "/parent/child/").endswith("token; groups: any of Ops")
+
+
+def test_roles_granted_by_nothing_warned(tmp_path: Path) -> None:
+    """A required role that no group mapping or service token grants is pointed out."""
+    output = run(make_app(tmp_path)).output
+    for role in ("admin", "api", "ops"):
+        assert f"Warning: the role {role!r} is required but granted by nothing" in output
+    app = make_app(
+        tmp_path,
+        CF_ACCESS_ROLES={"admin": ["Admins"], "ops": ["Ops"]},
+        CF_ACCESS_SERVICE_TOKENS={"ci.access": {"roles": ["api"]}},
+    )
+    assert "granted by nothing" not in run(app).output
