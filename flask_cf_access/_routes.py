@@ -20,6 +20,7 @@ from ._requirements import (
     WRAPPED_ATTRIBUTE,
     Requirement,
 )
+from .decorators import is_guarded
 from .extension import EXTENSION_KEY
 from .gate import AccessGate
 from .guard import verify_for_app
@@ -105,8 +106,9 @@ def _hook_verifies(app: Flask, endpoint: str) -> bool:
     view = app.view_functions.get(endpoint)
     if is_public(app, endpoint, view):
         return False
-    has_own = isinstance(getattr(view, REQUIREMENT_ATTRIBUTE, None), Requirement)
-    return not has_own and guard_requirement(app, endpoint) is None
+    # Only a wrapper of ours is sure to verify: another decorator's copy of
+    # its attributes (functools.wraps) might answer without calling it.
+    return not is_guarded(view) and guard_requirement(app, endpoint) is None
 
 
 @dataclass(frozen=True)

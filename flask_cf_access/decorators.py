@@ -67,6 +67,12 @@ def _guarded(view: Callable[P, R], requirement: Requirement) -> Callable[P, R]:
     return wrapper
 
 
+def is_guarded(view: object) -> bool:
+    """Whether ``view`` is a wrapper made by one of these decorators (not a copy of
+    its attributes by another decorator's ``functools.wraps``)."""
+    return view in _WRAPPERS
+
+
 @overload
 def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,26 @@ def test_off_by_default(issuer: AccessIssuer, clock: FrozenClock) -> None:
     CloudflareAccess(app, clock=clock, session=issuer.session())
     app.add_url_rule("/", "home", lambda: "open")
     assert app.test_client().get("/").status_code == 200
+
+
+def test_foreign_wrapper_of_a_guarded_view_still_checked(app: Flask, issuer: AccessIssuer) -> None:
+    """A decorator above ours copies our attributes (functools.wraps) but may not call the
+    view: the hook does not trust the copy and still asks for a token."""
+
+    def short_circuit(view: Any) -> Any:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            return "served without calling the view"
+
+        return wrapper
+
+    @app.get("/cached")
+    @short_circuit
+    @require_role("admin")
+    def cached() -> str:
+        return "view"
+
+    client = app.test_client()
+    assert client.get("/cached").status_code == 401
+    token = issuer.user_token("ada@example.com")
+    assert client.get("/cached", headers=bearer(token)).status_code == 200
