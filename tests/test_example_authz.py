@@ -56,3 +56,11 @@ def test_health_marked_public(client: AccessClient, denied: list[Reason]) -> Non
     """/health is marked public and needs no token."""
     assert client.get("/health").status_code == 200
     assert denied == []
+
+
+def test_guide_suggests_the_route_audit(cf_access_server: StandInServer) -> None:
+    """The runner's guide shows how to audit the routes with --strict."""
+    from examples.protected_app.__main__ import _stand_in_guide
+
+    guide = _stand_in_guide("http://127.0.0.1:5000", cf_access_server)
+    assert "  flask --app examples.protected_app cf-access routes --strict" in guide.splitlines()
