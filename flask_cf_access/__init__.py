@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._requirements import Requirement as Requirement
+from ._requirements import require as require
+from ._routes import access_guard as access_guard
 from ._users import NewUser as NewUser
 from ._users import current_user as current_user
 from ._users import get_user as get_user
 from .decorators import require_access as require_access
 from .decorators import require_group as require_group
+from .decorators import require_identity as require_identity
+from .decorators import require_role as require_role
+from .decorators import require_service_token as require_service_token
 from .errors import AccessBadRequest as AccessBadRequest
 from .errors import AccessError as AccessError
 from .errors import AccessForbidden as AccessForbidden

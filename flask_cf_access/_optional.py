@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from ._requirements import Requirement
 from ._users import OPTIONAL_KEY
 from .guard import verify_for_app
 from .identity import AccessIdentity
@@ -23,7 +24,7 @@ def request_has_token() -> bool:
 
 
 def verify_optionally_for_app(
-    app: Flask, *, groups: tuple[str, ...] = (), allow_service_tokens: bool = True
+    app: Flask, *, requirement: Requirement | None = None
 ) -> AccessIdentity | None:
     """Check the current request of ``app`` if it sends a token; ``None`` if it sends none.
 
@@ -33,10 +34,6 @@ def verify_optionally_for_app(
     Either way the request is marked optional, so the user accessors answer
     ``None`` ("nobody") instead of raising.
     """
-    identity = (
-        verify_for_app(app, groups=groups, allow_service_tokens=allow_service_tokens)
-        if request_has_token()
-        else None
-    )
+    identity = verify_for_app(app, requirement=requirement) if request_has_token() else None
     setattr(g, OPTIONAL_KEY, True)
     return identity

@@ -32,6 +32,8 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._requirements import require
+from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
 from .extension import get_gate
@@ -73,8 +75,20 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.NOT_AN_APP_TOKEN: "type is not 'app': not an application token",
     Reason.SERVICE_TOKEN_REFUSED: "service tokens are refused here",
     Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
+    Reason.NO_ACCOUNT: "the app's user loader has no account for this identity",
+    Reason.NOT_IN_ALL_GROUPS: "the identity is not in every one of the groups asked for",
+    Reason.NO_ROLE: "the identity has none of the roles asked for",
+    Reason.NOT_ALL_ROLES: "the identity lacks one of the roles asked for",
+    Reason.CHECK_FAILED: "the view's own check (require_identity) said no",
+    Reason.EMAIL_NOT_ALLOWED: (
+        "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS"
+    ),
+    Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
+    Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
+    Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
+    Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
 }
 
 cli = AppGroup(
@@ -165,11 +179,19 @@ class _AnyClaims(ClaimsPolicy):
     metavar="NAME",
     help="Also require one of these groups, as @require_group does. Repeatable.",
 )
-def verify_command(token: str, groups: tuple[str, ...]) -> None:
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="NAME",
+    help="Also require one of these roles, as @require_role does. Repeatable.",
+)
+def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
+    The app-wide rules (allowed e-mails, known service tokens) apply too.
     The verdict comes from the app's own verifier; the token itself is never
     printed. Exits 0 when the token passes, 1 when it does not.
     """
@@ -209,10 +231,13 @@ def verify_command(token: str, groups: tuple[str, ...]) -> None:
 
     try:
         identity = gate.authenticate(token, None)
+        gate.authorize(identity, requirement=require(groups=groups, roles=roles))
         if groups:
-            gate.authorize(identity, groups=groups)
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
+        if roles:
+            held = ", ".join(sorted(identity.roles))
+            click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
     except AccessError as error:
         _refuse(error)
     kind = "the service token" if identity.is_service_token else "the user"
@@ -406,3 +431,47 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
             f"the stand-in refused to mint (HTTP {response.status_code}: {problem or 'no reason'})"
         )
     return token
+
+
+# -- routes ------------------------------------------------------------------
+
+
+@cli.command("routes")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 if any endpoint is unprotected and not marked public, or has a"
+    " requirement that was declared but not applied.",
+)
+def routes_command(strict: bool) -> None:
+    """List every URL rule, its methods and what a request to it needs.
+
+    Flags a view whose decorator sits above ``@app.route``: the requirement
+    was declared on the function but the route registered it unwrapped.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    audits = audit_routes(app)
+    rows = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")] + [
+        (audit.rule, ",".join(audit.methods), audit.endpoint, audit.requires) for audit in audits
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        click.echo("  ".join([*cells, row[3]]))
+    problems = [audit for audit in audits if audit.is_problem]
+    mode = "on" if route_policy(app).protect_all else "off"
+    click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
+    for name in unknown_public_endpoints(app):
+        click.echo(f"Warning: CF_ACCESS_PUBLIC_ENDPOINTS names {name!r}, which is no endpoint.")
+    for role in ungranted_roles(app, audits):
+        click.echo(
+            f"Warning: the role {role!r} is required but granted by nothing in"
+            " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
+        )
+    for audit in problems:
+        what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
+        click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+    if not problems:
+        click.echo("Every endpoint is protected or explicitly public.")
+    elif strict:
+        sys.exit(1)

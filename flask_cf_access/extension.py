@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
 from flask import Flask, current_app
 
+from ._requirements import PUBLIC_ATTRIBUTE
 from ._users import USERS_KEY, UserLoader, UserLoading
 from .gate import AccessGate, Clock
+from .settings import protect_all_setting, public_endpoints_setting
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 L = TypeVar("L", bound=UserLoader)
 
@@ -56,12 +61,39 @@ class CloudflareAccess:
         a failure to load them is logged, not raised: protected views answer
         503 until the keys can be had.
 
+        With ``CF_ACCESS_PROTECT_ALL`` true, installs a ``before_request``
+        hook, ahead of the app's own, that asks every endpoint for a verified
+        token unless it is marked public (:meth:`public`, or listed in
+        ``CF_ACCESS_PUBLIC_ENDPOINTS``).
+
         :raises ConfigurationError: naming the first missing or invalid setting.
         """
-        app.extensions[EXTENSION_KEY] = AccessGate.from_config(
-            app.config, session=self._session, clock=self._clock
+        # Imported here: _routes uses the guard, which uses this module.
+        from ._routes import ROUTES_KEY, RoutePolicy, install_deny_by_default
+
+        gate = AccessGate.from_config(app.config, session=self._session, clock=self._clock)
+        routes = RoutePolicy(
+            protect_all=protect_all_setting(app.config),
+            public_endpoints=public_endpoints_setting(app.config),
         )
+        app.extensions[EXTENSION_KEY] = gate
         app.extensions[USERS_KEY] = self._users
+        app.extensions[ROUTES_KEY] = routes
+        if routes.protect_all:
+            install_deny_by_default(app)
+
+    @staticmethod
+    def public(view: F) -> F:
+        """Mark a view as needing no token under ``CF_ACCESS_PROTECT_ALL``::
+
+            @app.get("/health")
+            @cf_access.public
+            def health(): ...
+
+        The route audit lists it as public; ``--strict`` does not flag it.
+        """
+        setattr(view, PUBLIC_ATTRIBUTE, True)
+        return view
 
     def user_loader(self, loader: L) -> L:
         """Register ``loader(identity) -> user | None``, as a decorator.

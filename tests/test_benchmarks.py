@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     ("script", "arguments", "expected"),
     [
-        ("bench_verify.py", ["--tokens", "20", "--rounds", "2"], "protected repeat / bare view"),
+        (
+            "bench_verify.py",
+            ["--tokens", "20", "--rounds", "2"],
+            "role-protected repeat / bare view",
+        ),
         (
             "bench_fetches.py",
             ["--requests", "200", "--workers", "2", "--minutes", "1"],

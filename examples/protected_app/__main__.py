@@ -129,6 +129,7 @@ def _stand_in_guide(url: str, stand_in: StandInServer) -> str:
         "For `flask cf-access` in another shell, from this directory:",
         f"  export {exports}",
         "  flask --app examples.protected_app cf-access check",
+        "  flask --app examples.protected_app cf-access routes --strict",
         "",
     ]
     return "\n".join(lines)

@@ -29,6 +29,8 @@ The app's user loader runs for these requests as for real ones.
 ``client.ensure_account(as_user=…)`` makes a user who already has an
 account; :func:`capture_user_loads` shows what the loader gave, and whether
 it created the account (a first visit).
+:func:`assert_routes_protected` fails a test when an endpoint is neither
+protected nor explicitly public, as ``flask cf-access routes --strict`` does.
 
 With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
 (``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
@@ -48,6 +50,7 @@ from ._keys import encode_token as encode_token
 from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
+from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
 from ._users import UserLoad as UserLoad
 from ._users import capture_user_loads as capture_user_loads
@@ -59,6 +62,7 @@ __all__ = [
     "SigningKey",
     "StandInServer",
     "UserLoad",
+    "assert_routes_protected",
     "capture_user_loads",
     "decode_unverified_claims",
     "encode_token",
