@@ -138,7 +138,9 @@ def sdist(session: nox.Session) -> None:
     dist = work / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.install("build[uv]")
-    session.run("python", "-m", "build", "--installer", "uv", "--sdist", "--outdir", str(dist))
+    session.run(
+        "python", "-m", "build", "--installer", "uv", "--sdist", "--outdir", str(dist), silent=True
+    )
     (archive,) = dist.glob("*.tar.gz")
     unpacked = work / "unpacked"
     shutil.rmtree(unpacked, ignore_errors=True)
