@@ -125,6 +125,20 @@ class JSONRedisCache(RedisCache):
 
     serializer = _JSONRedisSerializer()
 
+    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
+        """Stores ``value`` under ``key`` with one ``SET`` and its ``EX`` option.
+
+        cachelib before 0.15 (the newest on Python 3.10) sends ``SETEX``, which
+        current redis-py deprecates: under ``-W error`` every store would raise
+        and switch the shared cache off. cachelib 0.15 and later send this.
+        """
+        expires = self._normalize_timeout(timeout)
+        return self._write_client.set(
+            name=f"{self._get_prefix()}{key}",
+            value=self.serializer.dumps(value),
+            ex=None if expires == -1 else expires,
+        )
+
 
 class JSONFileSystemCache(FileSystemCache):
     """cachelib's ``FileSystemCache``, storing JSON instead of pickles."""

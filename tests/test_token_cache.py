@@ -9,6 +9,7 @@ import string
 import threading
 from collections.abc import Callable, Mapping
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -490,6 +491,15 @@ def test_payload_parsing_matches_json_loads(data: bytes) -> None:
     assert outcome(verifier_module._json_object, data) == outcome(json.loads, data)
 
 
+#: The written-out checks follow the claims registry of joserfc 1.8; earlier
+#: releases (the newest on Python 3.10 is 1.7) take ``exp: false`` for 0 and
+#: still admit a token at the leeway's edge, so there they are no oracle.
+needs_registry_of_joserfc_1_8 = pytest.mark.skipif(
+    tuple(int(part) for part in version("joserfc").split(".")[:2]) < (1, 8),
+    reason="the oracle is joserfc 1.8's claims registry",
+)
+
+
 class RegistryPolicy:
     """The claims policy as written on joserfc's JWTClaimsRegistry, for comparison."""
 
@@ -560,6 +570,7 @@ NAMES = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub", "type", "email", "cust
 USUAL = {"iss": f"https://{TEAM}", "aud": AUDIENCES[1:], "exp": NOW + 60, "iat": NOW, "nbf": NOW}
 
 
+@needs_registry_of_joserfc_1_8
 @settings(max_examples=600, deadline=None)
 @given(
     data=st.data(),
@@ -585,6 +596,7 @@ def test_claims_checks_match_joserfc_registry(
     assert reason_of(lambda: ClaimsPolicy(access_settings, clock).check(claims)) == expected
 
 
+@needs_registry_of_joserfc_1_8
 @pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
 @pytest.mark.parametrize("max_age", [None, 60])
 def test_time_checks_match_joserfc_registry_at_every_second(name: str, max_age: int | None) -> None:
