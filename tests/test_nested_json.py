@@ -10,13 +10,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client
 
-from flask_cf_access import (
-    CloudflareAccess,
-    CloudflareAccessMiddleware,
-    Reason,
-    require_access,
-    require_group,
-)
+from flask_cf_access import CloudflareAccessMiddleware, Reason
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer
 from flask_cf_access.tokens import MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
@@ -27,6 +21,7 @@ from .verdicts import (
     hostile_team,
     nested_arrays,
     nested_objects,
+    protected_app,
     refusal_reasons,
     signed_token,
     usual_header,
@@ -35,25 +30,6 @@ from .verdicts import (
 
 #: Deeper than the parser's own recursion limit: today's ``RecursionError``.
 TOO_DEEP_TO_PARSE = 5000
-
-
-def protected_app(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> Flask:
-    """An app trusting ``issuer``, with a plain and a group-gated route."""
-    app = Flask("nested")
-    app.config.update(issuer.settings(**config))
-    CloudflareAccess(app, clock=clock)
-
-    @app.get("/")
-    @require_access
-    def home() -> str:
-        return "home"
-
-    @app.get("/admin")
-    @require_group("Admins")
-    def admin() -> str:
-        return "admin"
-
-    return app
 
 
 def unsigned(header: bytes, payload: bytes = b"{}") -> str:

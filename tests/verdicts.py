@@ -11,11 +11,11 @@ from typing import Any
 import responses
 from flask import Flask
 
-from flask_cf_access import Reason
+from flask_cf_access import CloudflareAccess, Reason, require_access, require_group
 from flask_cf_access.signals import access_denied
 from flask_cf_access.testing import AccessIssuer, SigningKey
 
-from .support import bearer
+from .support import FrozenClock, bearer
 
 
 @contextmanager
@@ -89,3 +89,22 @@ def hostile_team(
         mock.add_callback(responses.GET, issuer.certs_url, callback=answer_certs)
         mock.add_callback(responses.GET, issuer.identity_url, callback=answer_identity)
         yield mock
+
+
+def protected_app(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> Flask:
+    """An app trusting ``issuer``, with a plain and a group-gated route."""
+    app = Flask("nested")
+    app.config.update(issuer.settings(**config))
+    CloudflareAccess(app, clock=clock)
+
+    @app.get("/")
+    @require_access
+    def home() -> str:
+        return "home"
+
+    @app.get("/admin")
+    @require_group("Admins")
+    def admin() -> str:
+        return "admin"
+
+    return app
