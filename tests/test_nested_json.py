@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -15,7 +16,8 @@ from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer
 from flask_cf_access.tokens import MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
 
-from .support import FrozenClock, bearer
+from .redis_server import running_redis_server
+from .support import FrozenClock, bearer, count_calls
 from .verdicts import (
     b64,
     hostile_team,
@@ -190,3 +192,29 @@ def test_stand_in_refuses_a_nested_token(issuer: AccessIssuer) -> None:
     assert issuer.identity_for(token) is None
     status, _body = issuer.respond("/cdn-cgi/access/get-identity", f"CF_Authorization={token}")
     assert status == 400
+
+
+@pytest.mark.redis
+def test_nested_entries_in_redis_are_misses(
+    issuer: AccessIssuer, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nested JSON under the keys' and an identity's entries in Redis: misses, fetched anew."""
+    with running_redis_server() as server, hostile_team(issuer) as mock:
+        token = issuer.user_token("ada@example.com", ["Admins"])
+        client = server.client()
+        try:
+            for key in (
+                f"flask_cf_access:certs:{issuer.certs_url}",
+                f"flask_cf_access:identity:{hashlib.sha256(token.encode()).hexdigest()}",
+            ):
+                client.set(key, nested_arrays(100_000))
+        finally:
+            client.close()
+        with caplog.at_level(logging.INFO, logger="flask_cf_access"):
+            app = protected_app(
+                issuer, clock, CF_ACCESS_CACHE=server.url, CF_ACCESS_LOAD_KEYS_ON_INIT=False
+            )
+            assert verdict(app, token, "/admin") == (200, None)
+        assert "is failing" not in caplog.text
+        assert count_calls(mock, issuer.certs_url) == 1
+        assert count_calls(mock, issuer.identity_url) == 1
