@@ -61,7 +61,7 @@ class TokenCache:
 
     It only remembers: whoever reads an entry re-checks, on every hit, what
     time and key rotation can change (expiry, not-before, maximum age, the
-    signing key still being published).
+    signing key still being published under its ``kid``, as the same key).
     """
 
     def __init__(self, max_size: int) -> None:
