@@ -57,10 +57,15 @@ def parse_json_counting_brackets(data: bytes) -> tuple[Any, int]:
     """
     try:
         text = data.decode("utf-8")
+        # The usual text (an object, nothing around it) in one scan; else as json.loads.
+        if text[:1] == "{":
+            value, end = _DECODER.raw_decode(text)
+            if end != len(text):
+                value = _DECODER.decode(text)
+        else:
+            value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise JSONInputError("not UTF-8") from exc
-    try:
-        value = _decode(text)
     except RecursionError as exc:
         raise JSONInputError("nested too deep") from exc
     except ValueError as exc:
@@ -71,15 +76,6 @@ def parse_json_counting_brackets(data: bytes) -> tuple[Any, int]:
     if brackets > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise JSONInputError("nested too deep")
     return value, brackets
-
-
-def _decode(text: str) -> Any:
-    """``json.loads(text)``, in one scan for the usual text (no whitespace around it)."""
-    if text[:1] == "{":
-        value, end = _DECODER.raw_decode(text)
-        if end == len(text):
-            return value
-    return _DECODER.decode(text)
 
 
 def _depth(value: object) -> int:

@@ -471,7 +471,9 @@ class RangedRegistry(JWTClaimsRegistry):
         """A finite number outside the range: malformed, whichever time claim it is."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return
-        if math.isfinite(value) and not 0 <= value < MAX_NUMERIC_DATE:
+        if isinstance(value, float) and not math.isfinite(value):
+            return  # not a NumericDate: the registry's own check refuses it
+        if not 0 <= value < MAX_NUMERIC_DATE:
             raise InvalidClaimError("range")
 
     def validate_exp(self, value: object) -> None:
