@@ -81,7 +81,7 @@ def main() -> None:
     }
     for environ in environs.values():
         assert call_wsgi(app.wsgi_app, environ).startswith("200")
-    n = args.requests
+    n: int = args.requests
 
     def requests_to(path: str) -> Callable[[], Callable[[], int]]:
         environ = environs[path]

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from cachelib import BaseCache, FileSystemCache, RedisCache
 from cachelib.serializers import FileSystemSerializer, RedisSerializer
 
+from ._json_input import parse_json
 from .errors import ConfigurationError
 
 #: The setting this module reads.
@@ -95,9 +96,9 @@ def _from_json(data: bytes | None) -> Any:
     if data is None:
         return None
     try:
-        return json.loads(data)
+        return parse_json(data)
     except ValueError:
-        return None  # not written by us: a miss
+        return None  # not written by us (or nested too deep to be): a miss
 
 
 class _JSONRedisSerializer(RedisSerializer):

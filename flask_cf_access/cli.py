@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import math
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from urllib.parse import urlsplit
 
 import click
@@ -32,9 +31,10 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._json_input import parse_json
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from .claims import ClaimsPolicy
+from .claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
 from .extension import get_gate
 from .fetch import FetchError, get_json
@@ -258,10 +258,23 @@ def _read_unverified_claims(token: str) -> dict[str, Any]:
         return {}
     try:
         segment = parts[1]
-        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        claims = parse_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except ValueError:
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a claim value, verified claims' tuples and read-only mappings shown as JSON's."""
+    return repr(_thawed(value))
+
+
+def _thawed(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {name: _thawed(item) for name, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> list[str]:
@@ -269,15 +282,15 @@ def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> lis
     lines: list[str] = []
     issuer = claims.get("iss")
     mark = "ok" if issuer == settings.issuer else f"expected {settings.issuer}"
-    lines.append(f"iss  {issuer!r}  ({mark})")
+    lines.append(f"iss  {_shown(issuer)}  ({mark})")
     aud = claims.get("aud")
-    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, (list, tuple)) else []
     mark = (
         "ok: holds this app's AUD tag"
         if set(settings.audiences) & {tag for tag in tags if isinstance(tag, str)}
         else f"expected to hold {' or '.join(settings.audiences)}"
     )
-    lines.append(f"aud  {aud!r}  ({mark})")
+    lines.append(f"aud  {_shown(aud)}  ({mark})")
     leeway = settings.leeway
     problems = {"iat": "in the future", "nbf": "NOT YET VALID", "exp": "EXPIRED"}
     for name, problem in problems.items():
@@ -285,33 +298,39 @@ def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> lis
             continue
         value = claims[name]
         mark = ""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_time(value):
             bad = value <= now - leeway if name == "exp" else value > now + leeway
             mark = f"  ({problem})" if bad else "  (ok)"
         lines.append(f"{name}  {_when(value, now)}{mark}")
     lines.append(f"     now is {_when(now, now).split(' (')[0]}; the leeway is {leeway} s")
     if claims.get("common_name") and not claims.get("sub"):
-        lines.append(f"who  service token {claims['common_name']!r}")
+        lines.append(f"who  service token {_shown(claims['common_name'])}")
     else:
-        lines.append(f"who  user {claims.get('email')!r}, sub {claims.get('sub')!r}")
+        lines.append(f"who  user {_shown(claims.get('email'))}, sub {_shown(claims.get('sub'))}")
     if claims.get("type", "app") != "app":
-        lines.append(f"type {claims.get('type')!r}")
+        lines.append(f"type {_shown(claims.get('type'))}")
     if "groups" in claims:
-        lines.append(f"groups {claims['groups']!r}")
+        lines.append(f"groups {_shown(claims['groups'])}")
     custom = claims.get("custom")
-    if isinstance(custom, dict) and custom:
+    if isinstance(custom, Mapping) and custom:
         lines.append(f"custom attributes: {', '.join(sorted(map(str, custom)))}")
     return lines
 
 
+def _is_time(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a NumericDate the claims checks take as a time (1970 to 9999)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value < MAX_NUMERIC_DATE
+    )
+
+
 def _when(value: object, now: float) -> str:
     """A NumericDate as a UTC time and how far from now it is."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{value!r} (not a time)"
-    try:
-        moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{value!r} (not a time)"
+    if not _is_time(value):
+        return f"{_shown(value)} (not a time)"
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
     delta = value - now
     if abs(delta) < 1:
         relative = "now"
@@ -421,7 +440,7 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
                 " is `python -m examples.protected_app` still running?"
             ) from exc
     try:
-        answer = json.loads(response.content)
+        answer = parse_json(response.content)
     except ValueError as exc:
         raise click.ClickException("the stand-in did not answer JSON") from exc
     token = answer.get("token") if isinstance(answer, dict) else None

@@ -28,8 +28,8 @@ from typing import Any
 from flask import current_app, g, request
 
 try:
-    from flask_login import LoginManager  # type: ignore[import-untyped]
-    from flask_login.signals import (  # type: ignore[import-untyped]
+    from flask_login import LoginManager
+    from flask_login.signals import (
         user_accessed,
         user_loaded_from_request,
     )

@@ -473,7 +473,7 @@ def _wsgi_text(value: object) -> str | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # verified claims' arrays are tuples
         items = [_scalar_text(item) for item in value]
         if any("," in item for item in items):
             raise ValueError("a list item holds a comma")

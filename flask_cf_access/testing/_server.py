@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._json_input import parse_json
 from ._counts import RequestCounts
 from ._http import _Handler, _HTTPServer
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
@@ -160,7 +161,7 @@ class StandInServer:
         ):
             return 404, {"err": "not found"}
         try:
-            request = json.loads(body or b"{}")
+            request = parse_json(body or b"{}")
             return 200, {"token": self._mint(request)}
         except (ValueError, TypeError) as exc:
             return 400, {"err": str(exc)}
