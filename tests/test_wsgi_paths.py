@@ -366,7 +366,7 @@ def wsgi(path: str) -> str:
 def test_readings_under_different_rules_need_every_rule(
     judge: CloudflareAccessMiddleware,
 ) -> None:
-    """A path whose readings fall under two rules must meet both: /admin/Reports needs Eng and Audit."""
+    """Readings under two rules must meet both: /admin/Reports needs Eng and Audit."""
     requirement = judge.requirement_for(wsgi("/admin/Reports"))
     assert sorted(name for _, names in requirement.groups for name in names) == ["Audit", "Eng"]
     assert not judge.is_public(wsgi("/admin/Reports"))
