@@ -9,8 +9,17 @@ reason, the token, the audience or the key.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, Unauthorized
+
+from . import _refusals
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.sansio.response import Response as SansIOResponse
+    from werkzeug.wrappers.request import Request as WSGIRequest
+    from werkzeug.wrappers.response import Response as WSGIResponse
 
 
 class Reason(str, Enum):
@@ -37,15 +46,48 @@ class Reason(str, Enum):
     NOT_IN_GROUP = "not_in_group"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
+    CROSS_SITE_REQUEST = "cross_site_request"
 
     def __str__(self) -> str:
         return self.value
 
 
 class AccessError(HTTPException):
-    """Base of every refusal; ``reason`` says why, for the log only."""
+    """Base of every refusal; ``reason`` says why, for the log only.
+
+    The default body is negotiated with the client's ``Accept`` header: JSON
+    (``{"error": "unauthorized"}``), a small HTML page, or plain text; none
+    names the reason. A browser's GET refused for want of a token is sent to
+    the Access login page instead when ``CF_ACCESS_UNAUTHORIZED = "redirect"``
+    (:attr:`login_redirect` holds where).
+    """
 
     reason: Reason
+    #: The Access login page a browser is sent to instead of this refusal, if any.
+    login_redirect: str | None = None
+
+    def get_body(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> str:
+        """The refusal's body, in the form the client prefers."""
+        return _refusals.body(self, environ)
+
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """The refusal's headers: its negotiated ``Content-Type``, or the redirect's ``Location``."""
+        return _refusals.headers(self, environ, super().get_headers(environ, scope))
+
+    def get_response(
+        self,
+        environ: WSGIEnvironment | WSGIRequest | None = None,
+        scope: dict[str, Any] | None = None,
+    ) -> WSGIResponse | SansIOResponse:
+        """The refusal as a response: negotiated, or a 302 to :attr:`login_redirect`."""
+        response = super().get_response(environ, scope)
+        if self.login_redirect is not None:
+            response.status_code = 302
+        return response
 
 
 class AccessUnauthorized(AccessError, Unauthorized):

@@ -8,6 +8,7 @@ from typing import Any, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._csrf import EXEMPT_ATTRIBUTE
 from .errors import NoAccessContext
 from .extension import EXTENSION_KEY, get_gate
 from .gate import AccessGate
@@ -62,6 +63,8 @@ def verify_for_app(
         this_request.cookies.get(TOKEN_COOKIE) if header is None else None,
         groups=groups,
         allow_service_tokens=allow_service_tokens,
+        request=this_request,
+        csrf_exempt=_view_is_csrf_exempt(app, this_request.endpoint),
     )
     context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:
@@ -73,6 +76,12 @@ def verify_for_app(
         context_globals.cf_access_identity = identity
         context_globals.cf_access_claims = identity.claims
     return identity
+
+
+def _view_is_csrf_exempt(app: Flask, endpoint: str | None) -> bool:
+    """Whether the view of ``endpoint`` was marked with :func:`csrf_exempt`."""
+    view = app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, EXEMPT_ATTRIBUTE, False) is True
 
 
 def get_identity() -> AccessIdentity:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._csrf import csrf_protect_setting, trusted_origins_setting
 from .errors import ConfigurationError
 
 #: Every setting with its default; ``None`` marks a required one.
@@ -23,6 +24,9 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_LOAD_KEYS_ON_INIT": True,
     "CF_ACCESS_MAX_TOKEN_AGE": None,
     "CF_ACCESS_TOKEN_CACHE_SIZE": 4096,
+    "CF_ACCESS_CSRF_PROTECT": "cookie",
+    "CF_ACCESS_TRUSTED_ORIGINS": (),
+    "CF_ACCESS_UNAUTHORIZED": "status",
 }
 
 
@@ -52,6 +56,13 @@ class AccessSettings:
     max_token_age: int | None = None
     #: How many verified tokens are remembered to skip repeat signature checks.
     token_cache_size: int = 4096
+    #: Which users' unsafe requests must come from a trusted origin:
+    #: ``"cookie"`` (those carrying the Access cookie), ``"always"`` or ``"off"``.
+    csrf_protect: str = "cookie"
+    #: Origins (``scheme://host[:port]``) trusted besides the request's own.
+    trusted_origins: frozenset[str] = frozenset()
+    #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
+    unauthorized: str = "status"
 
     @property
     def issuer(self) -> str:
@@ -100,6 +111,11 @@ class AccessSettings:
             ),
             token_cache_size=_whole_seconds(
                 "CF_ACCESS_TOKEN_CACHE_SIZE", values["CF_ACCESS_TOKEN_CACHE_SIZE"]
+            ),
+            csrf_protect=csrf_protect_setting(values["CF_ACCESS_CSRF_PROTECT"]),
+            trusted_origins=trusted_origins_setting(values["CF_ACCESS_TRUSTED_ORIGINS"]),
+            unauthorized=_choice(
+                "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
             ),
         )
 
@@ -174,3 +190,9 @@ def _flag(key: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{key} must be True or False.")
     return value
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {', '.join(map(repr, choices))}.")
+    return str(value)

@@ -87,6 +87,11 @@ class CloudflareAccessMiddleware:
         characters, a comma inside a list item, a nested object) leaves the
         header out and logs a warning.
     :param allow_service_tokens: ``False`` answers 403 to service tokens.
+    :param allow_preflight: let CORS preflights (``OPTIONS`` with ``Origin``
+        and ``Access-Control-Request-Method``, which browsers send without
+        cookies) through without a token, for an Access policy that bypasses them.
+    :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
+        requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
     :param gate: an :class:`~flask_cf_access.AccessGate` to share, instead
         of settings; then ``cache``, ``session`` and ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
@@ -104,6 +109,8 @@ class CloudflareAccessMiddleware:
         rules: Mapping[str, str | Iterable[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         allow_service_tokens: bool = True,
+        allow_preflight: bool = False,
+        csrf_exempt_paths: Iterable[str] = (),
         gate: AccessGate | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
@@ -118,6 +125,12 @@ class CloudflareAccessMiddleware:
             )
         self.wsgi_app = wsgi_app
         self.allow_service_tokens = allow_service_tokens
+        #: Whether CORS preflights (``OPTIONS`` with ``Origin`` and
+        #: ``Access-Control-Request-Method``) reach the app without a token.
+        self.allow_preflight = allow_preflight
+        self._csrf_exempt_paths = frozenset(
+            _public_path(path, "csrf_exempt_paths") for path in csrf_exempt_paths
+        )
         self._public_paths = frozenset(_public_path(path, "public_paths") for path in public_paths)
         self._public_prefixes = tuple(
             _public_path(path, "public_prefixes").rstrip("/") for path in public_prefixes
@@ -179,7 +192,7 @@ class CloudflareAccessMiddleware:
         for key in self._stripped:
             environ.pop(key, None)
         path = environ.get("PATH_INFO") or "/"
-        if self.is_public(path):
+        if self.is_public(path) or (self.allow_preflight and _is_preflight(environ)):
             return self.wsgi_app(environ, start_response)
         request = Request(environ, populate_request=False, shallow=True)
         header = environ.get(TOKEN_ENVIRON_KEY)
@@ -192,6 +205,8 @@ class CloudflareAccessMiddleware:
                 request.cookies.get(TOKEN_COOKIE) if header is None else None,
                 groups=self.groups_for(path),
                 allow_service_tokens=self.allow_service_tokens,
+                request=request,
+                csrf_exempt=path in self._csrf_exempt_paths,
             )
             passed = self._passed_on(identity)
         except AccessError as error:
@@ -234,6 +249,15 @@ class CloudflareAccessMiddleware:
             if value is not None:
                 passed[key] = value
         return passed
+
+
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
+    return (
+        environ.get("REQUEST_METHOD") == "OPTIONS"
+        and "HTTP_ORIGIN" in environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+    )
 
 
 def _settings_config(settings: Mapping[str, Any]) -> dict[str, Any]:
