@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._browser import logout_blueprint as logout_blueprint
+from ._csrf import csrf_exempt as csrf_exempt
 from .decorators import require_access as require_access
 from .decorators import require_group as require_group
 from .errors import AccessError as AccessError

@@ -129,7 +129,9 @@ def comes_from_trusted_origin(request: Request, trusted: frozenset[str]) -> bool
     return False
 
 
-def check_origin(request: Request, mode: str, trusted: frozenset[str], carries_cookie: bool) -> None:
+def check_origin(
+    request: Request, mode: str, trusted: frozenset[str], carries_cookie: bool
+) -> None:
     """Refuse an unsafe user request that may be forged.
 
     :raises AccessForbidden: 403 with :attr:`Reason.CROSS_SITE_REQUEST`.

@@ -48,13 +48,10 @@ def body(error: AccessError, environ: WSGIEnvironment | None) -> str:
     description = error.description or ""
     if kind == "text/html":
         title = f"{error.code} {escape(error.name)}"
-        link = ""
-        if error.login_redirect is not None:
-            link = f'\n<p><a href="{escape(error.login_redirect)}">Sign in</a></p>'
         return (
             "<!doctype html>\n<html lang=en>\n<meta charset=utf-8>\n"
             f"<title>{title}</title>\n<h1>{escape(error.name)}</h1>\n"
-            f"<p>{escape(description)}</p>{link}\n"
+            f"<p>{escape(description)}</p>\n"
         )
     return f"{error.code} {error.name}: {description}\n"
 
@@ -62,12 +59,10 @@ def body(error: AccessError, environ: WSGIEnvironment | None) -> str:
 def headers(
     error: AccessError, environ: WSGIEnvironment | None, inherited: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
-    """``inherited`` with the negotiated ``Content-Type`` (and ``Location`` to sign in)."""
+    """``inherited`` with the negotiated ``Content-Type``."""
     kind = preferred_type(environ)
     charset = "" if kind == "application/json" else "; charset=utf-8"
     result = [(name, value) for name, value in inherited if name.lower() != "content-type"]
     result.append(("Content-Type", kind + charset))
     result.append(("Vary", "Accept"))
-    if error.login_redirect is not None:
-        result.append(("Location", error.login_redirect))
     return result

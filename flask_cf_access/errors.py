@@ -12,14 +12,12 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, Unauthorized
+from werkzeug.utils import redirect
 
 from . import _refusals
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
-    from werkzeug.sansio.response import Response as SansIOResponse
-    from werkzeug.wrappers.request import Request as WSGIRequest
-    from werkzeug.wrappers.response import Response as WSGIResponse
 
 
 class Reason(str, Enum):
@@ -59,7 +57,8 @@ class AccessError(HTTPException):
     (``{"error": "unauthorized"}``), a small HTML page, or plain text; none
     names the reason. A browser's GET refused for want of a token is sent to
     the Access login page instead when ``CF_ACCESS_UNAUTHORIZED = "redirect"``
-    (:attr:`login_redirect` holds where).
+    (:attr:`login_redirect` holds where; a custom ``errorhandler(401)`` still
+    gets the error first).
     """
 
     reason: Reason
@@ -75,19 +74,13 @@ class AccessError(HTTPException):
     def get_headers(
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
-        """The refusal's headers: its negotiated ``Content-Type``, or the redirect's ``Location``."""
+        """The refusal's headers, with its negotiated ``Content-Type``."""
         return _refusals.headers(self, environ, super().get_headers(environ, scope))
 
-    def get_response(
-        self,
-        environ: WSGIEnvironment | WSGIRequest | None = None,
-        scope: dict[str, Any] | None = None,
-    ) -> WSGIResponse | SansIOResponse:
-        """The refusal as a response: negotiated, or a 302 to :attr:`login_redirect`."""
-        response = super().get_response(environ, scope)
-        if self.login_redirect is not None:
-            response.status_code = 302
-        return response
+    def send_to_login(self, url: str) -> None:
+        """Answer with a redirect to the Access login page at ``url`` instead of the refusal."""
+        self.login_redirect = url
+        self.response = redirect(url, 302)
 
 
 class AccessUnauthorized(AccessError, Unauthorized):

@@ -201,9 +201,7 @@ class AccessGate:
                 and request.method in ("GET", "HEAD")
                 and prefers_html(request.environ)
             ):
-                error.login_redirect = login_redirect_for(
-                    settings, request.host, request.full_path
-                )
+                error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason
             )

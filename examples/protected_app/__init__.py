@@ -2,7 +2,10 @@
 
 - ``/health``: public.
 - ``/``: any person signed in through Access (service tokens get 403).
-- ``/admin/``: the ``Admins`` group only, guarded by the blueprint's ``before_request``.
+- ``/admin/``: the ``Admins`` group only, guarded by the blueprint's ``before_request``;
+  its form posts to ``/admin/announce`` (checked for cross-site forgery, as every
+  unsafe request carrying the Access cookie is).
+- ``/logout``: clears the Flask session and leaves through Access's logout.
 - ``/api/whoami``: any verified caller, people and service tokens alike, as JSON.
 - a custom page for 403.
 
@@ -24,13 +27,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, render_template
+from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from flask_cf_access import (
     CloudflareAccess,
     current_identity,
+    logout_blueprint,
     require_access,
     verify_access_in_request,
 )
@@ -84,6 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :raises ConfigurationError: a ``CF_ACCESS_*`` setting is missing or invalid.
     """
     app = Flask(__name__)
+    app.config["SECRET_KEY"] = os.urandom(32)  # the flashed messages' session; set your own
     app.config.update(settings_from_environ(os.environ))
     if config:
         app.config.update(config)
@@ -93,6 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(admin, url_prefix="/admin")
     app.register_blueprint(api, url_prefix="/api")
+    app.register_blueprint(logout_blueprint())
 
     @app.errorhandler(403)
     def forbidden(error: HTTPException) -> ResponseReturnValue:
@@ -135,6 +141,13 @@ def only_admins() -> None:
 def dashboard() -> ResponseReturnValue:
     """The admin area."""
     return render_template("admin.html", identity=current_identity, admin_group=ADMIN_GROUP)
+
+
+@admin.post("/announce")
+def announce() -> ResponseReturnValue:
+    """A change: reached only from the app's own pages (a cross-site form gets 403)."""
+    flash(f"Announced: {request.form.get('message', '')}")
+    return redirect(url_for("admin.dashboard"))
 
 
 api = Blueprint("api", __name__)
