@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from werkzeug.test import Client
 
 from flask_cf_access import (
@@ -40,7 +40,7 @@ def reasons() -> Iterator[list[Reason]]:
 
 
 @pytest.fixture
-def post_app(make_app: AppFactory) -> Iterator[Any]:
+def post_app(make_app: AppFactory) -> AppFactory:
     """A factory of apps with unsafe routes: guarded, exempt, and guarded by a blueprint hook."""
 
     def factory(**config: Any) -> Flask:
@@ -68,14 +68,12 @@ def post_app(make_app: AppFactory) -> Iterator[Any]:
 
         @app.before_request
         def guard() -> None:
-            from flask import request
-
             if request.path.endswith("-by-hook"):
                 verify_access_in_request()
 
         return app
 
-    yield factory
+    return factory
 
 
 def _cookie_client(app: Flask, issuer: AccessIssuer, email: str = "ada@example.com") -> Client:
@@ -96,7 +94,7 @@ def _cookie_client(app: Flask, issuer: AccessIssuer, email: str = "ada@example.c
     ],
 )
 def test_same_origin_post_with_cookie_passes(
-    post_app: Any, issuer: AccessIssuer, headers: dict[str, str]
+    post_app: AppFactory, issuer: AccessIssuer, headers: dict[str, str]
 ) -> None:
     """A post from the app's own origin, by Fetch Metadata, Origin or Referer, passes."""
     client = _cookie_client(post_app(), issuer)
@@ -127,7 +125,7 @@ def test_same_origin_post_with_cookie_passes(
 )
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_cross_site_or_unknown_post_with_cookie_is_refused(
-    post_app: Any,
+    post_app: AppFactory,
     issuer: AccessIssuer,
     reasons: list[Reason],
     headers: dict[str, str],
@@ -140,7 +138,9 @@ def test_cross_site_or_unknown_post_with_cookie_is_refused(
     assert reasons == [Reason.CROSS_SITE_REQUEST]
 
 
-def test_header_token_without_cookie_is_not_checked(post_app: Any, issuer: AccessIssuer) -> None:
+def test_header_token_without_cookie_is_not_checked(
+    post_app: AppFactory, issuer: AccessIssuer
+) -> None:
     """An API client sending its token in the header only is no forgery candidate."""
     response = (
         post_app()
@@ -154,7 +154,7 @@ def test_header_token_without_cookie_is_not_checked(post_app: Any, issuer: Acces
 
 
 def test_cookie_is_checked_even_when_the_header_carries_the_token(
-    post_app: Any, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
 ) -> None:
     """Behind Access both arrive: the cookie alone makes a request a candidate."""
     token = issuer.user_token("ada@example.com")
@@ -166,7 +166,7 @@ def test_cookie_is_checked_even_when_the_header_carries_the_token(
 
 
 def test_always_mode_checks_header_tokens(
-    post_app: Any, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
 ) -> None:
     """With ``"always"`` a user's unsafe request is checked, cookie or not."""
     client = post_app(CF_ACCESS_CSRF_PROTECT="always").test_client()
@@ -178,13 +178,15 @@ def test_always_mode_checks_header_tokens(
 
 
 @pytest.mark.parametrize("setting", [False, "off"])
-def test_protection_can_be_turned_off(post_app: Any, issuer: AccessIssuer, setting: object) -> None:
+def test_protection_can_be_turned_off(
+    post_app: AppFactory, issuer: AccessIssuer, setting: object
+) -> None:
     """``CF_ACCESS_CSRF_PROTECT = False`` lets cross-site posts through."""
     client = _cookie_client(post_app(CF_ACCESS_CSRF_PROTECT=setting), issuer)
     assert client.post("/change", headers={"Origin": "https://evil.example"}).status_code == 200
 
 
-def test_service_tokens_are_exempt(post_app: Any, issuer: AccessIssuer) -> None:
+def test_service_tokens_are_exempt(post_app: AppFactory, issuer: AccessIssuer) -> None:
     """A service token in the cookie, even with a foreign origin, is not checked."""
     client = post_app(CF_ACCESS_CSRF_PROTECT="always").test_client()
     client.set_cookie("CF_Authorization", issuer.service_token())
@@ -193,7 +195,7 @@ def test_service_tokens_are_exempt(post_app: Any, issuer: AccessIssuer) -> None:
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_safe_methods_are_never_refused_for_csrf(
-    post_app: Any, issuer: AccessIssuer, method: str
+    post_app: AppFactory, issuer: AccessIssuer, method: str
 ) -> None:
     """GET and HEAD from another site pass: they change nothing."""
     client = _cookie_client(post_app(CF_ACCESS_CSRF_PROTECT="always"), issuer)
@@ -203,7 +205,9 @@ def test_safe_methods_are_never_refused_for_csrf(
     assert response.status_code == 200
 
 
-def test_trusted_origins_pass(post_app: Any, issuer: AccessIssuer, reasons: list[Reason]) -> None:
+def test_trusted_origins_pass(
+    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+) -> None:
     """A listed origin passes by Origin, Referer or with a cross-site Fetch Metadata."""
     app = post_app(CF_ACCESS_TRUSTED_ORIGINS=["https://admin.example.com:8443/"])
     client = _cookie_client(app, issuer)
@@ -222,7 +226,9 @@ def test_trusted_origins_pass(post_app: Any, issuer: AccessIssuer, reasons: list
     assert reasons == [Reason.CROSS_SITE_REQUEST] * 3
 
 
-def test_own_origin_is_the_host_the_request_names(post_app: Any, issuer: AccessIssuer) -> None:
+def test_own_origin_is_the_host_the_request_names(
+    post_app: AppFactory, issuer: AccessIssuer
+) -> None:
     """The request's own origin follows its Host header and scheme (as ProxyFix sets them)."""
     client = post_app().test_client()
     client.set_cookie(
@@ -236,7 +242,7 @@ def test_own_origin_is_the_host_the_request_names(post_app: Any, issuer: AccessI
 
 
 def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
-    post_app: Any, issuer: AccessIssuer
+    post_app: AppFactory, issuer: AccessIssuer
 ) -> None:
     """X-Forwarded-Host and -Proto never make a foreign Origin the request's own."""
     client = _cookie_client(post_app(), issuer)
@@ -251,7 +257,7 @@ def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
     assert response.status_code == 403
 
 
-def test_views_can_opt_out(post_app: Any, issuer: AccessIssuer) -> None:
+def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
     """``@csrf_exempt`` lets a view (or a hook-guarded one) take posts from elsewhere."""
     app = post_app()
     client = _cookie_client(app, issuer)
@@ -262,7 +268,7 @@ def test_views_can_opt_out(post_app: Any, issuer: AccessIssuer) -> None:
 
 
 def test_missing_token_is_refused_as_unauthorized_first(
-    post_app: Any, reasons: list[Reason]
+    post_app: AppFactory, reasons: list[Reason]
 ) -> None:
     """Without a token the refusal is 401 for the token, not CSRF."""
     response = post_app().test_client().post("/change", headers={"Origin": "https://evil.example"})
