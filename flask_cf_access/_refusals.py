@@ -57,7 +57,7 @@ def body(error: AccessError, environ: WSGIEnvironment | None) -> str:
 
 
 def headers(
-    error: AccessError, environ: WSGIEnvironment | None, inherited: list[tuple[str, str]]
+    environ: WSGIEnvironment | None, inherited: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
     """``inherited`` with the negotiated ``Content-Type``."""
     kind = preferred_type(environ)

@@ -75,6 +75,7 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
+    Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
 }
 
 cli = AppGroup(

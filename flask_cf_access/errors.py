@@ -75,7 +75,7 @@ class AccessError(HTTPException):
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
         """The refusal's headers, with its negotiated ``Content-Type``."""
-        return _refusals.headers(self, environ, super().get_headers(environ, scope))
+        return _refusals.headers(environ, super().get_headers(environ, scope))
 
     def send_to_login(self, url: str) -> None:
         """Answer with a redirect to the Access login page at ``url`` instead of the refusal."""

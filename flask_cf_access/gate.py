@@ -15,7 +15,7 @@ import requests
 from cachelib import BaseCache, SimpleCache
 
 from ._browser import login_redirect_for
-from ._csrf import check_origin
+from ._csrf import SAFE_METHODS, check_origin
 from ._refusals import prefers_html
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
@@ -184,7 +184,12 @@ class AccessGate:
         settings = self.settings
         try:
             identity = self.authenticate(header_value, cookie_value)
-            if request is not None and not csrf_exempt and not identity.is_service_token:
+            if (
+                request is not None
+                and request.method not in SAFE_METHODS
+                and not csrf_exempt
+                and not identity.is_service_token
+            ):
                 check_origin(
                     request,
                     settings.csrf_protect,

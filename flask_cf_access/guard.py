@@ -8,7 +8,7 @@ from typing import Any, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ._csrf import EXEMPT_ATTRIBUTE
+from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
 from .errors import NoAccessContext
 from .extension import EXTENSION_KEY, get_gate
 from .gate import AccessGate
@@ -64,7 +64,8 @@ def verify_for_app(
         groups=groups,
         allow_service_tokens=allow_service_tokens,
         request=this_request,
-        csrf_exempt=_view_is_csrf_exempt(app, this_request.endpoint),
+        csrf_exempt=this_request.method not in SAFE_METHODS
+        and _view_is_csrf_exempt(app, this_request.endpoint),
     )
     context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:

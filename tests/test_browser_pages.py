@@ -245,3 +245,23 @@ def test_templates_and_logout_blueprint(make_app: AppFactory) -> None:
         assert response.status_code == 302
         assert response.headers["Location"] == "http://localhost/cdn-cgi/access/logout"
         assert client.get("/recall").text == "False"
+
+
+def test_middleware_redirect_mode(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """The middleware sends a browser's GET to the login page too; JSON clients get 401."""
+    middleware = CloudflareAccessMiddleware(
+        _ok,
+        team_domain=issuer.team_domain,
+        audience=issuer.audience,
+        session=issuer.session(),
+        clock=clock,
+        unauthorized="redirect",
+    )
+    client = Client(middleware)
+    response = client.get("/reports?q=1", headers=BROWSER)
+    assert response.status_code == 302
+    assert response.headers["Location"] == (
+        f"https://{issuer.team_domain}/cdn-cgi/access/login/localhost"
+        f"?kid={issuer.audience}&redirect_url=%2Freports%3Fq%3D1"
+    )
+    assert client.get("/reports", headers=JSON_CLIENT).status_code == 401
