@@ -73,13 +73,18 @@ def trusted_origins_setting(value: object) -> frozenset[str]:
     origins: set[str] = set()
     for item in items:
         origin = origin_of(item) if isinstance(item, str) else None
-        if origin is None or urlsplit(item.rstrip("/")).path:
+        if origin is None or _has_more_than_an_origin(item):
             raise ConfigurationError(
                 f"{key} must hold origins such as 'https://app.example.com' "
                 "(scheme, host and optional port; no path)."
             )
         origins.add(origin)
     return frozenset(origins)
+
+
+def _has_more_than_an_origin(url: str) -> bool:
+    parts = urlsplit(url.strip().rstrip("/"))
+    return bool(parts.path or parts.query or parts.fragment)
 
 
 def origin_of(url: str) -> str | None:
