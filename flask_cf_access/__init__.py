@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._browser import logout_blueprint as logout_blueprint
+from ._csrf import csrf_exempt as csrf_exempt
 from ._requirements import Requirement as Requirement
 from ._requirements import require as require
 from ._routes import access_guard as access_guard

@@ -89,6 +89,7 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
     Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
+    Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
 }
 
 cli = AppGroup(

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
 
+from . import _browser
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._users import USERS_KEY, UserLoader, UserLoading
 from .gate import AccessGate, Clock
@@ -81,6 +83,8 @@ class CloudflareAccess:
         app.extensions[ROUTES_KEY] = routes
         if routes.protect_all:
             install_deny_by_default(app)
+        app.before_request(_answer_automatic_options)
+        app.context_processor(self._template_context)
 
     @staticmethod
     def public(view: F) -> F:
@@ -121,6 +125,47 @@ class CloudflareAccess:
         from .login import init_login_manager
 
         init_login_manager(login_manager)
+
+    def login_url(self, next: str | None = None) -> str:
+        """The Access login page for this app, coming back to ``next`` (default: this page).
+
+        ``https://<team>/cdn-cgi/access/login/<this host>?kid=<aud>&redirect_url=<next>``;
+        with a local stand-in, its sign-in page. In templates: ``cf_access.login_url()``.
+
+        :raises ValueError: ``next`` is not a path on this host (``/…``).
+        """
+        settings = get_gate().settings
+        if next is None:
+            return _browser.login_redirect_for(settings, request.host, request.full_path)
+        return _browser.login_url(settings, request.host, next)
+
+    def logout_url(self) -> str:
+        """This app's Access logout, ``<this host>/cdn-cgi/access/logout`` (or the stand-in's).
+
+        Ends the Access session and drops the ``CF_Authorization`` cookie.
+        """
+        return _browser.logout_url(get_gate().settings, request.host_url)
+
+    def team_logout_url(self) -> str:
+        """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
+        return _browser.team_logout_url(get_gate().settings)
+
+    def _template_context(self) -> dict[str, Any]:
+        """Templates get ``cf_access``: ``{{ cf_access.login_url() }}``, ``logout_url()``."""
+        return {"cf_access": self}
+
+
+def _answer_automatic_options() -> ResponseReturnValue | None:
+    """Answer Flask's automatic ``OPTIONS`` before any guard in ``before_request`` runs.
+
+    Flask answers it without view code; a blueprint guard would otherwise
+    refuse a CORS preflight, which never carries the Access cookie.
+    """
+    if request.method == "OPTIONS":
+        rule = request.url_rule
+        if rule is not None and getattr(rule, "provide_automatic_options", False):
+            return current_app.make_default_options_response()
+    return None
 
 
 def get_gate(app: Flask | None = None) -> AccessGate:

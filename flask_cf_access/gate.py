@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from cachelib import BaseCache, SimpleCache
 
+from ._browser import login_redirect_for
+from ._csrf import SAFE_METHODS, check_origin
 from ._logsafe import loggable
+from ._refusals import prefers_html
 from ._requirements import ANY_TOKEN, AccessPolicy, Requirement
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
@@ -27,7 +30,11 @@ from .keys import KeyStore
 from .settings import AccessSettings
 from .shared_cache import SharedCache
 from .signals import access_denied, access_granted
+from .tokens import TOKEN_COOKIE
 from .verifier import TokenVerifier
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -160,8 +167,15 @@ class AccessGate:
         groups: Collection[str] = (),
         allow_service_tokens: bool = True,
         requirement: Requirement | None = None,
+        request: Request | None = None,
+        csrf_exempt: bool = False,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
+
+        Given the ``request``, a user's unsafe request is also checked for
+        cross-site forgery (``CF_ACCESS_CSRF_PROTECT``, unless
+        ``csrf_exempt``), and a browser refused for want of a token is sent
+        to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
@@ -171,17 +185,39 @@ class AccessGate:
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.
         :raises AccessForbidden: 403, refused by an app-wide rule or by
-            ``requirement`` (or: a refused service token, or not in ``groups``).
+            ``requirement`` (or: a refused service token, or not in ``groups``),
+            or a cross-site request.
         :raises AccessUnavailable: 503, keys or identity could not be had.
         """
         identity: AccessIdentity | None = None
+        settings = self.settings
         try:
             identity = self.authenticate(header_value, cookie_value)
+            if (
+                request is not None
+                and request.method not in SAFE_METHODS
+                and not csrf_exempt
+                and not identity.is_service_token
+            ):
+                check_origin(
+                    request,
+                    settings.csrf_protect,
+                    settings.trusted_origins,
+                    TOKEN_COOKIE in request.cookies,
+                )
             if requirement is None:
                 requirement = _requirement(groups, allow_service_tokens)
             if requirement is not ANY_TOKEN or self.policy.has_app_wide_rules:
                 self.policy.authorize(identity, requirement)
         except AccessError as error:
+            if (
+                request is not None
+                and settings.unauthorized == "redirect"
+                and isinstance(error, AccessUnauthorized)
+                and request.method in ("GET", "HEAD")
+                and prefers_html(request.environ)
+            ):
+                error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s",
                 loggable(method),

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast, overload
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
 from ._requirements import Requirement
 from .errors import NoAccessContext
 from .extension import EXTENSION_KEY, get_gate
@@ -81,6 +82,9 @@ def verify_for_app(
         groups=groups,
         allow_service_tokens=allow_service_tokens,
         requirement=requirement,
+        request=this_request,
+        csrf_exempt=this_request.method not in SAFE_METHODS
+        and _view_is_csrf_exempt(app, this_request.endpoint),
     )
     context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:
@@ -92,6 +96,12 @@ def verify_for_app(
         context_globals.cf_access_identity = identity
         context_globals.cf_access_claims = identity.claims
     return identity
+
+
+def _view_is_csrf_exempt(app: Flask, endpoint: str | None) -> bool:
+    """Whether the view of ``endpoint`` was marked with :func:`csrf_exempt`."""
+    view = app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, EXEMPT_ATTRIBUTE, False) is True
 
 
 D = TypeVar("D")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._csrf import csrf_protect_setting, trusted_origins_setting
 from .errors import ConfigurationError
 
 #: Every setting with its default; ``None`` marks a required one.
@@ -28,6 +29,9 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_ALLOWED_EMAIL_DOMAINS": None,
     "CF_ACCESS_ALLOWED_EMAILS": None,
     "CF_ACCESS_SERVICE_TOKENS": None,
+    "CF_ACCESS_CSRF_PROTECT": "cookie",
+    "CF_ACCESS_TRUSTED_ORIGINS": (),
+    "CF_ACCESS_UNAUTHORIZED": "status",
 }
 
 #: Settings of the Flask extension alone (the middleware has its own options).
@@ -83,6 +87,13 @@ class AccessSettings:
     allowed_emails: frozenset[str] = frozenset()
     #: Known service tokens by client id; ``None`` lets any service token in.
     service_tokens: Mapping[str, ServiceTokenProfile] | None = None
+    #: Which users' unsafe requests must come from a trusted origin:
+    #: ``"cookie"`` (those carrying the Access cookie), ``"always"`` or ``"off"``.
+    csrf_protect: str = "cookie"
+    #: Origins (``scheme://host[:port]``) trusted besides the request's own.
+    trusted_origins: frozenset[str] = frozenset()
+    #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
+    unauthorized: str = "status"
 
     @property
     def issuer(self) -> str:
@@ -136,6 +147,11 @@ class AccessSettings:
             allowed_email_domains=_email_domains(values["CF_ACCESS_ALLOWED_EMAIL_DOMAINS"]),
             allowed_emails=_emails(values["CF_ACCESS_ALLOWED_EMAILS"]),
             service_tokens=_service_tokens(values["CF_ACCESS_SERVICE_TOKENS"]),
+            csrf_protect=csrf_protect_setting(values["CF_ACCESS_CSRF_PROTECT"]),
+            trusted_origins=trusted_origins_setting(values["CF_ACCESS_TRUSTED_ORIGINS"]),
+            unauthorized=_choice(
+                "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
+            ),
         )
 
 
@@ -348,3 +364,9 @@ def public_endpoints_setting(config: Mapping[str, Any]) -> frozenset[str]:
     key = "CF_ACCESS_PUBLIC_ENDPOINTS"
     value = config.get(key, FLASK_DEFAULTS[key])
     return frozenset(_names(key, value, "an endpoint name or a list of them, e.g. ['static']"))
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {', '.join(map(repr, choices))}.")
+    return str(value)

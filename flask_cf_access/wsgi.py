@@ -104,6 +104,11 @@ class CloudflareAccessMiddleware:
         characters, a comma inside a list item, a nested object) leaves the
         header out and logs a warning.
     :param allow_service_tokens: ``False`` answers 403 to service tokens.
+    :param allow_preflight: let CORS preflights (``OPTIONS`` with ``Origin``
+        and ``Access-Control-Request-Method``, which browsers send without
+        cookies) through without a token, for an Access policy that bypasses them.
+    :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
+        requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
     :param gate: an :class:`~flask_cf_access.AccessGate` to share, instead
         of settings; then ``cache``, ``session`` and ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
@@ -121,6 +126,8 @@ class CloudflareAccessMiddleware:
         rules: Mapping[str, str | Iterable[str] | Requirement] | None = None,
         headers: Mapping[str, str] | None = None,
         allow_service_tokens: bool = True,
+        allow_preflight: bool = False,
+        csrf_exempt_paths: Iterable[str] = (),
         gate: AccessGate | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
@@ -135,6 +142,12 @@ class CloudflareAccessMiddleware:
             )
         self.wsgi_app = wsgi_app
         self.allow_service_tokens = allow_service_tokens
+        #: Whether CORS preflights (``OPTIONS`` with ``Origin`` and
+        #: ``Access-Control-Request-Method``) reach the app without a token.
+        self.allow_preflight = allow_preflight
+        self._csrf_exempt_paths = frozenset(
+            _public_path(path, "csrf_exempt_paths") for path in csrf_exempt_paths
+        )
         self._public_paths = frozenset(_public_path(path, "public_paths") for path in public_paths)
         self._public_prefixes = tuple(
             _public_path(path, "public_prefixes").rstrip("/") for path in public_prefixes
@@ -206,7 +219,7 @@ class CloudflareAccessMiddleware:
         except AccessBadRequest as error:
             self._report_bad_path(request, error)
             return error.get_response(environ)(environ, start_response)
-        if self._is_public(readings):
+        if self._is_public(readings) or (self.allow_preflight and _is_preflight(environ)):
             return self.wsgi_app(environ, start_response)
         header = environ.get(TOKEN_ENVIRON_KEY)
         try:
@@ -218,6 +231,8 @@ class CloudflareAccessMiddleware:
                 header,
                 request.cookies.get(TOKEN_COOKIE) if header is None else None,
                 requirement=requirement,
+                request=request,
+                csrf_exempt=path in self._csrf_exempt_paths,
             )
             passed = self._passed_on(identity)
         except AccessBadRequest as error:
@@ -354,6 +369,15 @@ class CloudflareAccessMiddleware:
             if value is not None:
                 passed[key] = value
         return passed
+
+
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
+    return (
+        environ.get("REQUEST_METHOD") == "OPTIONS"
+        and "HTTP_ORIGIN" in environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+    )
 
 
 def _settings_config(settings: Mapping[str, Any]) -> dict[str, Any]:

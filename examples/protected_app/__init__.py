@@ -7,7 +7,10 @@ protected all the same (``flask cf-access routes --strict`` checks it).
 - ``/health``: public, marked with ``@cf_access.public``.
 - ``/``: any person signed in through Access (service tokens get 403).
 - ``/admin/``: the ``admin`` role only (the ``Admins`` group, through
-  ``CF_ACCESS_ROLES``), for every view of the blueprint, by its ``access_guard``.
+  ``CF_ACCESS_ROLES``), for every view of the blueprint, by its ``access_guard``;
+  its form posts to ``/admin/announce`` (checked for cross-site forgery, as every
+  unsafe request carrying the Access cookie is).
+- ``/logout``: clears the Flask session and leaves through Access's logout.
 - ``/api/whoami``: any verified caller, people and service tokens alike, as
   JSON; it has no decorator: deny by default protects it.
 - a custom page for 403.
@@ -30,7 +33,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, render_template
+from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -38,6 +41,7 @@ from flask_cf_access import (
     CloudflareAccess,
     access_guard,
     current_identity,
+    logout_blueprint,
     require,
     require_access,
 )
@@ -100,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config.update(DEFAULT_SETTINGS)
+    app.config["SECRET_KEY"] = os.urandom(32)  # the flashed messages' session; set your own
     app.config.update(settings_from_environ(os.environ))
     if config:
         app.config.update(config)
@@ -109,6 +114,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(admin, url_prefix="/admin")
     app.register_blueprint(api, url_prefix="/api")
+    app.register_blueprint(logout_blueprint())
 
     @app.errorhandler(403)
     def forbidden(error: HTTPException) -> ResponseReturnValue:
@@ -150,6 +156,13 @@ admin.before_request(access_guard(require(roles=[ADMIN_ROLE])))
 def dashboard() -> ResponseReturnValue:
     """The admin area."""
     return render_template("admin.html", identity=current_identity, admin_group=ADMIN_GROUP)
+
+
+@admin.post("/announce")
+def announce() -> ResponseReturnValue:
+    """A change: reached only from the app's own pages (a cross-site form gets 403)."""
+    flash(f"Announced: {request.form.get('message', '')}")
+    return redirect(url_for("admin.dashboard"))
 
 
 api = Blueprint("api", __name__)

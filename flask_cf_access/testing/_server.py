@@ -42,8 +42,13 @@ class StandInServer:
         host: str = "127.0.0.1",
         port: int = 0,
         minting: bool = False,
+        sign_in: bool = False,
     ) -> None:
+        if sign_in and host != "127.0.0.1":
+            raise ValueError("the local sign-in page is only ever served on 127.0.0.1")
         self.issuer = issuer
+        #: Whether the Access-like sign-in page and logout are served (127.0.0.1 only).
+        self.sign_in = sign_in
         self.host = host
         self.port = port
         #: Requests answered so far, by path.
