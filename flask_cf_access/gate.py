@@ -121,7 +121,7 @@ class AccessGate:
                 raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
             if carried is not None:
                 return carried
-            return self.identity_endpoint.groups(token, float(claims["exp"]))
+            return self.identity_endpoint.groups(token, float(claims["exp"]), claims)
 
         return load_groups
 

@@ -177,7 +177,8 @@ def test_string_groups_from_identity(
 ) -> None:
     """get-identity may answer groups as plain strings."""
     token = issuer.user_token("ada@example.com")
-    mocked_team.replace(responses.GET, issuer.identity_url, body=json.dumps({"groups": ["Admins"]}))
+    answer = {"email": "ada@example.com", "groups": ["Admins"]}
+    mocked_team.replace(responses.GET, issuer.identity_url, body=json.dumps(answer))
     assert get(app, "/admin", token) == 200
 
 

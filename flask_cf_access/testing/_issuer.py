@@ -249,6 +249,7 @@ class AccessIssuer:
         return {
             "email": user.email,
             "id": claims.get("sub", ""),
+            "user_uuid": claims.get("sub", ""),
             "name": user.email.split("@")[0],
             "groups": user.groups,
             "idp": {"id": "test-idp", "type": "onetimepin"},
