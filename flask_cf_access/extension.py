@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import requests
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request_started
 
 from .gate import AccessGate, Clock
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
+
+#: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
+_FLASK_GLOBALS = Flask.app_ctx_globals_class
 
 
 class CloudflareAccess:
@@ -56,6 +60,27 @@ class CloudflareAccess:
         app.extensions[EXTENSION_KEY] = AccessGate.from_config(
             app.config, session=self._session, clock=self._clock
         )
+        # An app context pushed around several requests (tests, CLI commands,
+        # task runners) keeps its g between them: no request, protected or
+        # not, may see the identity of the one before. The signal comes before
+        # any before_request function, so it never undoes a guard's check.
+        request_started.connect(_forget_previous_identity, app)
+
+
+def _forget_previous_identity(sender: Flask, **extra: Any) -> None:
+    forget_identity(g._get_current_object())
+
+
+def forget_identity(context_globals: Any) -> None:
+    """Remove the identity and claims a check put on ``g`` (given as ``context_globals``)."""
+    if type(context_globals) is _FLASK_GLOBALS:
+        namespace = context_globals.__dict__
+        namespace.pop("cf_access_identity", None)
+        namespace.pop("cf_access_claims", None)
+        return
+    for name in ("cf_access_identity", "cf_access_claims"):
+        if hasattr(context_globals, name):
+            delattr(context_globals, name)
 
 
 def get_gate(app: Flask | None = None) -> AccessGate:

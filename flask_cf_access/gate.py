@@ -134,11 +134,16 @@ class AccessGate:
     ) -> None:
         """Refuse an authenticated identity this resource does not admit.
 
+        ``groups`` are names or ids, any one of which admits; a single string
+        is one group.
+
         :raises AccessForbidden: a refused service token, or none of ``groups``.
         :raises AccessUnavailable: the groups were needed and could not be had.
         """
         if identity.is_service_token and not allow_service_tokens:
             raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+        if isinstance(groups, str):
+            groups = (groups,)
         if groups and not identity.in_any_group(*groups):
             raise AccessForbidden(Reason.NOT_IN_GROUP)
 
@@ -159,6 +164,8 @@ class AccessGate:
         :data:`~flask_cf_access.signals.access_granted` or
         :data:`~flask_cf_access.signals.access_denied` signal from ``sender``.
         The decorators and the WSGI middleware both come through here.
+
+        ``groups`` are as :meth:`authorize` takes them.
 
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.

@@ -9,7 +9,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from .errors import NoAccessContext
-from .extension import EXTENSION_KEY, get_gate
+from .extension import EXTENSION_KEY, forget_identity, get_gate
 from .gate import AccessGate
 from .identity import AccessIdentity
 from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
@@ -31,15 +31,17 @@ def verify_access_in_request(
     :data:`~flask_cf_access.signals.access_denied`. Call it from your own
     guards, e.g. a blueprint's ``before_request``.
 
-    :param groups: if given, the identity must belong to one of them (by name or id).
+    :param groups: if given, the identity must belong to one of them (by name
+        or id); a single string is one group.
     :param allow_service_tokens: ``False`` refuses machines holding a service token.
+    :raises TypeError: a group that is not a non-empty string.
     :raises AccessUnauthorized: 401, no token or one that does not verify.
     :raises AccessForbidden: 403, a refused service token, or not in the groups.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
     return verify_for_app(
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        groups=tuple(groups),
+        groups=group_names(groups),
         allow_service_tokens=allow_service_tokens,
     )
 
@@ -47,7 +49,14 @@ def verify_access_in_request(
 def verify_for_app(
     app: Flask, *, groups: tuple[str, ...] = (), allow_service_tokens: bool = True
 ) -> AccessIdentity:
-    """:func:`verify_access_in_request` for the current request of ``app``, the current app."""
+    """:func:`verify_access_in_request` for the current request of ``app``, the current app.
+
+    What an earlier check left on ``g`` is removed first: an app context
+    outlives its requests when one was pushed around them (tests, CLI
+    commands, task runners), and an identity belongs to one request only.
+    """
+    context_globals = g._get_current_object()
+    forget_identity(context_globals)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     header = this_request.environ.get(TOKEN_ENVIRON_KEY)
     gate = app.extensions.get(EXTENSION_KEY)
@@ -63,7 +72,6 @@ def verify_for_app(
         groups=groups,
         allow_service_tokens=allow_service_tokens,
     )
-    context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:
         # All that Flask's own g does on setattr, without a Python call per attribute.
         namespace = context_globals.__dict__
@@ -73,6 +81,17 @@ def verify_for_app(
         context_globals.cf_access_identity = identity
         context_globals.cf_access_claims = identity.claims
     return identity
+
+
+def group_names(groups: Iterable[str]) -> tuple[str, ...]:
+    """``groups`` as a tuple of names or ids; a single string is one group.
+
+    :raises TypeError: a group that is not a non-empty string.
+    """
+    names = (groups,) if isinstance(groups, str) else tuple(groups)
+    if not all(isinstance(name, str) and name for name in names):
+        raise TypeError("groups must be group names or ids, as non-empty strings.")
+    return names
 
 
 def get_identity() -> AccessIdentity:

@@ -182,14 +182,15 @@ class AccessIssuer:
         **claims: Any,
     ) -> str:
         """A user's token. Its groups are served by ``get-identity``, or carried in
-        the token (``groups_in_token=True``, as some identity providers do).
+        the token (``groups_in_token=True``, as some identity providers do); a
+        single string is one group.
 
         ``audience``, ``expired``, ``not_yet_valid``, ``custom`` and
         ``lifetime`` are those of :meth:`mint`; other keywords are claims.
         """
         group_objects = [
             {"id": self.group_id(name), "name": name, "email": f"{name}@groups.example"}
-            for name in groups
+            for name in ((groups,) if isinstance(groups, str) else groups)
         ]
         with self._lock:
             self._users[email] = _User(email, group_objects)
