@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 from flask import Flask, current_app, g, request_started
 
-from .gate import AccessGate, Clock
+from .gate import AccessGate, Clock, system_time
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
@@ -40,7 +39,7 @@ class CloudflareAccess:
         self,
         app: Flask | None = None,
         *,
-        clock: Clock = time.time,
+        clock: Clock = system_time,
         session: requests.Session | None = None,
     ) -> None:
         self._clock = clock

@@ -32,6 +32,17 @@ logger = logging.getLogger("flask_cf_access")
 Clock = Callable[[], float]
 
 
+def system_time() -> float:
+    """The time now: ``time.time()``, looked up at each call.
+
+    The default clock everywhere. ``time.time`` itself, kept as a default
+    argument or an attribute, is out of reach of freezegun (time-machine
+    reaches it); a lookup at each call is honoured by both, so the test
+    suites of applications that freeze time see tokens expire.
+    """
+    return time.time()
+
+
 class AccessGate:
     """Verifies tokens and checks identities for one configured team and app."""
 
@@ -41,7 +52,7 @@ class AccessGate:
         *,
         cache: BaseCache | None = None,
         session: requests.Session | None = None,
-        clock: Clock = time.time,
+        clock: Clock = system_time,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -83,7 +94,7 @@ class AccessGate:
         """
         settings = AccessSettings.from_mapping(config)
         cache = cache_from_setting(config.get("CF_ACCESS_CACHE"))
-        gate = cls(settings, cache=cache, session=session, clock=clock or time.time)
+        gate = cls(settings, cache=cache, session=session, clock=clock or system_time)
         if settings.load_keys_on_init:
             gate.keys.preload()
         return gate

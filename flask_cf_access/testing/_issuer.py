@@ -40,7 +40,9 @@ class AccessIssuer:
     :param team_domain: the team's host name; URLs are ``https://<team_domain>/…``.
     :param audience: the application's AUD tag (by default one derived from
         ``team_domain``, 64 hex characters like a real one).
-    :param clock: the time source for ``iat``, ``nbf`` and ``exp``.
+    :param clock: the time source for ``iat``, ``nbf`` and ``exp``; by
+        default ``time.time()``, looked up at each call, so that freezegun and
+        time-machine both move it.
     :param token_lifetime: seconds a minted token is valid for, by default.
     """
 
@@ -49,12 +51,12 @@ class AccessIssuer:
         team_domain: str = "test-team.cloudflareaccess.com",
         audience: str | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         token_lifetime: int = 24 * 3600,
     ) -> None:
         self.team_domain = team_domain
         self.audience = audience or hashlib.sha256(team_domain.encode()).hexdigest()
-        self.clock = clock
+        self.clock: Callable[[], float] = clock or _system_time
         self.token_lifetime = token_lifetime
         self.signing_key = SigningKey.generate()
         self.previous_key: SigningKey | None = None
@@ -304,6 +306,10 @@ class AccessIssuer:
             secret URL (``server.mint_url``).
         """
         return StandInServer(self, host=host, port=port, minting=minting)
+
+
+def _system_time() -> float:
+    return time.time()
 
 
 def _cookie_value(cookie_header: str, name: str) -> str | None:
