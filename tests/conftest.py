@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import responses
 from flask import Flask, g
+from hypothesis import HealthCheck, settings
 
 from flask_cf_access import (
     CloudflareAccess,
@@ -20,6 +22,14 @@ from flask_cf_access import (
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock
+
+# Property tests are judged by what they find, never by how fast a loaded
+# machine runs them: no deadline, no "too slow" health check, for every test
+# whose own @settings do not say otherwise.
+settings.register_profile(
+    "flask_cf_access", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("flask_cf_access")
 
 
 @pytest.fixture
@@ -100,3 +110,29 @@ def make_app(
 def app(make_app: AppFactory) -> Flask:
     """The protected app with default settings."""
     return make_app()
+
+
+#: Host names a test may resolve: its own machine only.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail any test that tries to resolve a host other than this machine's own.
+
+    Yields the host names tried, for the tests of this guard, which empty it.
+    """
+    resolve = socket.getaddrinfo
+    tried: list[str] = []
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in _LOOPBACK_HOSTS:
+            tried.append(str(name))
+            raise socket.gaierror(socket.EAI_NONAME, f"tests do not reach the network ({name})")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    yield tried
+    if tried:
+        pytest.fail(f"the test tried to reach the network: {sorted(set(tried))}", pytrace=False)

@@ -38,6 +38,9 @@ class AccessIssuer:
     the test mints tokens and rotates keys.
 
     :param team_domain: the team's host name; URLs are ``https://<team_domain>/…``.
+        By default a name under ``.invalid``, reserved never to resolve
+        (RFC 6761), so that a test that forgets to answer the team's URLs
+        (``session()``, ``register()`` or ``serve()``) cannot reach a real one.
     :param audience: the application's AUD tag (by default one derived from
         ``team_domain``, 64 hex characters like a real one).
     :param clock: the time source for ``iat``, ``nbf`` and ``exp``; by
@@ -48,7 +51,7 @@ class AccessIssuer:
 
     def __init__(
         self,
-        team_domain: str = "test-team.cloudflareaccess.com",
+        team_domain: str = "test-team.invalid",
         audience: str | None = None,
         *,
         clock: Callable[[], float] | None = None,
