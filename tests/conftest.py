@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 import responses
 from flask import Flask, g
 from hypothesis import HealthCheck, settings
@@ -112,27 +113,29 @@ def app(make_app: AppFactory) -> Flask:
     return make_app()
 
 
-#: Host names a test may resolve: its own machine only.
+#: Hosts a test may send HTTP requests to: its own machine only.
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail any test that tries to resolve a host other than this machine's own.
+    """Fail any test whose HTTP goes out to a host other than this machine's own.
 
-    Yields the host names tried, for the tests of this guard, which empty it.
+    Guards requests' own transport, which ``responses`` and the stand-in's
+    in-process session replace; yields the hosts tried, for the tests of this
+    guard, which empty it.
     """
-    resolve = socket.getaddrinfo
+    send = requests.adapters.HTTPAdapter.send
     tried: list[str] = []
 
-    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else host
-        if name is not None and name not in _LOOPBACK_HOSTS:
-            tried.append(str(name))
-            raise socket.gaierror(socket.EAI_NONAME, f"tests do not reach the network ({name})")
-        return resolve(host, *args, **kwargs)
+    def loopback_only(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        host = urlsplit(request.url).hostname
+        if host not in _LOOPBACK_HOSTS:
+            tried.append(str(host))
+            raise requests.ConnectionError(f"tests do not reach the network ({host})")
+        return send(adapter, request, *args, **kwargs)
 
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", loopback_only)
     yield tried
     if tried:
         pytest.fail(f"the test tried to reach the network: {sorted(set(tried))}", pytrace=False)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from flask import Flask
 from hypothesis import HealthCheck
 
@@ -54,11 +54,10 @@ def test_forgotten_transport_reaches_no_real_team(no_network: list[str]) -> None
     no_network.clear()
 
 
-def test_suite_refuses_to_resolve_real_hosts(no_network: list[str]) -> None:
-    """The suite's guard stops a lookup of any host but this machine's own."""
-    with pytest.raises(socket.gaierror):
-        socket.getaddrinfo("example.com", 443)
-    assert socket.getaddrinfo("127.0.0.1", 80)
+def test_suite_refuses_http_to_real_hosts(no_network: list[str]) -> None:
+    """The suite's guard stops any HTTP request to a host but this machine's own."""
+    with requests.Session() as session, pytest.raises(requests.ConnectionError):
+        session.get("https://example.com/", timeout=1)
     assert no_network == ["example.com"]
     no_network.clear()
 
