@@ -1,4 +1,4 @@
-"""Groups given as one string are one group, never its letters."""
+"""Groups (and audiences) given as one string are one, never its letters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_cf_access import AccessForbidden, Reason, verify_access_in_request
+from flask_cf_access import (
+    AccessForbidden,
+    AccessGate,
+    AccessSettings,
+    AccessUnauthorized,
+    Reason,
+    verify_access_in_request,
+)
 from flask_cf_access.extension import get_gate
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
@@ -69,3 +76,31 @@ def test_testing_kit_takes_a_string_as_one_group(app: Flask, issuer: AccessIssue
     client = AccessClient.for_app(app, issuer)
     assert client.get("/admin", as_user="ada@example.com", groups="Admins").status_code == 200
     assert client.get("/admin", as_user="bob@example.com", groups="A").status_code == 403
+
+
+def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> None:
+    """AccessSettings(audiences="tag") accepts the tag, never a token for one of its letters."""
+    settings = AccessSettings(
+        team_domain=issuer.team_domain,
+        audiences="tag",  # type: ignore[arg-type]
+        certs_url=issuer.certs_url,
+        identity_url=issuer.identity_url,
+    )
+    assert settings.audiences == ("tag",)
+    gate = AccessGate(settings, session=issuer.session(), clock=issuer.clock)
+    assert gate.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
+    with pytest.raises(AccessUnauthorized) as refused:
+        gate.authenticate(issuer.user_token("ada@example.com", audience="t"), None)
+    assert refused.value.reason is Reason.INVALID_AUDIENCE
+
+
+@pytest.mark.parametrize("audiences", [(), [""], [5], None, b"tag"])
+def test_settings_refuse_audiences_that_are_not_tags(issuer: AccessIssuer, audiences: Any) -> None:
+    """AccessSettings refuses no audience, or one that is not a non-empty string: TypeError."""
+    with pytest.raises(TypeError, match="audiences"):
+        AccessSettings(
+            team_domain=issuer.team_domain,
+            audiences=audiences,
+            certs_url=issuer.certs_url,
+            identity_url=issuer.identity_url,
+        )
