@@ -26,7 +26,8 @@ def verify_access_in_request(
     On success the verified claims are put on ``g.cf_access_claims`` (a
     read-only mapping) and the identity on ``g.cf_access_identity``; on
     failure nothing is put on ``g`` (what an earlier check put there is
-    removed first), one line is logged and the refusal is raised. Either way a signal is sent, with the app as sender:
+    removed first), one line is logged and the refusal is raised. Either
+    way a signal is sent, with the app as sender:
     :data:`~flask_cf_access.signals.access_granted` or
     :data:`~flask_cf_access.signals.access_denied`. Call it from your own
     guards, e.g. a blueprint's ``before_request``.
