@@ -22,20 +22,21 @@ import datetime
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import update_wrapper
 from typing import Any, NoReturn, TypeGuard
 from urllib.parse import urlsplit
 
 import click
 import requests
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from ._json_input import parse_json
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from .claims import MAX_NUMERIC_DATE, ClaimsPolicy
-from .errors import AccessError, AccessUnauthorized, Reason
+from .errors import AccessError, AccessUnauthorized, ConfigurationError, Reason
 from .extension import get_gate
 from .fetch import FetchError, get_json
 from .gate import AccessGate
@@ -92,7 +93,62 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
 }
 
-cli = AppGroup(
+
+def _with_app_context(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flask's ``with_appcontext``, saying in one line why the app could not load.
+
+    An app whose ``init_app`` refuses its ``CF_ACCESS_*`` settings cannot be
+    loaded; that is what these commands are for, so the reason is printed as
+    an error (exit status 1) instead of a traceback.
+    """
+
+    @click.pass_context
+    def run(ctx: click.Context, /, *args: Any, **kwargs: Any) -> Any:
+        if not current_app:
+            try:
+                app = ctx.ensure_object(ScriptInfo).load_app()
+            except Exception as exc:
+                problem = _configuration_error(exc)
+                if problem is None:
+                    raise
+                raise click.ClickException(f"the app cannot load: {problem}") from exc
+            ctx.with_resource(app.app_context())
+        return ctx.invoke(command, *args, **kwargs)
+
+    return update_wrapper(run, command)
+
+
+def _configuration_error(error: BaseException) -> ConfigurationError | None:
+    """The :class:`ConfigurationError` that ``error`` is, or was raised from, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigurationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class _AccessCommands(AppGroup):
+    """An ``AppGroup`` whose commands say in one line why the app could not load."""
+
+    def command(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        """As ``AppGroup.command``, with :func:`_with_app_context` for ``with_appcontext``."""
+        in_app_context = kwargs.pop("with_appcontext", True)
+
+        def decorator(callback: Callable[..., Any]) -> click.Command:
+            if in_app_context:
+                callback = _with_app_context(callback)
+            command: click.Command = click.Group.command(self, *args, **kwargs)(callback)
+            return command
+
+        return decorator
+
+
+cli = _AccessCommands(
     "cf-access",
     help="Check this app's Cloudflare Access set-up, explain a token, mint local ones.",
 )

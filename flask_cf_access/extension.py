@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request, request_started
 from flask.typing import ResponseReturnValue
 
 from . import _browser
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._users import USERS_KEY, UserLoader, UserLoading
-from .gate import AccessGate, Clock
+from .gate import AccessGate, Clock, system_time
 from .settings import protect_all_setting, public_endpoints_setting
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +21,9 @@ L = TypeVar("L", bound=UserLoader)
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
+
+#: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
+_FLASK_GLOBALS = Flask.app_ctx_globals_class
 
 
 class CloudflareAccess:
@@ -47,7 +49,7 @@ class CloudflareAccess:
         self,
         app: Flask | None = None,
         *,
-        clock: Clock = time.time,
+        clock: Clock = system_time,
         session: requests.Session | None = None,
     ) -> None:
         self._clock = clock
@@ -85,6 +87,11 @@ class CloudflareAccess:
             install_deny_by_default(app)
         app.before_request(_answer_automatic_options)
         app.context_processor(self._template_context)
+        # An app context pushed around several requests (tests, CLI commands,
+        # task runners) keeps its g between them: no request, protected or
+        # not, may see the identity of the one before. The signal comes before
+        # any before_request function, so it never undoes a guard's check.
+        request_started.connect(_forget_previous_identity, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -166,6 +173,22 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
         if rule is not None and getattr(rule, "provide_automatic_options", False):
             return current_app.make_default_options_response()
     return None
+
+
+def _forget_previous_identity(sender: Flask, **extra: Any) -> None:
+    forget_identity(g._get_current_object())
+
+
+def forget_identity(context_globals: Any) -> None:
+    """Remove the identity and claims a check put on ``g`` (given as ``context_globals``)."""
+    if type(context_globals) is _FLASK_GLOBALS:
+        namespace = context_globals.__dict__
+        namespace.pop("cf_access_identity", None)
+        namespace.pop("cf_access_claims", None)
+        return
+    for name in ("cf_access_identity", "cf_access_claims"):
+        if hasattr(context_globals, name):
+            delattr(context_globals, name)
 
 
 def get_gate(app: Flask | None = None) -> AccessGate:

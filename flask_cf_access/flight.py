@@ -103,11 +103,12 @@ class Flights:
             return found
         claim = "fetching:" + key
         claimed = self._cache.add(claim, 1, timeout=math.ceil(self._wait_limit) + 1)
-        if not claimed:
-            found = self._wait_for_other_process(claim, read)
+        try:
+            # Claimed, read again: another process may have stored its result,
+            # and let go of its claim, between the first read and the claim.
+            found = read() if claimed else self._wait_for_other_process(claim, read)
             if found is not None:
                 return found
-        try:
             return fetch()
         finally:
             if claimed:
@@ -122,5 +123,5 @@ class Flights:
             if found is not None:
                 return found
             if self._cache.get(claim) is None:
-                return None
+                return read()  # its result may have been stored since the look before
         return None

@@ -18,7 +18,7 @@ from ._browser import login_redirect_for
 from ._csrf import SAFE_METHODS, check_origin
 from ._logsafe import loggable
 from ._refusals import prefers_html
-from ._requirements import ANY_TOKEN, AccessPolicy, Requirement
+from ._requirements import ANY_TOKEN, AccessPolicy, Requirement, require
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
@@ -41,6 +41,17 @@ logger = logging.getLogger("flask_cf_access")
 Clock = Callable[[], float]
 
 
+def system_time() -> float:
+    """The time now: ``time.time()``, looked up at each call.
+
+    The default clock everywhere. ``time.time`` itself, kept as a default
+    argument or an attribute, is out of reach of freezegun (time-machine
+    reaches it); a lookup at each call is honoured by both, so the test
+    suites of applications that freeze time see tokens expire.
+    """
+    return time.time()
+
+
 class AccessGate:
     """Verifies tokens and checks identities for one configured team and app."""
 
@@ -50,7 +61,7 @@ class AccessGate:
         *,
         cache: BaseCache | None = None,
         session: requests.Session | None = None,
-        clock: Clock = time.time,
+        clock: Clock = system_time,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -94,7 +105,7 @@ class AccessGate:
         """
         settings = AccessSettings.from_mapping(config)
         cache = cache_from_setting(config.get("CF_ACCESS_CACHE"))
-        gate = cls(settings, cache=cache, session=session, clock=clock or time.time)
+        gate = cls(settings, cache=cache, session=session, clock=clock or system_time)
         if settings.load_keys_on_init:
             gate.keys.preload()
         return gate
@@ -132,7 +143,7 @@ class AccessGate:
                 raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
             if carried is not None:
                 return carried
-            return self.identity_endpoint.groups(token, float(claims["exp"]))
+            return self.identity_endpoint.groups(token, float(claims["exp"]), claims)
 
         return load_groups
 
@@ -181,6 +192,8 @@ class AccessGate:
         :data:`~flask_cf_access.access_granted` or
         :data:`~flask_cf_access.access_denied` signal from ``sender``.
         The decorators and the WSGI middleware both come through here.
+
+        ``groups`` are as :meth:`authorize` takes them.
 
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.
@@ -244,7 +257,5 @@ def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Require
     """The requirement the ``groups`` and ``allow_service_tokens`` arguments stand for."""
     if not groups and allow_service_tokens:
         return ANY_TOKEN
-    return Requirement(
-        groups=(("any", tuple(groups)),) if groups else (),
-        allow_service_tokens=allow_service_tokens,
-    )
+    # require() takes a single string as one group, and refuses non-strings.
+    return require(groups=groups, allow_service_tokens=allow_service_tokens)

@@ -11,7 +11,7 @@ from werkzeug.local import LocalProxy
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
 from ._requirements import Requirement
 from .errors import NoAccessContext
-from .extension import EXTENSION_KEY, get_gate
+from .extension import EXTENSION_KEY, forget_identity, get_gate
 from .gate import AccessGate
 from .identity import AccessIdentity
 from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
@@ -30,30 +30,33 @@ def verify_access_in_request(
 
     On success the verified claims are put on ``g.cf_access_claims`` (a
     read-only mapping) and the identity on ``g.cf_access_identity``; on
-    failure nothing is put on ``g``, one line is logged and the refusal is
-    raised. Either way a signal is sent, with the app as sender:
+    failure nothing is put on ``g`` (what an earlier check put there is
+    removed first), one line is logged and the refusal is raised. Either
+    way a signal is sent, with the app as sender:
     :data:`~flask_cf_access.access_granted` or
     :data:`~flask_cf_access.access_denied`. Call it from your own
     guards, e.g. a blueprint's ``before_request``.
 
-    :param groups: if given, the identity must belong to one of them (by name or id).
+    :param groups: if given, the identity must belong to one of them (by name
+        or id); a single string is one group.
     :param allow_service_tokens: ``False`` refuses machines holding a service token.
     :param requirement: a :func:`~flask_cf_access.require` requirement (roles,
         all-of, predicates, service tokens), judged with ``groups`` and
         ``allow_service_tokens`` when those are given too.
+    :raises TypeError: a group that is not a non-empty string.
     :raises AccessUnauthorized: 401, no token or one that does not verify.
     :raises AccessForbidden: 403, refused by an app-wide rule or the requirement.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
-    groups = tuple(groups)
-    if requirement is not None and (groups or not allow_service_tokens):
+    names = group_names(groups)
+    if requirement is not None and (names or not allow_service_tokens):
         requirement = requirement & Requirement(
-            groups=(("any", groups),) if groups else (),
+            groups=(("any", names),) if names else (),
             allow_service_tokens=allow_service_tokens,
         )
     return verify_for_app(
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        groups=groups,
+        groups=names,
         allow_service_tokens=allow_service_tokens,
         requirement=requirement,
     )
@@ -66,7 +69,14 @@ def verify_for_app(
     allow_service_tokens: bool = True,
     requirement: Requirement | None = None,
 ) -> AccessIdentity:
-    """:func:`verify_access_in_request` for the current request of ``app``, the current app."""
+    """:func:`verify_access_in_request` for the current request of ``app``, the current app.
+
+    What an earlier check left on ``g`` is removed first: an app context
+    outlives its requests when one was pushed around them (tests, CLI
+    commands, task runners), and an identity belongs to one request only.
+    """
+    context_globals = g._get_current_object()
+    forget_identity(context_globals)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     header = this_request.environ.get(TOKEN_ENVIRON_KEY)
     gate = app.extensions.get(EXTENSION_KEY)
@@ -86,7 +96,6 @@ def verify_for_app(
         csrf_exempt=this_request.method not in SAFE_METHODS
         and _view_is_csrf_exempt(app, this_request.endpoint),
     )
-    context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:
         # All that Flask's own g does on setattr, without a Python call per attribute.
         namespace = context_globals.__dict__
@@ -96,6 +105,17 @@ def verify_for_app(
         context_globals.cf_access_identity = identity
         context_globals.cf_access_claims = identity.claims
     return identity
+
+
+def group_names(groups: Iterable[str]) -> tuple[str, ...]:
+    """``groups`` as a tuple of names or ids; a single string is one group.
+
+    :raises TypeError: a group that is not a non-empty string.
+    """
+    names = (groups,) if isinstance(groups, str) else tuple(groups)
+    if not all(isinstance(name, str) and name for name in names):
+        raise TypeError("groups must be group names or ids, as non-empty strings.")
+    return names
 
 
 def _view_is_csrf_exempt(app: Flask, endpoint: str | None) -> bool:

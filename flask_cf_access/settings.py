@@ -59,7 +59,8 @@ class AccessSettings:
 
     #: Host name of the Access team, e.g. ``acme.cloudflareaccess.com``.
     team_domain: str
-    #: AUD tags accepted; a token passes if its ``aud`` holds any of them.
+    #: AUD tags accepted; a token passes if its ``aud`` holds any of them. A
+    #: single string is one tag.
     audiences: tuple[str, ...]
     #: Where the team publishes its signing keys.
     certs_url: str
@@ -94,6 +95,20 @@ class AccessSettings:
     trusted_origins: frozenset[str] = frozenset()
     #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
     unauthorized: str = "status"
+
+    def __post_init__(self) -> None:
+        audiences: object = self.audiences
+        if isinstance(audiences, str):  # one tag, never its characters
+            audiences = (audiences,)
+        elif isinstance(audiences, (list, tuple, set, frozenset)):
+            audiences = tuple(audiences)
+        if (
+            not isinstance(audiences, tuple)
+            or not audiences
+            or not all(isinstance(tag, str) and tag for tag in audiences)
+        ):
+            raise TypeError("audiences must be one or more AUD tags, as non-empty strings.")
+        object.__setattr__(self, "audiences", audiences)
 
     @property
     def issuer(self) -> str:

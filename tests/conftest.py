@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 import responses
 from flask import Flask, g
+from hypothesis import HealthCheck, settings
 
 from flask_cf_access import (
     CloudflareAccess,
@@ -20,6 +23,14 @@ from flask_cf_access import (
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock
+
+# Property tests are judged by what they find, never by how fast a loaded
+# machine runs them: no deadline, no "too slow" health check, for every test
+# whose own @settings do not say otherwise.
+settings.register_profile(
+    "flask_cf_access", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("flask_cf_access")
 
 
 @pytest.fixture
@@ -100,3 +111,31 @@ def make_app(
 def app(make_app: AppFactory) -> Flask:
     """The protected app with default settings."""
     return make_app()
+
+
+#: Hosts a test may send HTTP requests to: its own machine only.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail any test whose HTTP goes out to a host other than this machine's own.
+
+    Guards requests' own transport, which ``responses`` and the stand-in's
+    in-process session replace; yields the hosts tried, for the tests of this
+    guard, which empty it.
+    """
+    send = requests.adapters.HTTPAdapter.send
+    tried: list[str] = []
+
+    def loopback_only(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        host = urlsplit(request.url).hostname
+        if host not in _LOOPBACK_HOSTS:
+            tried.append(str(host))
+            raise requests.ConnectionError(f"tests do not reach the network ({host})")
+        return send(adapter, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", loopback_only)
+    yield tried
+    if tried:
+        pytest.fail(f"the test tried to reach the network: {sorted(set(tried))}", pytrace=False)

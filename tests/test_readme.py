@@ -34,7 +34,8 @@ def test_quick_start_protects_a_view() -> None:
     team = AccessIssuer(domain.group(1), audience.group(1))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(team.certs_url, json=team.certs())
-        mock.get(team.identity_url, json={"groups": [{"id": "1", "name": "Admins"}]})
+        answer = {"email": "ada@example.com", "groups": [{"id": "1", "name": "Admins"}]}
+        mock.get(team.identity_url, json=answer)
         client = namespace["create_app"]().test_client()
         assert client.get("/").status_code == 401
         token = team.user_token("ada@example.com")

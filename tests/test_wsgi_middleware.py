@@ -652,7 +652,8 @@ def test_readme_wsgi_snippet() -> None:
     team = AccessIssuer(domain.group(1), audience.group(1))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(team.certs_url, json=team.certs())
-        mock.get(team.identity_url, json={"groups": [{"id": "1", "name": "Staff"}]})
+        staff = {"email": "ada@example.com", "groups": [{"id": "1", "name": "Staff"}]}
+        mock.get(team.identity_url, json=staff)
         namespace: dict[str, Any] = {"__name__": "readme"}
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
         application = namespace["application"]

@@ -32,6 +32,7 @@ from flask_cf_access import (
     CloudflareAccessMiddleware,
     ConfigurationError,
     Reason,
+    Requirement,
     access_denied,
     verify_access_in_request,
 )
@@ -497,9 +498,15 @@ def oracle_rule(path: str) -> tuple[str, ...]:
     return ()
 
 
-def at_least_as_strict(applied: tuple[str, ...], other: tuple[str, ...]) -> bool:
-    """Whether whoever ``applied`` admits, ``other`` admits too."""
-    return not other or (bool(applied) and set(applied) <= set(other))
+def at_least_as_strict(applied: Requirement, other: tuple[str, ...]) -> bool:
+    """Whether whoever ``applied`` admits, ``other`` (any of these groups) admits too.
+
+    So when ``other`` asks for nothing, or one of the all-must-hold clauses of
+    ``applied`` asks for any of a subset of ``other``.
+    """
+    return not other or any(
+        match == "any" and set(names) <= set(other) for match, names in applied.groups
+    )
 
 
 @settings(deadline=None, max_examples=400)
@@ -516,7 +523,7 @@ def test_rule_applied_is_at_least_as_strict_as_every_reading(path: str) -> None:
         public_paths=["/hz"],
     )
     try:
-        applied = judge.groups_for(wsgi(path))
+        applied = judge.requirement_for(wsgi(path))
     except AccessBadRequest:
         assert not judge.is_public(wsgi(path))
         return

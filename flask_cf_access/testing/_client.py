@@ -60,11 +60,12 @@ class AccessClient(FlaskClient):
 
         :param as_user: mint a token for this e-mail; its ``groups`` are
             served by the issuer's ``get-identity``.
-        :param groups: the user's group names.
+        :param groups: the user's group names (a single string is one group).
         :param as_service_token: mint a service token's token for this client id.
         :param token: send this token as it is (any kind the issuer minted).
         """
-        chosen = self._token(as_user, tuple(groups), as_service_token, token)
+        names = (groups,) if isinstance(groups, str) else tuple(groups)
+        chosen = self._token(as_user, names, as_service_token, token)
         if chosen is not None:
             headers = Headers(kwargs.pop("headers", None))
             headers["Cf-Access-Jwt-Assertion"] = chosen

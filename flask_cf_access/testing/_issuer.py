@@ -38,23 +38,28 @@ class AccessIssuer:
     the test mints tokens and rotates keys.
 
     :param team_domain: the team's host name; URLs are ``https://<team_domain>/…``.
+        By default a name under ``.invalid``, reserved never to resolve
+        (RFC 6761), so that a test that forgets to answer the team's URLs
+        (``session()``, ``register()`` or ``serve()``) cannot reach a real one.
     :param audience: the application's AUD tag (by default one derived from
         ``team_domain``, 64 hex characters like a real one).
-    :param clock: the time source for ``iat``, ``nbf`` and ``exp``.
+    :param clock: the time source for ``iat``, ``nbf`` and ``exp``; by
+        default ``time.time()``, looked up at each call, so that freezegun and
+        time-machine both move it.
     :param token_lifetime: seconds a minted token is valid for, by default.
     """
 
     def __init__(
         self,
-        team_domain: str = "test-team.cloudflareaccess.com",
+        team_domain: str = "test-team.invalid",
         audience: str | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         token_lifetime: int = 24 * 3600,
     ) -> None:
         self.team_domain = team_domain
         self.audience = audience or hashlib.sha256(team_domain.encode()).hexdigest()
-        self.clock = clock
+        self.clock: Callable[[], float] = clock or _system_time
         self.token_lifetime = token_lifetime
         self.signing_key = SigningKey.generate()
         self.previous_key: SigningKey | None = None
@@ -182,14 +187,15 @@ class AccessIssuer:
         **claims: Any,
     ) -> str:
         """A user's token. Its groups are served by ``get-identity``, or carried in
-        the token (``groups_in_token=True``, as some identity providers do).
+        the token (``groups_in_token=True``, as some identity providers do); a
+        single string is one group.
 
         ``audience``, ``expired``, ``not_yet_valid``, ``custom`` and
         ``lifetime`` are those of :meth:`mint`; other keywords are claims.
         """
         group_objects = [
             {"id": self.group_id(name), "name": name, "email": f"{name}@groups.example"}
-            for name in groups
+            for name in ((groups,) if isinstance(groups, str) else groups)
         ]
         with self._lock:
             self._users[email] = _User(email, group_objects)
@@ -249,6 +255,7 @@ class AccessIssuer:
         return {
             "email": user.email,
             "id": claims.get("sub", ""),
+            "user_uuid": claims.get("sub", ""),
             "name": user.email.split("@")[0],
             "groups": user.groups,
             "idp": {"id": "test-idp", "type": "onetimepin"},
@@ -310,6 +317,10 @@ class AccessIssuer:
             (``host`` must be 127.0.0.1).
         """
         return StandInServer(self, host=host, port=port, minting=minting, sign_in=sign_in)
+
+
+def _system_time() -> float:
+    return time.time()
 
 
 def _cookie_value(cookie_header: str, name: str) -> str | None:

@@ -1,0 +1,73 @@
+"""Flights across processes: a result stored just before a look is never fetched again.
+
+Another process's fetch can end (result stored, claim let go) at any moment
+between two calls this process makes to the shared cache; under CPU load
+that happens. Each test makes it happen at one such moment.
+"""
+
+from __future__ import annotations
+
+from cachelib import SimpleCache
+
+from flask_cf_access.flight import Flights
+from flask_cf_access.shared_cache import SharedCache
+
+from .support import FrozenClock
+
+CLAIM = "fetching:k"
+
+
+class OtherProcessEndsOnRead:
+    """What this process reads; on read number ``on_read``, the other process has just
+    stored its result and let go of its claim, after the read looked."""
+
+    def __init__(self, cache: SharedCache, on_read: int, *, stores: bool = True) -> None:
+        self.cache = cache
+        self.on_read = on_read
+        self.stores = stores
+        self.reads = 0
+        self.value: str | None = None
+        self.fetches = 0
+
+    def read(self) -> str | None:
+        self.reads += 1
+        seen = self.value
+        if self.reads == self.on_read:
+            self.value = "theirs" if self.stores else None
+            self.cache.delete(CLAIM)
+        return seen
+
+    def fetch(self) -> str:
+        self.fetches += 1
+        return "ours"
+
+
+def test_result_stored_between_the_first_read_and_the_claim() -> None:
+    """The other process ends between our miss and our claim: its result is taken, no fetch."""
+    cache = SharedCache(SimpleCache())
+    assert cache.add(CLAIM, 1, timeout=6)  # the other process is fetching
+    store = OtherProcessEndsOnRead(cache, on_read=1)
+    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert store.fetches == 0
+    assert cache.get(CLAIM) is None
+
+
+def test_result_stored_between_a_look_and_the_claim_check() -> None:
+    """While waiting, the other process ends between a look and the claim check: no fetch."""
+    cache = SharedCache(SimpleCache())
+    assert cache.add(CLAIM, 1, timeout=6)
+    store = OtherProcessEndsOnRead(cache, on_read=3)
+    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert store.fetches == 0
+
+
+def test_claim_let_go_without_a_result_still_fetches() -> None:
+    """A claim let go with nothing stored (their fetch failed) is fetched here, once."""
+    cache = SharedCache(SimpleCache())
+    assert cache.add(CLAIM, 1, timeout=6)
+    store = OtherProcessEndsOnRead(cache, on_read=2, stores=False)
+    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    assert flights.run("k", store.read, store.fetch) == "ours"
+    assert store.fetches == 1

@@ -1,0 +1,182 @@
+"""Applications' own test suites freeze time with freezegun or time-machine: both are honoured.
+
+No clock is injected here: the extension and the stand-in run on their
+default clocks, which the time-freezing libraries must be able to move.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import freezegun
+import pytest
+import time_machine
+from flask import Flask
+from werkzeug.test import Client
+
+from flask_cf_access import CloudflareAccess, CloudflareAccessMiddleware, Reason, require_access
+from flask_cf_access.signals import access_denied
+from flask_cf_access.testing import OUT_OF_LEEWAY, AccessIssuer
+
+from .support import bearer
+
+#: A moment far from the real time now, so that a clock left unfrozen shows.
+FROZEN_AT = 1_900_000_000
+LEEWAY = 30
+
+MoveTo = Callable[[float], None]
+
+
+def utc(moment: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+
+
+@contextmanager
+def frozen_with_freezegun(at: float) -> Iterator[MoveTo]:
+    """Time frozen by freezegun at ``at``; the function moves it elsewhere."""
+    with freezegun.freeze_time(
+        datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+    ) as frozen:
+
+        def move_to(moment: float) -> None:
+            frozen.move_to(datetime.datetime.fromtimestamp(moment, datetime.timezone.utc))
+
+        yield move_to
+
+
+@contextmanager
+def frozen_with_time_machine(at: float) -> Iterator[MoveTo]:
+    """Time frozen by time-machine at ``at``; the function moves it elsewhere."""
+    with time_machine.travel(at, tick=False) as traveller:
+
+        def move_to(moment: float) -> None:
+            traveller.move_to(moment, tick=False)
+
+        yield move_to
+
+
+Freezer = Callable[[float], Any]
+
+
+@pytest.fixture(
+    params=[frozen_with_freezegun, frozen_with_time_machine], ids=["freezegun", "time-machine"]
+)
+def freeze(request: pytest.FixtureRequest) -> Freezer:
+    """A way to freeze time at a moment, as an application's tests do."""
+    freezer: Freezer = request.param
+    return freezer
+
+
+@pytest.fixture
+def team() -> AccessIssuer:
+    """A stand-in team on its default clock."""
+    return AccessIssuer()
+
+
+def make_app(team: AccessIssuer, **config: Any) -> tuple[Flask, list[Reason]]:
+    """An app on the extension's default clock, and the reasons of its refusals."""
+    app = Flask("frozen")
+    app.config.update(team.settings(CF_ACCESS_LEEWAY=LEEWAY, **config))
+    CloudflareAccess(app, session=team.session())
+
+    @app.get("/")
+    @require_access
+    def home() -> str:
+        return "ok"
+
+    reasons: list[Reason] = []
+
+    def on_denied(sender: Any, reason: Reason, **kwargs: Any) -> None:
+        reasons.append(reason)
+
+    access_denied.connect(on_denied, app, weak=False)
+    return app, reasons
+
+
+def status(app: Flask, token: str) -> int:
+    return app.test_client().get("/", headers=bearer(token)).status_code
+
+
+def test_remembered_token_refused_once_frozen_past_its_expiry(
+    team: AccessIssuer, freeze: Freezer
+) -> None:
+    """A token verified (and remembered) before the freeze is refused after freezing past exp."""
+    with freeze(FROZEN_AT) as move_to:
+        app, reasons = make_app(team)
+        token = team.user_token("ada@example.com", lifetime=3600)
+        assert status(app, token) == 200
+        assert status(app, token) == 200
+        move_to(FROZEN_AT + 3600 + LEEWAY + 1)
+        assert status(app, token) == 401
+    assert reasons == [Reason.EXPIRED]
+
+
+def test_token_frozen_past_expiry_before_first_use(team: AccessIssuer, freeze: Freezer) -> None:
+    """A token first seen in a frozen time past its exp is refused as expired."""
+    with freeze(FROZEN_AT) as move_to:
+        app, reasons = make_app(team)
+        token = team.user_token("ada@example.com", lifetime=3600)
+        move_to(FROZEN_AT + 2 * 3600)
+        assert status(app, token) == 401
+    assert reasons == [Reason.EXPIRED]
+
+
+def test_expired_token_minted_in_frozen_time(team: AccessIssuer, freeze: Freezer) -> None:
+    """The stand-in mints on the frozen clock too: expired=True is expired then and there."""
+    with freeze(FROZEN_AT):
+        app, reasons = make_app(team)
+        token = team.user_token("ada@example.com", expired=True)
+        assert status(app, token) == 401
+        assert team.clock() == FROZEN_AT
+    assert reasons == [Reason.EXPIRED]
+
+
+def test_not_yet_valid_until_frozen_time_moves_past_nbf(
+    team: AccessIssuer, freeze: Freezer
+) -> None:
+    """A token whose nbf is ahead is refused, then admitted once time is moved past it."""
+    with freeze(FROZEN_AT) as move_to:
+        app, reasons = make_app(team)
+        token = team.user_token("ada@example.com", not_yet_valid=True)
+        assert status(app, token) == 401
+        move_to(FROZEN_AT + OUT_OF_LEEWAY - LEEWAY)
+        assert status(app, token) == 200
+    assert reasons == [Reason.NOT_YET_VALID]
+
+
+def test_maximum_age_follows_frozen_time(team: AccessIssuer, freeze: Freezer) -> None:
+    """With CF_ACCESS_MAX_TOKEN_AGE, a remembered token grows too old as frozen time moves."""
+    with freeze(FROZEN_AT) as move_to:
+        app, reasons = make_app(team, CF_ACCESS_MAX_TOKEN_AGE=600)
+        token = team.user_token("ada@example.com", lifetime=3600)
+        assert status(app, token) == 200
+        move_to(FROZEN_AT + 600 + LEEWAY)
+        assert status(app, token) == 200
+        move_to(FROZEN_AT + 600 + LEEWAY + 1)
+        assert status(app, token) == 401
+    assert reasons == [Reason.TOKEN_TOO_OLD]
+
+
+def test_middleware_follows_frozen_time(team: AccessIssuer, freeze: Freezer) -> None:
+    """The WSGI middleware, on its default clock, refuses a remembered token frozen past exp."""
+
+    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with freeze(FROZEN_AT) as move_to:
+        middleware = CloudflareAccessMiddleware(
+            downstream,
+            team_domain=team.team_domain,
+            audience=team.audience,
+            leeway=LEEWAY,
+            session=team.session(),
+        )
+        client = Client(middleware)
+        token = team.user_token("ada@example.com", lifetime=3600)
+        assert client.get("/", headers=bearer(token)).status_code == 200
+        move_to(FROZEN_AT + 3600 + LEEWAY + 1)
+        assert client.get("/", headers=bearer(token)).status_code == 401

@@ -1,0 +1,154 @@
+"""The identity belongs to one request, even when an app context outlives several."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.ctx import _AppCtxGlobals
+
+from flask_cf_access import (
+    AccessError,
+    CloudflareAccess,
+    NoAccessContext,
+    get_identity,
+    verify_access_in_request,
+)
+from flask_cf_access.testing import AccessIssuer
+
+from .conftest import AppFactory
+from .support import FrozenClock, bearer
+
+
+def seen_identity() -> str:
+    """The name get_identity() gives in this request, or "nobody"."""
+    try:
+        return get_identity().name
+    except NoAccessContext:
+        return "nobody"
+
+
+def add_probes(app: Flask) -> None:
+    """Routes that read get_identity() after a refused check, or after none."""
+
+    @app.get("/maybe")
+    def maybe() -> str:
+        with contextlib.suppress(AccessError):
+            verify_access_in_request()
+        return seen_identity()
+
+    @app.get("/peek")
+    def peek() -> str:
+        return seen_identity()
+
+    @app.errorhandler(401)
+    @app.errorhandler(403)
+    def refused(error: Any) -> tuple[str, int]:
+        return seen_identity(), error.code
+
+
+@pytest.fixture
+def probed_app(make_app: AppFactory) -> Flask:
+    """The test app with the probing routes."""
+    app = make_app()
+    add_probes(app)
+    return app
+
+
+def test_no_identity_after_a_request_without_token(probed_app: Flask, issuer: AccessIssuer) -> None:
+    """In an outer app context, a tokenless request does not see the previous identity."""
+    client = probed_app.test_client()
+    with probed_app.app_context():
+        assert (
+            client.get("/", headers=bearer(issuer.user_token("ada@example.com"))).status_code == 200
+        )
+        assert client.get("/maybe").get_data(as_text=True) == "nobody"
+        assert client.get("/peek").get_data(as_text=True) == "nobody"
+
+
+@pytest.mark.parametrize(("path", "status"), [("/", 401), ("/admin", 403)])
+def test_no_identity_in_a_refused_request(
+    probed_app: Flask, issuer: AccessIssuer, path: str, status: int
+) -> None:
+    """A refused request (401 or 403) does not see the identity of the one before."""
+    client = probed_app.test_client()
+    refused = {
+        401: issuer.user_token("eve@example.com", expired=True),
+        403: issuer.user_token("bob@example.com", ["Staff"]),
+    }[status]
+    with probed_app.app_context():
+        assert (
+            client.get("/", headers=bearer(issuer.user_token("ada@example.com"))).status_code == 200
+        )
+        response = client.get(path, headers=bearer(refused))
+        assert response.status_code == status
+        assert response.get_data(as_text=True) == "nobody"
+
+
+def test_a_failed_check_forgets_a_passed_one_in_the_same_request(
+    probed_app: Flask, issuer: AccessIssuer
+) -> None:
+    """A second, failing check in one request removes what the first one put on g."""
+
+    @probed_app.get("/twice")
+    def twice() -> str:
+        verify_access_in_request()
+        with contextlib.suppress(AccessError):
+            verify_access_in_request(groups=["Admins"])
+        return seen_identity()
+
+    token = issuer.user_token("bob@example.com", ["Staff"])
+    assert probed_app.test_client().get("/twice", headers=bearer(token)).text == "nobody"
+
+
+def test_guard_registered_before_init_app_still_admits(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+) -> None:
+    """An app-wide before_request guard added before init_app keeps its identity for the view."""
+    app = Flask("early_guard")
+    app.config.update(issuer.settings())
+
+    @app.before_request
+    def guard() -> None:
+        verify_access_in_request()
+
+    CloudflareAccess(app, clock=clock)
+
+    @app.get("/")
+    def home() -> str:
+        return seen_identity()
+
+    token = issuer.user_token("ada@example.com")
+    with app.app_context():
+        assert app.test_client().get("/", headers=bearer(token)).text == "ada@example.com"
+        assert app.test_client().get("/", headers=bearer(token)).text == "ada@example.com"
+
+
+class OwnGlobals(_AppCtxGlobals):
+    """An app's own g class."""
+
+
+def test_own_g_class_is_cleared_too(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+) -> None:
+    """With an app's own g class, a tokenless request sees no earlier identity either."""
+    app = Flask("own_g")
+    app.app_ctx_globals_class = OwnGlobals
+    app.config.update(issuer.settings())
+    CloudflareAccess(app, clock=clock)
+    add_probes(app)
+
+    @app.get("/")
+    def home() -> str:
+        verify_access_in_request()
+        return seen_identity()
+
+    client = app.test_client()
+    with app.app_context():
+        assert client.get("/", headers=bearer(issuer.user_token("ada@example.com"))).text == (
+            "ada@example.com"
+        )
+        assert client.get("/maybe").text == "nobody"
+        assert client.get("/peek").text == "nobody"
