@@ -86,6 +86,9 @@ def run_example(
     :param minting: let the stand-in mint tokens for ``flask cf-access mint``.
     """
     args = _arguments(argv, prog=prog, description=description, default_port=default_port)
+    # Installed rather than inherited: a shell starts background jobs with
+    # SIGINT ignored, and Ctrl+C or SIGTERM must stop the example all the same.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     # Ctrl+C (or SIGTERM) at any moment stops the example; everything started
     # so far is closed on the way out by the ExitStack.
@@ -156,5 +159,5 @@ def _hours(issuer: AccessIssuer) -> int:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM stops the example as Ctrl+C does."""
+    """SIGINT and SIGTERM stop the example as Ctrl+C does."""
     raise KeyboardInterrupt
