@@ -46,7 +46,15 @@ def example_command(module: str, *args: str) -> list[str]:
 class Running:
     """A subprocess whose stdout lines are read by a thread, waited for with a bound."""
 
-    def __init__(self, args: list[str], environ: dict[str, str], stderr: IO[bytes]) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        environ: dict[str, str],
+        stderr: IO[bytes],
+        *,
+        sigint_ignored: bool = False,
+    ) -> None:
+        """``sigint_ignored`` starts it as a shell starts a background job: SIGINT ignored."""
         self.process = subprocess.Popen(  # noqa: S603
             args,
             cwd=ROOT,
@@ -54,6 +62,7 @@ class Running:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -96,6 +105,10 @@ class Running:
             assert self.process.stdout is not None
             self.process.stdout.close()
         return status
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
