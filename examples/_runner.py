@@ -86,12 +86,11 @@ def run_example(
     :param minting: let the stand-in mint tokens for ``flask cf-access mint``.
     """
     args = _arguments(argv, prog=prog, description=description, default_port=default_port)
-    # Installed rather than inherited: a shell starts background jobs with
-    # SIGINT ignored, and Ctrl+C or SIGTERM must stop the example all the same.
+    # Ctrl+C or SIGTERM, at any moment, stops the example with status 0; the
+    # ExitStack closes what was started. The handlers are installed, not
+    # inherited: a shell starts a background job with SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    # Ctrl+C (or SIGTERM) at any moment stops the example; everything started
-    # so far is closed on the way out by the ExitStack.
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
         stand_in: StandInServer | None = None
         if not os.environ.get("CF_ACCESS_TEAM_DOMAIN"):

@@ -22,10 +22,8 @@ from flask import Flask
 
 from flask_cf_access.testing import AccessIssuer, StandInServer
 
-from .._runner import STAND_IN_TEAM, Try, run_example, stand_in_guide
+from .._runner import Try, run_example, stand_in_guide
 from . import create_app
-
-__all__ = ["STAND_IN_TEAM", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
