@@ -1,28 +1,35 @@
 """A plain WSGI application, no Flask, behind Cloudflare Access.
 
-Behind a real Access team, configured from the environment::
+``/healthz`` is open, ``/admin`` is for the ``Admins`` group, ``/api`` for
+service tokens only (a :func:`~flask_cf_access.require` rule), everything else
+for any verified caller. Run it with no team at all::
+
+    python -m examples.plain_wsgi_app [--port 8000]
+
+It starts a local Access stand-in (``--port 0`` picks a free port for the
+app), trusts it, and prints ``curl`` commands with ready tokens, each with the
+status it gets, then ``Example app ready on http://…/``. Ctrl+C stops it.
+
+Behind a real Access team, configured from the environment, no stand-in is
+started::
 
     export CF_ACCESS_TEAM_DOMAIN=acme.cloudflareaccess.com
     export CF_ACCESS_AUDIENCE=4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2
     python -m examples.plain_wsgi_app
-
-With no team configured it trusts a local stand-in team instead and prints
-tokens to try it with::
-
-    python -m examples.plain_wsgi_app
-    curl -H "Cf-Access-Jwt-Assertion: $TOKEN" http://127.0.0.1:8000/admin
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import make_server
 
-from flask_cf_access import CloudflareAccessMiddleware
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access import CloudflareAccessMiddleware, require
+from flask_cf_access.testing import AccessIssuer, StandInServer
+
+from ._runner import Try, run_example, stand_in_guide
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -52,7 +59,8 @@ def hello(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[b
 
 
 def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddleware:
-    """``hello`` behind Cloudflare Access: ``/healthz`` open, ``/admin`` for Admins only.
+    """``hello`` behind Cloudflare Access: ``/healthz`` open, ``/admin`` for Admins
+    only, ``/api`` for service tokens only.
 
     ``config`` holds the ``CF_ACCESS_*`` settings; ``options`` go to the
     middleware (``session`` and ``clock`` in tests).
@@ -61,7 +69,7 @@ def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddl
         config,
         hello,
         public_paths=["/healthz"],
-        rules={"/admin": ["Admins"]},
+        rules={"/admin": ["Admins"], "/api": require(service_tokens=[])},
         headers={
             "X-Auth-Email": "email",
             "X-Auth-Groups": "groups",
@@ -71,23 +79,53 @@ def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddl
     )
 
 
-def main() -> None:
-    """Serve the example on http://127.0.0.1:8000 (``PORT`` to change it)."""
-    if os.environ.get("CF_ACCESS_TEAM_DOMAIN"):
-        app = make_app(os.environ)
-    else:
-        issuer = AccessIssuer()
-        app = make_app(issuer.settings(), session=issuer.session())
-        print("No CF_ACCESS_TEAM_DOMAIN: trusting a local stand-in team. Try these tokens:")
-        admin = issuer.user_token("ada@example.com", ["Admins"], custom={"department": "R&D"})
-        print(f"  an admin:        TOKEN={admin}")
-        print(f"  a user:          TOKEN={issuer.user_token('bob@example.com', ['Staff'])}")
-        print(f"  a service token: TOKEN={issuer.service_token()}")
-    port = int(os.environ.get("PORT", "8000"))
-    with make_server("127.0.0.1", port, app) as server:
-        print(f"Serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
-        server.serve_forever()
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the example until Ctrl+C (or SIGTERM); the exit status."""
+    return run_example(
+        argv,
+        prog="python -m examples.plain_wsgi_app",
+        description="Run the plain WSGI example, against a local Access stand-in unless "
+        "CF_ACCESS_TEAM_DOMAIN is set.",
+        default_port=8000,
+        make_app=_make_app,
+        guide=_stand_in_guide,
+    )
+
+
+def _make_app(stand_in_settings: Mapping[str, Any] | None) -> CloudflareAccessMiddleware:
+    """The app; configured from the environment when a real team is set there."""
+    return make_app(os.environ if stand_in_settings is None else stand_in_settings)
+
+
+def _stand_in_guide(url: str, stand_in: StandInServer) -> str:
+    """What to paste: curl commands with the status each gets."""
+    return stand_in_guide(url, stand_in, _tries(stand_in.issuer))
+
+
+def _tries(issuer: AccessIssuer) -> list[Try]:
+    """A request for each rule and each kind of caller, with the status it gets."""
+    admin = issuer.user_token("ada@example.com", ["Admins"], custom={"department": "R&D"})
+    user = issuer.user_token("bob@example.com", ["Staff"])
+    return [
+        Try("The health check needs no token", 200, "/healthz"),
+        Try("No token at all", 401, "/"),
+        Try("Ada, in Admins, opens /admin and the app is told who she is", 200, "/admin", admin),
+        Try("Bob, not in Admins, opens /admin", 403, "/admin", user),
+        Try(
+            "A service token calls the API",
+            200,
+            "/api/status",
+            issuer.service_token("example-client.access"),
+        ),
+        Try("Bob, a person, calls the API (service tokens only)", 403, "/api/status", user),
+        Try(
+            "A path through the public /healthz with a dot segment, sent as it is",
+            400,
+            "/healthz/../admin",
+            curl_options=("--path-as-is",),
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import json
 import os
-import queue
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,10 +19,14 @@ import requests
 
 from flask_cf_access.testing import StandInServer
 
-ROOT = Path(__file__).resolve().parent.parent
-#: Bound on every wait for the subprocess; never a fixed sleep.
-START_TIMEOUT = 60.0
-READY = re.compile(r"^Example app ready on (http://127\.0\.0\.1:\d+)/")
+from .example_runs import (
+    READY,
+    ROOT,
+    Running,
+    clean_environ,
+    printed_tries,
+    refused,
+)
 
 
 def readme_section(title: str) -> str:
@@ -44,72 +45,6 @@ def quickstart_command() -> list[str]:
     command = shlex.split(block.group(1).strip())
     assert command[0] == "python"
     return [sys.executable, *command[1:]]
-
-
-def clean_environ(**extra: str) -> dict[str, str]:
-    """This environment without CF_ACCESS_* and PORT, plus ``extra``."""
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CF_ACCESS_", "PYTEST_")) and name != "PORT"
-    }
-    environ.update(extra)
-    return environ
-
-
-class Running:
-    """A subprocess whose stdout lines are read by a thread, waited for with a bound."""
-
-    def __init__(self, args: list[str], environ: dict[str, str], stderr: IO[bytes]) -> None:
-        self.process = subprocess.Popen(  # noqa: S603
-            args,
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        """The first line matching ``pattern``; fails after START_TIMEOUT or at exit."""
-        while True:
-            try:
-                line = self._queue.get(timeout=START_TIMEOUT)
-            except queue.Empty:
-                pytest.fail(f"no line matching {pattern.pattern!r}: {self.lines}")
-            if line is None:
-                pytest.fail(
-                    f"exited {self.process.wait()} before {pattern.pattern!r}: {self.lines}"
-                )
-            self.lines.append(line)
-            match = pattern.search(line)
-            if match:
-                return match
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit status (bounded wait)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            status = self.process.wait(timeout=START_TIMEOUT)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self._reader.join(timeout=START_TIMEOUT)
-            assert self.process.stdout is not None
-            self.process.stdout.close()
-        return status
 
 
 @pytest.fixture(scope="module")
@@ -133,29 +68,6 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-def printed_tries(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """(expected status, curl argv) for each ``# …: expect NNN`` + ``curl …`` pair printed."""
-    tries = []
-    for comment, command in itertools.pairwise(lines):
-        expected = re.search(r"^# .*: expect (\d{3})$", comment)
-        if expected and command.startswith("curl "):
-            tries.append((int(expected.group(1)), shlex.split(command)))
-    return tries
-
-
-def curl_as_request(argv: list[str]) -> tuple[str, dict[str, str]]:
-    """The URL and headers of a printed ``curl -i URL [-H 'Name: value']`` command."""
-    assert argv[:2] == ["curl", "-i"]
-    url, headers = argv[2], {}
-    rest = argv[3:]
-    while rest:
-        flag, value, *rest = rest
-        assert flag == "-H"
-        name, _, content = value.partition(": ")
-        headers[name] = content
-    return url, headers
-
-
 def test_quick_start_begins_with_the_command() -> None:
     """The quick start's first block is the one command; the code sample follows it."""
     section = readme_section("Quick start")
@@ -170,23 +82,20 @@ def test_printed_curl_commands_get_the_printed_status(
     tries = printed_tries(quickstart.lines)
     assert {status for status, _ in tries} == {200, 401, 403}
     assert len(tries) == 4
-    for status, argv in tries:
-        url, headers = curl_as_request(argv)
-        assert urlsplit(url).hostname == "127.0.0.1"
-        assert http.get(url, headers=headers, timeout=10).status_code == status, argv[2]
+    for status, curl in tries:
+        assert curl.send()[0] == status, curl.url
 
 
-def test_printed_tokens_cover_admin_user_and_service(
-    quickstart: Running, http: requests.Session
-) -> None:
+def test_printed_tokens_cover_admin_user_and_service(quickstart: Running) -> None:
     """The printed tokens are an admin's, another user's and a service token's."""
     tokens = {}
-    for _, argv in printed_tries(quickstart.lines):
-        url, headers = curl_as_request(argv)
-        if headers:
-            parts = urlsplit(url)
-            whoami = f"{parts.scheme}://{parts.netloc}/api/whoami"
-            who = http.get(whoami, headers=headers, timeout=10).json()
+    for _, curl in printed_tries(quickstart.lines):
+        if curl.headers:
+            parts = urlsplit(curl.url)
+            whoami = dataclasses.replace(curl, url=f"http://{parts.netloc}/api/whoami")
+            status, body = whoami.send()
+            assert status == 200
+            who = json.loads(body)
             tokens[who["name"]] = who["service_token"]
     assert tokens == {
         "ada@example.com": False,
@@ -219,24 +128,18 @@ def test_readme_command_line_example_runs(quickstart: Running) -> None:
     assert "Result: ACCEPTED. This app lets the user carol@example.com through." in result.stdout
 
 
-def refused(port: int) -> bool:
-    """Whether nothing listens on 127.0.0.1:``port`` any more."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def test_sigterm_stops_both_servers(tmp_path: Path) -> None:
-    """SIGTERM ends the command with status 0, the app's and the stand-in's ports closed."""
-    with (tmp_path / "stderr.log").open("wb") as stderr:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_both_servers(signum: signal.Signals, tmp_path: Path) -> None:
+    """SIGTERM or SIGINT ends the command with status 0, both ports closed, no traceback."""
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
         running = Running([*quickstart_command(), "--port", "0"], clean_environ(), stderr)
         try:
             app_url = running.wait_for(READY).group(1)
         finally:
-            status = running.stop()
+            status = running.stop(signum)
     assert status == 0
+    assert "Traceback" not in log.read_text()
     stand_in = re.search(r"its keys served at (http://\S+)\.$", "\n".join(running.lines), re.M)
     assert stand_in
     assert refused(urlsplit(app_url).port or 0)
