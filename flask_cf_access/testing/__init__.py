@@ -25,6 +25,12 @@ An app reaches the stand-in in one of three ways, whichever suits the test:
     client = app.test_client(issuer=issuer)
     client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
 
+To assert why a request was refused, not only its status::
+
+    with capture_access(app) as captured:
+        client.get("/admin/", as_user="bob@example.com")
+    assert captured.last.reason is Reason.NOT_IN_GROUP
+
 With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
 (``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
 available as soon as the package is installed.
@@ -32,6 +38,9 @@ available as soon as the package is installed.
 
 from __future__ import annotations
 
+from ._capture import AccessCapture as AccessCapture
+from ._capture import AccessRecord as AccessRecord
+from ._capture import capture_access as capture_access
 from ._client import AccessClient as AccessClient
 from ._counts import RequestCounts as RequestCounts
 from ._http import logger as logger
@@ -46,11 +55,14 @@ from ._paths import MINT_PREFIX as MINT_PREFIX
 from ._server import StandInServer as StandInServer
 
 __all__ = [
+    "AccessCapture",
     "AccessClient",
     "AccessIssuer",
+    "AccessRecord",
     "RequestCounts",
     "SigningKey",
     "StandInServer",
+    "capture_access",
     "decode_unverified_claims",
     "encode_token",
 ]
