@@ -51,13 +51,16 @@ class Outcome(NamedTuple):
 def outcome(app: WSGIApplication, token: str | None, path: str = "/") -> Outcome:
     """GET ``path`` of ``app`` (a Flask app or any WSGI app) with ``token`` in the header.
 
+    ``path`` is sent exactly as given, as ``PATH_INFO`` (``/%61dmin`` stays so).
+
     The reason is the one the access check reported (through
     :func:`~flask_cf_access.testing.capture_access`); ``None`` when nothing
     was refused.
     """
     headers = bearer(token) if token is not None else {}
     with capture_access() as captured:
-        status = Client(app).get(path, headers=headers).status_code
+        response = Client(app).get(path, headers=headers, environ_overrides={"PATH_INFO": path})
+        status = response.status_code
     denied = captured.denied
     if not denied:
         return Outcome(status, None)
