@@ -5,7 +5,8 @@
 Calls ``app.wsgi_app`` directly with a prepared environ (no test client, no
 HTTP), for a bare view and for the same view under ``@require_access``, with a
 repeat token (the verified-token cache) and with first-seen tokens (a full
-verification each). Beside them: ``TokenVerifier.verify`` alone on first-seen
+verification each), and under ``@require_role("admin")`` with the repeat token
+(roles resolved once per token). Beside them: ``TokenVerifier.verify`` alone on first-seen
 tokens, and the raw ``cryptography`` RS256 verification of the same tokens
 (base64url-decoding the signature, then ``RSAPublicKey.verify``), which no
 verifier can beat. Every variant runs once per round, in turn; the figures are
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from flask import Flask  # noqa: E402
 
-from flask_cf_access import CloudflareAccess, require_access  # noqa: E402
+from flask_cf_access import CloudflareAccess, require_access, require_role  # noqa: E402
 from flask_cf_access.extension import EXTENSION_KEY  # noqa: E402
 from flask_cf_access.gate import AccessGate  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
@@ -54,7 +55,7 @@ def main() -> None:
 
     issuer = AccessIssuer()
     app = Flask("bench")
-    app.config.update(issuer.settings())
+    app.config.update(issuer.settings(CF_ACCESS_ROLES={"admin": ["Admins"]}))
     CloudflareAccess(app, session=issuer.session())
 
     @app.get("/bare")
@@ -66,17 +67,23 @@ def main() -> None:
     def protected() -> str:
         return "ok"
 
+    @app.get("/role")
+    @require_role("admin")
+    def role() -> str:
+        return "ok"
+
     gate: AccessGate = app.extensions[EXTENSION_KEY]
     verifier = gate.verifier
     public_key = issuer.signing_key.private_key.public_key()
-    repeat = issuer.user_token("ada@example.com")
+    repeat = issuer.user_token("ada@example.com", ["Admins"])
     print(f"Minting {args.tokens} tokens...", flush=True)
     tokens = [issuer.user_token(f"user{number}@example.com") for number in range(args.tokens)]
     n = len(tokens)
 
     bare_environ = prepared_environ("/bare", {TOKEN_HEADER: repeat})
     repeat_environ = prepared_environ("/protected", {TOKEN_HEADER: repeat})
-    for environ in (bare_environ, repeat_environ):
+    role_environ = prepared_environ("/role", {TOKEN_HEADER: repeat})
+    for environ in (bare_environ, repeat_environ, role_environ):
         assert call_wsgi(app.wsgi_app, environ).startswith("200")
 
     def bare_requests() -> Callable[[], int]:
@@ -91,6 +98,14 @@ def main() -> None:
         def run() -> int:
             for _ in range(n):
                 call_wsgi(app.wsgi_app, repeat_environ)
+            return n
+
+        return run
+
+    def role_requests() -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(n):
+                call_wsgi(app.wsgi_app, role_environ)
             return n
 
         return run
@@ -156,6 +171,7 @@ def main() -> None:
         "Requests (app.wsgi_app, prepared environ)": {
             "bare view": bare_requests,
             "protected view, repeat token": repeat_requests,
+            "role view, repeat token": role_requests,
             "protected view, first-seen token": first_seen_requests,
         },
         "Verifications": {
@@ -185,6 +201,10 @@ def main() -> None:
     print(
         "  protected repeat / bare view:                "
         f"{ratio('protected view, repeat token', 'bare view'):.2f}x   (target <= 1.10x)"
+    )
+    print(
+        "  role-protected repeat / bare view:           "
+        f"{ratio('role view, repeat token', 'bare view'):.2f}x   (target <= 1.10x)"
     )
     print(
         "  protected first-seen / bare view:            "

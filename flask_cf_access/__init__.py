@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._browser import logout_blueprint as logout_blueprint
+from ._csrf import csrf_exempt as csrf_exempt
+from ._requirements import Requirement as Requirement
+from ._requirements import require as require
+from ._routes import access_guard as access_guard
+from ._users import NewUser as NewUser
+from ._users import current_user as current_user
+from ._users import get_user as get_user
 from .decorators import require_access as require_access
 from .decorators import require_group as require_group
+from .decorators import require_identity as require_identity
+from .decorators import require_role as require_role
+from .decorators import require_service_token as require_service_token
 from .errors import AccessBadRequest as AccessBadRequest
 from .errors import AccessError as AccessError
 from .errors import AccessForbidden as AccessForbidden
@@ -25,6 +36,7 @@ from .identity import AccessIdentity as AccessIdentity
 from .settings import AccessSettings as AccessSettings
 from .signals import access_denied as access_denied
 from .signals import access_granted as access_granted
+from .signals import user_loaded as user_loaded
 from .wsgi import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 
 try:

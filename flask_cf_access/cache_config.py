@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from cachelib import BaseCache, FileSystemCache, RedisCache
 from cachelib.serializers import FileSystemSerializer, RedisSerializer
 
+from ._json_input import parse_json
 from .errors import ConfigurationError
 
 #: The setting this module reads.
@@ -95,9 +96,9 @@ def _from_json(data: bytes | None) -> Any:
     if data is None:
         return None
     try:
-        return json.loads(data)
+        return parse_json(data)
     except ValueError:
-        return None  # not written by us: a miss
+        return None  # not written by us (or nested too deep to be): a miss
 
 
 class _JSONRedisSerializer(RedisSerializer):
@@ -124,6 +125,20 @@ class JSONRedisCache(RedisCache):
     """cachelib's ``RedisCache``, storing JSON instead of pickles."""
 
     serializer = _JSONRedisSerializer()
+
+    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
+        """Stores ``value`` under ``key`` with one ``SET`` and its ``EX`` option.
+
+        cachelib before 0.15 (the newest on Python 3.10) sends ``SETEX``, which
+        current redis-py deprecates: under ``-W error`` every store would raise
+        and switch the shared cache off. cachelib 0.15 and later send this.
+        """
+        expires = self._normalize_timeout(timeout)
+        return self._write_client.set(
+            name=f"{self._get_prefix()}{key}",
+            value=self.serializer.dumps(value),
+            ex=None if expires == -1 else expires,
+        )
 
 
 class JSONFileSystemCache(FileSystemCache):

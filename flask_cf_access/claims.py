@@ -14,8 +14,10 @@ _STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "t
 _ESSENTIAL_CLAIMS = ("aud", "exp", "iss")
 #: Claims whose verdict changes as time passes.
 _TIME_CLAIMS = frozenset({"exp", "nbf", "iat"})
-#: Every integer up to this size is exactly a float.
-_EXACT_FLOAT_LIMIT = 2**53
+#: NumericDates from 1970 up to the end of year 9999 are times; anything
+#: outside (``exp=10**400``, a negative ``iat``) is refused as malformed
+#: rather than reach arithmetic that would overflow a float or a datetime.
+MAX_NUMERIC_DATE = 253_402_300_800  # 10000-01-01T00:00:00Z
 
 
 def _is_numeric_date(value: object) -> TypeGuard[int | float]:
@@ -25,12 +27,13 @@ def _is_numeric_date(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _as_exact_float(value: float) -> float:
-    """``value`` as a float when that loses nothing, so that comparing it with the clock is cheap.
+def _check_range(value: float) -> None:
+    """Refuse a NumericDate before 1970 or after year 9999.
 
-    Integers beyond 2**53 (no real token's times) stay integers rather than round.
+    :raises AccessUnauthorized: ``MALFORMED_CLAIMS``.
     """
-    return float(value) if -_EXACT_FLOAT_LIMIT <= value <= _EXACT_FLOAT_LIMIT else value
+    if not 0 <= value < MAX_NUMERIC_DATE:
+        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
 
 
 class ClaimsPolicy:
@@ -84,9 +87,10 @@ class ClaimsPolicy:
     def _surely_passes(self, claims: Mapping[str, Any], now: int) -> bool:
         """Whether the claims pass every check of :meth:`_check_in_order`, in one expression.
 
-        ``True`` only for the usual shape of a good token (integer times, an
-        ``aud`` of one tag); anything else is for :meth:`_check_in_order` to
-        judge, which also finds the reason a bad token fails with.
+        ``True`` only for the usual shape of a good token (integer times in
+        range, an ``aud`` of one tag); anything else is for
+        :meth:`_check_in_order` to judge, which also finds the reason a bad
+        token fails with.
         """
         get = claims.get
         audience = get("aud")
@@ -106,11 +110,11 @@ class ClaimsPolicy:
                 or (type(audience) is str and audience in self._audiences)
             )
             and type(expires) is int
-            and expires > now - self._leeway
+            and now - self._leeway < expires < MAX_NUMERIC_DATE
             and type(not_before) is int
-            and not_before <= latest
+            and 0 <= not_before <= latest
             and type(issued_at) is int
-            and issued_at <= latest
+            and 0 <= issued_at <= latest
             and type(get("jti", "")) is str
             and get("type", "app") == "app"
             and type(get("email", "")) is str
@@ -161,7 +165,8 @@ class ClaimsPolicy:
         Inside ``[start, end)`` the time checks cannot fail, so a remembered
         token needs only a comparison; outside it (near an edge, or past one)
         :meth:`check_times` must decide. ``nbf`` and ``iat`` are compared with
-        the clock truncated to whole seconds, hence the extra second.
+        the clock truncated to whole seconds, hence the extra second. For
+        claims that passed :meth:`check`, whose times are all in range.
         """
         leeway = self._leeway
         start: float = -math.inf
@@ -175,12 +180,13 @@ class ClaimsPolicy:
             max_age = self._settings.max_token_age
             if max_age is not None:
                 end = min(end, issued_at + max_age + leeway)
-        return _as_exact_float(start), _as_exact_float(end)
+        return float(start), float(end)
 
     def check_age(self, claims: Mapping[str, Any]) -> None:
         """Refuse a token issued longer ago than ``max_token_age`` allows.
 
-        :raises AccessUnauthorized: too old, or no ``iat`` to tell.
+        :raises AccessUnauthorized: too old, no ``iat`` to tell, or an ``iat``
+            outside any real time.
         """
         max_age = self._settings.max_token_age
         if max_age is None:
@@ -188,6 +194,7 @@ class ClaimsPolicy:
         issued_at = claims.get("iat")
         if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
             raise AccessUnauthorized(Reason.MISSING_CLAIM)
+        _check_range(issued_at)
         if self.clock() - issued_at > max_age + self._settings.leeway:
             raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
 
@@ -199,7 +206,7 @@ class ClaimsPolicy:
         accepted = False
         if isinstance(value, str):
             accepted = value in self._audiences
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):  # a tuple once frozen
             for item in value:  # every item a string, any one of them ours
                 if not isinstance(item, str):
                     accepted = False
@@ -211,15 +218,22 @@ class ClaimsPolicy:
     def _check_exp(self, value: object, now: int) -> None:
         if not _is_numeric_date(value):
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+        _check_range(value)
         if value <= now - self._leeway:
             raise AccessUnauthorized(Reason.EXPIRED)
 
     def _check_nbf(self, value: object, now: int) -> None:
-        if not _is_numeric_date(value) or value > now + self._leeway:
+        if not _is_numeric_date(value):
+            raise AccessUnauthorized(Reason.NOT_YET_VALID)
+        _check_range(value)
+        if value > now + self._leeway:
             raise AccessUnauthorized(Reason.NOT_YET_VALID)
 
     def _check_iat(self, value: object, now: int) -> None:
-        if not _is_numeric_date(value) or value > now + self._leeway:
+        if not _is_numeric_date(value):
+            raise AccessUnauthorized(Reason.ISSUED_IN_FUTURE)
+        _check_range(value)
+        if value > now + self._leeway:
             raise AccessUnauthorized(Reason.ISSUED_IN_FUTURE)
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import math
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from urllib.parse import urlsplit
 
 import click
@@ -32,7 +31,10 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup
 
-from .claims import ClaimsPolicy
+from ._json_input import parse_json
+from ._requirements import require
+from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
+from .claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from .errors import AccessError, AccessUnauthorized, Reason
 from .extension import get_gate
 from .fetch import FetchError, get_json
@@ -73,8 +75,21 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.NOT_AN_APP_TOKEN: "type is not 'app': not an application token",
     Reason.SERVICE_TOKEN_REFUSED: "service tokens are refused here",
     Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
+    Reason.NO_ACCOUNT: "the app's user loader has no account for this identity",
+    Reason.NOT_IN_ALL_GROUPS: "the identity is not in every one of the groups asked for",
+    Reason.NO_ROLE: "the identity has none of the roles asked for",
+    Reason.NOT_ALL_ROLES: "the identity lacks one of the roles asked for",
+    Reason.CHECK_FAILED: "the view's own check (require_identity) said no",
+    Reason.EMAIL_NOT_ALLOWED: (
+        "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS"
+    ),
+    Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
+    Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
+    Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
+    Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
+    Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
 }
 
 cli = AppGroup(
@@ -165,11 +180,19 @@ class _AnyClaims(ClaimsPolicy):
     metavar="NAME",
     help="Also require one of these groups, as @require_group does. Repeatable.",
 )
-def verify_command(token: str, groups: tuple[str, ...]) -> None:
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="NAME",
+    help="Also require one of these roles, as @require_role does. Repeatable.",
+)
+def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
+    The app-wide rules (allowed e-mails, known service tokens) apply too.
     The verdict comes from the app's own verifier; the token itself is never
     printed. Exits 0 when the token passes, 1 when it does not.
     """
@@ -209,10 +232,13 @@ def verify_command(token: str, groups: tuple[str, ...]) -> None:
 
     try:
         identity = gate.authenticate(token, None)
+        gate.authorize(identity, requirement=require(groups=groups, roles=roles))
         if groups:
-            gate.authorize(identity, groups=groups)
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
+        if roles:
+            held = ", ".join(sorted(identity.roles))
+            click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
     except AccessError as error:
         _refuse(error)
     kind = "the service token" if identity.is_service_token else "the user"
@@ -233,10 +259,23 @@ def _read_unverified_claims(token: str) -> dict[str, Any]:
         return {}
     try:
         segment = parts[1]
-        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        claims = parse_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except ValueError:
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a claim value, verified claims' tuples and read-only mappings shown as JSON's."""
+    return repr(_thawed(value))
+
+
+def _thawed(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {name: _thawed(item) for name, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> list[str]:
@@ -244,15 +283,15 @@ def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> lis
     lines: list[str] = []
     issuer = claims.get("iss")
     mark = "ok" if issuer == settings.issuer else f"expected {settings.issuer}"
-    lines.append(f"iss  {issuer!r}  ({mark})")
+    lines.append(f"iss  {_shown(issuer)}  ({mark})")
     aud = claims.get("aud")
-    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, (list, tuple)) else []
     mark = (
         "ok: holds this app's AUD tag"
         if set(settings.audiences) & {tag for tag in tags if isinstance(tag, str)}
         else f"expected to hold {' or '.join(settings.audiences)}"
     )
-    lines.append(f"aud  {aud!r}  ({mark})")
+    lines.append(f"aud  {_shown(aud)}  ({mark})")
     leeway = settings.leeway
     problems = {"iat": "in the future", "nbf": "NOT YET VALID", "exp": "EXPIRED"}
     for name, problem in problems.items():
@@ -260,33 +299,39 @@ def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> lis
             continue
         value = claims[name]
         mark = ""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_time(value):
             bad = value <= now - leeway if name == "exp" else value > now + leeway
             mark = f"  ({problem})" if bad else "  (ok)"
         lines.append(f"{name}  {_when(value, now)}{mark}")
     lines.append(f"     now is {_when(now, now).split(' (')[0]}; the leeway is {leeway} s")
     if claims.get("common_name") and not claims.get("sub"):
-        lines.append(f"who  service token {claims['common_name']!r}")
+        lines.append(f"who  service token {_shown(claims['common_name'])}")
     else:
-        lines.append(f"who  user {claims.get('email')!r}, sub {claims.get('sub')!r}")
+        lines.append(f"who  user {_shown(claims.get('email'))}, sub {_shown(claims.get('sub'))}")
     if claims.get("type", "app") != "app":
-        lines.append(f"type {claims.get('type')!r}")
+        lines.append(f"type {_shown(claims.get('type'))}")
     if "groups" in claims:
-        lines.append(f"groups {claims['groups']!r}")
+        lines.append(f"groups {_shown(claims['groups'])}")
     custom = claims.get("custom")
-    if isinstance(custom, dict) and custom:
+    if isinstance(custom, Mapping) and custom:
         lines.append(f"custom attributes: {', '.join(sorted(map(str, custom)))}")
     return lines
 
 
+def _is_time(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a NumericDate the claims checks take as a time (1970 to 9999)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value < MAX_NUMERIC_DATE
+    )
+
+
 def _when(value: object, now: float) -> str:
     """A NumericDate as a UTC time and how far from now it is."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{value!r} (not a time)"
-    try:
-        moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{value!r} (not a time)"
+    if not _is_time(value):
+        return f"{_shown(value)} (not a time)"
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
     delta = value - now
     if abs(delta) < 1:
         relative = "now"
@@ -396,7 +441,7 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
                 " is `python -m examples.protected_app` still running?"
             ) from exc
     try:
-        answer = json.loads(response.content)
+        answer = parse_json(response.content)
     except ValueError as exc:
         raise click.ClickException("the stand-in did not answer JSON") from exc
     token = answer.get("token") if isinstance(answer, dict) else None
@@ -406,3 +451,47 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
             f"the stand-in refused to mint (HTTP {response.status_code}: {problem or 'no reason'})"
         )
     return token
+
+
+# -- routes ------------------------------------------------------------------
+
+
+@cli.command("routes")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 if any endpoint is unprotected and not marked public, or has a"
+    " requirement that was declared but not applied.",
+)
+def routes_command(strict: bool) -> None:
+    """List every URL rule, its methods and what a request to it needs.
+
+    Flags a view whose decorator sits above ``@app.route``: the requirement
+    was declared on the function but the route registered it unwrapped.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    audits = audit_routes(app)
+    rows = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")] + [
+        (audit.rule, ",".join(audit.methods), audit.endpoint, audit.requires) for audit in audits
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        click.echo("  ".join([*cells, row[3]]))
+    problems = [audit for audit in audits if audit.is_problem]
+    mode = "on" if route_policy(app).protect_all else "off"
+    click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
+    for name in unknown_public_endpoints(app):
+        click.echo(f"Warning: CF_ACCESS_PUBLIC_ENDPOINTS names {name!r}, which is no endpoint.")
+    for role in ungranted_roles(app, audits):
+        click.echo(
+            f"Warning: the role {role!r} is required but granted by nothing in"
+            " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
+        )
+    for audit in problems:
+        what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
+        click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+    if not problems:
+        click.echo("Every endpoint is protected or explicitly public.")
+    elif strict:
+        sys.exit(1)

@@ -1,22 +1,49 @@
-"""``@require_access`` and ``@require_group``: thin wrappers on the primitive."""
+"""The decorators: thin wrappers on the primitive, each building a :class:`Requirement`.
+
+Stacked on one view, they are merged into one wrapper with one requirement
+(every part must hold), so the request is verified and reported once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
+from ._optional import verify_optionally_for_app
+from ._requirements import (
+    ANY_TOKEN,
+    REQUIREMENT_ATTRIBUTE,
+    WRAPPED_ATTRIBUTE,
+    IdentityCheck,
+    Match,
+    Requirement,
+    require,
+)
 from .guard import verify_for_app
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Each wrapper a decorator made, to the view it wraps: a decorator stacked on
+#: one of them wraps that view again, once, with both requirements.
+_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 def _guarded(
-    view: Callable[P, R], *, groups: tuple[str, ...], allow_service_tokens: bool
+    view: Callable[P, R], requirement: Requirement, *, optional: bool = False
 ) -> Callable[P, R]:
+    check = verify_optionally_for_app if optional else verify_for_app
+    inner = _WRAPPERS.get(view)
+    if inner is not None:
+        requirement = getattr(view, REQUIREMENT_ATTRIBUTE) & requirement
+        view = inner
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
     sync_app: object = None
@@ -25,7 +52,7 @@ def _guarded(
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        verify_for_app(app, groups=groups, allow_service_tokens=allow_service_tokens)
+        check(app, requirement=requirement)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
@@ -33,7 +60,21 @@ def _guarded(
             sync_app = app
         return cast(R, callable_view(*args, **kwargs))
 
+    # What the route audit and the deny-by-default hook read: the requirement
+    # on the wrapper, and, on the function wrapped, that it was (if the
+    # function itself gets registered, the decorator sat above @app.route).
+    wrapper.__dict__.pop(WRAPPED_ATTRIBUTE, None)
+    setattr(wrapper, REQUIREMENT_ATTRIBUTE, requirement)
+    with contextlib.suppress(AttributeError):  # a callable without attributes: nothing to flag
+        setattr(view, WRAPPED_ATTRIBUTE, requirement)
+    _WRAPPERS[wrapper] = view
     return wrapper
+
+
+def is_guarded(view: object) -> bool:
+    """Whether ``view`` is a wrapper made by one of these decorators (not a copy of
+    its attributes by another decorator's ``functools.wraps``)."""
+    return view in _WRAPPERS
 
 
 @overload
@@ -42,41 +83,113 @@ def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def require_access(
-    *, allow_service_tokens: bool = True
+    *, allow_service_tokens: bool = True, optional: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
-def require_access(view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True) -> Any:
+def require_access(
+    view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True, optional: bool = False
+) -> Any:
     """Let only requests with a verified Cloudflare Access token reach the view.
 
     Use it bare, ``@require_access``, or called,
     ``@require_access(allow_service_tokens=False)`` to refuse (403) machines
     holding a service token. Works on ``async def`` views too.
+
+    ``@require_access(optional=True)`` is for pages Access lets everyone see
+    that greet a signed-in user: a request without a token reaches the view
+    as nobody (``get_identity(default=None)`` and ``current_user`` give
+    ``None``, and so does ``current_user`` for an identity without an
+    account), while a token that is sent but does not verify is still a 401.
     """
+    requirement = ANY_TOKEN if allow_service_tokens else require(allow_service_tokens=False)
     if view is not None:
-        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+        return _guarded(view, requirement, optional=optional)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, groups=(), allow_service_tokens=allow_service_tokens)
+        return _guarded(view, requirement, optional=optional)
 
     return decorator
 
 
 def require_group(
-    *groups: str, allow_service_tokens: bool = True
+    *groups: str, match: Match = "any", allow_service_tokens: bool = True
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Let through only identities in any of ``groups``, by group name or id.
+    """Let through only identities in any of ``groups`` (all of them with
+    ``match="all"``), by group name or id.
 
-    A verified identity outside them gets 403; a service token has no groups,
-    so it gets 403 too. The groups come from the token when it carries them,
-    otherwise from the team's identity endpoint (503 if that fails).
+    A verified identity outside them gets 403 (``not_in_group``, or
+    ``not_in_all_groups``). A service token has the groups
+    ``CF_ACCESS_SERVICE_TOKENS`` gives it, none otherwise. A user's groups
+    come from the token when it carries them, otherwise from the team's
+    identity endpoint (503 if that fails).
 
     :raises TypeError: at decoration time, with no group or a non-string one.
     """
     if not groups or not all(isinstance(group, str) and group for group in groups):
         raise TypeError("require_group() needs one or more group names or ids, as strings.")
+    requirement = require(groups=groups, match=match, allow_service_tokens=allow_service_tokens)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, groups=groups, allow_service_tokens=allow_service_tokens)
+        return _guarded(view, requirement)
+
+    return decorator
+
+
+def require_role(
+    *roles: str, match: Match = "any", allow_service_tokens: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only identities with any of ``roles`` (all of them with ``match="all"``).
+
+    Roles come from ``CF_ACCESS_ROLES`` (role to groups) and, for a known
+    service token, from ``CF_ACCESS_SERVICE_TOKENS``. Without one of them:
+    403 (``no_role``, or ``not_all_roles``); groups that cannot be had: 503.
+
+    :raises TypeError: at decoration time, with no role or a non-string one.
+    """
+    if not roles or not all(isinstance(role, str) and role for role in roles):
+        raise TypeError("require_role() needs one or more role names, as strings.")
+    requirement = require(roles=roles, match=match, allow_service_tokens=allow_service_tokens)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, requirement)
+
+    return decorator
+
+
+def require_identity(
+    check: IdentityCheck, *, allow_service_tokens: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only identities for which ``check(identity)`` returns ``True``.
+
+    For what groups and roles do not say: a claim, a SAML attribute, the
+    country. Anything but ``True`` answers 403 (``check_failed``); an
+    exception raised by ``check`` is not caught. Stacks with the other
+    decorators: every requirement must hold.
+
+    :raises TypeError: at decoration time, when ``check`` is not callable.
+    """
+    if not callable(check):
+        raise TypeError("require_identity() needs a callable taking the identity.")
+    requirement = require(check=check, allow_service_tokens=allow_service_tokens)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, requirement)
+
+    return decorator
+
+
+def require_service_token(*client_ids: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only service tokens: those ``client_ids`` (``<id>.access``), or any.
+
+    A user gets 403 (``service_token_required``), another service token 403
+    (``service_token_not_admitted``).
+
+    :raises TypeError: at decoration time, with a client id that is not a string.
+    """
+    requirement = require(service_tokens=client_ids)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, requirement)
 
     return decorator

@@ -10,6 +10,7 @@ reason, the token, the audience or the key.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import (
     BadRequest,
@@ -18,6 +19,12 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
     Unauthorized,
 )
+from werkzeug.utils import redirect
+
+from . import _refusals
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 class Reason(str, Enum):
@@ -42,18 +49,55 @@ class Reason(str, Enum):
     NOT_AN_APP_TOKEN = "not_an_app_token"
     SERVICE_TOKEN_REFUSED = "service_token_refused"
     NOT_IN_GROUP = "not_in_group"
+    NO_ACCOUNT = "no_account"
+    NOT_IN_ALL_GROUPS = "not_in_all_groups"
+    NO_ROLE = "no_role"
+    NOT_ALL_ROLES = "not_all_roles"
+    CHECK_FAILED = "check_failed"
+    EMAIL_NOT_ALLOWED = "email_not_allowed"
+    UNKNOWN_SERVICE_TOKEN = "unknown_service_token"
+    SERVICE_TOKEN_REQUIRED = "service_token_required"
+    SERVICE_TOKEN_NOT_ADMITTED = "service_token_not_admitted"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
     AMBIGUOUS_PATH = "ambiguous_path"
+    CROSS_SITE_REQUEST = "cross_site_request"
 
     def __str__(self) -> str:
         return self.value
 
 
 class AccessError(HTTPException):
-    """Base of every refusal; ``reason`` says why, for the log only."""
+    """Base of every refusal; ``reason`` says why, for the log only.
+
+    The default body is negotiated with the client's ``Accept`` header: JSON
+    (``{"error": "unauthorized"}``), a small HTML page, or plain text; none
+    names the reason. A browser's GET refused for want of a token is sent to
+    the Access login page instead when ``CF_ACCESS_UNAUTHORIZED = "redirect"``
+    (:attr:`login_redirect` holds where; a custom ``errorhandler(401)`` still
+    gets the error first).
+    """
 
     reason: Reason
+    #: The Access login page a browser is sent to instead of this refusal, if any.
+    login_redirect: str | None = None
+
+    def get_body(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> str:
+        """The refusal's body, in the form the client prefers."""
+        return _refusals.body(self, environ)
+
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """The refusal's headers, with its negotiated ``Content-Type``."""
+        return _refusals.headers(environ, super().get_headers(environ, scope))
+
+    def send_to_login(self, url: str) -> None:
+        """Answer with a redirect to the Access login page at ``url`` instead of the refusal."""
+        self.login_redirect = url
+        self.response = redirect(url, 302)
 
 
 class AccessBadRequest(AccessError, BadRequest):

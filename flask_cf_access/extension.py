@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
 
+from . import _browser
+from ._requirements import PUBLIC_ATTRIBUTE
+from ._users import USERS_KEY, UserLoader, UserLoading
 from .gate import AccessGate, Clock
+from .settings import protect_all_setting, public_endpoints_setting
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+L = TypeVar("L", bound=UserLoader)
 
 #: The key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "cf_access"
@@ -41,6 +52,7 @@ class CloudflareAccess:
     ) -> None:
         self._clock = clock
         self._session = session
+        self._users = UserLoading()
         if app is not None:
             self.init_app(app)
 
@@ -51,11 +63,109 @@ class CloudflareAccess:
         a failure to load them is logged, not raised: protected views answer
         503 until the keys can be had.
 
+        With ``CF_ACCESS_PROTECT_ALL`` true, installs a ``before_request``
+        hook, ahead of the app's own, that asks every endpoint for a verified
+        token unless it is marked public (:meth:`public`, or listed in
+        ``CF_ACCESS_PUBLIC_ENDPOINTS``).
+
         :raises ConfigurationError: naming the first missing or invalid setting.
         """
-        app.extensions[EXTENSION_KEY] = AccessGate.from_config(
-            app.config, session=self._session, clock=self._clock
+        # Imported here: _routes uses the guard, which uses this module.
+        from ._routes import ROUTES_KEY, RoutePolicy, install_deny_by_default
+
+        gate = AccessGate.from_config(app.config, session=self._session, clock=self._clock)
+        routes = RoutePolicy(
+            protect_all=protect_all_setting(app.config),
+            public_endpoints=public_endpoints_setting(app.config),
         )
+        app.extensions[EXTENSION_KEY] = gate
+        app.extensions[USERS_KEY] = self._users
+        app.extensions[ROUTES_KEY] = routes
+        if routes.protect_all:
+            install_deny_by_default(app)
+        app.before_request(_answer_automatic_options)
+        app.context_processor(self._template_context)
+
+    @staticmethod
+    def public(view: F) -> F:
+        """Mark a view as needing no token under ``CF_ACCESS_PROTECT_ALL``::
+
+            @app.get("/health")
+            @cf_access.public
+            def health(): ...
+
+        The route audit lists it as public; ``--strict`` does not flag it.
+        """
+        setattr(view, PUBLIC_ATTRIBUTE, True)
+        return view
+
+    def user_loader(self, loader: L) -> L:
+        """Register ``loader(identity) -> user | None``, as a decorator.
+
+        It turns a verified identity into the app's own user, for
+        :data:`~flask_cf_access.current_user` and
+        :func:`~flask_cf_access.get_user`: lazily, at most once per request,
+        never for a refused request. Return ``None`` when the identity has no
+        account here (403, ``Reason.NO_ACCOUNT``), or
+        :class:`~flask_cf_access.NewUser` around an account just created.
+        One loader serves every app this extension object sets up, whether
+        registered before or after :meth:`init_app`.
+        """
+        self._users.loader = loader
+        return loader
+
+    def init_login_manager(self, login_manager: Any) -> None:
+        """Make a Flask-Login ``LoginManager`` take its user from the Access token.
+
+        Sets its ``request_loader`` to the token check and this extension's
+        user loader, with the token verified on every request; the session
+        and the "remember me" cookie are never read to find a user. See
+        :func:`flask_cf_access.login.init_login_manager`.
+        """
+        from .login import init_login_manager
+
+        init_login_manager(login_manager)
+
+    def login_url(self, next: str | None = None) -> str:
+        """The Access login page for this app, coming back to ``next`` (default: this page).
+
+        ``https://<team>/cdn-cgi/access/login/<this host>?kid=<aud>&redirect_url=<next>``;
+        with a local stand-in, its sign-in page. In templates: ``cf_access.login_url()``.
+
+        :raises ValueError: ``next`` is not a path on this host (``/…``).
+        """
+        settings = get_gate().settings
+        if next is None:
+            return _browser.login_redirect_for(settings, request.host, request.full_path)
+        return _browser.login_url(settings, request.host, next)
+
+    def logout_url(self) -> str:
+        """This app's Access logout, ``<this host>/cdn-cgi/access/logout`` (or the stand-in's).
+
+        Ends the Access session and drops the ``CF_Authorization`` cookie.
+        """
+        return _browser.logout_url(get_gate().settings, request.host_url)
+
+    def team_logout_url(self) -> str:
+        """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
+        return _browser.team_logout_url(get_gate().settings)
+
+    def _template_context(self) -> dict[str, Any]:
+        """Templates get ``cf_access``: ``{{ cf_access.login_url() }}``, ``logout_url()``."""
+        return {"cf_access": self}
+
+
+def _answer_automatic_options() -> ResponseReturnValue | None:
+    """Answer Flask's automatic ``OPTIONS`` before any guard in ``before_request`` runs.
+
+    Flask answers it without view code; a blueprint guard would otherwise
+    refuse a CORS preflight, which never carries the Access cookie.
+    """
+    if request.method == "OPTIONS":
+        rule = request.url_rule
+        if rule is not None and getattr(rule, "provide_automatic_options", False):
+            return current_app.make_default_options_response()
+    return None
 
 
 def get_gate(app: Flask | None = None) -> AccessGate:

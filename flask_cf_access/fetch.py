@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import weakref
 from collections.abc import Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from ._json_input import parse_json
 
 #: A certs or identity document larger than this is refused.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -48,7 +49,7 @@ def get_json(
     except requests.RequestException as exc:
         raise FetchError(f"{url} could not be reached: {type(exc).__name__}") from exc
     try:
-        return json.loads(body)
+        return parse_json(body)
     except ValueError as exc:
         raise FetchError(f"{url} did not answer JSON") from exc
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from cachelib import BaseCache, SimpleCache
 
+from ._browser import login_redirect_for
+from ._csrf import SAFE_METHODS, check_origin
 from ._logsafe import loggable
+from ._refusals import prefers_html
+from ._requirements import ANY_TOKEN, AccessPolicy, Requirement
 from .cache_config import cache_from_setting
 from .claims import ClaimsPolicy
-from .errors import AccessError, AccessForbidden, AccessUnauthorized, Reason
+from .errors import AccessError, AccessUnauthorized, Reason
 from .fetch import fork_safe_session
 from .groups import Group, MalformedGroups, groups_in_claims
 from .identity import AccessIdentity
@@ -26,7 +30,11 @@ from .keys import KeyStore
 from .settings import AccessSettings
 from .shared_cache import SharedCache
 from .signals import access_denied, access_granted
+from .tokens import TOKEN_COOKIE
 from .verifier import TokenVerifier
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -66,6 +74,8 @@ class AccessGate:
             clock=clock,
         )
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
+        #: Roles, known service tokens and app-wide rules; judges every requirement.
+        self.policy = AccessPolicy(settings)
 
     @classmethod
     def from_config(
@@ -106,7 +116,7 @@ class AccessGate:
         if identity is None:
             # Made once per remembered token; its groups are resolved once too.
             identity = verified.identity = AccessIdentity(
-                verified.claims, self._group_loader(token, verified.claims)
+                verified.claims, self._group_loader(token, verified.claims), self.policy
             )
         return identity
 
@@ -132,16 +142,19 @@ class AccessGate:
         *,
         groups: Collection[str] = (),
         allow_service_tokens: bool = True,
+        requirement: Requirement | None = None,
     ) -> None:
         """Refuse an authenticated identity this resource does not admit.
 
-        :raises AccessForbidden: a refused service token, or none of ``groups``.
+        Judged by :attr:`policy`: the app-wide rules, then ``requirement``
+        (or, without one, ``groups``, any of them, and ``allow_service_tokens``).
+
+        :raises AccessForbidden: a rule or part of the requirement does not hold.
         :raises AccessUnavailable: the groups were needed and could not be had.
         """
-        if identity.is_service_token and not allow_service_tokens:
-            raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
-        if groups and not identity.in_any_group(*groups):
-            raise AccessForbidden(Reason.NOT_IN_GROUP)
+        if requirement is None:
+            requirement = _requirement(groups, allow_service_tokens)
+        self.policy.authorize(identity, requirement)
 
     def check_request(
         self,
@@ -153,8 +166,16 @@ class AccessGate:
         *,
         groups: Collection[str] = (),
         allow_service_tokens: bool = True,
+        requirement: Requirement | None = None,
+        request: Request | None = None,
+        csrf_exempt: bool = False,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
+
+        Given the ``request``, a user's unsafe request is also checked for
+        cross-site forgery (``CF_ACCESS_CSRF_PROTECT``, unless
+        ``csrf_exempt``), and a browser refused for want of a token is sent
+        to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
@@ -163,15 +184,40 @@ class AccessGate:
 
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.
-        :raises AccessForbidden: 403, a refused service token, or not in ``groups``.
+        :raises AccessForbidden: 403, refused by an app-wide rule or by
+            ``requirement`` (or: a refused service token, or not in ``groups``),
+            or a cross-site request.
         :raises AccessUnavailable: 503, keys or identity could not be had.
         """
         identity: AccessIdentity | None = None
+        settings = self.settings
         try:
             identity = self.authenticate(header_value, cookie_value)
-            if groups or not allow_service_tokens:
-                self.authorize(identity, groups=groups, allow_service_tokens=allow_service_tokens)
+            if (
+                request is not None
+                and request.method not in SAFE_METHODS
+                and not csrf_exempt
+                and not identity.is_service_token
+            ):
+                check_origin(
+                    request,
+                    settings.csrf_protect,
+                    settings.trusted_origins,
+                    TOKEN_COOKIE in request.cookies,
+                )
+            if requirement is None:
+                requirement = _requirement(groups, allow_service_tokens)
+            if requirement is not ANY_TOKEN or self.policy.has_app_wide_rules:
+                self.policy.authorize(identity, requirement)
         except AccessError as error:
+            if (
+                request is not None
+                and settings.unauthorized == "redirect"
+                and isinstance(error, AccessUnauthorized)
+                and request.method in ("GET", "HEAD")
+                and prefers_html(request.environ)
+            ):
+                error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
             logger.warning(
                 "Cloudflare Access refused %s %s: %d %s",
                 loggable(method),
@@ -192,3 +238,13 @@ class AccessGate:
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=method, path=path)
         return identity
+
+
+def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Requirement:
+    """The requirement the ``groups`` and ``allow_service_tokens`` arguments stand for."""
+    if not groups and allow_service_tokens:
+        return ANY_TOKEN
+    return Requirement(
+        groups=(("any", tuple(groups)),) if groups else (),
+        allow_service_tokens=allow_service_tokens,
+    )

@@ -31,10 +31,13 @@ class MalformedGroups(ValueError):
 def parse_groups(value: object) -> tuple[Group, ...]:
     """Groups from a claim or an identity document.
 
+    Verified claims are read-only all the way down, so their arrays are
+    tuples and their objects read-only mappings: both are taken too.
+
     :raises MalformedGroups: for anything but a list of strings and objects
         whose ``id``, ``name`` and ``email`` are strings when present.
     """
-    if not isinstance(value, list):
+    if not isinstance(value, (list, tuple)):
         raise MalformedGroups("groups must be a list")
     return tuple(_group(item) for item in value)
 
@@ -42,7 +45,7 @@ def parse_groups(value: object) -> tuple[Group, ...]:
 def _group(item: object) -> Group:
     if isinstance(item, str):
         return Group(name=item)
-    if isinstance(item, dict):
+    if isinstance(item, Mapping):
         fields = {key: item.get(key) for key in ("id", "name", "email")}
         if all(value is None or isinstance(value, str) for value in fields.values()) and (
             fields["id"] or fields["name"]
@@ -61,7 +64,7 @@ def groups_in_claims(claims: Mapping[str, Any]) -> tuple[Group, ...] | None:
     if "groups" in claims:
         return parse_groups(claims["groups"])
     custom = claims.get("custom")
-    if isinstance(custom, dict) and "groups" in custom:
+    if isinstance(custom, Mapping) and "groups" in custom:
         return parse_groups(custom["groups"])
     return None
 

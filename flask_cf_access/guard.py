@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast, overload
 
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
+from ._requirements import Requirement
 from .errors import NoAccessContext
 from .extension import EXTENSION_KEY, get_gate
 from .gate import AccessGate
@@ -19,7 +21,10 @@ _FLASK_GLOBALS = Flask.app_ctx_globals_class
 
 
 def verify_access_in_request(
-    *, groups: Iterable[str] = (), allow_service_tokens: bool = True
+    *,
+    groups: Iterable[str] = (),
+    allow_service_tokens: bool = True,
+    requirement: Requirement | None = None,
 ) -> AccessIdentity:
     """Verify the current request's token and admit or refuse its identity.
 
@@ -33,19 +38,33 @@ def verify_access_in_request(
 
     :param groups: if given, the identity must belong to one of them (by name or id).
     :param allow_service_tokens: ``False`` refuses machines holding a service token.
+    :param requirement: a :func:`~flask_cf_access.require` requirement (roles,
+        all-of, predicates, service tokens), judged with ``groups`` and
+        ``allow_service_tokens`` when those are given too.
     :raises AccessUnauthorized: 401, no token or one that does not verify.
-    :raises AccessForbidden: 403, a refused service token, or not in the groups.
+    :raises AccessForbidden: 403, refused by an app-wide rule or the requirement.
     :raises AccessUnavailable: 503, keys or identity could not be had.
     """
+    groups = tuple(groups)
+    if requirement is not None and (groups or not allow_service_tokens):
+        requirement = requirement & Requirement(
+            groups=(("any", groups),) if groups else (),
+            allow_service_tokens=allow_service_tokens,
+        )
     return verify_for_app(
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        groups=tuple(groups),
+        groups=groups,
         allow_service_tokens=allow_service_tokens,
+        requirement=requirement,
     )
 
 
 def verify_for_app(
-    app: Flask, *, groups: tuple[str, ...] = (), allow_service_tokens: bool = True
+    app: Flask,
+    *,
+    groups: tuple[str, ...] = (),
+    allow_service_tokens: bool = True,
+    requirement: Requirement | None = None,
 ) -> AccessIdentity:
     """:func:`verify_access_in_request` for the current request of ``app``, the current app."""
     this_request = request._get_current_object()  # type: ignore[attr-defined]
@@ -62,6 +81,10 @@ def verify_for_app(
         this_request.cookies.get(TOKEN_COOKIE) if header is None else None,
         groups=groups,
         allow_service_tokens=allow_service_tokens,
+        requirement=requirement,
+        request=this_request,
+        csrf_exempt=this_request.method not in SAFE_METHODS
+        and _view_is_csrf_exempt(app, this_request.endpoint),
     )
     context_globals = g._get_current_object()
     if type(context_globals) is _FLASK_GLOBALS:
@@ -75,13 +98,37 @@ def verify_for_app(
     return identity
 
 
-def get_identity() -> AccessIdentity:
+def _view_is_csrf_exempt(app: Flask, endpoint: str | None) -> bool:
+    """Whether the view of ``endpoint`` was marked with :func:`csrf_exempt`."""
+    view = app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, EXEMPT_ATTRIBUTE, False) is True
+
+
+D = TypeVar("D")
+
+#: Marks "no default given" for :func:`get_identity`.
+_RAISE: Any = object()
+
+
+@overload
+def get_identity() -> AccessIdentity: ...
+
+
+@overload
+def get_identity(default: D) -> AccessIdentity | D: ...
+
+
+def get_identity(default: Any = _RAISE) -> Any:
     """The identity admitted for the current request.
 
-    :raises NoAccessContext: outside a request that passed a check.
+    :param default: returned instead of raising when there is none, e.g.
+        ``get_identity(default=None)`` on a ``@require_access(optional=True)`` route.
+    :raises NoAccessContext: outside a request that passed a check, without ``default``.
     """
     identity = g.get("cf_access_identity") if g else None
     if not isinstance(identity, AccessIdentity):
+        if default is not _RAISE:
+            return default
         raise NoAccessContext(
             "No verified Cloudflare Access identity: this is not a protected request."
         )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .groups import Group, any_group_matches
+
+if TYPE_CHECKING:
+    from ._requirements import AccessPolicy
 
 
 class AccessIdentity:
@@ -15,16 +18,26 @@ class AccessIdentity:
     them, otherwise from the team's identity endpoint. Every request carrying
     the same remembered token gets the same identity, from any thread, so it
     takes no new attributes: keep per-request data on ``flask.g``.
+
+    ``policy`` is the app's :class:`~flask_cf_access._requirements.AccessPolicy`:
+    its role mapping (``CF_ACCESS_ROLES``) and known service tokens
+    (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles`, and a known
+    service token's :attr:`name` and :attr:`groups`.
     """
 
-    __slots__ = ("_groups", "_load_groups", "claims")
+    __slots__ = ("_groups", "_load_groups", "_policy", "_roles", "claims")
 
     def __init__(
-        self, claims: Mapping[str, Any], load_groups: Callable[[], tuple[Group, ...]]
+        self,
+        claims: Mapping[str, Any],
+        load_groups: Callable[[], tuple[Group, ...]],
+        policy: AccessPolicy | None = None,
     ) -> None:
         self.claims = claims
         self._load_groups = load_groups
+        self._policy = policy
         self._groups: tuple[Group, ...] | None = None
+        self._roles: frozenset[str] | None = None
 
     @property
     def email(self) -> str | None:
@@ -48,18 +61,38 @@ class AccessIdentity:
 
     @property
     def name(self) -> str:
-        """A name for logs and ``REMOTE_USER``: the e-mail, or the service token's id."""
+        """A name for logs and ``REMOTE_USER``: the e-mail, or the service token's
+        name in ``CF_ACCESS_SERVICE_TOKENS``, else its id."""
+        if self.is_service_token and self._policy is not None:
+            profile = self._policy.profile(self.common_name)
+            if profile is not None:
+                return profile.name
         return self.email or self.common_name or self.sub or ""
 
     @property
     def groups(self) -> tuple[Group, ...]:
-        """The identity's groups (a service token has none).
+        """The identity's groups; a service token's from ``CF_ACCESS_SERVICE_TOKENS``, if any.
 
         :raises AccessUnavailable: the identity endpoint could not be asked.
         """
         if self._groups is None:
-            self._groups = () if self.is_service_token else self._load_groups()
+            if self.is_service_token:
+                profile = self._policy.profile(self.common_name) if self._policy else None
+                self._groups = tuple(Group(name=name) for name in profile.groups) if profile else ()
+            else:
+                self._groups = self._load_groups()
         return self._groups
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The identity's roles: those ``CF_ACCESS_ROLES`` grants its groups, plus a
+        known service token's own. Resolved once, on first use.
+
+        :raises AccessUnavailable: the groups were needed and could not be had.
+        """
+        if self._roles is None:
+            self._roles = frozenset() if self._policy is None else self._policy.roles_of(self)
+        return self._roles
 
     def in_any_group(self, *wanted: str) -> bool:
         """Whether the identity belongs to any of ``wanted`` (group names or ids)."""

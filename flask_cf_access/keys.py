@@ -40,8 +40,9 @@ class KeySet:
 def parse_certs(document: object) -> dict[str, RSAKey]:
     """The RS256 signing keys of a certs document, by ``kid``.
 
-    Entries that are not RSA signing keys for RS256, carry no ``kid`` or are
-    shorter than 2048 bits are skipped; only the public members are imported.
+    Entries that are not RSA signing keys for RS256, carry no ``kid``, have
+    a ``key_ops`` without ``verify`` (RFC 7517, section 4.3) or are shorter
+    than 2048 bits are skipped; only the public members are imported.
     ``public_cert`` and ``public_certs`` are not needed: ``keys`` says it all.
 
     :raises CertsError: when the document holds no usable key at all.
@@ -53,12 +54,15 @@ def parse_certs(document: object) -> dict[str, RSAKey]:
         if not isinstance(jwk, dict):
             continue
         kid = jwk.get("kid")
+        key_ops = jwk.get("key_ops", ["verify"])
         if (
             not isinstance(kid, str)
             or not kid
             or jwk.get("kty") != "RSA"
             or jwk.get("alg", "RS256") != "RS256"
             or jwk.get("use", "sig") != "sig"
+            or not isinstance(key_ops, list)
+            or "verify" not in key_ops
         ):
             continue
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._csrf import csrf_protect_setting, trusted_origins_setting
 from .errors import ConfigurationError
 
 #: Every setting with its default; ``None`` marks a required one.
@@ -23,7 +25,32 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_LOAD_KEYS_ON_INIT": True,
     "CF_ACCESS_MAX_TOKEN_AGE": None,
     "CF_ACCESS_TOKEN_CACHE_SIZE": 4096,
+    "CF_ACCESS_ROLES": None,
+    "CF_ACCESS_ALLOWED_EMAIL_DOMAINS": None,
+    "CF_ACCESS_ALLOWED_EMAILS": None,
+    "CF_ACCESS_SERVICE_TOKENS": None,
+    "CF_ACCESS_CSRF_PROTECT": "cookie",
+    "CF_ACCESS_TRUSTED_ORIGINS": (),
+    "CF_ACCESS_UNAUTHORIZED": "status",
 }
+
+#: Settings of the Flask extension alone (the middleware has its own options).
+FLASK_DEFAULTS: Mapping[str, Any] = {
+    "CF_ACCESS_PROTECT_ALL": False,
+    "CF_ACCESS_PUBLIC_ENDPOINTS": (),
+}
+
+
+@dataclass(frozen=True)
+class ServiceTokenProfile:
+    """What ``CF_ACCESS_SERVICE_TOKENS`` says of one known service token."""
+
+    #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
+    name: str
+    #: Its groups, by name or id, as a user's groups count.
+    groups: tuple[str, ...] = ()
+    #: Roles it has whatever its groups.
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,21 @@ class AccessSettings:
     max_token_age: int | None = None
     #: How many verified tokens are remembered to skip repeat signature checks.
     token_cache_size: int = 4096
+    #: Role to the groups (names or ids) that grant it, any of them.
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: E-mail domains a user must be in; ``.acme.com`` stands for its subdomains.
+    allowed_email_domains: tuple[str, ...] = ()
+    #: E-mail addresses let in whatever their domain (lower case).
+    allowed_emails: frozenset[str] = frozenset()
+    #: Known service tokens by client id; ``None`` lets any service token in.
+    service_tokens: Mapping[str, ServiceTokenProfile] | None = None
+    #: Which users' unsafe requests must come from a trusted origin:
+    #: ``"cookie"`` (those carrying the Access cookie), ``"always"`` or ``"off"``.
+    csrf_protect: str = "cookie"
+    #: Origins (``scheme://host[:port]``) trusted besides the request's own.
+    trusted_origins: frozenset[str] = frozenset()
+    #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
+    unauthorized: str = "status"
 
     @property
     def issuer(self) -> str:
@@ -100,6 +142,15 @@ class AccessSettings:
             ),
             token_cache_size=_whole_seconds(
                 "CF_ACCESS_TOKEN_CACHE_SIZE", values["CF_ACCESS_TOKEN_CACHE_SIZE"]
+            ),
+            roles=_roles(values["CF_ACCESS_ROLES"]),
+            allowed_email_domains=_email_domains(values["CF_ACCESS_ALLOWED_EMAIL_DOMAINS"]),
+            allowed_emails=_emails(values["CF_ACCESS_ALLOWED_EMAILS"]),
+            service_tokens=_service_tokens(values["CF_ACCESS_SERVICE_TOKENS"]),
+            csrf_protect=csrf_protect_setting(values["CF_ACCESS_CSRF_PROTECT"]),
+            trusted_origins=trusted_origins_setting(values["CF_ACCESS_TRUSTED_ORIGINS"]),
+            unauthorized=_choice(
+                "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
             ),
         )
 
@@ -174,3 +225,148 @@ def _flag(key: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{key} must be True or False.")
     return value
+
+
+# -- authorization settings ------------------------------------------------------
+
+#: One DNS label, in ASCII (an internationalised domain in its ``xn--`` form).
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+#: A Cloudflare Access service token's client id, e.g. ``4f1c….access``.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+\.access")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with A-Z lowered and nothing else changed (no Unicode case folding)."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _names(key: str, value: object, what: str) -> tuple[str, ...]:
+    """A string or a list of non-empty strings, as a tuple."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)) or not all(
+        isinstance(item, str) and item.strip() for item in items
+    ):
+        raise ConfigurationError(f"{key} must be {what}.")
+    return tuple(item.strip() for item in items)
+
+
+def _roles(value: object) -> dict[str, tuple[str, ...]]:
+    key = "CF_ACCESS_ROLES"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f'{key} must map role names to groups, e.g. {{"admin": ["Admins"]}}.'
+        )
+    roles: dict[str, tuple[str, ...]] = {}
+    for role, groups in value.items():
+        if not isinstance(role, str) or not role.strip():
+            raise ConfigurationError(f"{key} must have non-empty role names.")
+        names = _names(f"{key}[{role!r}]", groups, "a group name or id, or a list of them")
+        if not names:
+            raise ConfigurationError(f"{key}[{role!r}] maps to no group.")
+        roles[role.strip()] = names
+    return roles
+
+
+def _domain(key: str, item: object) -> str:
+    """A configured e-mail domain, lower case; a leading dot kept (subdomains)."""
+    text = ascii_lower(item.strip()) if isinstance(item, str) else ""
+    labels = text.removeprefix(".").split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ConfigurationError(
+            f"{key}: {item!r} is not a domain such as 'acme.com', or '.acme.com' for its"
+            " subdomains (ASCII, an internationalised domain in its xn-- form, no '@',"
+            " no trailing dot)."
+        )
+    return text
+
+
+def _email_domains(value: object) -> tuple[str, ...]:
+    key = "CF_ACCESS_ALLOWED_EMAIL_DOMAINS"
+    if value is None:
+        return ()
+    if not isinstance(value, (str, list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{key} must be a domain or a list of domains.")
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(_domain(key, item) for item in items))
+
+
+def _emails(value: object) -> frozenset[str]:
+    key = "CF_ACCESS_ALLOWED_EMAILS"
+    if value is None:
+        return frozenset()
+    if not isinstance(value, (str, list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{key} must be an e-mail address or a list of them.")
+    emails: set[str] = set()
+    for item in [value] if isinstance(value, str) else value:
+        local, at, domain = item.strip().rpartition("@") if isinstance(item, str) else ("", "", "")
+        if not at or not local or "@" in local or not local.isascii() or local != local.strip():
+            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
+        if domain.startswith("."):
+            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
+        emails.add(f"{ascii_lower(local)}@{_domain(key, domain)}")
+    return frozenset(emails)
+
+
+def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
+    key = "CF_ACCESS_SERVICE_TOKENS"
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        value = {client_id: {} for client_id in value}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key} must map client ids ('<id>.access') to {{'name', 'groups', 'roles'}},"
+            " or list client ids."
+        )
+    profiles: dict[str, ServiceTokenProfile] = {}
+    for client_id, entry in value.items():
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise ConfigurationError(
+                f"{key}: {client_id!r} is not a service token's client id ('<id>.access')."
+            )
+        entry_key = f"{key}[{client_id!r}]"
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, Mapping) or set(entry) - {"name", "groups", "roles"}:
+            raise ConfigurationError(f"{entry_key} may only have 'name', 'groups' and 'roles'.")
+        name = entry.get("name", client_id)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"{entry_key}['name'] must be a non-empty string.")
+        profiles[client_id] = ServiceTokenProfile(
+            name=name.strip(),
+            groups=_names(f"{entry_key}['groups']", entry.get("groups", ()), "a list of groups"),
+            roles=frozenset(
+                _names(f"{entry_key}['roles']", entry.get("roles", ()), "a list of roles")
+            ),
+        )
+    return profiles
+
+
+def protect_all_setting(config: Mapping[str, Any]) -> bool:
+    """``CF_ACCESS_PROTECT_ALL``, validated.
+
+    :raises ConfigurationError: not True or False.
+    """
+    return _flag(
+        "CF_ACCESS_PROTECT_ALL",
+        config.get("CF_ACCESS_PROTECT_ALL", FLASK_DEFAULTS["CF_ACCESS_PROTECT_ALL"]),
+    )
+
+
+def public_endpoints_setting(config: Mapping[str, Any]) -> frozenset[str]:
+    """``CF_ACCESS_PUBLIC_ENDPOINTS``, validated: endpoint names such as ``"static"``.
+
+    :raises ConfigurationError: not a list of endpoint names.
+    """
+    key = "CF_ACCESS_PUBLIC_ENDPOINTS"
+    value = config.get(key, FLASK_DEFAULTS[key])
+    return frozenset(_names(key, value, "an endpoint name or a list of them, e.g. ['static']"))
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {', '.join(map(repr, choices))}.")
+    return str(value)

@@ -32,3 +32,9 @@ access_granted = _signals.signal("access-granted")
 #: and ``identity`` (who was refused, when the token verified: a 403, or a
 #: 503 for groups; ``None`` otherwise).
 access_denied = _signals.signal("access-denied")
+
+#: Sent when the app's user loader gave a user for the request's identity, once
+#: per request, with the app as sender. Keyword arguments: ``user``,
+#: ``identity`` and ``created`` (``True`` when the loader returned
+#: :class:`~flask_cf_access.NewUser`: it has just created the account).
+user_loaded = _signals.signal("user-loaded")

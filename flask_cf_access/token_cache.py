@@ -9,23 +9,29 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
+
     from .identity import AccessIdentity
     from .keys import KeySet
 
 
 class VerifiedToken:
-    """What a verified token said, the ``kid`` of its key, and what was learnt since.
+    """What a verified token said, the key it verified with, and what was learnt since.
 
-    :param kid: the key that signed it.
+    :param kid: the ``kid`` of the key that signed it.
     :param claims: its verified claims, read-only.
     :param keyset: the published set its ``kid`` was last found in; while that
         set is in use and fresh, the key needs no look-up.
     :param window: clock times ``[start, end)`` in which its time checks surely
         pass (:meth:`~flask_cf_access.claims.ClaimsPolicy.window`); by default
         none, so that every hit runs the full time checks.
+    :param key: the key its signature verified with. A hit that finds another
+        key material under ``kid`` (the team published a new key under the
+        same ``kid``) does not count; without a key, no hit counts once
+        ``keyset`` is no longer in use.
     """
 
-    __slots__ = ("claims", "identity", "keyset", "kid", "window")
+    __slots__ = ("claims", "identity", "key", "keyset", "kid", "window")
 
     def __init__(
         self,
@@ -33,11 +39,14 @@ class VerifiedToken:
         claims: Mapping[str, Any],
         keyset: KeySet | None = None,
         window: tuple[float, float] = (math.inf, -math.inf),
+        *,
+        key: RSAKey | None = None,
     ) -> None:
         self.kid = kid
         self.claims = claims
         self.keyset = keyset
         self.window = window
+        self.key = key
         #: The identity these claims speak for, once a request has asked;
         #: every later request with the token gets the same one.
         self.identity: AccessIdentity | None = None
@@ -52,7 +61,7 @@ class TokenCache:
 
     It only remembers: whoever reads an entry re-checks, on every hit, what
     time and key rotation can change (expiry, not-before, maximum age, the
-    signing key still being published).
+    signing key still being published under its ``kid``, as the same key).
     """
 
     def __init__(self, max_size: int) -> None:

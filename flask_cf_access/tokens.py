@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
+from ._json_input import parse_json
 from .errors import AccessUnauthorized, Reason
 
 #: The request header Cloudflare Access puts the application token in.
@@ -18,6 +18,9 @@ TOKEN_ENVIRON_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 
 #: Real application tokens are 1 to 4 KB; nothing longer is parsed at all.
 MAX_TOKEN_LENGTH = 16 * 1024
+#: Access token headers are about 150 characters (``alg``, ``kid``, ``typ``);
+#: a longer header segment is refused before it is decoded or parsed.
+MAX_HEADER_LENGTH = 1024
 
 _BASE64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -26,7 +29,8 @@ def check_token_shape(token: str) -> bytes:
     """Refuse, before any parsing, what cannot be a compact RS256 JWS.
 
     :returns: the token's bytes: three non-empty base64url segments joined by dots.
-    :raises AccessUnauthorized: too long, or not three base64url segments.
+    :raises AccessUnauthorized: too long (the token, or its header segment
+        beyond :data:`MAX_HEADER_LENGTH`), or not three base64url segments.
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
@@ -41,6 +45,8 @@ def check_token_shape(token: str) -> bytes:
     last_dot = raw.rindex(b".")
     if first_dot == 0 or last_dot == first_dot + 1 or last_dot == len(raw) - 1:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+    if first_dot > MAX_HEADER_LENGTH:
+        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
     return raw
 
 
@@ -49,12 +55,15 @@ def read_unverified_header(token: str) -> dict[str, Any]:
 
     Used only to choose the key by ``kid``; nothing in it is trusted.
 
-    :raises AccessUnauthorized: the header is not base64url JSON of an object.
+    :raises AccessUnauthorized: the header is longer than :data:`MAX_HEADER_LENGTH`,
+        or not base64url UTF-8 JSON of an object.
     """
     segment = token.partition(".")[0]
+    if len(segment) > MAX_HEADER_LENGTH:
+        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        header = json.loads(raw)
+        header = parse_json(raw)
     except (binascii.Error, ValueError) as exc:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
     if not isinstance(header, dict):

@@ -8,9 +8,7 @@ time or a key rotation can change.
 from __future__ import annotations
 
 import binascii
-import json
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -21,6 +19,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
+from ._json_input import frozen_claims, parse_json_counting_brackets
 from .claims import ClaimsPolicy
 from .errors import AccessUnauthorized, Reason
 from .keys import KeySet, KeyStore
@@ -45,8 +44,9 @@ MAX_KNOWN_HEADERS = 64
 class TokenVerifier:
     """Turns a token string into verified claims, or refuses it.
 
-    Every repeat of a remembered token gets the same read-only claims mapping;
-    the lists and objects inside it are shared too, so they must not be changed.
+    Every repeat of a remembered token gets the same claims mapping, read-only
+    all the way down (objects as read-only dicts, arrays as tuples), so that
+    no view can change what a later request with the token is granted.
 
     :param cache_size: how many verified tokens to remember; by default the
         policy's ``CF_ACCESS_TOKEN_CACHE_SIZE``. ``0`` remembers none.
@@ -85,7 +85,9 @@ class TokenVerifier:
 
         A token verified before skips the signature check, but its ``exp``,
         ``nbf``, ``iat`` and maximum age are checked again against the clock,
-        and its key must still be in the team's published set.
+        and its ``kid`` must still name, in the team's published set, the key
+        it verified with: a different key published under the same ``kid``
+        means the token is verified again from scratch.
 
         :raises AccessUnauthorized: the token does not verify.
         :raises AccessUnavailable: no keys could be had to verify it with.
@@ -104,7 +106,9 @@ class TokenVerifier:
                 and start <= now < end
             ):
                 return remembered
-            return self._still_valid(token, remembered)
+            still_valid = self._still_valid(token, remembered)
+            if still_valid is not None:
+                return still_valid
         signing_input, _, signature_segment = check_token_shape(token).rpartition(b".")
         header_segment, _, payload_segment = signing_input.partition(b".")
         kid = self._known_headers.get(header_segment)
@@ -113,18 +117,20 @@ class TokenVerifier:
             if len(self._known_headers) >= MAX_KNOWN_HEADERS:
                 self._known_headers.clear()
             self._known_headers[header_segment] = kid
+            key = keyset.keys[kid]
         else:
             keyset = self.keys.keyset_for(kid)
-            verifier = self._key_verifier(kid, keyset.keys[kid])
+            key = keyset.keys[kid]
+            verifier = self._key_verifier(kid, key)
             payload = verifier.payload(signing_input, payload_segment, signature_segment)
         try:
-            claims = _json_object(payload)
+            claims, brackets = parse_json_counting_brackets(payload)
         except ValueError as exc:
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
         if not isinstance(claims, dict):
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
         window = self.policy.check(claims)
-        entry = VerifiedToken(kid, MappingProxyType(claims), keyset, window)
+        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key=key)
         self.cache.put(token, entry)
         return entry
 
@@ -138,10 +144,21 @@ class TokenVerifier:
             self._key_verifiers[kid] = verifier
         return verifier
 
-    def _still_valid(self, token: str, remembered: VerifiedToken) -> VerifiedToken:
-        """A remembered token, if time and the key set still admit it, checked in full."""
+    def _still_valid(self, token: str, remembered: VerifiedToken) -> VerifiedToken | None:
+        """A remembered token, if time and the key set still admit it, checked in full.
+
+        ``None`` (and the token forgotten) when its ``kid`` now names other key
+        material than the key it verified with: it must be verified again.
+        """
         try:
-            remembered.keyset = self.keys.keyset_for(remembered.kid)
+            keyset = self.keys.keyset_for(remembered.kid)
+            key = keyset.keys[remembered.kid]
+            if key is not remembered.key:
+                if not _same_public_key(key, remembered.key):
+                    self.cache.discard(token)
+                    return None
+                remembered.key = key
+            remembered.keyset = keyset
             start, end = remembered.window
             if not start <= self._clock() < end:
                 self.policy.check_times(remembered.claims)
@@ -175,6 +192,13 @@ class TokenVerifier:
         except (JoseError, ValueError, TypeError) as exc:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
         return kid, keyset, signed.payload
+
+
+def _same_public_key(key: RSAKey, other: RSAKey | None) -> bool:
+    """Whether two imports of a published key hold the same RSA modulus and exponent."""
+    if other is None:
+        return False
+    return key.public_key.public_numbers() == other.public_key.public_numbers()
 
 
 class _KeyVerifier:
@@ -219,25 +243,6 @@ class _KeyVerifier:
         return payload
 
 
-def _json_object(payload: bytes) -> Any:
-    """``json.loads(payload)``, without its encoding detection for the usual payload.
-
-    ``json.loads`` on bytes takes a first byte ``{`` followed by a byte other
-    than NUL for UTF-8 (no byte-order mark starts with ``{``) and decodes it
-    with ``surrogatepass``; doing that here, then ``JSONDecoder.raw_decode``
-    (the same scanner, without ``json.loads``'s whitespace passes), gives the
-    same result, or the same error, for half the time. Anything else, including
-    a text with something after the object, goes to ``json.loads`` as it is.
-    """
-    if payload[:1] == b"{" and payload[1:2] != b"\x00":
-        text = payload.decode("utf-8", "surrogatepass")
-        value, end = _JSON_DECODER.raw_decode(text)
-        if end == len(text):
-            return value
-    return json.loads(payload)
-
-
-_JSON_DECODER = json.JSONDecoder()
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.
 _CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")

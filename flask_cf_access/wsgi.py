@@ -21,6 +21,7 @@ from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
 from ._logsafe import loggable
+from ._requirements import ANY_TOKEN, Requirement
 from .errors import AccessBadRequest, AccessError, ConfigurationError, Reason
 from .extension import EXTENSION_KEY
 from .gate import AccessGate, Clock
@@ -86,10 +87,12 @@ class CloudflareAccessMiddleware:
     :param public_prefixes: paths let through with everything below them, by
         whole segments: ``/static`` opens ``/static`` and ``/static/app.css``,
         not ``/staticx``, nor a path some reading puts outside ``/static``.
-    :param rules: path prefix to the groups (names or ids, any of them) it
-        needs. The longest matching prefix wins, by whole non-empty segments;
-        a path is judged by the strictest rule of all its readings (see
-        :meth:`groups_for`), so ``/admin`` also guards ``//admin``,
+    :param rules: path prefix to what it needs: groups (names or ids, any
+        of them), or a :func:`~flask_cf_access.require` requirement (roles,
+        all-of, predicates, service tokens), judged as the decorators judge
+        it. The longest matching prefix wins, by whole non-empty segments; a
+        path is judged by every rule any of its readings falls under (see
+        :meth:`requirement_for`), so ``/admin`` also guards ``//admin``,
         ``/ADMIN``, ``/admin;x`` and ``/%61dmin``. ``()`` needs no group.
         Configured paths hold no ``.`` or ``..`` segment, ``%``, ``;``,
         backslash or control character.
@@ -101,6 +104,11 @@ class CloudflareAccessMiddleware:
         characters, a comma inside a list item, a nested object) leaves the
         header out and logs a warning.
     :param allow_service_tokens: ``False`` answers 403 to service tokens.
+    :param allow_preflight: let CORS preflights (``OPTIONS`` with ``Origin``
+        and ``Access-Control-Request-Method``, which browsers send without
+        cookies) through without a token, for an Access policy that bypasses them.
+    :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
+        requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
     :param gate: an :class:`~flask_cf_access.AccessGate` to share, instead
         of settings; then ``cache``, ``session`` and ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
@@ -115,9 +123,11 @@ class CloudflareAccessMiddleware:
         *,
         public_paths: Iterable[str] = (),
         public_prefixes: Iterable[str] = (),
-        rules: Mapping[str, str | Iterable[str]] | None = None,
+        rules: Mapping[str, str | Iterable[str] | Requirement] | None = None,
         headers: Mapping[str, str] | None = None,
         allow_service_tokens: bool = True,
+        allow_preflight: bool = False,
+        csrf_exempt_paths: Iterable[str] = (),
         gate: AccessGate | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
@@ -132,13 +142,23 @@ class CloudflareAccessMiddleware:
             )
         self.wsgi_app = wsgi_app
         self.allow_service_tokens = allow_service_tokens
+        #: Whether CORS preflights (``OPTIONS`` with ``Origin`` and
+        #: ``Access-Control-Request-Method``) reach the app without a token.
+        self.allow_preflight = allow_preflight
+        self._csrf_exempt_paths = frozenset(
+            _public_path(path, "csrf_exempt_paths") for path in csrf_exempt_paths
+        )
         self._public_paths = frozenset(_public_path(path, "public_paths") for path in public_paths)
         self._public_prefixes = tuple(
             _public_path(path, "public_prefixes").rstrip("/") for path in public_prefixes
         )
         if "" in self._public_prefixes:
             raise ConfigurationError("public_prefixes must not hold '/': every path would be open.")
-        self._rules = _rules(rules or {})
+        #: What a path no rule covers needs.
+        self._default = (
+            ANY_TOKEN if allow_service_tokens else Requirement(allow_service_tokens=False)
+        )
+        self._rules = _rules(rules or {}, self._default)
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
         #: The gate every request is checked by; shared with the extension by :meth:`from_flask`.
@@ -199,19 +219,20 @@ class CloudflareAccessMiddleware:
         except AccessBadRequest as error:
             self._report_bad_path(request, error)
             return error.get_response(environ)(environ, start_response)
-        if self._is_public(readings):
+        if self._is_public(readings) or (self.allow_preflight and _is_preflight(environ)):
             return self.wsgi_app(environ, start_response)
         header = environ.get(TOKEN_ENVIRON_KEY)
         try:
-            groups = self._strictest_rule(readings)
+            requirement = self._strictest_rule(readings)
             identity = self.gate.check_request(
                 self,
                 request.method,
                 request.path,
                 header,
                 request.cookies.get(TOKEN_COOKIE) if header is None else None,
-                groups=groups,
-                allow_service_tokens=self.allow_service_tokens,
+                requirement=requirement,
+                request=request,
+                csrf_exempt=path in self._csrf_exempt_paths,
             )
             passed = self._passed_on(identity)
         except AccessBadRequest as error:
@@ -225,7 +246,7 @@ class CloudflareAccessMiddleware:
     def is_public(self, path: str) -> bool:
         """Whether ``path`` (a ``PATH_INFO``) is let through without a token.
 
-        Only when every reading of it (see :meth:`groups_for`) is one of
+        Only when every reading of it (see :meth:`requirement_for`) is one of
         ``public_paths`` or below one of ``public_prefixes``; never for a path
         the middleware refuses as ambiguous.
         """
@@ -235,21 +256,25 @@ class CloudflareAccessMiddleware:
             return False
         return self._is_public(readings)
 
-    def groups_for(self, path: str) -> tuple[str, ...]:
-        """The groups ``path`` (a ``PATH_INFO``) needs, any of them; ``()`` for none.
+    def requirement_for(self, path: str) -> Requirement:
+        """What ``path`` (a ``PATH_INFO``) requires, ``allow_service_tokens`` included.
 
         The path is judged as every reader behind the middleware may read it:
         as given, percent-decoded again, NFKC-normalised, and with each
         segment's ``;`` parameters, letter case and trailing dots and spaces
         ignored; empty segments are skipped. Each reading falls under its
-        longest matching rule, and the strictest of those rules applies.
+        longest matching rule, and the path must meet every one of those.
 
         :raises AccessBadRequest: the path is ambiguous (a ``.`` or ``..``
             segment, an encoded ``/`` or ``\\``, a backslash, a control
             character, raw or percent-encoded), or its readings fall under
-            rules none of which is the strictest.
+            rules that together admit nobody.
         """
         return self._strictest_rule(_PathReadings(path))
+
+    def groups_for(self, path: str) -> tuple[str, ...]:
+        """The group names the requirement of ``path`` names; ``()`` for none."""
+        return tuple(name for _, names in self.requirement_for(path).groups for name in names)
 
     def _is_public(self, readings: _PathReadings) -> bool:
         """Every reading is in the public tree, and no reading falls under another rule.
@@ -270,23 +295,28 @@ class CloudflareAccessMiddleware:
             path == prefix or path.startswith(prefix + "/") for prefix in self._public_prefixes
         )
 
-    def _strictest_rule(self, readings: _PathReadings) -> tuple[str, ...]:
-        """The strictest of the rules the readings fall under.
+    def _strictest_rule(self, readings: _PathReadings) -> Requirement:
+        """What every rule the readings fall under requires, all of it.
 
-        ``groups`` is at least as strict as ``other`` when anyone it admits
-        ``other`` admits too: ``other`` needs no group, or ``groups`` is a
-        non-empty subset of it.
+        Usually every reading falls under the same rule. When they do not,
+        the path must meet each of those rules, so no reading gets a weaker
+        rule than the one it falls under.
 
-        :raises AccessBadRequest: no rule is at least as strict as every other.
+        :raises AccessBadRequest: the rules together admit nobody.
         """
-        found = {rule.groups for rule in self._matched_rules(readings) if rule is not None}
-        found.discard(())
-        if len(found) <= 1:
-            return found.pop() if found else ()
-        for groups in found:
-            if all(set(groups) <= set(other) for other in found):
-                return groups
-        raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
+        found = {
+            self._default if rule is None else rule.requirement
+            for rule in self._matched_rules(readings)
+        }
+        if len(found) == 1:
+            return found.pop()
+        combined = ANY_TOKEN
+        try:
+            for requirement in found:
+                combined = combined & requirement
+        except ValueError as exc:
+            raise AccessBadRequest(Reason.AMBIGUOUS_PATH) from exc
+        return combined
 
     def _matched_rules(self, readings: _PathReadings) -> set[_Rule | None]:
         """The rule each reading falls under (``None`` for none), as and loosely read."""
@@ -341,6 +371,15 @@ class CloudflareAccessMiddleware:
         return passed
 
 
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
+    return (
+        environ.get("REQUEST_METHOD") == "OPTIONS"
+        and "HTTP_ORIGIN" in environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+    )
+
+
 def _settings_config(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``team_domain=…`` keyword arguments as the ``CF_ACCESS_TEAM_DOMAIN`` keys they stand for."""
     config: dict[str, Any] = {}
@@ -376,30 +415,44 @@ def _configurable_path(path: str) -> bool:
 class _Rule(NamedTuple):
     prefix: tuple[str, ...]
     loose_prefix: tuple[str, ...]
-    groups: tuple[str, ...]
+    #: What the rule asks for, ``allow_service_tokens=False`` of the middleware included.
+    requirement: Requirement
 
 
-def _rules(rules: Mapping[str, str | Iterable[str]]) -> tuple[_Rule, ...]:
-    """The rules, longest prefix first."""
+def _rules(
+    rules: Mapping[str, str | Iterable[str] | Requirement], default: Requirement
+) -> tuple[_Rule, ...]:
+    """The rules, each with ``default`` added to its requirement, longest prefix first."""
     parsed: dict[tuple[str, ...], _Rule] = {}
     for prefix, wanted in rules.items():
         if not isinstance(prefix, str) or not _configurable_path(prefix):
             raise ConfigurationError(
                 "rules must map paths starting with '/' (without '.' or '..' segments, "
-                "'%', ';', backslashes or control characters) to groups."
+                "'%', ';', backslashes or control characters) to groups or a requirement."
             )
-        groups = (wanted,) if isinstance(wanted, str) else tuple(wanted)
-        if not all(isinstance(group, str) and group for group in groups):
+        if isinstance(wanted, Requirement):
+            requirement = wanted
+        else:
+            groups = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+            if not all(isinstance(group, str) and group for group in groups):
+                raise ConfigurationError(
+                    f"rules[{prefix!r}] must be a group name or id, a list of them,"
+                    " or a require(...) requirement."
+                )
+            requirement = Requirement(groups=(("any", groups),)) if groups else ANY_TOKEN
+        try:
+            requirement = requirement & default
+        except ValueError as exc:
             raise ConfigurationError(
-                f"rules[{prefix!r}] must be a group name or id, or a list of them."
-            )
+                f"rules[{prefix!r}]: needs service tokens, but allow_service_tokens is False."
+            ) from exc
         segments = _segments(prefix)
         loose = _loose_segments(segments)
         if loose in parsed:
             raise ConfigurationError(
                 f"rules has {prefix!r} twice (letter case and trailing dots do not count)."
             )
-        parsed[loose] = _Rule(segments, loose, groups)
+        parsed[loose] = _Rule(segments, loose, requirement)
     return tuple(sorted(parsed.values(), key=lambda rule: len(rule.prefix), reverse=True))
 
 
@@ -444,7 +497,7 @@ def _wsgi_text(value: object) -> str | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # verified claims' arrays are tuples
         items = [_scalar_text(item) for item in value]
         if any("," in item for item in items):
             raise ValueError("a list item holds a comma")

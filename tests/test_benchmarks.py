@@ -17,13 +17,22 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     ("script", "arguments", "expected"),
     [
-        ("bench_verify.py", ["--tokens", "20", "--rounds", "2"], "protected repeat / bare view"),
+        (
+            "bench_verify.py",
+            ["--tokens", "20", "--rounds", "2"],
+            "role-protected repeat / bare view",
+        ),
         (
             "bench_fetches.py",
             ["--requests", "200", "--workers", "2", "--minutes", "1"],
             "Certs fetches under a flood",
         ),
         ("bench_memory.py", ["--tokens", "300", "--size", "100"], "held per cache entry"),
+        (
+            "bench_users.py",
+            ["--requests", "20", "--rounds", "2"],
+            "current_user via loader / identity only",
+        ),
         (
             "bench_gunicorn.py",
             ["--workers", "1", "--seconds", "1", "--rounds", "1"],

@@ -74,7 +74,7 @@ def test_admin_area_is_for_admins(client: AccessClient) -> None:
         assert client.get("/admin/", as_user="bob@example.com", groups=["Staff"]).status_code == 403
         assert client.get("/admin/", as_service_token="ci.access").status_code == 403
         assert client.get("/admin/").status_code == 401
-    assert captured.reasons == [Reason.NOT_IN_GROUP, Reason.NOT_IN_GROUP, Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.NO_ROLE, Reason.NO_ROLE, Reason.MISSING_TOKEN]
 
 
 def test_custom_403_page_names_no_reason(client: AccessClient) -> None:

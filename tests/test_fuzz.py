@@ -1,9 +1,10 @@
-"""Random and token-shaped input: the only answers are 401, or 200 for a valid token."""
+"""Random and token-shaped input, hostile JSON anywhere: 200, 401, 403 or 503, never a 500."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -11,9 +12,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import Reason
+from flask_cf_access.cli import cli
+from flask_cf_access.fetch import MAX_RESPONSE_BYTES
 from flask_cf_access.testing import AccessIssuer, encode_token
 
-from .support import Outcome, outcome
+from .support import FrozenClock, Outcome, outcome
+from .verdicts import (
+    hostile_team,
+    nested_arrays,
+    nested_objects,
+    protected_app,
+    signed_token,
+    usual_header,
+)
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -115,3 +126,99 @@ def test_valid_token_with_random_claims(
     if not overrides:
         assert result == (200, None)
     assert outcome(app, token, "/admin").status != 500
+
+
+def hostile_json() -> st.SearchStrategy[bytes]:
+    """JSON texts built to hurt a parser: nested, unclosed, oversized, in another encoding."""
+    depth = st.integers(1, 3000)
+    return st.one_of(
+        depth.map(nested_arrays),
+        st.integers(1, 2000).map(nested_objects),
+        depth.map(lambda n: b"[" * n),
+        st.integers(1, 20_000).map(lambda n: b'{"pad":"' + b"x" * n + b'"}'),
+        json_values.map(lambda value: json.dumps(value).encode()),
+        json_values.map(lambda value: json.dumps(value).encode("utf-16")),
+        st.binary(max_size=40),
+    )
+
+
+def with_member(document: dict[str, Any], name: str, hostile: bytes) -> bytes:
+    """``document`` as JSON text with ``hostile`` as the text of its member ``name``."""
+    text = json.dumps({**document, name: 0}).encode()
+    marker = f'"{name}": 0'.encode()
+    return text.replace(marker, f'"{name}": '.encode() + hostile)
+
+
+#: A certs answer past the size cap (built once: a megabyte per example is slow to draw).
+OVERSIZED = b'{"keys":[],"pad":"' + b"x" * (MAX_RESPONSE_BYTES + 1) + b'"}'
+
+
+@st.composite
+def hostile_answers(draw: st.DrawFn, kind: str) -> Callable[[AccessIssuer], bytes] | None:
+    """A certs or get-identity answer: the team's own (``None``), or a hostile one."""
+    choice = draw(st.sampled_from(["own", "own", "hostile", "member", "oversized"]))
+    if choice == "own":
+        return None
+    if choice == "oversized":
+        return lambda _issuer: OVERSIZED
+    hostile = draw(hostile_json())
+    if choice == "hostile":
+        return lambda _issuer: hostile
+    if kind == "certs":
+        return lambda issuer: with_member(issuer.certs(), "extra", hostile)
+    identity = {"email": "ada@example.com", "groups": ["Admins"]}
+    member = draw(st.sampled_from(["groups", "extra"]))
+    return lambda _issuer: with_member(identity, member, hostile)
+
+
+@st.composite
+def hostile_tokens(draw: st.DrawFn, issuer: AccessIssuer) -> str:
+    """A genuine token, or one whose header or payload (signed or not) is hostile JSON."""
+    choice = draw(st.sampled_from(["genuine", "header", "payload", "claim"]))
+    if choice == "genuine":
+        return issuer.user_token("ada@example.com", ["Admins"])
+    header = usual_header(issuer)
+    payload = json.dumps({"iss": issuer.issuer, "aud": [issuer.audience]}).encode()
+    hostile = draw(hostile_json())
+    if choice == "header":
+        header = hostile
+    elif choice == "payload":
+        payload = hostile
+    else:
+        claims = json.loads(decode_claims_segment(issuer.user_token("ada@example.com")))
+        payload = with_member(claims, draw(claim_names), hostile)
+    if draw(st.booleans()):
+        return signed_token(header, payload, issuer.signing_key)
+    return f"{b64(header)}.{b64(payload)}.c2ln"
+
+
+def decode_claims_segment(token: str) -> bytes:
+    segment = token.split(".")[1]
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_hostile_json_anywhere(
+    issuer: AccessIssuer, clock: FrozenClock, data: st.DataObject
+) -> None:
+    """Hostile JSON in header, payload, certs or identity: only 200, 401, 403 or 503."""
+    certs = data.draw(hostile_answers("certs"), label="certs")
+    identity = data.draw(hostile_answers("identity"), label="identity")
+    token = data.draw(hostile_tokens(issuer), label="token")
+    with hostile_team(issuer, certs=certs, identity=identity):
+        app = protected_app(issuer, clock)
+        for path in ("/", "/admin"):
+            result = outcome(app, token, path)
+            assert passed_or_unauthorized(result) or result in {
+                (403, Reason.NOT_IN_GROUP),
+                (503, Reason.KEYS_UNAVAILABLE),
+                (503, Reason.IDENTITY_UNAVAILABLE),
+            }
+        result = app.test_cli_runner().invoke(cli, ["verify", token, "--group", "Admins"])
+        assert isinstance(result.exception, (SystemExit, type(None))), result.output
+        assert result.exit_code in {0, 1}

@@ -274,3 +274,63 @@ def test_keys_not_loaded_on_init_when_disabled(
     assert fetches(mocked_team, issuer) == 0
     assert outcome(app, issuer.user_token("ada@example.com")) == (200, None)
     assert fetches(mocked_team, issuer) == 1
+
+
+def certs_with_key_ops(issuer: AccessIssuer, key_ops: Any) -> dict[str, Any]:
+    """The certs document, the previous key (still published) given ``key_ops``."""
+    certs = issuer.certs()
+    previous = issuer.previous_key
+    assert previous is not None
+    certs["keys"] = [
+        {**jwk, "key_ops": key_ops} if jwk["kid"] == previous.kid else jwk for jwk in certs["keys"]
+    ]
+    return certs
+
+
+@pytest.mark.parametrize(
+    "key_ops",
+    [["sign"], ["encrypt", "wrapKey"], [], "verify", None, {"verify": True}],
+    ids=["sign", "encrypt", "empty", "a string", "null", "an object"],
+)
+def test_key_whose_key_ops_lack_verify_is_not_used(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    key_ops: Any,
+) -> None:
+    """A published key whose key_ops (present) is not a list holding "verify" verifies nothing."""
+    previous = issuer.signing_key
+    issuer.rotate()
+    outage(mocked_team, issuer.certs_url, json=certs_with_key_ops(issuer, key_ops))
+    app = make_app()
+    assert outcome(app, issuer.mint({"email": "ada@example.com"}, key=previous)) == (
+        401,
+        Reason.UNKNOWN_KID,
+    )
+    assert outcome(app, issuer.user_token("ada@example.com")) == (200, None)
+
+
+@pytest.mark.parametrize("key_ops", [["verify"], ["sign", "verify"]], ids=["verify", "both"])
+def test_key_whose_key_ops_allow_verify_is_used(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    key_ops: list[str],
+) -> None:
+    """A key_ops that lists "verify" keeps the key in use."""
+    previous = issuer.signing_key
+    issuer.rotate()
+    outage(mocked_team, issuer.certs_url, json=certs_with_key_ops(issuer, key_ops))
+    app = make_app()
+    assert outcome(app, issuer.mint({"email": "ada@example.com"}, key=previous)) == (200, None)
+
+
+def test_certs_of_only_non_verifying_keys_hold_no_key(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """When every key's key_ops lacks "verify", there are no keys: 503."""
+    certs = issuer.certs()
+    certs["keys"] = [{**jwk, "key_ops": ["sign"]} for jwk in certs["keys"]]
+    outage(mocked_team, issuer.certs_url, json=certs)
+    app = make_app()
+    assert outcome(app, issuer.user_token("ada@example.com")) == (503, Reason.KEYS_UNAVAILABLE)

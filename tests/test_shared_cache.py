@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import responses
 from cachelib import SimpleCache
 from flask import Flask
@@ -54,7 +55,15 @@ def test_redis_url_with_short_timeouts_and_no_retries() -> None:
     assert options["password"] == "s3cret"
     assert options["socket_timeout"] == REDIS_SOCKET_TIMEOUT
     assert options["socket_connect_timeout"] == REDIS_SOCKET_TIMEOUT
-    assert options["retry"].get_retries() == 0
+    attempts: list[str] = []
+
+    def unreachable() -> None:
+        attempts.append("connect")
+        raise redis.ConnectionError("down")
+
+    with pytest.raises(redis.ConnectionError):
+        options["retry"].call_with_retry(unreachable, lambda error: None)
+    assert attempts == ["connect"]
 
 
 def test_redis_url_query_overrides_timeouts() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import math
 import string
 import threading
 from collections.abc import Callable, Mapping
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from joserfc.util import urlsafe_b64decode
 
 from flask_cf_access import AccessGate, AccessSettings, AccessUnauthorized, Reason
 from flask_cf_access import verifier as verifier_module
-from flask_cf_access.claims import ClaimsPolicy
+from flask_cf_access.claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 from flask_cf_access.token_cache import TokenCache, VerifiedToken
 
@@ -206,13 +208,14 @@ def test_remembered_token_takes_up_a_refetched_set(
     assert signature_checks == ["new header"]
 
 
-def test_expiry_beyond_floats_is_remembered(issuer: AccessIssuer, clock: FrozenClock) -> None:
-    """An exp too large for a float passes, and passes again from the cache, without an error."""
+def test_expiry_beyond_floats_is_refused_not_remembered(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """An exp too large for a float is refused as malformed, and not remembered."""
     gate = make_gate(issuer, clock)
     token = issuer.mint({"exp": 10**400})
-    assert reason_of(lambda: gate.verifier.verify(token)) is None
-    clock.advance(10**6)
-    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.MALFORMED_CLAIMS
+    assert token not in gate.verifier.cache
 
 
 @pytest.mark.parametrize(
@@ -461,33 +464,39 @@ def test_b64url_decode_matches_joserfc(segment: str) -> None:
     assert actual == expected
 
 
-def outcome(parse: Callable[[bytes], Any], data: bytes) -> tuple[str, Any]:
-    """What ``parse`` makes of ``data``: its value, or the kind of error."""
-    try:
-        return "value", parse(data)
-    except ValueError as exc:
-        return "error", type(exc).__name__
+class RangedRegistry(JWTClaimsRegistry):
+    """joserfc's registry, refusing NumericDates outside 1970 to 9999 as the policy does."""
+
+    @staticmethod
+    def _check_range(value: object) -> None:
+        """A finite number outside the range: malformed, whichever time claim it is."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            return  # not a NumericDate: the registry's own check refuses it
+        if not 0 <= value < MAX_NUMERIC_DATE:
+            raise InvalidClaimError("range")
+
+    def validate_exp(self, value: object) -> None:
+        self._check_range(value)
+        super().validate_exp(value)
+
+    def validate_nbf(self, value: object) -> None:
+        self._check_range(value)
+        super().validate_nbf(value)
+
+    def validate_iat(self, value: object) -> None:
+        self._check_range(value)
+        super().validate_iat(value)
 
 
-ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"]
-
-
-@given(
-    st.one_of(
-        st.binary(max_size=40),
-        st.binary(max_size=40).map(lambda data: b"{" + data),
-        st.tuples(
-            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
-            st.sampled_from(ENCODINGS),
-        ).map(lambda pair: json.dumps(pair[0], ensure_ascii=False).encode(pair[1])),
-        st.text(max_size=10).map(lambda text: b'{"a":"' + text.encode()),
-        st.sampled_from([b'{"a":"\xed\xa0\x80"}', b'{"a":"\xff"}', b"{\x00", b"{"]),
-        st.sampled_from([b'{"a":1} ', b'{"a":1}\n', b'{"a":1}x', b'{"a":1}{}', b'{"a":1} 2']),
-    )
+#: The written-out checks follow the claims registry of joserfc 1.8; earlier
+#: releases (the newest on Python 3.10 is 1.7) take ``exp: false`` for 0 and
+#: still admit a token at the leeway's edge, so there they are no oracle.
+needs_registry_of_joserfc_1_8 = pytest.mark.skipif(
+    tuple(int(part) for part in version("joserfc").split(".")[:2]) < (1, 8),
+    reason="the oracle is joserfc 1.8's claims registry",
 )
-def test_payload_parsing_matches_json_loads(data: bytes) -> None:
-    """The payload parser gives what json.loads gives on the same bytes, value or error."""
-    assert outcome(verifier_module._json_object, data) == outcome(json.loads, data)
 
 
 class RegistryPolicy:
@@ -496,7 +505,7 @@ class RegistryPolicy:
     def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
         self.settings = settings
         self.clock = clock
-        self.registry = JWTClaimsRegistry(
+        self.registry = RangedRegistry(
             now=lambda: int(clock()),
             leeway=settings.leeway,
             iss={"essential": True, "value": settings.issuer},
@@ -549,6 +558,7 @@ def claim_values() -> st.SearchStrategy[Any]:
         st.booleans(),
         times,
         times.map(float),
+        st.sampled_from([-1, -1.5, -(10**400), 10**400, MAX_NUMERIC_DATE, MAX_NUMERIC_DATE - 1]),
         st.floats(allow_nan=True, allow_infinity=True),
         st.sampled_from(["", "app", "org", f"https://{TEAM}", "https://other.example", *AUDIENCES]),
         st.lists(st.sampled_from([*AUDIENCES, "other", 5, None]), max_size=3),
@@ -560,6 +570,7 @@ NAMES = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub", "type", "email", "cust
 USUAL = {"iss": f"https://{TEAM}", "aud": AUDIENCES[1:], "exp": NOW + 60, "iat": NOW, "nbf": NOW}
 
 
+@needs_registry_of_joserfc_1_8
 @settings(max_examples=600, deadline=None)
 @given(
     data=st.data(),
@@ -585,6 +596,7 @@ def test_claims_checks_match_joserfc_registry(
     assert reason_of(lambda: ClaimsPolicy(access_settings, clock).check(claims)) == expected
 
 
+@needs_registry_of_joserfc_1_8
 @pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
 @pytest.mark.parametrize("max_age", [None, 60])
 def test_time_checks_match_joserfc_registry_at_every_second(name: str, max_age: int | None) -> None:

@@ -1,9 +1,18 @@
 """An app-factory Flask application behind Cloudflare Access.
 
-- ``/health``: public.
+Deny by default (``CF_ACCESS_PROTECT_ALL``): every endpoint needs a verified
+token unless it is marked public, so a view someone forgets to decorate is
+protected all the same (``flask cf-access routes --strict`` checks it).
+
+- ``/health``: public, marked with ``@cf_access.public``.
 - ``/``: any person signed in through Access (service tokens get 403).
-- ``/admin/``: the ``Admins`` group only, guarded by the blueprint's ``before_request``.
-- ``/api/whoami``: any verified caller, people and service tokens alike, as JSON.
+- ``/admin/``: the ``admin`` role only (the ``Admins`` group, through
+  ``CF_ACCESS_ROLES``), for every view of the blueprint, by its ``access_guard``;
+  its form posts to ``/admin/announce`` (checked for cross-site forgery, as every
+  unsafe request carrying the Access cookie is).
+- ``/logout``: clears the Flask session and leaves through Access's logout.
+- ``/api/whoami``: any verified caller, people and service tokens alike, as
+  JSON; it has no decorator: deny by default protects it.
 - a custom page for 403.
 
 Settings come from ``CF_ACCESS_*`` environment variables (JSON values parsed,
@@ -24,19 +33,29 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, render_template
+from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from flask_cf_access import (
     CloudflareAccess,
+    access_guard,
     current_identity,
+    logout_blueprint,
+    require,
     require_access,
-    verify_access_in_request,
 )
 
 #: The group the admin area is for.
 ADMIN_GROUP = "Admins"
+#: The app's role for the admin area, granted to ADMIN_GROUP.
+ADMIN_ROLE = "admin"
+
+#: The example's own defaults; the environment and ``config`` can override them.
+DEFAULT_SETTINGS: Mapping[str, Any] = {
+    "CF_ACCESS_PROTECT_ALL": True,
+    "CF_ACCESS_ROLES": {ADMIN_ROLE: [ADMIN_GROUP]},
+}
 
 #: One extension object for every app the factory makes.
 cf_access = CloudflareAccess()
@@ -84,6 +103,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :raises ConfigurationError: a ``CF_ACCESS_*`` setting is missing or invalid.
     """
     app = Flask(__name__)
+    app.config.update(DEFAULT_SETTINGS)
+    app.config["SECRET_KEY"] = os.urandom(32)  # the flashed messages' session; set your own
     app.config.update(settings_from_environ(os.environ))
     if config:
         app.config.update(config)
@@ -93,6 +114,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(admin, url_prefix="/admin")
     app.register_blueprint(api, url_prefix="/api")
+    app.register_blueprint(logout_blueprint())
 
     @app.errorhandler(403)
     def forbidden(error: HTTPException) -> ResponseReturnValue:
@@ -106,6 +128,7 @@ public = Blueprint("public", __name__)
 
 
 @public.get("/health")
+@cf_access.public
 def health() -> ResponseReturnValue:
     """For load balancers: no token needed."""
     return {"status": "ok"}
@@ -125,10 +148,8 @@ def home() -> ResponseReturnValue:
 admin = Blueprint("admin", __name__)
 
 
-@admin.before_request
-def only_admins() -> None:
-    """Every view of this blueprint is for the Admins group."""
-    verify_access_in_request(groups=[ADMIN_GROUP])
+#: Every view of this blueprint is for the admin role.
+admin.before_request(access_guard(require(roles=[ADMIN_ROLE])))
 
 
 @admin.get("/")
@@ -137,13 +158,22 @@ def dashboard() -> ResponseReturnValue:
     return render_template("admin.html", identity=current_identity, admin_group=ADMIN_GROUP)
 
 
+@admin.post("/announce")
+def announce() -> ResponseReturnValue:
+    """A change: reached only from the app's own pages (a cross-site form gets 403)."""
+    flash(f"Announced: {request.form.get('message', '')}")
+    return redirect(url_for("admin.dashboard"))
+
+
 api = Blueprint("api", __name__)
 
 
 @api.get("/whoami")
-@require_access
 def whoami() -> ResponseReturnValue:
-    """Who is calling, for scripts and for machines holding a service token."""
+    """Who is calling, for scripts and for machines holding a service token.
+
+    No decorator: under deny by default any verified caller may come in.
+    """
     return jsonify(
         name=current_identity.name,
         email=current_identity.email,

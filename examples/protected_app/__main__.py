@@ -56,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = {}
         else:
             issuer = AccessIssuer(team_domain=STAND_IN_TEAM)
-            stand_in = stack.enter_context(issuer.serve(minting=True))
-            config = stand_in.settings()
+            # The sign-in page sets a cookie for 127.0.0.1: served only there.
+            stand_in = stack.enter_context(issuer.serve(minting=True, sign_in=True))
+            config = stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect")
         try:
             app = create_app(config)
         except ConfigurationError as exc:
@@ -114,6 +115,8 @@ def _stand_in_guide(url: str, stand_in: StandInServer) -> str:
         f"No CF_ACCESS_TEAM_DOMAIN: trusting a local Access stand-in (team {issuer.team_domain}),",
         f"its keys served at {stand_in.certs_url}.",
         "",
+        f"Open {url}/ in a browser to sign in on the stand-in's page (pick any e-mail and groups).",
+        "",
         "Try it from another shell (tokens valid for 24 hours):",
     ]
     for title, status, path, token in tries:
@@ -129,6 +132,7 @@ def _stand_in_guide(url: str, stand_in: StandInServer) -> str:
         "For `flask cf-access` in another shell, from this directory:",
         f"  export {exports}",
         "  flask --app examples.protected_app cf-access check",
+        "  flask --app examples.protected_app cf-access routes --strict",
         "",
     ]
     return "\n".join(lines)

@@ -25,6 +25,13 @@ An app reaches the stand-in in one of three ways, whichever suits the test:
     client = app.test_client(issuer=issuer)
     client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
 
+The app's user loader runs for these requests as for real ones.
+``client.ensure_account(as_user=…)`` makes a user who already has an
+account; :func:`capture_user_loads` shows what the loader gave, and whether
+it created the account (a first visit).
+:func:`assert_routes_protected` fails a test when an endpoint is neither
+protected nor explicitly public, as ``flask cf-access routes --strict`` does.
+
 To assert why a request was refused, not only its status::
 
     with capture_access(app) as captured:
@@ -52,7 +59,10 @@ from ._keys import encode_token as encode_token
 from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
+from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
+from ._users import UserLoad as UserLoad
+from ._users import capture_user_loads as capture_user_loads
 
 __all__ = [
     "AccessCapture",
@@ -62,7 +72,10 @@ __all__ = [
     "RequestCounts",
     "SigningKey",
     "StandInServer",
+    "UserLoad",
+    "assert_routes_protected",
     "capture_access",
+    "capture_user_loads",
     "decode_unverified_claims",
     "encode_token",
 ]

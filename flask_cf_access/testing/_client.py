@@ -71,6 +71,40 @@ class AccessClient(FlaskClient):
             kwargs["headers"] = headers
         return super().open(*args, buffered=buffered, follow_redirects=follow_redirects, **kwargs)
 
+    def ensure_account(
+        self,
+        *,
+        as_user: str | None = None,
+        groups: Iterable[str] = (),
+        as_service_token: str | None = None,
+        token: str | None = None,
+    ) -> Any:
+        """Make "a user who already has an account": the app's user loader runs
+        once for this identity, as on its first request, so the test's own
+        requests are its later visits.
+
+        The token is checked by the app like a request's, then given to the
+        loader (a loader that provisions creates the account). Takes the same
+        options as :meth:`open`; returns the loader's user, from a request
+        context that has ended (ORM objects may need to be fetched again).
+
+        :raises LookupError: the loader has no account for the identity
+            (create it in the test's database, then call this).
+        """
+        from .._optional import verify_optionally_for_app
+        from .._users import get_user
+
+        chosen = self._token(as_user, tuple(groups), as_service_token, token)
+        if chosen is None:
+            raise TypeError("ensure_account() needs as_user, as_service_token or token")
+        app = self.application
+        with app.test_request_context(headers={"Cf-Access-Jwt-Assertion": chosen}):
+            identity = verify_optionally_for_app(app)
+            user = get_user()
+        if user is None:
+            raise LookupError(f"The app's user loader has no account for {identity!r}.")
+        return user
+
     def _token(
         self,
         as_user: str | None,

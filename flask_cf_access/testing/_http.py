@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._logsafe import loggable
+from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path
 
 if TYPE_CHECKING:
     from ._server import StandInServer
@@ -41,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         self.server.stand_in.calls.add(path)
+        if self.server.stand_in.sign_in and is_sign_in_path(path):
+            self._send_page(answer_get(self.server.stand_in.issuer, self.path))
+            return
         status, body = self.server.stand_in._answer_get(path, self.headers.get("Cookie"))
         self._send_json(status, body)
 
@@ -54,8 +58,28 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 <= length <= _MAX_MINT_BODY:
             self._send_json(400, {"err": "bad Content-Length"})
             return
-        status, body = self.server.stand_in._answer_post(path, self.rfile.read(length))
+        body_bytes = self.rfile.read(length)
+        stand_in = self.server.stand_in
+        if stand_in.sign_in and is_sign_in_path(path):
+            self._send_page(
+                answer_post(
+                    stand_in.issuer, self.path, body_bytes, self.headers.get("Origin"), stand_in.url
+                )
+            )
+            return
+        status, body = stand_in._answer_post(path, body_bytes)
         self._send_json(status, body)
+
+    def _send_page(self, answer: PageAnswer) -> None:
+        data = answer.body.encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send_json(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()

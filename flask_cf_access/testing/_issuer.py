@@ -290,7 +290,12 @@ class AccessIssuer:
         register_responses(self, mock)
 
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, minting: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        minting: bool = False,
+        sign_in: bool = False,
     ) -> StandInServer:
         """A real HTTP server answering as this team; start it with ``with``::
 
@@ -300,8 +305,11 @@ class AccessIssuer:
         :param port: ``0`` (the default) picks a free port; read ``server.url``.
         :param minting: also mint tokens for ``flask cf-access mint`` at a
             secret URL (``server.mint_url``).
+        :param sign_in: also serve a sign-in page shaped like Access's, that
+            sets the ``CF_Authorization`` cookie in a developer's browser
+            (``host`` must be 127.0.0.1).
         """
-        return StandInServer(self, host=host, port=port, minting=minting)
+        return StandInServer(self, host=host, port=port, minting=minting, sign_in=sign_in)
 
 
 def _cookie_value(cookie_header: str, name: str) -> str | None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._json_input import parse_json
 from ._counts import RequestCounts
 from ._http import _Handler, _HTTPServer
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
@@ -41,8 +42,13 @@ class StandInServer:
         host: str = "127.0.0.1",
         port: int = 0,
         minting: bool = False,
+        sign_in: bool = False,
     ) -> None:
+        if sign_in and host != "127.0.0.1":
+            raise ValueError("the local sign-in page is only ever served on 127.0.0.1")
         self.issuer = issuer
+        #: Whether the Access-like sign-in page and logout are served (127.0.0.1 only).
+        self.sign_in = sign_in
         self.host = host
         self.port = port
         #: Requests answered so far, by path.
@@ -160,7 +166,7 @@ class StandInServer:
         ):
             return 404, {"err": "not found"}
         try:
-            request = json.loads(body or b"{}")
+            request = parse_json(body or b"{}")
             return 200, {"token": self._mint(request)}
         except (ValueError, TypeError) as exc:
             return 400, {"err": str(exc)}

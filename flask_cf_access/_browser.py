@@ -1,0 +1,103 @@
+"""Signing in and out through Access: its URLs, and a ready "log out" view.
+
+Access signs a browser in at
+``https://<team>/cdn-cgi/access/login/<app-domain>?kid=<aud>&redirect_url=<path>``
+and out at ``/cdn-cgi/access/logout``, on the application's own domain (ends
+the session everywhere) or on the team's. When ``CF_ACCESS_CERTS_URL`` points
+somewhere else than the team (a local stand-in on 127.0.0.1), the login and
+logout pages are taken to be there too: the stand-in serves them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
+
+from flask import Blueprint, redirect, request, session
+from werkzeug.wrappers import Response
+
+from ._csrf import origin_of
+
+if TYPE_CHECKING:
+    from .settings import AccessSettings
+
+LOGIN_PATH = "/cdn-cgi/access/login/"
+LOGOUT_PATH = "/cdn-cgi/access/logout"
+
+
+def access_origin(settings: AccessSettings) -> str:
+    """Where Access's own pages are: the team, or the stand-in its keys come from."""
+    return origin_of(settings.certs_url) or settings.issuer
+
+
+def is_stand_in(settings: AccessSettings) -> bool:
+    """Whether the keys come from elsewhere than the team itself (a local stand-in)."""
+    return access_origin(settings) != settings.issuer
+
+
+def safe_next(next_path: str) -> str:
+    """``next_path`` if it is a path on this host; refuses anything that leaves it.
+
+    :raises ValueError: not a path starting with a single ``/``.
+    """
+    if (
+        not next_path.startswith("/")
+        or next_path.startswith("//")
+        or "\\" in next_path
+        or any(ord(char) < 0x20 for char in next_path)
+    ):
+        raise ValueError("next must be a path on this host, starting with a single '/'.")
+    return next_path
+
+
+def login_url(settings: AccessSettings, app_host: str, next_path: str = "/") -> str:
+    """The Access login page for the app at ``app_host``, coming back to ``next_path``."""
+    query = urlencode({"kid": settings.audiences[0], "redirect_url": safe_next(next_path)})
+    return f"{access_origin(settings)}{LOGIN_PATH}{quote(app_host, safe=':[]')}?{query}"
+
+
+def login_redirect_for(settings: AccessSettings, host: str, full_path: str) -> str:
+    """Where a browser refused at ``full_path`` (path and query) is sent to sign in.
+
+    A path that would leave the host once back (``//evil.example``) comes back to ``/``.
+    """
+    next_path = full_path.rstrip("?") or "/"
+    try:
+        return login_url(settings, host, next_path)
+    except ValueError:
+        return login_url(settings, host, "/")
+
+
+def logout_url(settings: AccessSettings, app_host_url: str) -> str:
+    """The app's own Access logout (``<app>/cdn-cgi/access/logout``), or the stand-in's."""
+    if is_stand_in(settings):
+        return access_origin(settings) + LOGOUT_PATH
+    return app_host_url.rstrip("/") + LOGOUT_PATH
+
+
+def team_logout_url(settings: AccessSettings) -> str:
+    """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
+    return access_origin(settings) + LOGOUT_PATH
+
+
+def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") -> Blueprint:
+    """A blueprint whose ``url`` (GET or POST) clears the Flask session and leaves through Access.
+
+    ::
+
+        app.register_blueprint(logout_blueprint())
+        # <a href="{{ url_for('cf_access_logout.logout') }}">Log out</a>
+
+    The browser is sent to :meth:`CloudflareAccess.logout_url`, where Access
+    ends its session and drops the ``CF_Authorization`` cookie.
+    """
+    blueprint = Blueprint(name, __name__)
+
+    @blueprint.route(url, methods=["GET", "POST"])
+    def logout() -> Response:
+        from .extension import get_gate
+
+        session.clear()
+        return redirect(logout_url(get_gate().settings, request.host_url))
+
+    return blueprint

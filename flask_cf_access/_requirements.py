@@ -1,0 +1,306 @@
+"""What a resource requires of an identity, and the one place it is judged.
+
+A :class:`Requirement` is built by the decorators (``@require_group``,
+``@require_role``, ``@require_identity``, ``@require_service_token``), by
+:func:`require` for :func:`~flask_cf_access.verify_access_in_request` and the
+middleware's ``rules``, and judged by :class:`AccessPolicy`, which adds the
+app-wide rules (e-mail domains and addresses, known service tokens).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .errors import AccessError, AccessForbidden, Reason
+from .groups import any_group_matches
+from .settings import AccessSettings, ServiceTokenProfile, ascii_lower
+
+if TYPE_CHECKING:
+    from .identity import AccessIdentity
+
+logger = logging.getLogger("flask_cf_access")
+
+#: ``"any"``: one of the names is enough; ``"all"``: every one is needed.
+Match = Literal["any", "all"]
+#: A predicate on the identity; only ``True`` lets the request through.
+IdentityCheck = Callable[["AccessIdentity"], bool]
+#: One condition on names: how they must match, and the names.
+Clause = tuple[Match, tuple[str, ...]]
+
+#: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
+REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
+#: Set on the original function a decorator wrapped, so that a registered
+#: original (the decorator placed above ``@app.route``) can be told apart.
+WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
+#: Set by ``@cf_access.public`` on a view that needs no token.
+PUBLIC_ATTRIBUTE = "__cf_access_public__"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What an identity must be to use a resource; every part must hold.
+
+    Build one with :func:`require`; combine two with ``&`` (both must hold).
+    The empty requirement asks for a verified token and nothing more.
+    """
+
+    #: Conditions on the identity's groups (names or ids), each ``(match, names)``.
+    groups: tuple[Clause, ...] = ()
+    #: Conditions on the identity's roles (``CF_ACCESS_ROLES``), each ``(match, names)``.
+    roles: tuple[Clause, ...] = ()
+    #: Predicates on the identity; each must return ``True``.
+    checks: tuple[IdentityCheck, ...] = ()
+    #: ``None``: people and service tokens alike. Otherwise only service
+    #: tokens, and, when not empty, only those client ids.
+    service_tokens: frozenset[str] | None = None
+    #: ``False``: service tokens are refused.
+    allow_service_tokens: bool = True
+
+    @property
+    def is_any_token(self) -> bool:
+        """Whether any verified token meets it (nothing beyond the app-wide rules)."""
+        return self == ANY_TOKEN
+
+    def __and__(self, other: Requirement) -> Requirement:
+        """A requirement met only when both ``self`` and ``other`` are.
+
+        :raises ValueError: the two admit nobody together (service tokens
+            required and refused, or two disjoint sets of client ids).
+        """
+        if not isinstance(other, Requirement):
+            return NotImplemented
+        if other.is_any_token:
+            return self
+        if self.is_any_token:
+            return other
+        service_tokens = self.service_tokens
+        if other.service_tokens is not None:
+            if service_tokens is None or not service_tokens:
+                service_tokens = other.service_tokens
+            elif other.service_tokens:
+                service_tokens = service_tokens & other.service_tokens
+                if not service_tokens:
+                    raise ValueError("these requirements admit no service token at all")
+        allow_service_tokens = self.allow_service_tokens and other.allow_service_tokens
+        if service_tokens is not None and not allow_service_tokens:
+            raise ValueError("these requirements both need and refuse service tokens")
+        return Requirement(
+            groups=_union(self.groups, other.groups),
+            roles=_union(self.roles, other.roles),
+            checks=self.checks + tuple(c for c in other.checks if c not in self.checks),
+            service_tokens=service_tokens,
+            allow_service_tokens=allow_service_tokens,
+        )
+
+    def describe(self) -> str:
+        """In words, for ``flask cf-access routes``: e.g. ``token; roles: any of admin``."""
+        parts = ["token"]
+        for kind, clauses in (("groups", self.groups), ("roles", self.roles)):
+            for match, names in clauses:
+                parts.append(f"{kind}: {match} of {', '.join(names)}")
+        if self.service_tokens is not None:
+            parts.append(
+                "service tokens only"
+                + (f": {', '.join(sorted(self.service_tokens))}" if self.service_tokens else "")
+            )
+        elif not self.allow_service_tokens:
+            parts.append("no service tokens")
+        for check in self.checks:
+            parts.append(f"check: {_name(check)}")
+        return "; ".join(parts)
+
+
+#: A verified token, nothing more.
+ANY_TOKEN = Requirement()
+
+
+def _union(first: tuple[Clause, ...], second: tuple[Clause, ...]) -> tuple[Clause, ...]:
+    return first + tuple(clause for clause in second if clause not in first)
+
+
+def _clause(kind: str, names: Iterable[str], match: str) -> tuple[Clause, ...]:
+    """``(match, names)`` for ``names`` given, ``()`` for none.
+
+    :raises TypeError: a name that is not a non-empty string, or another ``match``.
+    """
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    if not all(isinstance(name, str) and name for name in names):
+        raise TypeError(f"{kind} must be non-empty strings.")
+    if match not in ("any", "all"):
+        raise TypeError(f"match must be 'any' or 'all', not {match!r}.")
+    if not names:
+        return ()
+    return (("all" if match == "all" and len(names) > 1 else "any", names),)
+
+
+def require(
+    *,
+    groups: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    match: Match = "any",
+    check: IdentityCheck | None = None,
+    service_tokens: Iterable[str] | None = None,
+    allow_service_tokens: bool = True,
+) -> Requirement:
+    """A :class:`Requirement`, for ``verify_access_in_request`` and the middleware's ``rules``::
+
+        require(roles=["admin"])
+        require(groups=["Staff", "Oncall"], match="all") & require(check=in_office_hours)
+
+    :param groups: group names or ids the identity must be in (``match``: any or all).
+    :param roles: roles (``CF_ACCESS_ROLES``) the identity must have (``match``: any or all).
+    :param match: ``"any"`` (the default) or ``"all"``, for both ``groups`` and ``roles``.
+    :param check: ``check(identity)`` must return ``True``.
+    :param service_tokens: only service tokens may pass, and only these client
+        ids unless empty.
+    :param allow_service_tokens: ``False`` refuses service tokens.
+    :raises TypeError: a name that is not a non-empty string, a ``check``
+        that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
+    :raises ValueError: service tokens both needed and refused.
+    """
+    if check is not None and not callable(check):
+        raise TypeError("check must be a callable taking the identity.")
+    if inspect.iscoroutinefunction(check):
+        raise TypeError("check must be a plain function: an async check cannot be awaited here.")
+    tokens: frozenset[str] | None = None
+    if service_tokens is not None:
+        clauses = _clause("service_tokens", service_tokens, "any")
+        tokens = frozenset(clauses[0][1]) if clauses else frozenset()
+    requirement = Requirement(
+        groups=_clause("groups", groups, match),
+        roles=_clause("roles", roles, match),
+        checks=() if check is None else (check,),
+        allow_service_tokens=allow_service_tokens,
+    )
+    if tokens is not None:
+        requirement = requirement & Requirement(service_tokens=tokens)
+    return ANY_TOKEN if requirement == ANY_TOKEN else requirement
+
+
+class AccessPolicy:
+    """An app's authorization settings, and the judge of every :class:`Requirement`.
+
+    Holds the role mapping and the known service tokens that identities
+    consult, and the app-wide rules (e-mail domains and addresses, known
+    service tokens) that :meth:`authorize` applies before any requirement.
+    """
+
+    __slots__ = (
+        "_domains",
+        "_emails",
+        "_has_email_rules",
+        "_role_groups",
+        "_subdomains",
+        "has_app_wide_rules",
+        "service_tokens",
+    )
+
+    def __init__(self, settings: AccessSettings) -> None:
+        self._role_groups: Mapping[str, tuple[str, ...]] = dict(settings.roles)
+        #: Known service tokens by client id; ``None`` when any is accepted.
+        self.service_tokens: Mapping[str, ServiceTokenProfile] | None = settings.service_tokens
+        self._emails = settings.allowed_emails
+        self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
+        self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
+        self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
+        #: Whether a request needing only a token must still be judged.
+        self.has_app_wide_rules = self._has_email_rules or self.service_tokens is not None
+
+    def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
+        """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
+        if self.service_tokens is None or client_id is None:
+            return None
+        return self.service_tokens.get(client_id)
+
+    def roles_of(self, identity: AccessIdentity) -> frozenset[str]:
+        """The roles of ``identity``: from its groups, plus a known service token's own.
+
+        Asks for the groups only when some role is mapped to groups.
+
+        :raises AccessUnavailable: the groups were needed and could not be had.
+        """
+        profile = self.profile(identity.common_name) if identity.is_service_token else None
+        roles = set(profile.roles) if profile is not None else set()
+        if self._role_groups:
+            groups = identity.groups
+            roles.update(
+                role
+                for role, wanted in self._role_groups.items()
+                if any_group_matches(groups, wanted)
+            )
+        return frozenset(roles)
+
+    def email_allowed(self, email: str | None) -> bool:
+        """Whether the e-mail rules let ``email`` in: exact, ASCII case-insensitive."""
+        if not isinstance(email, str) or email.count("@") != 1 or email[0] == "@":
+            return False
+        address = ascii_lower(email)
+        if address in self._emails:
+            return True
+        domain = address.partition("@")[2]
+        if domain in self._domains:
+            return True
+        return any(
+            domain.endswith(suffix) and len(domain) > len(suffix) for suffix in self._subdomains
+        )
+
+    def authorize(self, identity: AccessIdentity, requirement: Requirement) -> None:
+        """Refuse ``identity`` unless the app-wide rules and ``requirement`` admit it.
+
+        :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
+            rule or part of ``requirement`` that does not hold.
+        :raises AccessUnavailable: 503, the groups were needed and could not be had.
+        """
+        if identity.is_service_token:
+            if self.service_tokens is not None and identity.common_name not in self.service_tokens:
+                raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
+            if not requirement.allow_service_tokens:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+            wanted = requirement.service_tokens
+            if wanted and identity.common_name not in wanted:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
+        else:
+            if self._has_email_rules and not self.email_allowed(identity.email):
+                raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
+            if requirement.service_tokens is not None:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+        for match, names in requirement.groups:
+            if match == "any":
+                if not identity.in_any_group(*names):
+                    raise AccessForbidden(Reason.NOT_IN_GROUP)
+            elif not all(identity.in_any_group(name) for name in names):
+                raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+        if requirement.roles:
+            roles = identity.roles
+            for match, names in requirement.roles:
+                if match == "any":
+                    if roles.isdisjoint(names):
+                        raise AccessForbidden(Reason.NO_ROLE)
+                elif not roles.issuperset(names):
+                    raise AccessForbidden(Reason.NOT_ALL_ROLES)
+        for check in requirement.checks:
+            if _passes(check, identity) is not True:
+                raise AccessForbidden(Reason.CHECK_FAILED)
+
+
+def _passes(check: IdentityCheck, identity: AccessIdentity) -> object:
+    """What ``check`` says of ``identity``; ``False`` if it raised (fail closed, logged)."""
+    try:
+        return check(identity)
+    except AccessError:  # a check may refuse or be unavailable on purpose
+        raise
+    except Exception:
+        # A claim the check did not expect must not become a 500: refuse, and
+        # log the traceback so the check's author sees it.
+        logger.exception("Cloudflare Access: the check %s raised; refusing", _name(check))
+        return False
+
+
+def _name(check: IdentityCheck) -> str:
+    return getattr(check, "__qualname__", None) or repr(check)

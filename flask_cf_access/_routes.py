@@ -1,0 +1,219 @@
+"""Deny by default, and the route audit: which endpoint requires what.
+
+:func:`install_deny_by_default` is what ``CF_ACCESS_PROTECT_ALL`` turns on;
+:func:`audit_routes` is what ``flask cf-access routes`` prints and
+:func:`flask_cf_access.testing.assert_routes_protected` asserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flask import Flask, current_app, request
+
+from ._requirements import (
+    ANY_TOKEN,
+    PUBLIC_ATTRIBUTE,
+    REQUIREMENT_ATTRIBUTE,
+    WRAPPED_ATTRIBUTE,
+    Requirement,
+)
+from .decorators import is_guarded
+from .extension import EXTENSION_KEY
+from .gate import AccessGate
+from .guard import verify_for_app
+
+#: The key, in ``app.extensions``, of the app's :class:`RoutePolicy`.
+ROUTES_KEY = "cf_access.routes"
+
+Status = Literal["public", "protected", "unprotected", "not applied"]
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """``CF_ACCESS_PROTECT_ALL`` and ``CF_ACCESS_PUBLIC_ENDPOINTS`` of one app."""
+
+    protect_all: bool = False
+    public_endpoints: frozenset[str] = frozenset()
+
+
+def route_policy(app: Flask) -> RoutePolicy:
+    """The app's :class:`RoutePolicy`; the defaults when ``init_app`` set none."""
+    policy = app.extensions.get(ROUTES_KEY)
+    return policy if isinstance(policy, RoutePolicy) else RoutePolicy()
+
+
+def is_public(app: Flask, endpoint: str, view: object) -> bool:
+    """Whether ``endpoint`` is marked public: ``@cf_access.public`` or listed."""
+    return endpoint in route_policy(app).public_endpoints or bool(
+        getattr(view, PUBLIC_ATTRIBUTE, False)
+    )
+
+
+def guard_requirement(app: Flask, endpoint: str) -> Requirement | None:
+    """What the ``access_guard`` hooks of the app and the endpoint's blueprints require."""
+    found: Requirement | None = None
+    for scope in _scopes(endpoint):
+        for hook in app.before_request_funcs.get(scope, ()):
+            requirement = getattr(hook, REQUIREMENT_ATTRIBUTE, None)
+            if isinstance(requirement, Requirement):
+                found = requirement if found is None else found & requirement
+    return found
+
+
+def _scopes(endpoint: str) -> Iterator[str | None]:
+    """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
+    yield None
+    names = endpoint.split(".")[:-1]
+    for end in range(1, len(names) + 1):
+        yield ".".join(names[:end])
+
+
+def install_deny_by_default(app: Flask) -> None:
+    """Make every endpoint of ``app`` need a verified token, unless marked public.
+
+    The hook runs before the app's other ``before_request`` functions. It
+    lets through what Flask answers without a view (404, 405, a redirect,
+    an automatic ``OPTIONS``), public endpoints, and endpoints whose own
+    decorator or ``access_guard`` will verify the request (so that it is
+    verified, logged and signalled once).
+    """
+    # Per endpoint: whether the hook verifies. Routes and hooks are fixed once
+    # the app serves its first request, so each answer is computed once.
+    decided: dict[str, bool] = {}
+
+    def deny_by_default() -> None:
+        endpoint = request.endpoint
+        if endpoint is None:  # no route matched: Flask answers 404 or 405
+            return
+        verify = decided.get(endpoint)
+        if verify is None:
+            verify = decided[endpoint] = _hook_verifies(app, endpoint)
+        if not verify:
+            return
+        if request.method == "OPTIONS" and getattr(
+            request.url_rule, "provide_automatic_options", False
+        ):
+            return  # Flask's own answer, no view code runs
+        verify_for_app(app)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
+
+
+def _hook_verifies(app: Flask, endpoint: str) -> bool:
+    view = app.view_functions.get(endpoint)
+    if is_public(app, endpoint, view):
+        return False
+    # Only a wrapper of ours is sure to verify: another decorator's copy of
+    # its attributes (functools.wraps) might answer without calling it.
+    return not is_guarded(view) and guard_requirement(app, endpoint) is None
+
+
+@dataclass(frozen=True)
+class RouteAudit:
+    """One URL rule, and what a request to it needs."""
+
+    rule: str
+    endpoint: str
+    methods: tuple[str, ...]
+    #: ``public``, ``protected``, ``unprotected`` (nothing checks it), or
+    #: ``not applied`` (a requirement declared on the function but not on the
+    #: registered view: the decorator is above ``@app.route``).
+    status: Status
+    #: What is required, in words.
+    requires: str
+    #: What the endpoint's decorators and guards require; ``None`` for none.
+    requirement: Requirement | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        """Whether ``--strict`` fails on it: unprotected, or a requirement not applied."""
+        return self.status in ("unprotected", "not applied")
+
+
+def audit_routes(app: Flask) -> list[RouteAudit]:
+    """Every URL rule of ``app``, in URL order, with what it requires."""
+    policy = route_policy(app)
+    audits = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint)):
+        view = app.view_functions.get(rule.endpoint)
+        methods = tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
+        audits.append(
+            RouteAudit(rule.rule, rule.endpoint, methods, *_judge(app, policy, rule.endpoint, view))
+        )
+    return audits
+
+
+def _judge(
+    app: Flask, policy: RoutePolicy, endpoint: str, view: Any
+) -> tuple[Status, str, Requirement | None]:
+    own = getattr(view, REQUIREMENT_ATTRIBUTE, None)
+    requirement = own if isinstance(own, Requirement) else None
+    guard = guard_requirement(app, endpoint)
+    if guard is not None:
+        requirement = guard if requirement is None else guard & requirement
+    declared = getattr(view, WRAPPED_ATTRIBUTE, None)
+    if requirement is None and isinstance(declared, Requirement):
+        applied = "token (deny by default)" if policy.protect_all else "nothing"
+        return (
+            "not applied",
+            f"{applied}; declared but NOT APPLIED: {declared.describe()}"
+            " (is the decorator above @app.route?)",
+            None,
+        )
+    if requirement is not None:
+        return "protected", requirement.describe(), requirement
+    if is_public(app, endpoint, view):
+        return "public", "public", None
+    if policy.protect_all:
+        return "protected", f"{ANY_TOKEN.describe()} (deny by default)", None
+    return "unprotected", "nothing", None
+
+
+def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:
+    """Roles some endpoint requires that neither ``CF_ACCESS_ROLES`` nor a known
+    service token grants: nobody can have them (a typo?)."""
+    gate = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(gate, AccessGate):
+        return []
+    settings = gate.settings
+    granted = set(settings.roles)
+    for profile in (settings.service_tokens or {}).values():
+        granted.update(profile.roles)
+    required = {
+        role
+        for audit in audits
+        if audit.requirement is not None
+        for _, names in audit.requirement.roles
+        for role in names
+    }
+    return sorted(required - granted)
+
+
+def unknown_public_endpoints(app: Flask) -> list[str]:
+    """Names in ``CF_ACCESS_PUBLIC_ENDPOINTS`` that are no endpoint of ``app``."""
+    return sorted(route_policy(app).public_endpoints - set(app.view_functions))
+
+
+def access_guard(requirement: Requirement = ANY_TOKEN) -> Callable[[], None]:
+    """A ``before_request`` function verifying every request against ``requirement``::
+
+        admin.before_request(access_guard(require(roles=["admin"])))
+
+    The route audit sees it on the blueprint's endpoints (or on every
+    endpoint, registered on the app), and deny by default leaves the
+    verification to it.
+    """
+    if not isinstance(requirement, Requirement):
+        raise TypeError("access_guard() takes a requirement made by require().")
+
+    def access_guard_hook() -> None:
+        verify_for_app(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            requirement=requirement,
+        )
+
+    setattr(access_guard_hook, REQUIREMENT_ATTRIBUTE, requirement)
+    return access_guard_hook

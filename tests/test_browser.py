@@ -1,0 +1,133 @@
+"""The example app clicked through in a real headless Chromium, signed in on the stand-in."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from examples.protected_app import create_app
+from flask_cf_access import Reason
+from flask_cf_access.signals import access_denied
+from flask_cf_access.testing import AccessIssuer
+
+from .chromium import headless_chromium
+
+pytestmark = pytest.mark.browser
+
+#: Seconds a page may take to show what the test waits for.
+WAIT = 15
+
+
+@contextmanager
+def served(wsgi_app: Any) -> Iterator[int]:
+    """``wsgi_app`` served on 127.0.0.1 in a thread; its port."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def forging_site(target: str) -> Any:
+    """Another site's page with a form that posts to ``target``."""
+
+    @Request.application  # type: ignore[arg-type]
+    def page(request: Request) -> Response:
+        html = (
+            "<!doctype html><title>Win a prize</title>"
+            f'<form method="post" action="{target}">'
+            '<input name="message" value="forged"><button id="go">Claim</button></form>'
+        )
+        return Response(html, content_type="text/html")
+
+    return page
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$CF_ACCESS_TEST_ARTIFACTS`` if set, else the test's tmp dir."""
+    directory = Path(os.environ.get("CF_ACCESS_TEST_ARTIFACTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:
+    """Sign in locally as an Admin, use the admin page, a cross-site post is refused, log out."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    reasons: list[Reason] = []
+
+    def on_denied(sender: Any, **kwargs: Any) -> None:
+        reasons.append(kwargs["reason"])
+
+    issuer = AccessIssuer(team_domain="local-stand-in.invalid")
+    with (
+        headless_chromium() as browser,
+        issuer.serve(sign_in=True) as stand_in,
+        access_denied.connected_to(on_denied),
+    ):
+        app = create_app(stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect"))
+        wait = WebDriverWait(browser, WAIT)
+        with served(app) as app_port:
+            app_url = f"http://127.0.0.1:{app_port}"
+            with served(forging_site(f"{app_url}/admin/announce")) as other_port:
+                # 1. Not signed in: the app sends the browser to the stand-in's login page.
+                browser.get(f"{app_url}/admin/")
+                assert browser.current_url.startswith(
+                    f"{stand_in.url}/cdn-cgi/access/login/127.0.0.1:{app_port}?"
+                )
+                assert reasons == [Reason.MISSING_TOKEN]
+                browser.save_screenshot(str(artifacts / "sign-in.png"))
+
+                # 2. Sign in as Ada, in Admins: back on the admin page.
+                email = browser.find_element(By.NAME, "email")
+                email.clear()
+                email.send_keys("ada@example.com")
+                groups = browser.find_element(By.NAME, "groups")
+                groups.clear()
+                groups.send_keys("Admins, Staff")
+                browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                wait.until(expected_conditions.url_to_be(f"{app_url}/admin/"))
+                wait.until(expected_conditions.title_is("Admin"))
+                assert "ada@example.com" in browser.find_element(By.TAG_NAME, "body").text
+                browser.save_screenshot(str(artifacts / "admin.png"))
+
+                # 3. The admin page's own form posts fine (same origin).
+                browser.find_element(By.CSS_SELECTOR, "form button").click()
+                wait.until(
+                    expected_conditions.text_to_be_present_in_element(
+                        (By.CSS_SELECTOR, "p.flash"), "Announced: Hello"
+                    )
+                )
+
+                # 4. Another site's form (localhost is another site than 127.0.0.1)
+                #    makes the browser post with the cookie: refused as cross-site.
+                browser.get(f"http://localhost:{other_port}/")
+                browser.find_element(By.ID, "go").click()
+                wait.until(expected_conditions.title_is("Not for you"))
+                assert reasons == [Reason.MISSING_TOKEN, Reason.CROSS_SITE_REQUEST]
+                browser.save_screenshot(str(artifacts / "forged-post-refused.png"))
+
+                # 5. Log out through the app: the stand-in drops the cookie.
+                browser.get(f"{app_url}/logout")
+                wait.until(expected_conditions.url_to_be(f"{stand_in.url}/cdn-cgi/access/logout"))
+                assert browser.get_cookies() == []
+
+                # 6. Signed out: the admin page sends the browser to sign in again.
+                browser.get(f"{app_url}/admin/")
+                assert browser.current_url.startswith(f"{stand_in.url}/cdn-cgi/access/login/")
+                assert reasons[-1] == Reason.MISSING_TOKEN

@@ -1,0 +1,164 @@
+"""App-wide e-mail rules: exact, case-insensitive, lookalikes never pass, service tokens exempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.test import Client
+
+from flask_cf_access import (
+    CloudflareAccess,
+    CloudflareAccessMiddleware,
+    Reason,
+    require_access,
+    require_role,
+)
+from flask_cf_access.signals import access_denied
+from flask_cf_access.testing import AccessIssuer
+
+from .support import FrozenClock, bearer
+
+DOMAINS = ["acme.com", ".corp.example", "kelvin.example"]
+EMAILS = ["contractor@gmail.com"]
+
+ADMITTED = [
+    "ada@acme.com",
+    "ADA@ACME.COM",
+    "ada@Acme.Com",
+    "x@eu.corp.example",
+    "x@a.b.corp.example",
+    "Contractor@Gmail.com",
+    "x@KELVIN.example",
+]
+
+REFUSED = [
+    "ada@evil-acme.com",  # a different domain ending the same
+    "ada@acme.com.evil.com",  # the allowed domain as a prefix
+    "acme.com@evil.com",  # the allowed domain as the local part
+    "ada@acme.com@evil.com",  # two @
+    "ada@acme.com.",  # trailing dot
+    "ada@acme.com ",  # trailing space
+    " contractor@gmail.com",  # an address rule is exact
+    "ada@sub.acme.com",  # a subdomain, not written as .acme.com
+    "ada@corp.example",  # .corp.example is for subdomains only
+    "ada@xcorp.example",  # ends with corp.example, not .corp.example
+    "ada@acme.c\u043em",  # Cyrillic o
+    "ada@\u0430cme.com",  # Cyrillic a
+    "ada@\uff41cme.com",  # fullwidth a
+    "ada@acme\u3002com",  # ideographic full stop, which IDNA maps to "."
+    "ada@acme.com\u200b",  # zero-width space
+    "x@\u212aelvin.example",  # Kelvin sign, which Unicode lowers to "k"
+    "contractor@gmail.com.evil.com",
+    "other@gmail.com",  # an address rule does not open its domain
+    "@acme.com",  # no local part
+    "ada",  # no domain
+    "",  # empty
+]
+
+
+@pytest.fixture
+def denied() -> Iterator[list[Reason]]:
+    """The reason of every access_denied sent while the test runs."""
+    reasons: list[Reason] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        reasons.append(kwargs["reason"])
+
+    with access_denied.connected_to(receiver):
+        yield reasons
+
+
+@pytest.fixture
+def app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
+    """An app with e-mail rules, a plain view and a role view."""
+    app = Flask("emails")
+    app.config.update(
+        issuer.settings(
+            CF_ACCESS_ALLOWED_EMAIL_DOMAINS=DOMAINS,
+            CF_ACCESS_ALLOWED_EMAILS=EMAILS,
+            CF_ACCESS_ROLES={"admin": ["Admins"]},
+        )
+    )
+    CloudflareAccess(app, clock=clock, session=issuer.session())
+
+    @app.get("/")
+    @require_access
+    def home() -> str:
+        return "ok"
+
+    @app.get("/admin")
+    @require_role("admin")
+    def admin() -> str:
+        return "ok"
+
+    return app
+
+
+@pytest.mark.parametrize("email", ADMITTED)
+def test_admitted(app: Flask, issuer: AccessIssuer, email: str) -> None:
+    """Addresses in the allowed domains or list pass, in any ASCII case."""
+    response = app.test_client().get("/", headers=bearer(issuer.user_token(email)))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("email", REFUSED)
+def test_lookalikes_refused(
+    app: Flask, issuer: AccessIssuer, email: str, denied: list[Reason]
+) -> None:
+    """Lookalike, suffixed, prefixed and Unicode-confusable addresses get 403 email_not_allowed."""
+    token = issuer.mint({"email": email, "sub": "user-id"})
+    response = app.test_client().get("/", headers=bearer(token))
+    assert response.status_code == 403
+    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+    body = response.get_data(as_text=True)
+    assert "email" not in body.lower()
+    assert "acme" not in body
+
+
+def test_rule_applies_before_the_view_requirement(
+    app: Flask, issuer: AccessIssuer, denied: list[Reason]
+) -> None:
+    """An admin outside the e-mail rules is refused on a role view, for the e-mail."""
+    token = issuer.user_token("ada@evil-acme.com", ["Admins"])
+    assert app.test_client().get("/admin", headers=bearer(token)).status_code == 403
+    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+
+
+def test_no_email_claim_refused(app: Flask, issuer: AccessIssuer, denied: list[Reason]) -> None:
+    """A user token without an e-mail is refused when rules are set."""
+    token = issuer.mint({"email": None, "sub": "user-id"})
+    assert app.test_client().get("/", headers=bearer(token)).status_code == 403
+    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+
+
+def test_service_tokens_exempt(app: Flask, issuer: AccessIssuer) -> None:
+    """Service tokens are not users: the e-mail rules do not apply to them."""
+    response = app.test_client().get("/", headers=bearer(issuer.service_token("ci.access")))
+    assert response.status_code == 200
+
+
+def test_middleware_applies_the_rules(
+    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+) -> None:
+    """The middleware takes the same rules as keyword settings."""
+
+    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    middleware = CloudflareAccessMiddleware(
+        downstream,
+        team_domain=issuer.team_domain,
+        audience=issuer.audience,
+        allowed_email_domains="acme.com",
+        session=issuer.session(),
+        clock=clock,
+    )
+    client = Client(middleware)
+    assert client.get("/", headers=bearer(issuer.user_token("ada@ACME.com"))).status_code == 200
+    evil = issuer.user_token("ada@evil-acme.com")
+    assert client.get("/", headers=bearer(evil)).status_code == 403
+    assert denied == [Reason.EMAIL_NOT_ALLOWED]
