@@ -108,7 +108,7 @@ def decorator_front_end(setup: Setup) -> WSGIApplication:
         )
     else:
         view = require_access(allow_service_tokens=setup.allow_service_tokens)(protected_view)
-    app.add_url_rule(PATH, view_func=view)
+    app.add_url_rule(PATH, view_func=view, methods=["GET", "POST"])
     return app
 
 
@@ -125,7 +125,7 @@ def blueprint_front_end(setup: Setup) -> WSGIApplication:
             groups=setup.groups, allow_service_tokens=setup.allow_service_tokens
         )
 
-    blueprint.add_url_rule("", view_func=protected_view)
+    blueprint.add_url_rule("", view_func=protected_view, methods=["GET", "POST"])
     app.register_blueprint(blueprint)
     return app
 
@@ -172,6 +172,8 @@ class Case:
     groups: tuple[str, ...] = ()
     allow_service_tokens: bool = True
     down: tuple[str, ...] = ()
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def ada(issuer: AccessIssuer) -> str:
@@ -268,6 +270,23 @@ CASES: dict[str, Case] = {
         lambda issuer: "not-a-token", Outcome(401, Reason.MALFORMED_TOKEN), cookie=ada
     ),
     "good header, bad cookie ignored": Case(ada, GRANTED, cookie=lambda issuer: "not-a-token"),
+    "cookie POST from another site": Case(
+        lambda issuer: None,
+        Outcome(403, Reason.CROSS_SITE_REQUEST),
+        cookie=ada,
+        method="POST",
+        headers=(("Sec-Fetch-Site", "cross-site"),),
+    ),
+    "cookie POST from the same origin": Case(
+        lambda issuer: None,
+        GRANTED,
+        cookie=ada,
+        method="POST",
+        headers=(("Sec-Fetch-Site", "same-origin"),),
+    ),
+    "header POST from another site": Case(
+        ada, GRANTED, method="POST", headers=(("Sec-Fetch-Site", "cross-site"),)
+    ),
 }
 
 
@@ -292,9 +311,11 @@ def test_contract(
     token, cookie = case.token(issuer), case.cookie(issuer)
     if cookie is not None:
         client.set_cookie("CF_Authorization", cookie)
-    headers = {"Cf-Access-Jwt-Assertion": token} if token is not None else {}
+    headers = dict(case.headers)
+    if token is not None:
+        headers["Cf-Access-Jwt-Assertion"] = token
     with capture_access() as captured:
-        response = client.get(PATH, headers=headers)
+        response = client.open(PATH, method=case.method, headers=headers)
     reason = captured.last.reason
     assert Outcome(response.status_code, reason) == case.expected
     assert len(captured) == 1, "one decision per request"
@@ -302,6 +323,6 @@ def test_contract(
     assert captured.last.status == (None if captured.last.granted else response.status_code)
     assert captured.last.path == PATH
     assert captured.last.sender is application
-    assert captured.last.method == "GET"
+    assert captured.last.method == case.method
     if response.status_code == 200:
         assert response.get_data(as_text=True) == "protected"
