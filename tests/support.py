@@ -1,8 +1,17 @@
-"""Helpers the tests share: a frozen clock, the token header, call counts."""
+"""Helpers the tests share: a frozen clock, the token header, call counts, outcomes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
 import responses
+from werkzeug.test import Client
+
+from flask_cf_access import Reason
+from flask_cf_access.testing import capture_access
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 #: 2027-01-15T08:00:00Z: tests never read the real clock.
 START = 1_800_000_000.0
@@ -30,3 +39,30 @@ def count_calls(mock: responses.RequestsMock, url: str) -> int:
 def bearer(token: str) -> dict[str, str]:
     """The header Cloudflare Access puts the token in."""
     return {"Cf-Access-Jwt-Assertion": token}
+
+
+class Outcome(NamedTuple):
+    """What a request got: the response status, and the refusal's reason if refused."""
+
+    status: int
+    reason: Reason | None
+
+
+def outcome(app: WSGIApplication, token: str | None, path: str = "/") -> Outcome:
+    """GET ``path`` of ``app`` (a Flask app or any WSGI app) with ``token`` in the header.
+
+    ``path`` is sent exactly as given, as ``PATH_INFO`` (``/%61dmin`` stays so).
+
+    The reason is the one the access check reported (through
+    :func:`~flask_cf_access.testing.capture_access`); ``None`` when nothing
+    was refused.
+    """
+    headers = bearer(token) if token is not None else {}
+    with capture_access() as captured:
+        response = Client(app).get(path, headers=headers, environ_overrides={"PATH_INFO": path})
+        status = response.status_code
+    denied = captured.denied
+    if not denied:
+        return Outcome(status, None)
+    assert denied[-1].status == status, f"refused with {denied[-1].status}, answered {status}"
+    return Outcome(status, denied[-1].reason)

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 
 from examples.protected_app import create_app, settings_from_environ
-from flask_cf_access import ConfigurationError
-from flask_cf_access.testing import AccessClient, StandInServer
+from flask_cf_access import ConfigurationError, Reason
+from flask_cf_access.testing import AccessClient, StandInServer, capture_access
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +59,10 @@ def test_home_escapes_what_it_shows(client: AccessClient, cf_access_server: Stan
 
 def test_home_refuses_service_tokens_and_strangers(client: AccessClient) -> None:
     """/ is for people: a service token gets 403, no token 401."""
-    assert client.get("/", as_service_token="ci.access").status_code == 403
-    assert client.get("/").status_code == 401
+    with capture_access() as captured:
+        assert client.get("/", as_service_token="ci.access").status_code == 403
+        assert client.get("/").status_code == 401
+    assert captured.reasons == [Reason.SERVICE_TOKEN_REFUSED, Reason.MISSING_TOKEN]
 
 
 def test_admin_area_is_for_admins(client: AccessClient) -> None:
@@ -68,9 +70,11 @@ def test_admin_area_is_for_admins(client: AccessClient) -> None:
     admitted = client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
     assert admitted.status_code == 200
     assert "you are in Admins" in admitted.get_data(as_text=True)
-    assert client.get("/admin/", as_user="bob@example.com", groups=["Staff"]).status_code == 403
-    assert client.get("/admin/", as_service_token="ci.access").status_code == 403
-    assert client.get("/admin/").status_code == 401
+    with capture_access() as captured:
+        assert client.get("/admin/", as_user="bob@example.com", groups=["Staff"]).status_code == 403
+        assert client.get("/admin/", as_service_token="ci.access").status_code == 403
+        assert client.get("/admin/").status_code == 401
+    assert captured.reasons == [Reason.NO_ROLE, Reason.NO_ROLE, Reason.MISSING_TOKEN]
 
 
 def test_custom_403_page_names_no_reason(client: AccessClient) -> None:
@@ -95,7 +99,9 @@ def test_whoami_for_service_tokens_and_users(client: AccessClient) -> None:
     person = client.get("/api/whoami", as_user="ada@example.com").get_json()
     assert person["email"] == "ada@example.com"
     assert person["service_token"] is False
-    assert client.get("/api/whoami").status_code == 401
+    with capture_access() as captured:
+        assert client.get("/api/whoami").status_code == 401
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 def test_expired_and_foreign_tokens_get_401(
@@ -103,12 +109,15 @@ def test_expired_and_foreign_tokens_get_401(
 ) -> None:
     """Expired, not-yet-valid and other-audience tokens are refused with 401."""
     issuer = cf_access_server.issuer
-    for token in (
+    tokens = (
         issuer.user_token("ada@example.com", ["Admins"], expired=True),
         issuer.user_token("ada@example.com", ["Admins"], not_yet_valid=True),
         issuer.user_token("ada@example.com", ["Admins"], audience="another-app"),
-    ):
-        assert client.get("/admin/", token=token).status_code == 401
+    )
+    with capture_access() as captured:
+        for token in tokens:
+            assert client.get("/admin/", token=token).status_code == 401
+    assert captured.reasons == [Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.INVALID_AUDIENCE]
 
 
 def test_create_app_reads_the_environment(

@@ -11,15 +11,11 @@ import responses
 from cachelib import SimpleCache
 from flask import Flask
 
-from flask_cf_access import require_group
+from flask_cf_access import Reason, require_group
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import FrozenClock, bearer, count_calls
-
-
-def get(app: Flask, path: str, token: str) -> int:
-    return app.test_client().get(path, headers=bearer(token)).status_code
+from .support import FrozenClock, count_calls, outcome
 
 
 def identity_calls(mock: responses.RequestsMock, issuer: AccessIssuer) -> int:
@@ -32,8 +28,8 @@ def test_groups_in_token_used_without_fetching(
     """Groups carried in the token decide; get-identity is not asked."""
     admin = issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True)
     other = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
-    assert get(app, "/admin", admin) == 200
-    assert get(app, "/admin", other) == 403
+    assert outcome(app, admin, "/admin") == (200, None)
+    assert outcome(app, other, "/admin") == (403, Reason.NOT_IN_GROUP)
     assert identity_calls(mocked_team, issuer) == 0
 
 
@@ -42,7 +38,7 @@ def test_custom_groups_from_saml(
 ) -> None:
     """custom.groups (SAML/OIDC attributes) count as the token's groups."""
     token = issuer.mint({"email": "ada@example.com", "sub": "1", "custom": {"groups": ["Admins"]}})
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
     assert identity_calls(mocked_team, issuer) == 0
 
 
@@ -57,9 +53,12 @@ def test_group_objects_matched_by_name_or_id(make_app: AppFactory, issuer: Acces
 
     group = {"id": "f0e1", "name": "Admins", "email": "admins@example.com"}
     by_object = issuer.mint({"email": "a@example.com", "sub": "1", "groups": [group]})
-    assert get(app, "/admin", by_object) == 200
-    assert get(app, "/by-id", by_object) == 200
-    assert get(app, "/by-id", issuer.mint({"groups": ["Admins"], "sub": "1"})) == 403
+    assert outcome(app, by_object, "/admin") == (200, None)
+    assert outcome(app, by_object, "/by-id") == (200, None)
+    assert outcome(app, issuer.mint({"groups": ["Admins"], "sub": "1"}), "/by-id") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
 
 
 def test_groups_fetched_lazily_once_per_token(
@@ -68,13 +67,13 @@ def test_groups_fetched_lazily_once_per_token(
     """Without groups in the token, get-identity is asked once per token, only when needed."""
     token = issuer.user_token("ada@example.com", ["Admins"])
     for _ in range(5):
-        assert get(app, "/", token) == 200
+        assert outcome(app, token, "/") == (200, None)
     assert identity_calls(mocked_team, issuer) == 0
     for _ in range(10):
-        assert get(app, "/admin", token) == 200
+        assert outcome(app, token, "/admin") == (200, None)
     assert identity_calls(mocked_team, issuer) == 1
     other = issuer.user_token("ada@example.com", ["Admins"])
-    assert get(app, "/admin", other) == 200
+    assert outcome(app, other, "/admin") == (200, None)
     assert identity_calls(mocked_team, issuer) == 2
 
 
@@ -83,7 +82,7 @@ def test_identity_call_sends_the_token_as_cookie(
 ) -> None:
     """get-identity is called with CF_Authorization=<token> and a timeout."""
     token = issuer.user_token("ada@example.com", ["Admins"])
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
     (call,) = [c for c in mocked_team.calls if c.request.url == issuer.identity_url]
     assert call.request.headers["Cookie"] == f"CF_Authorization={token}"
     assert call.request.req_kwargs["timeout"] == 5.0
@@ -109,7 +108,7 @@ def test_identity_cached_until_the_token_expires(
     app = make_app(CF_ACCESS_CACHE=cache)
     token = issuer.user_token("ada@example.com", ["Admins"])
     clock.advance(1000)
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
     (key,) = [key for key in cache.timeouts if "identity" in key]
     assert cache.timeouts[key] == issuer.token_lifetime - 1000
     assert token not in key
@@ -118,14 +117,17 @@ def test_identity_cached_until_the_token_expires(
 
 def test_user_outside_the_group_is_403(app: Flask, issuer: AccessIssuer) -> None:
     """A verified user without the group gets 403, not 401."""
-    assert get(app, "/admin", issuer.user_token("bob@example.com", ["Staff"])) == 403
+    assert outcome(app, issuer.user_token("bob@example.com", ["Staff"]), "/admin") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
 
 
 def test_service_token_has_no_groups(
     app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
 ) -> None:
     """A service token on a group-gated route is 403, without asking get-identity."""
-    assert get(app, "/admin", issuer.service_token()) == 403
+    assert outcome(app, issuer.service_token(), "/admin") == (403, Reason.NOT_IN_GROUP)
     assert identity_calls(mocked_team, issuer) == 0
 
 
@@ -153,8 +155,8 @@ def test_identity_unavailable_is_503_on_group_routes_only(
     """When get-identity fails, group routes answer 503; plain protected routes still 200."""
     mocked_team.replace(responses.GET, issuer.identity_url, **answer)  # type: ignore[arg-type]
     token = issuer.user_token("ada@example.com", ["Admins"])
-    assert get(app, "/admin", token) == 503
-    assert get(app, "/", token) == 200
+    assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
+    assert outcome(app, token, "/") == (200, None)
 
 
 def test_failed_identity_not_cached(
@@ -163,13 +165,13 @@ def test_failed_identity_not_cached(
     """After get-identity recovers, the same token gets its groups."""
     token = issuer.user_token("ada@example.com", ["Admins"])
     mocked_team.replace(responses.GET, issuer.identity_url, status=500)
-    assert get(app, "/admin", token) == 503
+    assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     mocked_team.replace(
         responses.GET,
         issuer.identity_url,
         json=issuer.identity_for(token),
     )
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
 
 
 def test_string_groups_from_identity(
@@ -179,14 +181,14 @@ def test_string_groups_from_identity(
     token = issuer.user_token("ada@example.com")
     answer = {"email": "ada@example.com", "groups": ["Admins"]}
     mocked_team.replace(responses.GET, issuer.identity_url, body=json.dumps(answer))
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
 
 
 def test_malformed_groups_claim_refused(app: Flask, issuer: AccessIssuer) -> None:
     """A groups claim that is not a list of groups is refused (401), never a 500."""
     token = issuer.mint({"email": "a@example.com", "sub": "1", "groups": "Admins"})
-    assert get(app, "/admin", token) == 401
-    assert get(app, "/", token) == 200
+    assert outcome(app, token, "/admin") == (401, Reason.MALFORMED_CLAIMS)
+    assert outcome(app, token, "/") == (200, None)
 
 
 class CountingCache(SimpleCache):  # type: ignore[misc]
@@ -208,11 +210,14 @@ def test_groups_remembered_with_the_verified_token(
     cache = CountingCache()
     app = make_app(CF_ACCESS_CACHE=cache)
     token = issuer.user_token("ada@example.com", ["Admins"])
-    assert get(app, "/admin", token) == 200
+    assert outcome(app, token, "/admin") == (200, None)
     first_miss = cache.identity_reads  # before the fetch, and again once claimed
     for _ in range(9):
-        assert get(app, "/admin", token) == 200
+        assert outcome(app, token, "/admin") == (200, None)
     assert cache.identity_reads == first_miss
     assert identity_calls(mocked_team, issuer) == 1
-    assert get(app, "/admin", issuer.user_token("bob@example.com", ["Staff"])) == 403
+    assert outcome(app, issuer.user_token("bob@example.com", ["Staff"]), "/admin") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
     assert cache.identity_reads == 2 * first_miss

@@ -8,7 +8,8 @@ from typing import Any
 
 import responses
 
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access import Reason
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import bearer
 
@@ -37,11 +38,15 @@ def test_quick_start_protects_a_view() -> None:
         answer = {"email": "ada@example.com", "groups": [{"id": "1", "name": "Admins"}]}
         mock.get(team.identity_url, json=answer)
         client = namespace["create_app"]().test_client()
-        assert client.get("/").status_code == 401
+        with capture_access() as captured:
+            assert client.get("/").status_code == 401
+        assert captured.reasons == [Reason.MISSING_TOKEN]
         token = team.user_token("ada@example.com")
         response = client.get("/", headers=bearer(token))
         assert response.status_code == 200
         assert "ada@example.com" in response.get_data(as_text=True)
         assert client.get("/admin", headers=bearer(token)).status_code == 200
         stranger = AccessIssuer(domain.group(1), audience.group(1)).user_token("eve@example.com")
-        assert client.get("/", headers=bearer(stranger)).status_code == 401
+        with capture_access() as captured:
+            assert client.get("/", headers=bearer(stranger)).status_code == 401
+        assert captured.reasons == [Reason.UNKNOWN_KID]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 import responses
 
-from flask_cf_access.cache_config import JSONRedisCache
-from flask_cf_access.extension import EXTENSION_KEY
-from flask_cf_access.testing import AccessIssuer, SigningKey
+from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .redis_server import RedisServer, redis_server_binary, running_redis_server
@@ -30,60 +27,6 @@ def redis_server() -> Iterator[RedisServer]:
 def failing_warnings(caplog: pytest.LogCaptureFixture) -> int:
     """How many times the extension logged that its cache is failing."""
     return sum("is failing" in record.getMessage() for record in caplog.records)
-
-
-def test_redis_url_makes_a_json_redis_cache(
-    make_app: AppFactory, redis_server: RedisServer
-) -> None:
-    """CF_ACCESS_CACHE as a redis:// URL puts the keys in that Redis, as JSON."""
-    app = make_app(CF_ACCESS_CACHE=redis_server.url)
-    assert isinstance(app.extensions[EXTENSION_KEY].cache.backend, JSONRedisCache)
-    client = redis_server.client()
-    try:
-        stored = client.get(f"flask_cf_access:certs:{app.extensions[EXTENSION_KEY].keys.certs_url}")
-    finally:
-        client.close()
-    assert isinstance(stored, bytes)
-    assert stored.startswith(b"{")
-    assert json.loads(stored)["document"]["keys"]
-
-
-def test_workers_fetch_keys_and_identity_once(
-    make_app: AppFactory,
-    issuer: AccessIssuer,
-    mocked_team: responses.RequestsMock,
-    redis_server: RedisServer,
-) -> None:
-    """Apps sharing Redis fetch the keys once, and each user's groups once, between them."""
-    workers = [make_app(CF_ACCESS_CACHE=redis_server.url) for _ in range(3)]
-    tokens = [
-        issuer.user_token("ada@example.com", groups=["Admins"]),
-        issuer.user_token("grace@example.com", groups=["Admins", "Ops"]),
-    ]
-    for round_ in range(2):
-        for number, app in enumerate(workers):
-            for token in tokens:
-                response = app.test_client().get("/admin", headers=bearer(token))
-                assert response.status_code == 200, (round_, number)
-    assert count_calls(mocked_team, issuer.certs_url) == 1
-    assert count_calls(mocked_team, issuer.identity_url) == len(tokens)
-
-
-def test_unknown_kid_flood_across_workers_forces_one_fetch(
-    make_app: AppFactory,
-    issuer: AccessIssuer,
-    clock: FrozenClock,
-    mocked_team: responses.RequestsMock,
-    redis_server: RedisServer,
-) -> None:
-    """Made-up key ids sent to every worker force one refresh between them all."""
-    workers = [make_app(CF_ACCESS_CACHE=redis_server.url) for _ in range(3)]
-    clock.advance(61)  # past CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL since the first fetch
-    for _ in range(10):
-        for app in workers:
-            token = issuer.mint(key=SigningKey.generate())
-            assert app.test_client().get("/", headers=bearer(token)).status_code == 401
-    assert count_calls(mocked_team, issuer.certs_url) == 2
 
 
 def test_redis_stopping_mid_test_degrades_to_fetching(

@@ -20,7 +20,6 @@ from flask_cf_access.cache_config import (
     JSONRedisCache,
     cache_from_setting,
 )
-from flask_cf_access.extension import EXTENSION_KEY
 from flask_cf_access.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
@@ -147,27 +146,6 @@ def test_init_app_refuses_a_bad_url(issuer: AccessIssuer) -> None:
     app.config.update(issuer.settings(CF_ACCESS_CACHE="mongodb://127.0.0.1/x"))
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
         CloudflareAccess(app)
-
-
-def test_init_app_with_a_url(make_app: AppFactory, tmp_path: Path) -> None:
-    """An app configured with a URL shares through the cache it names."""
-    app = make_app(CF_ACCESS_CACHE=f"filesystem://{tmp_path}")
-    assert isinstance(app.extensions[EXTENSION_KEY].cache.backend, JSONFileSystemCache)
-
-
-def test_workers_on_one_host_share_a_directory(
-    make_app: AppFactory,
-    issuer: AccessIssuer,
-    mocked_team: responses.RequestsMock,
-    tmp_path: Path,
-) -> None:
-    """Apps sharing a filesystem:// cache fetch keys and each identity once between them."""
-    workers = [make_app(CF_ACCESS_CACHE=f"filesystem://{tmp_path}") for _ in range(3)]
-    token = issuer.user_token("ada@example.com", groups=["Admins"])
-    for app in workers:
-        assert app.test_client().get("/admin", headers=bearer(token)).status_code == 200
-    assert count_calls(mocked_team, issuer.certs_url) == 1
-    assert count_calls(mocked_team, issuer.identity_url) == 1
 
 
 def test_down_redis_never_fails_a_request(

@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from flask import Flask
 
+from flask_cf_access import Reason
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token
 
-from .support import bearer
+from .support import bearer, outcome
 
 
 def b64(data: bytes) -> str:
@@ -40,10 +41,6 @@ def good_claims(issuer: AccessIssuer) -> dict[str, Any]:
     }
 
 
-def status(app: Flask, token: str) -> int:
-    return app.test_client().get("/", headers=bearer(token)).status_code
-
-
 def test_valid_token_passes(app: Flask, issuer: AccessIssuer) -> None:
     """A token signed by the team's key with good claims reaches the view."""
     response = app.test_client().get("/", headers=bearer(issuer.user_token("ada@example.com")))
@@ -54,8 +51,9 @@ def test_valid_token_passes(app: Flask, issuer: AccessIssuer) -> None:
 def test_alg_none_refused(app: Flask, issuer: AccessIssuer) -> None:
     """An unsigned token (alg none) is refused, with or without a signature segment."""
     unsigned = segments({"alg": "none", "kid": issuer.signing_key.kid}, good_claims(issuer))
-    assert status(app, unsigned + ".") == 401
-    assert status(app, unsigned + "." + b64(b"x")) == 401
+    # An empty signature segment is malformed before its algorithm is looked at.
+    assert outcome(app, unsigned + ".") == (401, Reason.MALFORMED_TOKEN)
+    assert outcome(app, unsigned + "." + b64(b"x")) == (401, Reason.BAD_ALGORITHM)
 
 
 def test_hs256_with_public_key_as_secret_refused(app: Flask, issuer: AccessIssuer) -> None:
@@ -68,7 +66,7 @@ def test_hs256_with_public_key_as_secret_refused(app: Flask, issuer: AccessIssue
             {"alg": "HS256", "kid": issuer.signing_key.kid}, good_claims(issuer)
         )
         signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-        assert status(app, f"{signing_input}.{b64(signature)}") == 401
+        assert outcome(app, f"{signing_input}.{b64(signature)}") == (401, Reason.BAD_ALGORITHM)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +86,7 @@ def test_other_rsa_algorithms_refused(
     """A token validly signed by the team's own key, but not with RS256, is refused."""
     signing_input = segments({"alg": alg, "kid": issuer.signing_key.kid}, good_claims(issuer))
     signature = issuer.signing_key.private_key.sign(signing_input.encode(), pad, digest)
-    assert status(app, f"{signing_input}.{b64(signature)}") == 401
+    assert outcome(app, f"{signing_input}.{b64(signature)}") == (401, Reason.BAD_ALGORITHM)
 
 
 def test_es256_refused(app: Flask, issuer: AccessIssuer) -> None:
@@ -96,14 +94,14 @@ def test_es256_refused(app: Flask, issuer: AccessIssuer) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     signing_input = segments({"alg": "ES256", "kid": issuer.signing_key.kid}, good_claims(issuer))
     signature = key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-    assert status(app, f"{signing_input}.{b64(signature)}") == 401
+    assert outcome(app, f"{signing_input}.{b64(signature)}") == (401, Reason.BAD_ALGORITHM)
 
 
 def test_rs256_header_with_other_signature_refused(app: Flask, issuer: AccessIssuer) -> None:
     """Claiming RS256 while signing with something else is a bad signature."""
     signing_input = segments({"alg": "RS256", "kid": issuer.signing_key.kid}, good_claims(issuer))
     signature = hmac.new(b"secret", signing_input.encode(), hashlib.sha256).digest()
-    assert status(app, f"{signing_input}.{b64(signature)}") == 401
+    assert outcome(app, f"{signing_input}.{b64(signature)}") == (401, Reason.BAD_SIGNATURE)
 
 
 def test_key_outside_the_team_refused(app: Flask, issuer: AccessIssuer) -> None:
@@ -112,7 +110,7 @@ def test_key_outside_the_team_refused(app: Flask, issuer: AccessIssuer) -> None:
     token = encode_token(
         {"alg": "RS256", "kid": issuer.signing_key.kid}, good_claims(issuer), stranger
     )
-    assert status(app, token) == 401
+    assert outcome(app, token) == (401, Reason.BAD_SIGNATURE)
 
 
 def test_embedded_and_remote_keys_ignored(
@@ -128,7 +126,10 @@ def test_embedded_and_remote_keys_ignored(
         "x5u": "https://attacker.example/cert.pem",
         "x5c": [attacker.certificate_pem.splitlines()[1]],
     }
-    assert status(app, encode_token(header, good_claims(issuer), attacker)) == 401
+    assert outcome(app, encode_token(header, good_claims(issuer), attacker)) == (
+        401,
+        Reason.UNKNOWN_KID,
+    )
     fetched = {call.request.url for call in mocked_team.calls}
     assert fetched <= {issuer.certs_url}
 
@@ -138,13 +139,19 @@ def test_remote_key_headers_beside_a_good_kid_do_not_matter(
 ) -> None:
     """A genuine token whose header also names a jku still verifies by kid alone."""
     header = {"alg": "RS256", "kid": issuer.signing_key.kid, "jku": "https://attacker.example/"}
-    assert status(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == 200
+    assert outcome(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == (
+        200,
+        None,
+    )
 
 
 def test_crit_header_refused(app: Flask, issuer: AccessIssuer) -> None:
     """A crit header asks for processing we do not do: refused."""
     header = {"alg": "RS256", "kid": issuer.signing_key.kid, "crit": ["exp"], "exp": 1}
-    assert status(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == 401
+    assert outcome(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == (
+        401,
+        Reason.CRITICAL_HEADER,
+    )
 
 
 @pytest.mark.parametrize("kid", [None, "", 7, ["a"]])
@@ -153,17 +160,23 @@ def test_missing_or_odd_kid_refused(app: Flask, issuer: AccessIssuer, kid: objec
     header: dict[str, Any] = {"alg": "RS256"}
     if kid is not None:
         header["kid"] = kid
-    assert status(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == 401
+    assert outcome(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == (
+        401,
+        Reason.MISSING_KID,
+    )
 
 
 def test_tampered_claims_refused(app: Flask, issuer: AccessIssuer) -> None:
     """Changing the claims of a signed token breaks its signature."""
     head, _, signature = issuer.user_token("ada@example.com").split(".")
     forged = b64(json.dumps({**good_claims(issuer), "email": "root@example.com"}).encode())
-    assert status(app, f"{head}.{forged}.{signature}") == 401
+    assert outcome(app, f"{head}.{forged}.{signature}") == (401, Reason.BAD_SIGNATURE)
 
 
 def test_no_typ_header_needed(app: Flask, issuer: AccessIssuer) -> None:
     """Real tokens carry no typ: it is not required."""
     header = {"alg": "RS256", "kid": issuer.signing_key.kid}
-    assert status(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == 200
+    assert outcome(app, encode_token(header, good_claims(issuer), issuer.signing_key)) == (
+        200,
+        None,
+    )

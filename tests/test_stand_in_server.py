@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import load_pem_x509_certificate
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, current_identity, require_group
+from flask_cf_access import CloudflareAccess, Reason, current_identity, require_group
 from flask_cf_access.keys import parse_certs
 from flask_cf_access.testing import (
     CERTS_PATH,
@@ -24,6 +24,7 @@ from flask_cf_access.testing import (
     AccessIssuer,
     RequestCounts,
     StandInServer,
+    capture_access,
 )
 
 from .support import FrozenClock, bearer
@@ -160,8 +161,10 @@ def test_app_verifies_and_fetches_groups_over_http(cf_access_server: StandInServ
     bob = issuer.user_token("bob@example.com", ["Staff"])
     assert client.get("/admin", headers=bearer(ada)).json == {"email": "ada@example.com"}
     assert client.get("/admin", headers=bearer(ada)).status_code == 200
-    assert client.get("/admin", headers=bearer(bob)).status_code == 403
-    assert client.get("/admin").status_code == 401
+    with capture_access(app) as captured:
+        assert client.get("/admin", headers=bearer(bob)).status_code == 403
+        assert client.get("/admin").status_code == 401
+    assert captured.reasons == [Reason.NOT_IN_GROUP, Reason.MISSING_TOKEN]
     assert cf_access_server.calls[CERTS_PATH] == 1
     assert cf_access_server.calls[IDENTITY_PATH] == 2
 

@@ -32,6 +32,7 @@ from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,
     AccessIssuer,
+    capture_access,
     decode_unverified_claims,
 )
 
@@ -206,7 +207,9 @@ def test_rotation_through_responses() -> None:
         issuer.drop_previous()
         clock.advance(901)  # past CF_ACCESS_KEYS_MAX_AGE: the set is fetched again
         assert client.get("/", headers={"Cf-Access-Jwt-Assertion": new}).status_code == 200
-        assert client.get("/", headers={"Cf-Access-Jwt-Assertion": old}).status_code == 401
+        with capture_access() as captured:
+            assert client.get("/", headers={"Cf-Access-Jwt-Assertion": old}).status_code == 401
+        assert captured.reasons == [Reason.UNKNOWN_KID]
         assert sum(call.request.url == issuer.certs_url for call in mock.calls) == 3
 
 
@@ -256,10 +259,12 @@ def test_access_client_as_user_and_service(cf_access_issuer: AccessIssuer) -> No
     """as_user (with groups) and as_service_token send minted tokens; no option sends none."""
     client = kit_app(cf_access_issuer).test_client(issuer=cf_access_issuer)
     assert client.get("/admin", as_user="ada@example.com", groups=["Admins"]).status_code == 200
-    assert client.get("/admin", as_user="bob@example.com", groups=["Staff"]).status_code == 403
-    assert client.get("/admin", as_service_token="ci.access").status_code == 403
-    assert client.get("/", as_service_token="ci.access").get_json()["service"] is True
-    assert client.get("/").status_code == 401
+    with capture_access() as captured:
+        assert client.get("/admin", as_user="bob@example.com", groups=["Staff"]).status_code == 403
+        assert client.get("/admin", as_service_token="ci.access").status_code == 403
+        assert client.get("/", as_service_token="ci.access").get_json()["service"] is True
+        assert client.get("/").status_code == 401
+    assert captured.reasons == [Reason.NOT_IN_GROUP, Reason.NOT_IN_GROUP, Reason.MISSING_TOKEN]
 
 
 def test_access_client_keeps_other_headers(cf_access_issuer: AccessIssuer) -> None:

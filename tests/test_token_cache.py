@@ -25,7 +25,7 @@ from joserfc.util import urlsafe_b64decode
 from flask_cf_access import AccessGate, AccessSettings, AccessUnauthorized, Reason
 from flask_cf_access import verifier as verifier_module
 from flask_cf_access.claims import MAX_NUMERIC_DATE, ClaimsPolicy
-from flask_cf_access.testing import AccessIssuer, SigningKey
+from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 from flask_cf_access.token_cache import TokenCache, VerifiedToken
 
 from .conftest import AppFactory
@@ -641,7 +641,9 @@ def test_protected_app_still_refuses_after_warmup(
     token = issuer.user_token("ada@example.com")
     assert client.get("/", headers=bearer(token)).status_code == 200
     forged = token.rsplit(".", 1)[0] + "." + b64(bytes(256))
-    assert client.get("/", headers=bearer(forged)).status_code == 401
+    with capture_access(app) as captured:
+        assert client.get("/", headers=bearer(forged)).status_code == 401
+    assert captured.reasons == [Reason.BAD_SIGNATURE]
 
 
 @functools.cache

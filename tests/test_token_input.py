@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessUnauthorized, Reason
-from flask_cf_access.testing import AccessIssuer, encode_token
+from flask_cf_access.testing import AccessIssuer, capture_access, encode_token
 from flask_cf_access.tokens import MAX_TOKEN_LENGTH, check_token_shape
 
-from .support import bearer
+from .support import bearer, outcome
 
 
 def b64(data: bytes) -> str:
@@ -25,7 +25,7 @@ def b64(data: bytes) -> str:
 
 def test_missing_token_is_401(app: Flask) -> None:
     """A request without a token never reaches the view."""
-    assert app.test_client().get("/").status_code == 401
+    assert outcome(app, None) == (401, Reason.MISSING_TOKEN)
 
 
 def test_cookie_used_when_header_absent(app: Flask, issuer: AccessIssuer) -> None:
@@ -39,14 +39,18 @@ def test_bad_header_not_rescued_by_good_cookie(app: Flask, issuer: AccessIssuer)
     """The header is authoritative: a bad one fails even beside a good cookie."""
     client = app.test_client()
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))
-    assert client.get("/", headers=bearer("not-a-token")).status_code == 401
-    assert client.get("/", headers=bearer("")).status_code == 401
+    with capture_access(app) as captured:
+        assert client.get("/", headers=bearer("not-a-token")).status_code == 401
+        assert client.get("/", headers=bearer("")).status_code == 401
+    assert captured.reasons == [Reason.MALFORMED_TOKEN, Reason.MISSING_TOKEN]
 
 
 def test_email_header_never_trusted(app: Flask) -> None:
     """Cf-Access-Authenticated-User-Email alone grants nothing."""
     headers = {"Cf-Access-Authenticated-User-Email": "ada@example.com"}
-    assert app.test_client().get("/", headers=headers).status_code == 401
+    with capture_access(app) as captured:
+        assert app.test_client().get("/", headers=headers).status_code == 401
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 @pytest.mark.parametrize(
@@ -69,7 +73,7 @@ def test_email_header_never_trusted(app: Flask) -> None:
 )
 def test_malformed_tokens_are_401(app: Flask, token: str) -> None:
     """Wrong segment counts, bad base64, non-JSON and non-object headers: 401."""
-    assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+    assert outcome(app, token) == (401, Reason.MALFORMED_TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -78,11 +82,14 @@ def test_malformed_tokens_are_401(app: Flask, token: str) -> None:
 )
 def test_signed_garbage_claims_are_401(app: Flask, issuer: AccessIssuer, payload: bytes) -> None:
     """A well-signed token whose payload is not a JSON object is refused."""
+    if payload.startswith(b"{"):  # an object: the rest good, so only its exp is refused
+        good = json.dumps({"iss": issuer.issuer, "aud": [issuer.audience]}).encode()
+        payload = good[:-1] + b", " + payload[1:]
     header = b64(json.dumps({"alg": "RS256", "kid": issuer.signing_key.kid}).encode())
     signing_input = f"{header}.{b64(payload)}"
     signature = b64(issuer.signing_key.sign(signing_input.encode()))
     token = f"{signing_input}.{signature}"
-    assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+    assert outcome(app, token) == (401, Reason.MALFORMED_CLAIMS)
 
 
 def test_oversized_token_refused_before_parsing(
@@ -92,7 +99,7 @@ def test_oversized_token_refused_before_parsing(
     padding = "x" * MAX_TOKEN_LENGTH
     token = issuer.mint({"padding": padding})
     with caplog.at_level(logging.WARNING, logger="flask_cf_access"):
-        assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+        assert outcome(app, token) == (401, Reason.TOKEN_TOO_LARGE)
     assert "token_too_large" in caplog.text
 
 
@@ -135,7 +142,7 @@ def test_header_tricks_with_valid_signature(app: Flask, issuer: AccessIssuer) ->
         {"kid": issuer.signing_key.kid},
     ):
         token = encode_token(header, {"iss": issuer.issuer}, issuer.signing_key)
-        assert app.test_client().get("/", headers=bearer(token)).status_code == 401
+        assert outcome(app, token) == (401, Reason.BAD_ALGORITHM)
 
 
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")

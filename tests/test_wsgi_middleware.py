@@ -27,9 +27,9 @@ from flask_cf_access import (
     require_access,
 )
 from flask_cf_access.gate import AccessGate
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, capture_access
 
-from .support import FrozenClock, bearer
+from .support import FrozenClock, bearer, outcome
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -141,8 +141,13 @@ def test_missing_or_bad_token_is_401(
     make_middleware: Factory, downstream: Downstream, token: str | None
 ) -> None:
     """No token or a malformed one: 401, never 500, and the app is not called."""
-    response = get(make_middleware(), "/", token)
+    with capture_access() as captured:
+        response = get(make_middleware(), "/", token)
     assert response.status_code == 401
+    expected = {None: Reason.MISSING_TOKEN, "": Reason.MISSING_TOKEN}.get(
+        token, Reason.TOKEN_TOO_LARGE if token and len(token) > 10_000 else Reason.MALFORMED_TOKEN
+    )
+    assert captured.reasons == [expected]
     assert downstream.environ is None
 
 
@@ -152,11 +157,14 @@ def test_expired_and_foreign_tokens_are_401(
     """Tokens of another team, and tokens past their expiry, are refused."""
     middleware = make_middleware()
     stranger = AccessIssuer(issuer.team_domain, issuer.audience, clock=clock)
-    assert get(middleware, "/", stranger.user_token("eve@example.com")).status_code == 401
+    assert outcome(middleware, stranger.user_token("eve@example.com"), "/") == (
+        401,
+        Reason.UNKNOWN_KID,
+    )
     token = issuer.user_token("ada@example.com")
     assert get(middleware, "/", token).status_code == 200
     clock.advance(2 * 24 * 3600)
-    assert get(middleware, "/", token).status_code == 401
+    assert outcome(middleware, token, "/") == (401, Reason.EXPIRED)
 
 
 def test_refusal_body_names_no_reason_and_is_logged_once(
@@ -164,10 +172,11 @@ def test_refusal_body_names_no_reason_and_is_logged_once(
 ) -> None:
     """The body is werkzeug's own, without reason or token; one warning names the reason."""
     token = issuer.user_token("bob@example.com", ["Staff"])
-    with caplog.at_level(logging.WARNING, logger="flask_cf_access"):
+    with caplog.at_level(logging.WARNING, logger="flask_cf_access"), capture_access() as captured:
         response = get(make_middleware(rules={"/admin": ["Admins"]}), "/admin/x", token)
     body = response.get_data(as_text=True)
     assert response.status_code == 403
+    assert captured.reasons == [Reason.NOT_IN_GROUP]
     assert "Forbidden" in body
     assert "not_in_group" not in body
     assert token not in body
@@ -182,7 +191,7 @@ def test_service_tokens_refused_when_not_allowed(
 ) -> None:
     """allow_service_tokens=False answers 403 to machines, users still pass."""
     middleware = make_middleware(allow_service_tokens=False)
-    assert get(middleware, "/", issuer.service_token()).status_code == 403
+    assert outcome(middleware, issuer.service_token(), "/") == (403, Reason.SERVICE_TOKEN_REFUSED)
     assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 200
 
 
@@ -199,7 +208,10 @@ def test_503_when_keys_cannot_be_had(issuer: AccessIssuer, clock: FrozenClock) -
             public_paths=["/healthz"],
         )
         assert len(mock.calls) == 1  # loaded on construction, as init_app does
-        assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 503
+        assert outcome(middleware, issuer.user_token("ada@example.com"), "/") == (
+            503,
+            Reason.KEYS_UNAVAILABLE,
+        )
         assert get(middleware, "/healthz").status_code == 200
 
 
@@ -234,7 +246,7 @@ def test_public_paths_open_without_token(
 def test_lookalike_paths_not_public(make_middleware: Factory, path: str) -> None:
     """A public path opens nothing but itself: lookalikes need a token."""
     middleware = make_middleware(public_paths=["/healthz"], public_prefixes=["/static"])
-    assert get(middleware, path).status_code == 401
+    assert outcome(middleware, None, path) == (401, Reason.MISSING_TOKEN)
 
 
 @given(st.text(alphabet="/.azhst", max_size=24))
@@ -265,8 +277,11 @@ def test_group_rule_enforced_on_every_spelling(
     assert (
         get(middleware, path, issuer.user_token("ada@example.com", ["Admins"])).status_code == 200
     )
-    assert get(middleware, path, issuer.user_token("bob@example.com", ["Staff"])).status_code == 403
-    assert get(middleware, path, issuer.service_token()).status_code == 403
+    assert outcome(middleware, issuer.user_token("bob@example.com", ["Staff"]), path) == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
+    assert outcome(middleware, issuer.service_token(), path) == (403, Reason.NOT_IN_GROUP)
 
 
 def test_rule_matches_whole_segments(make_middleware: Factory, issuer: AccessIssuer) -> None:
@@ -289,9 +304,9 @@ def test_longest_prefix_wins(make_middleware: Factory, issuer: AccessIssuer) -> 
     admin = issuer.user_token("ada@example.com", ["Admins"])
     auditor = issuer.user_token("aud@example.com", ["Auditors"])
     assert get(middleware, "/admin/users", admin).status_code == 200
-    assert get(middleware, "/admin/users", auditor).status_code == 403
+    assert outcome(middleware, auditor, "/admin/users") == (403, Reason.NOT_IN_GROUP)
     assert get(middleware, "/admin/reports/q1", auditor).status_code == 200
-    assert get(middleware, "/admin/reports/q1", admin).status_code == 403
+    assert outcome(middleware, admin, "/admin/reports/q1") == (403, Reason.NOT_IN_GROUP)
     assert get(middleware, "/admin/help", auditor).status_code == 200
     assert middleware.groups_for("/admin/reports") == ("Auditors",)
 
@@ -302,7 +317,7 @@ def test_group_rule_503_when_identity_endpoint_fails(
     """When the groups must be fetched and get-identity fails, the answer is 503."""
     middleware = make_middleware(rules={"/admin": ["Admins"]})
     unknown = issuer.mint({"email": "ghost@example.com", "sub": "ghost"})
-    assert get(middleware, "/admin", unknown).status_code == 503
+    assert outcome(middleware, unknown, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert get(middleware, "/", unknown).status_code == 200
 
 
@@ -451,8 +466,10 @@ def test_refused_request_strips_nothing_it_should_not(
     make_middleware: Factory, downstream: Downstream
 ) -> None:
     """A spoofed e-mail header alone is no token: 401."""
-    response = get(make_middleware(headers=HEADERS), "/", headers=SPOOFED)
+    with capture_access() as captured:
+        response = get(make_middleware(headers=HEADERS), "/", headers=SPOOFED)
     assert response.status_code == 401
+    assert captured.reasons == [Reason.MISSING_TOKEN]
     assert downstream.environ is None
 
 
@@ -511,7 +528,10 @@ def test_from_config(downstream: Downstream, issuer: AccessIssuer, clock: Frozen
     )
     assert middleware.gate.settings.leeway == 0
     assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 200
-    assert get(middleware, "/admin", issuer.user_token("ada@example.com")).status_code == 403
+    assert outcome(middleware, issuer.user_token("ada@example.com"), "/admin") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
 
 
 def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer) -> None:
@@ -560,7 +580,7 @@ def test_around_a_flask_app(issuer: AccessIssuer, clock: FrozenClock) -> None:
         headers={"X-Auth-Email": "email"},
     )
     client = app.test_client()
-    assert client.get("/").status_code == 401
+    assert outcome(app, None) == (401, Reason.MISSING_TOKEN)
     token = issuer.user_token("ada@example.com")
     response = client.get("/", headers={**bearer(token), **SPOOFED})
     assert response.json == {
@@ -615,8 +635,8 @@ def test_one_verification_path(
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
     monkeypatch.setattr(middleware.gate.verifier, "verify_entry", unavailable)
-    assert client.get("/", headers=bearer(token)).status_code == 503
-    assert client.get("/decorated", headers=bearer(token)).status_code == 503
+    assert outcome(app, token) == (503, Reason.KEYS_UNAVAILABLE)
+    assert outcome(app, token, "/decorated") == (503, Reason.KEYS_UNAVAILABLE)
 
 
 # -- the example and the README --------------------------------------------
@@ -626,7 +646,7 @@ def test_plain_wsgi_example(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """The example app: health open, identity shown, /admin for Admins only."""
     app = make_example_app(issuer.settings(), session=issuer.session(), clock=clock)
     assert get(app, "/healthz").get_data() == b"ok"
-    assert get(app, "/").status_code == 401
+    assert outcome(app, None, "/") == (401, Reason.MISSING_TOKEN)
     admin = issuer.user_token("ada@example.com", ["Admins"], custom={"department": "R&D"})
     response = get(app, "/admin", admin, headers={"X-Auth-Email": "mallory@example.com"})
     assert response.json == {
@@ -635,7 +655,10 @@ def test_plain_wsgi_example(issuer: AccessIssuer, clock: FrozenClock) -> None:
         "groups": ["Admins"],
         "department": "R&D",
     }
-    assert get(app, "/admin", issuer.user_token("bob@example.com", ["Staff"])).status_code == 403
+    assert outcome(app, issuer.user_token("bob@example.com", ["Staff"]), "/admin") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
     assert get(app, "/", issuer.service_token("ci")).json["user"] == "ci"
 
 
@@ -658,9 +681,9 @@ def test_readme_wsgi_snippet() -> None:
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
         application = namespace["application"]
         assert get(application, "/healthz").status_code == 200
-        assert get(application, "/").status_code == 401
+        assert outcome(application, None, "/") == (401, Reason.MISSING_TOKEN)
         token = team.user_token("ada@example.com")
         response = get(application, "/", token)
         assert response.status_code == 200
         assert "ada@example.com" in response.get_data(as_text=True)
-        assert get(application, "/admin", token).status_code == 403
+        assert outcome(application, token, "/admin") == (403, Reason.NOT_IN_GROUP)

@@ -36,7 +36,7 @@ from flask_cf_access import (
     access_denied,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock
 
@@ -251,7 +251,9 @@ def test_ambiguous_paths_refused_even_to_members(
 )
 def test_rule_of_every_reading_applies(guarded: Served, issuer: AccessIssuer, target: str) -> None:
     """Any spelling some reader takes for /admin (case, ';', encodings, NFKC) needs Eng."""
-    assert guarded.send(target, issuer.user_token("bob@example.com", ["Staff"]))[0] == 403
+    with capture_access() as captured:
+        assert guarded.send(target, issuer.user_token("bob@example.com", ["Staff"]))[0] == 403
+    assert captured.reasons == [Reason.NOT_IN_GROUP]
     assert guarded.send(target, issuer.user_token("ada@example.com", ["Eng"]))[0] == 200
 
 
@@ -260,7 +262,9 @@ def test_paths_outside_rules_need_only_a_token(
     guarded: Served, issuer: AccessIssuer, target: str
 ) -> None:
     """Plain paths under no rule, or under a rule asking for no group, need only a token."""
-    assert guarded.send(target)[0] == 401
+    with capture_access() as captured:
+        assert guarded.send(target)[0] == 401
+    assert captured.reasons == [Reason.MISSING_TOKEN]
     assert guarded.send(target, issuer.user_token("bob@example.com", ["Staff"]))[0] == 200
 
 
@@ -315,12 +319,17 @@ def test_public_not_when_another_reading_is_under_a_rule(
     )
     assert guard.is_public(target) is public
     expected = 200 if public else 401
-    assert Client(guard).get(target).status_code == expected
+    with capture_access(guard) as captured:
+        assert Client(guard).get(target).status_code == expected
+    assert captured.reasons == ([] if public else [Reason.MISSING_TOKEN])
     if not public:
         bob = issuer.user_token("bob@example.com", ["Staff"])
-        assert (
-            Client(guard).get(target, headers={"Cf-Access-Jwt-Assertion": bob}).status_code == 403
-        )
+        with capture_access(guard) as captured:
+            assert (
+                Client(guard).get(target, headers={"Cf-Access-Jwt-Assertion": bob}).status_code
+                == 403
+            )
+        assert captured.reasons == [Reason.NOT_IN_GROUP]
 
 
 def test_access_denied_signal_for_ambiguous_path(issuer: AccessIssuer, clock: FrozenClock) -> None:

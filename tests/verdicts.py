@@ -12,30 +12,22 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, require_access, require_group
-from flask_cf_access.signals import access_denied
-from flask_cf_access.testing import AccessIssuer, SigningKey
+from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 
-from .support import FrozenClock, bearer
+from .support import FrozenClock, outcome
 
 
 @contextmanager
 def refusal_reasons() -> Iterator[list[Reason]]:
-    """The reasons of every refusal while the block runs, from ``access_denied``."""
+    """The reasons of every refusal while the block runs, filled when the block ends."""
     reasons: list[Reason] = []
-
-    def on_denied(sender: Any, **extra: Any) -> None:
-        reasons.append(extra["reason"])
-
-    with access_denied.connected_to(on_denied):
+    with capture_access() as captured:
         yield reasons
+    reasons.extend(captured.reasons)
 
 
-def verdict(app: Flask, token: str, path: str = "/") -> tuple[int, Reason | None]:
-    """The status ``app`` answers ``token`` on ``path``, and the reason it refused, if it did."""
-    with refusal_reasons() as reasons:
-        status = app.test_client().get(path, headers=bearer(token)).status_code
-    assert len(reasons) <= 1
-    return status, (reasons[0] if reasons else None)
+#: The status ``app`` answers a token on a path, and the reason it refused, if it did.
+verdict = outcome
 
 
 def b64(data: bytes) -> str:

@@ -32,6 +32,12 @@ it created the account (a first visit).
 :func:`assert_routes_protected` fails a test when an endpoint is neither
 protected nor explicitly public, as ``flask cf-access routes --strict`` does.
 
+To assert why a request was refused, not only its status::
+
+    with capture_access(app) as captured:
+        client.get("/admin/", as_user="bob@example.com")
+    assert captured.last.reason is Reason.NOT_IN_GROUP
+
 With pytest, the fixtures of :mod:`flask_cf_access.pytest_plugin`
 (``cf_access_issuer``, ``cf_access_server``, ``cf_access_responses``) are
 available as soon as the package is installed.
@@ -39,6 +45,9 @@ available as soon as the package is installed.
 
 from __future__ import annotations
 
+from ._capture import AccessCapture as AccessCapture
+from ._capture import AccessRecord as AccessRecord
+from ._capture import capture_access as capture_access
 from ._client import AccessClient as AccessClient
 from ._counts import RequestCounts as RequestCounts
 from ._http import logger as logger
@@ -56,13 +65,16 @@ from ._users import UserLoad as UserLoad
 from ._users import capture_user_loads as capture_user_loads
 
 __all__ = [
+    "AccessCapture",
     "AccessClient",
     "AccessIssuer",
+    "AccessRecord",
     "RequestCounts",
     "SigningKey",
     "StandInServer",
     "UserLoad",
     "assert_routes_protected",
+    "capture_access",
     "capture_user_loads",
     "decode_unverified_claims",
     "encode_token",

@@ -1,0 +1,138 @@
+"""Capture what the access checks decided, with their reasons, for assertions in tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from blinker import ANY
+
+from ..errors import AccessError, Reason
+from ..identity import AccessIdentity
+from ..signals import access_denied, access_granted
+
+__all__ = ["AccessCapture", "AccessRecord", "capture_access"]
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One decision, as the :data:`~flask_cf_access.access_granted` or
+    :data:`~flask_cf_access.access_denied` signal reported it.
+
+    :ivar granted: ``True`` if the request was let through.
+    :ivar reason: why it was refused (a :class:`~flask_cf_access.Reason`);
+        ``None`` when granted.
+    :ivar status: the status of the refusal (400, 401, 403 or 503); ``None``
+        when granted (the view chooses the status then).
+    :ivar method: the request method, as the client sent it.
+    :ivar path: the request path, as the client sent it.
+    :ivar identity: who was admitted or refused, when the token verified.
+    :ivar error: the refusal raised; ``None`` when granted.
+    :ivar sender: who sent the signal: the Flask app, or the
+        :class:`~flask_cf_access.CloudflareAccessMiddleware`.
+    """
+
+    granted: bool
+    reason: Reason | None
+    status: int | None
+    method: str
+    path: str
+    identity: AccessIdentity | None
+    error: AccessError | None
+    sender: Any
+
+
+class AccessCapture(list[AccessRecord]):
+    """The records captured by :func:`capture_access`, in the order they were sent.
+
+    A plain list of :class:`AccessRecord`, with a few shortcuts for assertions.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    @property
+    def reasons(self) -> list[Reason]:
+        """The reasons of the refusals, in order (grants have none)."""
+        return [record.reason for record in self if record.reason is not None]
+
+    @property
+    def denied(self) -> list[AccessRecord]:
+        """The refusals, in order."""
+        return [record for record in self if not record.granted]
+
+    @property
+    def granted(self) -> list[AccessRecord]:
+        """The requests let through, in order."""
+        return [record for record in self if record.granted]
+
+    @property
+    def last(self) -> AccessRecord:
+        """The latest record.
+
+        :raises AssertionError: nothing was captured (no protected request was checked).
+        """
+        if not self:
+            raise AssertionError("No access decision was captured.")
+        return self[-1]
+
+    def record_granted(
+        self, sender: Any, *, identity: AccessIdentity, method: str, path: str, **_: Any
+    ) -> None:
+        """Receiver of :data:`~flask_cf_access.access_granted`."""
+        self._add(AccessRecord(True, None, None, method, path, identity, None, sender))
+
+    def record_denied(
+        self,
+        sender: Any,
+        *,
+        error: AccessError,
+        reason: Reason,
+        method: str,
+        path: str,
+        identity: AccessIdentity | None = None,
+        **_: Any,
+    ) -> None:
+        """Receiver of :data:`~flask_cf_access.access_denied`."""
+        self._add(AccessRecord(False, reason, error.code, method, path, identity, error, sender))
+
+    def _add(self, record: AccessRecord) -> None:
+        with self._lock:  # requests may be checked in several threads at once
+            self.append(record)
+
+
+@contextmanager
+def capture_access(sender: Any = None) -> Iterator[AccessCapture]:
+    """Record every access decision made while the block runs.
+
+    ::
+
+        with capture_access(app) as captured:
+            client.get("/admin", headers={"Cf-Access-Jwt-Assertion": token})
+        assert captured.last.reason is Reason.NOT_IN_GROUP
+        assert captured.last.status == 403
+
+    Built on the :data:`~flask_cf_access.access_granted` and
+    :data:`~flask_cf_access.access_denied` signals, so it sees what your own
+    receivers see: the decisions of the decorators, of
+    :func:`~flask_cf_access.verify_access_in_request` and of the WSGI
+    middleware, in every thread. Receivers connected before stay connected.
+
+    :param sender: only decisions sent by this object: a Flask app (for the
+        decorators and guards), or a
+        :class:`~flask_cf_access.CloudflareAccessMiddleware`. ``None``
+        captures every sender.
+    :returns: the :class:`AccessCapture` (a list) filled while the block runs,
+        and left as it was when the block ended.
+    """
+    captured = AccessCapture()
+    from_whom = ANY if sender is None else sender
+    with (
+        access_granted.connected_to(captured.record_granted, from_whom),
+        access_denied.connected_to(captured.record_denied, from_whom),
+    ):
+        yield captured

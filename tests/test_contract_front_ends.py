@@ -1,0 +1,328 @@
+"""One contract, three front ends: decorator, blueprint guard, WSGI middleware.
+
+Each case of :data:`CASES` is run on every front end of :data:`FRONT_ENDS`,
+and asserts both the status and the reason, as
+:func:`~flask_cf_access.testing.capture_access` reports it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask import Blueprint, Flask
+from requests.adapters import BaseAdapter
+from requests.models import PreparedRequest, Response
+from werkzeug.test import Client
+
+from flask_cf_access import (
+    CloudflareAccess,
+    CloudflareAccessMiddleware,
+    Reason,
+    require_access,
+    require_group,
+    verify_access_in_request,
+)
+from flask_cf_access.testing import (
+    CERTS_PATH,
+    IDENTITY_PATH,
+    AccessIssuer,
+    SigningKey,
+    capture_access,
+)
+
+from .support import FrozenClock, Outcome
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+#: The one protected path of every front end.
+PATH = "/app"
+
+
+class _TeamWithOutages(BaseAdapter):
+    """Answers as ``issuer`` does, except 503 for the paths in ``down``."""
+
+    def __init__(self, issuer: AccessIssuer, down: Iterable[str]) -> None:
+        super().__init__()
+        self.issuer = issuer
+        self.down = frozenset(down)
+
+    def send(  # type: ignore[override]
+        self, request: PreparedRequest, **kwargs: Any
+    ) -> Response:
+        path = urlsplit(request.url or "").path
+        status, body = (
+            (503, {"err": "down"})
+            if path in self.down
+            else self.issuer.respond(path, request.headers.get("Cookie"))
+        )
+        response = Response()
+        response.status_code = status
+        response.headers["Content-Type"] = "application/json"
+        response.raw = io.BytesIO(json.dumps(body).encode())
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def team_session(issuer: AccessIssuer, down: Iterable[str] = ()) -> requests.Session:
+    """A session answered in-process by ``issuer``, with the ``down`` paths failing."""
+    session = requests.Session()
+    session.mount(issuer.issuer + "/", _TeamWithOutages(issuer, down))
+    return session
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a front end is built with: the rule on :data:`PATH`, and the team's session."""
+
+    issuer: AccessIssuer
+    clock: FrozenClock
+    session: requests.Session
+    groups: tuple[str, ...] = ()
+    allow_service_tokens: bool = True
+
+
+def protected_view() -> str:
+    return "protected"
+
+
+def decorator_front_end(setup: Setup) -> WSGIApplication:
+    """``@require_access`` or ``@require_group`` on a view."""
+    app = Flask("decorated")
+    app.config.update(setup.issuer.settings())
+    CloudflareAccess(app, session=setup.session, clock=setup.clock)
+    if setup.groups:
+        view = require_group(*setup.groups, allow_service_tokens=setup.allow_service_tokens)(
+            protected_view
+        )
+    else:
+        view = require_access(allow_service_tokens=setup.allow_service_tokens)(protected_view)
+    app.add_url_rule(PATH, view_func=view, methods=["GET", "POST"])
+    return app
+
+
+def blueprint_front_end(setup: Setup) -> WSGIApplication:
+    """A blueprint whose ``before_request`` calls ``verify_access_in_request``."""
+    app = Flask("guarded")
+    app.config.update(setup.issuer.settings())
+    CloudflareAccess(app, session=setup.session, clock=setup.clock)
+    blueprint = Blueprint("guarded", __name__, url_prefix=PATH)
+
+    @blueprint.before_request
+    def guard() -> None:
+        verify_access_in_request(
+            groups=setup.groups, allow_service_tokens=setup.allow_service_tokens
+        )
+
+    blueprint.add_url_rule("", view_func=protected_view, methods=["GET", "POST"])
+    app.register_blueprint(blueprint)
+    return app
+
+
+def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"protected"]
+
+
+def middleware_front_end(setup: Setup) -> WSGIApplication:
+    """``CloudflareAccessMiddleware`` around a plain WSGI application."""
+    return CloudflareAccessMiddleware(
+        downstream,
+        team_domain=setup.issuer.team_domain,
+        audience=setup.issuer.audience,
+        session=setup.session,
+        clock=setup.clock,
+        rules={PATH: setup.groups},
+        allow_service_tokens=setup.allow_service_tokens,
+    )
+
+
+FRONT_ENDS: dict[str, Callable[[Setup], WSGIApplication]] = {
+    "decorator": decorator_front_end,
+    "blueprint": blueprint_front_end,
+    "middleware": middleware_front_end,
+}
+
+
+@pytest.fixture(params=sorted(FRONT_ENDS))
+def front_end(request: pytest.FixtureRequest) -> Callable[[Setup], WSGIApplication]:
+    """Each front end in turn."""
+    build: Callable[[Setup], WSGIApplication] = FRONT_ENDS[request.param]
+    return build
+
+
+@dataclass(frozen=True)
+class Case:
+    """A request and what every front end must answer to it."""
+
+    token: Callable[[AccessIssuer], str | None]
+    expected: Outcome
+    cookie: Callable[[AccessIssuer], str | None] = lambda issuer: None
+    groups: tuple[str, ...] = ()
+    allow_service_tokens: bool = True
+    down: tuple[str, ...] = ()
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def ada(issuer: AccessIssuer) -> str:
+    return issuer.user_token("ada@example.com")
+
+
+def stranger_signed(issuer: AccessIssuer) -> str:
+    """Good claims and the team's kid, signed by a key outside the team."""
+    header = {"alg": "RS256", "kid": issuer.signing_key.kid}
+    return issuer.mint(key=SigningKey.generate(), header=header)
+
+
+GRANTED = Outcome(200, None)
+
+CASES: dict[str, Case] = {
+    "no token": Case(lambda issuer: None, Outcome(401, Reason.MISSING_TOKEN)),
+    "garbage": Case(lambda issuer: "not-a-token", Outcome(401, Reason.MALFORMED_TOKEN)),
+    "valid": Case(ada, GRANTED),
+    "expired": Case(
+        lambda issuer: issuer.user_token("ada@example.com", expired=True),
+        Outcome(401, Reason.EXPIRED),
+    ),
+    "not yet valid": Case(
+        lambda issuer: issuer.user_token("ada@example.com", not_yet_valid=True),
+        Outcome(401, Reason.NOT_YET_VALID),
+    ),
+    "wrong audience": Case(
+        lambda issuer: issuer.user_token("ada@example.com", audience="another-app"),
+        Outcome(401, Reason.INVALID_AUDIENCE),
+    ),
+    "wrong issuer": Case(
+        lambda issuer: issuer.mint({"iss": "https://other.cloudflareaccess.com"}),
+        Outcome(401, Reason.INVALID_ISSUER),
+    ),
+    "unknown kid": Case(
+        lambda issuer: issuer.mint(key=SigningKey.generate()), Outcome(401, Reason.UNKNOWN_KID)
+    ),
+    "bad signature": Case(stranger_signed, Outcome(401, Reason.BAD_SIGNATURE)),
+    "org token": Case(
+        lambda issuer: issuer.mint({"type": "org"}), Outcome(401, Reason.NOT_AN_APP_TOKEN)
+    ),
+    "service token allowed": Case(lambda issuer: issuer.service_token(), GRANTED),
+    "service token refused": Case(
+        lambda issuer: issuer.service_token(),
+        Outcome(403, Reason.SERVICE_TOKEN_REFUSED),
+        allow_service_tokens=False,
+    ),
+    "user token where service tokens are refused": Case(ada, GRANTED, allow_service_tokens=False),
+    "in group, from the token": Case(
+        lambda issuer: issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True),
+        GRANTED,
+        groups=("Admins",),
+    ),
+    "not in group, from the token": Case(
+        lambda issuer: issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True),
+        Outcome(403, Reason.NOT_IN_GROUP),
+        groups=("Admins",),
+    ),
+    "in group, from get-identity": Case(
+        lambda issuer: issuer.user_token("ada@example.com", ["Admins"]),
+        GRANTED,
+        groups=("Admins",),
+    ),
+    "not in group, from get-identity": Case(
+        lambda issuer: issuer.user_token("bob@example.com", ["Staff"]),
+        Outcome(403, Reason.NOT_IN_GROUP),
+        groups=("Admins",),
+    ),
+    "service token on a group rule": Case(
+        lambda issuer: issuer.service_token(),
+        Outcome(403, Reason.NOT_IN_GROUP),
+        groups=("Admins",),
+    ),
+    "identity endpoint down": Case(
+        lambda issuer: issuer.user_token("ada@example.com", ["Admins"]),
+        Outcome(503, Reason.IDENTITY_UNAVAILABLE),
+        groups=("Admins",),
+        down=(IDENTITY_PATH,),
+    ),
+    "identity endpoint down, groups in the token": Case(
+        lambda issuer: issuer.user_token("ada@example.com", ["Admins"], groups_in_token=True),
+        GRANTED,
+        groups=("Admins",),
+        down=(IDENTITY_PATH,),
+    ),
+    "keys unavailable": Case(ada, Outcome(503, Reason.KEYS_UNAVAILABLE), down=(CERTS_PATH,)),
+    "good cookie, no header": Case(lambda issuer: None, GRANTED, cookie=ada),
+    "bad cookie, no header": Case(
+        lambda issuer: None,
+        Outcome(401, Reason.MALFORMED_TOKEN),
+        cookie=lambda issuer: "not-a-token",
+    ),
+    "bad header wins over a good cookie": Case(
+        lambda issuer: "not-a-token", Outcome(401, Reason.MALFORMED_TOKEN), cookie=ada
+    ),
+    "good header, bad cookie ignored": Case(ada, GRANTED, cookie=lambda issuer: "not-a-token"),
+    "cookie POST from another site": Case(
+        lambda issuer: None,
+        Outcome(403, Reason.CROSS_SITE_REQUEST),
+        cookie=ada,
+        method="POST",
+        headers=(("Sec-Fetch-Site", "cross-site"),),
+    ),
+    "cookie POST from the same origin": Case(
+        lambda issuer: None,
+        GRANTED,
+        cookie=ada,
+        method="POST",
+        headers=(("Sec-Fetch-Site", "same-origin"),),
+    ),
+    "header POST from another site": Case(
+        ada, GRANTED, method="POST", headers=(("Sec-Fetch-Site", "cross-site"),)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_contract(
+    front_end: Callable[[Setup], WSGIApplication],
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    name: str,
+) -> None:
+    """Every front end answers each case with the same status, for the same reason."""
+    case = CASES[name]
+    setup = Setup(
+        issuer,
+        clock,
+        team_session(issuer, case.down),
+        groups=case.groups,
+        allow_service_tokens=case.allow_service_tokens,
+    )
+    application = front_end(setup)
+    client = Client(application)
+    token, cookie = case.token(issuer), case.cookie(issuer)
+    if cookie is not None:
+        client.set_cookie("CF_Authorization", cookie)
+    headers = dict(case.headers)
+    if token is not None:
+        headers["Cf-Access-Jwt-Assertion"] = token
+    with capture_access() as captured:
+        response = client.open(PATH, method=case.method, headers=headers)
+    reason = captured.last.reason
+    assert Outcome(response.status_code, reason) == case.expected
+    assert len(captured) == 1, "one decision per request"
+    assert captured.last.granted is (case.expected.reason is None)
+    assert captured.last.status == (None if captured.last.granted else response.status_code)
+    assert captured.last.path == PATH
+    assert captured.last.sender is application
+    assert captured.last.method == case.method
+    if response.status_code == 200:
+        assert response.get_data(as_text=True) == "protected"
