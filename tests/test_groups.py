@@ -86,7 +86,7 @@ def test_identity_call_sends_the_token_as_cookie(
     assert get(app, "/admin", token) == 200
     (call,) = [c for c in mocked_team.calls if c.request.url == issuer.identity_url]
     assert call.request.headers["Cookie"] == f"CF_Authorization={token}"
-    assert call.request.req_kwargs["timeout"] == 5.0
+    assert call.request.req_kwargs["timeout"].total == 5.0
 
 
 class RecordingCache(SimpleCache):  # type: ignore[misc]
