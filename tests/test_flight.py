@@ -192,7 +192,7 @@ def test_waits_for_another_process_result() -> None:
 
 
 def test_takes_the_failure_when_the_other_process_gives_up() -> None:
-    """A claim let go without a result (their fetch failed) is a failure here too: no second fetch."""
+    """A claim let go without a result (their fetch failed) is a failure here: no second fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock, lambda: cache.delete("fetching:k"), on_look=2)
@@ -202,7 +202,7 @@ def test_takes_the_failure_when_the_other_process_gives_up() -> None:
 
 
 def test_gives_up_at_the_wait_limit() -> None:
-    """A claim held past the wait limit with no result (a stuck process) costs one wait, no fetch."""
+    """A claim held past the wait limit with no result (a stuck process): one wait, no fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock)

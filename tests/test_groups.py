@@ -158,9 +158,9 @@ def test_identity_unavailable_is_503_on_group_routes_only(
 
 
 def test_failed_identity_not_cached(
-    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
 ) -> None:
-    """After get-identity recovers, the same token gets its groups."""
+    """After get-identity recovers (and its 1 s back-off ends), the same token gets its groups."""
     token = issuer.user_token("ada@example.com", ["Admins"])
     mocked_team.replace(responses.GET, issuer.identity_url, status=500)
     assert get(app, "/admin", token) == 503
@@ -169,6 +169,7 @@ def test_failed_identity_not_cached(
         issuer.identity_url,
         json=issuer.identity_for(token),
     )
+    clock.advance(1)
     assert get(app, "/admin", token) == 200
 
 

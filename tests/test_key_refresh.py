@@ -178,7 +178,8 @@ def test_rotation_seen_by_another_worker_needs_no_fetch(
     """After one worker's forced fetch, another takes the new key from the shared cache."""
     backend = SimpleCache()
     first, second = Worker(issuer, clock, backend), Worker(issuer, clock, backend)
-    assert first.store.preload() and second.store.preload()
+    assert first.store.preload()
+    assert second.store.preload()
     assert fetches(certs, issuer) == 1  # the second worker read the shared set
     issuer.rotate()
     clock.advance(1)
@@ -265,11 +266,12 @@ def test_unknown_kid_refusal_cost_does_not_grow_with_keys(
     monkeypatch: pytest.MonkeyPatch,
     published: int,
 ) -> None:
-    """200 made-up kids within the interval: no key import, and shared reads bounded, not per request."""
+    """200 made-up kids in the interval: no key import; shared reads bounded, not per request."""
     certs.replace(responses.GET, issuer.certs_url, json=many_keys_certs(issuer, published))
     backend = CountingCache()
     other, worker = Worker(issuer, clock, backend), Worker(issuer, clock, backend)
-    assert other.store.preload() and worker.store.preload()
+    assert other.store.preload()
+    assert worker.store.preload()
     assert other.refusal("made-up") == Reason.UNKNOWN_KID  # the other worker's forced fetch
     clock.advance(TIMEOUT)  # that fetch is over
     parses: list[int] = []
