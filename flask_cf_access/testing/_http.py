@@ -20,6 +20,9 @@ _MAX_MINT_BODY = 64 * 1024
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default of 5 overflows under a few workers fetching at once,
+    # and a dropped SYN costs the client a second (TCP retransmission).
+    request_queue_size = 128
     stand_in: StandInServer
 
     def server_bind(self) -> None:
@@ -38,9 +41,34 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        self.server.stand_in.calls.add(path)
-        status, body = self.server.stand_in._answer_get(path, self.headers.get("Cookie"))
+        stand_in = self.server.stand_in
+        stand_in.calls.add(path)
+        fault = stand_in._fault_for(path)
+        if fault is not None and not self._answer_fault(fault.kind, fault.seconds):
+            return
+        status, body = stand_in._answer_get(path, self.headers.get("Cookie"))
         self._send_json(status, body)
+
+    def _answer_fault(self, kind: str, seconds: float) -> bool:
+        """Act out an injected fault; ``True`` if the usual answer should follow."""
+        if kind == "slow":
+            self.server.stand_in._wait_healed(seconds)
+            return True
+        if kind == "hang":
+            self.server.stand_in._wait_healed(None)
+            self.close_connection = True
+        elif kind == "refuse":
+            self.close_connection = True
+        elif kind == "error":
+            self._send_json(500, {"err": "injected fault"})
+        elif kind == "garbage":
+            data = b"<html>not json"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        return False
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
