@@ -258,34 +258,54 @@ class KeyStore:
             if now < self._retry_at:
                 self._quiet_until = self._retry_at
                 return current
-            claimed_at = self._claim_forced_fetch(now)
-            if claimed_at is None:
+            claimed = self._claim_forced_fetch(now)
+            if claimed is None:
                 self._quiet_until = now + self._min_interval
-                return self._fetch(now) or current
+                try:
+                    return self._fetch(now) or current
+                finally:
+                    self._cache.set(self._forced_marker, [now, True], timeout=self._min_interval)
             # Another worker forced a fetch lately: take its result if it is
             # still coming, then leave unknown kids alone until its interval ends.
+            claimed_at, finished = claimed
             self._quiet_until = claimed_at + self._min_interval
+            if finished:
+                return current
             return self._wait_for_forced_fetch(claimed_at, current)
         finally:
             self._lock.release()
 
-    def _claim_forced_fetch(self, now: float) -> float | None:
-        """``None`` if this worker may force a fetch now, else when another one did."""
-        if self._cache.add(self._forced_marker, now, timeout=self._min_interval):
+    def _claim_forced_fetch(self, now: float) -> tuple[float, bool] | None:
+        """``None`` if this worker may force a fetch now, else when another one did and
+        whether it is over.
+
+        The marker in the shared cache holds ``[claimed_at, finished]`` for the interval.
+        """
+        if self._cache.add(self._forced_marker, [now, False], timeout=self._min_interval):
             return None
-        claimed_at = self._cache.get(self._forced_marker)
-        if isinstance(claimed_at, (int, float)) and 0 <= now - claimed_at < self._min_interval:
-            return float(claimed_at)
-        self._cache.set(self._forced_marker, now, timeout=self._min_interval)
+        marker = self._cache.get(self._forced_marker)
+        if (
+            isinstance(marker, list)
+            and len(marker) == 2
+            and isinstance(marker[0], (int, float))
+            and 0 <= now - marker[0] < self._min_interval
+        ):
+            return float(marker[0]), bool(marker[1])
+        self._cache.set(self._forced_marker, [now, False], timeout=self._min_interval)
         return None
 
     def _wait_for_forced_fetch(self, claimed_at: float, current: KeySet) -> KeySet:
         """The set another worker's forced fetch stores, if it comes before its timeout."""
-        while self._clock() < claimed_at + self._timeout:
+        for _ in range(math.ceil(self._timeout / POLL_INTERVAL) + 1):
+            if self._clock() >= claimed_at + self._timeout:
+                break
             self._sleep(POLL_INTERVAL)
             newer = self._newer_shared_keyset(self._clock(), current)
             if newer is not None:
                 return newer
+            marker = self._cache.get(self._forced_marker)
+            if not isinstance(marker, list) or marker[1:] != [False]:
+                break  # it is over, without a newer set
         return current
 
     def _newer_shared_keyset(self, now: float, current: KeySet) -> KeySet | None:

@@ -197,7 +197,9 @@ def test_worker_waits_for_another_workers_forced_fetch(
     assert first.store.preload()
     issuer.rotate()
     fetching = Worker(issuer, clock, backend)  # the other worker, in the middle of its fetch
-    assert fetching.store._cache.add(fetching.store._forced_marker, clock(), timeout=INTERVAL)
+    assert fetching.store._cache.add(
+        fetching.store._forced_marker, [clock(), False], timeout=INTERVAL
+    )
     looks: list[float] = []
 
     def other_worker_stores(seconds: float) -> None:
@@ -225,7 +227,7 @@ def test_wait_for_another_workers_forced_fetch_is_bounded(
     worker = Worker(issuer, clock, backend, sleep=sleep)
     assert worker.store.preload()
     started = clock()
-    assert worker.store._cache.add(worker.store._forced_marker, started, timeout=INTERVAL)
+    assert worker.store._cache.add(worker.store._forced_marker, [started, False], timeout=INTERVAL)
     assert worker.refusal("rotated") == Reason.UNKNOWN_KID
     assert TIMEOUT <= clock() - started < TIMEOUT + 0.1
     assert fetches(certs, issuer) == 1
