@@ -25,6 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
         ),
         ("bench_memory.py", ["--tokens", "300", "--size", "100"], "held per cache entry"),
         (
+            "bench_junk.py",
+            ["--tokens", "10", "--rounds", "2"],
+            "unknown-kid / bad-signature refusal cost",
+        ),
+        ("bench_faults.py", ["--quick"], "Fault benchmark done"),
+        (
             "bench_gunicorn.py",
             ["--workers", "1", "--seconds", "1", "--rounds", "1"],
             "protected / unprotected throughput",
