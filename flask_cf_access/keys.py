@@ -190,6 +190,8 @@ class KeyStore:
 
     def _start_refresh(self) -> None:
         """Start one refresh of the stale set, unless one runs or failed lately."""
+        if self._refreshing or self._clock() < self._retry_at:
+            return  # the common case while stale: no lock taken
         with self._state_lock:
             if self._refreshing or self._clock() < self._retry_at:
                 return
@@ -250,7 +252,7 @@ class KeyStore:
             now = self._clock()
             if kid in current.keys or now < self._quiet_until:
                 return current
-            newer = self._newer_shared_keyset(now, current)
+            newer = self._newer_shared_keyset(self._clock(), current)
             if newer is not None:
                 current = newer
                 if kid in newer.keys:
@@ -269,8 +271,8 @@ class KeyStore:
             # still coming, then leave unknown kids alone until its interval ends.
             claimed_at, finished = claimed
             self._quiet_until = claimed_at + self._min_interval
-            if finished:
-                return current
+            if finished:  # it stored its set before saying so: look once more
+                return self._newer_shared_keyset(self._clock(), current) or current
             return self._wait_for_forced_fetch(claimed_at, current)
         finally:
             self._lock.release()

@@ -314,3 +314,35 @@ def test_shared_set_parsed_once_per_document(
     for _ in range(5):
         assert reader.store._shared_keyset(clock()) is not None
     assert parses == [1]
+
+
+def test_forced_fetch_finishing_between_two_looks_is_taken(
+    issuer: AccessIssuer, clock: FrozenClock, certs: responses.RequestsMock
+) -> None:
+    """A forced fetch elsewhere that ends between this worker's two looks is still taken up."""
+
+    class RacingCache(SimpleCache):  # type: ignore[misc]
+        """Another worker's forced fetch completes right after this worker reads the set."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.other: KeyStore | None = None
+
+        def get(self, key: str) -> Any:
+            value = super().get(key)
+            other, self.other = self.other, None
+            if other is not None and key.startswith("flask_cf_access:certs:"):
+                marker = other._forced_marker
+                assert other._cache.add(marker, [clock(), False], timeout=INTERVAL)
+                assert other._fetch(clock()) is not None
+                other._cache.set(marker, [clock(), True], timeout=INTERVAL)
+            return value
+
+    backend = RacingCache()
+    worker, other = Worker(issuer, clock, backend), Worker(issuer, clock, backend)
+    assert worker.store.preload()
+    issuer.rotate()
+    clock.advance(1)
+    backend.other = other.store
+    assert worker.refusal(issuer.signing_key.kid) is None
+    assert fetches(certs, issuer) == 2
