@@ -262,18 +262,21 @@ class KeyStore:
                 return current
             claimed = self._claim_forced_fetch(now)
             if claimed is None:
-                self._quiet_until = now + self._min_interval
                 try:
                     return self._fetch(now) or current
                 finally:
+                    # Only now: threads with the same new kid wait for this fetch.
+                    self._quiet_until = now + self._min_interval
                     self._cache.set(self._forced_marker, [now, True], timeout=self._min_interval)
             # Another worker forced a fetch lately: take its result if it is
             # still coming, then leave unknown kids alone until its interval ends.
             claimed_at, finished = claimed
-            self._quiet_until = claimed_at + self._min_interval
-            if finished:  # it stored its set before saying so: look once more
-                return self._newer_shared_keyset(self._clock(), current) or current
-            return self._wait_for_forced_fetch(claimed_at, current)
+            try:
+                if finished:  # it stored its set before saying so: look once more
+                    return self._newer_shared_keyset(self._clock(), current) or current
+                return self._wait_for_forced_fetch(claimed_at, current)
+            finally:
+                self._quiet_until = claimed_at + self._min_interval
         finally:
             self._lock.release()
 

@@ -346,3 +346,40 @@ def test_forced_fetch_finishing_between_two_looks_is_taken(
     backend.other = other.store
     assert worker.refusal(issuer.signing_key.kid) is None
     assert fetches(certs, issuer) == 2
+
+
+def test_threads_wait_for_a_forced_fetch_under_way(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """While a forced fetch runs, a thread with a new kid waits for it instead of a quick 401."""
+    worker = Worker(issuer, clock, SimpleCache())
+    seen_during_fetch: list[Reason | None] = []
+    others: list[threading.Thread] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(
+            responses.GET,
+            issuer.certs_url,
+            callback=lambda _request: (200, {}, json.dumps(issuer.certs())),
+        )
+        assert worker.store.preload()
+        issuer.rotate()
+
+        def fetch_while_another_thread_asks(_request: Any) -> tuple[int, dict[str, str], str]:
+            other = threading.Thread(
+                target=lambda: seen_during_fetch.append(worker.refusal(issuer.signing_key.kid))
+            )
+            others.append(other)
+            other.start()
+            other.join(0.2)  # it must still be waiting: it has not been answered
+            assert seen_during_fetch == []
+            return 200, {}, json.dumps(issuer.certs())
+
+        mock.replace(
+            responses.CallbackResponse(
+                responses.GET, issuer.certs_url, callback=fetch_while_another_thread_asks
+            )
+        )
+        assert worker.refusal(issuer.signing_key.kid) is None
+        others[0].join(30)
+        assert seen_during_fetch == [None]
+        assert fetches(mock, issuer) == 2
