@@ -14,8 +14,10 @@ baseline before and recovery after:
   and ``CF_ACCESS_HTTP_TIMEOUT=1`` so that refreshes meet the fault, and 2 %
   of requests naming made-up kids, forcing fetches);
 - a key rotation, with and without a shared cache (default settings);
-- get-identity refusing, or answering after 10 s (beyond the 5 s timeout),
-  while 5 % of requests bring a new token to the group route;
+- get-identity refusing, or answering after 10 s (beyond the 5 s timeout,
+  for ``--slow-seconds``, so that the first timed-out call of each worker is
+  not all there is to see), while 5 % of requests bring a new token to the
+  group route;
 - a flood of tokens naming made-up key ids.
 
 Printed per fault and phase: requests per second, wrong statuses, the
@@ -118,6 +120,9 @@ class Fault:
     heal: Callable[[], None]
     #: Whether every phase sends the same mix, so throughputs compare.
     same_mix: bool = True
+    #: Whether the fault lasts ``--slow-seconds``: long enough to see more than the
+    #: first timed-out call (CF_ACCESS_HTTP_TIMEOUT, 5 s) of each worker.
+    long: bool = False
 
 
 class Team:
@@ -221,6 +226,7 @@ def faults(team: Team, redis: list[RedisServer], redis_port: int) -> list[Fault]
             identity_mix,
             injecting("identity", "slow", 10.0),
             server.heal,
+            long=True,
         ),
         Fault(
             "made-up kid flood",
@@ -272,7 +278,7 @@ def figures(
 
 
 def run_fault(
-    fault: Fault, team: Team, port: int, connections: int, seconds: float
+    fault: Fault, team: Team, port: int, connections: int, seconds: float, slow_seconds: float
 ) -> tuple[dict[str, PhaseFigures], float]:
     """Baseline, fault, recovery; the figures of each phase and the recovery time."""
     phase = ["before"]
@@ -281,7 +287,7 @@ def run_fault(
     counts: list[tuple[int, int]] = [(team.server.calls[CERTS], team.server.calls[IDENTITY])]
     try:
         for name, action in (("during", fault.inject), ("after", fault.heal), ("", None)):
-            time.sleep(seconds)
+            time.sleep(slow_seconds if fault.long and phase[0] == "during" else seconds)
             counts.append((team.server.calls[CERTS], team.server.calls[IDENTITY]))
             marks.append(time.monotonic())
             if action is not None:
@@ -338,10 +344,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each phase")
     parser.add_argument("--worker-classes", default="sync,gthread")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--slow-seconds", type=float, default=30.0, help="length of the slow identity fault"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny phases, sync workers only")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.worker_classes, args.connections = 0.4, "sync", 4
+        args.slow_seconds = 0.4
 
     print(describe_machine())
     print(
@@ -381,7 +391,12 @@ def main() -> None:
                         gunicorn.wait_until_serving()
                         for fault in config_faults:
                             results, recovery = run_fault(
-                                fault, team, gunicorn.port, args.connections, args.seconds
+                                fault,
+                                team,
+                                gunicorn.port,
+                                args.connections,
+                                args.seconds,
+                                args.slow_seconds,
                             )
                             print_fault(
                                 f"{fault.name} [{config}]", results, recovery, fault.same_mix

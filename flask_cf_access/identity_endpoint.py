@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import requests
 
+from . import keys as _keys
 from .errors import AccessUnavailable, Reason
 from .fetch import FetchError, get_json
 from .flight import Flights
@@ -94,6 +95,9 @@ class IdentityEndpoint:
     After the endpoint times out or fails, new look-ups are refused at once
     for a growing back-off (:class:`BackOff`), so a slow endpoint does not
     hold a worker per request; identities already cached keep being served.
+    Whether it answers again is asked in the background (``background``, a
+    thread by default), with the token of a refused look-up, whose answer is
+    then cached: no request waits for a probe.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class IdentityEndpoint:
         timeout: float,
         cache: SharedCache,
         clock: Callable[[], float],
+        background: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.url = url
         self._session = session
@@ -112,6 +117,7 @@ class IdentityEndpoint:
         self._clock = clock
         self._flights = Flights(cache, wait_limit=timeout)
         self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
+        self._background = background if background is not None else _keys.run_in_thread
 
     def groups(self, token: str, expires_at: float) -> tuple[Group, ...]:
         """The groups of the identity behind a *verified* ``token``.
@@ -129,23 +135,48 @@ class IdentityEndpoint:
                     pass  # written by someone else; ask the endpoint instead
             return None
 
-        def fetch() -> tuple[Group, ...]:
-            groups = self._fetch_unless_backing_off(token)
+        def remember(groups: tuple[Group, ...]) -> None:
             lifetime = int(expires_at - self._clock())
             if lifetime > 0:
                 self._cache.set(cache_key, [group.as_dict() for group in groups], timeout=lifetime)
+
+        def fetch() -> tuple[Group, ...]:
+            groups = self._fetch_unless_backing_off(token, remember)
+            remember(groups)
             return groups
 
         return self._flights.run(cache_key, read, fetch, _unavailable)
 
-    def _fetch_unless_backing_off(self, token: str) -> tuple[Group, ...]:
+    def _fetch_unless_backing_off(
+        self, token: str, remember: Callable[[tuple[Group, ...]], None]
+    ) -> tuple[Group, ...]:
         """:meth:`_fetch`, or a refusal at once while the endpoint is backed off.
+
+        When the back-off is over, this look-up is refused too, but its token
+        probes the endpoint in the background; ``remember`` keeps the answer.
 
         :raises AccessUnavailable: backing off, or the endpoint failed.
         """
         admitted = self._back_off.admit()
-        if admitted is False:
+        if admitted is None:
+            self._background(lambda: self._probe(token, remember))
+        if admitted is not True:
             raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+        return self._fetch_and_report(token, probe=False)
+
+    def _probe(self, token: str, remember: Callable[[tuple[Group, ...]], None]) -> None:
+        """Ask the backed-off endpoint again; keep the answer for the token's next request."""
+        try:
+            groups = self._fetch_and_report(token, probe=True)
+        except AccessUnavailable:
+            return  # logged by _fetch, and the back-off grows
+        remember(groups)
+
+    def _fetch_and_report(self, token: str, *, probe: bool) -> tuple[Group, ...]:
+        """:meth:`_fetch`, its outcome told to the back-off.
+
+        :raises AccessUnavailable: the endpoint failed or answered something unusable.
+        """
         endpoint_down = False
         try:
             return self._fetch(token)
@@ -155,7 +186,7 @@ class IdentityEndpoint:
             raise
         finally:
             if endpoint_down:
-                self._back_off.failed(probe=admitted is None)
+                self._back_off.failed(probe=probe)
             else:
                 self._back_off.succeeded()
 

@@ -170,6 +170,7 @@ def test_failed_identity_not_cached(
         json=issuer.identity_for(token),
     )
     clock.advance(1)
+    assert get(app, "/admin", token) == 503  # refused at once; its token probes the endpoint
     assert get(app, "/admin", token) == 200
 
 

@@ -43,14 +43,18 @@ def test_timeout_backs_off_then_recovers(
         assert get(app, "/admin", known) == 200  # a cached identity is still served
         assert get(app, "/", tokens[1]) == 200  # routes without groups are untouched
         clock.advance(1)
-        assert get(app, "/admin", tokens[1]) == 503  # the probe, failing: the back-off doubles
+        # Refused at once, its token probing the endpoint (in the background in
+        # production, at once here): failing, the back-off doubles.
+        assert get(app, "/admin", tokens[1]) == 503
         assert asked(mocked_team, issuer) == 3
         clock.advance(1)
         assert get(app, "/admin", tokens[2]) == 503
         assert asked(mocked_team, issuer) == 3
         clock.advance(1)
         mocked_team.replace(responses.GET, issuer.identity_url, json=issuer.identity_for(tokens[2]))
-        assert get(app, "/admin", tokens[2]) == 200  # the probe succeeds
+        assert get(app, "/admin", tokens[2]) == 503  # refused, but its probe succeeds
+        assert get(app, "/admin", tokens[2]) == 200  # the probe's answer, remembered
+        assert asked(mocked_team, issuer) == 4
         mocked_team.replace(responses.GET, issuer.identity_url, json=issuer.identity_for(tokens[3]))
         assert get(app, "/admin", tokens[3]) == 200  # and look-ups go out again
         assert asked(mocked_team, issuer) == 5
