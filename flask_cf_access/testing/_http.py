@@ -85,11 +85,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its timeout, during a slow fault): not an error here.
+            logger.debug("stand-in: %s went away before its answer", self.address_string())
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("stand-in %s: " + format, self.address_string(), *args)
