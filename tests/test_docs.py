@@ -44,6 +44,7 @@ def load(path: Path, name: str) -> ModuleType:
 
 
 settings_ext = load(DOCS / "_ext" / "cf_access_settings.py", "docs_cf_access_settings")
+reasons_ext = load(DOCS / "_ext" / "cf_access_reasons.py", "docs_cf_access_reasons")
 
 
 def settings_directive_body() -> list[str]:
@@ -106,14 +107,64 @@ def test_setting_names_in_docstrings_and_prefixes_are_not_settings() -> None:
 
 
 def test_errors_page_lists_every_reason() -> None:
-    """The reasons table of errors.rst has one row per Reason, in the enum's order."""
-    text = (DOCS / "errors.rst").read_text()
-    table = text.split("Reasons\n-------\n", 1)[1]
-    listed = re.findall(r"^``(\w+)``\s+(\d{3})\s", table, re.MULTILINE)
-    assert [reason for reason, _ in listed] == [reason.value for reason in Reason]
-    statuses = {reason: int(status) for reason, status in listed}
+    """The errors page shows the generated reasons table, one row per Reason, in the enum's order."""
+    assert "\n.. cf-access-reasons::\n" in (DOCS / "errors.rst").read_text()
+    table, problems = reasons_ext.rows()
+    assert problems == []
+    assert [reason for reason, _, _ in table] == [reason.value for reason in Reason]
+    statuses = {reason: status for reason, status, _ in table}
     assert statuses["not_in_group"] == 403
+    assert statuses["cross_site_request"] == 403
     assert statuses["keys_unavailable"] == 503
+
+
+def test_reasons_table_flags_a_reason_without_an_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Reason missing from the table, or an entry for no Reason, is reported (a build error)."""
+    described = dict(reasons_ext.REASONS)
+    del described["cross_site_request"]
+    described["gone_reason"] = (403, "no longer raised")
+    monkeypatch.setattr(reasons_ext, "REASONS", described)
+    table, problems = reasons_ext.rows()
+    assert "cross_site_request" not in [reason for reason, _, _ in table]
+    assert any("CROSS_SITE_REQUEST" in problem for problem in problems)
+    assert any("'gone_reason'" in problem for problem in problems)
+
+
+def raised_statuses() -> dict[str, set[int]]:
+    """Each Reason the package raises, by value, with the status of the classes raising it."""
+    status_of = {
+        cls.__name__: cls.code
+        for cls in (
+            flask_cf_access.AccessBadRequest,
+            flask_cf_access.AccessUnauthorized,
+            flask_cf_access.AccessForbidden,
+            flask_cf_access.AccessUnavailable,
+        )
+    }
+    found: dict[str, set[int]] = {}
+    for path in Path(flask_cf_access.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in status_of
+                and node.args
+                and isinstance(node.args[0], ast.Attribute)
+                and isinstance(node.args[0].value, ast.Name)
+                and node.args[0].value.id == "Reason"
+            ):
+                value = Reason[node.args[0].attr].value
+                found.setdefault(value, set()).add(status_of[node.func.id])
+    return found
+
+
+def test_reasons_table_statuses_match_the_raising_exceptions() -> None:
+    """Each reason's documented status is the one of every exception class the code raises it with."""
+    table, _ = reasons_ext.rows()
+    documented = {reason: status for reason, status, _ in table}
+    raised = raised_statuses()
+    assert len(raised) >= 25  # the scan still finds the package's refusals
+    assert {reason: {documented[reason]} for reason in raised} == raised
 
 
 # -- the samples the pages include -------------------------------------------
