@@ -99,8 +99,11 @@ autodoc_default_options = {"members": True}
 
 graphviz_output_format = "svg"
 
-doctest_global_setup = """
+doctest_global_setup = f"""
+import sys
 import flask_cf_access
+if {str(HERE / "examples")!r} not in sys.path:
+    sys.path.insert(0, {str(HERE / "examples")!r})
 """
 
 html_theme = "furo"
