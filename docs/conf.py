@@ -127,10 +127,10 @@ html_theme_options = {
 
 def _public_names() -> dict[str, str]:
     """Short name to public full name, for the package and its testing kit."""
+    import inspect
+
     import flask_cf_access
     import flask_cf_access.testing
-
-    import inspect
 
     names = {
         name: f"flask_cf_access.{name}"
@@ -155,7 +155,9 @@ def _resolve_public(app, env, node, contnode):  # type: ignore[no-untyped-def]
         return None
     domain = env.get_domain("py")
     builder = app.builder
-    found = domain.resolve_xref(env, node["refdoc"], builder, node["reftype"], public, node, contnode)
+    found = domain.resolve_xref(
+        env, node["refdoc"], builder, node["reftype"], public, node, contnode
+    )
     if found is None:
         matches = domain.resolve_any_xref(env, node["refdoc"], builder, public, node, contnode)
         found = matches[0][1] if matches else None

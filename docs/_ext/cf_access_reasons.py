@@ -100,9 +100,7 @@ def rows() -> tuple[list[tuple[str, int, str]], list[str]]:
         for value in REASONS
         if value not in known
     ]
-    table = [
-        (reason.value, *REASONS[reason.value]) for reason in Reason if reason.value in REASONS
-    ]
+    table = [(reason.value, *REASONS[reason.value]) for reason in Reason if reason.value in REASONS]
     return table, problems
 
 

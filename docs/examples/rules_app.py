@@ -1,4 +1,4 @@
-"""Roles, all-of, predicates, e-mail rules, known service tokens, deny by default."""
+"""Roles, all-of, checks, e-mail rules, known tokens, deny by default."""
 
 from __future__ import annotations
 
