@@ -41,7 +41,13 @@ CONNECTIONS = 8
 class Gunicorn:
     """gunicorn serving the example app on 127.0.0.1, its log read in a thread."""
 
-    def __init__(self, port: int, workers: int, environ: dict[str, str]) -> None:
+    def __init__(
+        self,
+        port: int,
+        workers: int,
+        environ: dict[str, str],
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.port = port
         self.workers = workers
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
@@ -55,6 +61,7 @@ class Gunicorn:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "info",
+                *options,
                 "examples.protected_app:create_app()",
             ],
             cwd=ROOT,

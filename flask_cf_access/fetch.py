@@ -1,13 +1,19 @@
-"""Bounded JSON GETs to Cloudflare: a timeout, no redirects, a size cap."""
+"""Bounded JSON GETs to Cloudflare: a total deadline, no redirects, a size cap."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+import time
 import weakref
 from collections.abc import Mapping
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
 from ._json_input import parse_json
 
@@ -26,32 +32,96 @@ def get_json(
     timeout: float,
     headers: Mapping[str, str] | None = None,
 ) -> object:
-    """GET ``url`` and return its JSON body.
+    """GET ``url`` and return its JSON body, all within ``timeout`` seconds.
 
-    Redirects are never followed and anything but a 2xx answer is an error.
+    ``timeout`` bounds the call as a whole: connecting and the first byte of
+    the answer together (urllib3's ``total``), then the body, which is cut
+    off at the deadline however slowly it trickles in. Redirects are never
+    followed and anything but a 2xx answer is an error.
 
     :raises FetchError: with a message fit for a log line (no credentials).
     """
     request_headers = {"Accept": "application/json"}
     if headers:
         request_headers.update(headers)
+    deadline = time.monotonic() + timeout
+    # requests hands a urllib3 Timeout on as it is (its annotation says otherwise).
+    connect_and_first_byte: Any = Timeout(total=timeout)
     try:
         with session.get(
             url,
             headers=request_headers,
-            timeout=timeout,
+            timeout=connect_and_first_byte,
             allow_redirects=False,
             stream=True,
         ) as response:
             if not 200 <= response.status_code < 300:
                 raise FetchError(f"{url} answered HTTP {response.status_code}")
-            body = _read_capped(response)
+            body = _read_by_deadline(response, deadline, timeout)
     except requests.RequestException as exc:
         raise FetchError(f"{url} could not be reached: {type(exc).__name__}") from exc
     try:
         return parse_json(body)
     except ValueError as exc:
         raise FetchError(f"{url} did not answer JSON") from exc
+
+
+def _read_by_deadline(response: requests.Response, deadline: float, timeout: float) -> bytes:
+    """The body of ``response``, unless it takes past ``deadline`` (then its socket is shut)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchError(f"{response.url} took longer than {timeout:g} s")
+    cutter = _DeadlineCutter(response, remaining)
+    late = FetchError(f"{response.url} took longer than {timeout:g} s")
+    try:
+        body = _read_capped(response)
+    except requests.RequestException as exc:
+        if cutter.cut:
+            raise late from exc
+        raise
+    finally:
+        cutter.cancel()
+    if cutter.cut:  # the end of a body without a length looks like any other end
+        raise late
+    return body
+
+
+class _DeadlineCutter:
+    """Shuts the socket of a response still being read when its deadline comes.
+
+    A read blocked on the socket then ends at once. Only the answers that do
+    not come whole within the deadline lose their connection.
+    """
+
+    def __init__(self, response: requests.Response, seconds: float) -> None:
+        connection = getattr(response.raw, "connection", None)
+        self._socket: socket.socket | None = getattr(connection, "sock", None)
+        self._lock = threading.Lock()
+        self._done = False
+        self.cut = False
+        self._timer: threading.Timer | None = None
+        if self._socket is not None:
+            self._timer = threading.Timer(seconds, self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._done or self._socket is None:
+                return
+            self.cut = True
+            # socket.socket's own shutdown, also for a TLS socket: it wakes a
+            # blocked read without touching the TLS object that read is using.
+            # A socket already closed has nothing left to cut.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        """The read is over: the deadline no longer matters."""
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _read_capped(response: requests.Response) -> bytes:

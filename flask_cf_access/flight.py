@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import AccessError
 from .shared_cache import SharedCache
@@ -40,7 +40,11 @@ class Flights:
     - Across processes sharing the cache, the first one to claim the key in it
       fetches; the others look for its result every :data:`POLL_INTERVAL`
       seconds until it is there, the claim is gone (the fetch failed), or
-      ``wait_limit`` seconds have passed, and only then fetch themselves.
+      ``wait_limit`` seconds have passed.
+    - No caller waits longer than ``wait_limit`` for another's fetch, and one
+      whose wait came to nothing (that fetch failed or is stuck) takes
+      ``unavailable()`` rather than fetching again: a caller pays for one
+      timeout at most, never for its own after someone else's.
 
     :param cache: the shared cache the fetched results are stored in, and claims made in.
     :param wait_limit: the longest a process waits for another one's fetch.
@@ -62,13 +66,22 @@ class Flights:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight[Any]] = {}
 
-    def run(self, key: str, read: Callable[[], T | None], fetch: Callable[[], T]) -> T:
+    def run(
+        self,
+        key: str,
+        read: Callable[[], T | None],
+        fetch: Callable[[], T],
+        unavailable: Callable[[], T],
+    ) -> T:
         """What ``read()`` finds for ``key``, else what one ``fetch()`` gives.
 
         ``fetch`` stores its result where ``read`` finds it (the shared cache),
         so that the callers waiting in other processes can have it.
+        ``unavailable()`` is what a caller gets (or raises) when the fetch it
+        waited for, in another thread or process, failed or outlasted ``wait_limit``.
 
-        :raises AccessError: what ``fetch`` raised, in this caller or the one it waited for.
+        :raises AccessError: what ``fetch`` or ``unavailable`` raised, in this
+            caller or the one it waited for.
         """
         with self._lock:
             flight = self._flights.get(key)
@@ -76,15 +89,13 @@ class Flights:
             if flight is None:
                 flight = self._flights[key] = _Flight()
         if not leading:
-            flight.done.wait()
+            if not flight.done.wait(self._wait_limit):
+                return unavailable()
             if flight.error is not None:
                 raise type(flight.error)(flight.error.reason) from flight.error
-            if flight.result is not None:
-                shared: T = flight.result
-                return shared
-            return self._across_processes(key, read, fetch)  # it came to nothing: try again
+            return cast(T, flight.result)  # the leader's, even if it came to nothing
         try:
-            result = self._across_processes(key, read, fetch)
+            result = self._across_processes(key, read, fetch, unavailable)
             flight.result = result
             return result
         except AccessError as error:
@@ -96,17 +107,26 @@ class Flights:
             flight.done.set()
 
     def _across_processes(
-        self, key: str, read: Callable[[], T | None], fetch: Callable[[], T]
+        self,
+        key: str,
+        read: Callable[[], T | None],
+        fetch: Callable[[], T],
+        unavailable: Callable[[], T],
     ) -> T:
         found = read()
         if found is not None:
             return found
         claim = "fetching:" + key
         claimed = self._cache.add(claim, 1, timeout=math.ceil(self._wait_limit) + 1)
+        if not claimed and self._cache.get(claim) is not None:
+            found = self._wait_for_other_process(claim, read)
+            return unavailable() if found is None else found
+        # Claimed; or the add failed while no claim can be seen, as with a
+        # backend that answers every call with a miss instead of raising.
         try:
             # Claimed, read again: another process may have stored its result,
             # and let go of its claim, between the first read and the claim.
-            found = read() if claimed else self._wait_for_other_process(claim, read)
+            found = read()
             if found is not None:
                 return found
             return fetch()

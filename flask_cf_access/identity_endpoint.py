@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
+from . import keys as _keys
 from .errors import AccessUnavailable, Reason
 from .fetch import FetchError, get_json
 from .flight import Flights
@@ -17,6 +19,72 @@ from .shared_cache import SharedCache
 
 logger = logging.getLogger("flask_cf_access")
 
+#: Seconds new identity look-ups are refused after get-identity first fails.
+FIRST_BACK_OFF = 1.0
+#: The longest back-off; each failed probe doubles it up to this.
+LONGEST_BACK_OFF = 30.0
+
+
+class BackOff:
+    """Keeps a failing endpoint from holding a worker per request.
+
+    After a failure, :meth:`admit` says no for :data:`FIRST_BACK_OFF` seconds;
+    then one caller (the probe) is let through. A failed probe doubles the
+    back-off, up to :data:`LONGEST_BACK_OFF`; any success ends it. The change
+    is logged once going down and once on recovery.
+    """
+
+    def __init__(self, clock: Callable[[], float], *, name: str) -> None:
+        self._clock = clock
+        self._name = name
+        self._lock = threading.Lock()
+        self._delay = 0.0  # 0: healthy
+        self._until = 0.0
+        self._probing = False
+
+    def admit(self) -> bool | None:
+        """Whether a call may go out now: ``False`` to refuse it at once.
+
+        ``None`` means yes, as the probe of a back-off: its outcome must be
+        reported with ``probe=True``.
+        """
+        if self._delay == 0:  # read without the lock: the healthy path stays free
+            return True
+        with self._lock:
+            if self._delay == 0:
+                return True
+            if self._probing or self._clock() < self._until:
+                return False
+            self._probing = True
+            return None
+
+    def failed(self, *, probe: bool) -> None:
+        """A call went out and failed."""
+        with self._lock:
+            if self._delay == 0:
+                self._delay = FIRST_BACK_OFF
+                logger.warning(
+                    "%s is failing; new look-ups are refused for %g s at a time until it answers",
+                    self._name,
+                    self._delay,
+                )
+            elif probe:
+                self._delay = min(LONGEST_BACK_OFF, self._delay * 2)
+            else:
+                return  # admitted before the back-off began: it says nothing new
+            self._until = self._clock() + self._delay
+            self._probing = False
+
+    def succeeded(self) -> None:
+        """A call went out and was answered."""
+        if self._delay == 0:
+            return
+        with self._lock:
+            if self._delay != 0:
+                self._delay = 0.0
+                self._probing = False
+                logger.info("%s answers again", self._name)
+
 
 class IdentityEndpoint:
     """Fetches an identity's groups, once per token, remembered until it expires.
@@ -24,6 +92,13 @@ class IdentityEndpoint:
     The answer is cached under a digest of the token (never the token itself),
     in the shared cache, so every worker sharing it asks at most once, even
     when several miss it at the same moment (:class:`~flask_cf_access.flight.Flights`).
+
+    After the endpoint times out or fails, new look-ups are refused at once
+    for a growing back-off (:class:`BackOff`), so a slow endpoint does not
+    hold a worker per request; identities already cached keep being served.
+    Whether it answers again is asked in the background (``background``, a
+    thread by default), with the token of a refused look-up, whose answer is
+    then cached: no request waits for a probe.
     """
 
     def __init__(
@@ -34,6 +109,7 @@ class IdentityEndpoint:
         timeout: float,
         cache: SharedCache,
         clock: Callable[[], float],
+        background: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.url = url
         self._session = session
@@ -41,6 +117,8 @@ class IdentityEndpoint:
         self._cache = cache
         self._clock = clock
         self._flights = Flights(cache, wait_limit=timeout)
+        self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
+        self._background = background if background is not None else _keys.run_in_thread
 
     def groups(self, token: str, expires_at: float, claims: Mapping[str, Any]) -> tuple[Group, ...]:
         """The groups of the identity behind a *verified* ``token``.
@@ -61,20 +139,77 @@ class IdentityEndpoint:
                     pass  # written by someone else; ask the endpoint instead
             return None
 
-        def fetch() -> tuple[Group, ...]:
-            groups = self._fetch(token, claims)
+        def remember(groups: tuple[Group, ...]) -> None:
             lifetime = int(expires_at - self._clock())
             if lifetime > 0:
                 self._cache.set(cache_key, [group.as_dict() for group in groups], timeout=lifetime)
+
+        def fetch() -> tuple[Group, ...]:
+            groups = self._fetch_unless_backing_off(token, claims, remember)
+            remember(groups)
             return groups
 
-        return self._flights.run(cache_key, read, fetch)
+        return self._flights.run(cache_key, read, fetch, _unavailable)
+
+    def _fetch_unless_backing_off(
+        self,
+        token: str,
+        claims: Mapping[str, Any],
+        remember: Callable[[tuple[Group, ...]], None],
+    ) -> tuple[Group, ...]:
+        """:meth:`_fetch`, or a refusal at once while the endpoint is backed off.
+
+        When the back-off is over, this look-up is refused too, but its token
+        probes the endpoint in the background; ``remember`` keeps the answer.
+
+        :raises AccessUnavailable: backing off, or the endpoint failed.
+        """
+        admitted = self._back_off.admit()
+        if admitted is None:
+            self._background(lambda: self._probe(token, claims, remember))
+        if admitted is not True:
+            raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+        return self._fetch_and_report(token, claims, probe=False)
+
+    def _probe(
+        self,
+        token: str,
+        claims: Mapping[str, Any],
+        remember: Callable[[tuple[Group, ...]], None],
+    ) -> None:
+        """Ask the backed-off endpoint again; keep the answer for the token's next request."""
+        try:
+            groups = self._fetch_and_report(token, claims, probe=True)
+        except AccessUnavailable:
+            return  # logged by _fetch, and the back-off grows
+        remember(groups)
+
+    def _fetch_and_report(
+        self, token: str, claims: Mapping[str, Any], *, probe: bool
+    ) -> tuple[Group, ...]:
+        """:meth:`_fetch`, its outcome told to the back-off.
+
+        :raises AccessUnavailable: the endpoint failed or answered something unusable.
+        """
+        endpoint_down = False
+        try:
+            return self._fetch(token, claims)
+        except AccessUnavailable as exc:
+            # Down, slow or erring, as opposed to an answer this identity cannot use.
+            endpoint_down = isinstance(exc.__cause__, FetchError)
+            raise
+        finally:
+            if endpoint_down:
+                self._back_off.failed(probe=probe)
+            else:
+                self._back_off.succeeded()
 
     def _fetch(self, token: str, claims: Mapping[str, Any]) -> tuple[Group, ...]:
         """Ask the endpoint.
 
         :raises AccessUnavailable: it failed, answered something unusable, or
-            answered about another user than the one ``claims`` speak for.
+            answered about another user than the one ``claims`` speak for (an
+            answer for one identity, which says nothing of the endpoint's health).
         """
         try:
             document = get_json(
@@ -86,11 +221,15 @@ class IdentityEndpoint:
             if not isinstance(document, dict) or "err" in document:
                 raise FetchError(f"{self.url} did not answer an identity")
             if not _is_about(document, claims):
-                raise FetchError(f"{self.url} answered about another user than the token's")
+                raise _ForeignAnswer(f"{self.url} answered about another user than the token's")
             return parse_groups(document.get("groups", []))
-        except (FetchError, MalformedGroups) as exc:
+        except (FetchError, MalformedGroups, _ForeignAnswer) as exc:
             logger.error("Cloudflare Access identity could not be had: %s", exc)
             raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE) from exc
+
+
+class _ForeignAnswer(Exception):
+    """A get-identity answer about another user than the token's."""
 
 
 def _is_about(document: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
@@ -113,3 +252,8 @@ def _is_about(document: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
             return False
         tied = True
     return tied
+
+
+def _unavailable() -> tuple[Group, ...]:
+    """What a look-up gets when the fetch it waited for came to nothing."""
+    raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)

@@ -72,7 +72,8 @@ class AccessSettings:
     keys_max_age: int = 900
     #: Least seconds between two fetches forced by an unknown ``kid``.
     keys_min_refresh_interval: int = 60
-    #: Seconds an HTTP call to Cloudflare may take, connect and read each.
+    #: Seconds a call to Cloudflare may take in all (connect, headers, body), and
+    #: the longest any request waits for another's fetch.
     http_timeout: float = 5.0
     #: Whether :meth:`~flask_cf_access.CloudflareAccess.init_app` loads the keys right away.
     load_keys_on_init: bool = True

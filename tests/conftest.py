@@ -20,6 +20,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
+from flask_cf_access import keys as keys_module
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock
@@ -31,6 +32,16 @@ settings.register_profile(
     "flask_cf_access", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("flask_cf_access")
+
+
+@pytest.fixture(autouse=True)
+def refresh_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale key set is refreshed by the request that finds it so, not by a thread.
+
+    Tests then see the refresh done when that request returns; those about
+    stale sets served during a refresh start it themselves (``background=``).
+    """
+    monkeypatch.setattr(keys_module, "run_in_thread", lambda job: job())
 
 
 @pytest.fixture

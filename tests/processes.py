@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from typing import Any
 
 
-def stop_process(process: subprocess.Popen[str], reader: threading.Thread, timeout: float) -> None:
+def stop_process(process: subprocess.Popen[Any], reader: threading.Thread, timeout: float) -> None:
     """Terminate ``process`` (kill it if it will not stop), then finish reading its output.
 
     Safe to call twice.

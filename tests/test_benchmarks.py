@@ -34,6 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
             "current_user via loader / identity only",
         ),
         (
+            "bench_junk.py",
+            ["--tokens", "10", "--rounds", "2"],
+            "unknown-kid / bad-signature refusal cost",
+        ),
+        ("bench_faults.py", ["--quick"], "Fault benchmark done"),
+        (
             "bench_gunicorn.py",
             ["--workers", "1", "--seconds", "1", "--rounds", "1"],
             "protected / unprotected throughput",

@@ -56,6 +56,11 @@ def shared_cache() -> SharedCache:
     return SharedCache(SimpleCache())
 
 
+def gave_up() -> Any:
+    """What a caller gets when the fetch it waited for came to nothing."""
+    return "gave up"
+
+
 class Followers:
     """Counts the callers waiting for another one's fetch in this process."""
 
@@ -109,7 +114,9 @@ def test_threads_share_one_fetch(followers: Followers) -> None:
 
     fetch = followers.fetch_once_all_wait(then)
     with ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(lambda _: flights.run("k", lambda: None, fetch), range(THREADS)))
+        results = list(
+            pool.map(lambda _: flights.run("k", lambda: None, fetch, gave_up), range(THREADS))
+        )
     assert results == ["fetched"] * THREADS
     assert fetches == ["fetch"]
 
@@ -127,7 +134,7 @@ def test_threads_share_one_refusal(followers: Followers) -> None:
 
     def call(_: int) -> Reason:
         with pytest.raises(AccessUnavailable) as refusal:
-            flights.run("k", lambda: None, fetch)
+            flights.run("k", lambda: None, fetch, gave_up)
         return refusal.value.reason
 
     with ThreadPoolExecutor(THREADS) as pool:
@@ -141,7 +148,7 @@ def test_a_stored_result_is_not_fetched() -> None:
     cache = shared_cache()
     store = Store()
     store.value = "stored"
-    assert Flights(cache, wait_limit=5).run("k", store.read, store.fetch) == "stored"
+    assert Flights(cache, wait_limit=5).run("k", store.read, store.fetch, gave_up) == "stored"
     assert store.fetches == 0
 
 
@@ -150,7 +157,10 @@ def test_fetcher_claims_then_releases() -> None:
     cache = shared_cache()
     claims: list[Any] = []
     flights = Flights(cache, wait_limit=5)
-    assert flights.run("k", lambda: None, lambda: claims.append(cache.get("fetching:k"))) is None
+    assert (
+        flights.run("k", lambda: None, lambda: claims.append(cache.get("fetching:k")), gave_up)
+        is None
+    )
     assert claims == [1]
     assert cache.get("fetching:k") is None
 
@@ -163,7 +173,7 @@ def test_claim_released_after_a_refusal() -> None:
         raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
 
     with pytest.raises(AccessUnavailable):
-        Flights(cache, wait_limit=5).run("k", lambda: None, refused)
+        Flights(cache, wait_limit=5).run("k", lambda: None, refused, gave_up)
     assert cache.get("fetching:k") is None
 
 
@@ -177,30 +187,67 @@ def test_waits_for_another_process_result() -> None:
 
     sleep = OtherProcess(clock, other_process_stores, on_look=3)
     flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
-    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert flights.run("k", store.read, store.fetch, gave_up) == "theirs"
     assert (store.fetches, sleep.looks) == (0, 3)
 
 
-def test_fetches_itself_when_the_other_process_gives_up() -> None:
-    """A claim let go without a result (their fetch failed) means fetching here, at once."""
+def test_takes_the_failure_when_the_other_process_gives_up() -> None:
+    """A claim let go without a result (their fetch failed) is a failure here: no second fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock, lambda: cache.delete("fetching:k"), on_look=2)
     flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
-    assert flights.run("k", store.read, store.fetch) == "fetched"
-    assert (store.fetches, sleep.looks) == (1, 2)
+    assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
+    assert (store.fetches, sleep.looks) == (0, 2)
 
 
-def test_fetches_itself_after_the_wait_limit() -> None:
-    """A claim held past the wait limit with no result (a stuck process) is waited out once."""
+def test_gives_up_at_the_wait_limit() -> None:
+    """A claim held past the wait limit with no result (a stuck process): one wait, no fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock)
     flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
-    assert flights.run("k", store.read, store.fetch) == "fetched"
-    assert store.fetches == 1
+    assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
+    assert store.fetches == 0
     waited = clock.now - START
     assert 5 <= waited < 5 + 2 * POLL_INTERVAL
+
+
+def test_thread_takes_the_leaders_empty_result(followers: Followers) -> None:
+    """When the one fetch comes to nothing (``None``), waiting threads take that, not a fetch."""
+    flights = Flights(shared_cache(), wait_limit=5)
+    fetches: list[str] = []
+
+    def then() -> Any:
+        fetches.append("fetch")
+        return None
+
+    fetch = followers.fetch_once_all_wait(then)
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(
+            pool.map(lambda _: flights.run("k", lambda: None, fetch, gave_up), range(THREADS))
+        )
+    assert results == [None] * THREADS
+    assert fetches == ["fetch"]
+
+
+def test_thread_wait_is_bounded_by_the_wait_limit() -> None:
+    """A thread waiting for a stuck fetch in its own process gives up after the wait limit."""
+    flights = Flights(shared_cache(), wait_limit=0.05)
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck() -> str:
+        started.set()
+        assert release.wait(30)
+        return "late"
+
+    with ThreadPoolExecutor(1) as pool:
+        leader = pool.submit(flights.run, "k", lambda: None, stuck, gave_up)
+        assert started.wait(30)
+        assert flights.run("k", lambda: None, stuck, gave_up) == "gave up"
+        release.set()
+        assert leader.result(30) == "late"
 
 
 def test_unreachable_cache_means_fetching_alone() -> None:
@@ -214,5 +261,5 @@ def test_unreachable_cache_means_fetching_alone() -> None:
 
     store = Store()
     flights = Flights(SharedCache(Down()), wait_limit=5, sleep=pytest.fail)
-    assert flights.run("k", store.read, store.fetch) == "fetched"
+    assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
     assert store.fetches == 1

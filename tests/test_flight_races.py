@@ -41,6 +41,9 @@ class OtherProcessEndsOnRead:
         self.fetches += 1
         return "ours"
 
+    def unavailable(self) -> str:
+        return "unavailable"
+
 
 def test_result_stored_between_the_first_read_and_the_claim() -> None:
     """The other process ends between our miss and our claim: its result is taken, no fetch."""
@@ -48,7 +51,7 @@ def test_result_stored_between_the_first_read_and_the_claim() -> None:
     assert cache.add(CLAIM, 1, timeout=6)  # the other process is fetching
     store = OtherProcessEndsOnRead(cache, on_read=1)
     flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
-    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
     assert store.fetches == 0
     assert cache.get(CLAIM) is None
 
@@ -59,15 +62,35 @@ def test_result_stored_between_a_look_and_the_claim_check() -> None:
     assert cache.add(CLAIM, 1, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=3)
     flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
-    assert flights.run("k", store.read, store.fetch) == "theirs"
+    assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
     assert store.fetches == 0
 
 
-def test_claim_let_go_without_a_result_still_fetches() -> None:
-    """A claim let go with nothing stored (their fetch failed) is fetched here, once."""
+def test_claim_let_go_without_a_result_takes_their_failure() -> None:
+    """A claim let go with nothing stored (their fetch failed): no second fetch, their failure."""
     cache = SharedCache(SimpleCache())
     assert cache.add(CLAIM, 1, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=2, stores=False)
     flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
-    assert flights.run("k", store.read, store.fetch) == "ours"
+    assert flights.run("k", store.read, store.fetch, store.unavailable) == "unavailable"
+    assert store.fetches == 0
+
+
+class MissingEverything(SimpleCache):
+    """A backend that fails by answering every call with a miss, never raising
+    (as cachelib's FileSystemCache does when its directory is gone)."""
+
+    def add(self, key: str, value: object, timeout: int | None = None) -> bool:
+        return False
+
+    def get(self, key: str) -> None:
+        return None
+
+
+def test_backend_refusing_every_claim_still_fetches() -> None:
+    """An add that fails with no claim to be seen is a broken backend: fetch here, once."""
+    cache = SharedCache(MissingEverything())
+    store = OtherProcessEndsOnRead(cache, on_read=0)
+    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    assert flights.run("k", store.read, store.fetch, store.unavailable) == "ours"
     assert store.fetches == 1

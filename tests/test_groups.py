@@ -85,7 +85,7 @@ def test_identity_call_sends_the_token_as_cookie(
     assert outcome(app, token, "/admin") == (200, None)
     (call,) = [c for c in mocked_team.calls if c.request.url == issuer.identity_url]
     assert call.request.headers["Cookie"] == f"CF_Authorization={token}"
-    assert call.request.req_kwargs["timeout"] == 5.0
+    assert call.request.req_kwargs["timeout"].total == 5.0
 
 
 class RecordingCache(SimpleCache):  # type: ignore[misc]
@@ -160,9 +160,9 @@ def test_identity_unavailable_is_503_on_group_routes_only(
 
 
 def test_failed_identity_not_cached(
-    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
 ) -> None:
-    """After get-identity recovers, the same token gets its groups."""
+    """After get-identity recovers (and its 1 s back-off ends), the same token gets its groups."""
     token = issuer.user_token("ada@example.com", ["Admins"])
     mocked_team.replace(responses.GET, issuer.identity_url, status=500)
     assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
@@ -171,6 +171,9 @@ def test_failed_identity_not_cached(
         issuer.identity_url,
         json=issuer.identity_for(token),
     )
+    clock.advance(1)
+    # refused at once; its token probes the endpoint
+    assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert outcome(app, token, "/admin") == (200, None)
 
 

@@ -77,20 +77,27 @@ def test_flood_of_unknown_kids_fetches_at_most_once(
     assert fetches(mocked_team, issuer) <= 2  # the initial load, plus at most one refresh
 
 
+def made_up_kid_token(issuer: AccessIssuer, kid: str = "unknown") -> str:
+    claims = {"iss": issuer.issuer, "aud": [issuer.audience], "exp": issuer.clock() + 600}
+    return encode_token({"alg": "RS256", "kid": kid}, claims, issuer.signing_key)
+
+
 def test_flood_resumes_refreshing_after_the_interval(
     app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
 ) -> None:
-    """Once the least interval has passed, an unknown kid may refresh again."""
-    claims = {"iss": issuer.issuer, "aud": [issuer.audience], "exp": clock() + 600}
-    unknown = encode_token({"alg": "RS256", "kid": "unknown"}, claims, issuer.signing_key)
+    """An unknown kid forces one fetch, then none until the least interval has passed."""
+    unknown = made_up_kid_token(issuer)
     assert outcome(app, unknown) == (401, Reason.UNKNOWN_KID)
-    assert fetches(mocked_team, issuer) == 1  # the load in init_app counts as the last fetch
-    clock.advance(60)
+    assert fetches(mocked_team, issuer) == 2  # the load in init_app does not count
+    clock.advance(59)
     assert [outcome(app, unknown) for _ in range(3)] == [(401, Reason.UNKNOWN_KID)] * 3
     assert fetches(mocked_team, issuer) == 2
+    clock.advance(1)
+    assert [outcome(app, unknown) for _ in range(3)] == [(401, Reason.UNKNOWN_KID)] * 3
+    assert fetches(mocked_team, issuer) == 3
     clock.advance(60)
     assert outcome(app, unknown) == (401, Reason.UNKNOWN_KID)
-    assert fetches(mocked_team, issuer) == 3
+    assert fetches(mocked_team, issuer) == 4
 
 
 def test_rotation_picked_up_with_one_fetch(
@@ -108,6 +115,44 @@ def test_rotation_picked_up_with_one_fetch(
     assert fetches(mocked_team, issuer) == 2
 
 
+def test_rotation_right_after_start_up_is_accepted(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """A new key published just after init_app's load is taken up at once, with one fetch."""
+    issuer.rotate()
+    new_token = issuer.user_token("ada@example.com")
+    assert [outcome(app, new_token) for _ in range(20)] == [(200, None)] * 20
+    assert fetches(mocked_team, issuer) == 2
+
+
+def test_rotation_right_after_a_routine_refresh_is_accepted(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """A new key published just after a max-age refresh is taken up at once, with one fetch."""
+    token = issuer.mint(lifetime=7200)
+    clock.advance(900)
+    assert outcome(app, token) == (200, None)
+    assert fetches(mocked_team, issuer) == 2  # the routine refresh
+    issuer.rotate()
+    new_token = issuer.mint(lifetime=7200)
+    assert [outcome(app, new_token) for _ in range(20)] == [(200, None)] * 20
+    assert fetches(mocked_team, issuer) == 3
+
+
+def test_rotation_after_a_forced_fetch_waits_for_the_interval(
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
+) -> None:
+    """The flood bound holds: after a made-up kid's fetch, a new key waits out the interval."""
+    assert outcome(app, made_up_kid_token(issuer)) == (401, Reason.UNKNOWN_KID)
+    issuer.rotate()
+    new_token = issuer.mint(lifetime=7200)
+    assert outcome(app, new_token) == (401, Reason.UNKNOWN_KID)
+    assert fetches(mocked_team, issuer) == 2
+    clock.advance(60)
+    assert outcome(app, new_token) == (200, None)
+    assert fetches(mocked_team, issuer) == 3
+
+
 def test_removed_key_stops_being_accepted(
     app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock, clock: FrozenClock
 ) -> None:
@@ -117,9 +162,10 @@ def test_removed_key_stops_being_accepted(
     issuer.rotate()
     issuer.drop_previous()
     clock.advance(900)  # the key set's lifetime
+    # after one fetch forced by its now unknown kid
     assert outcome(app, old_token) == (401, Reason.UNKNOWN_KID)
     assert outcome(app, issuer.mint()) == (200, None)
-    assert fetches(mocked_team, issuer) == 2
+    assert fetches(mocked_team, issuer) == 3
 
 
 def test_keys_refetched_after_max_age(
@@ -229,7 +275,7 @@ def test_fetch_has_a_timeout(
     make_app(CF_ACCESS_HTTP_TIMEOUT=2.5)
     sent = [call for call in mocked_team.calls if call.request.url == issuer.certs_url]
     assert sent
-    assert all(call.request.req_kwargs["timeout"] == 2.5 for call in sent)
+    assert all(call.request.req_kwargs["timeout"].total == 2.5 for call in sent)
 
 
 def test_oversized_certs_document_refused(

@@ -210,7 +210,8 @@ def test_rotation_through_responses() -> None:
         with capture_access() as captured:
             assert client.get("/", headers={"Cf-Access-Jwt-Assertion": old}).status_code == 401
         assert captured.reasons == [Reason.UNKNOWN_KID]
-        assert sum(call.request.url == issuer.certs_url for call in mock.calls) == 3
+        # The old kid, gone after the refresh, forced one more fetch.
+        assert sum(call.request.url == issuer.certs_url for call in mock.calls) == 4
 
 
 def test_register_serves_identity_and_counts(

@@ -23,6 +23,9 @@ _MAX_MINT_BODY = 64 * 1024
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default of 5 overflows under a few workers fetching at once,
+    # and a dropped SYN costs the client a second (TCP retransmission).
+    request_queue_size = 128
     stand_in: StandInServer
 
     def server_bind(self) -> None:
@@ -41,12 +44,37 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        self.server.stand_in.calls.add(path)
-        if self.server.stand_in.sign_in and is_sign_in_path(path):
-            self._send_page(answer_get(self.server.stand_in.issuer, self.path))
+        stand_in = self.server.stand_in
+        stand_in.calls.add(path)
+        if stand_in.sign_in and is_sign_in_path(path):
+            self._send_page(answer_get(stand_in.issuer, self.path))
             return
-        status, body = self.server.stand_in._answer_get(path, self.headers.get("Cookie"))
+        fault = stand_in._fault_for(path)
+        if fault is not None and not self._answer_fault(fault.kind, fault.seconds):
+            return
+        status, body = stand_in._answer_get(path, self.headers.get("Cookie"))
         self._send_json(status, body)
+
+    def _answer_fault(self, kind: str, seconds: float) -> bool:
+        """Act out an injected fault; ``True`` if the usual answer should follow."""
+        if kind == "slow":
+            self.server.stand_in._wait_healed(seconds)
+            return True
+        if kind == "hang":
+            self.server.stand_in._wait_healed(None)
+            self.close_connection = True
+        elif kind == "refuse":
+            self.close_connection = True
+        elif kind == "error":
+            self._send_json(500, {"err": "injected fault"})
+        elif kind == "garbage":
+            data = b"<html>not json"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        return False
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
@@ -83,11 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its timeout, during a slow fault): not an error here.
+            logger.debug("stand-in: %s went away before its answer", self.address_string())
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line is the client's: escape it, as every log line of the package does.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._json_input import parse_json
 from ._counts import RequestCounts
+from ._faults import Fault
 from ._http import _Handler, _HTTPServer
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
 
@@ -33,6 +34,14 @@ class StandInServer:
     The token ``iss`` stays ``https://<team_domain>``; only the URLs the app
     fetches from point here, so :meth:`settings` sets ``CF_ACCESS_CERTS_URL``
     and ``CF_ACCESS_IDENTITY_URL``.
+
+    To test an app against a failing team, :meth:`inject` a fault on the
+    certs or identity endpoint (refused, hanging, erring, garbage, slow) and
+    :meth:`heal` it::
+
+        server.inject("certs", "hang")
+        ...  # requests with known keys must not wait for the hanging fetch
+        server.heal()
     """
 
     def __init__(
@@ -56,6 +65,10 @@ class StandInServer:
         self._mint_path = f"{MINT_PREFIX}{secrets.token_urlsafe(24)}/tokens" if minting else None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._faults: dict[str, Fault] = {}
+        self._faults_lock = threading.Lock()
+        #: Set when the faults are healed or the server closes: hanging answers end.
+        self._healed = threading.Event()
 
     # -- life cycle ------------------------------------------------------
 
@@ -82,6 +95,7 @@ class StandInServer:
         self._httpd = self._thread = None
         if httpd is None:
             return
+        self._healed.set()  # no hanging answer outlives the server
         httpd.shutdown()
         httpd.server_close()
         if thread is not None:
@@ -154,6 +168,42 @@ class StandInServer:
             name: value if isinstance(value, str) else json.dumps(value)
             for name, value in self.settings(**overrides).items()
         }
+
+    # -- faults ------------------------------------------------------------
+
+    def inject(self, endpoint: str, kind: str, *, seconds: float = 0.0) -> None:
+        """Answer every request to ``endpoint`` (``"certs"`` or ``"identity"``) with a fault.
+
+        ``kind`` is one of ``"refuse"`` (the connection is closed unanswered),
+        ``"hang"`` (nothing is answered until :meth:`heal` or :meth:`close`),
+        ``"error"`` (HTTP 500), ``"garbage"`` (200 with a body that is not JSON)
+        and ``"slow"`` (the usual answer, ``seconds`` late). The requests are
+        still counted in :attr:`calls`.
+
+        :raises ValueError: an unknown endpoint or kind.
+        """
+        paths = {"certs": CERTS_PATH, "identity": IDENTITY_PATH}
+        if endpoint not in paths:
+            raise ValueError(f"unknown endpoint {endpoint!r}: 'certs' or 'identity'")
+        fault = Fault(kind, seconds)
+        with self._faults_lock:
+            if not self._faults:
+                self._healed.clear()
+            self._faults[paths[endpoint]] = fault
+
+    def heal(self) -> None:
+        """Clear every injected fault; hanging requests are answered at once."""
+        with self._faults_lock:
+            self._faults.clear()
+            self._healed.set()
+
+    def _fault_for(self, path: str) -> Fault | None:
+        with self._faults_lock:
+            return self._faults.get(path)
+
+    def _wait_healed(self, seconds: float | None) -> bool:
+        """Wait up to ``seconds`` (``None``: for ever) for a heal; ``True`` if it came."""
+        return self._healed.wait(seconds)
 
     # -- answering, called from the server's threads -----------------------
 
