@@ -38,7 +38,7 @@ RULES = {
         "ci.access": {"name": "ci-deployer", "roles": ["ops"]},
         "backup.access": {"name": "backup"},
     },
-}
+}  # init_app validates them, naming any key that is wrong
 
 
 def in_europe(identity: AccessIdentity) -> bool:
