@@ -23,6 +23,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.graphviz",
     "cf_access_settings",
+    "cf_access_reasons",
 ]
 
 exclude_patterns = ["_build", "examples/**", "diagrams/**", "requirements.txt"]
@@ -42,6 +43,7 @@ nitpick_ignore = [
     ("py:class", "werkzeug.exceptions.Unauthorized"),
     ("py:class", "werkzeug.exceptions.Forbidden"),
     ("py:class", "werkzeug.exceptions.ServiceUnavailable"),
+    ("py:class", "werkzeug.exceptions.BadRequest"),
     ("py:class", "werkzeug.local.LocalProxy"),
     ("py:class", "requests.Session"),
     ("py:class", "requests.sessions.Session"),
@@ -64,11 +66,27 @@ nitpick_ignore += [
     ("py:class", "P"),
     ("py:class", "flask_cf_access.decorators.R"),
     ("py:class", "Clock"),
+    ("py:class", "flask_cf_access.guard.D"),
+    ("py:class", "D"),
+    ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
+    ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
+]
+
+# Internal types that public signatures and docstrings mention but that are
+# not exported (they are described in words where they matter): the parsed
+# form of one CF_ACCESS_SERVICE_TOKENS entry, the app-wide policy an identity
+# is judged with, the route audit's row type, Flask-Login's bridge function.
+nitpick_ignore_regex_internal = [
+    ("py:class", r"(flask_cf_access\.[\w.]*\.)?ServiceTokenProfile"),
+    ("py:class", r"(flask_cf_access\.[\w.]*\.)?AccessPolicy"),
+    ("py:class", r"(flask_cf_access\.[\w.]*\.)?RouteAudit"),
+    ("py:func", r"flask_cf_access\.[\w.]*\.init_login_manager"),
 ]
 
 # The standard library's names, unlinked for the same reason.
 nitpick_ignore_regex = [
     ("py:class", r"(collections\.abc|typing|enum|types)\.\w+"),
+    *nitpick_ignore_regex_internal,
 ]
 
 autodoc_member_order = "bysource"
@@ -81,8 +99,11 @@ autodoc_default_options = {"members": True}
 
 graphviz_output_format = "svg"
 
-doctest_global_setup = """
+doctest_global_setup = f"""
+import sys
 import flask_cf_access
+if {str(HERE / "examples")!r} not in sys.path:
+    sys.path.insert(0, {str(HERE / "examples")!r})
 """
 
 html_theme = "furo"
@@ -92,3 +113,57 @@ html_theme_options = {
     "source_repository": "",
     "top_of_page_buttons": [],
 }
+
+
+# -- references to public names through the module that defines them ---------
+#
+# Docstrings and signatures name some public objects by where they are
+# defined (``flask_cf_access._requirements.Requirement``, ``Requirement``
+# written without its module in a signature). Their one entry is the public
+# one (``flask_cf_access.Requirement``), so such a reference is sent there,
+# whatever internal module the object moves to. Private names are not sent
+# anywhere: a reference to one stays a build error.
+
+
+def _public_names() -> dict[str, str]:
+    """Short name to public full name, for the package and its testing kit."""
+    import inspect
+
+    import flask_cf_access
+    import flask_cf_access.testing
+
+    names = {
+        name: f"flask_cf_access.{name}"
+        for name, value in vars(flask_cf_access).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    names.update(
+        {name: f"flask_cf_access.testing.{name}" for name in flask_cf_access.testing.__all__}
+    )
+    return names
+
+
+def _resolve_public(app, env, node, contnode):  # type: ignore[no-untyped-def]
+    """Resolve ``flask_cf_access.<module>.Name`` or a bare ``Name`` to its public entry."""
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"]
+    if target != "flask_cf_access" and not target.startswith("flask_cf_access.") and "." in target:
+        return None
+    public = _public_names().get(target.rpartition(".")[2])
+    if public is None or public == target:
+        return None
+    domain = env.get_domain("py")
+    builder = app.builder
+    found = domain.resolve_xref(
+        env, node["refdoc"], builder, node["reftype"], public, node, contnode
+    )
+    if found is None:
+        matches = domain.resolve_any_xref(env, node["refdoc"], builder, public, node, contnode)
+        found = matches[0][1] if matches else None
+    return found
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    """Connect the public-name resolver."""
+    app.connect("missing-reference", _resolve_public)

@@ -7,7 +7,6 @@ import html
 import importlib.util
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,13 +16,19 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import responses
 from flask import Flask
 
 import flask_cf_access
 import flask_cf_access.testing
 from flask_cf_access import CloudflareAccess, Reason, access_denied
 from flask_cf_access.settings import DEFAULTS
-from flask_cf_access.testing import AccessClient, AccessIssuer
+from flask_cf_access.testing import (
+    AccessClient,
+    AccessIssuer,
+    assert_routes_protected,
+    capture_access,
+)
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
@@ -44,6 +49,7 @@ def load(path: Path, name: str) -> ModuleType:
 
 
 settings_ext = load(DOCS / "_ext" / "cf_access_settings.py", "docs_cf_access_settings")
+reasons_ext = load(DOCS / "_ext" / "cf_access_reasons.py", "docs_cf_access_reasons")
 
 
 def settings_directive_body() -> list[str]:
@@ -106,14 +112,64 @@ def test_setting_names_in_docstrings_and_prefixes_are_not_settings() -> None:
 
 
 def test_errors_page_lists_every_reason() -> None:
-    """The reasons table of errors.rst has one row per Reason, in the enum's order."""
-    text = (DOCS / "errors.rst").read_text()
-    table = text.split("Reasons\n-------\n", 1)[1]
-    listed = re.findall(r"^``(\w+)``\s+(\d{3})\s", table, re.MULTILINE)
-    assert [reason for reason, _ in listed] == [reason.value for reason in Reason]
-    statuses = {reason: int(status) for reason, status in listed}
+    """errors.rst shows the generated reasons table: one row per Reason, in the enum's order."""
+    assert "\n.. cf-access-reasons::\n" in (DOCS / "errors.rst").read_text()
+    table, problems = reasons_ext.rows()
+    assert problems == []
+    assert [reason for reason, _, _ in table] == [reason.value for reason in Reason]
+    statuses = {reason: status for reason, status, _ in table}
     assert statuses["not_in_group"] == 403
+    assert statuses["cross_site_request"] == 403
     assert statuses["keys_unavailable"] == 503
+
+
+def test_reasons_table_flags_a_reason_without_an_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Reason missing from the table, or an entry for no Reason, is reported (a build error)."""
+    described = dict(reasons_ext.REASONS)
+    del described["cross_site_request"]
+    described["gone_reason"] = (403, "no longer raised")
+    monkeypatch.setattr(reasons_ext, "REASONS", described)
+    table, problems = reasons_ext.rows()
+    assert "cross_site_request" not in [reason for reason, _, _ in table]
+    assert any("CROSS_SITE_REQUEST" in problem for problem in problems)
+    assert any("'gone_reason'" in problem for problem in problems)
+
+
+def raised_statuses() -> dict[str, set[int]]:
+    """Each Reason the package raises, by value, with the status of the classes raising it."""
+    status_of = {
+        cls.__name__: cls.code
+        for cls in (
+            flask_cf_access.AccessBadRequest,
+            flask_cf_access.AccessUnauthorized,
+            flask_cf_access.AccessForbidden,
+            flask_cf_access.AccessUnavailable,
+        )
+    }
+    found: dict[str, set[int]] = {}
+    for path in Path(flask_cf_access.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in status_of
+                and node.args
+                and isinstance(node.args[0], ast.Attribute)
+                and isinstance(node.args[0].value, ast.Name)
+                and node.args[0].value.id == "Reason"
+            ):
+                value = Reason[node.args[0].attr].value
+                found.setdefault(value, set()).add(status_of[node.func.id])
+    return found
+
+
+def test_reasons_table_statuses_match_the_raising_exceptions() -> None:
+    """Each reason's documented status is that of every exception class raising it."""
+    table, _ = reasons_ext.rows()
+    documented = {reason: status for reason, status, _ in table}
+    raised = raised_statuses()
+    assert len(raised) >= 25  # the scan still finds the package's refusals
+    assert {reason: {documented[reason]} for reason in raised} == raised
 
 
 # -- the samples the pages include -------------------------------------------
@@ -127,7 +183,7 @@ def examples_on_path() -> Iterator[None]:
         yield
     finally:
         sys.path.remove(str(EXAMPLES))
-        for name in ("yourapp", "admin_area", "custom_errors", "audit", "wsgi_app"):
+        for name in ("yourapp", "admin_area", "custom_errors", "audit", "wsgi_app", "rules_app"):
             sys.modules.pop(name, None)
 
 
@@ -229,6 +285,89 @@ def test_audit_log_records_grants_and_refusals(
         "refused GET /admin/ to bob@example.com: 403 not_in_group",
         "refused GET /admin/ to unknown: 401 missing_token",
     ]
+
+
+def test_rules_sample_refuses_each_rule_with_its_reason(
+    examples_on_path: None, team: AccessIssuer
+) -> None:
+    """The roles page's app: deny by default, roles, all-of, checks, e-mail rules, known tokens."""
+    import rules_app
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        team.register(mock)
+        app = rules_app.create_app(team.settings())
+        client = AccessClient.for_app(app, team)
+        cases = [
+            ("GET", "/health", {}, 200, None),
+            ("GET", "/", {}, 401, Reason.MISSING_TOKEN),
+            ("GET", "/", {"as_user": "ada@example.com"}, 200, None),
+            ("GET", "/", {"as_user": "ada@eu.example.com"}, 200, None),
+            ("GET", "/", {"as_user": "contractor@gmail.com"}, 200, None),
+            ("GET", "/", {"as_user": "eve@evil-example.com"}, 403, Reason.EMAIL_NOT_ALLOWED),
+            ("GET", "/tickets", {"as_user": "ada@example.com", "groups": ["Helpdesk"]}, 200, None),
+            (
+                "GET",
+                "/tickets",
+                {"as_user": "ada@example.com", "groups": ["Staff"]},
+                403,
+                Reason.NO_ROLE,
+            ),
+            (
+                "GET",
+                "/billing",
+                {"as_user": "ada@example.com", "groups": ["Admins"]},
+                403,
+                Reason.NOT_IN_ALL_GROUPS,
+            ),
+            (
+                "GET",
+                "/billing",
+                {"as_user": "ada@example.com", "groups": ["Admins", "Finance"]},
+                200,
+                None,
+            ),
+            (
+                "GET",
+                "/eu-data",
+                {"as_user": "ada@example.com", "groups": ["Helpdesk"]},
+                403,
+                Reason.CHECK_FAILED,
+            ),
+            ("POST", "/deploy", {"as_service_token": "ci.access"}, 200, None),
+            (
+                "POST",
+                "/deploy",
+                {"as_service_token": "backup.access"},
+                403,
+                Reason.SERVICE_TOKEN_NOT_ADMITTED,
+            ),
+            (
+                "POST",
+                "/deploy",
+                {"as_service_token": "rogue.access"},
+                403,
+                Reason.UNKNOWN_SERVICE_TOKEN,
+            ),
+            ("POST", "/deploy", {"as_user": "ada@example.com"}, 403, Reason.SERVICE_TOKEN_REQUIRED),
+            ("GET", "/ops/", {"as_service_token": "ci.access"}, 200, None),
+            (
+                "GET",
+                "/ops/",
+                {"as_user": "bob@example.com", "groups": ["Staff"]},
+                403,
+                Reason.NO_ROLE,
+            ),
+            ("GET", "/nowhere", {}, 404, None),
+        ]
+        for method, path, options, status, reason in cases:
+            with capture_access(app) as captured:
+                response = client.open(path, method=method, **options)
+            assert (method, path, options, response.status_code) == (method, path, options, status)
+            assert captured.reasons == ([reason] if reason else [])
+        assert (
+            client.post("/deploy", as_service_token="ci.access").text == "deployed by ci-deployer"
+        )
+        assert_routes_protected(app)
 
 
 def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: AccessIssuer) -> None:

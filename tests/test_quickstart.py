@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +36,16 @@ def readme_section(title: str) -> str:
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
     assert match, f"README has no section {title!r}"
     return match.group(1)
+
+
+def docs_shell_block(page: str, starting: str) -> str:
+    """The ``code-block:: sh`` of docs/``page`` whose text starts with ``starting``."""
+    text = (ROOT / "docs" / page).read_text()
+    for match in re.finditer(r"^\.\. code-block:: sh\n\n((?:   .*\n|\n)+)", text, re.M):
+        code = textwrap.dedent(match.group(1)).strip() + "\n"
+        if code.startswith(starting):
+            return code
+    raise AssertionError(f"docs/{page} has no shell block starting {starting!r}")
 
 
 def quickstart_command() -> list[str]:
@@ -105,17 +116,16 @@ def test_printed_tokens_cover_admin_user_and_service(quickstart: Running) -> Non
 
 
 def test_readme_command_line_example_runs(quickstart: Running) -> None:
-    """The README's `flask cf-access` commands pass with the printed export line."""
+    """The command line page's `flask cf-access` commands pass with the printed export line."""
     (export,) = [line for line in quickstart.lines if line.startswith("  export ")]
     settings = dict(item.split("=", 1) for item in shlex.split(export)[1:])
     assert settings["CF_ACCESS_TEAM_DOMAIN"] == "local-stand-in.invalid"
     assert urlsplit(settings["CF_ACCESS_STAND_IN"]).hostname == "127.0.0.1"
-    block = re.search(r"```sh\n(flask .*?)```", readme_section("Command line"), re.S)
-    assert block, "the Command line section has the commands to try"
+    commands = docs_shell_block("cli.rst", "flask --app examples.protected_app")
     bin_dir = str(Path(sys.executable).parent)
     environ = clean_environ(**settings, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     result = subprocess.run(  # noqa: S603
-        ["bash", "-euo", "pipefail", "-c", block.group(1)],  # noqa: S607
+        ["bash", "-euo", "pipefail", "-c", commands],  # noqa: S607
         cwd=ROOT,
         env=environ,
         capture_output=True,

@@ -50,3 +50,18 @@ def test_quick_start_protects_a_view() -> None:
         with capture_access() as captured:
             assert client.get("/", headers=bearer(stranger)).status_code == 401
         assert captured.reasons == [Reason.UNKNOWN_KID]
+
+
+def test_readme_links_point_at_files_in_the_repository() -> None:
+    """Every relative link of the README (the docs pages, the changes) names an existing file."""
+    root = Path(__file__).parents[1]
+    links = re.findall(r"\]\(([^)]+)\)", README)
+    relative = [link for link in links if "://" not in link]
+    assert "docs/roles.rst" in relative
+    assert [link for link in relative if not (root / link).is_file()] == []
+
+
+def test_readme_python_blocks_are_all_executed() -> None:
+    """The only Python block is the quick start's, which the test above runs."""
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    assert blocks == [quick_start_code()]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -361,19 +361,10 @@ def test_server_fixture_uses_the_issuer_fixture(
     assert cf_access_server.url.startswith("http://127.0.0.1:")
 
 
-def readme_section(title: str) -> str:
-    """The text of the README section called ``title``."""
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
-    assert match, f"README has no section {title!r}"
-    return match.group(1)
-
-
-def test_readme_testing_example_runs(tmp_path: Path) -> None:
-    """The README's "Testing your app" example passes under pytest, fixtures from the plugin."""
-    blocks = re.findall(r"```python\n(.*?)```", readme_section("Testing your app"), re.S)
-    assert blocks, "the section has a python example"
-    (tmp_path / "test_readme_example.py").write_text(textwrap.dedent(blocks[0]))
+def test_testing_page_example_runs(tmp_path: Path) -> None:
+    """The testing page's example passes under pytest -W error, fixtures from the plugin."""
+    for name in ("yourapp.py", "test_yourapp.py"):
+        shutil.copy(ROOT / "docs" / "examples" / name, tmp_path / name)
     result = subprocess.run(  # noqa: S603
         [
             sys.executable,
@@ -384,7 +375,7 @@ def test_readme_testing_example_runs(tmp_path: Path) -> None:
             "no:cacheprovider",
             "-W",
             "error",
-            str(tmp_path / "test_readme_example.py"),
+            str(tmp_path / "test_yourapp.py"),
         ],
         cwd=tmp_path,
         env={**_clean_environ(), "PYTHONPATH": str(ROOT)},
