@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, redirect, request, session
+from flask.sessions import NullSession
 from werkzeug.wrappers import Response
 
 from ._csrf import origin_of
@@ -97,7 +98,10 @@ def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") ->
     def logout() -> Response:
         from .extension import get_gate
 
-        session.clear()
+        # An app without SECRET_KEY has no session to clear (Flask's NullSession
+        # refuses every change): the logout itself still works.
+        if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
+            session.clear()
         return redirect(logout_url(get_gate().settings, request.host_url))
 
     return blueprint

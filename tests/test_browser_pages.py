@@ -220,6 +220,15 @@ def test_urls_point_at_a_stand_in(make_app: AppFactory, issuer: AccessIssuer) ->
         assert extension.logout_url() == "http://127.0.0.1:8123/cdn-cgi/access/logout"
 
 
+def test_logout_without_a_session_still_leaves_through_access(make_app: AppFactory) -> None:
+    """With no SECRET_KEY (no session to clear) the logout view still redirects, never a 500."""
+    app = make_app()
+    app.register_blueprint(logout_blueprint())
+    response = app.test_client().get("/logout")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://localhost/cdn-cgi/access/logout"
+
+
 def test_templates_and_logout_blueprint(make_app: AppFactory) -> None:
     """Templates reach ``cf_access``; the logout view clears the session and leaves via Access."""
     app = make_app()
