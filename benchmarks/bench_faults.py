@@ -51,8 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_gunicorn import Gunicorn, free_port  # noqa: E402
 
+from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, StandInServer  # noqa: E402
-from flask_cf_access.tokens import TOKEN_HEADER  # noqa: E402
 from tests.redis_server import RedisServer, redis_server_binary  # noqa: E402
 
 CERTS = "/cdn-cgi/access/certs"

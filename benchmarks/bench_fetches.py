@@ -33,8 +33,8 @@ from cachelib import BaseCache, SimpleCache  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from flask_cf_access import CloudflareAccess, require_group  # noqa: E402
+from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, StandInServer  # noqa: E402
-from flask_cf_access.tokens import TOKEN_HEADER  # noqa: E402
 
 CERTS = "/cdn-cgi/access/certs"
 IDENTITY = "/cdn-cgi/access/get-identity"

@@ -38,8 +38,8 @@ from flask_cf_access import (  # noqa: E402
     current_user,
     require_access,
 )
+from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
-from flask_cf_access.tokens import TOKEN_HEADER  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from flask_cf_access import CloudflareAccess, require_access, require_role  # noqa: E402
-from flask_cf_access.extension import EXTENSION_KEY  # noqa: E402
-from flask_cf_access.gate import AccessGate  # noqa: E402
+from flask_cf_access._checker import AccessGate  # noqa: E402
+from flask_cf_access._extension import EXTENSION_KEY  # noqa: E402
+from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
-from flask_cf_access.tokens import TOKEN_HEADER  # noqa: E402
 
 
 def fresh_copies(tokens: list[str]) -> list[str]:

@@ -64,9 +64,9 @@ nitpick_ignore = [
 # typing helpers, not API, so they have no entry to link to.
 nitpick_ignore += [
     ("py:class", "P"),
-    ("py:class", "flask_cf_access.decorators.R"),
+    ("py:class", "flask_cf_access._decorators.R"),
     ("py:class", "Clock"),
-    ("py:class", "flask_cf_access.guard.D"),
+    ("py:class", "flask_cf_access._request.D"),
     ("py:class", "D"),
     ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
     ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part

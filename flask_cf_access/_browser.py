@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from ._csrf import origin_of
 
 if TYPE_CHECKING:
-    from .settings import AccessSettings
+    from ._settings import AccessSettings
 
 LOGIN_PATH = "/cdn-cgi/access/login/"
 LOGOUT_PATH = "/cdn-cgi/access/logout"
@@ -96,7 +96,7 @@ def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") ->
 
     @blueprint.route(url, methods=["GET", "POST"])
     def logout() -> Response:
-        from .extension import get_gate
+        from ._extension import get_gate
 
         # An app without SECRET_KEY has no session to clear (Flask's NullSession
         # refuses every change): the logout itself still works.

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
 
-from .errors import AccessForbidden, ConfigurationError, Reason
+from ._errors import AccessForbidden, ConfigurationError, Reason
 
 #: Methods that change nothing, never checked.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

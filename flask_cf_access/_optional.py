@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from ._identity import AccessIdentity
+from ._request import verify_for_app
 from ._requirements import Requirement
+from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 from ._users import OPTIONAL_KEY
-from .guard import verify_for_app
-from .identity import AccessIdentity
-from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 
 def request_has_token() -> bool:

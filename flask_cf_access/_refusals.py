@@ -16,7 +16,7 @@ from werkzeug.http import parse_accept_header
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-    from .errors import AccessError
+    from ._errors import AccessError
 
 #: The one-word ``error`` of the JSON body, by status.
 _ERROR_WORDS = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .errors import AccessError, AccessForbidden, Reason
-from .groups import any_group_matches
-from .settings import AccessSettings, ServiceTokenProfile, ascii_lower
+from ._errors import AccessError, AccessForbidden, Reason
+from ._groups import any_group_matches
+from ._settings import AccessSettings, ServiceTokenProfile, ascii_lower
 
 if TYPE_CHECKING:
-    from .identity import AccessIdentity
+    from ._identity import AccessIdentity
 
 logger = logging.getLogger("flask_cf_access")
 

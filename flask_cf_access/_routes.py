@@ -13,6 +13,10 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, request
 
+from ._checker import AccessGate
+from ._decorators import is_guarded
+from ._extension import EXTENSION_KEY
+from ._request import verify_for_app
 from ._requirements import (
     ANY_TOKEN,
     PUBLIC_ATTRIBUTE,
@@ -20,10 +24,6 @@ from ._requirements import (
     WRAPPED_ATTRIBUTE,
     Requirement,
 )
-from .decorators import is_guarded
-from .extension import EXTENSION_KEY
-from .gate import AccessGate
-from .guard import verify_for_app
 
 #: The key, in ``app.extensions``, of the app's :class:`RoutePolicy`.
 ROUTES_KEY = "cf_access.routes"

@@ -18,9 +18,9 @@ from typing import Any, Generic, TypeVar, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from .errors import AccessForbidden, NoAccessContext, Reason
-from .identity import AccessIdentity
-from .signals import access_denied, user_loaded
+from ._errors import AccessForbidden, NoAccessContext, Reason
+from ._identity import AccessIdentity
+from ._signals import access_denied, user_loaded
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -44,7 +44,7 @@ class NewUser(Generic[U]):
     """What a user loader returns for an account it has just created.
 
     The request gets ``user`` as its user, like a plain return, and
-    :data:`~flask_cf_access.signals.user_loaded` is sent with ``created=True``::
+    :data:`~flask_cf_access._signals.user_loaded` is sent with ``created=True``::
 
         @cf_access.user_loader
         def load_user(identity):

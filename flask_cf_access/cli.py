@@ -32,17 +32,17 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
+from ._checker import AccessGate
+from ._claims import MAX_NUMERIC_DATE, ClaimsPolicy
+from ._errors import AccessError, AccessUnauthorized, ConfigurationError, Reason
+from ._extension import get_gate
+from ._fetch import FetchError, get_json
 from ._json_input import parse_json
+from ._keys import CertsError, parse_certs
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from .claims import MAX_NUMERIC_DATE, ClaimsPolicy
-from .errors import AccessError, AccessUnauthorized, ConfigurationError, Reason
-from .extension import get_gate
-from .fetch import FetchError, get_json
-from .gate import AccessGate
-from .keys import CertsError, parse_certs
-from .tokens import check_token_shape, read_unverified_header
-from .verifier import TokenVerifier
+from ._tokens import check_token_shape, read_unverified_header
+from ._verifier import TokenVerifier
 
 __all__ = ["cli"]
 

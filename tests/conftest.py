@@ -20,7 +20,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access import keys as keys_module
+from flask_cf_access import _keys as keys_module
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from examples.protected_app import create_app
 from flask_cf_access import Reason
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .chromium import headless_chromium

@@ -21,7 +21,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._browser import login_redirect_for
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -16,7 +16,7 @@ from flask_cf_access import (
     CloudflareAccessMiddleware,
     Reason,
 )
-from flask_cf_access.signals import access_denied, access_granted
+from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessCapture, AccessIssuer, AccessRecord, capture_access
 
 from .conftest import AppFactory

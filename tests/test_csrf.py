@@ -17,7 +17,7 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

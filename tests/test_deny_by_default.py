@@ -21,7 +21,7 @@ from flask_cf_access import (
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access.signals import access_denied, access_granted
+from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer

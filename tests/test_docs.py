@@ -22,7 +22,7 @@ from flask import Flask
 import flask_cf_access
 import flask_cf_access.testing
 from flask_cf_access import CloudflareAccess, Reason, access_denied
-from flask_cf_access.settings import DEFAULTS
+from flask_cf_access._settings import DEFAULTS
 from flask_cf_access.testing import (
     AccessClient,
     AccessIssuer,
@@ -466,7 +466,6 @@ def test_every_public_name_has_an_entry(built_site: Path) -> None:
     assert modules == {
         "module-flask_cf_access",
         "module-flask_cf_access.testing",
-        "module-flask_cf_access.signals",
         "module-flask_cf_access.pytest_plugin",
     }
 

@@ -16,7 +16,7 @@ from flask_cf_access import (
     require_access,
     require_role,
 )
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer

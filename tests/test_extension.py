@@ -7,7 +7,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import AccessGate, CloudflareAccess, Reason, require_access
-from flask_cf_access.extension import get_gate
+from flask_cf_access._extension import get_gate
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, outcome

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from flask_cf_access.fetch import FetchError, get_json
+from flask_cf_access._fetch import FetchError, get_json
 
 TIMEOUT = 0.3
 #: Far above TIMEOUT, far below what an unbounded call would take (the server goes on for 30 s).

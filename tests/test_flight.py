@@ -11,9 +11,9 @@ import pytest
 from cachelib import SimpleCache
 
 from flask_cf_access import AccessUnavailable, Reason
-from flask_cf_access import flight as flight_module
-from flask_cf_access.flight import POLL_INTERVAL, Flights
-from flask_cf_access.shared_cache import SharedCache
+from flask_cf_access import _single_flight as flight_module
+from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._single_flight import POLL_INTERVAL, Flights
 
 from .support import START, FrozenClock
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from cachelib import SimpleCache
 
-from flask_cf_access.flight import Flights
-from flask_cf_access.shared_cache import SharedCache
+from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._single_flight import Flights
 
 from .support import FrozenClock
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from flask_cf_access import AccessGate, AccessSettings
-from flask_cf_access.fetch import fork_safe_session
+from flask_cf_access._fetch import fork_safe_session
 
 URL = "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import Reason
+from flask_cf_access._fetch import MAX_RESPONSE_BYTES
 from flask_cf_access.cli import cli
-from flask_cf_access.fetch import MAX_RESPONSE_BYTES
 from flask_cf_access.testing import AccessIssuer, encode_token
 
 from .support import FrozenClock, Outcome, outcome
@@ -221,6 +221,7 @@ def test_hostile_json_anywhere(
                 (503, Reason.KEYS_UNAVAILABLE),
                 (503, Reason.IDENTITY_UNAVAILABLE),
             }
-        result = app.test_cli_runner().invoke(cli, ["verify", token, "--group", "Admins"])
+        # "--" ends the options: a drawn token may start with "-".
+        result = app.test_cli_runner().invoke(cli, ["verify", "--group", "Admins", "--", token])
         assert isinstance(result.exception, (SystemExit, type(None))), result.output
         assert result.exit_code in {0, 1}

@@ -15,7 +15,7 @@ from flask_cf_access import (
     Reason,
     verify_access_in_request,
 )
-from flask_cf_access.extension import get_gate
+from flask_cf_access._extension import get_gate
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import bearer

@@ -11,7 +11,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import Reason
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import bearer, count_calls

@@ -15,7 +15,7 @@ from flask_login.signals import user_loaded_from_request
 
 import flask_cf_access
 from flask_cf_access import AccessIdentity, CloudflareAccess, Reason
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock
@@ -263,9 +263,9 @@ def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.Mon
     import sys
 
     monkeypatch.setitem(sys.modules, "flask_login", None)
-    monkeypatch.delitem(sys.modules, "flask_cf_access.login")
+    monkeypatch.delitem(sys.modules, "flask_cf_access._login")
     with pytest.raises(ImportError, match=r"flask-cf-access\[login\]"):
-        importlib.import_module("flask_cf_access.login")
+        importlib.import_module("flask_cf_access._login")
     without_flask_login = (
         "import sys; sys.modules['flask_login'] = None; "
         "import flask_cf_access, flask_cf_access.testing, flask_cf_access.pytest_plugin"

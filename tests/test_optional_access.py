@@ -20,7 +20,7 @@ from flask_cf_access import (
     get_user,
     require_access,
 )
-from flask_cf_access.signals import access_denied, access_granted
+from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock

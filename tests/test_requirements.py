@@ -29,7 +29,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._requirements import ANY_TOKEN, REQUIREMENT_ATTRIBUTE
-from flask_cf_access.signals import access_denied, access_granted
+from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer

@@ -14,13 +14,13 @@ from cachelib import SimpleCache
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, ConfigurationError
-from flask_cf_access.cache_config import (
+from flask_cf_access._cache_config import (
     REDIS_SOCKET_TIMEOUT,
     JSONFileSystemCache,
     JSONRedisCache,
     cache_from_setting,
 )
-from flask_cf_access.shared_cache import SharedCache
+from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

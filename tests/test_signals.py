@@ -20,7 +20,7 @@ from flask_cf_access import (
     Reason,
     verify_access_in_request,
 )
-from flask_cf_access.signals import access_denied, access_granted
+from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
@@ -81,7 +81,7 @@ def assert_no_token(token: str, signals: list[Sent]) -> None:
 
 
 def test_signals_reexported() -> None:
-    """The package exports the same signal objects as flask_cf_access.signals."""
+    """The package exports the same signal objects as flask_cf_access._signals."""
     assert flask_cf_access.access_granted is access_granted
     assert flask_cf_access.access_denied is access_denied
 

@@ -12,7 +12,7 @@ from flask import Flask
 from hypothesis import HealthCheck
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access.signals import access_denied
+from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import bearer

@@ -27,7 +27,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access.extension import get_gate
+from flask_cf_access._extension import get_gate
 from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,

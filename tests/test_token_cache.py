@@ -23,10 +23,10 @@ from joserfc.jwt import JWTClaimsRegistry
 from joserfc.util import urlsafe_b64decode
 
 from flask_cf_access import AccessGate, AccessSettings, AccessUnauthorized, Reason
-from flask_cf_access import verifier as verifier_module
-from flask_cf_access.claims import MAX_NUMERIC_DATE, ClaimsPolicy
+from flask_cf_access import _verifier as verifier_module
+from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
+from flask_cf_access._token_cache import TokenCache, VerifiedToken
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
-from flask_cf_access.token_cache import TokenCache, VerifiedToken
 
 from .conftest import AppFactory
 from .support import START, FrozenClock, bearer

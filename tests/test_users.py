@@ -24,7 +24,7 @@ from flask_cf_access import (
     require_group,
     verify_access_in_request,
 )
-from flask_cf_access.signals import access_denied, user_loaded
+from flask_cf_access._signals import access_denied, user_loaded
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock, bearer

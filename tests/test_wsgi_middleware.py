@@ -25,7 +25,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access.gate import AccessGate
+from flask_cf_access._checker import AccessGate
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock, bearer, outcome

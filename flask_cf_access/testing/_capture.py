@@ -10,9 +10,9 @@ from typing import Any
 
 from blinker import ANY
 
-from ..errors import AccessError, Reason
-from ..identity import AccessIdentity
-from ..signals import access_denied, access_granted
+from .._errors import AccessError, Reason
+from .._identity import AccessIdentity
+from .._signals import access_denied, access_granted
 
 __all__ = ["AccessCapture", "AccessRecord", "capture_access"]
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._browser import LOGIN_PATH, LOGOUT_PATH, safe_next
 from .._csrf import origin_of
-from ..tokens import TOKEN_COOKIE
+from .._tokens import TOKEN_COOKIE
 
 if TYPE_CHECKING:
     from ._issuer import AccessIssuer

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..signals import user_loaded
+from .._signals import user_loaded
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from ..identity import AccessIdentity
+    from .._identity import AccessIdentity
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from joserfc.jwk import RSAKey
 
-    from .identity import AccessIdentity
-    from .keys import KeySet
+    from ._identity import AccessIdentity
+    from ._keys import KeySet
 
 
 class VerifiedToken:
@@ -23,7 +23,7 @@ class VerifiedToken:
     :param keyset: the published set its ``kid`` was last found in; while that
         set is in use and fresh, the key needs no look-up.
     :param window: clock times ``[start, end)`` in which its time checks surely
-        pass (:meth:`~flask_cf_access.claims.ClaimsPolicy.window`); by default
+        pass (:meth:`~flask_cf_access._claims.ClaimsPolicy.window`); by default
         none, so that every hit runs the full time checks.
     :param key: the key its signature verified with. A hit that finds another
         key material under ``kid`` (the team published a new key under the

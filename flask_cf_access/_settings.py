@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._csrf import csrf_protect_setting, trusted_origins_setting
-from .errors import ConfigurationError
+from ._errors import ConfigurationError
 
 #: Every setting with its default; ``None`` marks a required one.
 DEFAULTS: Mapping[str, Any] = {

@@ -10,10 +10,10 @@ from flask import Flask, current_app, g, request, request_started
 from flask.typing import ResponseReturnValue
 
 from . import _browser
+from ._checker import AccessGate, Clock, system_time
 from ._requirements import PUBLIC_ATTRIBUTE
+from ._settings import protect_all_setting, public_endpoints_setting
 from ._users import USERS_KEY, UserLoader, UserLoading
-from .gate import AccessGate, Clock, system_time
-from .settings import protect_all_setting, public_endpoints_setting
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,9 +127,9 @@ class CloudflareAccess:
         Sets its ``request_loader`` to the token check and this extension's
         user loader, with the token verified on every request; the session
         and the "remember me" cookie are never read to find a user. See
-        :func:`flask_cf_access.login.init_login_manager`.
+        :func:`flask_cf_access._login.init_login_manager`.
         """
-        from .login import init_login_manager
+        from ._login import init_login_manager
 
         init_login_manager(login_manager)
 

@@ -19,12 +19,12 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
+from ._claims import ClaimsPolicy
+from ._errors import AccessUnauthorized, Reason
 from ._json_input import frozen_claims, parse_json_counting_brackets
-from .claims import ClaimsPolicy
-from .errors import AccessUnauthorized, Reason
-from .keys import KeySet, KeyStore
-from .token_cache import TokenCache, VerifiedToken
-from .tokens import check_token_shape, read_unverified_header
+from ._keys import KeySet, KeyStore
+from ._token_cache import TokenCache, VerifiedToken
+from ._tokens import check_token_shape, read_unverified_header
 
 #: The one algorithm Cloudflare Access signs with, and the only one accepted.
 ALGORITHMS = ("RS256",)

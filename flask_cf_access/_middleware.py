@@ -20,15 +20,15 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
+from ._checker import AccessGate, Clock
+from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
+from ._extension import EXTENSION_KEY
+from ._identity import AccessIdentity
 from ._logsafe import loggable
 from ._requirements import ANY_TOKEN, Requirement
-from .errors import AccessBadRequest, AccessError, ConfigurationError, Reason
-from .extension import EXTENSION_KEY
-from .gate import AccessGate, Clock
-from .identity import AccessIdentity
-from .settings import DEFAULTS
-from .signals import access_denied
-from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+from ._settings import DEFAULTS
+from ._signals import access_denied
+from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

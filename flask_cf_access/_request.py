@@ -8,13 +8,13 @@ from typing import Any, TypeVar, cast, overload
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._checker import AccessGate
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
+from ._errors import NoAccessContext
+from ._extension import EXTENSION_KEY, forget_identity, get_gate
+from ._identity import AccessIdentity
 from ._requirements import Requirement
-from .errors import NoAccessContext
-from .extension import EXTENSION_KEY, forget_identity, get_gate
-from .gate import AccessGate
-from .identity import AccessIdentity
-from .tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 #: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
 _FLASK_GLOBALS = Flask.app_ctx_globals_class

@@ -6,8 +6,8 @@ import base64
 import binascii
 from typing import Any
 
+from ._errors import AccessUnauthorized, Reason
 from ._json_input import parse_json
-from .errors import AccessUnauthorized, Reason
 
 #: The request header Cloudflare Access puts the application token in.
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
-from .errors import AccessError
-from .shared_cache import SharedCache
+from ._errors import AccessError
+from ._shared_cache import SharedCache
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .groups import Group, any_group_matches
+from ._groups import Group, any_group_matches
 
 if TYPE_CHECKING:
     from ._requirements import AccessPolicy

@@ -38,10 +38,10 @@ except ImportError as exc:
         "The Flask-Login bridge needs Flask-Login: pip install 'flask-cf-access[login]'"
     ) from exc
 
+from ._identity import AccessIdentity
 from ._optional import request_has_token
+from ._request import verify_for_app
 from ._users import get_user
-from .guard import verify_for_app
-from .identity import AccessIdentity
 
 
 def load_user_from_access(_request: Any = None) -> Any:

@@ -6,8 +6,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
-from .errors import AccessUnauthorized, Reason
-from .settings import AccessSettings
+from ._errors import AccessUnauthorized, Reason
+from ._settings import AccessSettings
 
 _STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "type")
 #: Claims that must be present (and not null), as RFC 7519 registries call "essential".

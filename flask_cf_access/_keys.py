@@ -14,10 +14,10 @@ import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from .errors import AccessUnauthorized, AccessUnavailable, Reason
-from .fetch import FetchError, get_json
-from .flight import POLL_INTERVAL, Flights
-from .shared_cache import SharedCache
+from ._errors import AccessUnauthorized, AccessUnavailable, Reason
+from ._fetch import FetchError, get_json
+from ._shared_cache import SharedCache
+from ._single_flight import POLL_INTERVAL, Flights
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -90,7 +90,7 @@ class KeyStore:
       shared cache, so that other workers need not fetch it again.
     - Once it is older, requests go on being served from it while one
       refresh runs in the background (one per process, and one fetch between
-      the workers sharing the cache, :class:`~flask_cf_access.flight.Flights`):
+      the workers sharing the cache, :class:`~flask_cf_access._single_flight.Flights`):
       no request waits for a refresh it does not need.
     - A ``kid`` not in the set forces a fetch, at once the first time after any
       routine or start-up fetch (a rotation is taken up without refusals),

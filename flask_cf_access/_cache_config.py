@@ -27,8 +27,8 @@ from urllib.parse import unquote, urlsplit
 from cachelib import BaseCache, FileSystemCache, RedisCache
 from cachelib.serializers import FileSystemSerializer, RedisSerializer
 
+from ._errors import ConfigurationError
 from ._json_input import parse_json
-from .errors import ConfigurationError
 
 #: The setting this module reads.
 SETTING = "CF_ACCESS_CACHE"

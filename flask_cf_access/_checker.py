@@ -15,23 +15,23 @@ import requests
 from cachelib import BaseCache, SimpleCache
 
 from ._browser import login_redirect_for
+from ._cache_config import cache_from_setting
+from ._claims import ClaimsPolicy
 from ._csrf import SAFE_METHODS, check_origin
+from ._errors import AccessError, AccessUnauthorized, Reason
+from ._fetch import fork_safe_session
+from ._groups import Group, MalformedGroups, groups_in_claims
+from ._identity import AccessIdentity
+from ._identity_endpoint import IdentityEndpoint
+from ._keys import KeyStore
 from ._logsafe import loggable
 from ._refusals import prefers_html
 from ._requirements import ANY_TOKEN, AccessPolicy, Requirement, require
-from .cache_config import cache_from_setting
-from .claims import ClaimsPolicy
-from .errors import AccessError, AccessUnauthorized, Reason
-from .fetch import fork_safe_session
-from .groups import Group, MalformedGroups, groups_in_claims
-from .identity import AccessIdentity
-from .identity_endpoint import IdentityEndpoint
-from .keys import KeyStore
-from .settings import AccessSettings
-from .shared_cache import SharedCache
-from .signals import access_denied, access_granted
-from .tokens import TOKEN_COOKIE
-from .verifier import TokenVerifier
+from ._settings import AccessSettings
+from ._shared_cache import SharedCache
+from ._signals import access_denied, access_granted
+from ._tokens import TOKEN_COOKIE
+from ._verifier import TokenVerifier
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request

@@ -10,12 +10,12 @@ from typing import Any
 
 import requests
 
-from . import keys as _keys
-from .errors import AccessUnavailable, Reason
-from .fetch import FetchError, get_json
-from .flight import Flights
-from .groups import Group, MalformedGroups, parse_groups
-from .shared_cache import SharedCache
+from . import _keys as _keys
+from ._errors import AccessUnavailable, Reason
+from ._fetch import FetchError, get_json
+from ._groups import Group, MalformedGroups, parse_groups
+from ._shared_cache import SharedCache
+from ._single_flight import Flights
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -91,7 +91,7 @@ class IdentityEndpoint:
 
     The answer is cached under a digest of the token (never the token itself),
     in the shared cache, so every worker sharing it asks at most once, even
-    when several miss it at the same moment (:class:`~flask_cf_access.flight.Flights`).
+    when several miss it at the same moment (:class:`~flask_cf_access._single_flight.Flights`).
 
     After the endpoint times out or fails, new look-ups are refused at once
     for a growing back-off (:class:`BackOff`), so a slow endpoint does not

@@ -5,7 +5,7 @@ Both are sent by :func:`~flask_cf_access.verify_access_in_request` (so by
 sender, and by :class:`~flask_cf_access.CloudflareAccessMiddleware`, with
 the middleware as sender. Connect to them as to Flask's own signals::
 
-    from flask_cf_access.signals import access_denied
+    from flask_cf_access._signals import access_denied
 
     @access_denied.connect_via(app)
     def audit(sender, error, reason, method, path, identity):

@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 from flask import current_app
 
 from ._optional import verify_optionally_for_app
+from ._request import verify_for_app
 from ._requirements import (
     ANY_TOKEN,
     REQUIREMENT_ATTRIBUTE,
@@ -24,7 +25,6 @@ from ._requirements import (
     Requirement,
     require,
 )
-from .guard import verify_for_app
 
 P = ParamSpec("P")
 R = TypeVar("R")
