@@ -2,7 +2,7 @@
 
     python benchmarks/bench_junk.py [--tokens 200] [--rounds 15]
 
-Both refusals go through the verifier of a real gate. A made-up ``kid``
+Both refusals go through the verifier of a real checker. A made-up ``kid``
 names no published key; once its one forced fetch is spent (the least
 refresh interval has not passed), each such token must be refused without a
 fetch, a lock, a shared-cache read or a key import, so it should cost no more
@@ -24,7 +24,7 @@ from _support import check_python, describe_machine, interleaved, median, quiet_
 
 check_python()
 
-from flask_cf_access._checker import AccessGate  # noqa: E402
+from flask_cf_access._checker import AccessChecker  # noqa: E402
 from flask_cf_access._errors import AccessUnauthorized, Reason  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey  # noqa: E402
 
@@ -67,24 +67,24 @@ class _Raw:
         pass
 
 
-def gate_publishing(issuer: AccessIssuer, count: int) -> AccessGate:
-    """A gate whose team publishes the issuer's key and ``count - 1`` copies under other kids."""
+def gate_publishing(issuer: AccessIssuer, count: int) -> AccessChecker:
+    """A checker whose team publishes the issuer's key and ``count - 1`` copies under other kids."""
     document = issuer.certs()
     (jwk,) = document["keys"]
     document["keys"] = [jwk, *({**jwk, "kid": f"extra-{index}"} for index in range(count - 1))]
     session = requests.Session()
     session.mount("https://", CertsAdapter(document))
-    return AccessGate.from_config(issuer.settings(), session=session)
+    return AccessChecker.from_config(issuer.settings(), session=session)
 
 
 def refusals(
-    gate: AccessGate, tokens: list[str], reason: Reason
+    checker: AccessChecker, tokens: list[str], reason: Reason
 ) -> Callable[[], Callable[[], int]]:
     def prepare() -> Callable[[], int]:
         def run() -> int:
             for token in tokens:
                 try:
-                    gate.verifier.verify(token)
+                    checker.verifier.verify(token)
                 except AccessUnauthorized as refusal:
                     if refusal.reason is not reason:
                         raise RuntimeError(f"refused for {refusal.reason}, not {reason}") from None
@@ -117,12 +117,12 @@ def main() -> None:
     ]
     variants = {}
     for count in (2, 100):
-        gate = gate_publishing(issuer, count)
+        checker = gate_publishing(issuer, count)
         with contextlib.suppress(AccessUnauthorized):  # spend the interval's forced fetch
-            gate.verifier.verify(made_up[0])
-        variants[f"made-up kid, {count} keys"] = refusals(gate, made_up, Reason.UNKNOWN_KID)
+            checker.verifier.verify(made_up[0])
+        variants[f"made-up kid, {count} keys"] = refusals(checker, made_up, Reason.UNKNOWN_KID)
         variants[f"bad signature, {count} keys"] = refusals(
-            gate, bad_signature, Reason.BAD_SIGNATURE
+            checker, bad_signature, Reason.BAD_SIGNATURE
         )
     results = interleaved(variants, args.rounds)
 

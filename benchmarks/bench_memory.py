@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py [--tokens 100000] [--size 4096]
 
 Tokens are minted (RSA signing is the slow part) by two helper processes and
-streamed to this one, which verifies each once through ``AccessGate.check``
+streamed to this one, which verifies each once through ``AccessChecker.check``
 with ``CF_ACCESS_TOKEN_CACHE_SIZE=--size``. ``tracemalloc`` traces this
 process only, from just before the first token: the memory held after the
 cache filled up must stay flat however many more tokens come, and the peak
@@ -24,7 +24,8 @@ check_python()
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from flask_cf_access import AccessGate, AccessSettings  # noqa: E402
+from flask_cf_access import AccessSettings  # noqa: E402
+from flask_cf_access._checker import AccessChecker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token  # noqa: E402
 
 CHUNK = 500
@@ -60,11 +61,11 @@ def main() -> None:
     total = chunks * CHUNK
 
     issuer = AccessIssuer()
-    gate = AccessGate(
+    checker = AccessChecker(
         AccessSettings.from_mapping(issuer.settings(CF_ACCESS_TOKEN_CACHE_SIZE=args.size)),
         session=issuer.session(),
     )
-    gate.keys.preload()
+    checker.keys.preload()
     now = int(time.time())
     claims = {
         "aud": [issuer.audience],
@@ -97,17 +98,17 @@ def main() -> None:
         seen = 0
         for tokens in pool.imap(_mint_chunk, range(chunks)):
             for token in tokens:
-                gate.authenticate(token, None)
+                checker.authenticate(token, None)
                 seen += 1
                 if seen in checkpoints:
                     held[seen] = tracemalloc.get_traced_memory()[0] - baseline
-                assert len(gate.verifier.cache) <= args.size
+                assert len(checker.verifier.cache) <= args.size
             del tokens
         peak = tracemalloc.get_traced_memory()[1] - baseline
         tracemalloc.stop()
     elapsed = time.perf_counter() - started
 
-    entries = len(gate.verifier.cache)
+    entries = len(checker.verifier.cache)
     print(f"  tokens verified             {seen}")
     print(f"  entries in the token cache  {entries} (bound {args.size})")
     for point in checkpoints:

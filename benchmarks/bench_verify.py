@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from flask_cf_access import CloudflareAccess, require_access, require_role  # noqa: E402
-from flask_cf_access._checker import AccessGate  # noqa: E402
+from flask_cf_access._checker import AccessChecker  # noqa: E402
 from flask_cf_access._extension import EXTENSION_KEY  # noqa: E402
 from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
@@ -72,8 +72,8 @@ def main() -> None:
     def role() -> str:
         return "ok"
 
-    gate: AccessGate = app.extensions[EXTENSION_KEY]
-    verifier = gate.verifier
+    checker: AccessChecker = app.extensions[EXTENSION_KEY]
+    verifier = checker.verifier
     public_key = issuer.signing_key.private_key.public_key()
     repeat = issuer.user_token("ada@example.com", ["Admins"])
     print(f"Minting {args.tokens} tokens...", flush=True)

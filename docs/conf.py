@@ -70,6 +70,7 @@ nitpick_ignore += [
     ("py:class", "D"),
     ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
     ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
+    ("py:class", "AccessChecker"),  # the per-app checker, private (_checker.py)
 ]
 
 # Internal types that public signatures and docstrings mention but that are

@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._browser import logout_blueprint as logout_blueprint
-from ._checker import AccessGate as AccessGate
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
 from ._decorators import require_group as require_group
@@ -18,11 +17,13 @@ from ._errors import AccessForbidden as AccessForbidden
 from ._errors import AccessUnauthorized as AccessUnauthorized
 from ._errors import AccessUnavailable as AccessUnavailable
 from ._errors import ConfigurationError as ConfigurationError
-from ._errors import NoAccessContext as NoAccessContext
+from ._errors import NoAccessContextError as NoAccessContextError
 from ._errors import Reason as Reason
 from ._extension import CloudflareAccess as CloudflareAccess
 from ._groups import Group as Group
 from ._identity import AccessIdentity as AccessIdentity
+from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
+from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 from ._request import current_identity as current_identity
 from ._request import get_claims as get_claims
@@ -35,6 +36,8 @@ from ._settings import AccessSettings as AccessSettings
 from ._signals import access_denied as access_denied
 from ._signals import access_granted as access_granted
 from ._signals import user_loaded as user_loaded
+from ._tokens import TOKEN_COOKIE as TOKEN_COOKIE
+from ._tokens import TOKEN_HEADER as TOKEN_HEADER
 from ._users import NewUser as NewUser
 from ._users import current_user as current_user
 from ._users import get_user as get_user
@@ -43,3 +46,44 @@ try:
     __version__ = version("flask-cf-access")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+__all__ = [
+    "CLAIMS_ENVIRON_KEY",
+    "IDENTITY_ENVIRON_KEY",
+    "TOKEN_COOKIE",
+    "TOKEN_HEADER",
+    "AccessBadRequest",
+    "AccessError",
+    "AccessForbidden",
+    "AccessIdentity",
+    "AccessSettings",
+    "AccessUnauthorized",
+    "AccessUnavailable",
+    "CloudflareAccess",
+    "CloudflareAccessMiddleware",
+    "ConfigurationError",
+    "Group",
+    "NewUser",
+    "NoAccessContextError",
+    "Reason",
+    "Requirement",
+    "__version__",
+    "access_denied",
+    "access_granted",
+    "access_guard",
+    "csrf_exempt",
+    "current_identity",
+    "current_user",
+    "get_claims",
+    "get_identity",
+    "get_user",
+    "logout_blueprint",
+    "require",
+    "require_access",
+    "require_group",
+    "require_identity",
+    "require_role",
+    "require_service_token",
+    "user_loaded",
+    "verify_access_in_request",
+]

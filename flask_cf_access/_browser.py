@@ -96,12 +96,12 @@ def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") ->
 
     @blueprint.route(url, methods=["GET", "POST"])
     def logout() -> Response:
-        from ._extension import get_gate
+        from ._extension import get_checker
 
         # An app without SECRET_KEY has no session to clear (Flask's NullSession
         # refuses every change): the logout itself still works.
         if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
             session.clear()
-        return redirect(logout_url(get_gate().settings, request.host_url))
+        return redirect(logout_url(get_checker().settings, request.host_url))
 
     return blueprint

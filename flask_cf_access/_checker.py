@@ -52,7 +52,7 @@ def system_time() -> float:
     return time.time()
 
 
-class AccessGate:
+class AccessChecker:
     """Verifies tokens and checks identities for one configured team and app."""
 
     def __init__(
@@ -95,8 +95,8 @@ class AccessGate:
         *,
         session: requests.Session | None = None,
         clock: Clock | None = None,
-    ) -> AccessGate:
-        """A gate from ``CF_ACCESS_*`` settings (``app.config``, ``os.environ``…).
+    ) -> AccessChecker:
+        """A checker from ``CF_ACCESS_*`` settings (``app.config``, ``os.environ``…).
 
         Loads the keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false; a
         failure to load them is logged, not raised.
@@ -105,10 +105,10 @@ class AccessGate:
         """
         settings = AccessSettings.from_mapping(config)
         cache = cache_from_setting(config.get("CF_ACCESS_CACHE"))
-        gate = cls(settings, cache=cache, session=session, clock=clock or system_time)
+        checker = cls(settings, cache=cache, session=session, clock=clock or system_time)
         if settings.load_keys_on_init:
-            gate.keys.preload()
-        return gate
+            checker.keys.preload()
+        return checker
 
     def authenticate(self, header_value: str | None, cookie_value: str | None) -> AccessIdentity:
         """The identity of a request, from its header (authoritative) or cookie.

@@ -150,5 +150,5 @@ class ConfigurationError(ValueError):
     """A ``CF_ACCESS_*`` setting is missing or invalid; the message names it."""
 
 
-class NoAccessContext(RuntimeError):
+class NoAccessContextError(RuntimeError):
     """Verified claims were asked for outside a request that passed a check."""

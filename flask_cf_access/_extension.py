@@ -10,7 +10,7 @@ from flask import Flask, current_app, g, request, request_started
 from flask.typing import ResponseReturnValue
 
 from . import _browser
-from ._checker import AccessGate, Clock, system_time
+from ._checker import AccessChecker, Clock, system_time
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._settings import protect_all_setting, public_endpoints_setting
 from ._users import USERS_KEY, UserLoader, UserLoading
@@ -30,8 +30,9 @@ class CloudflareAccess:
     """Lets a Flask application trust Cloudflare Access.
 
     Holds no application: :meth:`init_app` reads and validates the app's
-    ``CF_ACCESS_*`` settings and stores an :class:`AccessGate` in
-    ``app.extensions["cf_access"]``, so one instance serves many apps::
+    ``CF_ACCESS_*`` settings and stores the app's own checker (its keys,
+    caches and verifier) in ``app.extensions["cf_access"]``, so one instance
+    serves many apps::
 
         cf_access = CloudflareAccess()
 
@@ -59,7 +60,7 @@ class CloudflareAccess:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Validate the app's settings and install the gate.
+        """Validate the app's settings and install the checker.
 
         Loads the team's keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false;
         a failure to load them is logged, not raised: protected views answer
@@ -71,16 +72,21 @@ class CloudflareAccess:
         ``CF_ACCESS_PUBLIC_ENDPOINTS``).
 
         :raises ConfigurationError: naming the first missing or invalid setting.
+        :raises RuntimeError: ``init_app`` was already called on ``app``.
         """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "CloudflareAccess.init_app was already called on this app; call it once."
+            )
         # Imported here: _routes uses the guard, which uses this module.
         from ._routes import ROUTES_KEY, RoutePolicy, install_deny_by_default
 
-        gate = AccessGate.from_config(app.config, session=self._session, clock=self._clock)
+        checker = AccessChecker.from_config(app.config, session=self._session, clock=self._clock)
         routes = RoutePolicy(
             protect_all=protect_all_setting(app.config),
             public_endpoints=public_endpoints_setting(app.config),
         )
-        app.extensions[EXTENSION_KEY] = gate
+        app.extensions[EXTENSION_KEY] = checker
         app.extensions[USERS_KEY] = self._users
         app.extensions[ROUTES_KEY] = routes
         if routes.protect_all:
@@ -141,7 +147,7 @@ class CloudflareAccess:
 
         :raises ValueError: ``next`` is not a path on this host (``/…``).
         """
-        settings = get_gate().settings
+        settings = get_checker().settings
         if next is None:
             return _browser.login_redirect_for(settings, request.host, request.full_path)
         return _browser.login_url(settings, request.host, next)
@@ -151,11 +157,11 @@ class CloudflareAccess:
 
         Ends the Access session and drops the ``CF_Authorization`` cookie.
         """
-        return _browser.logout_url(get_gate().settings, request.host_url)
+        return _browser.logout_url(get_checker().settings, request.host_url)
 
     def team_logout_url(self) -> str:
         """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
-        return _browser.team_logout_url(get_gate().settings)
+        return _browser.team_logout_url(get_checker().settings)
 
     def _template_context(self) -> dict[str, Any]:
         """Templates get ``cf_access``: ``{{ cf_access.login_url() }}``, ``logout_url()``."""
@@ -191,14 +197,14 @@ def forget_identity(context_globals: Any) -> None:
             delattr(context_globals, name)
 
 
-def get_gate(app: Flask | None = None) -> AccessGate:
-    """The gate of ``app``, by default the current app.
+def get_checker(app: Flask | None = None) -> AccessChecker:
+    """The checker of ``app``, by default the current app.
 
     :raises RuntimeError: ``CloudflareAccess.init_app`` was not called on it.
     """
-    gate = (app or current_app).extensions.get(EXTENSION_KEY)
-    if not isinstance(gate, AccessGate):
+    checker = (app or current_app).extensions.get(EXTENSION_KEY)
+    if not isinstance(checker, AccessChecker):
         raise RuntimeError(
             "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."
         )
-    return gate
+    return checker

@@ -15,7 +15,8 @@ from ._errors import AccessUnavailable, Reason
 from ._fetch import FetchError, get_json
 from ._groups import Group, MalformedGroups, parse_groups
 from ._shared_cache import SharedCache
-from ._single_flight import Flights
+from ._single_flight import SingleFlight
+from ._tokens import TOKEN_COOKIE
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -91,7 +92,7 @@ class IdentityEndpoint:
 
     The answer is cached under a digest of the token (never the token itself),
     in the shared cache, so every worker sharing it asks at most once, even
-    when several miss it at the same moment (:class:`~flask_cf_access._single_flight.Flights`).
+    when several miss it at the same moment (:class:`~flask_cf_access._single_flight.SingleFlight`).
 
     After the endpoint times out or fails, new look-ups are refused at once
     for a growing back-off (:class:`BackOff`), so a slow endpoint does not
@@ -116,7 +117,7 @@ class IdentityEndpoint:
         self._timeout = timeout
         self._cache = cache
         self._clock = clock
-        self._flights = Flights(cache, wait_limit=timeout)
+        self._flights = SingleFlight(cache, wait_limit=timeout)
         self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
         self._background = background if background is not None else _keys.run_in_thread
 
@@ -216,7 +217,7 @@ class IdentityEndpoint:
                 self._session,
                 self.url,
                 timeout=self._timeout,
-                headers={"Cookie": f"CF_Authorization={token}"},
+                headers={"Cookie": f"{TOKEN_COOKIE}={token}"},
             )
             if not isinstance(document, dict) or "err" in document:
                 raise FetchError(f"{self.url} did not answer an identity")

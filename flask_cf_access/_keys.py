@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 from ._errors import AccessUnauthorized, AccessUnavailable, Reason
 from ._fetch import FetchError, get_json
 from ._shared_cache import SharedCache
-from ._single_flight import POLL_INTERVAL, Flights
+from ._single_flight import POLL_INTERVAL, SingleFlight
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -90,7 +90,7 @@ class KeyStore:
       shared cache, so that other workers need not fetch it again.
     - Once it is older, requests go on being served from it while one
       refresh runs in the background (one per process, and one fetch between
-      the workers sharing the cache, :class:`~flask_cf_access._single_flight.Flights`):
+      the workers sharing the cache, :class:`~flask_cf_access._single_flight.SingleFlight`):
       no request waits for a refresh it does not need.
     - A ``kid`` not in the set forces a fetch, at once the first time after any
       routine or start-up fetch (a rotation is taken up without refusals),
@@ -136,7 +136,7 @@ class KeyStore:
         self._lock = threading.Lock()
         #: Held only for a moment, never across a fetch.
         self._state_lock = threading.Lock()
-        self._flights = Flights(cache, wait_limit=timeout, clock=clock, sleep=sleep)
+        self._flights = SingleFlight(cache, wait_limit=timeout, clock=clock, sleep=sleep)
         #: The key set in use now, if any was ever had. Read it; only the store replaces it.
         self.current: KeySet | None = None
         #: No fetch of any kind before this time (set by a failed fetch).

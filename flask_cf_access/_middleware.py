@@ -1,7 +1,7 @@
 """Cloudflare Access in front of any WSGI application, Flask or not.
 
-:class:`CloudflareAccessMiddleware` checks every request with an
-:class:`~flask_cf_access.AccessGate`, the same code the Flask decorators use,
+:class:`CloudflareAccessMiddleware` checks every request with the same
+checker (``_checker.AccessChecker``) the Flask decorators use,
 answers refusals itself (401, 403, 503), and passes the admitted identity
 downstream: ``REMOTE_USER``, ``environ["cf_access.identity"]``,
 ``environ["cf_access.claims"]`` and the request headers you map to it.
@@ -20,7 +20,7 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._checker import AccessGate, Clock
+from ._checker import AccessChecker, Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
 from ._extension import EXTENSION_KEY
 from ._identity import AccessIdentity
@@ -37,16 +37,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_cf_access")
 
 #: The environ key of the admitted :class:`~flask_cf_access.AccessIdentity`.
-IDENTITY_KEY = "cf_access.identity"
+IDENTITY_ENVIRON_KEY = "cf_access.identity"
 #: The environ key of the admitted request's verified claims (read-only).
-CLAIMS_KEY = "cf_access.claims"
+CLAIMS_ENVIRON_KEY = "cf_access.claims"
 
 #: Removed from every request, whatever the configuration: no client sets these.
 ALWAYS_STRIPPED = (
     "HTTP_CF_ACCESS_AUTHENTICATED_USER_EMAIL",
     "REMOTE_USER",
-    IDENTITY_KEY,
-    CLAIMS_KEY,
+    IDENTITY_ENVIRON_KEY,
+    CLAIMS_ENVIRON_KEY,
 )
 
 #: Keyword arguments that stand for ``CF_ACCESS_*`` settings, e.g. ``leeway``.
@@ -109,8 +109,9 @@ class CloudflareAccessMiddleware:
         cookies) through without a token, for an Access policy that bypasses them.
     :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
         requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
-    :param gate: an :class:`~flask_cf_access.AccessGate` to share, instead
-        of settings; then ``cache``, ``session`` and ``clock`` are its own.
+    :param checker: the extension's checker to share, instead of settings
+        (:meth:`from_flask` passes it); then ``cache``, ``session`` and
+        ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
     :param session: the ``requests.Session`` used to reach Cloudflare (tests).
     :param clock: the time source (tests).
@@ -128,16 +129,16 @@ class CloudflareAccessMiddleware:
         allow_service_tokens: bool = True,
         allow_preflight: bool = False,
         csrf_exempt_paths: Iterable[str] = (),
-        gate: AccessGate | None = None,
+        checker: AccessChecker | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
         **settings: Any,
     ) -> None:
         given = settings or any(value is not None for value in (cache, session, clock))
-        if gate is not None and given:
+        if checker is not None and given:
             raise TypeError(
-                "CloudflareAccessMiddleware takes either a gate or settings "
+                "CloudflareAccessMiddleware takes either a checker or settings "
                 "(with cache, session and clock), not both."
             )
         self.wsgi_app = wsgi_app
@@ -161,11 +162,11 @@ class CloudflareAccessMiddleware:
         self._rules = _rules(rules or {}, self._default)
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
-        #: The gate every request is checked by; shared with the extension by :meth:`from_flask`.
-        self.gate = (
-            gate
-            if gate is not None
-            else AccessGate.from_config(
+        #: The checker every request is checked by; shared with the extension by :meth:`from_flask`.
+        self.checker = (
+            checker
+            if checker is not None
+            else AccessChecker.from_config(
                 {**_settings_config(settings), "CF_ACCESS_CACHE": cache},
                 session=session,
                 clock=clock,
@@ -191,8 +192,8 @@ class CloudflareAccessMiddleware:
         """
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
-        gate = AccessGate.from_config(config, session=session, clock=clock)
-        return cls(wsgi_app, gate=gate, **options)
+        checker = AccessChecker.from_config(config, session=session, clock=clock)
+        return cls(wsgi_app, checker=checker, **options)
 
     @classmethod
     def from_flask(cls, app: Flask, **options: Any) -> CloudflareAccessMiddleware:
@@ -200,13 +201,13 @@ class CloudflareAccessMiddleware:
 
             app.wsgi_app = CloudflareAccessMiddleware.from_flask(app, public_paths=["/healthz"])
 
-        It shares the gate (keys, caches) of the ``CloudflareAccess`` extension
+        It shares the checker (keys, caches) of the ``CloudflareAccess`` extension
         when :meth:`~flask_cf_access.CloudflareAccess.init_app` was called on
         ``app`` first; otherwise it reads ``app.config`` as ``init_app`` does.
         """
-        gate = app.extensions.get(EXTENSION_KEY)
-        if isinstance(gate, AccessGate):
-            return cls(app.wsgi_app, gate=gate, **options)
+        checker = app.extensions.get(EXTENSION_KEY)
+        if isinstance(checker, AccessChecker):
+            return cls(app.wsgi_app, checker=checker, **options)
         return cls.from_config(app.config, app.wsgi_app, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -224,7 +225,7 @@ class CloudflareAccessMiddleware:
         header = environ.get(TOKEN_ENVIRON_KEY)
         try:
             requirement = self._strictest_rule(readings)
-            identity = self.gate.check_request(
+            identity = self.checker.check_request(
                 self,
                 request.method,
                 request.path,
@@ -334,7 +335,7 @@ class CloudflareAccessMiddleware:
         return None
 
     def _report_bad_path(self, request: Request, error: AccessBadRequest) -> None:
-        """One log line and the ``access_denied`` signal, as the gate reports its refusals."""
+        """One log line and the ``access_denied`` signal, as the checker reports its refusals."""
         logger.warning(
             "Cloudflare Access refused %s %s: %d %s",
             loggable(request.method),
@@ -357,7 +358,10 @@ class CloudflareAccessMiddleware:
 
         :raises AccessUnavailable: a header needs the groups and they could not be had.
         """
-        passed: dict[str, Any] = {IDENTITY_KEY: identity, CLAIMS_KEY: identity.claims}
+        passed: dict[str, Any] = {
+            IDENTITY_ENVIRON_KEY: identity,
+            CLAIMS_ENVIRON_KEY: identity.claims,
+        }
         for key, source in (("REMOTE_USER", "name"), *self._headers.items()):
             try:
                 value = _wsgi_text(_source_value(identity, source))

@@ -12,7 +12,7 @@ from ._users import OPTIONAL_KEY
 
 
 def request_has_token() -> bool:
-    """Whether the current request sends a token to check, as the gate chooses it.
+    """Whether the current request sends a token to check, as the checker chooses it.
 
     The header is authoritative: when present, its value is the token (an
     empty one is none); only without it is the ``CF_Authorization`` cookie read.

@@ -8,10 +8,10 @@ from typing import Any, TypeVar, cast, overload
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ._checker import AccessGate
+from ._checker import AccessChecker
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
-from ._errors import NoAccessContext
-from ._extension import EXTENSION_KEY, forget_identity, get_gate
+from ._errors import NoAccessContextError
+from ._extension import EXTENSION_KEY, forget_identity, get_checker
 from ._identity import AccessIdentity
 from ._requirements import Requirement
 from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
@@ -79,10 +79,10 @@ def verify_for_app(
     forget_identity(context_globals)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     header = this_request.environ.get(TOKEN_ENVIRON_KEY)
-    gate = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(gate, AccessGate):
-        gate = get_gate(app)  # which says to call init_app
-    identity = gate.check_request(
+    checker = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(checker, AccessChecker):
+        checker = get_checker(app)  # which says to call init_app
+    identity = checker.check_request(
         app,
         this_request.method,
         this_request.path,
@@ -143,13 +143,13 @@ def get_identity(default: Any = _RAISE) -> Any:
 
     :param default: returned instead of raising when there is none, e.g.
         ``get_identity(default=None)`` on a ``@require_access(optional=True)`` route.
-    :raises NoAccessContext: outside a request that passed a check, without ``default``.
+    :raises NoAccessContextError: outside a request that passed a check, without ``default``.
     """
     identity = g.get("cf_access_identity") if g else None
     if not isinstance(identity, AccessIdentity):
         if default is not _RAISE:
             return default
-        raise NoAccessContext(
+        raise NoAccessContextError(
             "No verified Cloudflare Access identity: this is not a protected request."
         )
     return identity
@@ -158,7 +158,7 @@ def get_identity(default: Any = _RAISE) -> Any:
 def get_claims() -> Mapping[str, Any]:
     """The verified claims of the current request (read-only).
 
-    :raises NoAccessContext: outside a request that passed a check.
+    :raises NoAccessContextError: outside a request that passed a check.
     """
     return get_identity().claims
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, request
 
-from ._checker import AccessGate
+from ._checker import AccessChecker
 from ._decorators import is_guarded
 from ._extension import EXTENSION_KEY
 from ._request import verify_for_app
@@ -175,10 +175,10 @@ def _judge(
 def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:
     """Roles some endpoint requires that neither ``CF_ACCESS_ROLES`` nor a known
     service token grants: nobody can have them (a typo?)."""
-    gate = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(gate, AccessGate):
+    checker = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(checker, AccessChecker):
         return []
-    settings = gate.settings
+    settings = checker.settings
     granted = set(settings.roles)
     for profile in (settings.service_tokens or {}).values():
         granted.update(profile.roles)

@@ -2,7 +2,7 @@
 
 Many requests can miss the same entry at once: the first requests of a new
 token on several workers, or every worker when the key set grows stale. Each
-would ask Cloudflare. :class:`Flights` lets one of them ask while the others
+would ask Cloudflare. :class:`SingleFlight` lets one of them ask while the others
 wait for its answer.
 """
 
@@ -32,7 +32,7 @@ class _Flight(Generic[T]):
         self.error: AccessError | None = None
 
 
-class Flights:
+class SingleFlight:
     """Makes the callers missing the same key share one fetch.
 
     - In this process, callers of a key wait for the first one, then take its

@@ -2,7 +2,7 @@
 
 The app registers one loader on the extension object
 (``@cf_access.user_loader``); ``init_app`` puts the extension's
-:class:`UserLoading` in ``app.extensions`` beside the gate, so a loader
+:class:`UserLoading` in ``app.extensions`` beside the checker, so a loader
 registered before or after ``init_app`` serves every app of that extension.
 The loader runs lazily, when a view first asks for the user, and at most once
 per request: its answer is kept on ``g`` with the identity it was given.
@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ._errors import AccessForbidden, NoAccessContext, Reason
+from ._errors import AccessForbidden, NoAccessContextError, Reason
 from ._identity import AccessIdentity
 from ._signals import access_denied, user_loaded
 
@@ -81,7 +81,7 @@ def get_user() -> Any:
     On a route with ``@require_access(optional=True)``, ``None`` means
     nobody: no token was sent, or the identity has no account here.
 
-    :raises NoAccessContext: outside a request that passed a check.
+    :raises NoAccessContextError: outside a request that passed a check.
     :raises AccessForbidden: 403 (``Reason.NO_ACCOUNT``), the loader gave ``None``.
     :raises RuntimeError: no user loader was registered.
     """
@@ -89,13 +89,13 @@ def get_user() -> Any:
         # The real g, once: every attribute read through the proxy costs a lookup.
         context_globals = g._get_current_object()
     except RuntimeError as exc:  # outside an app context
-        raise NoAccessContext(_NO_CONTEXT) from exc
+        raise NoAccessContextError(_NO_CONTEXT) from exc
     identity = context_globals.get("cf_access_identity")
     optional = bool(context_globals.get(OPTIONAL_KEY))
     if not isinstance(identity, AccessIdentity):
         if optional:
             return None
-        raise NoAccessContext(_NO_CONTEXT)
+        raise NoAccessContextError(_NO_CONTEXT)
     loaded = context_globals.get(_LOADED_KEY)
     if loaded is not None and loaded[0] is identity:
         user = loaded[1]

@@ -32,10 +32,10 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from ._checker import AccessGate
+from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from ._errors import AccessError, AccessUnauthorized, ConfigurationError, Reason
-from ._extension import get_gate
+from ._extension import get_checker
 from ._fetch import FetchError, get_json
 from ._json_input import parse_json
 from ._keys import CertsError, parse_certs
@@ -154,9 +154,9 @@ cli = _AccessCommands(
 )
 
 
-def _gate() -> AccessGate:
+def _checker_of() -> AccessChecker:
     try:
-        return get_gate()
+        return get_checker()
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -175,8 +175,8 @@ def check_command() -> None:
     Exits non-zero when the keys cannot be had: unreachable, a redirect, an
     HTTP error, an answer that is not JSON, or no usable RS256 key in it.
     """
-    gate = _gate()
-    settings = gate.settings
+    checker = _checker_of()
+    settings = checker.settings
     click.echo(f"Team:       {settings.team_domain}")
     click.echo(f"Issuer:     {settings.issuer}  (a token's iss must be exactly this)")
     for audience in settings.audiences:
@@ -186,7 +186,7 @@ def check_command() -> None:
     origin = "" if settings.certs_url == default_certs_url else "  (CF_ACCESS_CERTS_URL)"
     click.echo(f"Keys from:  {settings.certs_url}{origin}")
     try:
-        document = get_json(gate.session, settings.certs_url, timeout=settings.http_timeout)
+        document = get_json(checker.session, settings.certs_url, timeout=settings.http_timeout)
     except FetchError as exc:
         raise click.ClickException(f"the team's keys could not be fetched: {_hint(exc)}") from exc
     try:
@@ -252,11 +252,11 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     The verdict comes from the app's own verifier; the token itself is never
     printed. Exits 0 when the token passes, 1 when it does not.
     """
-    gate = _gate()
+    checker = _checker_of()
     if token == "-":
         token = sys.stdin.read()
     token = token.strip()
-    now = gate.clock()
+    now = checker.clock()
     click.echo(f"Token:      {len(token)} characters (not shown)")
 
     try:
@@ -268,12 +268,12 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     kid = header.get("kid")
     if isinstance(kid, str) and kid:
         try:
-            gate.keys.key_for(kid)
+            checker.keys.key_for(kid)
             click.echo("   the kid is one of the team's published keys")
         except AccessError as error:
             click.echo(f"   {_explain(error.reason)}")
 
-    signature_only = TokenVerifier(gate.keys, _AnyClaims(gate.settings, gate.clock))
+    signature_only = TokenVerifier(checker.keys, _AnyClaims(checker.settings, checker.clock))
     try:
         claims: Mapping[str, Any] = signature_only.verify(token)
         click.echo("2. Signature: verified with the team's key")
@@ -283,12 +283,12 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
         claims = _read_unverified_claims(token)
         title = "3. Claims (NOT verified, shown only to explain):"
     click.echo(title)
-    for line in _claim_lines(claims, gate, now):
+    for line in _claim_lines(claims, checker, now):
         click.echo(f"   {line}")
 
     try:
-        identity = gate.authenticate(token, None)
-        gate.authorize(identity, requirement=require(groups=groups, roles=roles))
+        identity = checker.authenticate(token, None)
+        checker.authorize(identity, requirement=require(groups=groups, roles=roles))
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
@@ -334,8 +334,8 @@ def _thawed(value: object) -> object:
     return value
 
 
-def _claim_lines(claims: Mapping[str, Any], gate: AccessGate, now: float) -> list[str]:
-    settings = gate.settings
+def _claim_lines(claims: Mapping[str, Any], checker: AccessChecker, now: float) -> list[str]:
+    settings = checker.settings
     lines: list[str] = []
     issuer = claims.get("iss")
     mark = "ok" if issuer == settings.issuer else f"expected {settings.issuer}"
@@ -439,8 +439,8 @@ def mint_command(
         raise click.UsageError("give either --email or --service-token")
     if groups and email is None:
         raise click.UsageError("--group is for a user (--email)")
-    gate = _gate()
-    mint_url = _stand_in_mint_url(gate)
+    checker = _checker_of()
+    mint_url = _stand_in_mint_url(checker)
     request: dict[str, Any] = {
         "email": email,
         "groups": list(groups),
@@ -450,18 +450,18 @@ def mint_command(
         "not_yet_valid": not_yet_valid,
         "audience": audience,
     }
-    token = _ask_stand_in(mint_url, request, gate.settings.http_timeout)
+    token = _ask_stand_in(mint_url, request, checker.settings.http_timeout)
     if not (expired or not_yet_valid or audience):
         try:
-            gate.authenticate(token, None)
+            checker.authenticate(token, None)
         except AccessError as error:
             click.echo(f"Warning: this app would refuse the token ({error.reason}).", err=True)
     click.echo(token)
 
 
-def _stand_in_mint_url(gate: AccessGate) -> str:
+def _stand_in_mint_url(checker: AccessChecker) -> str:
     """The stand-in's minting URL, if this app trusts that stand-in and nothing else."""
-    settings = gate.settings
+    settings = checker.settings
     mint_url = current_app.config.get(STAND_IN_SETTING)
     if not mint_url:
         raise click.ClickException(

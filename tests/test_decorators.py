@@ -15,7 +15,7 @@ from flask_cf_access import (
     AccessIdentity,
     AccessUnauthorized,
     CloudflareAccess,
-    NoAccessContext,
+    NoAccessContextError,
     Reason,
     current_identity,
     get_claims,
@@ -124,14 +124,14 @@ def test_claims_on_g_are_read_only(make_app: AppFactory, issuer: AccessIssuer) -
 def test_accessors_raise_outside_a_protected_request(make_app: AppFactory) -> None:
     """get_claims, get_identity and current_identity raise outside a protected view."""
     app = make_app()
-    with pytest.raises(NoAccessContext):
+    with pytest.raises(NoAccessContextError):
         get_claims()
     with app.test_request_context("/"):
-        with pytest.raises(NoAccessContext):
+        with pytest.raises(NoAccessContextError):
             get_claims()
-        with pytest.raises(NoAccessContext):
+        with pytest.raises(NoAccessContextError):
             get_identity()
-        with pytest.raises(NoAccessContext):
+        with pytest.raises(NoAccessContextError):
             _ = current_identity.email
 
 

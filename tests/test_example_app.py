@@ -148,7 +148,7 @@ def test_create_app_without_settings_names_the_key() -> None:
 
 
 def test_one_extension_many_apps(cf_access_server: StandInServer) -> None:
-    """Two apps from the factory each get their own gate."""
+    """Two apps from the factory each get their own checker."""
     first = create_app(cf_access_server.settings())
     second = create_app(cf_access_server.settings(CF_ACCESS_LEEWAY=0))
     assert first.extensions["cf_access"] is not second.extensions["cf_access"]

@@ -6,8 +6,9 @@ import pytest
 import responses
 from flask import Flask
 
-from flask_cf_access import AccessGate, CloudflareAccess, Reason, require_access
-from flask_cf_access._extension import get_gate
+from flask_cf_access import CloudflareAccess, Reason, require_access
+from flask_cf_access._checker import AccessChecker
+from flask_cf_access._extension import get_checker
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, outcome
@@ -43,10 +44,10 @@ def test_one_instance_serves_many_apps(
 
 
 def test_state_lives_in_app_extensions(app: Flask) -> None:
-    """The per-app gate is in app.extensions['cf_access'] and reached by get_gate()."""
+    """The per-app checker is in app.extensions['cf_access'] and reached by get_checker()."""
     with app.app_context():
-        assert isinstance(get_gate(), AccessGate)
-        assert get_gate() is app.extensions["cf_access"]
+        assert isinstance(get_checker(), AccessChecker)
+        assert get_checker() is app.extensions["cf_access"]
 
 
 def test_forgotten_init_app_is_a_clear_error() -> None:
@@ -68,7 +69,21 @@ def test_init_app_with_constructor_app(issuer: AccessIssuer, mocked_team: object
     app = Flask("direct")
     app.config.update(issuer.settings())
     CloudflareAccess(app)
-    assert isinstance(app.extensions["cf_access"], AccessGate)
+    assert isinstance(app.extensions["cf_access"], AccessChecker)
+
+
+def test_second_init_app_on_the_same_app_is_an_error(
+    issuer: AccessIssuer, mocked_team: object
+) -> None:
+    """A second init_app on one app raises instead of silently replacing the first's state."""
+    app = Flask("twice")
+    app.config.update(issuer.settings())
+    cf_access = CloudflareAccess(app)
+    first = app.extensions["cf_access"]
+    for extension in (cf_access, CloudflareAccess()):
+        with pytest.raises(RuntimeError, match="already called"):
+            extension.init_app(app)
+    assert app.extensions["cf_access"] is first
 
 
 def test_init_app_does_not_raise_when_keys_unavailable(

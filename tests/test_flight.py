@@ -1,4 +1,4 @@
-"""Flights: callers missing the same key, in threads or in processes, share one fetch."""
+"""SingleFlight: callers missing the same key, in threads or in processes, share one fetch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cachelib import SimpleCache
 from flask_cf_access import AccessUnavailable, Reason
 from flask_cf_access import _single_flight as flight_module
 from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access._single_flight import POLL_INTERVAL, Flights
+from flask_cf_access._single_flight import POLL_INTERVAL, SingleFlight
 
 from .support import START, FrozenClock
 
@@ -86,7 +86,7 @@ class Followers:
 
 @pytest.fixture
 def followers(monkeypatch: pytest.MonkeyPatch) -> Followers:
-    """Flights whose waiting callers are counted."""
+    """SingleFlight whose waiting callers are counted."""
     counted = Followers()
 
     class CountedEvent(threading.Event):
@@ -105,7 +105,7 @@ def followers(monkeypatch: pytest.MonkeyPatch) -> Followers:
 
 def test_threads_share_one_fetch(followers: Followers) -> None:
     """Threads missing the same key at once make one fetch and all get its result."""
-    flights = Flights(shared_cache(), wait_limit=5)
+    flights = SingleFlight(shared_cache(), wait_limit=5)
     fetches: list[str] = []
 
     def then() -> str:
@@ -123,7 +123,7 @@ def test_threads_share_one_fetch(followers: Followers) -> None:
 
 def test_threads_share_one_refusal(followers: Followers) -> None:
     """When the one fetch is refused, every waiting thread gets the same refusal, not a fetch."""
-    flights = Flights(shared_cache(), wait_limit=5)
+    flights = SingleFlight(shared_cache(), wait_limit=5)
     fetches: list[str] = []
 
     def then() -> str:
@@ -148,7 +148,7 @@ def test_a_stored_result_is_not_fetched() -> None:
     cache = shared_cache()
     store = Store()
     store.value = "stored"
-    assert Flights(cache, wait_limit=5).run("k", store.read, store.fetch, gave_up) == "stored"
+    assert SingleFlight(cache, wait_limit=5).run("k", store.read, store.fetch, gave_up) == "stored"
     assert store.fetches == 0
 
 
@@ -156,7 +156,7 @@ def test_fetcher_claims_then_releases() -> None:
     """The fetching process claims the key in the shared cache while it fetches, then lets go."""
     cache = shared_cache()
     claims: list[Any] = []
-    flights = Flights(cache, wait_limit=5)
+    flights = SingleFlight(cache, wait_limit=5)
     assert (
         flights.run("k", lambda: None, lambda: claims.append(cache.get("fetching:k")), gave_up)
         is None
@@ -173,7 +173,7 @@ def test_claim_released_after_a_refusal() -> None:
         raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
 
     with pytest.raises(AccessUnavailable):
-        Flights(cache, wait_limit=5).run("k", lambda: None, refused, gave_up)
+        SingleFlight(cache, wait_limit=5).run("k", lambda: None, refused, gave_up)
     assert cache.get("fetching:k") is None
 
 
@@ -186,7 +186,7 @@ def test_waits_for_another_process_result() -> None:
         store.value = "theirs"
 
     sleep = OtherProcess(clock, other_process_stores, on_look=3)
-    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "theirs"
     assert (store.fetches, sleep.looks) == (0, 3)
 
@@ -196,7 +196,7 @@ def test_takes_the_failure_when_the_other_process_gives_up() -> None:
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock, lambda: cache.delete("fetching:k"), on_look=2)
-    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
     assert (store.fetches, sleep.looks) == (0, 2)
 
@@ -206,7 +206,7 @@ def test_gives_up_at_the_wait_limit() -> None:
     cache, store, clock = shared_cache(), Store(), FrozenClock()
     assert cache.add("fetching:k", 1, timeout=6)
     sleep = OtherProcess(clock)
-    flights = Flights(cache, wait_limit=5, clock=clock, sleep=sleep)
+    flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
     assert store.fetches == 0
     waited = clock.now - START
@@ -215,7 +215,7 @@ def test_gives_up_at_the_wait_limit() -> None:
 
 def test_thread_takes_the_leaders_empty_result(followers: Followers) -> None:
     """When the one fetch comes to nothing (``None``), waiting threads take that, not a fetch."""
-    flights = Flights(shared_cache(), wait_limit=5)
+    flights = SingleFlight(shared_cache(), wait_limit=5)
     fetches: list[str] = []
 
     def then() -> Any:
@@ -233,7 +233,7 @@ def test_thread_takes_the_leaders_empty_result(followers: Followers) -> None:
 
 def test_thread_wait_is_bounded_by_the_wait_limit() -> None:
     """A thread waiting for a stuck fetch in its own process gives up after the wait limit."""
-    flights = Flights(shared_cache(), wait_limit=0.05)
+    flights = SingleFlight(shared_cache(), wait_limit=0.05)
     release = threading.Event()
     started = threading.Event()
 
@@ -260,6 +260,6 @@ def test_unreachable_cache_means_fetching_alone() -> None:
         get = add = set = delete = _fail
 
     store = Store()
-    flights = Flights(SharedCache(Down()), wait_limit=5, sleep=pytest.fail)
+    flights = SingleFlight(SharedCache(Down()), wait_limit=5, sleep=pytest.fail)
     assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
     assert store.fetches == 1

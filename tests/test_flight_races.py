@@ -1,4 +1,4 @@
-"""Flights across processes: a result stored just before a look is never fetched again.
+"""SingleFlight across processes: a result stored just before a look is never fetched again.
 
 Another process's fetch can end (result stored, claim let go) at any moment
 between two calls this process makes to the shared cache; under CPU load
@@ -10,7 +10,7 @@ from __future__ import annotations
 from cachelib import SimpleCache
 
 from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access._single_flight import Flights
+from flask_cf_access._single_flight import SingleFlight
 
 from .support import FrozenClock
 
@@ -50,7 +50,7 @@ def test_result_stored_between_the_first_read_and_the_claim() -> None:
     cache = SharedCache(SimpleCache())
     assert cache.add(CLAIM, 1, timeout=6)  # the other process is fetching
     store = OtherProcessEndsOnRead(cache, on_read=1)
-    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
     assert store.fetches == 0
     assert cache.get(CLAIM) is None
@@ -61,7 +61,7 @@ def test_result_stored_between_a_look_and_the_claim_check() -> None:
     cache = SharedCache(SimpleCache())
     assert cache.add(CLAIM, 1, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=3)
-    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
     assert store.fetches == 0
 
@@ -71,7 +71,7 @@ def test_claim_let_go_without_a_result_takes_their_failure() -> None:
     cache = SharedCache(SimpleCache())
     assert cache.add(CLAIM, 1, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=2, stores=False)
-    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "unavailable"
     assert store.fetches == 0
 
@@ -91,6 +91,6 @@ def test_backend_refusing_every_claim_still_fetches() -> None:
     """An add that fails with no claim to be seen is a broken backend: fetch here, once."""
     cache = SharedCache(MissingEverything())
     store = OtherProcessEndsOnRead(cache, on_read=0)
-    flights = Flights(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "ours"
     assert store.fetches == 1

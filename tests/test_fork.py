@@ -7,7 +7,8 @@ import os
 import pytest
 import requests
 
-from flask_cf_access import AccessGate, AccessSettings
+from flask_cf_access import AccessSettings
+from flask_cf_access._checker import AccessChecker
 from flask_cf_access._fetch import fork_safe_session
 
 URL = "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
@@ -38,9 +39,11 @@ def test_fork_safe_session_drops_inherited_pools() -> None:
 
 
 def test_gate_session_is_fork_safe() -> None:
-    """The session a gate makes for itself is fork-safe; one given to it is left alone."""
+    """The session a checker makes for itself is fork-safe; one given to it is left alone."""
     settings = AccessSettings.from_mapping(
         {"CF_ACCESS_TEAM_DOMAIN": "team.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
     )
-    assert adapter_is_fresh_in_child(AccessGate(settings).session)
-    assert not adapter_is_fresh_in_child(AccessGate(settings, session=requests.Session()).session)
+    assert adapter_is_fresh_in_child(AccessChecker(settings).session)
+    assert not adapter_is_fresh_in_child(
+        AccessChecker(settings, session=requests.Session()).session
+    )

@@ -9,13 +9,13 @@ from flask import Flask
 
 from flask_cf_access import (
     AccessForbidden,
-    AccessGate,
     AccessSettings,
     AccessUnauthorized,
     Reason,
     verify_access_in_request,
 )
-from flask_cf_access._extension import get_gate
+from flask_cf_access._checker import AccessChecker
+from flask_cf_access._extension import get_checker
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import bearer
@@ -53,18 +53,18 @@ def test_non_string_groups_raise(app: Flask, groups: Any) -> None:
 
 
 def test_gate_authorize_takes_a_string_as_one_group(app: Flask, issuer: AccessIssuer) -> None:
-    """AccessGate.authorize(groups="Eng") checks the group Eng, not E, n and g."""
-    gate = get_gate(app)
-    in_e = gate.authenticate(
+    """AccessChecker.authorize(groups="Eng") checks the group Eng, not E, n and g."""
+    checker = get_checker(app)
+    in_e = checker.authenticate(
         issuer.user_token("ada@example.com", ["E"], groups_in_token=True), None
     )
     with pytest.raises(AccessForbidden) as refused:
-        gate.authorize(in_e, groups="Eng")
+        checker.authorize(in_e, groups="Eng")
     assert refused.value.reason is Reason.NOT_IN_GROUP
-    in_eng = gate.authenticate(
+    in_eng = checker.authenticate(
         issuer.user_token("bob@example.com", ["Eng"], groups_in_token=True), None
     )
-    gate.authorize(in_eng, groups="Eng")
+    checker.authorize(in_eng, groups="Eng")
 
 
 def test_testing_kit_takes_a_string_as_one_group(app: Flask, issuer: AccessIssuer) -> None:
@@ -87,10 +87,10 @@ def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> Non
         identity_url=issuer.identity_url,
     )
     assert settings.audiences == ("tag",)
-    gate = AccessGate(settings, session=issuer.session(), clock=issuer.clock)
-    assert gate.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
+    checker = AccessChecker(settings, session=issuer.session(), clock=issuer.clock)
+    assert checker.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
     with pytest.raises(AccessUnauthorized) as refused:
-        gate.authenticate(issuer.user_token("ada@example.com", audience="t"), None)
+        checker.authenticate(issuer.user_token("ada@example.com", audience="t"), None)
     assert refused.value.reason is Reason.INVALID_AUDIENCE
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask_cf_access import (
     AccessIdentity,
     CloudflareAccess,
-    NoAccessContext,
+    NoAccessContextError,
     Reason,
     current_user,
     get_identity,
@@ -53,7 +53,7 @@ def app(
         identity = get_identity(default=None)
         try:
             strict = get_identity().name
-        except NoAccessContext:
+        except NoAccessContextError:
             strict = "raised"
         return {
             "identity": identity.name if identity else None,
@@ -228,5 +228,5 @@ def test_get_identity_default_outside_a_protected_request(app: Flask) -> None:
     assert get_identity(default=marker) is marker
     with app.test_request_context("/"):
         assert get_identity(default=None) is None
-        with pytest.raises(NoAccessContext):
+        with pytest.raises(NoAccessContextError):
             get_identity()

@@ -12,7 +12,7 @@ from flask.ctx import _AppCtxGlobals
 from flask_cf_access import (
     AccessError,
     CloudflareAccess,
-    NoAccessContext,
+    NoAccessContextError,
     get_identity,
     verify_access_in_request,
 )
@@ -26,7 +26,7 @@ def seen_identity() -> str:
     """The name get_identity() gives in this request, or "nobody"."""
     try:
         return get_identity().name
-    except NoAccessContext:
+    except NoAccessContextError:
         return "nobody"
 
 

@@ -348,8 +348,8 @@ def test_any_service_token_without_the_setting(
 
 def identity_calls(app: Flask, issuer: AccessIssuer) -> int:
     """How often the app asked the stand-in's get-identity."""
-    gate = app.extensions["cf_access"]
-    adapter: Any = gate.identity_endpoint._session.get_adapter(issuer.identity_url)
+    checker = app.extensions["cf_access"]
+    adapter: Any = checker.identity_endpoint._session.get_adapter(issuer.identity_url)
     return int(adapter.calls.get("/cdn-cgi/access/get-identity", 0))
 
 

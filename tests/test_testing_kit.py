@@ -27,7 +27,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access._extension import get_gate
+from flask_cf_access._extension import get_checker
 from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,
@@ -66,9 +66,9 @@ def kit_app(issuer: AccessIssuer, config: dict[str, Any] | None = None, **option
 
 
 def refusal(app: Flask, token: str) -> Reason:
-    """Why the app's gate refuses ``token`` (the test fails if it is accepted)."""
+    """Why the app's checker refuses ``token`` (the test fails if it is accepted)."""
     with app.app_context(), pytest.raises(AccessUnauthorized) as caught:
-        get_gate().authenticate(token, None)
+        get_checker().authenticate(token, None)
     return caught.value.reason
 
 

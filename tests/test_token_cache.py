@@ -22,8 +22,9 @@ from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, Mis
 from joserfc.jwt import JWTClaimsRegistry
 from joserfc.util import urlsafe_b64decode
 
-from flask_cf_access import AccessGate, AccessSettings, AccessUnauthorized, Reason
+from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
 from flask_cf_access import _verifier as verifier_module
+from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
@@ -32,10 +33,10 @@ from .conftest import AppFactory
 from .support import START, FrozenClock, bearer
 
 
-def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessGate:
-    """A gate trusting ``issuer``, answered in-process, on the frozen clock."""
+def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessChecker:
+    """A checker trusting ``issuer``, answered in-process, on the frozen clock."""
     settings = AccessSettings.from_mapping(issuer.settings(**config))
-    return AccessGate(settings, session=issuer.session(), clock=clock)
+    return AccessChecker(settings, session=issuer.session(), clock=clock)
 
 
 def reason_of(check: Callable[[], object]) -> Reason | None:
@@ -74,12 +75,12 @@ def test_repeat_token_skips_the_signature(
     issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
 ) -> None:
     """A token verified once is not signature-checked again, and gives the same claims."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.user_token("ada@example.com")
-    first = gate.verifier.verify(token)
+    first = checker.verifier.verify(token)
     assert signature_checks == ["new header"]
-    assert gate.verifier.verify(token) is first
-    assert gate.verifier.verify(token) is first
+    assert checker.verifier.verify(token) is first
+    assert checker.verifier.verify(token) is first
     assert signature_checks == ["new header"]
 
 
@@ -87,9 +88,9 @@ def test_first_seen_tokens_share_the_known_header(
     issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
 ) -> None:
     """Distinct tokens of one key are each signature-checked, the header parsed only once."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     for name in ("ada", "grace", "edsger"):
-        gate.verifier.verify(issuer.user_token(f"{name}@example.com"))
+        checker.verifier.verify(issuer.user_token(f"{name}@example.com"))
     assert signature_checks == ["new header", "known header", "known header"]
 
 
@@ -107,9 +108,9 @@ def test_protected_view_repeat_token(
 
 def test_keyed_by_the_whole_token(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A token that differs from a remembered one only in its signature is checked, and refused."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.user_token("ada@example.com")
-    gate.verifier.verify(token)
+    checker.verifier.verify(token)
     signing_input, _, signature = token.rpartition(".")
     middle = len(signature) // 2
     flipped = "B" if signature[middle] == "A" else "A"
@@ -118,41 +119,41 @@ def test_keyed_by_the_whole_token(issuer: AccessIssuer, clock: FrozenClock) -> N
         signature[:middle] + flipped + signature[middle + 1 :],
     ):
         forged = f"{signing_input}.{forged_signature}"
-        assert reason_of(partial(gate.verifier.verify, forged)) == Reason.BAD_SIGNATURE
-    assert len(gate.verifier.cache) == 1
+        assert reason_of(partial(checker.verifier.verify, forged)) == Reason.BAD_SIGNATURE
+    assert len(checker.verifier.cache) == 1
 
 
 def test_expiry_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A remembered token expires on time (with the leeway), and is then forgotten."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.mint(lifetime=60)
-    gate.verifier.verify(token)
+    checker.verifier.verify(token)
     clock.advance(60 + 29)
-    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    assert reason_of(lambda: checker.verifier.verify(token)) is None
     clock.advance(2)
-    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.EXPIRED
-    assert token not in gate.verifier.cache
+    assert reason_of(lambda: checker.verifier.verify(token)) == Reason.EXPIRED
+    assert token not in checker.verifier.cache
 
 
 def test_not_before_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A clock that steps back before nbf (past the leeway) refuses a remembered token."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.mint({"iat": START - 100})  # only nbf is ahead of the stepped-back clock
-    gate.verifier.verify(token)
+    checker.verifier.verify(token)
     clock.now = START - 31
-    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.NOT_YET_VALID
-    assert token not in gate.verifier.cache
+    assert reason_of(lambda: checker.verifier.verify(token)) == Reason.NOT_YET_VALID
+    assert token not in checker.verifier.cache
 
 
 def test_max_age_checked_on_every_hit(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """CF_ACCESS_MAX_TOKEN_AGE ends a remembered token's life as it does a new one's."""
-    gate = make_gate(issuer, clock, CF_ACCESS_MAX_TOKEN_AGE=300)
+    checker = make_gate(issuer, clock, CF_ACCESS_MAX_TOKEN_AGE=300)
     token = issuer.mint()
-    gate.verifier.verify(token)
+    checker.verifier.verify(token)
     clock.advance(300 + 30)
-    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    assert reason_of(lambda: checker.verifier.verify(token)) is None
     clock.advance(1)
-    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.TOKEN_TOO_OLD
+    assert reason_of(lambda: checker.verifier.verify(token)) == Reason.TOKEN_TOO_OLD
 
 
 @pytest.mark.parametrize("refetch", ["set grown stale", "unknown kid"])
@@ -163,48 +164,48 @@ def test_removed_key_ends_remembered_tokens(
 
     The set is fetched again once it is stale, or sooner for a token of an unknown kid.
     """
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     old_token = issuer.user_token("ada@example.com")
-    gate.verifier.verify(old_token)
+    checker.verifier.verify(old_token)
     issuer.rotate()
     issuer.drop_previous()
     new_token = issuer.user_token("grace@example.com")
-    assert reason_of(lambda: gate.verifier.verify(old_token)) is None  # the set is still fresh
+    assert reason_of(lambda: checker.verifier.verify(old_token)) is None  # the set is still fresh
     if refetch == "set grown stale":
         clock.advance(900)  # CF_ACCESS_KEYS_MAX_AGE: the next use fetches the set again
     else:
         clock.advance(60)  # CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL: a new kid may force a fetch
-        assert reason_of(lambda: gate.verifier.verify(new_token)) is None
-    assert reason_of(lambda: gate.verifier.verify(old_token)) == Reason.UNKNOWN_KID
-    assert old_token not in gate.verifier.cache
-    assert reason_of(lambda: gate.verifier.verify(new_token)) is None
+        assert reason_of(lambda: checker.verifier.verify(new_token)) is None
+    assert reason_of(lambda: checker.verifier.verify(old_token)) == Reason.UNKNOWN_KID
+    assert old_token not in checker.verifier.cache
+    assert reason_of(lambda: checker.verifier.verify(new_token)) is None
 
 
 def test_rotation_keeps_tokens_of_the_previous_key(
     issuer: AccessIssuer, clock: FrozenClock
 ) -> None:
     """While the previous key is still published, its remembered tokens still pass."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.user_token("ada@example.com")
-    gate.verifier.verify(token)
+    checker.verifier.verify(token)
     issuer.rotate()
     clock.advance(900)
-    assert reason_of(lambda: gate.verifier.verify(token)) is None
+    assert reason_of(lambda: checker.verifier.verify(token)) is None
 
 
 def test_remembered_token_takes_up_a_refetched_set(
     issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
 ) -> None:
     """After a refetch that still publishes its key, a remembered token needs no look-up again."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.user_token("ada@example.com")
-    entry = gate.verifier.verify_entry(token)
-    first_set = gate.keys.current
+    entry = checker.verifier.verify_entry(token)
+    first_set = checker.keys.current
     assert entry.keyset is first_set
     clock.advance(900)
-    assert gate.verifier.verify_entry(token) is entry
-    assert gate.keys.current is not first_set
-    assert entry.keyset is gate.keys.current
+    assert checker.verifier.verify_entry(token) is entry
+    assert checker.keys.current is not first_set
+    assert entry.keyset is checker.keys.current
     assert signature_checks == ["new header"]
 
 
@@ -212,10 +213,10 @@ def test_expiry_beyond_floats_is_refused_not_remembered(
     issuer: AccessIssuer, clock: FrozenClock
 ) -> None:
     """An exp too large for a float is refused as malformed, and not remembered."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.mint({"exp": 10**400})
-    assert reason_of(lambda: gate.verifier.verify(token)) == Reason.MALFORMED_CLAIMS
-    assert token not in gate.verifier.cache
+    assert reason_of(lambda: checker.verifier.verify(token)) == Reason.MALFORMED_CLAIMS
+    assert token not in checker.verifier.cache
 
 
 @pytest.mark.parametrize(
@@ -226,43 +227,43 @@ def test_refused_tokens_are_not_remembered(
     issuer: AccessIssuer, clock: FrozenClock, claims: dict[str, Any]
 ) -> None:
     """A token that fails any check leaves nothing in the cache."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     token = issuer.mint(claims)
-    assert reason_of(lambda: gate.verifier.verify(token)) is not None
-    assert len(gate.verifier.cache) == 0
+    assert reason_of(lambda: checker.verifier.verify(token)) is not None
+    assert len(checker.verifier.cache) == 0
 
 
 def test_badly_signed_token_not_remembered(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A stranger's signature is refused every time, never remembered."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     stranger = SigningKey.generate()
     token = issuer.mint(header={"alg": "RS256", "kid": issuer.signing_key.kid}, key=stranger)
     for _ in range(2):
-        assert reason_of(lambda: gate.verifier.verify(token)) == Reason.BAD_SIGNATURE
-    assert len(gate.verifier.cache) == 0
+        assert reason_of(lambda: checker.verifier.verify(token)) == Reason.BAD_SIGNATURE
+    assert len(checker.verifier.cache) == 0
 
 
 def test_size_zero_disables_the_cache(
     issuer: AccessIssuer, clock: FrozenClock, signature_checks: list[str]
 ) -> None:
     """CF_ACCESS_TOKEN_CACHE_SIZE=0 checks the signature of every request."""
-    gate = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=0)
+    checker = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=0)
     token = issuer.user_token("ada@example.com")
     for _ in range(3):
-        gate.verifier.verify(token)
+        checker.verifier.verify(token)
     assert len(signature_checks) == 3
-    assert len(gate.verifier.cache) == 0
+    assert len(checker.verifier.cache) == 0
 
 
 def test_distinct_tokens_stay_within_the_bound(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """However many distinct valid tokens come, the cache holds at most its size."""
-    gate = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=8)
+    checker = make_gate(issuer, clock, CF_ACCESS_TOKEN_CACHE_SIZE=8)
     tokens = [issuer.user_token(f"user{number}@example.com") for number in range(40)]
     for token in tokens:
-        gate.verifier.verify(token)
-        assert len(gate.verifier.cache) <= 8
-    assert len(gate.verifier.cache) == 8
-    assert all(token in gate.verifier.cache for token in tokens[-8:])
+        checker.verifier.verify(token)
+        assert len(checker.verifier.cache) <= 8
+    assert len(checker.verifier.cache) == 8
+    assert all(token in checker.verifier.cache for token in tokens[-8:])
 
 
 def test_cache_bound_over_a_hundred_thousand_tokens() -> None:
@@ -436,12 +437,12 @@ def test_every_reason_same_on_cold_and_warm_verifiers(
 
 def test_header_memo_is_bounded(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """Many distinct (genuine) headers never grow the memo past its bound."""
-    gate = make_gate(issuer, clock)
+    checker = make_gate(issuer, clock)
     limit = verifier_module.MAX_KNOWN_HEADERS
     for number in range(limit + 5):
         header = {"alg": "RS256", "kid": issuer.signing_key.kid, "typ": f"t{number}"}
-        gate.verifier.verify(issuer.mint(header=header))
-        assert len(gate.verifier._known_headers) <= limit
+        checker.verifier.verify(issuer.mint(header=header))
+        assert len(checker.verifier._known_headers) <= limit
 
 
 # -- the lean pieces match what they replace ------------------------------------

@@ -16,7 +16,7 @@ from flask_cf_access import (
     AccessUnauthorized,
     CloudflareAccess,
     NewUser,
-    NoAccessContext,
+    NoAccessContextError,
     Reason,
     current_user,
     get_user,
@@ -102,7 +102,7 @@ def build_app(extension: CloudflareAccess, settings: dict[str, Any]) -> Flask:
     def open_view() -> str:
         try:
             get_user()
-        except NoAccessContext:
+        except NoAccessContextError:
             return "no context"
         return "user"
 
@@ -342,11 +342,11 @@ def test_async_view_reads_the_user(client: AccessClient, directory: Directory) -
 
 
 def test_user_outside_a_protected_request_raises(client: AccessClient, app: Flask) -> None:
-    """get_user() and current_user raise NoAccessContext in an open view and outside requests."""
+    """get_user() and current_user raise NoAccessContextError in an open view and outside."""
     assert client.get("/open", as_user="ada@example.com").get_data(as_text=True) == "no context"
-    with pytest.raises(NoAccessContext):
+    with pytest.raises(NoAccessContextError):
         get_user()
-    with app.test_request_context("/"), pytest.raises(NoAccessContext):
+    with app.test_request_context("/"), pytest.raises(NoAccessContextError):
         current_user.email  # noqa: B018 (the attribute read is the test)
 
 

@@ -25,7 +25,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access._checker import AccessGate
+from flask_cf_access._checker import AccessChecker
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock, bearer, outcome
@@ -86,7 +86,7 @@ def get(app: Any, path: str, token: str | None = None, **kwargs: Any) -> TestRes
 
 def identity_calls(middleware: CloudflareAccessMiddleware, issuer: AccessIssuer) -> int:
     """How often the stand-in team's get-identity was asked, through this middleware."""
-    session = middleware.gate.identity_endpoint._session
+    session = middleware.checker.identity_endpoint._session
     adapter: Any = session.get_adapter(issuer.identity_url)
     return int(adapter.calls.get("/cdn-cgi/access/get-identity", 0))
 
@@ -523,7 +523,7 @@ def test_from_config(downstream: Downstream, issuer: AccessIssuer, clock: Frozen
         clock=clock,
         rules={"/admin": ["Admins"]},
     )
-    assert middleware.gate.settings.leeway == 0
+    assert middleware.checker.settings.leeway == 0
     assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 200
     assert outcome(middleware, issuer.user_token("ada@example.com"), "/admin") == (
         403,
@@ -532,12 +532,12 @@ def test_from_config(downstream: Downstream, issuer: AccessIssuer, clock: Frozen
 
 
 def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer) -> None:
-    """A shared gate brings its own settings, cache, session and clock."""
+    """A shared checker brings its own settings, cache, session and clock."""
     middleware = CloudflareAccessMiddleware(
         downstream, load_keys_on_init=False, **_settings_kwargs(issuer)
     )
     with pytest.raises(TypeError, match="not both"):
-        CloudflareAccessMiddleware(downstream, gate=middleware.gate, session=issuer.session())
+        CloudflareAccessMiddleware(downstream, checker=middleware.checker, session=issuer.session())
 
 
 def _settings_kwargs(issuer: AccessIssuer) -> dict[str, str]:
@@ -590,11 +590,11 @@ def test_around_a_flask_app(issuer: AccessIssuer, clock: FrozenClock) -> None:
 
 
 def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: FrozenClock) -> None:
-    """After init_app the middleware uses the extension's gate: one key set, one path."""
+    """After init_app the middleware uses the extension's checker: one key set, one path."""
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock)
     middleware = CloudflareAccessMiddleware.from_flask(app)
-    assert middleware.gate is app.extensions["cf_access"]
+    assert middleware.checker is app.extensions["cf_access"]
     with pytest.raises(TypeError, match="not both"):
         CloudflareAccessMiddleware.from_flask(app, clock=clock)
 
@@ -602,7 +602,7 @@ def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: Froze
 def test_one_verification_path(
     issuer: AccessIssuer, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Middleware and decorators both verify through AccessGate.authenticate, nothing else."""
+    """Middleware and decorators both verify through AccessChecker.authenticate, nothing else."""
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock)
 
@@ -614,13 +614,13 @@ def test_one_verification_path(
     middleware = CloudflareAccessMiddleware.from_flask(app, public_paths=["/decorated"])
     app.wsgi_app = middleware  # type: ignore[method-assign]
     checked: list[str] = []
-    original = AccessGate.authenticate
+    original = AccessChecker.authenticate
 
-    def spy(self: AccessGate, *args: Any, **kwargs: Any) -> AccessIdentity:
+    def spy(self: AccessChecker, *args: Any, **kwargs: Any) -> AccessIdentity:
         checked.append("check")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(AccessGate, "authenticate", spy)
+    monkeypatch.setattr(AccessChecker, "authenticate", spy)
     token = issuer.user_token("ada@example.com")
     client = app.test_client()
     assert client.get("/", headers=bearer(token)).status_code == 200
@@ -631,7 +631,7 @@ def test_one_verification_path(
     def unavailable(token: str) -> Any:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
-    monkeypatch.setattr(middleware.gate.verifier, "verify_entry", unavailable)
+    monkeypatch.setattr(middleware.checker.verifier, "verify_entry", unavailable)
     assert outcome(app, token) == (503, Reason.KEYS_UNAVAILABLE)
     assert outcome(app, token, "/decorated") == (503, Reason.KEYS_UNAVAILABLE)
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
+from .._tokens import TOKEN_HEADER
+
 if TYPE_CHECKING:
     from flask import Flask
     from werkzeug.test import TestResponse
@@ -68,7 +70,7 @@ class AccessClient(FlaskClient):
         chosen = self._token(as_user, names, as_service_token, token)
         if chosen is not None:
             headers = Headers(kwargs.pop("headers", None))
-            headers["Cf-Access-Jwt-Assertion"] = chosen
+            headers[TOKEN_HEADER] = chosen
             kwargs["headers"] = headers
         return super().open(*args, buffered=buffered, follow_redirects=follow_redirects, **kwargs)
 
@@ -99,7 +101,7 @@ class AccessClient(FlaskClient):
         if chosen is None:
             raise TypeError("ensure_account() needs as_user, as_service_token or token")
         app = self.application
-        with app.test_request_context(headers={"Cf-Access-Jwt-Assertion": chosen}):
+        with app.test_request_context(headers={TOKEN_HEADER: chosen}):
             identity = verify_optionally_for_app(app)
             user = get_user()
         if user is None:

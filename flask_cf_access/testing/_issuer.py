@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._tokens import TOKEN_COOKIE
 from ._keys import SigningKey, decode_unverified_claims, encode_token
 from ._paths import CERTS_PATH, IDENTITY_PATH
 from ._server import StandInServer
@@ -269,7 +270,7 @@ class AccessIssuer:
         if path == CERTS_PATH:
             return 200, self.certs()
         if path == IDENTITY_PATH:
-            token = _cookie_value(cookie_header or "", "CF_Authorization")
+            token = _cookie_value(cookie_header or "", TOKEN_COOKIE)
             identity = self.identity_for(token) if token else None
             if identity is None:
                 return 400, {"err": "no identity for this token"}
