@@ -7,7 +7,6 @@ time or a key rotation can change.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ from ._errors import AccessUnauthorized, Reason
 from ._json_input import frozen_claims, parse_json_counting_brackets
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
-from ._tokens import check_token_shape, read_unverified_header
+from ._tokens import b64url_decode, check_token_shape, read_unverified_header
 
 #: The one algorithm Cloudflare Access signs with, and the only one accepted.
 ALGORITHMS = ("RS256",)
@@ -232,34 +231,12 @@ class _KeyVerifier:
         try:
             _REGISTRY.validate_signature_size(signature_segment)
             _REGISTRY.validate_payload_size(payload_segment)
-            payload = _b64url_decode(payload_segment)
+            payload = b64url_decode(payload_segment)
         except (JoseError, ValueError) as exc:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
         try:
-            signature = _b64url_decode(signature_segment)
+            signature = b64url_decode(signature_segment)
             self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
         except (InvalidSignature, ValueError) as exc:
             raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc
         return payload
-
-
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-#: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.
-_CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")
-
-
-def _b64url_decode(segment: bytes) -> bytes:
-    """The bytes of a base64url segment, refusing what joserfc's decoding refuses.
-
-    A length no encoding has, or a last character with unused bits set (a
-    second spelling of the same bytes), is refused as in
-    ``joserfc.util.urlsafe_b64decode``; the segment is already known to hold
-    only base64url characters (:func:`check_token_shape`), so what is left to
-    do is done by ``binascii`` alone, at about half the cost.
-
-    :raises ValueError: the segment is not canonical base64url.
-    """
-    pad = -len(segment) % 4
-    if pad == 3 or (pad and segment[-1] not in _CANONICAL_LAST[pad]):
-        raise ValueError("not canonical base64url")
-    return binascii.a2b_base64(segment.translate(_URLSAFE_TO_STANDARD) + b"=" * pad)

@@ -17,7 +17,6 @@ refuses when the app takes its keys from anywhere else.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import math
 import re
@@ -41,7 +40,7 @@ from ._json_input import parse_json
 from ._keys import CertsError, parse_certs
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from ._tokens import check_token_shape, read_unverified_header
+from ._tokens import b64url_decode, check_token_shape, read_unverified_header
 from ._verifier import TokenVerifier
 
 __all__ = ["cli"]
@@ -315,7 +314,7 @@ def _read_unverified_claims(token: str) -> dict[str, Any]:
         return {}
     try:
         segment = parts[1]
-        claims = parse_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        claims = parse_json(b64url_decode(segment.encode("ascii")))
     except ValueError:
         return {}
     return claims if isinstance(claims, dict) else {}

@@ -27,6 +27,7 @@ from flask_cf_access import _verifier as verifier_module
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
+from flask_cf_access._tokens import b64url_decode
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 
 from .conftest import AppFactory
@@ -459,7 +460,7 @@ def test_b64url_decode_matches_joserfc(segment: str) -> None:
     except ValueError:
         expected = None
     try:
-        actual: bytes | None = verifier_module._b64url_decode(data)
+        actual: bytes | None = b64url_decode(data)
     except ValueError:
         actual = None
     assert actual == expected
