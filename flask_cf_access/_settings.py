@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -201,6 +202,10 @@ def _audiences(value: object) -> tuple[str, ...]:
     key = "CF_ACCESS_AUDIENCE"
     if value is None or value == "":
         raise ConfigurationError(f"{key} is required: the application's AUD tag (or a list).")
+    if isinstance(value, str):
+        # From the environment: a JSON list, or tags separated by commas. A
+        # tag of digits stays a string.
+        value = _listed(key, value)
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple, set, frozenset)) or not items:
         raise ConfigurationError(f"{key} must be an AUD tag or a non-empty list of them.")
@@ -221,7 +226,28 @@ def _url(key: str, value: object) -> str:
     return value
 
 
+def _listed(key: str, text: str) -> object:
+    """An environment string as a list: JSON (``'["a", "b"]'``) or comma-separated (``"a,b"``)."""
+    if text.lstrip().startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigurationError(f"{key} is not a valid JSON list.") from exc
+    return text.split(",") if "," in text else text
+
+
+def _from_environment(value: object, kind: type[int] | type[float]) -> object:
+    """A number written as a string (as the environment holds it), else ``value`` unchanged."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def _whole_seconds(key: str, value: object, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = _from_environment(value, int)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(f"{key} must be a whole number.")
     if value < minimum or (maximum is not None and value > maximum):
@@ -232,12 +258,20 @@ def _whole_seconds(key: str, value: object, *, minimum: int = 0, maximum: int | 
 
 def _timeout(value: object) -> float:
     key = "CF_ACCESS_HTTP_TIMEOUT"
+    value = _from_environment(value, float)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 60:
         raise ConfigurationError(f"{key} must be a number of seconds above 0 and at most 60.")
     return float(value)
 
 
+#: What the environment may spell a flag as (as Flask's ``from_prefixed_env``
+#: reads it, plus 1 and 0); anything else, "yes" included, is refused.
+_FLAG_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _flag(key: str, value: object) -> bool:
+    if isinstance(value, str):
+        value = _FLAG_WORDS.get(value.strip().lower(), value)
     if not isinstance(value, bool):
         raise ConfigurationError(f"{key} must be True or False.")
     return value

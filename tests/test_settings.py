@@ -81,12 +81,14 @@ def test_url_overrides() -> None:
         ("CF_ACCESS_IDENTITY_URL", 5),
         ("CF_ACCESS_LEEWAY", -1),
         ("CF_ACCESS_LEEWAY", 3600),
-        ("CF_ACCESS_LEEWAY", "30"),
+        ("CF_ACCESS_LEEWAY", "thirty"),
+        ("CF_ACCESS_LEEWAY", "3600"),
         ("CF_ACCESS_LEEWAY", True),
         ("CF_ACCESS_KEYS_MAX_AGE", 0),
         ("CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL", 0),
         ("CF_ACCESS_HTTP_TIMEOUT", 0),
-        ("CF_ACCESS_HTTP_TIMEOUT", "5"),
+        ("CF_ACCESS_HTTP_TIMEOUT", "five"),
+        ("CF_ACCESS_AUDIENCE", "[not json"),
         ("CF_ACCESS_LOAD_KEYS_ON_INIT", "yes"),
         ("CF_ACCESS_MAX_TOKEN_AGE", 0),
         ("CF_ACCESS_TOKEN_CACHE_SIZE", -1),
@@ -127,3 +129,27 @@ def test_settings_are_frozen() -> None:
     parsed = settings()
     with pytest.raises(AttributeError):
         parsed.leeway = 600  # type: ignore[misc]
+
+
+def test_settings_from_the_environment_are_read_as_strings() -> None:
+    """Numbers, flags and lists written as environment strings are accepted; digit AUDs stay str."""
+    environ = {
+        **BASE,
+        "CF_ACCESS_LEEWAY": "30",
+        "CF_ACCESS_HTTP_TIMEOUT": "2.5",
+        "CF_ACCESS_LOAD_KEYS_ON_INIT": "false",
+        "CF_ACCESS_AUDIENCE": "a,b",
+    }
+    settings = AccessSettings.from_mapping(environ)
+    assert (settings.leeway, settings.http_timeout) == (30, 2.5)
+    assert settings.load_keys_on_init is False
+    assert settings.audiences == ("a", "b")
+    assert AccessSettings.from_mapping(
+        {**environ, "CF_ACCESS_AUDIENCE": '["x", "y"]'}
+    ).audiences == (
+        "x",
+        "y",
+    )
+    assert AccessSettings.from_mapping({**environ, "CF_ACCESS_AUDIENCE": "1234"}).audiences == (
+        "1234",
+    )

@@ -479,7 +479,7 @@ def test_settings_validated_as_the_extension_does(downstream: Downstream) -> Non
         CloudflareAccessMiddleware(downstream, team_domain="acme.cloudflareaccess.com")
     with pytest.raises(ConfigurationError, match="CF_ACCESS_LEEWAY"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audience="aud", leeway="30"
+            downstream, team_domain="acme.cloudflareaccess.com", audience="aud", leeway="thirty"
         )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
         CloudflareAccessMiddleware(
