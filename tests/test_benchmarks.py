@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (
             "bench_verify.py",
             ["--tokens", "20", "--rounds", "2"],
-            "role-protected repeat / bare view",
+            "protected first-seen / raw-work view",
         ),
         (
             "bench_fetches.py",
