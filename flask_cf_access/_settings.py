@@ -123,7 +123,10 @@ class AccessSettings:
 
         :raises ConfigurationError: naming the first key that is missing or invalid.
         """
-        values = {key: config.get(key, default) for key, default in DEFAULTS.items()}
+        values = {
+            key: _structured_text(key, config.get(key, default))
+            for key, default in DEFAULTS.items()
+        }
         team_domain = _team_domain(values["CF_ACCESS_TEAM_DOMAIN"])
         return cls(
             team_domain=team_domain,
@@ -224,6 +227,43 @@ def _url(key: str, value: object) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(f"{key} must be an absolute http(s) URL.")
     return value
+
+
+#: Settings holding a mapping or a list, which the environment can only give as text.
+_STRUCTURED = frozenset(
+    {
+        "CF_ACCESS_ROLES",
+        "CF_ACCESS_SERVICE_TOKENS",
+        "CF_ACCESS_ALLOWED_EMAIL_DOMAINS",
+        "CF_ACCESS_ALLOWED_EMAILS",
+        "CF_ACCESS_TRUSTED_ORIGINS",
+        "CF_ACCESS_PUBLIC_ENDPOINTS",
+    }
+)
+
+
+def _structured_text(key: str, value: object) -> object:
+    """A setting given as environment text, read as what it stands for.
+
+    Structured settings take JSON (``'{"admin": ["Admins"]}'``, ``'["a", "b"]'``)
+    or, for lists, items separated by commas; ``CF_ACCESS_CSRF_PROTECT`` takes
+    ``false`` or ``0`` for off. Anything else is returned unchanged.
+
+    :raises ConfigurationError: JSON that does not parse, naming ``key``.
+    """
+    if not isinstance(value, str):
+        return value
+    if key == "CF_ACCESS_CSRF_PROTECT" and value.strip().lower() in ("false", "0"):
+        return False
+    if key not in _STRUCTURED:
+        return value
+    text = value.strip()
+    if text.startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigurationError(f"{key} is not valid JSON.") from exc
+    return [item.strip() for item in text.split(",")] if "," in text else text
 
 
 def _listed(key: str, text: str) -> object:
@@ -412,7 +452,7 @@ def public_endpoints_setting(config: Mapping[str, Any]) -> frozenset[str]:
     :raises ConfigurationError: not a list of endpoint names.
     """
     key = "CF_ACCESS_PUBLIC_ENDPOINTS"
-    value = config.get(key, FLASK_DEFAULTS[key])
+    value = _structured_text(key, config.get(key, FLASK_DEFAULTS[key]))
     return frozenset(_names(key, value, "an endpoint name or a list of them, e.g. ['static']"))
 
 

@@ -127,7 +127,8 @@ def test_create_app_reads_the_environment(
     for name, value in cf_access_server.environ(CF_ACCESS_LEEWAY=10).items():
         monkeypatch.setenv(name, value)
     app = create_app()
-    assert app.config["CF_ACCESS_LEEWAY"] == 10
+    assert app.config["CF_ACCESS_LEEWAY"] == "10"  # text, as the environment holds it
+    assert app.extensions["cf_access"].settings.leeway == 10
     client = AccessClient.for_app(app, cf_access_server.issuer)
     assert client.get("/admin/", as_user="ada@example.com", groups=["Admins"]).status_code == 200
 
@@ -155,32 +156,46 @@ def test_one_extension_many_apps(cf_access_server: StandInServer) -> None:
     assert second.extensions["cf_access"].settings.leeway == 0
 
 
-def test_settings_from_environ_parses_like_flask() -> None:
-    """JSON values are parsed, other values kept; text settings never become numbers."""
+def test_settings_from_the_environment_are_read_by_the_extension(
+    monkeypatch: pytest.MonkeyPatch, cf_access_server: StandInServer
+) -> None:
+    """Environment text works as is: numbers, flags, AUD lists, JSON mappings, comma lists."""
+    for name, value in cf_access_server.environ().items():
+        monkeypatch.setenv(name, value)
+    tag = "1" * 64  # an AUD tag of digits stays a string
+    audience = cf_access_server.issuer.audience
     environ = {
         "CF_ACCESS_LEEWAY": "45",
+        "CF_ACCESS_HTTP_TIMEOUT": "2.5",
         "CF_ACCESS_LOAD_KEYS_ON_INIT": "false",
-        "CF_ACCESS_AUDIENCE": '["one", "two"]',
-        "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
-        "CF_ACCESS_CACHE": "redis://127.0.0.1:6379/0",
-        "CF_ACCESS_IDENTITY_URL": '"https://acme.example/id"',
-        "CF_ACCESS_CERTS_URL": "1234",
-        "CF_ACCESS_MAX_TOKEN_AGE": "null",
-        "FLASK_DEBUG": "1",
+        "CF_ACCESS_AUDIENCE": f'["{audience}", "{tag}"]',
+        "CF_ACCESS_ROLES": '{"admin": ["Admins"], "ops": ["Ops", "SRE"]}',
+        "CF_ACCESS_ALLOWED_EMAIL_DOMAINS": "example.com, .example.org",
+        "CF_ACCESS_TRUSTED_ORIGINS": '["https://admin.example.com"]',
+        "CF_ACCESS_CSRF_PROTECT": "false",
+        "CF_ACCESS_PROTECT_ALL": "true",
+        "CF_ACCESS_PUBLIC_ENDPOINTS": "public.health,static",
     }
-    assert settings_from_environ(environ) == {
-        "CF_ACCESS_LEEWAY": 45,
-        "CF_ACCESS_LOAD_KEYS_ON_INIT": False,
-        "CF_ACCESS_AUDIENCE": ["one", "two"],
-        "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
-        "CF_ACCESS_CACHE": "redis://127.0.0.1:6379/0",
-        "CF_ACCESS_IDENTITY_URL": "https://acme.example/id",
-        "CF_ACCESS_CERTS_URL": "1234",
-        "CF_ACCESS_MAX_TOKEN_AGE": None,
-    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert settings_from_environ({**environ, "FLASK_DEBUG": "1"}) == environ
+    settings = create_app().extensions["cf_access"].settings
+    assert settings.leeway == 45
+    assert settings.http_timeout == 2.5
+    assert settings.load_keys_on_init is False
+    assert settings.audiences == (audience, tag)
+    assert settings.roles == {"admin": ("Admins",), "ops": ("Ops", "SRE")}
+    assert settings.allowed_email_domains == ("example.com", ".example.org")
+    assert settings.trusted_origins == frozenset({"https://admin.example.com"})
+    assert settings.csrf_protect in (False, "off")
 
 
-def test_numeric_looking_audience_stays_text() -> None:
-    """An AUD tag made only of digits is not turned into a number."""
-    tag = "1" * 64
-    assert settings_from_environ({"CF_ACCESS_AUDIENCE": tag}) == {"CF_ACCESS_AUDIENCE": tag}
+def test_settings_from_the_environment_that_do_not_parse_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, cf_access_server: StandInServer
+) -> None:
+    """Broken JSON in a structured setting is a ConfigurationError naming the key."""
+    for name, value in cf_access_server.environ().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CF_ACCESS_ROLES", '{"admin": ["Admins"')
+    with pytest.raises(ConfigurationError, match="CF_ACCESS_ROLES"):
+        create_app()

@@ -28,7 +28,6 @@ local stand-in (see ``__main__.py``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -60,41 +59,11 @@ DEFAULT_SETTINGS: Mapping[str, Any] = {
 #: One extension object for every app the factory makes.
 cf_access = CloudflareAccess()
 
-#: Settings that are text whatever they look like (an AUD tag of digits stays a string).
-_TEXT_SETTINGS = frozenset(
-    {
-        "CF_ACCESS_TEAM_DOMAIN",
-        "CF_ACCESS_AUDIENCE",
-        "CF_ACCESS_CERTS_URL",
-        "CF_ACCESS_IDENTITY_URL",
-        "CF_ACCESS_CACHE",
-        "CF_ACCESS_STAND_IN",
-    }
-)
 
-
-def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The ``CF_ACCESS_*`` variables of ``environ``, keys kept whole.
-
-    A value is parsed as JSON when it parses (``30``, ``false``, ``["a", "b"]``),
-    as Flask's ``from_prefixed_env`` does, and kept as the string otherwise
-    (a URL in ``CF_ACCESS_CACHE`` passes through unchanged). The text settings
-    (team, audience, URLs, cache) take a parsed value only when it is a list
-    or a string, so an AUD tag that looks like a number stays a string.
-    """
-    settings: dict[str, Any] = {}
-    for key in sorted(environ):
-        if not key.startswith("CF_ACCESS_"):
-            continue
-        raw = environ[key]
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        if key in _TEXT_SETTINGS and not isinstance(value, (str, list)):
-            value = raw
-        settings[key] = value
-    return settings
+def settings_from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``CF_ACCESS_*`` variables of ``environ``, as text: the extension reads
+    numbers, flags, lists and JSON mappings written as strings."""
+    return {key: value for key, value in environ.items() if key.startswith("CF_ACCESS_")}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
