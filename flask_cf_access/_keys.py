@@ -208,18 +208,22 @@ class KeyStore:
 
     def _refresh(self) -> None:
         try:
-            keyset = self._flights.run(
-                self._cache_key,
-                lambda: self._shared_keyset(self._clock()),
-                lambda: self._fetch(self._clock()),
-                lambda: None,
-            )
-            if keyset is None:
-                self._failed(self._clock())
-            else:
-                self._install(keyset)
+            self._take_one_keyset()
         finally:
             self._refreshing = False
+
+    def _take_one_keyset(self) -> None:
+        """One set from the shared cache or one fetch between the callers, installed (or failed)."""
+        keyset = self._flights.run(
+            self._cache_key,
+            lambda: self._shared_keyset(self._clock()),
+            lambda: self._fetch(self._clock()),
+            lambda: None,
+        )
+        if keyset is None:
+            self._failed(self._clock())
+        else:
+            self._install(keyset)
 
     def _first_keyset(self) -> KeySet:
         """The set, when there is none yet: one fetch between the callers, one timeout at most.
@@ -230,16 +234,7 @@ class KeyStore:
             raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
         try:
             if self.current is None and self._clock() >= self._retry_at:
-                keyset = self._flights.run(
-                    self._cache_key,
-                    lambda: self._shared_keyset(self._clock()),
-                    lambda: self._fetch(self._clock()),
-                    lambda: None,
-                )
-                if keyset is None:
-                    self._failed(self._clock())
-                else:
-                    self._install(keyset)
+                self._take_one_keyset()
         finally:
             self._lock.release()
         if self.current is None:
