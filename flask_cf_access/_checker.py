@@ -231,26 +231,44 @@ class AccessChecker:
                 and prefers_html(request.environ)
             ):
                 error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
-            logger.warning(
-                "Cloudflare Access refused %s %s: %d %s",
-                loggable(method),
-                loggable(path),
-                error.code,
-                error.reason,
-            )
-            if access_denied.receivers:
-                access_denied.send(
-                    sender,
-                    error=error,
-                    reason=error.reason,
-                    method=method,
-                    path=path,
-                    identity=identity,
-                )
+            report_refusal(sender, error, method=method, path=path, identity=identity)
             raise
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=method, path=path)
         return identity
+
+
+def report_refusal(
+    sender: object,
+    error: AccessError,
+    *,
+    method: str,
+    path: str,
+    identity: AccessIdentity | None,
+) -> None:
+    """Tell of one refusal: one log line, then the ``access_denied`` signal.
+
+    The only place a refusal is reported, whoever refuses: the checker, the
+    middleware's path judgement, the user loader. The method and path come
+    from the client, so they are escaped for the log (a ``%0D%0A`` in a path
+    cannot write a line of its own); the token is never logged.
+    """
+    logger.warning(
+        "Cloudflare Access refused %s %s: %d %s",
+        loggable(method),
+        loggable(path),
+        error.code,
+        error.reason,
+    )
+    if access_denied.receivers:
+        access_denied.send(
+            sender,
+            error=error,
+            reason=error.reason,
+            method=method,
+            path=path,
+            identity=identity,
+        )
 
 
 def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Requirement:

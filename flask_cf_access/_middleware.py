@@ -20,14 +20,12 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._checker import AccessChecker, Clock
+from ._checker import AccessChecker, Clock, report_refusal
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
 from ._extension import EXTENSION_KEY
 from ._identity import AccessIdentity
-from ._logsafe import loggable
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS
-from ._signals import access_denied
 from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
 
 if TYPE_CHECKING:
@@ -335,23 +333,8 @@ class CloudflareAccessMiddleware:
         return None
 
     def _report_bad_path(self, request: Request, error: AccessBadRequest) -> None:
-        """One log line and the ``access_denied`` signal, as the checker reports its refusals."""
-        logger.warning(
-            "Cloudflare Access refused %s %s: %d %s",
-            loggable(request.method),
-            loggable(request.path),
-            error.code,
-            error.reason,
-        )
-        if access_denied.receivers:
-            access_denied.send(
-                self,
-                error=error,
-                reason=error.reason,
-                method=request.method,
-                path=request.path,
-                identity=None,
-            )
+        """Reported as the checker reports its refusals."""
+        report_refusal(self, error, method=request.method, path=request.path, identity=None)
 
     def _passed_on(self, identity: AccessIdentity) -> dict[str, Any]:
         """The environ entries an admitted request gets: identity, claims, user, headers.

@@ -18,9 +18,10 @@ from typing import Any, Generic, TypeVar, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._checker import report_refusal
 from ._errors import AccessForbidden, NoAccessContextError, Reason
 from ._identity import AccessIdentity
-from ._signals import access_denied, user_loaded
+from ._signals import user_loaded
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -131,12 +132,7 @@ def _run_loader(app: Flask, identity: AccessIdentity) -> Any:
 def _refuse_without_account(app: Flask, identity: AccessIdentity) -> AccessForbidden:
     """The 403 for an identity without an account, logged and signalled like any refusal."""
     error = AccessForbidden(Reason.NO_ACCOUNT)
-    method, path = request.method, request.path
-    logger.warning("Cloudflare Access refused %s %s: %d %s", method, path, error.code, error.reason)
-    if access_denied.receivers:
-        access_denied.send(
-            app, error=error, reason=error.reason, method=method, path=path, identity=identity
-        )
+    report_refusal(app, error, method=request.method, path=request.path, identity=identity)
     return error
 
 

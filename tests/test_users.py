@@ -278,6 +278,24 @@ def test_no_account_is_403_with_its_reason(
     assert len(directory.asked) == 1
 
 
+def test_no_account_log_line_cannot_be_forged(
+    app: Flask, client: AccessClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The no-account refusal escapes the path it logs: a CR or an ESC in it reaches no log raw."""
+
+    @app.get("/files/<path:name>")
+    @require_access
+    def files(name: str) -> str:
+        return str(current_user.email)
+
+    with caplog.at_level(logging.WARNING, logger="flask_cf_access"):
+        response = client.get("/files/a%0DFAKE%1B[2K", as_user="eve@example.com")
+    assert response.status_code == 403
+    assert [record.getMessage() for record in caplog.records] == [
+        "Cloudflare Access refused GET /files/a\\rFAKE\\x1b[2K: 403 no_account"
+    ]
+
+
 def test_no_account_on_an_async_view(client: AccessClient, refusals: list[dict[str, Any]]) -> None:
     """An async view reading the user of an identity without an account gets the same 403."""
     assert client.get("/async", as_user="eve@example.com").status_code == 403
