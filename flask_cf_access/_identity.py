@@ -25,7 +25,7 @@ class AccessIdentity:
     service token's :attr:`name` and :attr:`groups`.
     """
 
-    __slots__ = ("_groups", "_load_groups", "_policy", "_roles", "claims")
+    __slots__ = ("_groups", "_load_groups", "_policy", "_roles", "claims", "is_service_token")
 
     def __init__(
         self,
@@ -34,6 +34,9 @@ class AccessIdentity:
         policy: AccessPolicy | None = None,
     ) -> None:
         self.claims = claims
+        #: Whether a machine holding a service token, not a person, is calling.
+        #: Decided once: the claims never change, and every check asks.
+        self.is_service_token: bool = bool(claims.get("common_name")) and not claims.get("sub")
         self._load_groups = load_groups
         self._policy = policy
         self._groups: tuple[Group, ...] | None = None
@@ -53,11 +56,6 @@ class AccessIdentity:
     def common_name(self) -> str | None:
         """The service token's client id; ``None`` for a user."""
         return self.claims.get("common_name") or None
-
-    @property
-    def is_service_token(self) -> bool:
-        """Whether a machine holding a service token, not a person, is calling."""
-        return self.common_name is not None and self.sub is None
 
     @property
     def name(self) -> str:
