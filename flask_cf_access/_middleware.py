@@ -26,7 +26,7 @@ from ._extension import EXTENSION_KEY
 from ._identity import AccessIdentity
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS
-from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+from ._tokens import TOKEN_ENVIRON_KEY, sent_token
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -220,7 +220,7 @@ class CloudflareAccessMiddleware:
             return error.get_response(environ)(environ, start_response)
         if self._is_public(readings) or (self.allow_preflight and _is_preflight(environ)):
             return self.wsgi_app(environ, start_response)
-        header = environ.get(TOKEN_ENVIRON_KEY)
+        header, cookie = sent_token(request)
         try:
             requirement = self._strictest_rule(readings)
             identity = self.checker.check_request(
@@ -228,7 +228,7 @@ class CloudflareAccessMiddleware:
                 request.method,
                 request.path,
                 header,
-                request.cookies.get(TOKEN_COOKIE) if header is None else None,
+                cookie,
                 requirement=requirement,
                 request=request,
                 csrf_exempt=path in self._csrf_exempt_paths,

@@ -7,7 +7,7 @@ from flask import Flask, g, request
 from ._identity import AccessIdentity
 from ._request import verify_for_app
 from ._requirements import Requirement
-from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+from ._tokens import sent_token
 from ._users import OPTIONAL_KEY
 
 
@@ -17,10 +17,8 @@ def request_has_token() -> bool:
     The header is authoritative: when present, its value is the token (an
     empty one is none); only without it is the ``CF_Authorization`` cookie read.
     """
-    this_request = request._get_current_object()  # type: ignore[attr-defined]
-    header = this_request.environ.get(TOKEN_ENVIRON_KEY)
-    token = header if header is not None else this_request.cookies.get(TOKEN_COOKIE)
-    return bool(token)
+    header, cookie = sent_token(request._get_current_object())  # type: ignore[attr-defined]
+    return bool(header or cookie)
 
 
 def verify_optionally_for_app(

@@ -14,7 +14,7 @@ from ._errors import NoAccessContextError
 from ._extension import EXTENSION_KEY, forget_identity, get_checker
 from ._identity import AccessIdentity
 from ._requirements import Requirement
-from ._tokens import TOKEN_COOKIE, TOKEN_ENVIRON_KEY
+from ._tokens import sent_token
 
 #: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
 _FLASK_GLOBALS = Flask.app_ctx_globals_class
@@ -78,7 +78,7 @@ def verify_for_app(
     context_globals = g._get_current_object()
     forget_identity(context_globals)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
-    header = this_request.environ.get(TOKEN_ENVIRON_KEY)
+    header, cookie = sent_token(this_request)
     checker = app.extensions.get(EXTENSION_KEY)
     if not isinstance(checker, AccessChecker):
         checker = get_checker(app)  # which says to call init_app
@@ -87,8 +87,7 @@ def verify_for_app(
         this_request.method,
         this_request.path,
         header,
-        # The header is authoritative: the cookie is only read without it.
-        this_request.cookies.get(TOKEN_COOKIE) if header is None else None,
+        cookie,
         groups=groups,
         allow_service_tokens=allow_service_tokens,
         requirement=requirement,

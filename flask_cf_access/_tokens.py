@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import AccessUnauthorized, Reason
 from ._json_input import parse_json
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
 
 #: The request header Cloudflare Access puts the application token in.
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
@@ -14,6 +17,18 @@ TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
 TOKEN_COOKIE = "CF_Authorization"
 #: Where a WSGI server puts the token header in the environ.
 TOKEN_ENVIRON_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
+
+
+def sent_token(request: Request) -> tuple[str | None, str | None]:
+    """The token header of ``request`` and, only without it, its token cookie.
+
+    The header is authoritative: when present, even empty or bad, the cookie
+    is not read (so a bad header is never rescued by a good cookie, and a
+    request with the header never pays for parsing its cookies).
+    """
+    header = request.environ.get(TOKEN_ENVIRON_KEY)
+    return header, (request.cookies.get(TOKEN_COOKIE) if header is None else None)
+
 
 #: Real application tokens are 1 to 4 KB; nothing longer is parsed at all.
 MAX_TOKEN_LENGTH = 16 * 1024
