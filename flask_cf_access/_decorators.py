@@ -77,6 +77,17 @@ def is_guarded(view: object) -> bool:
     return view in _WRAPPERS
 
 
+def _decorator(
+    requirement: Requirement, *, optional: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The decorator that guards a view with ``requirement``."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _guarded(view, requirement, optional=optional)
+
+    return decorator
+
+
 @overload
 def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
@@ -106,10 +117,7 @@ def require_access(
     if view is not None:
         return _guarded(view, requirement, optional=optional)
 
-    def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement, optional=optional)
-
-    return decorator
+    return _decorator(requirement, optional=optional)
 
 
 def require_group(
@@ -130,10 +138,7 @@ def require_group(
         raise TypeError("require_group() needs one or more group names or ids, as strings.")
     requirement = require(groups=groups, match=match, allow_service_tokens=allow_service_tokens)
 
-    def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement)
-
-    return decorator
+    return _decorator(requirement)
 
 
 def require_role(
@@ -151,10 +156,7 @@ def require_role(
         raise TypeError("require_role() needs one or more role names, as strings.")
     requirement = require(roles=roles, match=match, allow_service_tokens=allow_service_tokens)
 
-    def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement)
-
-    return decorator
+    return _decorator(requirement)
 
 
 def require_identity(
@@ -173,10 +175,7 @@ def require_identity(
         raise TypeError("require_identity() needs a callable taking the identity.")
     requirement = require(check=check, allow_service_tokens=allow_service_tokens)
 
-    def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement)
-
-    return decorator
+    return _decorator(requirement)
 
 
 def require_service_token(*client_ids: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -189,7 +188,4 @@ def require_service_token(*client_ids: str) -> Callable[[Callable[P, R]], Callab
     """
     requirement = require(service_tokens=client_ids)
 
-    def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement)
-
-    return decorator
+    return _decorator(requirement)
