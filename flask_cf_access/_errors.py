@@ -5,11 +5,17 @@ response with a plain ``@app.errorhandler(401)`` (or 403, 503, and 400 for
 the WSGI middleware's ambiguous paths). Each carries a
 machine :class:`Reason` for the log line; the response body never names the
 reason, the token, the audience or the key.
+
+Which status a refusal gets is decided here and only here, by
+:data:`STATUS_BY_REASON`: code that refuses names a reason,
+``raise refusal(Reason.EXPIRED)``, and the table picks the exception class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import (
@@ -21,7 +27,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.utils import redirect
 
-from . import _refusals
+from ._refusals import negotiated_body, negotiated_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -66,6 +72,11 @@ class Reason(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def status(self) -> int:
+        """The HTTP status a refusal for this reason is answered with."""
+        return STATUS_BY_REASON[self]
+
 
 class AccessError(HTTPException):
     """Base of every refusal; ``reason`` says why, for the log only.
@@ -78,21 +89,36 @@ class AccessError(HTTPException):
     gets the error first).
     """
 
+    #: Why the request was refused.
     reason: Reason
     #: The Access login page a browser is sent to instead of this refusal, if any.
     login_redirect: str | None = None
+
+    def __init__(self, reason: Reason) -> None:
+        """A refusal for ``reason``; prefer :func:`refusal`, which picks the class.
+
+        :raises ValueError: the class's status is not the one
+            :data:`STATUS_BY_REASON` gives ``reason`` (``AccessForbidden(Reason.EXPIRED)``).
+        """
+        if STATUS_BY_REASON.get(reason) != self.code:
+            raise ValueError(
+                f"Reason.{getattr(reason, 'name', reason)} is answered with "
+                f"{STATUS_BY_REASON.get(reason)}, not {self.code}: raise refusal(reason)."
+            )
+        super().__init__()
+        self.reason = reason
 
     def get_body(
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> str:
         """The refusal's body, in the form the client prefers."""
-        return _refusals.body(self, environ)
+        return negotiated_body(self.code or 500, self.name, self.description or "", environ)
 
     def get_headers(
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
         """The refusal's headers, with its negotiated ``Content-Type``."""
-        return _refusals.headers(environ, super().get_headers(environ, scope))
+        return negotiated_headers(environ, super().get_headers(environ, scope))
 
     def send_to_login(self, url: str) -> None:
         """Answer with a redirect to the Access login page at ``url`` instead of the refusal."""
@@ -111,19 +137,11 @@ class AccessBadRequest(AccessError, BadRequest):
 
     description = "The request path cannot be accepted."
 
-    def __init__(self, reason: Reason) -> None:
-        super().__init__()
-        self.reason = reason
-
 
 class AccessUnauthorized(AccessError, Unauthorized):
     """401: the request carries no token, or one that does not verify."""
 
     description = "A valid Cloudflare Access token is required."
-
-    def __init__(self, reason: Reason) -> None:
-        super().__init__()
-        self.reason = reason
 
 
 class AccessForbidden(AccessError, Forbidden):
@@ -131,19 +149,76 @@ class AccessForbidden(AccessError, Forbidden):
 
     description = "You do not have access to this resource."
 
-    def __init__(self, reason: Reason) -> None:
-        super().__init__()
-        self.reason = reason
-
 
 class AccessUnavailable(AccessError, ServiceUnavailable):
     """503: the signing keys or the identity could not be had just now."""
 
     description = "Access cannot be checked right now. Please try again shortly."
 
-    def __init__(self, reason: Reason) -> None:
-        super().__init__()
-        self.reason = reason
+
+_UNAUTHORIZED = (
+    Reason.MISSING_TOKEN,
+    Reason.TOKEN_TOO_LARGE,
+    Reason.MALFORMED_TOKEN,
+    Reason.BAD_ALGORITHM,
+    Reason.CRITICAL_HEADER,
+    Reason.MISSING_KID,
+    Reason.UNKNOWN_KID,
+    Reason.BAD_SIGNATURE,
+    Reason.MALFORMED_CLAIMS,
+    Reason.MISSING_CLAIM,
+    Reason.INVALID_ISSUER,
+    Reason.INVALID_AUDIENCE,
+    Reason.EXPIRED,
+    Reason.NOT_YET_VALID,
+    Reason.ISSUED_IN_FUTURE,
+    Reason.TOKEN_TOO_OLD,
+    Reason.NOT_AN_APP_TOKEN,
+)
+_FORBIDDEN = (
+    Reason.SERVICE_TOKEN_REFUSED,
+    Reason.NOT_IN_GROUP,
+    Reason.NO_ACCOUNT,
+    Reason.NOT_IN_ALL_GROUPS,
+    Reason.NO_ROLE,
+    Reason.NOT_ALL_ROLES,
+    Reason.CHECK_FAILED,
+    Reason.EMAIL_NOT_ALLOWED,
+    Reason.UNKNOWN_SERVICE_TOKEN,
+    Reason.SERVICE_TOKEN_REQUIRED,
+    Reason.SERVICE_TOKEN_NOT_ADMITTED,
+    Reason.CROSS_SITE_REQUEST,
+)
+_UNAVAILABLE = (Reason.KEYS_UNAVAILABLE, Reason.IDENTITY_UNAVAILABLE)
+_BAD_REQUEST = (Reason.AMBIGUOUS_PATH,)
+
+#: The one table from refusal reason to HTTP status: 401 for a missing or bad
+#: token, 403 for a good token a rule refuses, 503 when keys or identity cannot
+#: be had, 400 for a path the middleware cannot judge.
+STATUS_BY_REASON: Mapping[Reason, int] = MappingProxyType(
+    {
+        **dict.fromkeys(_UNAUTHORIZED, 401),
+        **dict.fromkeys(_FORBIDDEN, 403),
+        **dict.fromkeys(_UNAVAILABLE, 503),
+        **dict.fromkeys(_BAD_REQUEST, 400),
+    }
+)
+
+_CLASS_BY_STATUS: Mapping[int, type[AccessError]] = MappingProxyType(
+    {
+        cls.code: cls
+        for cls in (AccessBadRequest, AccessUnauthorized, AccessForbidden, AccessUnavailable)
+        if cls.code is not None
+    }
+)
+
+
+def refusal(reason: Reason) -> AccessError:
+    """The refusal for ``reason``, of the class its status in :data:`STATUS_BY_REASON` calls for.
+
+    ``raise refusal(Reason.NOT_IN_GROUP)`` raises an :class:`AccessForbidden`.
+    """
+    return _CLASS_BY_STATUS[STATUS_BY_REASON[reason]](reason)
 
 
 class ConfigurationError(ValueError):

@@ -16,8 +16,6 @@ from werkzeug.http import parse_accept_header
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-    from ._errors import AccessError
-
 #: The one-word ``error`` of the JSON body, by status.
 _ERROR_WORDS = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 #: What a client's ``Accept`` is matched against; the first wins a tie (``*/*``).
@@ -40,23 +38,24 @@ def prefers_html(environ: WSGIEnvironment) -> bool:
     )
 
 
-def body(error: AccessError, environ: WSGIEnvironment | None) -> str:
-    """The body of ``error`` for the client of ``environ``."""
+def negotiated_body(
+    status: int, name: str, description: str, environ: WSGIEnvironment | None
+) -> str:
+    """The body of a refusal (``status``, its ``name``, a ``description``) for the
+    client of ``environ``."""
     kind = preferred_type(environ)
     if kind == "application/json":
-        return json.dumps({"error": _ERROR_WORDS.get(error.code or 0, "refused")})
-    description = error.description or ""
+        return json.dumps({"error": _ERROR_WORDS.get(status, "refused")})
     if kind == "text/html":
-        title = f"{error.code} {escape(error.name)}"
         return (
             "<!doctype html>\n<html lang=en>\n<meta charset=utf-8>\n"
-            f"<title>{title}</title>\n<h1>{escape(error.name)}</h1>\n"
+            f"<title>{status} {escape(name)}</title>\n<h1>{escape(name)}</h1>\n"
             f"<p>{escape(description)}</p>\n"
         )
-    return f"{error.code} {error.name}: {description}\n"
+    return f"{status} {name}: {description}\n"
 
 
-def headers(
+def negotiated_headers(
     environ: WSGIEnvironment | None, inherited: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
     """``inherited`` with the negotiated ``Content-Type``."""
