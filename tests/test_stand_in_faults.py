@@ -9,7 +9,7 @@ import requests
 
 from flask_cf_access._fetch import FetchError, get_json
 from flask_cf_access.testing import AccessIssuer
-from flask_cf_access.testing._http import _HTTPServer
+from flask_cf_access.testing._server import _HTTPServer
 
 
 @pytest.mark.parametrize("kind", ["refuse", "hang", "error", "garbage"])

@@ -50,7 +50,6 @@ from ._capture import AccessRecord as AccessRecord
 from ._capture import capture_access as capture_access
 from ._client import AccessClient as AccessClient
 from ._counts import RequestCounts as RequestCounts
-from ._http import logger as logger
 from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
 from ._issuer import AccessIssuer as AccessIssuer
 from ._keys import SigningKey as SigningKey
@@ -61,6 +60,7 @@ from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
 from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
+from ._server import logger as logger
 from ._users import UserLoad as UserLoad
 from ._users import capture_user_loads as capture_user_loads
 

@@ -21,7 +21,7 @@ from .._csrf import origin_of
 from .._tokens import TOKEN_COOKIE
 
 if TYPE_CHECKING:
-    from ._issuer import AccessIssuer
+    from ._team import Team
 
 #: Hosts the sign-in page sends a browser back to: this machine only.
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
@@ -44,7 +44,7 @@ def is_sign_in_path(path: str) -> bool:
     return path.startswith(LOGIN_PATH) or path == LOGOUT_PATH
 
 
-def answer_get(issuer: AccessIssuer, target: str) -> PageAnswer:
+def answer_get(issuer: Team, target: str) -> PageAnswer:
     """The sign-in form, or the logout (``target`` is the request's path and query)."""
     parts = urlsplit(target)
     if parts.path == LOGOUT_PATH:
@@ -72,7 +72,7 @@ def answer_get(issuer: AccessIssuer, target: str) -> PageAnswer:
 
 
 def answer_post(
-    issuer: AccessIssuer, target: str, form_body: bytes, origin: str | None, own_origin: str
+    issuer: Team, target: str, form_body: bytes, origin: str | None, own_origin: str
 ) -> PageAnswer:
     """Sign in: set the cookie to a token for the form's e-mail and groups, and go back."""
     parts = urlsplit(target)
@@ -100,7 +100,7 @@ def answer_post(
     )
 
 
-def _way_back(issuer: AccessIssuer, path: str, query: str) -> tuple[str, str]:
+def _way_back(issuer: Team, path: str, query: str) -> tuple[str, str]:
     """The app's host (a loopback one) and the path to go back to, from the login URL.
 
     :raises ValueError: another application's AUD tag, a host off this machine, a bad path.

@@ -14,13 +14,13 @@ from requests.models import PreparedRequest, Response
 if TYPE_CHECKING:
     from responses import RequestsMock
 
-    from ._issuer import AccessIssuer
+    from ._team import Team
 
 
 class _IssuerAdapter(BaseAdapter):
-    """A transport adapter that answers requests from an :class:`AccessIssuer`."""
+    """A transport adapter that answers requests from an stand-in team."""
 
-    def __init__(self, issuer: AccessIssuer) -> None:
+    def __init__(self, issuer: Team) -> None:
         super().__init__()
         self.issuer = issuer
         #: Requests answered, by path, so tests can count fetches.
@@ -44,14 +44,14 @@ class _IssuerAdapter(BaseAdapter):
         """Nothing to release."""
 
 
-def issuer_session(issuer: AccessIssuer) -> requests.Session:
+def issuer_session(issuer: Team) -> requests.Session:
     """A ``requests.Session`` answered by ``issuer`` in-process, with no HTTP."""
     session = requests.Session()
     session.mount(issuer.issuer + "/", _IssuerAdapter(issuer))
     return session
 
 
-def register_responses(issuer: AccessIssuer, mock: RequestsMock | None = None) -> None:
+def register_responses(issuer: Team, mock: RequestsMock | None = None) -> None:
     """Answer ``issuer``'s certs and ``get-identity`` URLs through ``responses``."""
     import responses
 
