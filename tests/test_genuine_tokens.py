@@ -50,6 +50,7 @@ def test_genuine_token_verifies(case: dict[str, Any]) -> None:
     response = genuine_app(case, clock).test_client().get("/", headers=bearer(case["token"]))
     assert response.status_code == 200
     claims = response.json
+    assert claims is not None
     assert claims["iss"] == case["issuer"]
     assert case["audience"] in claims["aud"]
     assert claims["type"] == "app"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 import requests
@@ -483,7 +483,10 @@ def test_settings_validated_as_the_extension_does(downstream: Downstream) -> Non
         )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audience="aud", cache={}
+            downstream,
+            team_domain="acme.cloudflareaccess.com",
+            audience="aud",
+            cache={},  # type: ignore[arg-type]  # deliberately not a cache
         )
     with pytest.raises(TypeError, match="audiance"):
         CloudflareAccessMiddleware(
@@ -540,7 +543,12 @@ def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer
         CloudflareAccessMiddleware(downstream, checker=middleware.checker, session=issuer.session())
 
 
-def _settings_kwargs(issuer: AccessIssuer) -> dict[str, str]:
+class _TeamSettings(TypedDict):
+    team_domain: str
+    audience: str
+
+
+def _settings_kwargs(issuer: AccessIssuer) -> _TeamSettings:
     return {"team_domain": issuer.team_domain, "audience": issuer.audience}
 
 
@@ -656,4 +664,6 @@ def test_plain_wsgi_example(issuer: AccessIssuer, clock: FrozenClock) -> None:
         403,
         Reason.NOT_IN_GROUP,
     )
-    assert get(app, "/", issuer.service_token("ci")).json["user"] == "ci"
+    response = get(app, "/", issuer.service_token("ci"))
+    assert response.json is not None
+    assert response.json["user"] == "ci"
