@@ -18,14 +18,14 @@ from flask_cf_access._keys import KeyStore
 from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
-from .support import FrozenClock, count_calls
+from .support import FrozenClock, count_calls, never_sleep
 
 MAX_AGE = 900
 INTERVAL = 60
 TIMEOUT = 5.0
 
 
-class CountingCache(SimpleCache):  # type: ignore[misc]
+class CountingCache(SimpleCache):
     """A SimpleCache standing for Redis, counting the reads of the key set."""
 
     def __init__(self) -> None:
@@ -62,7 +62,7 @@ class Worker:
         backend: SimpleCache,
         *,
         background: Callable[[Callable[[], None]], None] | None = None,
-        sleep: Callable[[float], None] = pytest.fail,
+        sleep: Callable[[float], None] = never_sleep,
     ) -> None:
         self.store = KeyStore(
             certs_url=issuer.certs_url,
@@ -321,7 +321,7 @@ def test_forced_fetch_finishing_between_two_looks_is_taken(
 ) -> None:
     """A forced fetch elsewhere that ends between this worker's two looks is still taken up."""
 
-    class RacingCache(SimpleCache):  # type: ignore[misc]
+    class RacingCache(SimpleCache):
         """Another worker's forced fetch completes right after this worker reads the set."""
 
         def __init__(self) -> None:
