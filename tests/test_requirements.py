@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from flask import Blueprint, Flask
@@ -433,7 +433,8 @@ def test_stacked_decorators_verify_once(
     zed = issuer.user_token("zed@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(zed)).status_code == 403
     assert denied == [Reason.CHECK_FAILED]
-    assert app.view_functions["combined"].__wrapped__.__name__ == "view"
+    # functools.wraps keeps the wrapped view in the wrapper's __dict__.
+    assert vars(app.view_functions["combined"])["__wrapped__"].__name__ == "view"
 
 
 def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -613,19 +614,26 @@ def test_describe() -> None:
     )
 
 
+class MiddlewareSettings(TypedDict):
+    """The settings every middleware in a test shares."""
+
+    team_domain: str
+    audience: str
+    load_keys_on_init: bool
+
+
 def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
     """Rules take groups or a requirement; a rule needing service tokens that are refused fails."""
 
     def app(environ: Any, start_response: Any) -> list[bytes]:
         return []
 
-    base = {
-        "team_domain": issuer.team_domain,
-        "audience": issuer.audience,
-        "load_keys_on_init": False,
-    }
+    base = MiddlewareSettings(
+        team_domain=issuer.team_domain, audience=issuer.audience, load_keys_on_init=False
+    )
     with pytest.raises(ConfigurationError, match="require"):
-        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base)  # type: ignore[dict-item]
+        # 3 is deliberately not a group: the rule is refused at start-up.
+        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base)  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="allow_service_tokens"):
         CloudflareAccessMiddleware(
             app, rules={"/ci": require(service_tokens=[])}, allow_service_tokens=False, **base

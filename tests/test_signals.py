@@ -12,6 +12,7 @@ from werkzeug.test import Client
 
 import flask_cf_access
 from flask_cf_access import (
+    AccessError,
     AccessForbidden,
     AccessIdentity,
     AccessUnauthorized,
@@ -120,7 +121,7 @@ def test_decorator_denial_sent_by_the_app(
     sent: list[Sent],
     path: str,
     who: str | None,
-    error_type: type[Exception],
+    error_type: type[AccessError],
     reason: Reason,
 ) -> None:
     """A refused request sends access_denied with the error and its reason, never the token."""
