@@ -43,7 +43,7 @@ def served(wsgi_app: Any) -> Iterator[int]:
 def forging_site(target: str) -> Any:
     """Another site's page with a form that posts to ``target``."""
 
-    @Request.application  # type: ignore[arg-type]
+    @Request.application
     def page(request: Request) -> Response:
         html = (
             "<!doctype html><title>Win a prize</title>"
