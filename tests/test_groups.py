@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 import requests
@@ -132,6 +132,15 @@ def test_service_token_has_no_groups(
     assert identity_calls(mocked_team, issuer) == 0
 
 
+class IdentityAnswer(TypedDict, total=False):
+    """How the mocked get-identity answers: the keywords of responses' replace()."""
+
+    status: int
+    json: object
+    body: str | Exception
+    headers: dict[str, str]
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -151,10 +160,10 @@ def test_identity_unavailable_is_503_on_group_routes_only(
     app: Flask,
     issuer: AccessIssuer,
     mocked_team: responses.RequestsMock,
-    answer: dict[str, object],
+    answer: IdentityAnswer,
 ) -> None:
     """When get-identity fails, group routes answer 503; plain protected routes still 200."""
-    mocked_team.replace(responses.GET, issuer.identity_url, **answer)  # type: ignore[arg-type]
+    mocked_team.replace(responses.GET, issuer.identity_url, **answer)
     token = issuer.user_token("ada@example.com", ["Admins"])
     assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert outcome(app, token, "/") == (200, None)
