@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
+import responses
 from flask import Flask, g
 from werkzeug.test import Client
 
@@ -62,7 +63,9 @@ CASES: dict[str, tuple[dict[str, Any], Mutation]] = {
 
 
 @pytest.fixture
-def mutating_app(issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any) -> Flask:
+def mutating_app(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
+) -> Flask:
     """An app whose /mutate view tries the mutation named by the query string on the claims."""
     app = Flask("mutating")
     app.config.update(issuer.settings())

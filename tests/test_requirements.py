@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any, TypedDict
 
 import pytest
+import responses
 from flask import Blueprint, Flask
 from werkzeug.test import Client
 
@@ -330,7 +331,7 @@ def test_middleware_passes_the_configured_name(issuer: AccessIssuer, clock: Froz
 
 
 def test_any_service_token_without_the_setting(
-    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """Without CF_ACCESS_SERVICE_TOKENS any service token passes @require_access, with no role."""
     app = Flask("open")
