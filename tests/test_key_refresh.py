@@ -122,7 +122,7 @@ def test_hanging_refresh_holds_no_request(issuer: AccessIssuer, clock: FrozenClo
     """While the certs endpoint hangs on the refresh, known kids are served without waiting."""
     release, hanging = threading.Event(), threading.Event()
 
-    def hang(_request: Any) -> tuple[int, dict[str, str], str]:
+    def hang(_request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         hanging.set()
         assert release.wait(30)
         return 200, {}, json.dumps(issuer.certs())
@@ -364,7 +364,9 @@ def test_threads_wait_for_a_forced_fetch_under_way(
         assert worker.store.preload()
         issuer.rotate()
 
-        def fetch_while_another_thread_asks(_request: Any) -> tuple[int, dict[str, str], str]:
+        def fetch_while_another_thread_asks(
+            _request: requests.PreparedRequest,
+        ) -> tuple[int, dict[str, str], str]:
             other = threading.Thread(
                 target=lambda: seen_during_fetch.append(worker.refusal(issuer.signing_key.kid))
             )
