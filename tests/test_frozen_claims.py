@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import responses
@@ -23,6 +23,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer
 from .verdicts import refusal_reasons, verdict
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 Mutation = Callable[[Mapping[str, Any]], None]
 
@@ -155,7 +158,7 @@ def test_middleware_app_cannot_change_later_requests(
     """Behind the middleware, an app changing the environ's claims changes no later verdict."""
     refused: list[bool] = []
 
-    def downstream(environ: Any, start_response: Any) -> Iterable[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         claims = environ["cf_access.claims"]
         for mutation in (append_to_groups, append_to_custom_groups):
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 import responses
@@ -34,6 +34,9 @@ from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
 def starts_with_a(identity: AccessIdentity) -> bool:
@@ -193,7 +196,7 @@ def primitive_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
 def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMiddleware:
     """The middleware, a rule per case."""
 
-    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [environ["REMOTE_USER"].encode()]
 
@@ -626,7 +629,7 @@ class MiddlewareSettings(TypedDict):
 def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
     """Rules take groups or a requirement; a rule needing service tokens that are refused fails."""
 
-    def app(environ: Any, start_response: Any) -> list[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         return []
 
     base = MiddlewareSettings(
@@ -725,7 +728,7 @@ def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenC
 def test_middleware_without_rules_needs_only_a_token(issuer: AccessIssuer) -> None:
     """With no rule and service tokens allowed, a path needs the plain token requirement."""
 
-    def app(environ: Any, start_response: Any) -> list[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         return []
 
     middleware = CloudflareAccessMiddleware(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -26,6 +26,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
 @dataclass
@@ -52,7 +55,7 @@ def sent() -> Iterator[list[Sent]]:
         yield received
 
 
-def downstream(environ: Any, start_response: Any) -> list[bytes]:
+def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 
