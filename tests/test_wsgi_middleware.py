@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 import pytest
 import requests
@@ -31,7 +31,7 @@ from flask_cf_access.testing import AccessIssuer, capture_access
 from .support import FrozenClock, bearer, outcome
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class Downstream:
@@ -77,7 +77,7 @@ def make_middleware(downstream: Downstream, issuer: AccessIssuer, clock: FrozenC
     return factory
 
 
-def get(app: Any, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
+def get(app: WSGIApplication, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
     """GET ``path`` exactly as given (as ``PATH_INFO``), with the token if any."""
     headers = {**(bearer(token) if token is not None else {}), **kwargs.pop("headers", {})}
     overrides = {"PATH_INFO": path, **kwargs.pop("environ_overrides", {})}
@@ -636,7 +636,7 @@ def test_one_verification_path(
     assert client.get("/decorated", headers=bearer(token)).status_code == 200
     assert checked == ["check", "check"]
 
-    def unavailable(token: str) -> Any:
+    def unavailable(token: str) -> NoReturn:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
     monkeypatch.setattr(middleware.checker.verifier, "verify_entry", unavailable)
