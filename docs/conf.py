@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -13,8 +13,8 @@ sys.path.insert(0, str(HERE.parent))  # the package and examples/, from a checko
 project = "flask-cf-access"
 copyright = "flask-cf-access contributors"
 try:
-    release = version("flask-cf-access")
-except PackageNotFoundError:
+    release = importlib.metadata.version("flask-cf-access")
+except importlib.metadata.PackageNotFoundError:
     release = "0+unknown"
 version = ".".join(release.split(".")[:2])
 

@@ -61,10 +61,10 @@ def mocked_team(issuer: AccessIssuer) -> Iterator[responses.RequestsMock]:
     """The team's certs and identity endpoints, mocked with ``responses``."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
 
-        def certs(_request: Any) -> tuple[int, dict[str, str], str]:
+        def certs(_request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
             return 200, {"Content-Type": "application/json"}, json.dumps(issuer.certs())
 
-        def identity(request: Any) -> tuple[int, dict[str, str], str]:
+        def identity(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
             status, body = issuer.respond(
                 "/cdn-cgi/access/get-identity", request.headers.get("Cookie")
             )

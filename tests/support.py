@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import pytest
 import responses
 from werkzeug.test import Client
 
@@ -31,9 +32,24 @@ class FrozenClock:
         self.now += seconds
 
 
+def never_sleep(seconds: float) -> None:
+    """A sleep for code that must not wait: calling it fails the test."""
+    pytest.fail(f"slept {seconds} s where no wait was expected")
+
+
 def count_calls(mock: responses.RequestsMock, url: str) -> int:
     """How many requests ``mock`` answered for ``url``."""
     return sum(1 for call in mock.calls if call.request.url == url)
+
+
+def sent_kwargs(call: responses.Call) -> dict[str, Any]:
+    """The keyword arguments requests was called with for ``call``.
+
+    responses keeps them on the request as ``req_kwargs``, an attribute that
+    ``PreparedRequest`` does not declare.
+    """
+    kwargs: dict[str, Any] = vars(call.request)["req_kwargs"]
+    return kwargs
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -20,6 +20,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .chromium import headless_chromium
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 pytestmark = pytest.mark.browser
 
 #: Seconds a page may take to show what the test waits for.
@@ -27,7 +30,7 @@ WAIT = 15
 
 
 @contextmanager
-def served(wsgi_app: Any) -> Iterator[int]:
+def served(wsgi_app: WSGIApplication) -> Iterator[int]:
     """``wsgi_app`` served on 127.0.0.1 in a thread; its port."""
     server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -40,10 +43,10 @@ def served(wsgi_app: Any) -> Iterator[int]:
         thread.join()
 
 
-def forging_site(target: str) -> Any:
+def forging_site(target: str) -> WSGIApplication:
     """Another site's page with a form that posts to ``target``."""
 
-    @Request.application  # type: ignore[arg-type]
+    @Request.application
     def page(request: Request) -> Response:
         html = (
             "<!doctype html><title>Win a prize</title>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -26,6 +26,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON_CLIENT = {"Accept": "application/json"}
@@ -105,7 +108,7 @@ def test_middleware_bodies_are_negotiated(issuer: AccessIssuer, clock: FrozenClo
     assert client.get("/", headers=BROWSER).headers["Content-Type"].startswith("text/html")
 
 
-def _ok(environ: Any, start_response: Any) -> list[bytes]:
+def _ok(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, request
@@ -22,6 +22,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: The origin of Flask's test client: ``http://localhost``.
 OWN = "http://localhost"
@@ -297,7 +300,7 @@ def test_bad_settings_fail_at_start(make_app: AppFactory, key: str, value: objec
         make_app(**{key: value})
 
 
-def _downstream(environ: Any, start_response: Any) -> list[bytes]:
+def _downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TypedDict
 
 import pytest
 import responses
@@ -258,6 +259,14 @@ def test_audit_log_records_grants_and_refusals(
     ]
 
 
+class SentAs(TypedDict, total=False):
+    """Whom a request is sent as: the keywords of AccessClient.open that choose the token."""
+
+    as_user: str
+    groups: list[str]
+    as_service_token: str
+
+
 def test_rules_sample_refuses_each_rule_with_its_reason(
     examples_on_path: None, team: AccessIssuer
 ) -> None:
@@ -268,7 +277,7 @@ def test_rules_sample_refuses_each_rule_with_its_reason(
         team.register(mock)
         app = rules_app.create_app(team.settings())
         client = AccessClient.for_app(app, team)
-        cases = [
+        cases: list[tuple[str, str, SentAs, int, Reason | None]] = [
             ("GET", "/health", {}, 200, None),
             ("GET", "/", {}, 401, Reason.MISSING_TOKEN),
             ("GET", "/", {"as_user": "ada@example.com"}, 200, None),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -20,6 +20,9 @@ from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 DOMAINS = ["acme.com", ".corp.example", "kelvin.example"]
 EMAILS = ["contractor@gmail.com"]
@@ -145,7 +148,7 @@ def test_middleware_applies_the_rules(
 ) -> None:
     """The middleware takes the same rules as keyword settings."""
 
-    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [])
         return [b"ok"]
 

@@ -15,7 +15,7 @@ from flask_cf_access import _single_flight as flight_module
 from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access._single_flight import POLL_INTERVAL, SingleFlight
 
-from .support import START, FrozenClock
+from .support import START, FrozenClock, never_sleep
 
 THREADS = 8
 
@@ -260,6 +260,6 @@ def test_unreachable_cache_means_fetching_alone() -> None:
         get = add = set = delete = _fail
 
     store = Store()
-    flights = SingleFlight(SharedCache(Down()), wait_limit=5, sleep=pytest.fail)
+    flights = SingleFlight(SharedCache(Down()), wait_limit=5, sleep=never_sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
     assert store.fetches == 1

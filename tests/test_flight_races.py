@@ -7,6 +7,8 @@ that happens. Each test makes it happen at one such moment.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from cachelib import SimpleCache
 
 from flask_cf_access._shared_cache import SharedCache
@@ -80,7 +82,7 @@ class MissingEverything(SimpleCache):
     """A backend that fails by answering every call with a miss, never raising
     (as cachelib's FileSystemCache does when its directory is gone)."""
 
-    def add(self, key: str, value: object, timeout: int | None = None) -> bool:
+    def add(self, key: str, value: object, timeout: int | timedelta | None = None) -> bool:
         return False
 
     def get(self, key: str) -> None:

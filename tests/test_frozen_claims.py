@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import responses
 from flask import Flask, g
 from werkzeug.test import Client
 
@@ -22,6 +23,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer
 from .verdicts import refusal_reasons, verdict
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 Mutation = Callable[[Mapping[str, Any]], None]
 
@@ -62,7 +66,9 @@ CASES: dict[str, tuple[dict[str, Any], Mutation]] = {
 
 
 @pytest.fixture
-def mutating_app(issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any) -> Flask:
+def mutating_app(
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
+) -> Flask:
     """An app whose /mutate view tries the mutation named by the query string on the claims."""
     app = Flask("mutating")
     app.config.update(issuer.settings())
@@ -152,7 +158,7 @@ def test_middleware_app_cannot_change_later_requests(
     """Behind the middleware, an app changing the environ's claims changes no later verdict."""
     refused: list[bool] = []
 
-    def downstream(environ: Any, start_response: Any) -> Iterable[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         claims = environ["cf_access.claims"]
         for mutation in (append_to_groups, append_to_custom_groups):
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import freezegun
 import pytest
@@ -22,6 +22,9 @@ from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import OUT_OF_LEEWAY, AccessIssuer
 
 from .support import bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: A moment far from the real time now, so that a clock left unfrozen shows.
 FROZEN_AT = 1_900_000_000
@@ -163,7 +166,7 @@ def test_maximum_age_follows_frozen_time(team: AccessIssuer, freeze: Freezer) ->
 def test_middleware_follows_frozen_time(team: AccessIssuer, freeze: Freezer) -> None:
     """The WSGI middleware, on its default clock, refuses a remembered token frozen past exp."""
 
-    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 

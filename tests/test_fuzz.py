@@ -222,6 +222,6 @@ def test_hostile_json_anywhere(
                 (503, Reason.IDENTITY_UNAVAILABLE),
             }
         # "--" ends the options: a drawn token may start with "-".
-        result = app.test_cli_runner().invoke(cli, ["verify", "--group", "Admins", "--", token])
-        assert isinstance(result.exception, (SystemExit, type(None))), result.output
-        assert result.exit_code in {0, 1}
+        cli_result = app.test_cli_runner().invoke(cli, ["verify", "--group", "Admins", "--", token])
+        assert isinstance(cli_result.exception, (SystemExit, type(None))), cli_result.output
+        assert cli_result.exit_code in {0, 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def genuine_app(case: dict[str, Any], clock: FrozenClock) -> Flask:
 
 
 @pytest.fixture(params=GENUINE, ids=[case["name"] for case in GENUINE])
-def case(request: pytest.FixtureRequest) -> Any:
+def case(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """One genuine token with the certs its team published, served by responses."""
     certs = json.loads((FIXTURES / request.param["certs"]).read_text())
     with responses.RequestsMock() as mock:
@@ -50,6 +51,7 @@ def test_genuine_token_verifies(case: dict[str, Any]) -> None:
     response = genuine_app(case, clock).test_client().get("/", headers=bearer(case["token"]))
     assert response.status_code == 200
     claims = response.json
+    assert claims is not None
     assert claims["iss"] == case["issuer"]
     assert case["audience"] in claims["aud"]
     assert claims["type"] == "app"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypedDict
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ from flask_cf_access import Reason, require_group
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import FrozenClock, count_calls, outcome
+from .support import FrozenClock, count_calls, outcome, sent_kwargs
 
 
 def identity_calls(mock: responses.RequestsMock, issuer: AccessIssuer) -> int:
@@ -85,17 +86,17 @@ def test_identity_call_sends_the_token_as_cookie(
     assert outcome(app, token, "/admin") == (200, None)
     (call,) = [c for c in mocked_team.calls if c.request.url == issuer.identity_url]
     assert call.request.headers["Cookie"] == f"CF_Authorization={token}"
-    assert call.request.req_kwargs["timeout"].total == 5.0
+    assert sent_kwargs(call)["timeout"].total == 5.0
 
 
-class RecordingCache(SimpleCache):  # type: ignore[misc]
+class RecordingCache(SimpleCache):
     """A SimpleCache that remembers the timeout of every set."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.timeouts: dict[str, int | None] = {}
+        self.timeouts: dict[str, int | timedelta | None] = {}
 
-    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+    def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         self.timeouts[key] = timeout
         return bool(super().set(key, value, timeout))
 
@@ -131,6 +132,15 @@ def test_service_token_has_no_groups(
     assert identity_calls(mocked_team, issuer) == 0
 
 
+class IdentityAnswer(TypedDict, total=False):
+    """How the mocked get-identity answers: the keywords of responses' replace()."""
+
+    status: int
+    json: object
+    body: str | Exception
+    headers: dict[str, str]
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -150,10 +160,10 @@ def test_identity_unavailable_is_503_on_group_routes_only(
     app: Flask,
     issuer: AccessIssuer,
     mocked_team: responses.RequestsMock,
-    answer: dict[str, object],
+    answer: IdentityAnswer,
 ) -> None:
     """When get-identity fails, group routes answer 503; plain protected routes still 200."""
-    mocked_team.replace(responses.GET, issuer.identity_url, **answer)  # type: ignore[arg-type]
+    mocked_team.replace(responses.GET, issuer.identity_url, **answer)
     token = issuer.user_token("ada@example.com", ["Admins"])
     assert outcome(app, token, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert outcome(app, token, "/") == (200, None)
@@ -194,7 +204,7 @@ def test_malformed_groups_claim_refused(app: Flask, issuer: AccessIssuer) -> Non
     assert outcome(app, token, "/") == (200, None)
 
 
-class CountingCache(SimpleCache):  # type: ignore[misc]
+class CountingCache(SimpleCache):
     """A SimpleCache that counts reads of identity entries."""
 
     def __init__(self) -> None:

@@ -133,7 +133,7 @@ def test_workers_share_keys_and_identities_through_redis(redis_server: RedisServ
             # No warm-up: the first batch has every worker missing the keys and
             # each user's groups at once, and one of them fetches for all.
             requests = [(email, path) for email in tokens for path in ("/admin/", "/api/whoami")]
-            statuses = []
+            statuses: list[tuple[tuple[str, str], int]] = []
             with ThreadPoolExecutor(max_workers=8) as pool:
                 # Concurrent batches until the access log shows several workers served
                 # (the kernel decides which worker accepts): bounded, never a sleep.

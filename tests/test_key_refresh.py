@@ -18,14 +18,14 @@ from flask_cf_access._keys import KeyStore
 from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
-from .support import FrozenClock, count_calls
+from .support import FrozenClock, count_calls, never_sleep
 
 MAX_AGE = 900
 INTERVAL = 60
 TIMEOUT = 5.0
 
 
-class CountingCache(SimpleCache):  # type: ignore[misc]
+class CountingCache(SimpleCache):
     """A SimpleCache standing for Redis, counting the reads of the key set."""
 
     def __init__(self) -> None:
@@ -62,7 +62,7 @@ class Worker:
         backend: SimpleCache,
         *,
         background: Callable[[Callable[[], None]], None] | None = None,
-        sleep: Callable[[float], None] = pytest.fail,
+        sleep: Callable[[float], None] = never_sleep,
     ) -> None:
         self.store = KeyStore(
             certs_url=issuer.certs_url,
@@ -122,7 +122,7 @@ def test_hanging_refresh_holds_no_request(issuer: AccessIssuer, clock: FrozenClo
     """While the certs endpoint hangs on the refresh, known kids are served without waiting."""
     release, hanging = threading.Event(), threading.Event()
 
-    def hang(_request: Any) -> tuple[int, dict[str, str], str]:
+    def hang(_request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         hanging.set()
         assert release.wait(30)
         return 200, {}, json.dumps(issuer.certs())
@@ -321,7 +321,7 @@ def test_forced_fetch_finishing_between_two_looks_is_taken(
 ) -> None:
     """A forced fetch elsewhere that ends between this worker's two looks is still taken up."""
 
-    class RacingCache(SimpleCache):  # type: ignore[misc]
+    class RacingCache(SimpleCache):
         """Another worker's forced fetch completes right after this worker reads the set."""
 
         def __init__(self) -> None:
@@ -364,7 +364,9 @@ def test_threads_wait_for_a_forced_fetch_under_way(
         assert worker.store.preload()
         issuer.rotate()
 
-        def fetch_while_another_thread_asks(_request: Any) -> tuple[int, dict[str, str], str]:
+        def fetch_while_another_thread_asks(
+            _request: requests.PreparedRequest,
+        ) -> tuple[int, dict[str, str], str]:
             other = threading.Thread(
                 target=lambda: seen_during_fetch.append(worker.refusal(issuer.signing_key.kid))
             )

@@ -17,7 +17,7 @@ from flask_cf_access import Reason
 from flask_cf_access.testing import AccessIssuer, encode_token
 
 from .conftest import AppFactory
-from .support import FrozenClock, bearer, count_calls, outcome
+from .support import FrozenClock, bearer, count_calls, outcome, sent_kwargs
 
 
 def fetches(mock: responses.RequestsMock, issuer: AccessIssuer) -> int:
@@ -275,7 +275,7 @@ def test_fetch_has_a_timeout(
     make_app(CF_ACCESS_HTTP_TIMEOUT=2.5)
     sent = [call for call in mocked_team.calls if call.request.url == issuer.certs_url]
     assert sent
-    assert all(call.request.req_kwargs["timeout"].total == 2.5 for call in sent)
+    assert all(sent_kwargs(call)["timeout"].total == 2.5 for call in sent)
 
 
 def test_oversized_certs_document_refused(

@@ -12,6 +12,7 @@ import responses
 from flask import Flask, render_template_string
 from flask_login import LoginManager, UserMixin, login_required, login_user
 from flask_login.signals import user_loaded_from_request
+from werkzeug.test import TestResponse
 
 import flask_cf_access
 from flask_cf_access import AccessIdentity, CloudflareAccess, Reason
@@ -117,7 +118,7 @@ def refusals(app: Flask) -> Iterator[list[Reason]]:
         yield reasons
 
 
-def no_cookies_set(response: Any) -> bool:
+def no_cookies_set(response: TestResponse) -> bool:
     """Whether the response sets no cookie at all (no session, no remember-me)."""
     return response.headers.getlist("Set-Cookie") == []
 
@@ -183,6 +184,7 @@ def test_templates_see_the_user(client: AccessClient) -> None:
 def test_service_token_becomes_what_the_loader_says(client: AccessClient) -> None:
     """A service token is whatever principal the loader maps it to."""
     response = client.get("/private", as_service_token="ci.access")
+    assert response.json is not None
     assert response.json["email"] == "ci.access"
 
 
@@ -222,6 +224,7 @@ def test_token_wins_over_a_session(client: AccessClient, old_session: str) -> No
     """Bob's token with Ada's session and remember-me cookie is Bob, and nothing is written."""
     response = client.get("/private", as_user="bob@example.com")
     assert response.status_code == 200
+    assert response.json is not None
     assert response.json["email"] == "bob@example.com"
     assert no_cookies_set(response)
 
@@ -249,6 +252,7 @@ def test_remember_me_cookie_alone_is_ignored(
     """A remember-me cookie without a session neither hides the token's user nor makes a session."""
     client.delete_cookie("session")
     response = client.get("/private", as_user="bob@example.com")
+    assert response.json is not None
     assert response.json["email"] == "bob@example.com"
     assert no_cookies_set(response)
     anonymous = client.get("/private")

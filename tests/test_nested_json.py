@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -29,6 +29,9 @@ from .verdicts import (
     usual_header,
     verdict,
 )
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: Deeper than the parser's own recursion limit: today's ``RecursionError``.
 TOO_DEEP_TO_PARSE = 5000
@@ -88,7 +91,7 @@ def test_nested_claims_within_the_limit_pass(app: Flask, issuer: AccessIssuer) -
 def test_middleware_refuses_a_nested_header(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """The middleware answers 401 to a nested header; nothing escapes to the server."""
 
-    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"downstream"]
 

@@ -61,7 +61,8 @@ def test_remembered_token_with_far_exp_is_not_kept(app: Flask, issuer: AccessIss
 @pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
 def test_cli_verify_explains_a_far_time(app: Flask, issuer: AccessIssuer, name: str) -> None:
     """flask cf-access verify shows a far time as not a time and refuses, without crashing."""
-    token = issuer.user_token("ada@example.com", **{name: 10**400})
+    far_time: dict[str, Any] = {name: 10**400}
+    token = issuer.user_token("ada@example.com", **far_time)
     result = app.test_cli_runner().invoke(cli, ["verify", token])
     assert isinstance(result.exception, SystemExit), result.output
     assert result.exit_code == 1

@@ -145,6 +145,7 @@ def test_good_token_without_account_is_nobody_here(
     """On an optional route, an identity without an account gets user None, not a 403."""
     response = client.get("/landing", as_user="eve@example.com")
     assert response.status_code == 200
+    assert response.json is not None
     assert response.json["identity"] == "eve@example.com"
     assert response.json["user"] is None
     assert signals == [("granted", "eve@example.com")]
@@ -196,7 +197,9 @@ def test_bad_cookie_is_still_401(
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com", expired=True))
     assert client.get("/landing").status_code == 401
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))
-    assert client.get("/landing").json["identity"] == "ada@example.com"
+    response = client.get("/landing")
+    assert response.json is not None
+    assert response.json["identity"] == "ada@example.com"
     assert signals == [("denied", Reason.EXPIRED), ("granted", "ada@example.com")]
 
 

@@ -105,7 +105,9 @@ def test_dot_segment_try_needs_path_as_is(example: Started) -> None:
 def test_ready_line_names_the_port_it_serves(example: Started) -> None:
     """--port 0 picks a free port; the ready line and every command name it."""
     (ready,) = [line for line in example.running.lines if READY.search(line)]
-    port = urlsplit(READY.search(ready).group(1)).port  # type: ignore[union-attr]
+    match = READY.search(ready)
+    assert match is not None
+    port = urlsplit(match.group(1)).port
     assert port
     assert {urlsplit(curl.url).port for _, curl in example.tries()} == {port}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint
 from werkzeug.test import Client
@@ -12,6 +12,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 PREFLIGHT = {
     "Origin": "https://other.example",
@@ -54,7 +57,7 @@ def test_hand_written_options_is_protected(make_app: AppFactory) -> None:
     assert response.status_code == 401
 
 
-def _downstream(environ: Any, start_response: Any) -> list[bytes]:
+def _downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     start_response("204 No Content", [])
     return []
 

@@ -125,6 +125,7 @@ def test_first_visit_creates_the_account_from_the_identity(
             "roles": ["admin", "staff"],
         }
     ]
+    assert response.json is not None
     assert response.json["roles"] == ["admin", "staff"]
     assert [(load.identity.email, load.created) for load in loads] == [("ada@example.com", True)]
     assert [record.getMessage() for record in caplog.records] == [
@@ -169,6 +170,7 @@ def test_email_change_for_the_same_sub_updates_the_row(
     client.get("/", as_user="ada@example.com")
     with capture_user_loads(app) as loads:
         response = client.get("/api/me", token=issuer.user_token("ada.king@example.com", sub=sub))
+    assert response.json is not None
     assert response.json["email"] == "ada.king@example.com"
     assert [(account["sub"], account["email"]) for account in accounts(app)] == [
         (sub, "ada.king@example.com")
@@ -218,6 +220,7 @@ def test_known_service_token_is_a_machine_principal(client: AccessClient, app: F
         first = client.get("/api/me", as_service_token="ci.access")
         second = client.get("/api/me", as_service_token="ci.access")
     assert first.status_code == second.status_code == 200
+    assert second.json is not None
     assert second.json["service_token"] == "ci.access"
     assert second.json["roles"] == ["deployer"]
     assert [load.created for load in loads] == [True, False]

@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import pytest
+import responses
 from flask import Flask
 from flask.ctx import _AppCtxGlobals
 
@@ -104,7 +105,7 @@ def test_a_failed_check_forgets_a_passed_one_in_the_same_request(
 
 
 def test_guard_registered_before_init_app_still_admits(
-    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """An app-wide before_request guard added before init_app keeps its identity for the view."""
     app = Flask("early_guard")
@@ -131,7 +132,7 @@ class OwnGlobals(_AppCtxGlobals):
 
 
 def test_own_g_class_is_cleared_too(
-    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """With an app's own g class, a tokenless request sees no earlier identity either."""
     app = Flask("own_g")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
+import responses
 from flask import Blueprint, Flask
 from werkzeug.test import Client
 
@@ -33,6 +34,9 @@ from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
 def starts_with_a(identity: AccessIdentity) -> bool:
@@ -192,7 +196,7 @@ def primitive_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
 def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMiddleware:
     """The middleware, a rule per case."""
 
-    def downstream(environ: Any, start_response: Any) -> list[bytes]:
+    def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [environ["REMOTE_USER"].encode()]
 
@@ -330,7 +334,7 @@ def test_middleware_passes_the_configured_name(issuer: AccessIssuer, clock: Froz
 
 
 def test_any_service_token_without_the_setting(
-    issuer: AccessIssuer, clock: FrozenClock, mocked_team: Any
+    issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """Without CF_ACCESS_SERVICE_TOKENS any service token passes @require_access, with no role."""
     app = Flask("open")
@@ -433,7 +437,8 @@ def test_stacked_decorators_verify_once(
     zed = issuer.user_token("zed@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(zed)).status_code == 403
     assert denied == [Reason.CHECK_FAILED]
-    assert app.view_functions["combined"].__wrapped__.__name__ == "view"
+    # functools.wraps keeps the wrapped view in the wrapper's __dict__.
+    assert vars(app.view_functions["combined"])["__wrapped__"].__name__ == "view"
 
 
 def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -613,19 +618,26 @@ def test_describe() -> None:
     )
 
 
+class MiddlewareSettings(TypedDict):
+    """The settings every middleware in a test shares."""
+
+    team_domain: str
+    audience: str
+    load_keys_on_init: bool
+
+
 def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
     """Rules take groups or a requirement; a rule needing service tokens that are refused fails."""
 
-    def app(environ: Any, start_response: Any) -> list[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         return []
 
-    base = {
-        "team_domain": issuer.team_domain,
-        "audience": issuer.audience,
-        "load_keys_on_init": False,
-    }
+    base = MiddlewareSettings(
+        team_domain=issuer.team_domain, audience=issuer.audience, load_keys_on_init=False
+    )
     with pytest.raises(ConfigurationError, match="require"):
-        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base)  # type: ignore[dict-item]
+        # 3 is deliberately not a group: the rule is refused at start-up.
+        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base)  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="allow_service_tokens"):
         CloudflareAccessMiddleware(
             app, rules={"/ci": require(service_tokens=[])}, allow_service_tokens=False, **base
@@ -716,7 +728,7 @@ def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenC
 def test_middleware_without_rules_needs_only_a_token(issuer: AccessIssuer) -> None:
     """With no rule and service tokens allowed, a path needs the plain token requirement."""
 
-    def app(environ: Any, start_response: Any) -> list[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         return []
 
     middleware = CloudflareAccessMiddleware(

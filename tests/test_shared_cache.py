@@ -165,7 +165,7 @@ def test_down_redis_never_fails_a_request(
     assert sum("is failing" in record.getMessage() for record in caplog.records) == 1
 
 
-class BrokenCache(SimpleCache):  # type: ignore[misc]
+class BrokenCache(SimpleCache):
     """A backend whose every call fails, counting the calls, until it is mended."""
 
     def __init__(self) -> None:

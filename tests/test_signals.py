@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -12,6 +12,7 @@ from werkzeug.test import Client
 
 import flask_cf_access
 from flask_cf_access import (
+    AccessError,
     AccessForbidden,
     AccessIdentity,
     AccessUnauthorized,
@@ -25,6 +26,9 @@ from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
 @dataclass
@@ -51,7 +55,7 @@ def sent() -> Iterator[list[Sent]]:
         yield received
 
 
-def downstream(environ: Any, start_response: Any) -> list[bytes]:
+def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 
@@ -120,7 +124,7 @@ def test_decorator_denial_sent_by_the_app(
     sent: list[Sent],
     path: str,
     who: str | None,
-    error_type: type[Exception],
+    error_type: type[AccessError],
     reason: Reason,
 ) -> None:
     """A refused request sends access_denied with the error and its reason, never the token."""

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+import responses
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from flask import Flask
@@ -114,7 +115,7 @@ def test_key_outside_the_team_refused(app: Flask, issuer: AccessIssuer) -> None:
 
 
 def test_embedded_and_remote_keys_ignored(
-    app: Flask, issuer: AccessIssuer, mocked_team: Any
+    app: Flask, issuer: AccessIssuer, mocked_team: responses.RequestsMock
 ) -> None:
     """jwk, jku, x5u and x5c in the header never choose a key, nor get fetched."""
     attacker = SigningKey.generate()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import load_pem_x509_certificate
 from flask import Flask
 
@@ -78,7 +79,9 @@ def test_kid_is_sha256_of_the_public_key(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     assert document["public_cert"]["kid"] == hashlib.sha256(der).hexdigest()
-    modulus = cert.public_key().public_numbers().n  # type: ignore[union-attr]
+    public_key = cert.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    modulus = public_key.public_numbers().n
     n = document["keys"][0]["n"]
     assert int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big") == modulus
 

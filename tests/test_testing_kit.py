@@ -32,6 +32,7 @@ from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,
     AccessIssuer,
+    StandInServer,
     capture_access,
     decode_unverified_claims,
 )
@@ -354,7 +355,7 @@ def test_plugin_import_is_light() -> None:
 
 
 def test_server_fixture_uses_the_issuer_fixture(
-    cf_access_issuer: AccessIssuer, cf_access_server: Any
+    cf_access_issuer: AccessIssuer, cf_access_server: StandInServer
 ) -> None:
     """cf_access_server serves cf_access_issuer, on 127.0.0.1."""
     assert cf_access_server.issuer is cf_access_issuer

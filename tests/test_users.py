@@ -349,7 +349,9 @@ def test_user_loaded_signal_says_whether_created(
 def test_new_user_is_unwrapped(client: AccessClient, directory: Directory) -> None:
     """A loader returning NewUser gives the view the user itself."""
     directory.create_unknown = True
-    assert client.get("/me", as_user="new@example.com").json["email"] == "new@example.com"
+    response = client.get("/me", as_user="new@example.com")
+    assert response.json is not None
+    assert response.json["email"] == "new@example.com"
 
 
 def test_async_view_reads_the_user(client: AccessClient, directory: Directory) -> None:
@@ -389,6 +391,7 @@ def test_one_extension_serves_many_apps_with_a_loader_registered_late(
     cf_access.user_loader(directory.load)
     for app in (first, second):
         response = AccessClient.for_app(app, issuer).get("/me", as_user="ada@example.com")
+        assert response.json is not None
         assert response.json["email"] == "ada@example.com"
     assert len(directory.asked) == 2
     assert not any(isinstance(value, Flask) for value in vars(cf_access).values())
@@ -425,7 +428,9 @@ def test_ensure_account_runs_the_loader_once(client: AccessClient, directory: Di
     account = client.ensure_account(as_user="new@example.com")
     assert account == Account("new@example.com")
     assert [identity.email for identity in directory.asked] == ["new@example.com"]
-    assert client.get("/me", as_user="new@example.com").json["email"] == "new@example.com"
+    response = client.get("/me", as_user="new@example.com")
+    assert response.json is not None
+    assert response.json["email"] == "new@example.com"
 
 
 def test_ensure_account_needs_an_identity(client: AccessClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 import pytest
 import requests
@@ -31,7 +31,7 @@ from flask_cf_access.testing import AccessIssuer, capture_access
 from .support import FrozenClock, bearer, outcome
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class Downstream:
@@ -77,7 +77,7 @@ def make_middleware(downstream: Downstream, issuer: AccessIssuer, clock: FrozenC
     return factory
 
 
-def get(app: Any, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
+def get(app: WSGIApplication, path: str, token: str | None = None, **kwargs: Any) -> TestResponse:
     """GET ``path`` exactly as given (as ``PATH_INFO``), with the token if any."""
     headers = {**(bearer(token) if token is not None else {}), **kwargs.pop("headers", {})}
     overrides = {"PATH_INFO": path, **kwargs.pop("environ_overrides", {})}
@@ -483,7 +483,10 @@ def test_settings_validated_as_the_extension_does(downstream: Downstream) -> Non
         )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audience="aud", cache={}
+            downstream,
+            team_domain="acme.cloudflareaccess.com",
+            audience="aud",
+            cache={},  # type: ignore[arg-type]  # deliberately not a cache
         )
     with pytest.raises(TypeError, match="audiance"):
         CloudflareAccessMiddleware(
@@ -540,7 +543,12 @@ def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer
         CloudflareAccessMiddleware(downstream, checker=middleware.checker, session=issuer.session())
 
 
-def _settings_kwargs(issuer: AccessIssuer) -> dict[str, str]:
+class _TeamSettings(TypedDict):
+    team_domain: str
+    audience: str
+
+
+def _settings_kwargs(issuer: AccessIssuer) -> _TeamSettings:
     return {"team_domain": issuer.team_domain, "audience": issuer.audience}
 
 
@@ -628,7 +636,7 @@ def test_one_verification_path(
     assert client.get("/decorated", headers=bearer(token)).status_code == 200
     assert checked == ["check", "check"]
 
-    def unavailable(token: str) -> Any:
+    def unavailable(token: str) -> NoReturn:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
     monkeypatch.setattr(middleware.checker.verifier, "verify_entry", unavailable)
@@ -656,4 +664,6 @@ def test_plain_wsgi_example(issuer: AccessIssuer, clock: FrozenClock) -> None:
         403,
         Reason.NOT_IN_GROUP,
     )
-    assert get(app, "/", issuer.service_token("ci")).json["user"] == "ci"
+    response = get(app, "/", issuer.service_token("ci"))
+    assert response.json is not None
+    assert response.json["user"] == "ci"

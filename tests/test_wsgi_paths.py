@@ -101,7 +101,7 @@ class Served:
         if token is not None:
             lines.append(f"Cf-Access-Jwt-Assertion: {token}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        with socket.create_connection(self.server.server_address[:2], timeout=30) as conn:
+        with socket.create_connection(("127.0.0.1", self.server.server_port), timeout=30) as conn:
             conn.sendall(raw)
             answer = b""
             while chunk := conn.recv(65536):

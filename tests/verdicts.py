@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 import responses
 from flask import Flask
 
@@ -66,11 +67,11 @@ def hostile_team(
     """The team's endpoints, answering ``certs`` or ``identity`` bodies of the test's choosing."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
 
-        def answer_certs(_request: Any) -> tuple[int, dict[str, str], bytes]:
+        def answer_certs(_request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
             body = certs(issuer) if certs else json.dumps(issuer.certs()).encode()
             return 200, {"Content-Type": "application/json"}, body
 
-        def answer_identity(request: Any) -> tuple[int, dict[str, str], bytes]:
+        def answer_identity(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
             if identity is not None:
                 return 200, {"Content-Type": "application/json"}, identity(issuer)
             status, body = issuer.respond(

@@ -88,7 +88,7 @@ def rows() -> tuple[list[tuple[str, int, str]], list[str]]:
         for value in REASONS
         if value not in known
     ]
-    table = [
+    table: list[tuple[str, int, str]] = [
         (reason.value, reason.status, REASONS[reason.value])
         for reason in Reason
         if reason.value in REASONS

@@ -137,6 +137,7 @@ def setup(app: Any) -> dict[str, Any]:
     """Register the directive."""
     from docutils import nodes
     from docutils.statemachine import StringList
+    from sphinx.domains.std import StandardDomain
     from sphinx.util.docutils import SphinxDirective
 
     class SettingsTable(SphinxDirective):
@@ -169,6 +170,7 @@ def setup(app: Any) -> dict[str, Any]:
             container = nodes.container()
             self.state.nested_parse(StringList(text, self.get_source_info()[0]), 0, container)
             std = self.env.get_domain("std")
+            assert isinstance(std, StandardDomain)
             for table_node in container.findall(nodes.table):
                 body = next(table_node.findall(nodes.tbody))
                 for row, row_node in zip(table, body.findall(nodes.row), strict=True):
