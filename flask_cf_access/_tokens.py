@@ -39,10 +39,12 @@ MAX_HEADER_LENGTH = 1024
 _BASE64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-def check_token_shape(token: str) -> bytes:
+def check_token_shape(token: str) -> tuple[bytes, bytes, bytes, bytes]:
     """Refuse, before any parsing, what cannot be a compact RS256 JWS.
 
-    :returns: the token's bytes: three non-empty base64url segments joined by dots.
+    :returns: the token's signing input (``header.payload``) and its three
+        segments, as bytes: ``(signing_input, header, payload, signature)``,
+        each segment non-empty base64url.
     :raises AccessUnauthorized: too long (the token, or its header segment
         beyond :data:`MAX_HEADER_LENGTH`), or not three base64url segments.
     """
@@ -61,22 +63,27 @@ def check_token_shape(token: str) -> bytes:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
     if first_dot > MAX_HEADER_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
-    return raw
+    return (
+        raw[:last_dot],
+        raw[:first_dot],
+        raw[first_dot + 1 : last_dot],
+        raw[last_dot + 1 :],
+    )
 
 
-def read_unverified_header(token: str) -> dict[str, Any]:
-    """The JOSE header of a token whose signature has *not* been checked.
+def read_unverified_header(segment: bytes) -> dict[str, Any]:
+    """The JOSE header in a token's first segment, whose signature has *not* been checked.
 
     Used only to choose the key by ``kid``; nothing in it is trusted.
 
+    :param segment: the header segment :func:`check_token_shape` returned.
     :raises AccessUnauthorized: the header is longer than :data:`MAX_HEADER_LENGTH`,
         or not base64url UTF-8 JSON of an object.
     """
-    segment = token.partition(".")[0]
     if len(segment) > MAX_HEADER_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
     try:
-        header = parse_json(b64url_decode(segment.encode("ascii")))
+        header = parse_json(b64url_decode(segment))
     except (binascii.Error, ValueError) as exc:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
     if not isinstance(header, dict):

@@ -158,7 +158,9 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 def test_shape_check_is_three_base64url_segments(token: str) -> None:
     """The shape check passes exactly three non-empty base64url segments joined by dots."""
     if COMPACT_JWS.fullmatch(token):
-        assert check_token_shape(token) == token.encode()
+        header, payload, signature = token.encode().split(b".")
+        signing_input = header + b"." + payload
+        assert check_token_shape(token) == (signing_input, header, payload, signature)
     else:
         with pytest.raises(AccessUnauthorized) as refusal:
             check_token_shape(token)
