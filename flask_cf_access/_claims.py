@@ -22,8 +22,8 @@ _TIME_CHECKS = frozenset({"exp", "nbf", "iat", "max age"})
 #: What ``claims.get`` answers for a claim that is not there (``None`` is a null claim).
 _ABSENT: Any = object()
 
-#: One claims check: the claims, and the clock time to judge them at.
-ClaimsCheck = Callable[[Mapping[str, Any], float], None]
+#: One claims check: the claims, and the clock time (in whole seconds) to judge them at.
+ClaimsCheck = Callable[[Mapping[str, Any], int], None]
 
 
 def _numeric_date(value: object, not_a_date: Reason) -> float:
@@ -67,13 +67,14 @@ class ClaimsPolicy:
     7. ``iat``: when present, a number not ahead, with the leeway
        (``ISSUED_IN_FUTURE``);
     8. ``type``: when present, ``app`` (``NOT_AN_APP_TOKEN``);
-    9. ``max age``: with ``CF_ACCESS_MAX_TOKEN_AGE``, ``iat`` is present
+    9. ``max age``: only with ``CF_ACCESS_MAX_TOKEN_AGE``, ``iat`` is present
        (``MISSING_CLAIM``) and not longer ago than the maximum age, with the
        leeway (``TOKEN_TOO_OLD``).
 
     A time outside the years 1970 to 9999 is ``MALFORMED_CLAIMS``. ``exp``,
     ``nbf`` and ``iat`` are compared with the clock truncated to whole
-    seconds, the maximum age with the clock itself.
+    seconds (the ``now`` every check is given), the maximum age with the
+    clock itself.
     """
 
     def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
@@ -94,8 +95,9 @@ class ClaimsPolicy:
             ("nbf", self._not_ahead("nbf", Reason.NOT_YET_VALID)),
             ("iat", self._not_ahead("iat", Reason.ISSUED_IN_FUTURE)),
             ("type", _check_type),
-            ("max age", self._check_age),
         )
+        if self._max_age is not None:
+            self._checks += (("max age", self._not_too_old(self._max_age)),)
         self._check_calls = tuple(check for _, check in self._checks)
         #: Those whose verdict the passing of time can change, in the same order.
         self._time_checks = tuple(check for name, check in self._checks if name in _TIME_CHECKS)
@@ -111,7 +113,7 @@ class ClaimsPolicy:
         :returns: the accepted claims' :meth:`window`.
         :raises AccessUnauthorized: with the reason of the first failed check.
         """
-        now = self.clock()
+        now = int(self.clock())
         for check in self._check_calls:
             check(claims, now)
         return self.window(claims)
@@ -125,7 +127,7 @@ class ClaimsPolicy:
 
         :raises AccessUnauthorized: expired, not yet valid, or too old by now.
         """
-        now = self.clock()
+        now = int(self.clock())
         for check in self._time_checks:
             check(claims, now)
 
@@ -138,7 +140,7 @@ class ClaimsPolicy:
 
         :returns: ``(name, reason)`` per check, ``reason`` ``None`` when it passed.
         """
-        now = self.clock()
+        now = int(self.clock())
         verdicts: list[tuple[str, Reason | None]] = []
         for name, check in self._checks:
             try:
@@ -166,16 +168,17 @@ class ClaimsPolicy:
             start = not_before - leeway + 1
         issued_at = claims.get("iat")
         if issued_at is not None:
-            start = max(start, issued_at - leeway + 1)
-            if self._max_age is not None:
-                end = min(end, issued_at + self._max_age + leeway)
-        return float(start), float(end)
+            if issued_at - leeway + 1 > start:
+                start = issued_at - leeway + 1
+            if self._max_age is not None and issued_at + self._max_age + leeway < end:
+                end = issued_at + self._max_age + leeway
+        return start, end
 
-    def _check_iss(self, claims: Mapping[str, Any], now: float) -> None:
+    def _check_iss(self, claims: Mapping[str, Any], now: int) -> None:
         if claims.get("iss") != self._issuer:
             raise AccessUnauthorized(Reason.INVALID_ISSUER)
 
-    def _check_aud(self, claims: Mapping[str, Any], now: float) -> None:
+    def _check_aud(self, claims: Mapping[str, Any], now: int) -> None:
         value = claims.get("aud")
         accepted = False
         if isinstance(value, str):
@@ -189,8 +192,8 @@ class ClaimsPolicy:
         if not accepted:
             raise AccessUnauthorized(Reason.INVALID_AUDIENCE)
 
-    def _check_exp(self, claims: Mapping[str, Any], now: float) -> None:
-        if _numeric_date(claims.get("exp"), Reason.MALFORMED_CLAIMS) <= int(now) - self._leeway:
+    def _check_exp(self, claims: Mapping[str, Any], now: int) -> None:
+        if _numeric_date(claims.get("exp"), Reason.MALFORMED_CLAIMS) <= now - self._leeway:
             raise AccessUnauthorized(Reason.EXPIRED)
 
     def _not_ahead(self, name: str, reason: Reason) -> ClaimsCheck:
@@ -201,40 +204,43 @@ class ClaimsPolicy:
         """
         leeway = self._leeway
 
-        def check(claims: Mapping[str, Any], now: float) -> None:
+        def check(claims: Mapping[str, Any], now: int) -> None:
             value = claims.get(name, _ABSENT)
-            if value is not _ABSENT and _numeric_date(value, reason) > int(now) + leeway:
+            if value is not _ABSENT and _numeric_date(value, reason) > now + leeway:
                 raise AccessUnauthorized(reason)
 
         return check
 
-    def _check_age(self, claims: Mapping[str, Any], now: float) -> None:
-        """Refuse a token issued longer ago than ``max_token_age`` allows.
+    def _not_too_old(self, max_age: int) -> ClaimsCheck:
+        """The check that a token was issued no longer ago than ``max_age`` seconds.
 
-        :raises AccessUnauthorized: too old, no ``iat`` to tell, or an ``iat``
-            outside any real time.
+        Refused as ``MISSING_CLAIM`` without an ``iat`` to tell the age by;
+        compared with the clock itself, not whole seconds.
         """
-        if self._max_age is None:
-            return
-        issued_at = _numeric_date(claims.get("iat"), Reason.MISSING_CLAIM)
-        if now - issued_at > self._max_age + self._leeway:
-            raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
+        limit = max_age + self._leeway
+        clock = self.clock
+
+        def check(claims: Mapping[str, Any], now: int) -> None:
+            if clock() - _numeric_date(claims.get("iat"), Reason.MISSING_CLAIM) > limit:
+                raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
+
+        return check
 
 
-def _check_types(claims: Mapping[str, Any], now: float) -> None:
+def _check_types(claims: Mapping[str, Any], now: int) -> None:
     get = claims.get
     for name in _STRING_CLAIMS:
         if not isinstance(get(name, ""), str):
             raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
 
 
-def _check_required(claims: Mapping[str, Any], now: float) -> None:
+def _check_required(claims: Mapping[str, Any], now: int) -> None:
     get = claims.get
     for name in _ESSENTIAL_CLAIMS:
         if get(name) is None:
             raise AccessUnauthorized(Reason.MISSING_CLAIM)
 
 
-def _check_type(claims: Mapping[str, Any], now: float) -> None:
+def _check_type(claims: Mapping[str, Any], now: int) -> None:
     if claims.get("type", "app") != "app":
         raise AccessUnauthorized(Reason.NOT_AN_APP_TOKEN)

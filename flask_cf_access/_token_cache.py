@@ -39,7 +39,6 @@ class VerifiedToken:
         claims: Mapping[str, Any],
         keyset: KeySet | None = None,
         window: tuple[float, float] = (math.inf, -math.inf),
-        *,
         key: RSAKey | None = None,
     ) -> None:
         self.kid = kid
@@ -91,12 +90,13 @@ class TokenCache:
         """Remember ``entry`` for ``token``, forgetting the least recently used beyond the bound."""
         if not self.max_size:
             return
+        entries = self._entries
         with self._lock:
-            if token in self._entries:
-                self._entries.move_to_end(token)
-            self._entries[token] = entry
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            if token in entries:
+                entries.move_to_end(token)
+            entries[token] = entry
+            while len(entries) > self.max_size:
+                entries.popitem(last=False)
 
     def discard(self, token: str) -> None:
         """Forget ``token`` if it is held."""

@@ -23,7 +23,7 @@ from ._errors import AccessError, AccessUnauthorized, Reason
 from ._json_input import frozen_claims, parse_json, parse_json_counting_brackets
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
-from ._tokens import b64url_decode, check_token_shape, read_unverified_header
+from ._tokens import check_token_shape, decode_segment, read_unverified_header
 
 #: The one algorithm Cloudflare Access signs with, and the only one accepted.
 ALGORITHMS = ("RS256",)
@@ -180,7 +180,7 @@ class TokenVerifier:
             self._known_headers[header_segment] = kid
         claims, brackets = _parsed_claims(payload)
         window = self.policy.check(claims)
-        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key=key)
+        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key)
         self.cache.put(token, entry)
         return entry
 
@@ -328,7 +328,7 @@ def _check_header_members(header_segment: bytes, header: dict[str, Any]) -> None
 def _unverified_claims(payload_segment: bytes) -> dict[str, Any] | None:
     """The claims of a payload whose signature has *not* been checked, to show; else ``None``."""
     try:
-        claims = parse_json(b64url_decode(payload_segment))
+        claims = parse_json(decode_segment(payload_segment))
     except ValueError:
         return None
     return claims if isinstance(claims, dict) else None
@@ -386,11 +386,11 @@ class _KeyVerifier:
         if len(signature_segment) > _MAX_SIGNATURE_LENGTH:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
         try:
-            payload = b64url_decode(payload_segment)
+            payload = decode_segment(payload_segment)
         except ValueError as exc:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
         try:
-            signature = b64url_decode(signature_segment)
+            signature = decode_segment(signature_segment)
             self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
         except (InvalidSignature, ValueError) as exc:
             raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc

@@ -28,7 +28,12 @@ from flask_cf_access import _verifier as verifier_module
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
-from flask_cf_access._tokens import b64url_decode, read_unverified_header
+from flask_cf_access._tokens import (
+    b64url_decode,
+    check_token_shape,
+    decode_segment,
+    read_unverified_header,
+)
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 
 from .conftest import AppFactory
@@ -454,17 +459,25 @@ URLSAFE = string.ascii_letters + string.digits + "-_"
 
 @given(st.text(alphabet=URLSAFE, min_size=1, max_size=64))
 def test_b64url_decode_matches_joserfc(segment: str) -> None:
-    """The verifier's base64url decoding accepts and refuses exactly what joserfc's does."""
+    """The verifier's base64url decoding accepts and refuses exactly what joserfc's does,
+    of a segment alone or of a token's segment as the shape check spells it."""
     data = segment.encode()
     try:
         expected: bytes | None = urlsafe_b64decode(data)
     except ValueError:
         expected = None
-    try:
-        actual: bytes | None = b64url_decode(data)
-    except ValueError:
-        actual = None
-    assert actual == expected
+    _, header, payload, signature = check_token_shape(f"{segment}.{segment}.{segment}")
+    for decode, spelled in (
+        (b64url_decode, data),
+        (decode_segment, header),
+        (decode_segment, payload),
+        (decode_segment, signature),
+    ):
+        try:
+            actual: bytes | None = decode(spelled)
+        except ValueError:
+            actual = None
+        assert actual == expected
 
 
 class RangedRegistry(JWTClaimsRegistry):
@@ -678,7 +691,11 @@ def test_first_failing_check_in_the_fixed_order_names_the_reason(
 def test_policy_order_is_the_documented_one() -> None:
     """The policy explains its checks under the names, and in the order, its docstring lists."""
     access_settings = AccessSettings.from_mapping(
-        {"CF_ACCESS_TEAM_DOMAIN": TEAM, "CF_ACCESS_AUDIENCE": AUDIENCES}
+        {
+            "CF_ACCESS_TEAM_DOMAIN": TEAM,
+            "CF_ACCESS_AUDIENCE": AUDIENCES,
+            "CF_ACCESS_MAX_TOKEN_AGE": 60,
+        }
     )
     names = [name for name, _ in ClaimsPolicy(access_settings, FrozenClock()).explain(USUAL)]
     assert names == [name for name, _, _ in FAILURES_IN_ORDER]
