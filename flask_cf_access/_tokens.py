@@ -39,9 +39,9 @@ MAX_HEADER_LENGTH = 1024
 _BASE64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 #: Every byte of a token to its spelling in standard base64: ``-`` to ``+``,
 #: ``_`` to ``/``, the rest of the base64url alphabet and the dot to
-#: themselves, and any other byte to ``!``, which neither alphabet holds.
+#: themselves, and any other byte to ``0x80``, which is not even ASCII.
 _TO_STANDARD_BASE64 = bytes(
-    byte if byte in _BASE64URL_ALPHABET or byte == ord(".") else ord("!") for byte in range(256)
+    byte if byte in _BASE64URL_ALPHABET or byte == ord(".") else 0x80 for byte in range(256)
 ).translate(bytes.maketrans(b"-_", b"+/"))
 
 
@@ -64,11 +64,15 @@ def check_token_shape(token: str) -> tuple[bytes, bytes, bytes, bytes]:
     except UnicodeEncodeError as exc:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
     standard = raw.translate(_TO_STANDARD_BASE64)
-    if b"!" in standard or standard.count(b".") != 2:
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
-    first_dot = raw.index(b".")
-    last_dot = raw.rindex(b".")
-    if first_dot == 0 or last_dot == first_dot + 1 or last_dot == len(raw) - 1:
+    first_dot = standard.find(b".")
+    last_dot = standard.rfind(b".")
+    if (
+        not standard.isascii()  # a byte of neither alphabet
+        or first_dot <= 0  # no dot, or an empty header segment
+        or last_dot <= first_dot + 1  # one dot, or an empty payload segment
+        or last_dot == len(standard) - 1  # an empty signature segment
+        or standard.find(b".", first_dot + 1, last_dot) != -1  # a third dot
+    ):
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
     if first_dot > MAX_HEADER_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
