@@ -6,6 +6,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ._keys import KeySet
 
 
+@dataclass(eq=False, slots=True)
 class VerifiedToken:
     """What a verified token said, the key it verified with, and what was learnt since.
 
@@ -31,24 +33,14 @@ class VerifiedToken:
         ``keyset`` is no longer in use.
     """
 
-    __slots__ = ("claims", "identity", "key", "keyset", "kid", "window")
-
-    def __init__(
-        self,
-        kid: str,
-        claims: Mapping[str, Any],
-        keyset: KeySet | None = None,
-        window: tuple[float, float] = (math.inf, -math.inf),
-        key: RSAKey | None = None,
-    ) -> None:
-        self.kid = kid
-        self.claims = claims
-        self.keyset = keyset
-        self.window = window
-        self.key = key
-        #: The identity these claims speak for, once a request has asked;
-        #: every later request with the token gets the same one.
-        self.identity: AccessIdentity | None = None
+    kid: str
+    claims: Mapping[str, Any]
+    keyset: KeySet | None = None
+    window: tuple[float, float] = (math.inf, -math.inf)
+    key: RSAKey | None = None
+    #: The identity these claims speak for, once a request has asked;
+    #: every later request with the token gets the same one.
+    identity: AccessIdentity | None = field(default=None, init=False)
 
 
 class TokenCache:
