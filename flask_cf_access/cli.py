@@ -238,8 +238,9 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
     The app-wide rules (allowed e-mails, known service tokens) apply too.
-    The verdict comes from the app's own verifier; the token itself is never
-    printed. Exits 0 when the token passes, 1 when it does not.
+    Each step and claims check is the app's own verifier's, in its order
+    (TokenVerifier.explain); the token itself is never printed. Exits 0 when
+    the token passes, 1 when it does not.
     """
     checker = _checker_of()
     if token == "-":
