@@ -98,6 +98,7 @@ class ClaimsPolicy:
         )
         if self._max_age is not None:
             self._checks += (("max age", self._not_too_old(self._max_age)),)
+        #: The same checks, without their names, as :meth:`check` makes them.
         self._check_calls = tuple(check for _, check in self._checks)
         #: Those whose verdict the passing of time can change, in the same order.
         self._time_checks = tuple(check for name, check in self._checks if name in _TIME_CHECKS)
