@@ -4,36 +4,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from ._errors import AccessUnauthorized, Reason
 from ._settings import AccessSettings
 
-_STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "type")
+#: Claims that, when present, must be JSON strings.
+_STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "type", "jti")
 #: Claims that must be present (and not null), as RFC 7519 registries call "essential".
 _ESSENTIAL_CLAIMS = ("aud", "exp", "iss")
-#: Claims whose verdict changes as time passes.
-_TIME_CLAIMS = frozenset({"exp", "nbf", "iat"})
 #: NumericDates from 1970 up to the end of year 9999 are times; anything
 #: outside (``exp=10**400``, a negative ``iat``) is refused as malformed
 #: rather than reach arithmetic that would overflow a float or a datetime.
 MAX_NUMERIC_DATE = 253_402_300_800  # 10000-01-01T00:00:00Z
+#: The checks whose verdict changes as time passes.
+_TIME_CHECKS = frozenset({"exp", "nbf", "iat", "max age"})
+#: What ``claims.get`` answers for a claim that is not there (``None`` is a null claim).
+_ABSENT: Any = object()
+
+#: One claims check: the claims, and the clock time (in whole seconds) to judge them at.
+ClaimsCheck = Callable[[Mapping[str, Any], int], None]
 
 
-def _is_numeric_date(value: object) -> TypeGuard[int | float]:
-    """An RFC 7519 NumericDate: an int, or a finite float, but not a bool."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+def _numeric_date(value: object, not_a_date: Reason) -> float:
+    """``value`` as an RFC 7519 NumericDate of a real time (1970 to 9999).
 
+    A NumericDate is an int or a finite float, as JSON gives them: never a
+    bool (JSON's ``true`` is no date).
 
-def _check_range(value: float) -> None:
-    """Refuse a NumericDate before 1970 or after year 9999.
-
-    :raises AccessUnauthorized: ``MALFORMED_CLAIMS``.
+    :raises AccessUnauthorized: ``not_a_date`` when it is no number (a bool,
+        a string, a NaN or an infinity), ``MALFORMED_CLAIMS`` when it is a
+        number outside the years 1970 to 9999.
     """
-    if not 0 <= value < MAX_NUMERIC_DATE:
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        if 0 <= value < MAX_NUMERIC_DATE:
+            return value
         raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+    raise AccessUnauthorized(not_a_date)
 
 
 class ClaimsPolicy:
@@ -41,10 +48,33 @@ class ClaimsPolicy:
 
     The checks are those of joserfc's ``JWTClaimsRegistry`` for this policy
     (``iss`` and ``aud`` by value, ``exp`` essential, ``exp``/``nbf``/``iat``
-    as NumericDates with the leeway, ``jti`` a string), written out so that
-    they cost a few attribute look-ups rather than a registry walk; claims are
-    looked at in the token's order, so the first failing one names the reason,
-    as with the registry.
+    as NumericDates with the leeway, ``jti`` a string), written out, and made
+    in this fixed order, whatever order the token lists its claims in; the
+    first that fails names the reason:
+
+    1. ``claim types``: ``email``, ``sub``, ``common_name``,
+       ``identity_nonce``, ``country``, ``type`` and ``jti``, when present,
+       are strings (``MALFORMED_CLAIMS``);
+    2. ``required claims``: ``aud``, ``exp`` and ``iss`` are present and not
+       null (``MISSING_CLAIM``);
+    3. ``iss``: the team's issuer (``INVALID_ISSUER``);
+    4. ``aud``: a string, or an array of strings, holding one of the
+       configured AUD tags (``INVALID_AUDIENCE``);
+    5. ``exp``: a number (``MALFORMED_CLAIMS``), not past, with the leeway
+       (``EXPIRED``);
+    6. ``nbf``: when present, a number not ahead, with the leeway
+       (``NOT_YET_VALID``);
+    7. ``iat``: when present, a number not ahead, with the leeway
+       (``ISSUED_IN_FUTURE``);
+    8. ``type``: when present, ``app`` (``NOT_AN_APP_TOKEN``);
+    9. ``max age``: only with ``CF_ACCESS_MAX_TOKEN_AGE``, ``iat`` is present
+       (``MISSING_CLAIM``) and not longer ago than the maximum age, with the
+       leeway (``TOKEN_TOO_OLD``).
+
+    A time outside the years 1970 to 9999 is ``MALFORMED_CLAIMS``. ``exp``,
+    ``nbf`` and ``iat`` are compared with the clock truncated to whole
+    seconds (the ``now`` every check is given), the maximum age with the
+    clock itself.
     """
 
     def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
@@ -54,14 +84,24 @@ class ClaimsPolicy:
         self._issuer = settings.issuer
         self._audiences = frozenset(settings.audiences)
         self._leeway = settings.leeway
-        self._checks: dict[str, Callable[[object, int], None]] = {
-            "iss": self._check_iss,
-            "aud": self._check_aud,
-            "exp": self._check_exp,
-            "nbf": self._check_nbf,
-            "iat": self._check_iat,
-            "jti": _check_jti,
-        }
+        self._max_age = settings.max_token_age
+        #: Every check, by name, in the documented order.
+        self._checks: tuple[tuple[str, ClaimsCheck], ...] = (
+            ("claim types", _check_types),
+            ("required claims", _check_required),
+            ("iss", self._check_iss),
+            ("aud", self._check_aud),
+            ("exp", self._check_exp),
+            ("nbf", self._not_ahead("nbf", Reason.NOT_YET_VALID)),
+            ("iat", self._not_ahead("iat", Reason.ISSUED_IN_FUTURE)),
+            ("type", _check_type),
+        )
+        if self._max_age is not None:
+            self._checks += (("max age", self._not_too_old(self._max_age)),)
+        #: The same checks, without their names, as :meth:`check` makes them.
+        self._check_calls = tuple(check for _, check in self._checks)
+        #: Those whose verdict the passing of time can change, in the same order.
+        self._time_checks = tuple(check for name, check in self._checks if name in _TIME_CHECKS)
 
     @property
     def settings(self) -> AccessSettings:
@@ -69,95 +109,48 @@ class ClaimsPolicy:
         return self._settings
 
     def check(self, claims: Mapping[str, Any]) -> tuple[float, float]:
-        """Accept the claims or say why not.
-
-        ``iss`` must be the team, ``aud`` must hold a configured tag, ``exp`` is
-        required, ``exp``/``nbf``/``iat`` are checked with the leeway, ``type``
-        (when present) must be ``app``, and an optional maximum age is applied.
+        """Accept the claims or say why not, by the checks in the order the class lists.
 
         :returns: the accepted claims' :meth:`window`.
         :raises AccessUnauthorized: with the reason of the first failed check.
         """
         now = int(self.clock())
-        if not self._surely_passes(claims, now):
-            self._check_in_order(claims, now)
-        self.check_age(claims)
+        for check in self._check_calls:
+            check(claims, now)
         return self.window(claims)
-
-    def _surely_passes(self, claims: Mapping[str, Any], now: int) -> bool:
-        """Whether the claims pass every check of :meth:`_check_in_order`, in one expression.
-
-        ``True`` only for the usual shape of a good token (integer times in
-        range, an ``aud`` of one tag); anything else is for
-        :meth:`_check_in_order` to judge, which also finds the reason a bad
-        token fails with.
-        """
-        get = claims.get
-        audience = get("aud")
-        expires = get("exp")
-        not_before = get("nbf", now)
-        issued_at = get("iat", now)
-        latest = now + self._leeway
-        return (
-            get("iss") == self._issuer
-            and (
-                (
-                    type(audience) is list
-                    and len(audience) == 1
-                    and type(audience[0]) is str
-                    and audience[0] in self._audiences
-                )
-                or (type(audience) is str and audience in self._audiences)
-            )
-            and type(expires) is int
-            and now - self._leeway < expires < MAX_NUMERIC_DATE
-            and type(not_before) is int
-            and 0 <= not_before <= latest
-            and type(issued_at) is int
-            and 0 <= issued_at <= latest
-            and type(get("jti", "")) is str
-            and get("type", "app") == "app"
-            and type(get("email", "")) is str
-            and type(get("sub", "")) is str
-            and type(get("common_name", "")) is str
-            and type(get("identity_nonce", "")) is str
-            and type(get("country", "")) is str
-        )
-
-    def _check_in_order(self, claims: Mapping[str, Any], now: int) -> None:
-        """Every check but the maximum age, each claim in the token's order.
-
-        :raises AccessUnauthorized: with the reason of the first failed check.
-        """
-        for name in _STRING_CLAIMS:
-            if not isinstance(claims.get(name, ""), str):
-                raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
-        for name in _ESSENTIAL_CLAIMS:
-            if claims.get(name) is None:
-                raise AccessUnauthorized(Reason.MISSING_CLAIM)
-        checks = self._checks
-        for name, value in claims.items():
-            check = checks.get(name)
-            if check is not None:
-                check(value, now)
-        if claims.get("type", "app") != "app":
-            raise AccessUnauthorized(Reason.NOT_AN_APP_TOKEN)
 
     def check_times(self, claims: Mapping[str, Any]) -> None:
         """Check again what the passing of time can change in accepted claims.
 
-        For claims that passed :meth:`check` before (a remembered token):
-        ``exp``, ``nbf`` and ``iat`` against the clock now, with the leeway, and
-        the maximum age.
+        For claims that passed :meth:`check` before (a remembered token): the
+        very checks of ``exp``, ``nbf``, ``iat`` and the maximum age that
+        :meth:`check` makes, in its order, against the clock now.
 
         :raises AccessUnauthorized: expired, not yet valid, or too old by now.
         """
         now = int(self.clock())
-        checks = self._checks
-        for name, value in claims.items():  # in the token's order, as check() goes
-            if name in _TIME_CLAIMS:
-                checks[name](value, now)
-        self.check_age(claims)
+        for check in self._time_checks:
+            check(claims, now)
+
+    def explain(self, claims: Mapping[str, Any]) -> list[tuple[str, Reason | None]]:
+        """Every check of :meth:`check`, in its order, each with the reason it failed for.
+
+        Where :meth:`check` stops at the first failure, this goes on, so that
+        every claim is judged; the first reason that is not ``None`` is the
+        one :meth:`check` raises.
+
+        :returns: ``(name, reason)`` per check, ``reason`` ``None`` when it passed.
+        """
+        now = int(self.clock())
+        verdicts: list[tuple[str, Reason | None]] = []
+        for name, check in self._checks:
+            try:
+                check(claims, now)
+            except AccessUnauthorized as refusal:
+                verdicts.append((name, refusal.reason))
+            else:
+                verdicts.append((name, None))
+        return verdicts
 
     def window(self, claims: Mapping[str, Any]) -> tuple[float, float]:
         """A span of clock times in which accepted claims surely still pass :meth:`check_times`.
@@ -176,33 +169,18 @@ class ClaimsPolicy:
             start = not_before - leeway + 1
         issued_at = claims.get("iat")
         if issued_at is not None:
-            start = max(start, issued_at - leeway + 1)
-            max_age = self._settings.max_token_age
-            if max_age is not None:
-                end = min(end, issued_at + max_age + leeway)
-        return float(start), float(end)
+            if issued_at - leeway + 1 > start:
+                start = issued_at - leeway + 1
+            if self._max_age is not None and issued_at + self._max_age + leeway < end:
+                end = issued_at + self._max_age + leeway
+        return start, end
 
-    def check_age(self, claims: Mapping[str, Any]) -> None:
-        """Refuse a token issued longer ago than ``max_token_age`` allows.
-
-        :raises AccessUnauthorized: too old, no ``iat`` to tell, or an ``iat``
-            outside any real time.
-        """
-        max_age = self._settings.max_token_age
-        if max_age is None:
-            return
-        issued_at = claims.get("iat")
-        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
-            raise AccessUnauthorized(Reason.MISSING_CLAIM)
-        _check_range(issued_at)
-        if self.clock() - issued_at > max_age + self._settings.leeway:
-            raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
-
-    def _check_iss(self, value: object, now: int) -> None:
-        if value != self._issuer:
+    def _check_iss(self, claims: Mapping[str, Any], now: int) -> None:
+        if claims.get("iss") != self._issuer:
             raise AccessUnauthorized(Reason.INVALID_ISSUER)
 
-    def _check_aud(self, value: object, now: int) -> None:
+    def _check_aud(self, claims: Mapping[str, Any], now: int) -> None:
+        value = claims.get("aud")
         accepted = False
         if isinstance(value, str):
             accepted = value in self._audiences
@@ -215,28 +193,55 @@ class ClaimsPolicy:
         if not accepted:
             raise AccessUnauthorized(Reason.INVALID_AUDIENCE)
 
-    def _check_exp(self, value: object, now: int) -> None:
-        if not _is_numeric_date(value):
-            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
-        _check_range(value)
-        if value <= now - self._leeway:
+    def _check_exp(self, claims: Mapping[str, Any], now: int) -> None:
+        if _numeric_date(claims.get("exp"), Reason.MALFORMED_CLAIMS) <= now - self._leeway:
             raise AccessUnauthorized(Reason.EXPIRED)
 
-    def _check_nbf(self, value: object, now: int) -> None:
-        if not _is_numeric_date(value):
-            raise AccessUnauthorized(Reason.NOT_YET_VALID)
-        _check_range(value)
-        if value > now + self._leeway:
-            raise AccessUnauthorized(Reason.NOT_YET_VALID)
+    def _not_ahead(self, name: str, reason: Reason) -> ClaimsCheck:
+        """The check of the time claim ``name``: if present, a number not ahead of now.
 
-    def _check_iat(self, value: object, now: int) -> None:
-        if not _is_numeric_date(value):
-            raise AccessUnauthorized(Reason.ISSUED_IN_FUTURE)
-        _check_range(value)
-        if value > now + self._leeway:
-            raise AccessUnauthorized(Reason.ISSUED_IN_FUTURE)
+        Refused with ``reason`` either way: a time that is not a number
+        cannot be shown to have come.
+        """
+        leeway = self._leeway
+
+        def check(claims: Mapping[str, Any], now: int) -> None:
+            value = claims.get(name, _ABSENT)
+            if value is not _ABSENT and _numeric_date(value, reason) > now + leeway:
+                raise AccessUnauthorized(reason)
+
+        return check
+
+    def _not_too_old(self, max_age: int) -> ClaimsCheck:
+        """The check that a token was issued no longer ago than ``max_age`` seconds.
+
+        Refused as ``MISSING_CLAIM`` without an ``iat`` to tell the age by;
+        compared with the clock itself, not whole seconds.
+        """
+        limit = max_age + self._leeway
+        clock = self.clock
+
+        def check(claims: Mapping[str, Any], now: int) -> None:
+            if clock() - _numeric_date(claims.get("iat"), Reason.MISSING_CLAIM) > limit:
+                raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
+
+        return check
 
 
-def _check_jti(value: object, now: int) -> None:
-    if not isinstance(value, str):
-        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+def _check_types(claims: Mapping[str, Any], now: int) -> None:
+    get = claims.get
+    for name in _STRING_CLAIMS:
+        if not isinstance(get(name, ""), str):
+            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+
+
+def _check_required(claims: Mapping[str, Any], now: int) -> None:
+    get = claims.get
+    for name in _ESSENTIAL_CLAIMS:
+        if get(name) is None:
+            raise AccessUnauthorized(Reason.MISSING_CLAIM)
+
+
+def _check_type(claims: Mapping[str, Any], now: int) -> None:
+    if claims.get("type", "app") != "app":
+        raise AccessUnauthorized(Reason.NOT_AN_APP_TOKEN)

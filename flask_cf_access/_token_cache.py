@@ -6,6 +6,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ._keys import KeySet
 
 
+@dataclass(eq=False, slots=True)
 class VerifiedToken:
     """What a verified token said, the key it verified with, and what was learnt since.
 
@@ -31,25 +33,14 @@ class VerifiedToken:
         ``keyset`` is no longer in use.
     """
 
-    __slots__ = ("claims", "identity", "key", "keyset", "kid", "window")
-
-    def __init__(
-        self,
-        kid: str,
-        claims: Mapping[str, Any],
-        keyset: KeySet | None = None,
-        window: tuple[float, float] = (math.inf, -math.inf),
-        *,
-        key: RSAKey | None = None,
-    ) -> None:
-        self.kid = kid
-        self.claims = claims
-        self.keyset = keyset
-        self.window = window
-        self.key = key
-        #: The identity these claims speak for, once a request has asked;
-        #: every later request with the token gets the same one.
-        self.identity: AccessIdentity | None = None
+    kid: str
+    claims: Mapping[str, Any]
+    keyset: KeySet | None = None
+    window: tuple[float, float] = (math.inf, -math.inf)
+    key: RSAKey | None = None
+    #: The identity these claims speak for, once a request has asked;
+    #: every later request with the token gets the same one.
+    identity: AccessIdentity | None = field(default=None, init=False)
 
 
 class TokenCache:
@@ -91,12 +82,13 @@ class TokenCache:
         """Remember ``entry`` for ``token``, forgetting the least recently used beyond the bound."""
         if not self.max_size:
             return
+        entries = self._entries
         with self._lock:
-            if token in self._entries:
-                self._entries.move_to_end(token)
-            self._entries[token] = entry
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            if token in entries:
+                entries.move_to_end(token)
+            entries[token] = entry
+            while len(entries) > self.max_size:
+                entries.popitem(last=False)
 
     def discard(self, token: str) -> None:
         """Forget ``token`` if it is held."""

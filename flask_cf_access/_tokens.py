@@ -37,12 +37,23 @@ MAX_TOKEN_LENGTH = 16 * 1024
 MAX_HEADER_LENGTH = 1024
 
 _BASE64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#: Every byte of a token to its spelling in standard base64: ``-`` to ``+``,
+#: ``_`` to ``/``, the rest of the base64url alphabet and the dot to
+#: themselves, and any other byte to ``0x80``, which is not even ASCII.
+_TO_STANDARD_BASE64 = bytes(
+    byte if byte in _BASE64URL_ALPHABET or byte == ord(".") else 0x80 for byte in range(256)
+).translate(bytes.maketrans(b"-_", b"+/"))
 
 
-def check_token_shape(token: str) -> bytes:
+def check_token_shape(token: str) -> tuple[bytes, bytes, bytes, bytes]:
     """Refuse, before any parsing, what cannot be a compact RS256 JWS.
 
-    :returns: the token's bytes: three non-empty base64url segments joined by dots.
+    The token is read once: its alphabet checked, and its segments spelled
+    in standard base64 on the way, ready for :func:`decode_segment`.
+
+    :returns: the token's signing input (``header.payload``, as sent) and its
+        three segments, non-empty, in the standard base64 alphabet:
+        ``(signing_input, header, payload, signature)``.
     :raises AccessUnauthorized: too long (the token, or its header segment
         beyond :data:`MAX_HEADER_LENGTH`), or not three base64url segments.
     """
@@ -52,31 +63,41 @@ def check_token_shape(token: str) -> bytes:
         raw = token.encode("ascii")
     except UnicodeEncodeError as exc:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
-    # Deleting the alphabet must leave the two dots, and no segment be empty.
-    if raw.translate(None, _BASE64URL_ALPHABET) != b"..":
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
-    first_dot = raw.index(b".")
-    last_dot = raw.rindex(b".")
-    if first_dot == 0 or last_dot == first_dot + 1 or last_dot == len(raw) - 1:
+    standard = raw.translate(_TO_STANDARD_BASE64)
+    first_dot = standard.find(b".")
+    last_dot = standard.rfind(b".")
+    if (
+        not standard.isascii()  # a byte of neither alphabet
+        or first_dot <= 0  # no dot, or an empty header segment
+        or last_dot <= first_dot + 1  # one dot, or an empty payload segment
+        or last_dot == len(standard) - 1  # an empty signature segment
+        or standard.find(b".", first_dot + 1, last_dot) != -1  # a third dot
+    ):
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
     if first_dot > MAX_HEADER_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
-    return raw
+    return (
+        raw[:last_dot],
+        standard[:first_dot],
+        standard[first_dot + 1 : last_dot],
+        standard[last_dot + 1 :],
+    )
 
 
-def read_unverified_header(token: str) -> dict[str, Any]:
-    """The JOSE header of a token whose signature has *not* been checked.
+def read_unverified_header(segment: bytes) -> dict[str, Any]:
+    """The JOSE header in a token's first segment, whose signature has *not* been checked.
 
     Used only to choose the key by ``kid``; nothing in it is trusted.
 
+    :param segment: the header segment :func:`check_token_shape` returned,
+        in the standard base64 alphabet.
     :raises AccessUnauthorized: the header is longer than :data:`MAX_HEADER_LENGTH`,
         or not base64url UTF-8 JSON of an object.
     """
-    segment = token.partition(".")[0]
     if len(segment) > MAX_HEADER_LENGTH:
         raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
     try:
-        header = parse_json(b64url_decode(segment.encode("ascii")))
+        header = parse_json(decode_segment(segment))
     except (binascii.Error, ValueError) as exc:
         raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
     if not isinstance(header, dict):
@@ -87,21 +108,33 @@ def read_unverified_header(token: str) -> dict[str, Any]:
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.
 _CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")
+_PADDING = (b"", b"=", b"==")
 
 
 def b64url_decode(segment: bytes) -> bytes:
-    """The bytes of a base64url segment, refusing what joserfc's decoding refuses.
+    """The bytes of a segment of base64url characters, refusing what joserfc's decoding refuses.
+
+    As ``joserfc.util.urlsafe_b64decode``, for a segment known to hold only
+    base64url characters; see :func:`decode_segment`.
+
+    :raises ValueError: the segment is not canonical base64url.
+    """
+    return decode_segment(segment.translate(_URLSAFE_TO_STANDARD))
+
+
+def decode_segment(segment: bytes) -> bytes:
+    """The bytes of a token segment spelled in standard base64 without padding.
 
     A length no encoding has, or a last character with unused bits set (a
     second spelling of the same bytes), is refused as in
     ``joserfc.util.urlsafe_b64decode``; the segment is already known to hold
-    only base64url characters (:func:`check_token_shape`), so what is left to
+    only base64 characters (:func:`check_token_shape`), so what is left to
     do is done by ``binascii`` alone, at about half the cost. The one
     base64url decoder of the package.
 
-    :raises ValueError: the segment is not canonical base64url.
+    :raises ValueError: the segment is not canonical base64.
     """
     pad = -len(segment) % 4
     if pad == 3 or (pad and segment[-1] not in _CANONICAL_LAST[pad]):
         raise ValueError("not canonical base64url")
-    return binascii.a2b_base64(segment.translate(_URLSAFE_TO_STANDARD) + b"=" * pad)
+    return binascii.a2b_base64(segment + _PADDING[pad])

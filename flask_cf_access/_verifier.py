@@ -8,28 +8,31 @@ time or a key rotation can change.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from joserfc import jws
-from joserfc.errors import BadSignatureError, JoseError
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from ._claims import ClaimsPolicy
-from ._errors import AccessUnauthorized, Reason
-from ._json_input import frozen_claims, parse_json_counting_brackets
+from ._errors import AccessError, AccessUnauthorized, Reason
+from ._json_input import frozen_claims, parse_json, parse_json_counting_brackets
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
-from ._tokens import b64url_decode, check_token_shape, read_unverified_header
+from ._tokens import check_token_shape, decode_segment, read_unverified_header
 
 #: The one algorithm Cloudflare Access signs with, and the only one accepted.
 ALGORITHMS = ("RS256",)
 
 _REGISTRY = JWSRegistry(algorithms=list(ALGORITHMS))
 _RS256 = _REGISTRY.get_alg("RS256")
+#: joserfc's bound on a signature segment; its bound on a payload segment
+#: (128,000 bytes) is far beyond any token's length (``MAX_TOKEN_LENGTH``).
+_MAX_SIGNATURE_LENGTH = _REGISTRY.max_signature_length
 # RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518, section 3.3), as joserfc signs it.
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
@@ -38,6 +41,59 @@ _SHA256 = hashes.SHA256()
 #: header check. Access signs every token of a key with the same header, so a
 #: handful is plenty; when full, the memo starts again.
 MAX_KNOWN_HEADERS = 64
+
+
+@dataclass(frozen=True)
+class ExplainedStep:
+    """One step of a token's verification, as :meth:`TokenVerifier.explain` tells it."""
+
+    #: What the step checks: ``token shape``, ``header``, ``key``,
+    #: ``signature``, ``claims``, or the name of a claims check (``iss``,
+    #: ``aud``, ``exp``...).
+    name: str
+    #: Why the step failed; ``None`` when it passed.
+    reason: Reason | None = None
+    #: The status the refusal is answered with (401, or 503 when no keys
+    #: could be had); ``None`` when the step passed.
+    status: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the step passed."""
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What :meth:`TokenVerifier.explain` found: each step, the header and the claims.
+
+    Holds no part of the token but its header and claims, as read.
+    """
+
+    #: Every step taken, in order.
+    steps: tuple[ExplainedStep, ...]
+    #: The token's header, *not verified*, if it could be read.
+    header: Mapping[str, Any] | None
+    #: The token's claims, if they could be read; verified only if
+    #: :attr:`signature_verified`.
+    claims: Mapping[str, Any] | None
+    #: Whether the token's signature verified with the team's key.
+    signature_verified: bool
+
+    @property
+    def failed(self) -> ExplainedStep | None:
+        """The first step that failed, whose reason :meth:`TokenVerifier.verify` raises."""
+        return next((step for step in self.steps if not step.passed), None)
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why :meth:`TokenVerifier.verify` refuses the token; ``None`` if it accepts it."""
+        failed = self.failed
+        return None if failed is None else failed.reason
+
+    def step(self, name: str) -> ExplainedStep | None:
+        """The step called ``name``, if it was taken."""
+        return next((step for step in self.steps if step.name == name), None)
 
 
 class TokenVerifier:
@@ -108,30 +164,81 @@ class TokenVerifier:
             still_valid = self._still_valid(token, remembered)
             if still_valid is not None:
                 return still_valid
-        signing_input, _, signature_segment = check_token_shape(token).rpartition(b".")
-        header_segment, _, payload_segment = signing_input.partition(b".")
-        kid = self._known_headers.get(header_segment)
-        if kid is None:
-            kid, keyset, payload = self._verify_with_new_header(token)
+        signing_input, header_segment, payload_segment, signature_segment = check_token_shape(token)
+        known_kid = self._known_headers.get(header_segment)
+        if known_kid is None:
+            kid, keyset = self._new_header(header_segment)
+        else:
+            kid, keyset = known_kid, self.keys.keyset_for(known_kid)
+        key = keyset.keys[kid]
+        payload = self._key_verifier(kid, key).payload(
+            signing_input, payload_segment, signature_segment
+        )
+        if known_kid is None:  # remembered once a token with it has verified
             if len(self._known_headers) >= MAX_KNOWN_HEADERS:
                 self._known_headers.clear()
             self._known_headers[header_segment] = kid
-            key = keyset.keys[kid]
-        else:
-            keyset = self.keys.keyset_for(kid)
-            key = keyset.keys[kid]
-            verifier = self._key_verifier(kid, key)
-            payload = verifier.payload(signing_input, payload_segment, signature_segment)
-        try:
-            claims, brackets = parse_json_counting_brackets(payload)
-        except ValueError as exc:
-            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
-        if not isinstance(claims, dict):
-            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+        claims, brackets = _parsed_claims(payload)
         window = self.policy.check(claims)
-        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key=key)
+        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key)
         self.cache.put(token, entry)
         return entry
+
+    def explain(self, token: str) -> Explanation:
+        """Every step :meth:`verify` takes with ``token``, each passed or failed with its reason.
+
+        The steps, in order, are those of :meth:`verify_entry`, made by the
+        same functions: ``token shape``, ``header`` (read, then ``alg``,
+        ``crit`` and ``kid``), ``key`` (the ``kid`` published by the team),
+        ``signature`` (the header's registered members, then RS256 with the
+        team's key), ``claims`` (the JSON object), then each check of
+        :class:`~flask_cf_access._claims.ClaimsPolicy`, by name, in its
+        fixed order. Verification stops at the first step before the claims
+        that fails; the claims checks are all made, so that every claim is
+        judged. The first failed step's reason is the one :meth:`verify`
+        raises (:attr:`Explanation.reason`).
+
+        Nothing is remembered: neither the token nor its header, so a token
+        verified before is explained from scratch. The :class:`Explanation`
+        holds the header and the claims, as read, never the token itself;
+        claims whose signature did not verify are there only to be shown
+        (:attr:`Explanation.signature_verified` is false).
+        """
+        steps: list[ExplainedStep] = []
+        header: dict[str, Any] | None = None
+        claims: dict[str, Any] | None = None
+        signature_verified = False
+        try:
+            step = "token shape"
+            signing_input, header_segment, payload_segment, signature_segment = check_token_shape(
+                token
+            )
+            steps.append(ExplainedStep(step))
+            claims = _unverified_claims(payload_segment)  # to show, unless they verify
+            step = "header"
+            header = read_unverified_header(header_segment)
+            kid = _kid_of(header)
+            steps.append(ExplainedStep(step))
+            step = "key"
+            key = self.keys.keyset_for(kid).keys[kid]
+            steps.append(ExplainedStep(step))
+            step = "signature"
+            _check_header_members(header_segment, header)
+            payload = self._key_verifier(kid, key).payload(
+                signing_input, payload_segment, signature_segment
+            )
+            signature_verified = True
+            steps.append(ExplainedStep(step))
+            step = "claims"
+            claims = _parsed_claims(payload)[0]
+            steps.append(ExplainedStep(step))
+        except AccessError as error:
+            steps.append(ExplainedStep(step, error.reason, error.code))
+            return Explanation(tuple(steps), header, claims, signature_verified=signature_verified)
+        for name, reason in self.policy.explain(claims):
+            status = None if reason is None else AccessUnauthorized.code
+            steps.append(ExplainedStep(name, reason, status))
+        return Explanation(tuple(steps), header, claims, signature_verified=signature_verified)
 
     def _key_verifier(self, kid: str, key: RSAKey) -> _KeyVerifier:
         """The prepared verifier of ``key``; prepared again when the key set was reloaded."""
@@ -166,31 +273,79 @@ class TokenVerifier:
             raise
         return remembered
 
-    def _verify_with_new_header(self, token: str) -> tuple[str, KeySet, bytes]:
-        """The ``kid``, its key set and the verified payload of a token with a new header.
+    def _new_header(self, header_segment: bytes) -> tuple[str, KeySet]:
+        """The ``kid`` of a header not seen verified before, and the key set publishing it.
 
-        Every check of the header is made here, and joserfc deserializes the
-        whole token, so a header is only remembered once a token carrying it
-        has verified.
+        Every check of the header is made here, in this order: the checks
+        that need no key (:func:`_kid_of`), the ``kid`` published
+        (``UNKNOWN_KID``), then those joserfc's JWS deserialization makes
+        (:func:`_check_header_members`).
         """
-        header = read_unverified_header(token)
-        if header.get("alg") not in ALGORITHMS:
-            raise AccessUnauthorized(Reason.BAD_ALGORITHM)
-        if "crit" in header:
-            raise AccessUnauthorized(Reason.CRITICAL_HEADER)
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise AccessUnauthorized(Reason.MISSING_KID)
+        header = read_unverified_header(header_segment)
+        kid = _kid_of(header)
         keyset = self.keys.keyset_for(kid)
-        try:
-            signed = jws.deserialize_compact(
-                token, keyset.keys[kid], algorithms=ALGORITHMS, registry=_REGISTRY
-            )
-        except BadSignatureError as exc:
-            raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc
-        except (JoseError, ValueError, TypeError) as exc:
-            raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
-        return kid, keyset, signed.payload
+        _check_header_members(header_segment, header)
+        return kid, keyset
+
+
+def _kid_of(header: Mapping[str, Any]) -> str:
+    """The ``kid`` of an unverified header, once the checks that need no key pass.
+
+    :raises AccessUnauthorized: ``alg`` other than RS256 (``BAD_ALGORITHM``),
+        a ``crit`` member (``CRITICAL_HEADER``), or no ``kid`` that is a
+        non-empty string (``MISSING_KID``).
+    """
+    if header.get("alg") not in ALGORITHMS:
+        raise AccessUnauthorized(Reason.BAD_ALGORITHM)
+    if "crit" in header:
+        raise AccessUnauthorized(Reason.CRITICAL_HEADER)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise AccessUnauthorized(Reason.MISSING_KID)
+    return kid
+
+
+def _check_header_members(header_segment: bytes, header: dict[str, Any]) -> None:
+    """Refuse a header that joserfc's ``jws.deserialize_compact`` would refuse.
+
+    At most ``JWSRegistry.max_header_length`` bytes long, no member outside
+    joserfc's JWS header registry, each registered member (``jku``, ``jwk``,
+    ``x5u``, ``x5c``, ``typ``, ``cty``, ``b64``...) of its registered type,
+    and ``b64``, when present, true (unencoded payloads are refused).
+    Nothing here chooses a key or an algorithm.
+
+    :raises AccessUnauthorized: ``MALFORMED_TOKEN``.
+    """
+    try:
+        _REGISTRY.validate_header_size(header_segment)
+        _REGISTRY.check_header(header)
+    except JoseError as exc:
+        raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+    if header.get("b64", True) is not True:
+        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+
+
+def _unverified_claims(payload_segment: bytes) -> dict[str, Any] | None:
+    """The claims of a payload whose signature has *not* been checked, to show; else ``None``."""
+    try:
+        claims = parse_json(decode_segment(payload_segment))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _parsed_claims(payload: bytes) -> tuple[dict[str, Any], int]:
+    """The claims of a verified payload, and the count of brackets :func:`frozen_claims` takes.
+
+    :raises AccessUnauthorized: ``MALFORMED_CLAIMS``, not the JSON of an object.
+    """
+    try:
+        claims, brackets = parse_json_counting_brackets(payload)
+    except ValueError as exc:
+        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
+    if not isinstance(claims, dict):
+        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+    return claims, brackets
 
 
 def _same_public_key(key: RSAKey, other: RSAKey | None) -> bool:
@@ -223,19 +378,19 @@ class _KeyVerifier:
     ) -> bytes:
         """The payload of a token whose header is known to pass, once its signature verifies.
 
-        The rest of what ``jws.deserialize_compact`` checks, in its order,
-        without parsing and checking the header again.
+        The rest of what ``jws.deserialize_compact`` checks, in its order:
+        the signature's size, the payload's base64url, the signature.
 
         :raises AccessUnauthorized: a malformed payload, or a bad signature.
         """
+        if len(signature_segment) > _MAX_SIGNATURE_LENGTH:
+            raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
         try:
-            _REGISTRY.validate_signature_size(signature_segment)
-            _REGISTRY.validate_payload_size(payload_segment)
-            payload = b64url_decode(payload_segment)
-        except (JoseError, ValueError) as exc:
+            payload = decode_segment(payload_segment)
+        except ValueError as exc:
             raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
         try:
-            signature = b64url_decode(signature_segment)
+            signature = decode_segment(signature_segment)
             self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
         except (InvalidSignature, ValueError) as exc:
             raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc

@@ -18,7 +18,6 @@ refuses when the app takes its keys from anywhere else.
 from __future__ import annotations
 
 import datetime
-import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -32,16 +31,15 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from ._checker import AccessChecker
-from ._claims import MAX_NUMERIC_DATE, ClaimsPolicy
-from ._errors import AccessError, AccessUnauthorized, ConfigurationError, Reason
+from ._claims import MAX_NUMERIC_DATE
+from ._errors import AccessError, ConfigurationError, Reason
 from ._extension import get_checker
 from ._fetch import FetchError, get_json
 from ._json_input import parse_json
 from ._keys import CertsError, parse_certs
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from ._tokens import b64url_decode, check_token_shape, read_unverified_header
-from ._verifier import TokenVerifier
+from ._verifier import Explanation
 
 __all__ = ["cli"]
 
@@ -160,8 +158,8 @@ def _checker_of() -> AccessChecker:
         raise click.ClickException(str(exc)) from exc
 
 
-def _explain(reason: Reason) -> str:
-    return _EXPLANATIONS.get(reason, str(reason))
+def _explain(reason: Reason | None) -> str:
+    return "" if reason is None else _EXPLANATIONS.get(reason, str(reason))
 
 
 # -- check -------------------------------------------------------------------
@@ -218,14 +216,6 @@ def _hint(error: FetchError) -> str:
 # -- verify ------------------------------------------------------------------
 
 
-class _AnyClaims(ClaimsPolicy):
-    """A policy that accepts any claims: with it, the verifier checks the signature only."""
-
-    def check(self, claims: Mapping[str, Any]) -> tuple[float, float]:
-        """Accept, with no window: a repeat would run the time checks in full."""
-        return math.inf, -math.inf
-
-
 @cli.command("verify")
 @click.argument("token")
 @click.option(
@@ -248,8 +238,9 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
     The app-wide rules (allowed e-mails, known service tokens) apply too.
-    The verdict comes from the app's own verifier; the token itself is never
-    printed. Exits 0 when the token passes, 1 when it does not.
+    Each step and claims check is the app's own verifier's, in its order
+    (TokenVerifier.explain); the token itself is never printed. Exits 0 when
+    the token passes, 1 when it does not.
     """
     checker = _checker_of()
     if token == "-":
@@ -257,33 +248,31 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     token = token.strip()
     now = checker.clock()
     click.echo(f"Token:      {len(token)} characters (not shown)")
-
-    try:
-        check_token_shape(token)
-        header = read_unverified_header(token)
-    except AccessUnauthorized as error:
-        _refuse(error)
+    explanation = checker.verifier.explain(token)
+    failed = explanation.failed
+    if failed is not None and explanation.header is None:  # not even a header to show
+        _refuse(failed.reason, failed.status)
+    header = explanation.header or {}
     click.echo(f"1. Header (not verified): alg {header.get('alg')!r}, kid {header.get('kid')!r}")
-    kid = header.get("kid")
-    if isinstance(kid, str) and kid:
-        try:
-            checker.keys.key_for(kid)
-            click.echo("   the kid is one of the team's published keys")
-        except AccessError as error:
-            click.echo(f"   {_explain(error.reason)}")
-
-    signature_only = TokenVerifier(checker.keys, _AnyClaims(checker.settings, checker.clock))
-    try:
-        claims: Mapping[str, Any] = signature_only.verify(token)
+    key = explanation.step("key")
+    if key is not None:
+        click.echo(
+            "   the kid is one of the team's published keys"
+            if key.passed
+            else f"   {_explain(key.reason)}"
+        )
+    if explanation.signature_verified:
         click.echo("2. Signature: verified with the team's key")
         title = "3. Claims (verified):"
-    except AccessError as error:
-        click.echo(f"2. Signature: NOT verified ({error.reason}: {_explain(error.reason)})")
-        claims = _read_unverified_claims(token)
+    else:
+        reason = None if failed is None else failed.reason
+        click.echo(f"2. Signature: NOT verified ({reason}: {_explain(reason)})")
         title = "3. Claims (NOT verified, shown only to explain):"
     click.echo(title)
-    for line in _claim_lines(claims, checker, now):
+    for line in _claim_lines(explanation, checker, now):
         click.echo(f"   {line}")
+    if failed is not None:
+        _refuse(failed.reason, failed.status)
 
     try:
         identity = checker.authenticate(token, None)
@@ -295,29 +284,14 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
             held = ", ".join(sorted(identity.roles))
             click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
     except AccessError as error:
-        _refuse(error)
+        _refuse(error.reason, error.code)
     kind = "the service token" if identity.is_service_token else "the user"
     click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
 
 
-def _refuse(error: AccessError) -> NoReturn:
-    click.echo(
-        f"Result: REFUSED ({error.reason}): {_explain(error.reason)}. The app answers {error.code}."
-    )
+def _refuse(reason: Reason | None, status: int | None) -> NoReturn:
+    click.echo(f"Result: REFUSED ({reason}): {_explain(reason)}. The app answers {status}.")
     raise click.exceptions.Exit(1)
-
-
-def _read_unverified_claims(token: str) -> dict[str, Any]:
-    """The payload of a token that did *not* verify, for display only; ``{}`` if unreadable."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        segment = parts[1]
-        claims = parse_json(b64url_decode(segment.encode("ascii")))
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _shown(value: object) -> str:
@@ -333,32 +307,43 @@ def _thawed(value: object) -> object:
     return value
 
 
-def _claim_lines(claims: Mapping[str, Any], checker: AccessChecker, now: float) -> list[str]:
+#: How a failed time check is marked beside the time.
+_TIME_MARKS: Mapping[Reason, str] = {
+    Reason.EXPIRED: "EXPIRED",
+    Reason.NOT_YET_VALID: "NOT YET VALID",
+    Reason.ISSUED_IN_FUTURE: "in the future",
+}
+#: The claims checks whose failure :func:`_claim_lines` shows below the claims
+#: (those of ``iss``, ``aud`` and the times are shown beside them).
+_SHOWN_BELOW = frozenset({"claim types", "required claims", "type", "max age"})
+
+
+def _claim_lines(explanation: Explanation, checker: AccessChecker, now: float) -> list[str]:
+    """The claims, each marked with the verdict of its check when they verified."""
+    claims: Mapping[str, Any] = explanation.claims or {}
     settings = checker.settings
     lines: list[str] = []
+
+    def mark(name: str, ok: str, failed: str) -> str:
+        step = explanation.step(name)
+        if step is None:  # not checked: the claims did not verify
+            return ""
+        return f"  ({ok})" if step.passed else f"  ({failed})"
+
     issuer = claims.get("iss")
-    mark = "ok" if issuer == settings.issuer else f"expected {settings.issuer}"
-    lines.append(f"iss  {_shown(issuer)}  ({mark})")
-    aud = claims.get("aud")
-    tags = [aud] if isinstance(aud, str) else aud if isinstance(aud, (list, tuple)) else []
-    mark = (
-        "ok: holds this app's AUD tag"
-        if set(settings.audiences) & {tag for tag in tags if isinstance(tag, str)}
-        else f"expected to hold {' or '.join(settings.audiences)}"
-    )
-    lines.append(f"aud  {_shown(aud)}  ({mark})")
-    leeway = settings.leeway
-    problems = {"iat": "in the future", "nbf": "NOT YET VALID", "exp": "EXPIRED"}
-    for name, problem in problems.items():
+    lines.append(f"iss  {_shown(issuer)}{mark('iss', 'ok', f'expected {settings.issuer}')}")
+    holds = "ok: holds this app's AUD tag"
+    expected = f"expected to hold {' or '.join(settings.audiences)}"
+    lines.append(f"aud  {_shown(claims.get('aud'))}{mark('aud', holds, expected)}")
+    for name in ("iat", "nbf", "exp"):
         if name not in claims:
             continue
-        value = claims[name]
-        mark = ""
-        if _is_time(value):
-            bad = value <= now - leeway if name == "exp" else value > now + leeway
-            mark = f"  ({problem})" if bad else "  (ok)"
-        lines.append(f"{name}  {_when(value, now)}{mark}")
-    lines.append(f"     now is {_when(now, now).split(' (')[0]}; the leeway is {leeway} s")
+        step = explanation.step(name)
+        verdict = ""
+        if step is not None and _is_time(claims[name]):
+            verdict = "  (ok)" if step.reason is None else f"  ({_TIME_MARKS.get(step.reason)})"
+        lines.append(f"{name}  {_when(claims[name], now)}{verdict}")
+    lines.append(f"     now is {_when(now, now).split(' (')[0]}; the leeway is {settings.leeway} s")
     if claims.get("common_name") and not claims.get("sub"):
         lines.append(f"who  service token {_shown(claims['common_name'])}")
     else:
@@ -370,6 +355,9 @@ def _claim_lines(claims: Mapping[str, Any], checker: AccessChecker, now: float) 
     custom = claims.get("custom")
     if isinstance(custom, Mapping) and custom:
         lines.append(f"custom attributes: {', '.join(sorted(map(str, custom)))}")
+    for step in explanation.steps:
+        if step.name in _SHOWN_BELOW and step.reason is not None:
+            lines.append(f"{step.name}: FAILED ({step.reason}: {_explain(step.reason)})")
     return lines
 
 

@@ -17,7 +17,8 @@ import responses
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, current_identity, require_group
+from flask_cf_access import CloudflareAccess, Reason, current_identity, require_group
+from flask_cf_access._verifier import Explanation, TokenVerifier
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, StandInServer, decode_unverified_claims
 
@@ -255,6 +256,36 @@ def test_verify_tampered_token(app: Flask, stand_in: StandInServer) -> None:
     assert result.exit_code == 1
     assert "REFUSED (bad_signature)" in result.output
     assert_token_not_shown(result, tampered)
+
+
+def test_verify_names_a_failed_check_of_no_shown_claim(app: Flask, stand_in: StandInServer) -> None:
+    """A check with no mark beside a claim (here: type) is listed below the claims."""
+    token = stand_in.issuer.mint({"type": "org"})
+    result = run(app, "verify", token)
+    assert result.exit_code == 1
+    assert "2. Signature: verified" in result.output
+    assert "type: FAILED (not_an_app_token" in result.output
+    assert "REFUSED (not_an_app_token)" in result.output
+    assert_token_not_shown(result, token)
+
+
+def test_verify_explains_through_the_apps_verifier(
+    app: Flask, stand_in: StandInServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The explanation is the verifier's own explain, asked once, and the verdict is its."""
+    token = stand_in.issuer.user_token("ada@example.com", expired=True)
+    explained: list[Reason | None] = []
+    explain = TokenVerifier.explain
+
+    def counted(self: TokenVerifier, token: str) -> Explanation:
+        explanation = explain(self, token)
+        explained.append(explanation.reason)
+        return explanation
+
+    monkeypatch.setattr(TokenVerifier, "explain", counted)
+    result = run(app, "verify", token)
+    assert explained == [Reason.EXPIRED]
+    assert "Result: REFUSED (expired)" in result.output
 
 
 def test_verify_garbage(app: Flask) -> None:

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import Reason
 from flask_cf_access._fetch import MAX_RESPONSE_BYTES
+from flask_cf_access._json_input import parse_json
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, encode_token
 
@@ -77,11 +78,25 @@ def test_random_strings(app: Flask, text: str) -> None:
     assert outcome(app, text) in UNPARSED
 
 
+def is_json_object(data: bytes) -> bool:
+    """Whether ``data`` is the JSON text of an object, as the package reads JSON."""
+    try:
+        return isinstance(parse_json(data), dict)
+    except ValueError:
+        return False
+
+
 @FUZZ
+@example(segments=[b"{}", b"\x00", b"\x00"])  # a header that is an object, without alg
 @given(segments=st.lists(st.binary(max_size=80), min_size=1, max_size=5))
 def test_random_segments(app: Flask, segments: list[bytes]) -> None:
-    """Dot-joined base64url segments of random bytes are refused with 401."""
-    assert outcome(app, ".".join(b64(segment) for segment in segments)) in UNPARSED
+    """Dot-joined base64url segments of random bytes are refused with 401: as malformed,
+    or, when they have a token's shape and the first is a JSON object, for its alg."""
+    token = ".".join(b64(segment) for segment in segments)
+    if len(segments) == 3 and all(segments) and is_json_object(segments[0]):
+        assert outcome(app, token) == (401, Reason.BAD_ALGORITHM)
+    else:
+        assert outcome(app, token) in UNPARSED
 
 
 @FUZZ

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,11 +16,20 @@ import responses
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jws import JWSRegistry
 
-from flask_cf_access import Reason
+from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
+from flask_cf_access._checker import AccessChecker
+from flask_cf_access._json_input import parse_json
+from flask_cf_access._tokens import MAX_TOKEN_LENGTH, check_token_shape, read_unverified_header
+from flask_cf_access._verifier import TokenVerifier
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token
 
-from .support import bearer, outcome
+from .support import FrozenClock, bearer, outcome
 
 
 def b64(data: bytes) -> str:
@@ -181,3 +193,127 @@ def test_no_typ_header_needed(app: Flask, issuer: AccessIssuer) -> None:
         200,
         None,
     )
+
+
+# -- the one RS256 path against joserfc's own, as an independent oracle -----------
+
+
+@functools.cache
+def shared_team() -> tuple[AccessIssuer, SigningKey]:
+    """One stand-in team, and a stranger's key (keys cost tens of milliseconds)."""
+    return AccessIssuer(clock=FrozenClock()), SigningKey.generate()
+
+
+def fresh_verifier(issuer: AccessIssuer) -> TokenVerifier:
+    """A cold verifier trusting ``issuer``: nothing remembered yet."""
+    settings = AccessSettings.from_mapping(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
+    return AccessChecker(settings, session=issuer.session(), clock=issuer.clock).verifier
+
+
+def joserfc_reason(verifier: TokenVerifier, token: str) -> Reason | None:
+    """What ``verifier`` should say of ``token``, judged by ``jws.deserialize_compact``.
+
+    The checks before the key (shape, ``alg``, ``crit``, ``kid``) and the key look-up
+    are the package's own policy; from the key on, joserfc decides: header size and
+    registry, ``b64``, payload and signature spelling and sizes, the RS256 signature.
+    """
+    try:
+        _, header_segment, _, _ = check_token_shape(token)
+        header = read_unverified_header(header_segment)
+        if header.get("alg") != "RS256":
+            return Reason.BAD_ALGORITHM
+        if "crit" in header:
+            return Reason.CRITICAL_HEADER
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            return Reason.MISSING_KID
+        key = verifier.keys.key_for(kid)
+        payload = jws.deserialize_compact(token, key, algorithms=["RS256"]).payload
+    except AccessUnauthorized as refusal:
+        return refusal.reason
+    except BadSignatureError:
+        return Reason.BAD_SIGNATURE
+    except (JoseError, ValueError, TypeError):
+        return Reason.MALFORMED_TOKEN
+    try:
+        claims = parse_json(payload)
+    except ValueError:
+        return Reason.MALFORMED_CLAIMS
+    if not isinstance(claims, dict):
+        return Reason.MALFORMED_CLAIMS
+    return reason_of(partial(verifier.policy.check, claims))
+
+
+def reason_of(check: Callable[[], object]) -> Reason | None:
+    """The reason ``check`` refuses with, or ``None`` if it passes."""
+    try:
+        check()
+    except AccessUnauthorized as refusal:
+        return refusal.reason
+    return None
+
+
+header_values = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["RS256", "https://attacker.example/keys", "JWT", ""]),
+    st.integers(-2, 2),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=6), max_size=2),
+    st.lists(st.integers(), min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from(["kty", "n"]), st.text(max_size=4), max_size=2),
+)
+#: The members of joserfc's JWS header registry, then some it does not know.
+HEADER_NAMES = ["alg", "kid", "typ", "cty", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "b64"]
+HEADER_NAMES += ["crit", "zip", "foo"]
+header_members = st.dictionaries(st.sampled_from(HEADER_NAMES), header_values, max_size=3)
+
+
+@st.composite
+def tokens_beside_a_genuine_one(draw: st.DrawFn) -> tuple[str, str]:
+    """A genuine token, and a token with the same header broken (or not) elsewhere."""
+    issuer, stranger = shared_team()
+    header: dict[str, Any] = {"alg": "RS256", "kid": issuer.signing_key.kid}
+    header |= draw(st.one_of(st.just({}), st.just({"typ": "JWT"}), header_members))
+    if draw(st.integers(0, 4)) == 0:
+        header["typ"] = "x" * draw(st.integers(300, 700))  # across joserfc's 512 bytes
+    head = b64(json.dumps(header).encode())
+    claims = good_claims(issuer) | draw(
+        st.dictionaries(st.sampled_from(["exp", "aud", "iss"]), st.sampled_from([0, "x"]))
+    )
+    payload = json.dumps(claims).encode()
+    if draw(st.integers(0, 4)) == 0:
+        payload = draw(st.sampled_from([b"[]", b"{", b"\xff", b"{}"]))
+    body = b64(payload)
+    if len(body) % 4 in (2, 3) and draw(st.integers(0, 4)) == 0:
+        body = body[:-1] + ("B" if body[-1] == "A" else "A")  # another spelling, maybe
+    signing_input = f"{head}.{body}"
+    signer = draw(st.sampled_from(["team", "team", "stranger", "bytes"]))
+    if signer == "bytes":
+        signature = b64(draw(st.binary(min_size=1, max_size=800)))
+    else:
+        key = issuer.signing_key if signer == "team" else stranger
+        signature = b64(key.sign(signing_input.encode()))
+    genuine = f"{head}.{b64(json.dumps(good_claims(issuer)).encode())}"
+    genuine += "." + b64(issuer.signing_key.sign(genuine.encode()))
+    return genuine, f"{signing_input}.{signature}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=tokens_beside_a_genuine_one())
+def test_verifier_agrees_with_joserfc(tokens: tuple[str, str]) -> None:
+    """Every token gets the reason joserfc's deserialization gives, whether its header
+    is new to the verifier or known from a genuine token that verified with it."""
+    genuine, token = tokens
+    issuer, _ = shared_team()
+    cold = fresh_verifier(issuer)
+    expected = joserfc_reason(cold, token)
+    assert reason_of(partial(cold.verify, token)) == expected
+    warm = fresh_verifier(issuer)
+    assert reason_of(partial(warm.verify, genuine)) == joserfc_reason(warm, genuine)
+    assert reason_of(partial(warm.verify, token)) == expected
+
+
+def test_no_token_reaches_joserfcs_payload_limit() -> None:
+    """The payload size joserfc refuses is beyond any token the shape check lets through."""
+    assert JWSRegistry.max_payload_length > MAX_TOKEN_LENGTH

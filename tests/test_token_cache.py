@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
 import math
+import re
 import string
 import threading
 from collections.abc import Callable, Mapping
@@ -17,7 +19,6 @@ import pytest
 from flask import Flask
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from joserfc import jws
 from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, MissingClaimError
 from joserfc.jwt import JWTClaimsRegistry
 from joserfc.util import urlsafe_b64decode
@@ -27,7 +28,12 @@ from flask_cf_access import _verifier as verifier_module
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
-from flask_cf_access._tokens import b64url_decode
+from flask_cf_access._tokens import (
+    b64url_decode,
+    check_token_shape,
+    decode_segment,
+    read_unverified_header,
+)
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 
 from .conftest import AppFactory
@@ -51,20 +57,20 @@ def reason_of(check: Callable[[], object]) -> Reason | None:
 
 @pytest.fixture
 def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every signature check the verifier makes, by path (new header, known header)."""
+    """Every header read and every signature check the verifier makes, in turn."""
     checks: list[str] = []
-    deserialize = jws.deserialize_compact
+    read_header = read_unverified_header
     payload = verifier_module._KeyVerifier.payload
 
-    def counted_deserialize(*args: Any, **kwargs: Any) -> Any:
-        checks.append("new header")
-        return deserialize(*args, **kwargs)
+    def counted_read_header(segment: bytes) -> dict[str, Any]:
+        checks.append("header read")
+        return read_header(segment)
 
-    def counted_payload(self: Any, *args: Any) -> bytes:
-        checks.append("known header")
+    def counted_payload(self: Any, *args: bytes) -> bytes:
+        checks.append("signature")
         return payload(self, *args)
 
-    monkeypatch.setattr(jws, "deserialize_compact", counted_deserialize)
+    monkeypatch.setattr(verifier_module, "read_unverified_header", counted_read_header)
     monkeypatch.setattr(verifier_module._KeyVerifier, "payload", counted_payload)
     return checks
 
@@ -79,10 +85,10 @@ def test_repeat_token_skips_the_signature(
     checker = make_gate(issuer, clock)
     token = issuer.user_token("ada@example.com")
     first = checker.verifier.verify(token)
-    assert signature_checks == ["new header"]
+    assert signature_checks == ["header read", "signature"]
     assert checker.verifier.verify(token) is first
     assert checker.verifier.verify(token) is first
-    assert signature_checks == ["new header"]
+    assert signature_checks == ["header read", "signature"]
 
 
 def test_first_seen_tokens_share_the_known_header(
@@ -92,7 +98,7 @@ def test_first_seen_tokens_share_the_known_header(
     checker = make_gate(issuer, clock)
     for name in ("ada", "grace", "edsger"):
         checker.verifier.verify(issuer.user_token(f"{name}@example.com"))
-    assert signature_checks == ["new header", "known header", "known header"]
+    assert signature_checks == ["header read", "signature", "signature", "signature"]
 
 
 def test_protected_view_repeat_token(
@@ -104,7 +110,7 @@ def test_protected_view_repeat_token(
     assert (
         client.get("/", headers=bearer(token)).json == client.get("/", headers=bearer(token)).json
     )
-    assert len(signature_checks) == 1
+    assert signature_checks.count("signature") == 1
 
 
 def test_keyed_by_the_whole_token(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -207,7 +213,7 @@ def test_remembered_token_takes_up_a_refetched_set(
     assert checker.verifier.verify_entry(token) is entry
     assert checker.keys.current is not first_set
     assert entry.keyset is checker.keys.current
-    assert signature_checks == ["new header"]
+    assert signature_checks == ["header read", "signature"]
 
 
 def test_expiry_beyond_floats_is_refused_not_remembered(
@@ -252,7 +258,7 @@ def test_size_zero_disables_the_cache(
     token = issuer.user_token("ada@example.com")
     for _ in range(3):
         checker.verifier.verify(token)
-    assert len(signature_checks) == 3
+    assert signature_checks.count("signature") == 3
     assert len(checker.verifier.cache) == 0
 
 
@@ -453,17 +459,25 @@ URLSAFE = string.ascii_letters + string.digits + "-_"
 
 @given(st.text(alphabet=URLSAFE, min_size=1, max_size=64))
 def test_b64url_decode_matches_joserfc(segment: str) -> None:
-    """The verifier's base64url decoding accepts and refuses exactly what joserfc's does."""
+    """The verifier's base64url decoding accepts and refuses exactly what joserfc's does,
+    of a segment alone or of a token's segment as the shape check spells it."""
     data = segment.encode()
     try:
         expected: bytes | None = urlsafe_b64decode(data)
     except ValueError:
         expected = None
-    try:
-        actual: bytes | None = b64url_decode(data)
-    except ValueError:
-        actual = None
-    assert actual == expected
+    _, header, payload, signature = check_token_shape(f"{segment}.{segment}.{segment}")
+    for decode, spelled in (
+        (b64url_decode, data),
+        (decode_segment, header),
+        (decode_segment, payload),
+        (decode_segment, signature),
+    ):
+        try:
+            actual: bytes | None = decode(spelled)
+        except ValueError:
+            actual = None
+        assert actual == expected
 
 
 class RangedRegistry(JWTClaimsRegistry):
@@ -501,6 +515,16 @@ needs_registry_of_joserfc_1_8 = pytest.mark.skipif(
 )
 
 
+#: The order in which the policy checks the claims the registry checks by value.
+POLICY_ORDER = ("iss", "aud", "exp", "nbf", "iat")
+
+
+def in_policy_order(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``claims`` with those of :data:`POLICY_ORDER` first, in that order."""
+    ordered = {name: claims[name] for name in POLICY_ORDER if name in claims}
+    return ordered | {name: value for name, value in claims.items() if name not in ordered}
+
+
 class RegistryPolicy:
     """The claims policy as written on joserfc's JWTClaimsRegistry, for comparison."""
 
@@ -523,11 +547,13 @@ class RegistryPolicy:
             "aud": Reason.INVALID_AUDIENCE,
             "exp": Reason.MALFORMED_CLAIMS,
         }
-        for name in ("email", "sub", "common_name", "identity_nonce", "country", "type"):
+        for name in ("email", "sub", "common_name", "identity_nonce", "country", "type", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
         try:
-            self.registry.validate(dict(claims))
+            # The registry looks at claims in the token's order; the policy's
+            # order is fixed: the registered claims first, in its order.
+            self.registry.validate(in_policy_order(claims))
         except ExpiredTokenError as exc:
             raise AccessUnauthorized(Reason.EXPIRED) from exc
         except MissingClaimError as exc:
@@ -620,18 +646,61 @@ def test_time_checks_match_joserfc_registry_at_every_second(name: str, max_age: 
                 assert actual == expected, (name, value, fraction)
 
 
-@pytest.mark.parametrize("name", ["iss", "aud", "exp", "nbf", "iat"])
-def test_first_failing_claim_in_token_order_names_the_reason(name: str) -> None:
-    """With two bad claims, the one that comes first in the token gives the reason."""
+#: One way to fail each check of the policy, in the policy's documented order.
+FAILURES_IN_ORDER: list[tuple[str, dict[str, Any], Reason]] = [
+    ("claim types", {"jti": 5}, Reason.MALFORMED_CLAIMS),
+    ("required claims", {"exp": None}, Reason.MISSING_CLAIM),
+    ("iss", {"iss": "x"}, Reason.INVALID_ISSUER),
+    ("aud", {"aud": ["x"]}, Reason.INVALID_AUDIENCE),
+    ("exp", {"exp": NOW - 100}, Reason.EXPIRED),
+    ("nbf", {"nbf": NOW + 100}, Reason.NOT_YET_VALID),
+    ("iat", {"iat": NOW + 100}, Reason.ISSUED_IN_FUTURE),
+    ("type", {"type": "org"}, Reason.NOT_AN_APP_TOKEN),
+    ("max age", {"iat": NOW - 1000}, Reason.TOKEN_TOO_OLD),
+]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        pair
+        for pair in itertools.combinations(FAILURES_IN_ORDER, 2)
+        if not pair[0][1].keys() & pair[1][1].keys()
+    ],
+    ids=lambda failure: str(failure[0]),
+)
+def test_first_failing_check_in_the_fixed_order_names_the_reason(
+    earlier: tuple[str, dict[str, Any], Reason], later: tuple[str, dict[str, Any], Reason]
+) -> None:
+    """With two bad claims, the check that comes first in the policy's order names the reason,
+    whichever claim comes first in the token."""
     access_settings = AccessSettings.from_mapping(
-        {"CF_ACCESS_TEAM_DOMAIN": TEAM, "CF_ACCESS_AUDIENCE": AUDIENCES}
+        {
+            "CF_ACCESS_TEAM_DOMAIN": TEAM,
+            "CF_ACCESS_AUDIENCE": AUDIENCES,
+            "CF_ACCESS_MAX_TOKEN_AGE": 60,
+        }
     )
-    bad = {"iss": "x", "aud": ["x"], "exp": NOW - 100, "nbf": NOW + 100, "iat": NOW + 100}
-    clock = FrozenClock()
-    claims = {name: bad[name]} | {other: value for other, value in bad.items() if other != name}
-    expected = reason_of(lambda: RegistryPolicy(access_settings, clock).check(claims))
-    assert expected is not None
-    assert reason_of(lambda: ClaimsPolicy(access_settings, clock).check(claims)) == expected
+    policy = ClaimsPolicy(access_settings, FrozenClock())
+    for first, second in ((earlier, later), (later, earlier)):
+        claims = {**first[1], **second[1]}
+        claims |= {name: value for name, value in USUAL.items() if name not in claims}
+        assert reason_of(partial(policy.check, claims)) == earlier[2], list(claims)
+
+
+def test_policy_order_is_the_documented_one() -> None:
+    """The policy explains its checks under the names, and in the order, its docstring lists."""
+    access_settings = AccessSettings.from_mapping(
+        {
+            "CF_ACCESS_TEAM_DOMAIN": TEAM,
+            "CF_ACCESS_AUDIENCE": AUDIENCES,
+            "CF_ACCESS_MAX_TOKEN_AGE": 60,
+        }
+    )
+    names = [name for name, _ in ClaimsPolicy(access_settings, FrozenClock()).explain(USUAL)]
+    assert names == [name for name, _, _ in FAILURES_IN_ORDER]
+    documented = re.findall(r"^\s*\d\. ``([a-z ]+)``:", ClaimsPolicy.__doc__ or "", re.M)
+    assert documented == names
 
 
 def test_protected_app_still_refuses_after_warmup(

@@ -156,9 +156,12 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
     )
 )
 def test_shape_check_is_three_base64url_segments(token: str) -> None:
-    """The shape check passes exactly three non-empty base64url segments joined by dots."""
+    """The shape check passes exactly three non-empty base64url segments joined by dots,
+    and spells them in standard base64."""
     if COMPACT_JWS.fullmatch(token):
-        assert check_token_shape(token) == token.encode()
+        signing_input = token.encode().rpartition(b".")[0]
+        standard = token.encode().translate(bytes.maketrans(b"-_", b"+/"))
+        assert check_token_shape(token) == (signing_input, *standard.split(b"."))
     else:
         with pytest.raises(AccessUnauthorized) as refusal:
             check_token_shape(token)
