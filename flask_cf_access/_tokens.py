@@ -105,21 +105,9 @@ def read_unverified_header(segment: bytes) -> dict[str, Any]:
     return header
 
 
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.
 _CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")
 _PADDING = (b"", b"=", b"==")
-
-
-def b64url_decode(segment: bytes) -> bytes:
-    """The bytes of a segment of base64url characters, refusing what joserfc's decoding refuses.
-
-    As ``joserfc.util.urlsafe_b64decode``, for a segment known to hold only
-    base64url characters; see :func:`decode_segment`.
-
-    :raises ValueError: the segment is not canonical base64url.
-    """
-    return decode_segment(segment.translate(_URLSAFE_TO_STANDARD))
 
 
 def decode_segment(segment: bytes) -> bytes:

@@ -29,7 +29,6 @@ from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
 from flask_cf_access._tokens import (
-    b64url_decode,
     check_token_shape,
     decode_segment,
     read_unverified_header,
@@ -460,21 +459,16 @@ URLSAFE = string.ascii_letters + string.digits + "-_"
 @given(st.text(alphabet=URLSAFE, min_size=1, max_size=64))
 def test_b64url_decode_matches_joserfc(segment: str) -> None:
     """The verifier's base64url decoding accepts and refuses exactly what joserfc's does,
-    of a segment alone or of a token's segment as the shape check spells it."""
+    for each of a token's segments as the shape check spells it."""
     data = segment.encode()
     try:
         expected: bytes | None = urlsafe_b64decode(data)
     except ValueError:
         expected = None
     _, header, payload, signature = check_token_shape(f"{segment}.{segment}.{segment}")
-    for decode, spelled in (
-        (b64url_decode, data),
-        (decode_segment, header),
-        (decode_segment, payload),
-        (decode_segment, signature),
-    ):
+    for spelled in (header, payload, signature):
         try:
-            actual: bytes | None = decode(spelled)
+            actual: bytes | None = decode_segment(spelled)
         except ValueError:
             actual = None
         assert actual == expected

@@ -247,7 +247,7 @@ class AccessIssuer:
         """The ``get-identity`` answer for a token of a known user, else ``None``."""
         try:
             claims = decode_unverified_claims(token)
-        except (ValueError, IndexError):
+        except ValueError:
             return None
         with self._lock:
             user = self._users.get(str(claims.get("email", "")))
