@@ -394,3 +394,12 @@ def _clean_environ() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(("CF_ACCESS_", "PYTEST_"))
     }
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a..c", "a.b.c.d", "ä.b.c", "e30.bm90anNvbg.c2ln"])
+def test_stand_in_reads_no_claims_from_what_is_not_a_token(token: str) -> None:
+    """A cookie that is not a compact JWS of a JSON object is a ValueError, and no identity."""
+    issuer = AccessIssuer()
+    with pytest.raises(ValueError):
+        decode_unverified_claims(token)
+    assert issuer.identity_for(token) is None
