@@ -170,72 +170,73 @@ class AccessChecker:
     def check_request(
         self,
         sender: object,
-        method: str,
-        path: str,
+        request: Request,
         header_value: str | None,
         cookie_value: str | None,
+        requirement: Requirement = ANY_TOKEN,
         *,
-        groups: Collection[str] = (),
-        allow_service_tokens: bool = True,
-        requirement: Requirement | None = None,
-        request: Request | None = None,
         csrf_exempt: bool = False,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
-        Given the ``request``, a user's unsafe request is also checked for
-        cross-site forgery (``CF_ACCESS_CSRF_PROTECT``, unless
-        ``csrf_exempt``), and a browser refused for want of a token is sent
-        to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
+        ``header_value`` and ``cookie_value`` are the token the request sends
+        (:func:`~flask_cf_access._tokens.sent_token`). A user's unsafe request
+        is also checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``,
+        unless ``csrf_exempt``), and a browser refused for want of a token is
+        sent to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
         :data:`~flask_cf_access.access_denied` signal from ``sender``.
         The decorators and the WSGI middleware both come through here.
 
-        ``groups`` are as :meth:`authorize` takes them.
-
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.
         :raises AccessForbidden: 403, refused by an app-wide rule or by
-            ``requirement`` (or: a refused service token, or not in ``groups``),
-            or a cross-site request.
+            ``requirement``, or a cross-site request.
         :raises AccessUnavailable: 503, keys or identity could not be had.
         """
         identity: AccessIdentity | None = None
-        settings = self.settings
         try:
             identity = self.authenticate(header_value, cookie_value)
             if (
-                request is not None
-                and request.method not in SAFE_METHODS
+                request.method not in SAFE_METHODS
                 and not csrf_exempt
                 and not identity.is_service_token
             ):
+                settings = self.settings
                 check_origin(
                     request,
                     settings.csrf_protect,
                     settings.trusted_origins,
                     TOKEN_COOKIE in request.cookies,
                 )
-            if requirement is None:
-                requirement = _requirement(groups, allow_service_tokens)
-            if requirement is not ANY_TOKEN or self.policy.has_app_wide_rules:
-                self.policy.authorize(identity, requirement)
+            judge = self.policy.judges[requirement]
+            if judge is not None:
+                judge(identity)
         except AccessError as error:
-            if (
-                request is not None
-                and settings.unauthorized == "redirect"
-                and isinstance(error, AccessUnauthorized)
-                and request.method in ("GET", "HEAD")
-                and prefers_html(request.environ)
-            ):
-                error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
-            report_refusal(sender, error, method=method, path=path, identity=identity)
+            self._refused(sender, request, error, identity)
             raise
         if access_granted.receivers:
-            access_granted.send(sender, identity=identity, method=method, path=path)
+            access_granted.send(sender, identity=identity, method=request.method, path=request.path)
         return identity
+
+    def _refused(
+        self,
+        sender: object,
+        request: Request,
+        error: AccessError,
+        identity: AccessIdentity | None,
+    ) -> None:
+        """Report a refusal; a browser without a token may be sent to sign in first."""
+        if (
+            self.settings.unauthorized == "redirect"
+            and isinstance(error, AccessUnauthorized)
+            and request.method in ("GET", "HEAD")
+            and prefers_html(request.environ)
+        ):
+            error.send_to_login(login_redirect_for(self.settings, request.host, request.full_path))
+        report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 
 
 def report_refusal(

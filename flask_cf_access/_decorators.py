@@ -52,7 +52,7 @@ def _guarded(
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check(app, requirement=requirement)
+        check(app, requirement)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)

@@ -225,12 +225,10 @@ class CloudflareAccessMiddleware:
             requirement = self._strictest_rule(readings)
             identity = self.checker.check_request(
                 self,
-                request.method,
-                request.path,
+                request,
                 header,
                 cookie,
-                requirement=requirement,
-                request=request,
+                requirement,
                 csrf_exempt=path in self._csrf_exempt_paths,
             )
             passed = self._passed_on(identity)

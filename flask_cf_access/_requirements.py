@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import AccessError, AccessForbidden, Reason
@@ -30,6 +30,8 @@ Match = Literal["any", "all"]
 IdentityCheck = Callable[["AccessIdentity"], bool]
 #: One condition on names: how they must match, and the names.
 Clause = tuple[Match, tuple[str, ...]]
+#: A requirement prepared for one app: raises to refuse an identity, else returns.
+Judge = Callable[["AccessIdentity"], None]
 
 #: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
 REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
@@ -59,6 +61,22 @@ class Requirement:
     service_tokens: frozenset[str] | None = None
     #: ``False``: service tokens are refused.
     allow_service_tokens: bool = True
+    #: Computed once: the policy looks its prepared judge up by requirement on
+    #: every request, and a dataclass hashes its fields at each call.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (
+            self.groups,
+            self.roles,
+            self.checks,
+            self.service_tokens,
+            self.allow_service_tokens,
+        )
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def is_any_token(self) -> bool:
@@ -183,6 +201,27 @@ def require(
     return ANY_TOKEN if requirement == ANY_TOKEN else requirement
 
 
+class _Judges(dict[Requirement, "Judge | None"]):
+    """Each requirement's judge, prepared on first use: requirements are few and
+    fixed (a decorator's, a guard's, a rule's), so each is prepared once.
+
+    A plain dict look-up on a hit. At most :attr:`max_size` are kept, in case
+    an app builds a new requirement for every request.
+    """
+
+    max_size = 256
+
+    def __init__(self, prepare: Callable[[Requirement], Judge | None]) -> None:
+        super().__init__()
+        self._prepare = prepare
+
+    def __missing__(self, requirement: Requirement) -> Judge | None:
+        if len(self) >= self.max_size:
+            self.clear()
+        judge = self[requirement] = self._prepare(requirement)
+        return judge
+
+
 class AccessPolicy:
     """An app's authorization settings, and the judge of every :class:`Requirement`.
 
@@ -198,6 +237,7 @@ class AccessPolicy:
         "_role_groups",
         "_subdomains",
         "has_app_wide_rules",
+        "judges",
         "service_tokens",
     )
 
@@ -211,6 +251,8 @@ class AccessPolicy:
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
         #: Whether a request needing only a token must still be judged.
         self.has_app_wide_rules = self._has_email_rules or self.service_tokens is not None
+        #: The judge of each requirement under these rules; ``None``: any verified token passes.
+        self.judges = _Judges(self._prepare)
 
     def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
         """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
@@ -257,36 +299,106 @@ class AccessPolicy:
             rule or part of ``requirement`` that does not hold.
         :raises AccessUnavailable: 503, the groups were needed and could not be had.
         """
-        if identity.is_service_token:
-            if self.service_tokens is not None and identity.common_name not in self.service_tokens:
-                raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
-            if not requirement.allow_service_tokens:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
-            wanted = requirement.service_tokens
-            if wanted and identity.common_name not in wanted:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
-        else:
-            if self._has_email_rules and not self.email_allowed(identity.email):
-                raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
-            if requirement.service_tokens is not None:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
-        for match, names in requirement.groups:
-            if match == "any":
-                if not identity.in_any_group(*names):
-                    raise AccessForbidden(Reason.NOT_IN_GROUP)
-            elif not all(identity.in_any_group(name) for name in names):
-                raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+        judge = self.judges[requirement]
+        if judge is not None:
+            judge(identity)
+
+    def _prepare(self, requirement: Requirement) -> Judge | None:
+        """The steps of :meth:`authorize` that can refuse under ``requirement``, in order:
+        who may call (service tokens, e-mail rules), groups, roles, predicates."""
+        steps: list[Judge] = []
+        caller = self._caller_step(requirement)
+        if caller is not None:
+            steps.append(caller)
+        steps.extend(_groups_step(match, names) for match, names in requirement.groups)
         if requirement.roles:
-            roles = identity.roles
-            for match, names in requirement.roles:
-                if match == "any":
-                    if roles.isdisjoint(names):
-                        raise AccessForbidden(Reason.NO_ROLE)
-                elif not roles.issuperset(names):
-                    raise AccessForbidden(Reason.NOT_ALL_ROLES)
-        for check in requirement.checks:
+            steps.append(_roles_step(requirement.roles))
+        if requirement.checks:
+            steps.append(_checks_step(requirement.checks))
+        if not steps:
+            return None
+        if len(steps) == 1:
+            return steps[0]
+        all_steps = tuple(steps)
+
+        def judge(identity: AccessIdentity) -> None:
+            for step in all_steps:
+                step(identity)
+
+        return judge
+
+    def _caller_step(self, requirement: Requirement) -> Judge | None:
+        """The app-wide rules and ``requirement``'s word on service tokens, if either can refuse."""
+        known = self.service_tokens
+        refused = not requirement.allow_service_tokens
+        wanted = requirement.service_tokens
+        email_rules = self._has_email_rules
+        if known is None and not refused and wanted is None and not email_rules:
+            return None
+        email_allowed = self.email_allowed
+
+        def caller_step(identity: AccessIdentity) -> None:
+            if identity.is_service_token:
+                if known is not None and identity.common_name not in known:
+                    raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
+                if refused:
+                    raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+                if wanted and identity.common_name not in wanted:
+                    raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
+            else:
+                if email_rules and not email_allowed(identity.email):
+                    raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
+                if wanted is not None:
+                    raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+
+        return caller_step
+
+
+def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
+    if match == "any":
+
+        def in_any_group(identity: AccessIdentity) -> None:
+            if not identity.in_any_group(*names):
+                raise AccessForbidden(Reason.NOT_IN_GROUP)
+
+        return in_any_group
+
+    def in_all_groups(identity: AccessIdentity) -> None:
+        if not all(identity.in_any_group(name) for name in names):
+            raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+
+    return in_all_groups
+
+
+def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
+    if len(clauses) == 1 and clauses[0][0] == "any":
+        wanted = frozenset(clauses[0][1])
+
+        def has_any_role(identity: AccessIdentity) -> None:
+            if wanted.isdisjoint(identity.roles):
+                raise AccessForbidden(Reason.NO_ROLE)
+
+        return has_any_role
+
+    def has_roles(identity: AccessIdentity) -> None:
+        roles = identity.roles
+        for match, names in clauses:
+            if match == "any":
+                if roles.isdisjoint(names):
+                    raise AccessForbidden(Reason.NO_ROLE)
+            elif not roles.issuperset(names):
+                raise AccessForbidden(Reason.NOT_ALL_ROLES)
+
+    return has_roles
+
+
+def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
+    def passes_checks(identity: AccessIdentity) -> None:
+        for check in checks:
             if _passes(check, identity) is not True:
                 raise AccessForbidden(Reason.CHECK_FAILED)
+
+    return passes_checks
 
 
 def _passes(check: IdentityCheck, identity: AccessIdentity) -> object:

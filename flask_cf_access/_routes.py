@@ -210,10 +210,7 @@ def access_guard(requirement: Requirement = ANY_TOKEN) -> Callable[[], None]:
         raise TypeError("access_guard() takes a requirement made by require().")
 
     def access_guard_hook() -> None:
-        verify_for_app(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            requirement=requirement,
-        )
+        verify_for_app(current_app._get_current_object(), requirement)  # type: ignore[attr-defined]
 
     setattr(access_guard_hook, REQUIREMENT_ATTRIBUTE, requirement)
     return access_guard_hook
