@@ -6,7 +6,6 @@ the middleware) share this code; neither has a verification of its own.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,19 +23,17 @@ from ._groups import Group, MalformedGroups, groups_in_claims
 from ._identity import AccessIdentity
 from ._identity_endpoint import IdentityEndpoint
 from ._keys import KeyStore
-from ._logsafe import loggable
 from ._refusals import prefers_html
+from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, AccessPolicy, Requirement, require
 from ._settings import AccessSettings
 from ._shared_cache import SharedCache
-from ._signals import access_denied, access_granted
+from ._signals import access_granted
 from ._tokens import TOKEN_COOKIE
 from ._verifier import TokenVerifier
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
-
-logger = logging.getLogger("flask_cf_access")
 
 Clock = Callable[[], float]
 
@@ -237,39 +234,6 @@ class AccessChecker:
         ):
             error.send_to_login(login_redirect_for(self.settings, request.host, request.full_path))
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
-
-
-def report_refusal(
-    sender: object,
-    error: AccessError,
-    *,
-    method: str,
-    path: str,
-    identity: AccessIdentity | None,
-) -> None:
-    """Tell of one refusal: one log line, then the ``access_denied`` signal.
-
-    The only place a refusal is reported, whoever refuses: the checker, the
-    middleware's path judgement, the user loader. The method and path come
-    from the client, so they are escaped for the log (a ``%0D%0A`` in a path
-    cannot write a line of its own); the token is never logged.
-    """
-    logger.warning(
-        "Cloudflare Access refused %s %s: %d %s",
-        loggable(method),
-        loggable(path),
-        error.code,
-        error.reason,
-    )
-    if access_denied.receivers:
-        access_denied.send(
-            sender,
-            error=error,
-            reason=error.reason,
-            method=method,
-            path=path,
-            identity=identity,
-        )
 
 
 def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Requirement:

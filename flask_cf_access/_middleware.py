@@ -20,10 +20,11 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._checker import AccessChecker, Clock, report_refusal
+from ._app_state import EXTENSION_KEY
+from ._checker import AccessChecker, Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
-from ._extension import EXTENSION_KEY
 from ._identity import AccessIdentity
+from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token

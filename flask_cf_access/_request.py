@@ -1,4 +1,7 @@
-"""The verification primitive for Flask requests, and the accessors of its result."""
+"""The verification primitive for Flask requests, and the accessors of its result.
+
+The one module that puts an identity on ``g``, reads it back and removes it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,16 @@ from typing import Any, TypeVar, cast, overload
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from ._app_state import EXTENSION_KEY, get_checker
 from ._checker import AccessChecker
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
 from ._errors import NoAccessContextError
-from ._extension import EXTENSION_KEY, forget_identity, get_checker
 from ._identity import AccessIdentity
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._tokens import sent_token
 
-#: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
-_FLASK_GLOBALS = Flask.app_ctx_globals_class
+#: Where on ``g`` an admitted request keeps its identity and its claims.
+_IDENTITY_NAMES = ("cf_access_identity", "cf_access_claims")
 
 
 def verify_access_in_request(
@@ -30,8 +33,8 @@ def verify_access_in_request(
 
     On success the verified claims are put on ``g.cf_access_claims`` (a
     read-only mapping) and the identity on ``g.cf_access_identity``; on
-    failure nothing is put on ``g`` (what an earlier check put there is
-    removed first), one line is logged and the refusal is raised. Either
+    failure nothing is left on ``g`` (what an earlier check put there is
+    removed), one line is logged and the refusal is raised. Either
     way a signal is sent, with the app as sender:
     :data:`~flask_cf_access.access_granted` or
     :data:`~flask_cf_access.access_denied`. Call it from your own
@@ -81,12 +84,20 @@ def verify_for_app(app: Flask, requirement: Requirement = ANY_TOKEN) -> AccessId
             and _view_is_csrf_exempt(app, this_request.endpoint),
         )
     except BaseException:
-        forget_identity(g._get_current_object())
+        forget_identity()
         raise
     context_globals = g._get_current_object()
     context_globals.cf_access_identity = identity
     context_globals.cf_access_claims = identity.claims
     return identity
+
+
+def forget_identity() -> None:
+    """Remove the identity and claims a check put on ``g``."""
+    context_globals = g._get_current_object()
+    for name in _IDENTITY_NAMES:
+        if hasattr(context_globals, name):
+            delattr(context_globals, name)
 
 
 def group_names(groups: Iterable[str]) -> tuple[str, ...]:
