@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import requests
 from cachelib import BaseCache, SimpleCache
@@ -49,6 +49,15 @@ def system_time() -> float:
     return time.time()
 
 
+class _Reach(TypedDict):
+    """How the key store and the identity endpoint reach Cloudflare and keep what they learn."""
+
+    session: requests.Session
+    timeout: float
+    cache: SharedCache
+    clock: Clock
+
+
 class AccessChecker:
     """Verifies tokens and checks identities for one configured team and app."""
 
@@ -65,22 +74,16 @@ class AccessChecker:
         self.cache = SharedCache(cache if cache is not None else SimpleCache(), clock=clock)
         #: The ``requests.Session`` every call to Cloudflare goes through.
         self.session = session if session is not None else fork_safe_session()
+        reach = _Reach(
+            session=self.session, timeout=settings.http_timeout, cache=self.cache, clock=clock
+        )
         self.keys = KeyStore(
             certs_url=settings.certs_url,
-            session=self.session,
-            timeout=settings.http_timeout,
-            cache=self.cache,
-            clock=clock,
             max_age=settings.keys_max_age,
             min_refresh_interval=settings.keys_min_refresh_interval,
+            **reach,
         )
-        self.identity_endpoint = IdentityEndpoint(
-            url=settings.identity_url,
-            session=self.session,
-            timeout=settings.http_timeout,
-            cache=self.cache,
-            clock=clock,
-        )
+        self.identity_endpoint = IdentityEndpoint(url=settings.identity_url, **reach)
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
         #: Roles, known service tokens and app-wide rules; judges every requirement.
         self.policy = AccessPolicy(settings)
