@@ -238,7 +238,6 @@ class AccessPolicy:
         "_has_email_rules",
         "_role_groups",
         "_subdomains",
-        "has_app_wide_rules",
         "judges",
         "service_tokens",
     )
@@ -251,8 +250,6 @@ class AccessPolicy:
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
         self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
-        #: Whether a request needing only a token must still be judged.
-        self.has_app_wide_rules = self._has_email_rules or self.service_tokens is not None
         #: The judge of each requirement under these rules; ``None``: any verified token passes.
         self.judges = _Judges(self._prepare)
 
