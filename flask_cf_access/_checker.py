@@ -211,9 +211,7 @@ class AccessChecker:
                     settings.trusted_origins,
                     TOKEN_COOKIE in request.cookies,
                 )
-            judge = self.policy.judges[requirement]
-            if judge is not None:
-                judge(identity)
+            self.policy.authorize(identity, requirement)
         except AccessError as error:
             self._refused(sender, request, error, identity)
             raise

@@ -30,7 +30,7 @@ Match = Literal["any", "all"]
 IdentityCheck = Callable[["AccessIdentity"], bool]
 #: One condition on names: how they must match, and the names.
 Clause = tuple[Match, tuple[str, ...]]
-#: A requirement prepared for one app: raises to refuse an identity, else returns.
+#: A requirement, or the app-wide rules, prepared: raises to refuse an identity, else returns.
 Judge = Callable[["AccessIdentity"], None]
 
 #: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
@@ -40,6 +40,91 @@ REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
 WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
 #: Set by ``@cf_access.public`` on a view that needs no token.
 PUBLIC_ATTRIBUTE = "__cf_access_public__"
+
+
+def _prepared(requirement: Requirement) -> Judge | None:
+    """The parts of ``requirement`` that can refuse, as one judge, in order: service
+    tokens, groups, roles, predicates; ``None`` when no part can refuse."""
+    steps: list[Judge] = []
+    if not requirement.allow_service_tokens or requirement.service_tokens is not None:
+        steps.append(_service_tokens_step(requirement))
+    steps.extend(_groups_step(match, names) for match, names in requirement.groups)
+    if requirement.roles:
+        steps.append(_roles_step(requirement.roles))
+    if requirement.checks:
+        steps.append(_checks_step(requirement.checks))
+    if len(steps) <= 1:
+        return steps[0] if steps else None
+    all_steps = tuple(steps)
+
+    def judge(identity: AccessIdentity) -> None:
+        for step in all_steps:
+            step(identity)
+
+    return judge
+
+
+def _service_tokens_step(requirement: Requirement) -> Judge:
+    refused = not requirement.allow_service_tokens
+    wanted = requirement.service_tokens
+
+    def service_tokens_step(identity: AccessIdentity) -> None:
+        if identity.is_service_token:
+            if refused:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+            if wanted and identity.common_name not in wanted:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
+        elif wanted is not None:
+            raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+
+    return service_tokens_step
+
+
+def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
+    if match == "any":
+
+        def in_any_group(identity: AccessIdentity) -> None:
+            if not identity.in_any_group(*names):
+                raise AccessForbidden(Reason.NOT_IN_GROUP)
+
+        return in_any_group
+
+    def in_all_groups(identity: AccessIdentity) -> None:
+        if not all(identity.in_any_group(name) for name in names):
+            raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+
+    return in_all_groups
+
+
+def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
+    if len(clauses) == 1 and clauses[0][0] == "any":
+        wanted = frozenset(clauses[0][1])
+
+        def has_any_role(identity: AccessIdentity) -> None:
+            if wanted.isdisjoint(identity.roles):
+                raise AccessForbidden(Reason.NO_ROLE)
+
+        return has_any_role
+
+    def has_roles(identity: AccessIdentity) -> None:
+        roles = identity.roles
+        for match, names in clauses:
+            if match == "any":
+                if roles.isdisjoint(names):
+                    raise AccessForbidden(Reason.NO_ROLE)
+            elif not roles.issuperset(names):
+                raise AccessForbidden(Reason.NOT_ALL_ROLES)
+
+    return has_roles
+
+
+def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
+    def passes_checks(identity: AccessIdentity) -> None:
+        for check in checks:
+            if _passes(check, identity) is not True:
+                raise AccessForbidden(Reason.CHECK_FAILED)
+
+    return passes_checks
 
 
 @dataclass(frozen=True)
@@ -61,24 +146,12 @@ class Requirement:
     service_tokens: frozenset[str] | None = None
     #: ``False``: service tokens are refused.
     allow_service_tokens: bool = True
-    #: Computed once: the policy looks its prepared judge up by requirement on
-    #: every request, and a dataclass hashes all its fields at each call:
-    #: about 0.3 µs a request (benchmarks/bench_verify.py), which took a
-    #: role-protected view from 1.085x to 1.09x the bare view.
-    _hash: int = field(init=False, repr=False, compare=False)
+    #: Its own parts prepared as one judge when it is made (``None``: they
+    #: admit any verified token), so no request looks at a part that is empty.
+    _judge: Judge | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (
-            self.groups,
-            self.roles,
-            self.checks,
-            self.service_tokens,
-            self.allow_service_tokens,
-        )
-        object.__setattr__(self, "_hash", hash(fields))
-
-    def __hash__(self) -> int:
-        return self._hash
+        object.__setattr__(self, "_judge", _prepared(self))
 
     @property
     def is_any_token(self) -> bool:
@@ -203,27 +276,6 @@ def require(
     return ANY_TOKEN if requirement == ANY_TOKEN else requirement
 
 
-class _Judges(dict[Requirement, "Judge | None"]):
-    """Each requirement's judge, prepared on first use: requirements are few and
-    fixed (a decorator's, a guard's, a rule's), so each is prepared once.
-
-    A plain dict look-up on a hit. At most :attr:`max_size` are kept, in case
-    an app builds a new requirement for every request.
-    """
-
-    max_size = 256
-
-    def __init__(self, prepare: Callable[[Requirement], Judge | None]) -> None:
-        super().__init__()
-        self._prepare = prepare
-
-    def __missing__(self, requirement: Requirement) -> Judge | None:
-        if len(self) >= self.max_size:
-            self.clear()
-        judge = self[requirement] = self._prepare(requirement)
-        return judge
-
-
 class AccessPolicy:
     """An app's authorization settings, and the judge of every :class:`Requirement`.
 
@@ -233,12 +285,12 @@ class AccessPolicy:
     """
 
     __slots__ = (
+        "_app_wide_rules",
         "_domains",
         "_emails",
         "_has_email_rules",
         "_role_groups",
         "_subdomains",
-        "judges",
         "service_tokens",
     )
 
@@ -250,8 +302,8 @@ class AccessPolicy:
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
         self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
-        #: The judge of each requirement under these rules; ``None``: any verified token passes.
-        self.judges = _Judges(self._prepare)
+        #: The app-wide rules prepared as one judge; ``None`` when there are none.
+        self._app_wide_rules = self._prepared_app_wide_rules()
 
     def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
         """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
@@ -294,110 +346,35 @@ class AccessPolicy:
     def authorize(self, identity: AccessIdentity, requirement: Requirement) -> None:
         """Refuse ``identity`` unless the app-wide rules and ``requirement`` admit it.
 
+        In a fixed order, the first refusal winning: the app-wide rules (a
+        service token not in ``CF_ACCESS_SERVICE_TOKENS``, an e-mail outside
+        the e-mail rules), then ``requirement``: service tokens refused,
+        required or not admitted, groups, roles, predicates.
+
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
             rule or part of ``requirement`` that does not hold.
         :raises AccessUnavailable: 503, the groups were needed and could not be had.
         """
-        judge = self.judges[requirement]
-        if judge is not None:
-            judge(identity)
+        if self._app_wide_rules is not None:
+            self._app_wide_rules(identity)
+        if requirement._judge is not None:
+            requirement._judge(identity)
 
-    def _prepare(self, requirement: Requirement) -> Judge | None:
-        """The steps of :meth:`authorize` that can refuse under ``requirement``, in order:
-        who may call (service tokens, e-mail rules), groups, roles, predicates."""
-        steps: list[Judge] = []
-        caller = self._caller_step(requirement)
-        if caller is not None:
-            steps.append(caller)
-        steps.extend(_groups_step(match, names) for match, names in requirement.groups)
-        if requirement.roles:
-            steps.append(_roles_step(requirement.roles))
-        if requirement.checks:
-            steps.append(_checks_step(requirement.checks))
-        if not steps:
-            return None
-        if len(steps) == 1:
-            return steps[0]
-        all_steps = tuple(steps)
-
-        def judge(identity: AccessIdentity) -> None:
-            for step in all_steps:
-                step(identity)
-
-        return judge
-
-    def _caller_step(self, requirement: Requirement) -> Judge | None:
-        """The app-wide rules and ``requirement``'s word on service tokens, if either can refuse."""
+    def _prepared_app_wide_rules(self) -> Judge | None:
         known = self.service_tokens
-        refused = not requirement.allow_service_tokens
-        wanted = requirement.service_tokens
         email_rules = self._has_email_rules
-        if known is None and not refused and wanted is None and not email_rules:
+        if known is None and not email_rules:
             return None
         email_allowed = self.email_allowed
 
-        def caller_step(identity: AccessIdentity) -> None:
+        def app_wide_rules(identity: AccessIdentity) -> None:
             if identity.is_service_token:
                 if known is not None and identity.common_name not in known:
                     raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
-                if refused:
-                    raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
-                if wanted and identity.common_name not in wanted:
-                    raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
-            else:
-                if email_rules and not email_allowed(identity.email):
-                    raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
-                if wanted is not None:
-                    raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+            elif email_rules and not email_allowed(identity.email):
+                raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
 
-        return caller_step
-
-
-def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
-    if match == "any":
-
-        def in_any_group(identity: AccessIdentity) -> None:
-            if not identity.in_any_group(*names):
-                raise AccessForbidden(Reason.NOT_IN_GROUP)
-
-        return in_any_group
-
-    def in_all_groups(identity: AccessIdentity) -> None:
-        if not all(identity.in_any_group(name) for name in names):
-            raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
-
-    return in_all_groups
-
-
-def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
-    if len(clauses) == 1 and clauses[0][0] == "any":
-        wanted = frozenset(clauses[0][1])
-
-        def has_any_role(identity: AccessIdentity) -> None:
-            if wanted.isdisjoint(identity.roles):
-                raise AccessForbidden(Reason.NO_ROLE)
-
-        return has_any_role
-
-    def has_roles(identity: AccessIdentity) -> None:
-        roles = identity.roles
-        for match, names in clauses:
-            if match == "any":
-                if roles.isdisjoint(names):
-                    raise AccessForbidden(Reason.NO_ROLE)
-            elif not roles.issuperset(names):
-                raise AccessForbidden(Reason.NOT_ALL_ROLES)
-
-    return has_roles
-
-
-def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
-    def passes_checks(identity: AccessIdentity) -> None:
-        for check in checks:
-            if _passes(check, identity) is not True:
-                raise AccessForbidden(Reason.CHECK_FAILED)
-
-    return passes_checks
+        return app_wide_rules
 
 
 def _passes(check: IdentityCheck, identity: AccessIdentity) -> object:

@@ -1,4 +1,4 @@
-"""The policy prepares each requirement's judge once and keeps a bounded number of them."""
+"""Requirements are prepared when made, the app-wide rules once per app; the order holds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Reason, require
 from flask_cf_access._groups import Group
-from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy
+from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy, Requirement
 from flask_cf_access.testing import AccessIssuer
 
 
@@ -17,37 +17,66 @@ def policy_for(issuer: AccessIssuer, **config: Any) -> AccessPolicy:
     return AccessPolicy(AccessSettings.from_mapping(issuer.settings(**config)))
 
 
-def user(policy: AccessPolicy, *groups: str) -> AccessIdentity:
-    """A user identity in ``groups``."""
-    claims = {"sub": "u1", "email": "ada@example.com"}
+def user(policy: AccessPolicy, email: str = "ada@example.com", *groups: str) -> AccessIdentity:
+    """A user identity with ``email``, in ``groups``."""
+    claims = {"sub": "u1", "email": email}
     return AccessIdentity(claims, lambda: tuple(Group(name=name) for name in groups), policy)
 
 
-def test_equal_requirements_share_one_judge(issuer: AccessIssuer) -> None:
-    """A requirement built again with the same parts is judged by the judge already prepared."""
+def service_token(policy: AccessPolicy, client_id: str = "ci.access") -> AccessIdentity:
+    """A service token identity."""
+    return AccessIdentity({"common_name": client_id, "sub": ""}, tuple, policy)
+
+
+def refusal(policy: AccessPolicy, identity: AccessIdentity, requirement: Requirement) -> Reason:
+    """The reason ``policy`` refuses ``identity`` under ``requirement``."""
+    with pytest.raises(AccessForbidden) as refused:
+        policy.authorize(identity, requirement)
+    return refused.value.reason
+
+
+def test_only_parts_that_can_refuse_are_prepared() -> None:
+    """A requirement asking for nothing more than a token has no judge to run."""
+    assert ANY_TOKEN._judge is None
+    assert require(groups=[], roles=[])._judge is None
+    assert require(roles=["admin"])._judge is not None
+    assert require(allow_service_tokens=False)._judge is not None
+
+
+def test_app_wide_rules_apply_to_a_token_only_requirement(issuer: AccessIssuer) -> None:
+    """E-mail rules refuse an outsider even where only a token is required."""
+    policy = policy_for(issuer, CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"])
+    assert refusal(policy, user(policy), ANY_TOKEN) == Reason.EMAIL_NOT_ALLOWED
+    policy.authorize(user(policy, "bo@example.org"), ANY_TOKEN)
+
+
+def test_app_wide_rules_come_first(issuer: AccessIssuer) -> None:
+    """The app-wide refusal wins over the requirement's own, for users and service tokens."""
+    policy = policy_for(
+        issuer,
+        CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"],
+        CF_ACCESS_SERVICE_TOKENS={"known.access": {"name": "known"}},
+    )
+    assert refusal(policy, user(policy), require(service_tokens=[])) == Reason.EMAIL_NOT_ALLOWED
+    no_tokens = require(allow_service_tokens=False)
+    assert refusal(policy, service_token(policy), no_tokens) == Reason.UNKNOWN_SERVICE_TOKEN
+    assert refusal(policy, service_token(policy, "known.access"), no_tokens) == (
+        Reason.SERVICE_TOKEN_REFUSED
+    )
+
+
+def test_parts_are_judged_in_order(issuer: AccessIssuer) -> None:
+    """Service tokens, then groups, then roles, then predicates: the first refusal wins."""
     policy = policy_for(issuer, CF_ACCESS_ROLES={"admin": ["Admins"]})
-    first = policy.judges[require(roles=["admin"])]
-    again = policy.judges[require(roles=["admin"])]
-    assert first is again
-    assert len(policy.judges) == 1
-
-
-def test_any_token_needs_no_judge_without_app_wide_rules(issuer: AccessIssuer) -> None:
-    """Any verified token passes when no app-wide rule applies: nothing is judged."""
-    assert policy_for(issuer).judges[ANY_TOKEN] is None
-    strict = policy_for(issuer, CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"])
-    with pytest.raises(AccessForbidden) as refused:
-        strict.authorize(user(strict), ANY_TOKEN)
-    assert refused.value.reason == Reason.EMAIL_NOT_ALLOWED
-
-
-def test_prepared_judges_are_bounded(issuer: AccessIssuer) -> None:
-    """An app building a new requirement per request cannot grow the prepared judges without end."""
-    policy = policy_for(issuer)
-    limit = policy.judges.max_size
-    for number in range(limit + 10):
-        policy.authorize(user(policy, f"g{number}"), require(groups=[f"g{number}"]))
-    assert 0 < len(policy.judges) <= limit
-    with pytest.raises(AccessForbidden) as refused:
-        policy.authorize(user(policy, "g1"), require(groups=["g2"]))
-    assert refused.value.reason == Reason.NOT_IN_GROUP
+    everything = require(groups=["Staff"], roles=["admin"], check=lambda identity: False) & require(
+        service_tokens=[]
+    )
+    assert refusal(policy, user(policy, "ada@example.com"), everything) == (
+        Reason.SERVICE_TOKEN_REQUIRED
+    )
+    people = require(groups=["Staff"], roles=["admin"], check=lambda identity: False)
+    assert refusal(policy, user(policy, "ada@example.com"), people) == Reason.NOT_IN_GROUP
+    assert refusal(policy, user(policy, "ada@example.com", "Staff"), people) == Reason.NO_ROLE
+    assert refusal(policy, user(policy, "ada@example.com", "Staff", "Admins"), people) == (
+        Reason.CHECK_FAILED
+    )
