@@ -97,15 +97,6 @@ def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
 
 
 def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
-    if len(clauses) == 1 and clauses[0][0] == "any":
-        wanted = frozenset(clauses[0][1])
-
-        def has_any_role(identity: AccessIdentity) -> None:
-            if wanted.isdisjoint(identity.roles):
-                raise AccessForbidden(Reason.NO_ROLE)
-
-        return has_any_role
-
     def has_roles(identity: AccessIdentity) -> None:
         roles = identity.roles
         for match, names in clauses:
