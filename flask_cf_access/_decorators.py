@@ -47,8 +47,8 @@ def _guarded(
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
     # Asking on every call (inspect.iscoroutinefunction) costs about 0.45 µs
-    # a request, which a role-protected view cannot spare: 1.10x the bare
-    # view without this, 1.08-1.09x with it (benchmarks/bench_verify.py).
+    # a request, which a role-protected view cannot spare: 1.10-1.11x the
+    # bare view without this, 1.09x with it (benchmarks/bench_verify.py).
     sync_app: object = None
 
     @wraps(view)
