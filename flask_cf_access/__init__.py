@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._browser import logout_blueprint as logout_blueprint
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
 from ._decorators import require_group as require_group
@@ -22,6 +21,7 @@ from ._errors import Reason as Reason
 from ._extension import CloudflareAccess as CloudflareAccess
 from ._groups import Group as Group
 from ._identity import AccessIdentity as AccessIdentity
+from ._logout import logout_blueprint as logout_blueprint
 from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
 from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware

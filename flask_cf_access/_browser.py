@@ -1,4 +1,7 @@
-"""Signing in and out through Access: its URLs, and a ready "log out" view.
+"""Signing in and out through Access: the URLs of its login and logout pages.
+
+Pure functions of the app's settings and host; the ready "log out" view is
+in :mod:`flask_cf_access._logout`.
 
 Access signs a browser in at
 ``https://<team>/cdn-cgi/access/login/<app-domain>?kid=<aud>&redirect_url=<path>``
@@ -12,10 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
-
-from flask import Blueprint, redirect, request, session
-from flask.sessions import NullSession
-from werkzeug.wrappers import Response
 
 from ._csrf import origin_of
 
@@ -79,29 +78,3 @@ def logout_url(settings: AccessSettings, app_host_url: str) -> str:
 def team_logout_url(settings: AccessSettings) -> str:
     """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
     return access_origin(settings) + LOGOUT_PATH
-
-
-def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") -> Blueprint:
-    """A blueprint whose ``url`` (GET or POST) clears the Flask session and leaves through Access.
-
-    ::
-
-        app.register_blueprint(logout_blueprint())
-        # <a href="{{ url_for('cf_access_logout.logout') }}">Log out</a>
-
-    The browser is sent to :meth:`CloudflareAccess.logout_url`, where Access
-    ends its session and drops the ``CF_Authorization`` cookie.
-    """
-    blueprint = Blueprint(name, __name__)
-
-    @blueprint.route(url, methods=["GET", "POST"])
-    def logout() -> Response:
-        from ._extension import get_checker
-
-        # An app without SECRET_KEY has no session to clear (Flask's NullSession
-        # refuses every change): the logout itself still works.
-        if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
-            session.clear()
-        return redirect(logout_url(get_checker().settings, request.host_url))
-
-    return blueprint

@@ -6,10 +6,9 @@ the middleware) share this code; neither has a verification of its own.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import requests
 from cachelib import BaseCache, SimpleCache
@@ -24,19 +23,17 @@ from ._groups import Group, MalformedGroups, groups_in_claims
 from ._identity import AccessIdentity
 from ._identity_endpoint import IdentityEndpoint
 from ._keys import KeyStore
-from ._logsafe import loggable
 from ._refusals import prefers_html
+from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, AccessPolicy, Requirement, require
 from ._settings import AccessSettings
 from ._shared_cache import SharedCache
-from ._signals import access_denied, access_granted
+from ._signals import access_granted
 from ._tokens import TOKEN_COOKIE
 from ._verifier import TokenVerifier
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
-
-logger = logging.getLogger("flask_cf_access")
 
 Clock = Callable[[], float]
 
@@ -50,6 +47,15 @@ def system_time() -> float:
     suites of applications that freeze time see tokens expire.
     """
     return time.time()
+
+
+class _Reach(TypedDict):
+    """How the key store and the identity endpoint reach Cloudflare and keep what they learn."""
+
+    session: requests.Session
+    timeout: float
+    cache: SharedCache
+    clock: Clock
 
 
 class AccessChecker:
@@ -68,22 +74,16 @@ class AccessChecker:
         self.cache = SharedCache(cache if cache is not None else SimpleCache(), clock=clock)
         #: The ``requests.Session`` every call to Cloudflare goes through.
         self.session = session if session is not None else fork_safe_session()
+        reach = _Reach(
+            session=self.session, timeout=settings.http_timeout, cache=self.cache, clock=clock
+        )
         self.keys = KeyStore(
             certs_url=settings.certs_url,
-            session=self.session,
-            timeout=settings.http_timeout,
-            cache=self.cache,
-            clock=clock,
             max_age=settings.keys_max_age,
             min_refresh_interval=settings.keys_min_refresh_interval,
+            **reach,
         )
-        self.identity_endpoint = IdentityEndpoint(
-            url=settings.identity_url,
-            session=self.session,
-            timeout=settings.http_timeout,
-            cache=self.cache,
-            clock=clock,
-        )
+        self.identity_endpoint = IdentityEndpoint(url=settings.identity_url, **reach)
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
         #: Roles, known service tokens and app-wide rules; judges every requirement.
         self.policy = AccessPolicy(settings)
@@ -170,105 +170,71 @@ class AccessChecker:
     def check_request(
         self,
         sender: object,
-        method: str,
-        path: str,
+        request: Request,
         header_value: str | None,
         cookie_value: str | None,
+        requirement: Requirement = ANY_TOKEN,
         *,
-        groups: Collection[str] = (),
-        allow_service_tokens: bool = True,
-        requirement: Requirement | None = None,
-        request: Request | None = None,
         csrf_exempt: bool = False,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
-        Given the ``request``, a user's unsafe request is also checked for
-        cross-site forgery (``CF_ACCESS_CSRF_PROTECT``, unless
-        ``csrf_exempt``), and a browser refused for want of a token is sent
-        to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
+        ``header_value`` and ``cookie_value`` are the token the request sends
+        (:func:`~flask_cf_access._tokens.sent_token`). A user's unsafe request
+        is also checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``,
+        unless ``csrf_exempt``), and a browser refused for want of a token is
+        sent to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
         :data:`~flask_cf_access.access_denied` signal from ``sender``.
         The decorators and the WSGI middleware both come through here.
 
-        ``groups`` are as :meth:`authorize` takes them.
-
         :returns: the identity, if it may pass.
         :raises AccessUnauthorized: 401, no token or one that does not verify.
         :raises AccessForbidden: 403, refused by an app-wide rule or by
-            ``requirement`` (or: a refused service token, or not in ``groups``),
-            or a cross-site request.
+            ``requirement``, or a cross-site request.
         :raises AccessUnavailable: 503, keys or identity could not be had.
         """
         identity: AccessIdentity | None = None
-        settings = self.settings
         try:
             identity = self.authenticate(header_value, cookie_value)
             if (
-                request is not None
-                and request.method not in SAFE_METHODS
+                request.method not in SAFE_METHODS
                 and not csrf_exempt
                 and not identity.is_service_token
             ):
+                settings = self.settings
                 check_origin(
                     request,
                     settings.csrf_protect,
                     settings.trusted_origins,
                     TOKEN_COOKIE in request.cookies,
                 )
-            if requirement is None:
-                requirement = _requirement(groups, allow_service_tokens)
-            if requirement is not ANY_TOKEN or self.policy.has_app_wide_rules:
-                self.policy.authorize(identity, requirement)
+            self.policy.authorize(identity, requirement)
         except AccessError as error:
-            if (
-                request is not None
-                and settings.unauthorized == "redirect"
-                and isinstance(error, AccessUnauthorized)
-                and request.method in ("GET", "HEAD")
-                and prefers_html(request.environ)
-            ):
-                error.send_to_login(login_redirect_for(settings, request.host, request.full_path))
-            report_refusal(sender, error, method=method, path=path, identity=identity)
+            self._refused(sender, request, error, identity)
             raise
         if access_granted.receivers:
-            access_granted.send(sender, identity=identity, method=method, path=path)
+            access_granted.send(sender, identity=identity, method=request.method, path=request.path)
         return identity
 
-
-def report_refusal(
-    sender: object,
-    error: AccessError,
-    *,
-    method: str,
-    path: str,
-    identity: AccessIdentity | None,
-) -> None:
-    """Tell of one refusal: one log line, then the ``access_denied`` signal.
-
-    The only place a refusal is reported, whoever refuses: the checker, the
-    middleware's path judgement, the user loader. The method and path come
-    from the client, so they are escaped for the log (a ``%0D%0A`` in a path
-    cannot write a line of its own); the token is never logged.
-    """
-    logger.warning(
-        "Cloudflare Access refused %s %s: %d %s",
-        loggable(method),
-        loggable(path),
-        error.code,
-        error.reason,
-    )
-    if access_denied.receivers:
-        access_denied.send(
-            sender,
-            error=error,
-            reason=error.reason,
-            method=method,
-            path=path,
-            identity=identity,
-        )
+    def _refused(
+        self,
+        sender: object,
+        request: Request,
+        error: AccessError,
+        identity: AccessIdentity | None,
+    ) -> None:
+        """Report a refusal; a browser without a token may be sent to sign in first."""
+        if (
+            self.settings.unauthorized == "redirect"
+            and isinstance(error, AccessUnauthorized)
+            and request.method in ("GET", "HEAD")
+            and prefers_html(request.environ)
+        ):
+            error.send_to_login(login_redirect_for(self.settings, request.host, request.full_path))
+        report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 
 
 def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Requirement:

@@ -1,4 +1,9 @@
-"""The Flask extension object and the per-app state it installs."""
+"""The Flask extension object: ``init_app`` installs each app's state and hooks.
+
+The top of the Flask layer: it wires up the modules below it (the checker,
+the route policy, the user loader, the browser URLs) and nothing imports it
+but the package itself.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,21 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app, g, request, request_started
+from flask import Flask, current_app, request, request_started
 from flask.typing import ResponseReturnValue
 
 from . import _browser
+from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker, Clock, system_time
+from ._request import forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
+from ._routes import RoutePolicy, install_deny_by_default
 from ._settings import protect_all_setting, public_endpoints_setting
-from ._users import USERS_KEY, UserLoader, UserLoading
+from ._users import UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 L = TypeVar("L", bound=UserLoader)
-
-#: The key of the per-app state in ``app.extensions``.
-EXTENSION_KEY = "cf_access"
-
-#: The class of ``g`` in an app that does not set its own ``app_ctx_globals_class``.
-_FLASK_GLOBALS = Flask.app_ctx_globals_class
 
 
 class CloudflareAccess:
@@ -78,9 +80,6 @@ class CloudflareAccess:
             raise RuntimeError(
                 "CloudflareAccess.init_app was already called on this app; call it once."
             )
-        # Imported here: _routes uses the guard, which uses this module.
-        from ._routes import ROUTES_KEY, RoutePolicy, install_deny_by_default
-
         checker = AccessChecker.from_config(app.config, session=self._session, clock=self._clock)
         routes = RoutePolicy(
             protect_all=protect_all_setting(app.config),
@@ -135,6 +134,7 @@ class CloudflareAccess:
         and the "remember me" cookie are never read to find a user. See
         :func:`flask_cf_access._login.init_login_manager`.
         """
+        # Imported here: Flask-Login is an optional dependency.
         from ._login import init_login_manager
 
         init_login_manager(login_manager)
@@ -182,29 +182,4 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
 
 
 def _forget_previous_identity(sender: Flask, **extra: Any) -> None:
-    forget_identity(g._get_current_object())
-
-
-def forget_identity(context_globals: Any) -> None:
-    """Remove the identity and claims a check put on ``g`` (given as ``context_globals``)."""
-    if type(context_globals) is _FLASK_GLOBALS:
-        namespace = context_globals.__dict__
-        namespace.pop("cf_access_identity", None)
-        namespace.pop("cf_access_claims", None)
-        return
-    for name in ("cf_access_identity", "cf_access_claims"):
-        if hasattr(context_globals, name):
-            delattr(context_globals, name)
-
-
-def get_checker(app: Flask | None = None) -> AccessChecker:
-    """The checker of ``app``, by default the current app.
-
-    :raises RuntimeError: ``CloudflareAccess.init_app`` was not called on it.
-    """
-    checker = (app or current_app).extensions.get(EXTENSION_KEY)
-    if not isinstance(checker, AccessChecker):
-        raise RuntimeError(
-            "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."
-        )
-    return checker
+    forget_identity()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._groups import Group, any_group_matches
+from ._settings import ServiceTokenProfile
 
-if TYPE_CHECKING:
-    from ._requirements import AccessPolicy
+
+class IdentityRules(Protocol):
+    """What an identity asks of its app's rules: an
+    :class:`~flask_cf_access._requirements.AccessPolicy`."""
+
+    def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
+        """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
+
+    def roles_of(self, identity: AccessIdentity) -> frozenset[str]:
+        """The roles ``CF_ACCESS_ROLES`` and ``CF_ACCESS_SERVICE_TOKENS`` grant ``identity``."""
 
 
 class AccessIdentity:
@@ -19,8 +28,9 @@ class AccessIdentity:
     the same remembered token gets the same identity, from any thread, so it
     takes no new attributes: keep per-request data on ``flask.g``.
 
-    ``policy`` is the app's :class:`~flask_cf_access._requirements.AccessPolicy`:
-    its role mapping (``CF_ACCESS_ROLES``) and known service tokens
+    ``policy`` is the app's rules (an
+    :class:`~flask_cf_access._requirements.AccessPolicy`): its role mapping
+    (``CF_ACCESS_ROLES``) and known service tokens
     (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles`, and a known
     service token's :attr:`name` and :attr:`groups`.
     """
@@ -31,7 +41,7 @@ class AccessIdentity:
         self,
         claims: Mapping[str, Any],
         load_groups: Callable[[], tuple[Group, ...]],
-        policy: AccessPolicy | None = None,
+        policy: IdentityRules | None = None,
     ) -> None:
         self.claims = claims
         #: Whether a machine holding a service token, not a person, is calling.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 try:
     from flask_login import LoginManager
@@ -38,9 +38,8 @@ except ImportError as exc:
         "The Flask-Login bridge needs Flask-Login: pip install 'flask-cf-access[login]'"
     ) from exc
 
-from ._identity import AccessIdentity
 from ._optional import request_has_token
-from ._request import verify_for_app
+from ._request import get_identity, verify_for_app
 from ._users import get_user
 
 
@@ -53,8 +52,7 @@ def load_user_from_access(_request: Any = None) -> Any:
     given to the app's user loader (403, ``Reason.NO_ACCOUNT``, if it has no
     account here). A check already passed in this request is not repeated.
     """
-    identity = g.get("cf_access_identity") if g else None
-    if not isinstance(identity, AccessIdentity):
+    if get_identity(default=None) is None:
         if not request_has_token():
             return None
         verify_for_app(current_app._get_current_object())  # type: ignore[attr-defined]

@@ -20,10 +20,11 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._checker import AccessChecker, Clock, report_refusal
+from ._app_state import EXTENSION_KEY
+from ._checker import AccessChecker, Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
-from ._extension import EXTENSION_KEY
 from ._identity import AccessIdentity
+from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token
@@ -225,12 +226,10 @@ class CloudflareAccessMiddleware:
             requirement = self._strictest_rule(readings)
             identity = self.checker.check_request(
                 self,
-                request.method,
-                request.path,
+                request,
                 header,
                 cookie,
-                requirement=requirement,
-                request=request,
+                requirement,
                 csrf_exempt=path in self._csrf_exempt_paths,
             )
             passed = self._passed_on(identity)

@@ -6,7 +6,7 @@ from flask import Flask, g, request
 
 from ._identity import AccessIdentity
 from ._request import verify_for_app
-from ._requirements import Requirement
+from ._requirements import ANY_TOKEN, Requirement
 from ._tokens import sent_token
 from ._users import OPTIONAL_KEY
 
@@ -22,7 +22,7 @@ def request_has_token() -> bool:
 
 
 def verify_optionally_for_app(
-    app: Flask, *, requirement: Requirement | None = None
+    app: Flask, requirement: Requirement = ANY_TOKEN
 ) -> AccessIdentity | None:
     """Check the current request of ``app`` if it sends a token; ``None`` if it sends none.
 
@@ -32,6 +32,6 @@ def verify_optionally_for_app(
     Either way the request is marked optional, so the user accessors answer
     ``None`` ("nobody") instead of raising.
     """
-    identity = verify_for_app(app, requirement=requirement) if request_has_token() else None
+    identity = verify_for_app(app, requirement) if request_has_token() else None
     setattr(g, OPTIONAL_KEY, True)
     return identity

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import AccessError, AccessForbidden, Reason
@@ -30,6 +30,8 @@ Match = Literal["any", "all"]
 IdentityCheck = Callable[["AccessIdentity"], bool]
 #: One condition on names: how they must match, and the names.
 Clause = tuple[Match, tuple[str, ...]]
+#: A requirement, or the app-wide rules, prepared: raises to refuse an identity, else returns.
+Judge = Callable[["AccessIdentity"], None]
 
 #: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
 REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
@@ -38,6 +40,82 @@ REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
 WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
 #: Set by ``@cf_access.public`` on a view that needs no token.
 PUBLIC_ATTRIBUTE = "__cf_access_public__"
+
+
+def _prepared(requirement: Requirement) -> Judge | None:
+    """The parts of ``requirement`` that can refuse, as one judge, in order: service
+    tokens, groups, roles, predicates; ``None`` when no part can refuse."""
+    steps: list[Judge] = []
+    if not requirement.allow_service_tokens or requirement.service_tokens is not None:
+        steps.append(_service_tokens_step(requirement))
+    steps.extend(_groups_step(match, names) for match, names in requirement.groups)
+    if requirement.roles:
+        steps.append(_roles_step(requirement.roles))
+    if requirement.checks:
+        steps.append(_checks_step(requirement.checks))
+    if len(steps) <= 1:
+        return steps[0] if steps else None
+    all_steps = tuple(steps)
+
+    def judge(identity: AccessIdentity) -> None:
+        for step in all_steps:
+            step(identity)
+
+    return judge
+
+
+def _service_tokens_step(requirement: Requirement) -> Judge:
+    refused = not requirement.allow_service_tokens
+    wanted = requirement.service_tokens
+
+    def service_tokens_step(identity: AccessIdentity) -> None:
+        if identity.is_service_token:
+            if refused:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+            if wanted and identity.common_name not in wanted:
+                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
+        elif wanted is not None:
+            raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+
+    return service_tokens_step
+
+
+def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
+    if match == "any":
+
+        def in_any_group(identity: AccessIdentity) -> None:
+            if not identity.in_any_group(*names):
+                raise AccessForbidden(Reason.NOT_IN_GROUP)
+
+        return in_any_group
+
+    def in_all_groups(identity: AccessIdentity) -> None:
+        if not all(identity.in_any_group(name) for name in names):
+            raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+
+    return in_all_groups
+
+
+def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
+    def has_roles(identity: AccessIdentity) -> None:
+        roles = identity.roles
+        for match, names in clauses:
+            if match == "any":
+                if roles.isdisjoint(names):
+                    raise AccessForbidden(Reason.NO_ROLE)
+            elif not roles.issuperset(names):
+                raise AccessForbidden(Reason.NOT_ALL_ROLES)
+
+    return has_roles
+
+
+def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
+    def passes_checks(identity: AccessIdentity) -> None:
+        for check in checks:
+            if _passes(check, identity) is not True:
+                raise AccessForbidden(Reason.CHECK_FAILED)
+
+    return passes_checks
 
 
 @dataclass(frozen=True)
@@ -59,6 +137,12 @@ class Requirement:
     service_tokens: frozenset[str] | None = None
     #: ``False``: service tokens are refused.
     allow_service_tokens: bool = True
+    #: Its own parts prepared as one judge when it is made (``None``: they
+    #: admit any verified token), so no request looks at a part that is empty.
+    _judge: Judge | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_judge", _prepared(self))
 
     @property
     def is_any_token(self) -> bool:
@@ -192,12 +276,12 @@ class AccessPolicy:
     """
 
     __slots__ = (
+        "_app_wide_rules",
         "_domains",
         "_emails",
         "_has_email_rules",
         "_role_groups",
         "_subdomains",
-        "has_app_wide_rules",
         "service_tokens",
     )
 
@@ -209,8 +293,8 @@ class AccessPolicy:
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
         self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
-        #: Whether a request needing only a token must still be judged.
-        self.has_app_wide_rules = self._has_email_rules or self.service_tokens is not None
+        #: The app-wide rules prepared as one judge; ``None`` when there are none.
+        self._app_wide_rules = self._prepared_app_wide_rules()
 
     def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
         """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
@@ -253,40 +337,35 @@ class AccessPolicy:
     def authorize(self, identity: AccessIdentity, requirement: Requirement) -> None:
         """Refuse ``identity`` unless the app-wide rules and ``requirement`` admit it.
 
+        In a fixed order, the first refusal winning: the app-wide rules (a
+        service token not in ``CF_ACCESS_SERVICE_TOKENS``, an e-mail outside
+        the e-mail rules), then ``requirement``: service tokens refused,
+        required or not admitted, groups, roles, predicates.
+
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
             rule or part of ``requirement`` that does not hold.
         :raises AccessUnavailable: 503, the groups were needed and could not be had.
         """
-        if identity.is_service_token:
-            if self.service_tokens is not None and identity.common_name not in self.service_tokens:
-                raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
-            if not requirement.allow_service_tokens:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
-            wanted = requirement.service_tokens
-            if wanted and identity.common_name not in wanted:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
-        else:
-            if self._has_email_rules and not self.email_allowed(identity.email):
+        if self._app_wide_rules is not None:
+            self._app_wide_rules(identity)
+        if requirement._judge is not None:
+            requirement._judge(identity)
+
+    def _prepared_app_wide_rules(self) -> Judge | None:
+        known = self.service_tokens
+        email_rules = self._has_email_rules
+        if known is None and not email_rules:
+            return None
+        email_allowed = self.email_allowed
+
+        def app_wide_rules(identity: AccessIdentity) -> None:
+            if identity.is_service_token:
+                if known is not None and identity.common_name not in known:
+                    raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
+            elif email_rules and not email_allowed(identity.email):
                 raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
-            if requirement.service_tokens is not None:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
-        for match, names in requirement.groups:
-            if match == "any":
-                if not identity.in_any_group(*names):
-                    raise AccessForbidden(Reason.NOT_IN_GROUP)
-            elif not all(identity.in_any_group(name) for name in names):
-                raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
-        if requirement.roles:
-            roles = identity.roles
-            for match, names in requirement.roles:
-                if match == "any":
-                    if roles.isdisjoint(names):
-                        raise AccessForbidden(Reason.NO_ROLE)
-                elif not roles.issuperset(names):
-                    raise AccessForbidden(Reason.NOT_ALL_ROLES)
-        for check in requirement.checks:
-            if _passes(check, identity) is not True:
-                raise AccessForbidden(Reason.CHECK_FAILED)
+
+        return app_wide_rules
 
 
 def _passes(check: IdentityCheck, identity: AccessIdentity) -> object:

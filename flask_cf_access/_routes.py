@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, request
 
+from ._app_state import EXTENSION_KEY, ROUTES_KEY
 from ._checker import AccessChecker
 from ._decorators import is_guarded
-from ._extension import EXTENSION_KEY
 from ._request import verify_for_app
 from ._requirements import (
     ANY_TOKEN,
@@ -24,9 +24,6 @@ from ._requirements import (
     WRAPPED_ATTRIBUTE,
     Requirement,
 )
-
-#: The key, in ``app.extensions``, of the app's :class:`RoutePolicy`.
-ROUTES_KEY = "cf_access.routes"
 
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
@@ -210,10 +207,7 @@ def access_guard(requirement: Requirement = ANY_TOKEN) -> Callable[[], None]:
         raise TypeError("access_guard() takes a requirement made by require().")
 
     def access_guard_hook() -> None:
-        verify_for_app(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            requirement=requirement,
-        )
+        verify_for_app(current_app._get_current_object(), requirement)  # type: ignore[attr-defined]
 
     setattr(access_guard_hook, REQUIREMENT_ATTRIBUTE, requirement)
     return access_guard_hook

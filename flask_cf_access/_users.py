@@ -18,15 +18,14 @@ from typing import Any, Generic, TypeVar, cast
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ._checker import report_refusal
+from ._app_state import NOT_SET_UP, USERS_KEY
 from ._errors import AccessForbidden, NoAccessContextError, Reason
 from ._identity import AccessIdentity
+from ._reporting import report_refusal
+from ._request import get_identity
 from ._signals import user_loaded
 
 logger = logging.getLogger("flask_cf_access")
-
-#: The key of the extension's :class:`UserLoading` in ``app.extensions``.
-USERS_KEY = "cf_access_users"
 
 #: Where a request keeps ``(identity, user)`` once the loader has answered.
 _LOADED_KEY = "_cf_access_user"
@@ -91,9 +90,9 @@ def get_user() -> Any:
         context_globals = g._get_current_object()
     except RuntimeError as exc:  # outside an app context
         raise NoAccessContextError(_NO_CONTEXT) from exc
-    identity = context_globals.get("cf_access_identity")
+    identity = get_identity(default=None)
     optional = bool(context_globals.get(OPTIONAL_KEY))
-    if not isinstance(identity, AccessIdentity):
+    if identity is None:
         if optional:
             return None
         raise NoAccessContextError(_NO_CONTEXT)
@@ -114,9 +113,7 @@ def get_user() -> Any:
 def _run_loader(app: Flask, identity: AccessIdentity) -> Any:
     users = app.extensions.get(USERS_KEY)
     if not isinstance(users, UserLoading):
-        raise RuntimeError(
-            "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."
-        )
+        raise RuntimeError(NOT_SET_UP)
     if users.loader is None:
         raise RuntimeError(
             "No user loader: register one with @cf_access.user_loader before asking for the user."

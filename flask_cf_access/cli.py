@@ -30,10 +30,10 @@ import requests
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
+from ._app_state import get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._errors import AccessError, ConfigurationError, Reason
-from ._extension import get_checker
 from ._fetch import FetchError, get_json
 from ._json_input import parse_json
 from ._keys import CertsError, parse_certs

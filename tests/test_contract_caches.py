@@ -19,8 +19,8 @@ import pytest
 import responses
 from cachelib import BaseCache, SimpleCache
 
+from flask_cf_access._app_state import EXTENSION_KEY
 from flask_cf_access._cache_config import JSONFileSystemCache, JSONRedisCache
-from flask_cf_access._extension import EXTENSION_KEY
 from flask_cf_access.testing import AccessIssuer, SigningKey
 
 from .conftest import AppFactory

@@ -7,8 +7,8 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
+from flask_cf_access._app_state import get_checker
 from flask_cf_access._checker import AccessChecker
-from flask_cf_access._extension import get_checker
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, outcome

@@ -14,8 +14,8 @@ from flask_cf_access import (
     Reason,
     verify_access_in_request,
 )
+from flask_cf_access._app_state import get_checker
 from flask_cf_access._checker import AccessChecker
-from flask_cf_access._extension import get_checker
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import bearer

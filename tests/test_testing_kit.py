@@ -27,7 +27,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access._extension import get_checker
+from flask_cf_access._app_state import get_checker
 from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,
