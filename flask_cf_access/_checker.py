@@ -17,7 +17,7 @@ from ._browser import login_redirect_for
 from ._cache_config import cache_from_setting
 from ._claims import ClaimsPolicy
 from ._csrf import SAFE_METHODS, check_origin
-from ._errors import AccessError, AccessUnauthorized, Reason
+from ._errors import AccessError, AccessUnauthorized, Reason, refusal
 from ._fetch import fork_safe_session
 from ._groups import Group, MalformedGroups, groups_in_claims
 from ._identity import AccessIdentity
@@ -120,7 +120,7 @@ class AccessChecker:
         # cookie is not looked at.
         token = header_value if header_value is not None else cookie_value
         if not token:
-            raise AccessUnauthorized(Reason.MISSING_TOKEN)
+            raise refusal(Reason.MISSING_TOKEN)
         token = token.strip()
         verified = self.verifier.verify_entry(token)
         identity = verified.identity
@@ -140,7 +140,7 @@ class AccessChecker:
             try:
                 carried = groups_in_claims(claims)
             except MalformedGroups as exc:
-                raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
+                raise refusal(Reason.MALFORMED_CLAIMS) from exc
             if carried is not None:
                 return carried
             return self.identity_endpoint.groups(token, float(claims["exp"]), claims)

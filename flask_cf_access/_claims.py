@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import AccessUnauthorized, Reason
+from ._errors import AccessUnauthorized, Reason, refusal
 from ._settings import AccessSettings
 
 #: Claims that, when present, must be JSON strings.
@@ -39,8 +39,8 @@ def _numeric_date(value: object, not_a_date: Reason) -> float:
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         if 0 <= value < MAX_NUMERIC_DATE:
             return value
-        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
-    raise AccessUnauthorized(not_a_date)
+        raise refusal(Reason.MALFORMED_CLAIMS)
+    raise refusal(not_a_date)
 
 
 class ClaimsPolicy:
@@ -146,8 +146,8 @@ class ClaimsPolicy:
         for name, check in self._checks:
             try:
                 check(claims, now)
-            except AccessUnauthorized as refusal:
-                verdicts.append((name, refusal.reason))
+            except AccessUnauthorized as error:
+                verdicts.append((name, error.reason))
             else:
                 verdicts.append((name, None))
         return verdicts
@@ -177,7 +177,7 @@ class ClaimsPolicy:
 
     def _check_iss(self, claims: Mapping[str, Any], now: int) -> None:
         if claims.get("iss") != self._issuer:
-            raise AccessUnauthorized(Reason.INVALID_ISSUER)
+            raise refusal(Reason.INVALID_ISSUER)
 
     def _check_aud(self, claims: Mapping[str, Any], now: int) -> None:
         value = claims.get("aud")
@@ -191,11 +191,11 @@ class ClaimsPolicy:
                     break
                 accepted = accepted or item in self._audiences
         if not accepted:
-            raise AccessUnauthorized(Reason.INVALID_AUDIENCE)
+            raise refusal(Reason.INVALID_AUDIENCE)
 
     def _check_exp(self, claims: Mapping[str, Any], now: int) -> None:
         if _numeric_date(claims.get("exp"), Reason.MALFORMED_CLAIMS) <= now - self._leeway:
-            raise AccessUnauthorized(Reason.EXPIRED)
+            raise refusal(Reason.EXPIRED)
 
     def _not_ahead(self, name: str, reason: Reason) -> ClaimsCheck:
         """The check of the time claim ``name``: if present, a number not ahead of now.
@@ -208,7 +208,7 @@ class ClaimsPolicy:
         def check(claims: Mapping[str, Any], now: int) -> None:
             value = claims.get(name, _ABSENT)
             if value is not _ABSENT and _numeric_date(value, reason) > now + leeway:
-                raise AccessUnauthorized(reason)
+                raise refusal(reason)
 
         return check
 
@@ -223,7 +223,7 @@ class ClaimsPolicy:
 
         def check(claims: Mapping[str, Any], now: int) -> None:
             if clock() - _numeric_date(claims.get("iat"), Reason.MISSING_CLAIM) > limit:
-                raise AccessUnauthorized(Reason.TOKEN_TOO_OLD)
+                raise refusal(Reason.TOKEN_TOO_OLD)
 
         return check
 
@@ -232,16 +232,16 @@ def _check_types(claims: Mapping[str, Any], now: int) -> None:
     get = claims.get
     for name in _STRING_CLAIMS:
         if not isinstance(get(name, ""), str):
-            raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+            raise refusal(Reason.MALFORMED_CLAIMS)
 
 
 def _check_required(claims: Mapping[str, Any], now: int) -> None:
     get = claims.get
     for name in _ESSENTIAL_CLAIMS:
         if get(name) is None:
-            raise AccessUnauthorized(Reason.MISSING_CLAIM)
+            raise refusal(Reason.MISSING_CLAIM)
 
 
 def _check_type(claims: Mapping[str, Any], now: int) -> None:
     if claims.get("type", "app") != "app":
-        raise AccessUnauthorized(Reason.NOT_AN_APP_TOKEN)
+        raise refusal(Reason.NOT_AN_APP_TOKEN)

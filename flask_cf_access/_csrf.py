@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
 
-from ._errors import AccessForbidden, ConfigurationError, Reason
+from ._errors import ConfigurationError, Reason, refusal
 
 #: Methods that change nothing, never checked.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -144,4 +144,4 @@ def check_origin(
     if is_forgery_candidate(request, mode, carries_cookie) and not comes_from_trusted_origin(
         request, trusted
     ):
-        raise AccessForbidden(Reason.CROSS_SITE_REQUEST)
+        raise refusal(Reason.CROSS_SITE_REQUEST)

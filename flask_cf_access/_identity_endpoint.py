@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from . import _keys as _keys
-from ._errors import AccessUnavailable, Reason
+from ._errors import AccessUnavailable, Reason, refusal
 from ._fetch import FetchError, get_json
 from ._groups import Group, MalformedGroups, parse_groups
 from ._shared_cache import SharedCache
@@ -169,7 +169,7 @@ class IdentityEndpoint:
         if admitted is None:
             self._background(lambda: self._probe(token, claims, remember))
         if admitted is not True:
-            raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+            raise refusal(Reason.IDENTITY_UNAVAILABLE)
         return self._fetch_and_report(token, claims, probe=False)
 
     def _probe(
@@ -226,7 +226,7 @@ class IdentityEndpoint:
             return parse_groups(document.get("groups", []))
         except (FetchError, MalformedGroups, _ForeignAnswer) as exc:
             logger.error("Cloudflare Access identity could not be had: %s", exc)
-            raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE) from exc
+            raise refusal(Reason.IDENTITY_UNAVAILABLE) from exc
 
 
 class _ForeignAnswer(Exception):
@@ -257,4 +257,4 @@ def _is_about(document: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
 
 def _unavailable() -> tuple[Group, ...]:
     """What a look-up gets when the fetch it waited for came to nothing."""
-    raise AccessUnavailable(Reason.IDENTITY_UNAVAILABLE)
+    raise refusal(Reason.IDENTITY_UNAVAILABLE)

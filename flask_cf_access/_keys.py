@@ -14,7 +14,7 @@ import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from ._errors import AccessUnauthorized, AccessUnavailable, Reason
+from ._errors import AccessUnavailable, Reason, refusal
 from ._fetch import FetchError, get_json
 from ._shared_cache import SharedCache
 from ._single_flight import POLL_INTERVAL, SingleFlight
@@ -175,10 +175,10 @@ class KeyStore:
         keyset = self._usable_keyset()
         if kid not in keyset.keys:
             if self._clock() < self._quiet_until:
-                raise AccessUnauthorized(Reason.UNKNOWN_KID)
+                raise refusal(Reason.UNKNOWN_KID)
             keyset = self._refreshed_for_unknown_kid(kid, keyset)
             if kid not in keyset.keys:
-                raise AccessUnauthorized(Reason.UNKNOWN_KID)
+                raise refusal(Reason.UNKNOWN_KID)
         return keyset
 
     # -- a set to use: the one in memory, refreshed behind the requests -------
@@ -231,14 +231,14 @@ class KeyStore:
         :raises AccessUnavailable: it could not be had.
         """
         if not self._lock.acquire(timeout=self._timeout):
-            raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
+            raise refusal(Reason.KEYS_UNAVAILABLE)
         try:
             if self.current is None and self._clock() >= self._retry_at:
                 self._take_one_keyset()
         finally:
             self._lock.release()
         if self.current is None:
-            raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
+            raise refusal(Reason.KEYS_UNAVAILABLE)
         return self.current
 
     # -- an unknown kid: a forced fetch, at most one per interval --------------

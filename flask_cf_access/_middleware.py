@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request
 
 from ._app_state import EXTENSION_KEY
 from ._checker import AccessChecker, Clock
-from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason
+from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, refusal
 from ._identity import AccessIdentity
 from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
@@ -313,7 +313,7 @@ class CloudflareAccessMiddleware:
             for requirement in found:
                 combined = combined & requirement
         except ValueError as exc:
-            raise AccessBadRequest(Reason.AMBIGUOUS_PATH) from exc
+            raise refusal(Reason.AMBIGUOUS_PATH) from exc
         return combined
 
     def _matched_rules(self, readings: _PathReadings) -> set[_Rule | None]:
@@ -550,14 +550,14 @@ class _PathReadings:
         try:
             path = path_info.encode("latin-1").decode("utf-8", "surrogateescape")
         except UnicodeEncodeError as exc:  # not a WSGI string: no server sends this
-            raise AccessBadRequest(Reason.AMBIGUOUS_PATH) from exc
+            raise refusal(Reason.AMBIGUOUS_PATH) from exc
         texts = [path]
         for text in texts:
             _refuse_ambiguous(text)
             for other in (_percent_decoded(text), unicodedata.normalize("NFKC", text)):
                 if other not in texts:
                     if len(texts) == _MAX_READINGS:
-                        raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
+                        raise refusal(Reason.AMBIGUOUS_PATH)
                     texts.append(other)
         self.texts = tuple(texts)
         self.segments = {_segments(text) for text in texts}
@@ -567,13 +567,13 @@ class _PathReadings:
 def _refuse_ambiguous(text: str) -> None:
     """:raises AccessBadRequest: ``text`` is a path that readers may resolve differently."""
     if "\\" in text or _REFUSED_ESCAPE.search(text):
-        raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
+        raise refusal(Reason.AMBIGUOUS_PATH)
     if _CONTROL_OR_OVERLONG.search(text):
-        raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
+        raise refusal(Reason.AMBIGUOUS_PATH)
     for segment in text.split("/"):
         bare = segment.split(";", 1)[0]
         if bare and not bare.rstrip(". "):
-            raise AccessBadRequest(Reason.AMBIGUOUS_PATH)
+            raise refusal(Reason.AMBIGUOUS_PATH)
 
 
 def _percent_decoded(text: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ._errors import AccessError, AccessForbidden, Reason
+from ._errors import AccessError, Reason, refusal
 from ._groups import any_group_matches
 from ._settings import AccessSettings, ServiceTokenProfile, ascii_lower
 
@@ -71,11 +71,11 @@ def _service_tokens_step(requirement: Requirement) -> Judge:
     def service_tokens_step(identity: AccessIdentity) -> None:
         if identity.is_service_token:
             if refused:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_REFUSED)
+                raise refusal(Reason.SERVICE_TOKEN_REFUSED)
             if wanted and identity.common_name not in wanted:
-                raise AccessForbidden(Reason.SERVICE_TOKEN_NOT_ADMITTED)
+                raise refusal(Reason.SERVICE_TOKEN_NOT_ADMITTED)
         elif wanted is not None:
-            raise AccessForbidden(Reason.SERVICE_TOKEN_REQUIRED)
+            raise refusal(Reason.SERVICE_TOKEN_REQUIRED)
 
     return service_tokens_step
 
@@ -85,13 +85,13 @@ def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
 
         def in_any_group(identity: AccessIdentity) -> None:
             if not identity.in_any_group(*names):
-                raise AccessForbidden(Reason.NOT_IN_GROUP)
+                raise refusal(Reason.NOT_IN_GROUP)
 
         return in_any_group
 
     def in_all_groups(identity: AccessIdentity) -> None:
         if not all(identity.in_any_group(name) for name in names):
-            raise AccessForbidden(Reason.NOT_IN_ALL_GROUPS)
+            raise refusal(Reason.NOT_IN_ALL_GROUPS)
 
     return in_all_groups
 
@@ -102,9 +102,9 @@ def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
         for match, names in clauses:
             if match == "any":
                 if roles.isdisjoint(names):
-                    raise AccessForbidden(Reason.NO_ROLE)
+                    raise refusal(Reason.NO_ROLE)
             elif not roles.issuperset(names):
-                raise AccessForbidden(Reason.NOT_ALL_ROLES)
+                raise refusal(Reason.NOT_ALL_ROLES)
 
     return has_roles
 
@@ -113,7 +113,7 @@ def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
     def passes_checks(identity: AccessIdentity) -> None:
         for check in checks:
             if _passes(check, identity) is not True:
-                raise AccessForbidden(Reason.CHECK_FAILED)
+                raise refusal(Reason.CHECK_FAILED)
 
     return passes_checks
 
@@ -361,9 +361,9 @@ class AccessPolicy:
         def app_wide_rules(identity: AccessIdentity) -> None:
             if identity.is_service_token:
                 if known is not None and identity.common_name not in known:
-                    raise AccessForbidden(Reason.UNKNOWN_SERVICE_TOKEN)
+                    raise refusal(Reason.UNKNOWN_SERVICE_TOKEN)
             elif email_rules and not email_allowed(identity.email):
-                raise AccessForbidden(Reason.EMAIL_NOT_ALLOWED)
+                raise refusal(Reason.EMAIL_NOT_ALLOWED)
 
         return app_wide_rules
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from ._errors import AccessUnauthorized, Reason
+from ._errors import Reason, refusal
 from ._json_input import parse_json
 
 if TYPE_CHECKING:
@@ -58,11 +58,11 @@ def check_token_shape(token: str) -> tuple[bytes, bytes, bytes, bytes]:
         beyond :data:`MAX_HEADER_LENGTH`), or not three base64url segments.
     """
     if len(token) > MAX_TOKEN_LENGTH:
-        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
+        raise refusal(Reason.TOKEN_TOO_LARGE)
     try:
         raw = token.encode("ascii")
     except UnicodeEncodeError as exc:
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+        raise refusal(Reason.MALFORMED_TOKEN) from exc
     standard = raw.translate(_TO_STANDARD_BASE64)
     first_dot = standard.find(b".")
     last_dot = standard.rfind(b".")
@@ -73,9 +73,9 @@ def check_token_shape(token: str) -> tuple[bytes, bytes, bytes, bytes]:
         or last_dot == len(standard) - 1  # an empty signature segment
         or standard.find(b".", first_dot + 1, last_dot) != -1  # a third dot
     ):
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+        raise refusal(Reason.MALFORMED_TOKEN)
     if first_dot > MAX_HEADER_LENGTH:
-        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
+        raise refusal(Reason.TOKEN_TOO_LARGE)
     return (
         raw[:last_dot],
         standard[:first_dot],
@@ -95,13 +95,13 @@ def read_unverified_header(segment: bytes) -> dict[str, Any]:
         or not base64url UTF-8 JSON of an object.
     """
     if len(segment) > MAX_HEADER_LENGTH:
-        raise AccessUnauthorized(Reason.TOKEN_TOO_LARGE)
+        raise refusal(Reason.TOKEN_TOO_LARGE)
     try:
         header = parse_json(decode_segment(segment))
     except (binascii.Error, ValueError) as exc:
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+        raise refusal(Reason.MALFORMED_TOKEN) from exc
     if not isinstance(header, dict):
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+        raise refusal(Reason.MALFORMED_TOKEN)
     return header
 
 

@@ -19,7 +19,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from ._app_state import NOT_SET_UP, USERS_KEY
-from ._errors import AccessForbidden, NoAccessContextError, Reason
+from ._errors import AccessError, NoAccessContextError, Reason, refusal
 from ._identity import AccessIdentity
 from ._reporting import report_refusal
 from ._request import get_identity
@@ -100,7 +100,7 @@ def get_user() -> Any:
     if loaded is not None and loaded[0] is identity:
         user = loaded[1]
         if user is None and not optional:
-            raise AccessForbidden(Reason.NO_ACCOUNT)
+            raise refusal(Reason.NO_ACCOUNT)
         return user
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     user = _run_loader(app, identity)
@@ -126,9 +126,9 @@ def _run_loader(app: Flask, identity: AccessIdentity) -> Any:
     return user
 
 
-def _refuse_without_account(app: Flask, identity: AccessIdentity) -> AccessForbidden:
+def _refuse_without_account(app: Flask, identity: AccessIdentity) -> AccessError:
     """The 403 for an identity without an account, logged and signalled like any refusal."""
-    error = AccessForbidden(Reason.NO_ACCOUNT)
+    error = refusal(Reason.NO_ACCOUNT)
     report_refusal(app, error, method=request.method, path=request.path, identity=identity)
     return error
 

@@ -19,7 +19,7 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from ._claims import ClaimsPolicy
-from ._errors import AccessError, AccessUnauthorized, Reason
+from ._errors import AccessError, AccessUnauthorized, Reason, refusal
 from ._json_input import frozen_claims, parse_json, parse_json_counting_brackets
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
@@ -296,12 +296,12 @@ def _kid_of(header: Mapping[str, Any]) -> str:
         non-empty string (``MISSING_KID``).
     """
     if header.get("alg") not in ALGORITHMS:
-        raise AccessUnauthorized(Reason.BAD_ALGORITHM)
+        raise refusal(Reason.BAD_ALGORITHM)
     if "crit" in header:
-        raise AccessUnauthorized(Reason.CRITICAL_HEADER)
+        raise refusal(Reason.CRITICAL_HEADER)
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise AccessUnauthorized(Reason.MISSING_KID)
+        raise refusal(Reason.MISSING_KID)
     return kid
 
 
@@ -320,9 +320,9 @@ def _check_header_members(header_segment: bytes, header: dict[str, Any]) -> None
         _REGISTRY.validate_header_size(header_segment)
         _REGISTRY.check_header(header)
     except JoseError as exc:
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+        raise refusal(Reason.MALFORMED_TOKEN) from exc
     if header.get("b64", True) is not True:
-        raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+        raise refusal(Reason.MALFORMED_TOKEN)
 
 
 def _unverified_claims(payload_segment: bytes) -> dict[str, Any] | None:
@@ -342,9 +342,9 @@ def _parsed_claims(payload: bytes) -> tuple[dict[str, Any], int]:
     try:
         claims, brackets = parse_json_counting_brackets(payload)
     except ValueError as exc:
-        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS) from exc
+        raise refusal(Reason.MALFORMED_CLAIMS) from exc
     if not isinstance(claims, dict):
-        raise AccessUnauthorized(Reason.MALFORMED_CLAIMS)
+        raise refusal(Reason.MALFORMED_CLAIMS)
     return claims, brackets
 
 
@@ -370,7 +370,7 @@ class _KeyVerifier:
         try:
             _RS256.check_key(key)
         except JoseError as exc:
-            raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+            raise refusal(Reason.MALFORMED_TOKEN) from exc
         self._public_key = key.get_op_key("verify")
 
     def payload(
@@ -384,14 +384,14 @@ class _KeyVerifier:
         :raises AccessUnauthorized: a malformed payload, or a bad signature.
         """
         if len(signature_segment) > _MAX_SIGNATURE_LENGTH:
-            raise AccessUnauthorized(Reason.MALFORMED_TOKEN)
+            raise refusal(Reason.MALFORMED_TOKEN)
         try:
             payload = decode_segment(payload_segment)
         except ValueError as exc:
-            raise AccessUnauthorized(Reason.MALFORMED_TOKEN) from exc
+            raise refusal(Reason.MALFORMED_TOKEN) from exc
         try:
             signature = decode_segment(signature_segment)
             self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
         except (InvalidSignature, ValueError) as exc:
-            raise AccessUnauthorized(Reason.BAD_SIGNATURE) from exc
+            raise refusal(Reason.BAD_SIGNATURE) from exc
         return payload

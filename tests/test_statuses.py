@@ -76,7 +76,6 @@ def test_a_class_given_its_own_reason_is_built() -> None:
     assert AccessUnavailable(Reason.IDENTITY_UNAVAILABLE).code == 503
 
 
-@pytest.mark.xfail(strict=True, reason="raise sites move to refusal() once the open branches land")
 def test_the_package_refuses_only_through_the_table() -> None:
     """No module of the package names a refusal class to raise: each calls refusal(reason)."""
     names = {cls.__name__ for cls in REFUSAL_CLASSES}
