@@ -65,3 +65,12 @@ def test_readme_python_blocks_are_all_executed() -> None:
     """The only Python block is the quick start's, which the test above runs."""
     blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
     assert blocks == [quick_start_code()]
+
+
+def test_how_it_works_names_every_internal_module_as_it_is() -> None:
+    """The layout table lists each private module of the package, and only modules that exist."""
+    section = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(_[a-z_]+)\.py`", section))
+    package = Path(__file__).parents[1] / "flask_cf_access"
+    private = {path.stem for path in package.glob("_*.py") if path.stem != "__init__"}
+    assert named == private
