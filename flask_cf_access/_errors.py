@@ -95,15 +95,18 @@ class AccessError(HTTPException):
     login_redirect: str | None = None
 
     def __init__(self, reason: Reason) -> None:
-        """A refusal for ``reason``; prefer :func:`refusal`, which picks the class.
+        """A refusal for ``reason``, which must be one of this class's status.
 
-        :raises ValueError: the class's status is not the one
-            :data:`STATUS_BY_REASON` gives ``reason`` (``AccessForbidden(Reason.EXPIRED)``).
+        :raises ValueError: the class's status is not :attr:`Reason.status`
+            (``AccessForbidden(Reason.EXPIRED)``), or ``reason`` is no :class:`Reason`.
         """
-        if STATUS_BY_REASON.get(reason) != self.code:
+        status = STATUS_BY_REASON.get(reason) if isinstance(reason, Reason) else None
+        if status != self.code:
+            if status is None:
+                raise ValueError(f"{reason!r} is not a Reason.")
             raise ValueError(
-                f"Reason.{getattr(reason, 'name', reason)} is answered with "
-                f"{STATUS_BY_REASON.get(reason)}, not {self.code}: raise refusal(reason)."
+                f"Reason.{reason.name} is answered with {status}, not {self.code}: "
+                f"raise {_CLASS_BY_STATUS[status].__name__}(Reason.{reason.name})."
             )
         super().__init__()
         self.reason = reason

@@ -64,10 +64,21 @@ def test_refusal_picks_the_class_of_the_reasons_status(reason: Reason) -> None:
 
 def test_a_class_refuses_a_reason_of_another_status() -> None:
     """AccessForbidden(Reason.EXPIRED) is a programming error, named as such."""
-    with pytest.raises(ValueError, match=r"Reason.EXPIRED is answered with 401, not 403"):
+    with pytest.raises(
+        ValueError,
+        match=r"Reason\.EXPIRED is answered with 401, not 403: "
+        r"raise AccessUnauthorized\(Reason\.EXPIRED\)",
+    ):
         AccessForbidden(Reason.EXPIRED)
     with pytest.raises(ValueError, match="not 401"):
         AccessUnauthorized(Reason.KEYS_UNAVAILABLE)
+
+
+@pytest.mark.parametrize("reason", ["expired", None, 401])
+def test_a_class_refuses_what_is_no_reason(reason: object) -> None:
+    """A string, None or a number is no Reason, even one spelled like a Reason's value."""
+    with pytest.raises(ValueError, match="is not a Reason"):
+        AccessUnauthorized(reason)  # type: ignore[arg-type]  # deliberately wrong
 
 
 def test_a_class_given_its_own_reason_is_built() -> None:
