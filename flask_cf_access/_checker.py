@@ -14,7 +14,6 @@ import requests
 from cachelib import BaseCache, SimpleCache
 
 from ._browser import login_redirect_for
-from ._cache_config import cache_from_setting
 from ._claims import ClaimsPolicy
 from ._csrf import SAFE_METHODS, check_origin
 from ._errors import AccessError, AccessUnauthorized, Reason, refusal
@@ -104,8 +103,7 @@ class AccessChecker:
         :raises ConfigurationError: naming the first missing or invalid setting.
         """
         settings = AccessSettings.from_mapping(config)
-        cache = cache_from_setting(config.get("CF_ACCESS_CACHE"))
-        checker = cls(settings, cache=cache, session=session, clock=clock or system_time)
+        checker = cls(settings, cache=settings.cache, session=session, clock=clock or system_time)
         if settings.load_keys_on_init:
             checker.keys.preload()
         return checker

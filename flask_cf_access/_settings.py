@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cachelib import BaseCache
+
+from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
 from ._errors import ConfigurationError
 
@@ -33,6 +36,7 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_CSRF_PROTECT": "cookie",
     "CF_ACCESS_TRUSTED_ORIGINS": (),
     "CF_ACCESS_UNAUTHORIZED": "status",
+    "CF_ACCESS_STAND_IN": None,
 }
 
 #: Settings of the Flask extension alone (the middleware has its own options).
@@ -97,6 +101,12 @@ class AccessSettings:
     trusted_origins: frozenset[str] = frozenset()
     #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
     unauthorized: str = "status"
+    #: Where keys and identities are shared between workers and hosts; ``None``:
+    #: each process keeps its own.
+    cache: BaseCache | None = None
+    #: Only for the local stand-in team: where ``flask cf-access mint`` asks it for
+    #: tokens, an ``http://`` URL on this machine.
+    stand_in_url: str | None = None
 
     def __post_init__(self) -> None:
         audiences: object = self.audiences
@@ -172,7 +182,29 @@ class AccessSettings:
             unauthorized=_choice(
                 "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
             ),
+            cache=cache_from_setting(values["CF_ACCESS_CACHE"]),
+            stand_in_url=_stand_in_url(values["CF_ACCESS_STAND_IN"]),
         )
+
+
+#: The hosts a stand-in team may be served from: this machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _stand_in_url(value: object) -> str | None:
+    """``CF_ACCESS_STAND_IN``: ``None``, or an ``http://`` URL on this machine.
+
+    :raises ConfigurationError: anything else, naming the key.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+            return value
+    raise ConfigurationError(
+        "CF_ACCESS_STAND_IN must be the http://127.0.0.1 URL the local stand-in printed."
+    )
 
 
 def _team_domain(value: object) -> str:

@@ -43,10 +43,6 @@ from ._verifier import Explanation
 
 __all__ = ["cli"]
 
-#: The setting holding the stand-in's minting URL, for ``mint``.
-STAND_IN_SETTING = "CF_ACCESS_STAND_IN"
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _AUD_TAG = re.compile(r"[0-9a-f]{64}")
 
 #: What each refusal means, for people.
@@ -449,19 +445,15 @@ def mint_command(
 def _stand_in_mint_url(checker: AccessChecker) -> str:
     """The stand-in's minting URL, if this app trusts that stand-in and nothing else."""
     settings = checker.settings
-    mint_url = current_app.config.get(STAND_IN_SETTING)
-    if not mint_url:
+    mint_url = settings.stand_in_url  # an http:// URL on this machine, if set
+    if mint_url is None:
         raise click.ClickException(
             f"mint only makes tokens from the local Access stand-in, and this app trusts"
-            f" the team {settings.team_domain} ({STAND_IN_SETTING} is not set)."
+            f" the team {settings.team_domain} (CF_ACCESS_STAND_IN is not set)."
             " Start the stand-in with `python -m examples.protected_app` and use the"
             " settings it prints, or mint in tests with flask_cf_access.testing.AccessIssuer."
         )
-    stand_in = urlsplit(str(mint_url))
-    if stand_in.scheme != "http" or stand_in.hostname not in _LOOPBACK:
-        raise click.ClickException(
-            f"{STAND_IN_SETTING} must be the http://127.0.0.1 URL the local stand-in printed."
-        )
+    stand_in = urlsplit(mint_url)
     certs = urlsplit(settings.certs_url)
     if (certs.scheme, certs.netloc) != (stand_in.scheme, stand_in.netloc):
         raise click.ClickException(

@@ -17,7 +17,14 @@ import responses
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, Reason, current_identity, require_group
+from flask_cf_access import (
+    CloudflareAccess,
+    ConfigurationError,
+    Reason,
+    current_identity,
+    require_group,
+)
+from flask_cf_access._app_state import get_checker
 from flask_cf_access._verifier import Explanation, TokenVerifier
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, StandInServer, decode_unverified_claims
@@ -378,12 +385,32 @@ def test_mint_refuses_when_keys_come_from_a_real_team(
     assert stand_in.calls[stand_in.mint_url.removeprefix(stand_in.url)] == 0
 
 
-def test_mint_refuses_a_remote_stand_in(real_team: dict[str, Any]) -> None:
-    """CF_ACCESS_STAND_IN must be on the loopback interface."""
-    app = make_app({**real_team, "CF_ACCESS_STAND_IN": "http://stand-in.example/x/tokens"})
-    result = run(app, "mint", "--email", "ada@example.com")
-    assert result.exit_code == 1
-    assert "must be the http://127.0.0.1 URL" in result.output
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://stand-in.example/x/tokens",
+        "https://127.0.0.1/x/tokens",
+        "http://127.0.0.1.evil.example/x/tokens",
+        "ftp://127.0.0.1/x",
+        "127.0.0.1:5000/x",
+        42,
+    ],
+)
+def test_a_stand_in_off_this_machine_is_a_configuration_error(
+    real_team: dict[str, Any], url: object
+) -> None:
+    """CF_ACCESS_STAND_IN must be an http:// URL on the loopback interface, from init_app on."""
+    with pytest.raises(ConfigurationError, match=r"CF_ACCESS_STAND_IN must be the http://127"):
+        make_app({**real_team, "CF_ACCESS_STAND_IN": url})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:5000/x", "http://localhost/x", "http://[::1]:80/x"]
+)
+def test_a_stand_in_on_this_machine_is_read(real_team: dict[str, Any], url: str) -> None:
+    """The settings hold the stand-in's URL as given."""
+    app = make_app({**real_team, "CF_ACCESS_STAND_IN": url})
+    assert get_checker(app).settings.stand_in_url == url
 
 
 def test_mint_when_the_stand_in_is_gone(app: Flask, stand_in: StandInServer) -> None:
