@@ -12,12 +12,15 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from ._errors import AccessError
 from ._shared_cache import SharedCache
 
 T = TypeVar("T")
+#: What a flight calls for its result: ``read`` (``None`` for nothing found),
+#: ``fetch``, ``unavailable``.
+Source: TypeAlias = Callable[[], T]
 
 #: How often a process waiting for another one's fetch looks in the shared cache.
 POLL_INTERVAL = 0.02
@@ -66,13 +69,7 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight[Any]] = {}
 
-    def run(
-        self,
-        key: str,
-        read: Callable[[], T | None],
-        fetch: Callable[[], T],
-        unavailable: Callable[[], T],
-    ) -> T:
+    def run(self, key: str, read: Source[T | None], fetch: Source[T], unavailable: Source[T]) -> T:
         """What ``read()`` finds for ``key``, else what one ``fetch()`` gives.
 
         ``fetch`` stores its result where ``read`` finds it (the shared cache),
@@ -107,11 +104,7 @@ class SingleFlight:
             flight.done.set()
 
     def _across_processes(
-        self,
-        key: str,
-        read: Callable[[], T | None],
-        fetch: Callable[[], T],
-        unavailable: Callable[[], T],
+        self, key: str, read: Source[T | None], fetch: Source[T], unavailable: Source[T]
     ) -> T:
         found = read()
         if found is not None:
@@ -134,7 +127,7 @@ class SingleFlight:
             if claimed:
                 self._cache.delete(claim)
 
-    def _wait_for_other_process(self, claim: str, read: Callable[[], T | None]) -> T | None:
+    def _wait_for_other_process(self, claim: str, read: Source[T | None]) -> T | None:
         """What another process's fetch stored, or ``None`` if it gave up or took too long."""
         deadline = self._clock() + self._wait_limit
         while self._clock() < deadline:
