@@ -9,7 +9,13 @@ from typing import Any
 import responses
 
 from flask_cf_access import Reason
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessClient,
+    AccessIssuer,
+    assert_routes_protected,
+    capture_access,
+)
 
 from .support import bearer
 
@@ -61,10 +67,62 @@ def test_readme_links_point_at_files_in_the_repository() -> None:
     assert [link for link in relative if not (root / link).is_file()] == []
 
 
+def rules_code() -> str:
+    section = README.split("## Roles, service tokens and deny by default", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
+    assert match, "the roles section has a python code block"
+    return match.group(1)
+
+
+RULES_CI_DEPLOYER = "4b4b2bde1e7c48d3a8f0c8f3e2b76a11.access"
+
+
+def test_roles_service_tokens_and_deny_by_default_as_the_readme_shows() -> None:
+    """The README's rules app: public health, token everywhere else, roles from groups and
+    from a known service token, the e-mail rule, unknown service tokens refused."""
+    namespace: dict[str, Any] = {"__name__": "rules"}
+    exec(compile(rules_code(), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["CI_DEPLOYER"] == RULES_CI_DEPLOYER
+    team = AccessIssuer()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        team.register(mock)
+        app = namespace["create_app"](team.settings())
+        client = AccessClient.for_app(app, team)
+        captured = check_rules_app(client)
+    assert_routes_protected(app)
+    assert captured.reasons == [
+        Reason.MISSING_TOKEN,
+        Reason.NO_ROLE,
+        Reason.EMAIL_NOT_ALLOWED,
+        Reason.UNKNOWN_SERVICE_TOKEN,
+        Reason.NO_ROLE,
+    ]
+
+
+def check_rules_app(client: AccessClient) -> AccessCapture:
+    """Each kind of caller against the rules app; the decisions captured."""
+    with capture_access() as captured:
+        assert client.get("/health").status_code == 200
+        assert client.get("/").status_code == 401
+        assert client.get("/", as_user="ada@acme.com").status_code == 200
+        assert (
+            client.get("/tickets", as_user="ada@acme.com", groups=["Helpdesk"]).status_code == 200
+        )
+        assert client.get("/tickets", as_user="bob@acme.com", groups=["Staff"]).status_code == 403
+        assert client.get("/", as_user="eve@acme.com.evil.example").status_code == 403
+        deployed = client.post("/deploy", as_service_token=RULES_CI_DEPLOYER)
+        assert client.post("/deploy", as_service_token="0123abcd.access").status_code == 403
+        assert client.post("/deploy", as_user="ada@acme.com", groups=["Admins"]).status_code == 403
+        assert client.get("/nowhere", as_user="ada@acme.com").status_code == 404
+    assert deployed.status_code == 200
+    assert deployed.get_data(as_text=True) == "deployed by ci-deployer"
+    return captured
+
+
 def test_readme_python_blocks_are_all_executed() -> None:
-    """The only Python block is the quick start's, which the test above runs."""
+    """The Python blocks are the quick start's and the rules app, which the tests above run."""
     blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
-    assert blocks == [quick_start_code()]
+    assert blocks == [quick_start_code(), rules_code()]
 
 
 def test_how_it_works_names_every_internal_module_as_it_is() -> None:
