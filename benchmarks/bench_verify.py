@@ -236,33 +236,38 @@ def main() -> None:
     def ratio(top: str, bottom: str) -> float:
         return medians[top] / medians[bottom]
 
+    # (label, numerator, denominator, target): each ratio of medians, to three
+    # places, so that one just over its target does not print as on it.
+    ratios: list[tuple[str, str, str, float | None]] = [
+        (
+            "first-seen verify / raw RS256 verify",
+            "TokenVerifier.verify, first-seen",
+            "raw cryptography RS256 verify",
+            1.50,
+        ),
+        ("protected repeat / bare view", "protected view, repeat token", "bare view", 1.10),
+        ("role-protected repeat / bare view", "role view, repeat token", "bare view", 1.10),
+        ("protected first-seen / bare view", "protected view, first-seen token", "bare view", None),
+        (
+            "protected first-seen / raw-work view",
+            "protected view, first-seen token",
+            "raw-work view, first-seen token",
+            1.15,
+        ),
+        (
+            "repeat verify / first-seen verify",
+            "TokenVerifier.verify, repeat",
+            "TokenVerifier.verify, first-seen",
+            None,
+        ),
+    ]
     print("Ratios")
-    print(
-        "  first-seen verify / raw RS256 verify:        "
-        f"{ratio('TokenVerifier.verify, first-seen', 'raw cryptography RS256 verify'):.2f}x"
-        "   (target <= 1.50x)"
-    )
-    print(
-        "  protected repeat / bare view:                "
-        f"{ratio('protected view, repeat token', 'bare view'):.2f}x   (target <= 1.10x)"
-    )
-    print(
-        "  role-protected repeat / bare view:           "
-        f"{ratio('role view, repeat token', 'bare view'):.2f}x   (target <= 1.10x)"
-    )
-    print(
-        "  protected first-seen / bare view:            "
-        f"{ratio('protected view, first-seen token', 'bare view'):.2f}x"
-    )
-    print(
-        "  protected first-seen / raw-work view:        "
-        f"{ratio('protected view, first-seen token', 'raw-work view, first-seen token'):.2f}x"
-        "   (target <= 1.15x)"
-    )
-    print(
-        "  repeat verify / first-seen verify:           "
-        f"{ratio('TokenVerifier.verify, repeat', 'TokenVerifier.verify, first-seen'):.3f}x"
-    )
+    for label, top, bottom, target in ratios:
+        value = ratio(top, bottom)
+        verdict = ""
+        if target is not None:
+            verdict = f"   (target <= {target:.2f}x: {'met' if value <= target else 'MISSED'})"
+        print(f"  {label + ':':44s} {value:.3f}x{verdict}")
 
 
 if __name__ == "__main__":
