@@ -43,12 +43,17 @@ class VerifiedToken:
     identity: AccessIdentity | None = field(default=None, init=False)
 
 
-class TokenCache:
-    """A bounded, thread-safe LRU of verified tokens, keyed by the whole token.
+class TokenCache(OrderedDict[str, VerifiedToken]):
+    """A bounded, thread-safe map of verified tokens, keyed by the whole token.
 
     The key is the full token string, never a digest or a prefix of it, so no
     collision can let one token pass as another. At most ``max_size`` tokens
-    are held, the least recently used going first; ``0`` remembers nothing.
+    are held; when full, the one verified longest ago goes first (an entry
+    dropped while still in use is verified again once, on its next request).
+    ``0`` remembers nothing.
+
+    A hit is ``get``, the mapping's own, which takes no lock and runs no
+    Python code: the verified-token cache is what a repeat request pays for.
 
     It only remembers: whoever reads an entry re-checks, on every hit, what
     time and key rotation can change (expiry, not-before, maximum age, the
@@ -58,50 +63,29 @@ class TokenCache:
     def __init__(self, max_size: int) -> None:
         if max_size < 0:
             raise ValueError("max_size must be 0 or more")
+        super().__init__()
         self.max_size = max_size
-        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, token: str) -> VerifiedToken | None:
-        """The entry of ``token``, now the most recently used, or ``None``.
-
-        Readers take no lock: each step is one atomic operation on the
-        ordered dict, and an entry dropped between them is still returned.
-        """
-        entries = self._entries
-        entry = entries.get(token)
-        if entry is not None:
-            # Not contextlib.suppress: a context manager would cost more than the hit.
-            try:  # noqa: SIM105
-                entries.move_to_end(token)
-            except KeyError:  # dropped by another thread since the look-up
-                pass
-        return entry
-
     def put(self, token: str, entry: VerifiedToken) -> None:
-        """Remember ``entry`` for ``token``, forgetting the least recently used beyond the bound."""
+        """Remember ``entry`` for ``token``, forgetting the oldest entries beyond the bound.
+
+        Room is made before the entry goes in, so no reader ever sees more
+        than ``max_size`` entries.
+        """
         if not self.max_size:
             return
-        entries = self._entries
         with self._lock:
-            if token in entries:
-                entries.move_to_end(token)
-            entries[token] = entry
-            while len(entries) > self.max_size:
-                entries.popitem(last=False)
+            self.pop(token, None)
+            while len(self) >= self.max_size:
+                self.popitem(last=False)
+            self[token] = entry
 
     def discard(self, token: str) -> None:
         """Forget ``token`` if it is held."""
         with self._lock:
-            self._entries.pop(token, None)
+            self.pop(token, None)
 
-    def clear(self) -> None:
-        """Forget every token."""
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, token: object) -> bool:
-        return token in self._entries
+    def __repr__(self) -> str:
+        # Never the tokens: a repr ends up in logs and tracebacks.
+        return f"<TokenCache {len(self)} of {self.max_size} tokens>"

@@ -1,8 +1,8 @@
 """Verifies one application token: signature first, then claims.
 
-A token that passed is remembered (by its whole string, in a bounded LRU) so
-that its next request skips the signature check, though never the checks that
-time or a key rotation can change.
+A token that passed is remembered (by its whole string, in a bounded map,
+the oldest out) so that its next request skips the signature check, though
+never the checks that time or a key rotation can change.
 """
 
 from __future__ import annotations

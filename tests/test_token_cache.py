@@ -283,16 +283,26 @@ def test_cache_bound_over_a_hundred_thousand_tokens() -> None:
     assert "token-98999" not in cache
 
 
-def test_least_recently_used_goes_first() -> None:
-    """A hit makes an entry the most recent, so the oldest untouched one is evicted."""
+def test_the_token_verified_longest_ago_goes_first() -> None:
+    """A hit changes nothing (it takes no lock); a token verified again is the newest."""
     cache = TokenCache(2)
     entry = VerifiedToken("kid", {})
     cache.put("a", entry)
     cache.put("b", entry)
     assert cache.get("a") is entry
     cache.put("c", entry)
-    assert "a" in cache
-    assert "b" not in cache
+    assert list(cache) == ["b", "c"]
+    cache.put("b", entry)
+    cache.put("d", entry)
+    assert list(cache) == ["b", "d"]
+
+
+def test_the_cache_never_shows_its_tokens() -> None:
+    """Its repr, which logs and tracebacks print, counts the tokens and names none."""
+    cache = TokenCache(4)
+    cache.put("eyJhbGciOiJSUzI1NiJ9.secret.signature", VerifiedToken("kid", {}))
+    assert repr(cache) == "<TokenCache 1 of 4 tokens>"
+    assert "secret" not in str(cache)
 
 
 def test_cache_is_thread_safe() -> None:
@@ -309,7 +319,7 @@ def test_cache_is_thread_safe() -> None:
                 token = f"{worker}-{number}"
                 cache.put(token, entry)
                 cache.get(f"{worker}-{number - 1}")
-                assert len(cache) <= 64
+                assert len(cache) <= 64  # room is made before an entry goes in
         except BaseException as exc:  # collected and re-raised in the test
             errors.append(exc)
 
