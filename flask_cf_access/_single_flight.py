@@ -26,6 +26,22 @@ Source: TypeAlias = Callable[[], T]
 POLL_INTERVAL = 0.02
 
 
+def _wall_time() -> float:
+    """Seconds since the epoch, as every process and host sharing the cache reads them."""
+    return time.time()
+
+
+def _still_held(made_at: object, now: float, lifetime: int) -> bool:
+    """Whether a claim made at ``made_at`` may still be held, ``lifetime`` seconds long.
+
+    Clocks of other hosts may be off by a lifetime either way; a claim
+    further off, or not a time at all, was abandoned.
+    """
+    if isinstance(made_at, bool) or not isinstance(made_at, (int, float)):
+        return False
+    return now - 2 * lifetime <= made_at <= now + lifetime
+
+
 class _Flight(Generic[T]):
     """One fetch under way in this process, and what it came to."""
 
@@ -48,6 +64,11 @@ class SingleFlight:
       whose wait came to nothing (that fetch failed or is stuck) takes
       ``unavailable()`` rather than fetching again: a caller pays for one
       timeout at most, never for its own after someone else's.
+    - A claim holds the wall-clock time it was made, and counts only for as
+      long as it could be real: one a backend kept past its expiry (cachelib's
+      ``RedisCache.add`` sets the expiry in a second command, which a timeout
+      or a crash can lose) is taken over, rather than blocking every later
+      fetch of the key.
 
     :param cache: the shared cache the fetched results are stored in, and claims made in.
     :param wait_limit: the longest a process waits for another one's fetch.
@@ -110,10 +131,17 @@ class SingleFlight:
         if found is not None:
             return found
         claim = "fetching:" + key
-        claimed = self._cache.add(claim, 1, timeout=math.ceil(self._wait_limit) + 1)
-        if not claimed and self._cache.get(claim) is not None:
-            found = self._wait_for_other_process(claim, read)
-            return unavailable() if found is None else found
+        lifetime = math.ceil(self._wait_limit) + 1
+        made_at = _wall_time()
+        claimed = self._cache.add(claim, made_at, timeout=lifetime)
+        if not claimed:
+            held_since = self._cache.get(claim)
+            if _still_held(held_since, made_at, lifetime):
+                found = self._wait_for_other_process(claim, read)
+                return unavailable() if found is None else found
+            if held_since is not None:  # abandoned: take it over
+                self._cache.set(claim, made_at, timeout=lifetime)
+                claimed = True
         # Claimed; or the add failed while no claim can be seen, as with a
         # backend that answers every call with a miss instead of raising.
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -161,7 +162,8 @@ def test_fetcher_claims_then_releases() -> None:
         flights.run("k", lambda: None, lambda: claims.append(cache.get("fetching:k")), gave_up)
         is None
     )
-    assert claims == [1]
+    assert len(claims) == 1
+    assert abs(claims[0] - time.time()) < 60  # the wall-clock time it was made
     assert cache.get("fetching:k") is None
 
 
@@ -180,7 +182,7 @@ def test_claim_released_after_a_refusal() -> None:
 def test_waits_for_another_process_result() -> None:
     """With the key claimed by another process, its stored result is taken, and nothing fetched."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
-    assert cache.add("fetching:k", 1, timeout=6)
+    assert cache.add("fetching:k", time.time(), timeout=6)
 
     def other_process_stores() -> None:
         store.value = "theirs"
@@ -194,7 +196,7 @@ def test_waits_for_another_process_result() -> None:
 def test_takes_the_failure_when_the_other_process_gives_up() -> None:
     """A claim let go without a result (their fetch failed) is a failure here: no second fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
-    assert cache.add("fetching:k", 1, timeout=6)
+    assert cache.add("fetching:k", time.time(), timeout=6)
     sleep = OtherProcess(clock, lambda: cache.delete("fetching:k"), on_look=2)
     flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
@@ -204,7 +206,7 @@ def test_takes_the_failure_when_the_other_process_gives_up() -> None:
 def test_gives_up_at_the_wait_limit() -> None:
     """A claim held past the wait limit with no result (a stuck process): one wait, no fetch."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
-    assert cache.add("fetching:k", 1, timeout=6)
+    assert cache.add("fetching:k", time.time(), timeout=6)
     sleep = OtherProcess(clock)
     flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
@@ -263,3 +265,58 @@ def test_unreachable_cache_means_fetching_alone() -> None:
     flights = SingleFlight(SharedCache(Down()), wait_limit=5, sleep=never_sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
     assert store.fetches == 1
+
+
+# -- claims a backend kept past their expiry -----------------------------------
+
+
+class ExpiryLosingCache(SimpleCache):
+    """A backend whose add keeps the entry for ever, as cachelib's RedisCache does when
+    the EXPIRE that follows its SETNX is lost (a timeout, a crash in between)."""
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:  # type: ignore[override]
+        return super().add(key, value, timeout=0)
+
+
+def test_a_claim_kept_past_its_expiry_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that died holding a claim the backend never expires does not block the
+    key for ever: once the claim is older than it could be, the next caller fetches."""
+    cache, store = SharedCache(ExpiryLosingCache()), Store()
+    wall = FrozenClock(START)
+    monkeypatch.setattr(flight_module, "_wall_time", wall)
+    assert cache.add("fetching:k", wall(), timeout=6)  # made, then its process died
+    wall.advance(3600)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=never_sleep)
+    assert flights.run("k", lambda: None, store.fetch, gave_up) == "fetched"
+    assert store.fetches == 1
+    assert cache.get("fetching:k") is None  # let go, as any claim
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [1, True, "soon", None, [START], START + 3600, START - 3600],
+    ids=["one", "bool", "text", "null", "list", "far-future", "long-past"],
+)
+def test_a_claim_that_is_no_recent_time_is_abandoned(
+    monkeypatch: pytest.MonkeyPatch, claim: object
+) -> None:
+    """A claim holding anything but a time within a lifetime or two of now is taken over."""
+    cache, store = SharedCache(ExpiryLosingCache()), Store()
+    monkeypatch.setattr(flight_module, "_wall_time", FrozenClock(START))
+    cache.backend.set(cache._prefix + "fetching:k", claim, timeout=0)
+    flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=never_sleep)
+    assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
+    assert store.fetches == 1
+
+
+@pytest.mark.parametrize("offset", [-11, -6, 0, 5])
+def test_a_claim_within_clock_skew_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, offset: float
+) -> None:
+    """Another host's claim, its clock off by up to a lifetime (6 s here), is waited for."""
+    cache, store, clock = shared_cache(), Store(), FrozenClock()
+    monkeypatch.setattr(flight_module, "_wall_time", FrozenClock(START))
+    assert cache.add("fetching:k", START + offset, timeout=6)
+    flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=OtherProcess(clock))
+    assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"
+    assert store.fetches == 0
