@@ -59,6 +59,10 @@ def load_user_from_access(_request: Any = None) -> Any:
     return get_user()
 
 
+#: What the bridge relies on in Flask-Login, a private method it replaces and one it calls.
+_REPLACED = ("_load_user", "_update_request_context_with_user")
+
+
 def init_login_manager(login_manager: LoginManager) -> None:
     """Make ``login_manager`` take its user from the Access token only.
 
@@ -69,7 +73,18 @@ def init_login_manager(login_manager: LoginManager) -> None:
     revocation) or stand in for a bad one. Neither is read, and nothing is
     written to the session for these users. Flask-Login's ``user_accessed``
     and ``user_loaded_from_request`` signals are still sent.
+
+    :raises RuntimeError: a Flask-Login whose ``LoginManager`` has not the
+        methods the bridge replaces (it was written for Flask-Login 0.6).
     """
+    for name in _REPLACED:
+        if not callable(getattr(login_manager, name, None)):
+            # Fail closed: without this replacement Flask-Login would find users
+            # through the session and the "remember me" cookie again.
+            raise RuntimeError(
+                f"This Flask-Login has no LoginManager.{name}, which the Access bridge"
+                " replaces to keep sessions out of it: use Flask-Login 0.6."
+            )
     login_manager.request_loader(load_user_from_access)
 
     def load_user_statelessly() -> None:

@@ -278,3 +278,14 @@ def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.Mon
         [sys.executable, "-c", without_flask_login], capture_output=True, text=True, check=False
     )
     assert finished.returncode == 0, finished.stderr
+
+
+@pytest.mark.parametrize("missing", ["_load_user", "_update_request_context_with_user"])
+def test_a_flask_login_without_what_the_bridge_replaces_is_refused(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Were Flask-Login to rename what the bridge relies on, setting it up fails at once,
+    rather than leave the session and remember-me lookups in place."""
+    monkeypatch.delattr(LoginManager, missing)
+    with pytest.raises(RuntimeError, match=f"no LoginManager.{missing}"):
+        CloudflareAccess().init_login_manager(LoginManager())
