@@ -94,8 +94,7 @@ class _DeadlineCutter:
     """
 
     def __init__(self, response: requests.Response, seconds: float) -> None:
-        connection = getattr(response.raw, "connection", None)
-        self._socket: socket.socket | None = getattr(connection, "sock", None)
+        self._socket = _socket_of(response)
         self._lock = threading.Lock()
         self._done = False
         self.cut = False
@@ -122,6 +121,24 @@ class _DeadlineCutter:
             self._done = True
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the body of ``response`` is read from; ``None`` without one (an
+    in-process transport).
+
+    On a connection kept alive for the next request it is the connection's.
+    When the answer ends the connection (``Connection: close``, HTTP/1.0),
+    ``http.client`` lets go of it on the connection's side, and it is found
+    behind the response's own file instead: every framing is cut at the
+    deadline (``tests/test_fetch_deadline.py`` tries each).
+    """
+    raw = response.raw
+    found = getattr(getattr(raw, "connection", None), "sock", None)
+    if found is None:
+        reader = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's buffered file
+        found = getattr(getattr(reader, "raw", None), "_sock", None)  # its socket.SocketIO
+    return found if isinstance(found, socket.socket) else None
 
 
 def _read_capped(response: requests.Response) -> bytes:
