@@ -6,8 +6,7 @@ the middleware) share this code; neither has a verification of its own.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -16,6 +15,7 @@ from cachelib import BaseCache, SimpleCache
 
 from ._browser import login_redirect_for
 from ._claims import ClaimsPolicy
+from ._clock import Clock, system_time
 from ._csrf import SAFE_METHODS, check_origin
 from ._errors import AccessError, AccessUnauthorized, Reason, refusal
 from ._fetch import fork_safe_session
@@ -34,19 +34,6 @@ from ._verifier import TokenVerifier
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
-
-Clock = Callable[[], float]
-
-
-def system_time() -> float:
-    """The time now: ``time.time()``, looked up at each call.
-
-    The default clock everywhere. ``time.time`` itself, kept as a default
-    argument or an attribute, is out of reach of freezegun (time-machine
-    reaches it); a lookup at each call is honoured by both, so the test
-    suites of applications that freeze time see tokens expire.
-    """
-    return time.time()
 
 
 class _Reach(TypedDict):

@@ -16,7 +16,8 @@ from flask.typing import ResponseReturnValue
 
 from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
-from ._checker import AccessChecker, Clock, system_time
+from ._checker import AccessChecker
+from ._clock import Clock, system_time
 from ._request import forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default

@@ -21,7 +21,8 @@ from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
 from ._app_state import EXTENSION_KEY
-from ._checker import AccessChecker, Clock
+from ._checker import AccessChecker
+from ._clock import Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, refusal
 from ._identity import AccessIdentity
 from ._reporting import report_refusal

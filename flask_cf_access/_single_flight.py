@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
+from ._clock import system_time
 from ._errors import AccessError
 from ._shared_cache import SharedCache
 
@@ -24,11 +25,6 @@ Source: TypeAlias = Callable[[], T]
 
 #: How often a process waiting for another one's fetch looks in the shared cache.
 POLL_INTERVAL = 0.02
-
-
-def _wall_time() -> float:
-    """Seconds since the epoch, as every process and host sharing the cache reads them."""
-    return time.time()
 
 
 def _still_held(made_at: object, now: float, lifetime: int) -> bool:
@@ -132,7 +128,7 @@ class SingleFlight:
             return found
         claim = "fetching:" + key
         lifetime = math.ceil(self._wait_limit) + 1
-        made_at = _wall_time()
+        made_at = system_time()  # wall-clock: other hosts read the claim
         claimed = self._cache.add(claim, made_at, timeout=lifetime)
         if not claimed:
             held_since = self._cache.get(claim)

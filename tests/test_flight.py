@@ -283,7 +283,7 @@ def test_a_claim_kept_past_its_expiry_is_taken_over(monkeypatch: pytest.MonkeyPa
     key for ever: once the claim is older than it could be, the next caller fetches."""
     cache, store = SharedCache(ExpiryLosingCache()), Store()
     wall = FrozenClock(START)
-    monkeypatch.setattr(flight_module, "_wall_time", wall)
+    monkeypatch.setattr(flight_module, "system_time", wall)
     assert cache.add("fetching:k", wall(), timeout=6)  # made, then its process died
     wall.advance(3600)
     flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=never_sleep)
@@ -302,7 +302,7 @@ def test_a_claim_that_is_no_recent_time_is_abandoned(
 ) -> None:
     """A claim holding anything but a time within a lifetime or two of now is taken over."""
     cache, store = SharedCache(ExpiryLosingCache()), Store()
-    monkeypatch.setattr(flight_module, "_wall_time", FrozenClock(START))
+    monkeypatch.setattr(flight_module, "system_time", FrozenClock(START))
     cache.backend.set(cache._prefix + "fetching:k", claim, timeout=0)
     flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=never_sleep)
     assert flights.run("k", store.read, store.fetch, gave_up) == "fetched"
@@ -315,7 +315,7 @@ def test_a_claim_within_clock_skew_is_honoured(
 ) -> None:
     """Another host's claim, its clock off by up to a lifetime (6 s here), is waited for."""
     cache, store, clock = shared_cache(), Store(), FrozenClock()
-    monkeypatch.setattr(flight_module, "_wall_time", FrozenClock(START))
+    monkeypatch.setattr(flight_module, "system_time", FrozenClock(START))
     assert cache.add("fetching:k", START + offset, timeout=6)
     flights = SingleFlight(cache, wait_limit=5, clock=clock, sleep=OtherProcess(clock))
     assert flights.run("k", store.read, store.fetch, gave_up) == "gave up"

@@ -20,6 +20,7 @@ NO_FLASK = (
     "_cache_config",
     "_checker",
     "_claims",
+    "_clock",
     "_csrf",
     "_errors",
     "_fetch",
