@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import responses
 from werkzeug.test import Client
 
-from flask_cf_access import Reason
+from flask_cf_access import AccessUnauthorized, Reason
 from flask_cf_access.testing import capture_access
 
 if TYPE_CHECKING:
@@ -55,6 +56,15 @@ def sent_kwargs(call: responses.Call) -> dict[str, Any]:
 def bearer(token: str) -> dict[str, str]:
     """The header Cloudflare Access puts the token in."""
     return {"Cf-Access-Jwt-Assertion": token}
+
+
+def reason_of(check: Callable[[], object]) -> Reason | None:
+    """The reason ``check`` refuses with (a 401), or ``None`` if it passes."""
+    try:
+        check()
+    except AccessUnauthorized as refusal:
+        return refusal.reason
+    return None
 
 
 class Outcome(NamedTuple):

@@ -15,8 +15,8 @@ from flask_cf_access import AccessSettings, Reason
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access.testing import AccessIssuer
 
-from .support import FrozenClock
-from .test_token_cache import bad_tokens, make_gate, reason_of, shared_issuer
+from .support import FrozenClock, reason_of
+from .test_token_cache import bad_tokens, make_gate, shared_issuer
 
 #: The steps before the claims checks, in order.
 TOKEN_STEPS = ["token shape", "header", "key", "signature", "claims"]

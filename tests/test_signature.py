@@ -7,7 +7,6 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,7 +28,7 @@ from flask_cf_access._tokens import MAX_TOKEN_LENGTH, check_token_shape, read_un
 from flask_cf_access._verifier import TokenVerifier
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token
 
-from .support import FrozenClock, bearer, outcome
+from .support import FrozenClock, bearer, outcome, reason_of
 
 
 def b64(data: bytes) -> str:
@@ -242,15 +241,6 @@ def joserfc_reason(verifier: TokenVerifier, token: str) -> Reason | None:
     if not isinstance(claims, dict):
         return Reason.MALFORMED_CLAIMS
     return reason_of(partial(verifier.policy.check, claims))
-
-
-def reason_of(check: Callable[[], object]) -> Reason | None:
-    """The reason ``check`` refuses with, or ``None`` if it passes."""
-    try:
-        check()
-    except AccessUnauthorized as refusal:
-        return refusal.reason
-    return None
 
 
 header_values = st.one_of(

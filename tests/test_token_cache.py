@@ -36,22 +36,13 @@ from flask_cf_access._tokens import (
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
 
 from .conftest import AppFactory
-from .support import START, FrozenClock, bearer
+from .support import START, FrozenClock, bearer, reason_of
 
 
 def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessChecker:
     """A checker trusting ``issuer``, answered in-process, on the frozen clock."""
     settings = AccessSettings.from_mapping(issuer.settings(**config))
     return AccessChecker(settings, session=issuer.session(), clock=clock)
-
-
-def reason_of(check: Callable[[], object]) -> Reason | None:
-    """The reason ``check`` refuses with, or ``None`` if it passes."""
-    try:
-        check()
-    except AccessUnauthorized as refusal:
-        return refusal.reason
-    return None
 
 
 @pytest.fixture
