@@ -107,6 +107,35 @@ class Running:
         return status
 
 
+def run_to_the_end(
+    command: list[str], environ: dict[str, str], *, timeout: float = START_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from the repository root until it exits; its output as text."""
+    return subprocess.run(  # noqa: S603
+        command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_signal_stops_both_servers(
+    command: list[str], tmp_path: Path, signum: int, *, sigint_ignored: bool = False
+) -> None:
+    """``signum`` ends ``command`` (an example serving an app and a stand-in team) with
+    status 0 and no traceback, and both of its ports are closed."""
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        running = Running(command, clean_environ(), stderr, sigint_ignored=sigint_ignored)
+        try:
+            app_url = running.wait_for(READY).group(1)
+        finally:
+            status = running.stop(signum)
+    assert status == 0
+    assert "Traceback" not in log.read_text()
+    stand_in = re.search(r"its keys served at (http://\S+)\.$", "\n".join(running.lines), re.M)
+    assert stand_in
+    assert refused(urlsplit(app_url).port or 0)
+    assert refused(urlsplit(stand_in.group(1)).port or 0)
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,13 +15,13 @@ from flask_cf_access.testing import StandInServer
 
 from .example_runs import (
     READY,
-    ROOT,
     PrintedCurl,
     Running,
+    assert_signal_stops_both_servers,
     clean_environ,
     example_command,
     printed_tries,
-    refused,
+    run_to_the_end,
 )
 
 MODULE = "examples.plain_wsgi_app"
@@ -121,36 +120,14 @@ def test_signal_stops_it_cleanly(
     signum: signal.Signals, sigint_ignored: bool, tmp_path: Path
 ) -> None:
     """Ctrl+C (SIGINT), even as a background job, or SIGTERM: status 0, no traceback, ports shut."""
-    log = tmp_path / "stderr.log"
-    with log.open("wb") as stderr:
-        running = Running(
-            example_command(MODULE, "--port", "0"),
-            clean_environ(),
-            stderr,
-            sigint_ignored=sigint_ignored,
-        )
-        try:
-            app_url = running.wait_for(READY).group(1)
-        finally:
-            status = running.stop(signum)
-    assert status == 0
-    assert "Traceback" not in log.read_text()
-    stand_in = re.search(r"its keys served at (http://\S+)\.$", "\n".join(running.lines), re.M)
-    assert stand_in
-    assert refused(urlsplit(app_url).port or 0)
-    assert refused(urlsplit(stand_in.group(1)).port or 0)
+    assert_signal_stops_both_servers(
+        example_command(MODULE, "--port", "0"), tmp_path, signum, sigint_ignored=sigint_ignored
+    )
 
 
 def test_help_names_the_options() -> None:
     """--help exits 0 and explains --host and --port, 0 for a free port."""
-    result = subprocess.run(  # noqa: S603
-        example_command(MODULE, "--help"),
-        cwd=ROOT,
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_to_the_end(example_command(MODULE, "--help"), clean_environ())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: python -m {MODULE} [-h] [--host HOST] [--port PORT]")
     assert "default: $PORT or 8000; 0 picks a free port" in result.stdout
@@ -159,14 +136,7 @@ def test_help_names_the_options() -> None:
 
 def test_bad_port_is_a_usage_error() -> None:
     """A PORT that is not a number stops it with argparse's status 2 and message, no traceback."""
-    result = subprocess.run(  # noqa: S603
-        example_command(MODULE),
-        cwd=ROOT,
-        env=clean_environ(PORT="http"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_to_the_end(example_command(MODULE), clean_environ(PORT="http"))
     assert result.returncode == 2
     assert "argument --port: invalid int value: 'http'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -194,13 +164,9 @@ def test_real_team_mode_starts_no_stand_in(cf_access_server: StandInServer, tmp_
 
 def test_real_team_mode_needs_the_audience() -> None:
     """A team without an audience stops it with status 2, naming the key, never ready."""
-    result = subprocess.run(  # noqa: S603
+    result = run_to_the_end(
         example_command(MODULE, "--port", "0"),
-        cwd=ROOT,
-        env=clean_environ(CF_ACCESS_TEAM_DOMAIN="acme.cloudflareaccess.com"),
-        capture_output=True,
-        text=True,
-        timeout=60,
+        clean_environ(CF_ACCESS_TEAM_DOMAIN="acme.cloudflareaccess.com"),
     )
     assert result.returncode == 2
     assert "CF_ACCESS_AUDIENCE" in result.stderr

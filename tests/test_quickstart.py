@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ from .example_runs import (
     READY,
     ROOT,
     Running,
+    assert_signal_stops_both_servers,
     clean_environ,
     printed_tries,
-    refused,
+    run_to_the_end,
 )
 
 
@@ -124,14 +124,7 @@ def test_readme_command_line_example_runs(quickstart: Running) -> None:
     commands = docs_shell_block("cli.rst", "flask --app examples.protected_app")
     bin_dir = str(Path(sys.executable).parent)
     environ = clean_environ(**settings, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run(  # noqa: S603
-        ["bash", "-euo", "pipefail", "-c", commands],  # noqa: S607
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_to_the_end(["bash", "-euo", "pipefail", "-c", commands], environ, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: the keys can be had" in result.stdout
     assert "4. Groups: Admins; one of Admins needed: yes" in result.stdout
@@ -141,19 +134,7 @@ def test_readme_command_line_example_runs(quickstart: Running) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_both_servers(signum: signal.Signals, tmp_path: Path) -> None:
     """SIGTERM or SIGINT ends the command with status 0, both ports closed, no traceback."""
-    log = tmp_path / "stderr.log"
-    with log.open("wb") as stderr:
-        running = Running([*quickstart_command(), "--port", "0"], clean_environ(), stderr)
-        try:
-            app_url = running.wait_for(READY).group(1)
-        finally:
-            status = running.stop(signum)
-    assert status == 0
-    assert "Traceback" not in log.read_text()
-    stand_in = re.search(r"its keys served at (http://\S+)\.$", "\n".join(running.lines), re.M)
-    assert stand_in
-    assert refused(urlsplit(app_url).port or 0)
-    assert refused(urlsplit(stand_in.group(1)).port or 0)
+    assert_signal_stops_both_servers([*quickstart_command(), "--port", "0"], tmp_path, signum)
 
 
 def test_real_team_mode_starts_no_stand_in(
@@ -181,14 +162,7 @@ def test_real_team_mode_starts_no_stand_in(
 def test_real_team_mode_needs_the_audience(tmp_path: Path) -> None:
     """A team without an audience stops the command with status 2, naming the key."""
     environ = clean_environ(CF_ACCESS_TEAM_DOMAIN="acme.cloudflareaccess.com")
-    result = subprocess.run(  # noqa: S603
-        [*quickstart_command(), "--port", "0"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_to_the_end([*quickstart_command(), "--port", "0"], environ)
     assert result.returncode == 2
     assert "CF_ACCESS_AUDIENCE" in result.stderr
     assert "ready" not in result.stdout
