@@ -53,9 +53,12 @@ class ExplainedStep:
     name: str
     #: Why the step failed; ``None`` when it passed.
     reason: Reason | None = None
-    #: The status the refusal is answered with (401, or 503 when no keys
-    #: could be had); ``None`` when the step passed.
-    status: int | None = None
+
+    @property
+    def status(self) -> int | None:
+        """The status the refusal is answered with (401, or 503 when no keys could
+        be had: :attr:`Reason.status`); ``None`` when the step passed."""
+        return None if self.reason is None else self.reason.status
 
     @property
     def passed(self) -> bool:
@@ -233,11 +236,9 @@ class TokenVerifier:
             claims = _parsed_claims(payload)[0]
             steps.append(ExplainedStep(step))
         except AccessError as error:
-            steps.append(ExplainedStep(step, error.reason, error.code))
+            steps.append(ExplainedStep(step, error.reason))
             return Explanation(tuple(steps), header, claims, signature_verified=signature_verified)
-        for name, reason in self.policy.explain(claims):
-            status = None if reason is None else AccessUnauthorized.code
-            steps.append(ExplainedStep(name, reason, status))
+        steps.extend(ExplainedStep(name, reason) for name, reason in self.policy.explain(claims))
         return Explanation(tuple(steps), header, claims, signature_verified=signature_verified)
 
     def _key_verifier(self, kid: str, key: RSAKey) -> _KeyVerifier:

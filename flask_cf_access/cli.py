@@ -247,7 +247,7 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     explanation = checker.verifier.explain(token)
     failed = explanation.failed
     if failed is not None and explanation.header is None:  # not even a header to show
-        _refuse(failed.reason, failed.status)
+        _refuse(failed.reason)
     header = explanation.header or {}
     click.echo(f"1. Header (not verified): alg {header.get('alg')!r}, kid {header.get('kid')!r}")
     key = explanation.step("key")
@@ -268,7 +268,7 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
     for line in _claim_lines(explanation, checker, now):
         click.echo(f"   {line}")
     if failed is not None:
-        _refuse(failed.reason, failed.status)
+        _refuse(failed.reason)
 
     try:
         identity = checker.authenticate(token, None)
@@ -280,12 +280,13 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
             held = ", ".join(sorted(identity.roles))
             click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
     except AccessError as error:
-        _refuse(error.reason, error.code)
+        _refuse(error.reason)
     kind = "the service token" if identity.is_service_token else "the user"
     click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
 
 
-def _refuse(reason: Reason | None, status: int | None) -> NoReturn:
+def _refuse(reason: Reason | None) -> NoReturn:
+    status = None if reason is None else reason.status
     click.echo(f"Result: REFUSED ({reason}): {_explain(reason)}. The app answers {status}.")
     raise click.exceptions.Exit(1)
 
