@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from ._app_state import get_checker
 from ._browser import safe_next
+from ._csrf import origin_of
 from ._decorators import require_access
 from ._identity import AccessIdentity
 from ._request import get_identity
@@ -38,26 +40,34 @@ EXPIRY_HEADER = "Access-Session-Expires"
 #: Seconds browsers and shared caches may keep the module before asking again.
 SCRIPT_MAX_AGE = 3600
 
-#: What the signed-in page posts to its opener and on the ``cf-access`` broadcast
-#: channel (the module waits for it); the module's ``SIGNED_IN_MESSAGE``.
+#: The script of the signed-in page: it posts the module's ``SIGNED_IN_MESSAGE``
+#: on the ``cf-access`` broadcast channel (pages of this origin) and to its
+#: opener, if that is on one of ``%s`` (this origin and the trusted ones), then
+#: closes. The message carries nothing but its type.
 _SIGNED_IN_SCRIPT = (
     "(function () {"
     ' var message = {type: "cf-access:signed-in"};'
     ' try { new BroadcastChannel("cf-access").postMessage(message); } catch (e) {}'
-    " try { if (window.opener) { window.opener.postMessage(message, location.origin); } }"
-    " catch (e) {}"
-    " if (window.opener) { window.close(); }"
+    " if (!window.opener) { return; }"
+    " %s.forEach(function (origin) {"
+    " try { window.opener.postMessage(message, origin); } catch (e) {} });"
+    " window.close();"
     " })();"
 )
-_SIGNED_IN_PAGE = (
-    "<!doctype html>\n<html lang=en>\n<meta charset=utf-8>\n"
-    "<title>Signed in</title>\n<h1>Signed in</h1>\n"
-    "<p>You are signed in again: you can close this window.</p>\n"
-    f"<script>{_SIGNED_IN_SCRIPT}</script>\n"
-)
-#: The page runs its own script and nothing else.
-_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SIGNED_IN_SCRIPT.encode()).digest()).decode()
-_SIGNED_IN_POLICY = f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'"
+
+
+def signed_in_page(origins: list[str]) -> tuple[str, str]:
+    """The signed-in page telling an opener on one of ``origins``, and its
+    ``Content-Security-Policy``: its own script and nothing else runs."""
+    script = _SIGNED_IN_SCRIPT % json.dumps(origins)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    page = (
+        "<!doctype html>\n<html lang=en>\n<meta charset=utf-8>\n"
+        "<title>Signed in</title>\n<h1>Signed in</h1>\n"
+        "<p>You are signed in again: you can close this window.</p>\n"
+        f"<script>{script}</script>\n"
+    )
+    return page, f"default-src 'none'; script-src 'sha256-{digest}'"
 
 
 def session_summary(identity: AccessIdentity, now: float) -> dict[str, Any]:
@@ -98,7 +108,8 @@ def session_blueprint(name: str = "cf_access_session", *, url: str = "/auth/sess
 
     ``GET <url>/signed-in`` is protected too, so a browser reaches it only
     through sign-in: in the popup the browser module opens, it tells the page
-    that opened it and closes; with ``?next=/path`` it sends the browser back
+    that opened it (on this origin, or one in ``CF_ACCESS_TRUSTED_ORIGINS``)
+    and closes; with ``?next=/path`` it sends the browser back
     there (a path on this host; anything else goes to ``/``).
 
     ``GET <url>/cf-access.js`` is the browser module (see :doc:`spa`): public
@@ -127,8 +138,12 @@ def session_blueprint(name: str = "cf_access_session", *, url: str = "/auth/sess
                 target = "/"
             response = redirect(target, 303)
         else:
-            response = Response(_SIGNED_IN_PAGE, content_type="text/html; charset=utf-8")
-            response.headers["Content-Security-Policy"] = _SIGNED_IN_POLICY
+            # Only origins the app trusts learn that this browser signed in.
+            settings = get_checker().settings
+            own = origin_of(request.host_url) or request.host_url.rstrip("/")
+            page, policy = signed_in_page([own, *sorted(settings.trusted_origins - {own})])
+            response = Response(page, content_type="text/html; charset=utf-8")
+            response.headers["Content-Security-Policy"] = policy
         response.headers["Cache-Control"] = "no-store"
         return response
 

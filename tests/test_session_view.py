@@ -155,6 +155,18 @@ def test_signed_in_page_tells_its_opener_and_runs_only_its_own_script(
         assert json.dumps(value) in scripts[0]
 
 
+def test_signed_in_page_tells_only_trusted_openers(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
+    """The page posts to its own origin and the trusted ones, never to ``*``."""
+    app = make_app(CF_ACCESS_TRUSTED_ORIGINS=["https://notes.example.com"])
+    app.register_blueprint(session_blueprint())
+    client = AccessClient.for_app(app, issuer)
+    page = client.get("/auth/session/signed-in", as_user="a@example.com").get_data(as_text=True)
+    assert '["http://localhost", "https://notes.example.com"].forEach' in page
+    assert '"*"' not in page
+
+
 def test_signed_in_page_goes_back_to_next(client: AccessClient) -> None:
     """With ``next``, the page sends the browser back there (path, query and fragment)."""
     response = client.get(

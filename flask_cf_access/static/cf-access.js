@@ -91,6 +91,12 @@ export function createAccessClient(options = {}) {
   }
   const sessionUrl = options.sessionUrl.replace(/\/$/, "");
   const signedInUrl = `${sessionUrl}/signed-in`;
+  // The session view may belong to another Access application (CORS): its
+  // cookie then goes with credentials "include", and its popup's message
+  // comes from its origin.
+  const sessionOrigin = new URL(sessionUrl, env.window.location.href).origin;
+  const sessionCredentials =
+    sessionOrigin === env.window.location.origin ? "same-origin" : "include";
   const defaultMode = options.signIn ?? "popup";
   const pollInterval = options.pollInterval ?? 2000;
   const timeout = options.timeout ?? 120000;
@@ -121,7 +127,7 @@ export function createAccessClient(options = {}) {
     return env.fetch(
       new Request(absolute(sessionUrl), {
         headers: { "X-Requested-With": "XMLHttpRequest", Accept: "application/json" },
-        credentials: "same-origin",
+        credentials: sessionCredentials,
         redirect: "manual",
         cache: "no-store",
       }),
@@ -225,7 +231,7 @@ export function createAccessClient(options = {}) {
       // From the popup (window.opener), or from any page of this origin (the
       // channel: a login page with Cross-Origin-Opener-Policy cuts the opener).
       function onMessage(event) {
-        if (event.origin === env.window.location.origin) onSignal(event);
+        if (event.origin === sessionOrigin) onSignal(event);
       }
       function onSignal(event) {
         if (event.data?.type === SIGNED_IN_MESSAGE) check();

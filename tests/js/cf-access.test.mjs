@@ -255,6 +255,35 @@ test("the broadcast channel's message ends the wait (an opener cut by the login 
   assert.equal((await pending).status, 200);
 });
 
+test("a session view on another Access application: its cookie, its popup's origin", async () => {
+  const other = "https://api.example";
+  const browser = makeBrowser({
+    app: (seen, b) => new Response("", { status: b.signedIn ? 200 : 401 }),
+  });
+  const realFetch = browser.fetch;
+  browser.fetch = (request) => {
+    if (new URL(request.url).origin === other) {
+      browser.requests.push({ url: request.url, credentials: request.credentials });
+      return Promise.resolve(new Response("{}", { status: browser.signedIn ? 200 : 401 }));
+    }
+    return realFetch(request);
+  };
+  browser.signedIn = false;
+  const client = createAccessClient(browser.options({ sessionUrl: `${other}/auth/session` }));
+  const pending = later(client.fetch(`${other}/api/notes`, { credentials: "include" }));
+  await settle();
+  assert.equal(browser.popups[0].url, `${other}/auth/session/signed-in`);
+  browser.signedIn = true;
+  const before = browser.requests.length;
+  await browser.post({ type: access.SIGNED_IN_MESSAGE }, ORIGIN);
+  assert.equal(browser.requests.length, before, "this page's origin is not the popup's");
+  await browser.post({ type: access.SIGNED_IN_MESSAGE }, other);
+  assert.equal((await pending).status, 200);
+  const sessionChecks = browser.requests.filter((seen) => seen.url === `${other}/auth/session`);
+  assert.ok(sessionChecks.length >= 1);
+  assert.ok(sessionChecks.every((seen) => seen.credentials === "include"));
+});
+
 test("requests refused meanwhile share one popup and are each sent again once", async () => {
   const browser = makeBrowser();
   browser.signedIn = false;
