@@ -236,3 +236,18 @@ def test_expiry_header_setting_is_validated(make_app: AppFactory) -> None:
     """A value that is no flag fails at start-up, naming the key."""
     with pytest.raises(ConfigurationError, match="CF_ACCESS_EXPIRY_HEADER"):
         make_app(CF_ACCESS_EXPIRY_HEADER="sometimes")
+
+
+def test_the_module_ships_in_the_wheel_and_the_sdist() -> None:
+    """setup.cfg's package data and MANIFEST.in both carry the module."""
+    import configparser
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    patterns = config["options.package_data"]["flask_cf_access"].replace(",", " ").split()
+    relative = SCRIPT_FILE.relative_to(root / "flask_cf_access").as_posix()
+    assert any(fnmatch(relative, pattern) for pattern in patterns)
+    assert "recursive-include flask_cf_access/static *.js" in (root / "MANIFEST.in").read_text()
