@@ -70,6 +70,10 @@ export function sessionUrlFrom(moduleUrl) {
  * - signIn: "popup" (default) or "navigate", for requests made without options;
  * - pollInterval: milliseconds between two looks at the session view while
  *   signing in (default 2000); timeout: the most a sign-in may take (120000);
+ * - closedGrace: milliseconds the wait goes on once the popup looks closed
+ *   (default 0). An identity provider whose pages send Cross-Origin-Opener-Policy
+ *   cuts the popup from this page, which then sees it as closed while the
+ *   person is still signing in: give them time (60000) if yours does;
  * - loopWindow: milliseconds within which a second navigation to sign in is a
  *   loop and rejects instead (default 60000);
  * - fetch, window, storage, now, setTimeout, clearTimeout, BroadcastChannel:
@@ -101,6 +105,7 @@ export function createAccessClient(options = {}) {
   const pollInterval = options.pollInterval ?? 2000;
   const timeout = options.timeout ?? 120000;
   const loopWindow = options.loopWindow ?? 60000;
+  const closedGrace = options.closedGrace ?? 0;
   // One sign-in at a time, shared by every request refused meanwhile.
   let signingIn = null;
   // Set when a sign-in failed: later requests reject at once, never a popup each.
@@ -195,6 +200,7 @@ export function createAccessClient(options = {}) {
       let timer = null;
       let checking = false;
       const channel = env.BroadcastChannel ? new env.BroadcastChannel(CHANNEL_NAME) : null;
+      let closedSince = null;
 
       const finish = (error) => {
         if (settled) return;
@@ -217,9 +223,18 @@ export function createAccessClient(options = {}) {
         const closed = Boolean(popup.closed);
         const ok = await signedIn();
         checking = false;
-        if (ok) finish();
-        else if (closed) finish(new SessionEndedError("popup-closed"));
-        else if (env.now() >= deadline) finish(new SessionEndedError("timeout"));
+        if (ok) {
+          finish();
+          return;
+        }
+        if (closed) {
+          closedSince ??= env.now();
+          if (env.now() - closedSince >= closedGrace) {
+            finish(new SessionEndedError("popup-closed"));
+            return;
+          }
+        }
+        if (env.now() >= deadline) finish(new SessionEndedError("timeout"));
       };
 
       const tick = async () => {

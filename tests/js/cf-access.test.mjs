@@ -181,6 +181,32 @@ test("a popup closed before signing in rejects; the request is not sent again", 
   assert.equal(browser.timers.length, 0, "no timer left behind");
 });
 
+test("with closedGrace, a popup cut from its opener may still finish signing in", async () => {
+  const browser = makeBrowser();
+  browser.signedIn = false;
+  const client = createAccessClient(browser.options({ closedGrace: 60_000 }));
+  const pending = later(client.fetch("/api/notes", { method: "POST", body: "x" }));
+  await settle();
+  browser.popups[0].closed = true; // Cross-Origin-Opener-Policy on the login page
+  await browser.runTimers();
+  browser.now += 30_000;
+  await browser.runTimers();
+  assert.ok(await isPending(pending), "still waiting within the grace");
+  browser.signedIn = true;
+  browser.channels[0].onmessage({ data: { type: access.SIGNED_IN_MESSAGE } });
+  assert.equal((await pending).status, 200);
+
+  // Past the grace, still signed out: closed for good.
+  browser.signedIn = false;
+  const again = later(client.fetch("/api/notes"));
+  await settle();
+  browser.popups[1].closed = true;
+  await browser.runTimers();
+  browser.now += 60_000;
+  await browser.runTimers();
+  await assert.rejects(again, { reason: "popup-closed" });
+});
+
 test("a popup that signed in and closed itself before any message still counts", async () => {
   const browser = makeBrowser();
   browser.signedIn = false;
