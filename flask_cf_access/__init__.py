@@ -32,6 +32,7 @@ from ._request import verify_access_in_request as verify_access_in_request
 from ._requirements import Requirement as Requirement
 from ._requirements import require as require
 from ._routes import access_guard as access_guard
+from ._session import session_blueprint as session_blueprint
 from ._settings import AccessSettings as AccessSettings
 from ._signals import access_denied as access_denied
 from ._signals import access_granted as access_granted
@@ -84,6 +85,7 @@ __all__ = [
     "require_identity",
     "require_role",
     "require_service_token",
+    "session_blueprint",
     "user_loaded",
     "verify_access_in_request",
 ]

@@ -21,7 +21,8 @@ from ._clock import Clock, system_time
 from ._request import forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
-from ._settings import protect_all_setting, public_endpoints_setting
+from ._session import add_expiry_header
+from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
 from ._users import UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +75,9 @@ class CloudflareAccess:
         token unless it is marked public (:meth:`public`, or listed in
         ``CF_ACCESS_PUBLIC_ENDPOINTS``).
 
+        With ``CF_ACCESS_EXPIRY_HEADER`` true, admitted responses say when
+        their token expires (``Access-Session-Expires``).
+
         :raises ConfigurationError: naming the first missing or invalid setting.
         :raises RuntimeError: ``init_app`` was already called on ``app``.
         """
@@ -92,6 +96,8 @@ class CloudflareAccess:
         if routes.protect_all:
             install_deny_by_default(app)
         app.before_request(_answer_automatic_options)
+        if expiry_header_setting(app.config):
+            app.after_request(add_expiry_header)
         app.context_processor(self._template_context)
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or

@@ -43,6 +43,7 @@ DEFAULTS: Mapping[str, Any] = {
 FLASK_DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_PROTECT_ALL": False,
     "CF_ACCESS_PUBLIC_ENDPOINTS": (),
+    "CF_ACCESS_EXPIRY_HEADER": False,
 }
 
 
@@ -486,6 +487,15 @@ def public_endpoints_setting(config: Mapping[str, Any]) -> frozenset[str]:
     key = "CF_ACCESS_PUBLIC_ENDPOINTS"
     value = _structured_text(key, config.get(key, FLASK_DEFAULTS[key]))
     return frozenset(_names(key, value, "an endpoint name or a list of them, e.g. ['static']"))
+
+
+def expiry_header_setting(config: Mapping[str, Any]) -> bool:
+    """``CF_ACCESS_EXPIRY_HEADER``, validated.
+
+    :raises ConfigurationError: not True or False.
+    """
+    key = "CF_ACCESS_EXPIRY_HEADER"
+    return _flag(key, config.get(key, FLASK_DEFAULTS[key]))
 
 
 def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:

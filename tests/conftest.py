@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +44,14 @@ def refresh_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
     stale sets served during a refresh start it themselves (``background=``).
     """
     monkeypatch.setattr(keys_module, "run_in_thread", lambda job: job())
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$CF_ACCESS_TEST_ARTIFACTS`` if set, else the test's tmp dir."""
+    directory = Path(os.environ.get("CF_ACCESS_TEST_ARTIFACTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 @pytest.fixture

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from examples.protected_app import create_app
@@ -18,7 +13,7 @@ from flask_cf_access import Reason
 from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
-from .chromium import headless_chromium
+from .chromium import headless_chromium, served
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -27,20 +22,6 @@ pytestmark = pytest.mark.browser
 
 #: Seconds a page may take to show what the test waits for.
 WAIT = 15
-
-
-@contextmanager
-def served(wsgi_app: WSGIApplication) -> Iterator[int]:
-    """``wsgi_app`` served on 127.0.0.1 in a thread; its port."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def forging_site(target: str) -> WSGIApplication:
@@ -56,14 +37,6 @@ def forging_site(target: str) -> WSGIApplication:
         return Response(html, content_type="text/html")
 
     return page
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    """Where screenshots go: ``$CF_ACCESS_TEST_ARTIFACTS`` if set, else the test's tmp dir."""
-    directory = Path(os.environ.get("CF_ACCESS_TEST_ARTIFACTS") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:

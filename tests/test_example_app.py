@@ -104,6 +104,44 @@ def test_whoami_for_service_tokens_and_users(client: AccessClient) -> None:
     assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
+def test_notes_page_uses_the_browser_module(client: AccessClient) -> None:
+    """/notes/ imports cf-access.js from the session blueprint and fetches /api/notes."""
+    page = client.get("/notes/", as_user="ada@example.com").get_data(as_text=True)
+    assert 'from "/auth/session/cf-access.js";' in page
+    assert 'const notesUrl = "/api/notes";' in page
+    assert "accessFetch(notesUrl" in page
+    with capture_access() as captured:
+        assert client.get("/notes/", as_service_token="ci.access").status_code == 403
+    assert captured.reasons == [Reason.SERVICE_TOKEN_REFUSED]
+
+
+def test_module_and_session_view_under_deny_by_default(client: AccessClient) -> None:
+    """The module needs no token; the session view does, and says whom it is for."""
+    script = client.get("/auth/session/cf-access.js")
+    assert script.status_code == 200
+    assert script.mimetype == "text/javascript"
+    assert client.get("/auth/session").status_code == 401
+    summary = client.get("/auth/session", as_user="ada@example.com").json
+    assert summary is not None
+    assert summary["email"] == "ada@example.com"
+    assert summary["expires_in"] > 0
+
+
+def test_notes_api_adds_and_lists(client: AccessClient) -> None:
+    """POST /api/notes stores a note (escaped nowhere: it is JSON) and answers them all."""
+    added = client.post("/api/notes", json={"text": " <b>milk</b> "}, as_user="ada@example.com")
+    assert added.status_code == 201
+    assert added.json == [{"text": "<b>milk</b>", "by": "ada@example.com"}]
+    assert client.get("/api/notes", as_user="bob@example.com").json == added.json
+    for bad in ({}, {"text": ""}, {"text": 3}, {"text": "x" * 201}, ["text"]):
+        response = client.post("/api/notes", json=bad, as_user="ada@example.com")
+        assert response.status_code == 400
+    with capture_access() as captured:
+        assert client.post("/api/notes", json={"text": "x"}).status_code == 401
+    assert captured.reasons == [Reason.MISSING_TOKEN]
+    assert len(client.get("/api/notes", as_user="ada@example.com").json or []) == 1
+
+
 def test_expired_and_foreign_tokens_get_401(
     client: AccessClient, cf_access_server: StandInServer
 ) -> None:

@@ -10,9 +10,15 @@ protected all the same (``flask cf-access routes --strict`` checks it).
   ``CF_ACCESS_ROLES``), for every view of the blueprint, by its ``access_guard``;
   its form posts to ``/admin/announce`` (checked for cross-site forgery, as every
   unsafe request carrying the Access cookie is).
+- ``/notes/``: a page that fetches its data (``/api/notes``) with the browser
+  module (``cf-access.js``): when the Access session ends while it is open, a
+  note being added is sent again once after signing in, in a popup.
+- ``/auth/session``: when the session ends and whom it is for, as JSON; with
+  ``/auth/session/cf-access.js``, the browser module (``session_blueprint``).
 - ``/logout``: clears the Flask session and leaves through Access's logout.
 - ``/api/whoami``: any verified caller, people and service tokens alike, as
   JSON; it has no decorator: deny by default protects it.
+- ``/api/notes``: the notes, as JSON; ``POST`` adds one (``{"text": ...}``).
 - a custom page for 403.
 
 Settings come from ``CF_ACCESS_*`` environment variables (JSON values parsed,
@@ -32,7 +38,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -43,12 +59,18 @@ from flask_cf_access import (
     logout_blueprint,
     require,
     require_access,
+    session_blueprint,
 )
 
 #: The group the admin area is for.
 ADMIN_GROUP = "Admins"
 #: The app's role for the admin area, granted to ADMIN_GROUP.
 ADMIN_ROLE = "admin"
+
+#: Where each app keeps its notes (in memory: an example, not a database).
+NOTES_KEY = "example.notes"
+#: The longest note kept, in characters.
+MAX_NOTE = 200
 
 #: The example's own defaults; the environment and ``config`` can override them.
 DEFAULT_SETTINGS: Mapping[str, Any] = {
@@ -78,12 +100,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     cf_access.init_app(app)
+    app.extensions[NOTES_KEY] = []
 
     app.register_blueprint(public)
     app.register_blueprint(pages)
     app.register_blueprint(admin, url_prefix="/admin")
     app.register_blueprint(api, url_prefix="/api")
     app.register_blueprint(logout_blueprint())
+    app.register_blueprint(session_blueprint())
 
     @app.errorhandler(403)
     def forbidden(error: HTTPException) -> ResponseReturnValue:
@@ -112,6 +136,13 @@ def home() -> ResponseReturnValue:
     """A page for people: who Access says you are, and your groups."""
     groups = sorted(group.name or group.id or "" for group in current_identity.groups)
     return render_template("home.html", identity=current_identity, groups=groups)
+
+
+@pages.get("/notes/")
+@require_access(allow_service_tokens=False)
+def notes_page() -> ResponseReturnValue:
+    """A page that fetches its data through the browser module (see the template)."""
+    return render_template("notes.html")
 
 
 admin = Blueprint("admin", __name__)
@@ -149,3 +180,21 @@ def whoami() -> ResponseReturnValue:
         service_token=current_identity.is_service_token,
         common_name=current_identity.common_name,
     )
+
+
+@api.get("/notes")
+def notes() -> ResponseReturnValue:
+    """The notes, oldest first. Under deny by default, like ``whoami``."""
+    return jsonify(current_app.extensions[NOTES_KEY])
+
+
+@api.post("/notes")
+def add_note() -> ResponseReturnValue:
+    """Add a note (``{"text": ...}``) and answer all of them; 400 for anything else."""
+    body = request.get_json(silent=True)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_NOTE:
+        return {"error": f"a text of 1 to {MAX_NOTE} characters is needed"}, 400
+    stored: list[dict[str, str]] = current_app.extensions[NOTES_KEY]
+    stored.append({"text": text.strip(), "by": current_identity.name})
+    return jsonify(stored), 201
