@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
 from ._groups import any_group_matches
-from ._settings import AccessSettings, ServiceTokenProfile, ascii_lower
+from ._settings import AccessSettings, ServiceTokenProfile
 
 if TYPE_CHECKING:
     from ._identity import AccessIdentity
@@ -300,7 +301,8 @@ class AccessPolicy:
         self.service_tokens: Mapping[str, ServiceTokenProfile] | None = settings.service_tokens
         self._emails = settings.allowed_emails
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
-        self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
+        #: The domains whose subdomains are admitted (``.acme.com`` as ``acme.com``).
+        self._subdomains = frozenset(d[1:] for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
         #: The app-wide rules prepared as one judge; ``None`` when there are none.
         self._app_wide_rules = self._prepared_app_wide_rules()
@@ -329,26 +331,23 @@ class AccessPolicy:
             )
         return frozenset(roles)
 
-    def email_allowed(self, email: str | None) -> bool:
-        """Whether the e-mail rules let ``email`` in: exact, ASCII case-insensitive."""
-        if not isinstance(email, str) or email.count("@") != 1 or email[0] == "@":
-            return False
-        address = ascii_lower(email)
-        if address in self._emails:
+    def email_allowed(self, address: EmailAddress) -> bool:
+        """Whether the e-mail rules let ``address`` in, matched on its parsed parts.
+
+        ``acme.com`` admits that domain exactly; ``.acme.com`` admits its
+        subdomains, by whole labels; an address rule admits that address, the
+        local part's ASCII case ignored. Domains compare in A-label form.
+        """
+        if address.key in self._emails or address.domain in self._domains:
             return True
-        domain = address.partition("@")[2]
-        if domain in self._domains:
-            return True
-        return any(
-            domain.endswith(suffix) and len(domain) > len(suffix) for suffix in self._subdomains
-        )
+        return bool(self._subdomains) and not self._subdomains.isdisjoint(address.parent_domains)
 
     def authorize(self, identity: AccessIdentity, requirement: Requirement) -> None:
         """Refuse ``identity`` unless the app-wide rules and ``requirement`` admit it.
 
         In a fixed order, the first refusal winning: the app-wide rules (a
-        service token not in ``CF_ACCESS_SERVICE_TOKENS``, an e-mail outside
-        the e-mail rules), then ``requirement``: service tokens refused,
+        service token not in ``CF_ACCESS_SERVICE_TOKENS``, a malformed e-mail
+        or one outside the e-mail rules), then ``requirement``: service tokens refused,
         required or not admitted, groups, roles, predicates.
 
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
@@ -371,8 +370,13 @@ class AccessPolicy:
             if identity.is_service_token:
                 if known is not None and identity.common_name not in known:
                     raise refusal(Reason.UNKNOWN_SERVICE_TOKEN)
-            elif email_rules and not email_allowed(identity.email):
-                raise refusal(Reason.EMAIL_NOT_ALLOWED)
+            elif email_rules:
+                try:
+                    address = identity._parsed_email()
+                except MalformedAddress as exc:
+                    raise refusal(Reason.MALFORMED_EMAIL) from exc
+                if address is None or not email_allowed(address):
+                    raise refusal(Reason.EMAIL_NOT_ALLOWED)
 
         return app_wide_rules
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from cachelib import BaseCache
 
+from ._addresses import MalformedAddress, parse_address, parse_hostname
 from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
 from ._errors import ConfigurationError
@@ -88,9 +89,11 @@ class AccessSettings:
     token_cache_size: int = 4096
     #: Role to the groups (names or ids) that grant it, any of them.
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    #: E-mail domains a user must be in; ``.acme.com`` stands for its subdomains.
+    #: E-mail domains a user must be in (in ``xn--`` form, lower case); ``.acme.com``
+    #: stands for its subdomains, by whole labels. Malformed addresses never pass.
     allowed_email_domains: tuple[str, ...] = ()
-    #: E-mail addresses let in whatever their domain (lower case).
+    #: E-mail addresses let in whatever their domain (ASCII lower case, the
+    #: domain in ``xn--`` form).
     allowed_emails: frozenset[str] = frozenset()
     #: Known service tokens by client id; ``None`` lets any service token in.
     service_tokens: Mapping[str, ServiceTokenProfile] | None = None
@@ -351,16 +354,8 @@ def _flag(key: str, value: object) -> bool:
 
 # -- authorization settings ------------------------------------------------------
 
-#: One DNS label, in ASCII (an internationalised domain in its ``xn--`` form).
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 #: A Cloudflare Access service token's client id, e.g. ``4f1c….access``.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+\.access")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def ascii_lower(text: str) -> str:
-    """``text`` with A-Z lowered and nothing else changed (no Unicode case folding)."""
-    return text.translate(_ASCII_LOWER)
 
 
 def _names(key: str, value: object, what: str) -> tuple[str, ...]:
@@ -393,16 +388,22 @@ def _roles(value: object) -> dict[str, tuple[str, ...]]:
 
 
 def _domain(key: str, item: object) -> str:
-    """A configured e-mail domain, lower case; a leading dot kept (subdomains)."""
-    text = ascii_lower(item.strip()) if isinstance(item, str) else ""
-    labels = text.removeprefix(".").split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+    """A configured e-mail domain in A-label form, lower case; a leading dot kept (subdomains)."""
+    text = item.strip() if isinstance(item, str) else ""
+    subdomains = text.startswith(".")
+    try:
+        domain = parse_hostname(text.removeprefix("."))
+    except MalformedAddress as exc:
+        domain = ""
+        problem = f": {exc}"
+    else:
+        problem = ": a single label" if "." not in domain else ""
+    if problem:
         raise ConfigurationError(
             f"{key}: {item!r} is not a domain such as 'acme.com', or '.acme.com' for its"
-            " subdomains (ASCII, an internationalised domain in its xn-- form, no '@',"
-            " no trailing dot)."
+            f" subdomains{problem}."
         )
-    return text
+    return f".{domain}" if subdomains else domain
 
 
 def _email_domains(value: object) -> tuple[str, ...]:
@@ -416,6 +417,7 @@ def _email_domains(value: object) -> tuple[str, ...]:
 
 
 def _emails(value: object) -> frozenset[str]:
+    """``CF_ACCESS_ALLOWED_EMAILS`` as the keys addresses are compared by (``local@a-label``)."""
     key = "CF_ACCESS_ALLOWED_EMAILS"
     if value is None:
         return frozenset()
@@ -423,12 +425,11 @@ def _emails(value: object) -> frozenset[str]:
         raise ConfigurationError(f"{key} must be an e-mail address or a list of them.")
     emails: set[str] = set()
     for item in [value] if isinstance(value, str) else value:
-        local, at, domain = item.strip().rpartition("@") if isinstance(item, str) else ("", "", "")
-        if not at or not local or "@" in local or not local.isascii() or local != local.strip():
-            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
-        if domain.startswith("."):
-            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
-        emails.add(f"{ascii_lower(local)}@{_domain(key, domain)}")
+        try:
+            address = parse_address(item.strip() if isinstance(item, str) else item)
+        except MalformedAddress as exc:
+            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address: {exc}.") from exc
+        emails.add(address.key)
     return frozenset(emails)
 
 
