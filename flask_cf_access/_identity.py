@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ._addresses import EmailAddress, MalformedAddress, parse_address
-from ._groups import Group, any_group_matches
+from ._groups import Group, any_group_matches, wanted_group
 from ._settings import ServiceTokenProfile
 
 #: What an identity remembers of an e-mail claim that did not parse.
@@ -119,7 +119,7 @@ class AccessIdentity:
         if self._groups is None:
             if self.is_service_token:
                 profile = self._policy.profile(self.common_name) if self._policy else None
-                self._groups = tuple(Group(name=name) for name in profile.groups) if profile else ()
+                self._groups = tuple(map(wanted_group, profile.groups)) if profile else ()
             else:
                 self._groups = self._load_groups()
         return self._groups
@@ -136,7 +136,8 @@ class AccessIdentity:
         return self._roles
 
     def in_any_group(self, *wanted: str) -> bool:
-        """Whether the identity belongs to any of ``wanted`` (group names or ids)."""
+        """Whether the identity belongs to any of ``wanted``: group names, or ids
+        written ``"id:<group id>"`` (a name matches only names, an id only ids)."""
         return any_group_matches(self.groups, wanted)
 
     def __repr__(self) -> str:

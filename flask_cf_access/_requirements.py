@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
-from ._groups import any_group_matches
+from ._groups import WantedGroups, wanted_groups
 from ._settings import AccessSettings, ServiceTokenProfile
 
 if TYPE_CHECKING:
@@ -82,16 +82,21 @@ def _service_tokens_step(requirement: Requirement) -> Judge:
 
 
 def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
+    # Parsed once, here: names match groups' names, "id:…" groups' ids.
     if match == "any":
+        wanted = wanted_groups(names)
 
         def in_any_group(identity: AccessIdentity) -> None:
-            if not identity.in_any_group(*names):
+            if not wanted.any_of(identity.groups):
                 raise refusal(Reason.NOT_IN_GROUP)
 
         return in_any_group
 
+    each = tuple(wanted_groups((name,)) for name in names)
+
     def in_all_groups(identity: AccessIdentity) -> None:
-        if not all(identity.in_any_group(name) for name in names):
+        groups = identity.groups
+        if not all(wanted.any_of(groups) for wanted in each):
             raise refusal(Reason.NOT_IN_ALL_GROUPS)
 
     return in_all_groups
@@ -136,7 +141,7 @@ class Requirement:
     The empty requirement asks for a verified token and nothing more.
     """
 
-    #: Conditions on the identity's groups (names or ids), each ``(match, names)``.
+    #: Conditions on the identity's groups (names, or ``"id:<id>"``), each ``(match, names)``.
     groups: tuple[Clause, ...] = ()
     #: Conditions on the identity's roles (``CF_ACCESS_ROLES``), each ``(match, names)``.
     roles: tuple[Clause, ...] = ()
@@ -226,6 +231,11 @@ def _clause(kind: str, names: Iterable[str], match: str) -> tuple[Clause, ...]:
     names = tuple(names)
     if not all(isinstance(name, str) and name for name in names):
         raise TypeError(f"{kind} must be non-empty strings.")
+    if kind == "groups":
+        try:
+            wanted_groups(names)
+        except ValueError as exc:
+            raise TypeError(f"groups: {exc}") from exc
     if match not in ("any", "all"):
         raise TypeError(f"match must be 'any' or 'all', not {match!r}.")
     if not names:
@@ -247,7 +257,9 @@ def require(
         require(roles=["admin"])
         require(groups=["Staff", "Oncall"], match="all") & require(check=in_office_hours)
 
-    :param groups: group names or ids the identity must be in (``match``: any or all).
+    :param groups: groups the identity must be in (``match``: any or all), by name,
+        or by id written ``"id:<group id>"``: a name matches only a group's name,
+        an id only a group's id.
     :param roles: roles (``CF_ACCESS_ROLES``) the identity must have (``match``: any or all).
     :param match: ``"any"`` (the default) or ``"all"``, for both ``groups`` and ``roles``.
     :param check: ``check(identity)`` must return ``True``.
@@ -296,7 +308,10 @@ class AccessPolicy:
     )
 
     def __init__(self, settings: AccessSettings) -> None:
-        self._role_groups: Mapping[str, tuple[str, ...]] = dict(settings.roles)
+        #: Role to the groups that grant it, parsed once (ids match ids, names names).
+        self._role_groups: Mapping[str, WantedGroups] = {
+            role: wanted_groups(groups) for role, groups in settings.roles.items()
+        }
         #: Known service tokens by client id; ``None`` when any is accepted.
         self.service_tokens: Mapping[str, ServiceTokenProfile] | None = settings.service_tokens
         self._emails = settings.allowed_emails
@@ -325,9 +340,7 @@ class AccessPolicy:
         if self._role_groups:
             groups = identity.groups
             roles.update(
-                role
-                for role, wanted in self._role_groups.items()
-                if any_group_matches(groups, wanted)
+                role for role, wanted in self._role_groups.items() if wanted.any_of(groups)
             )
         return frozenset(roles)
 

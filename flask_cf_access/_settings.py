@@ -15,6 +15,7 @@ from ._addresses import MalformedAddress, parse_address, parse_hostname
 from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
 from ._errors import ConfigurationError
+from ._groups import wanted_groups
 
 #: Every setting with its default; ``None`` marks a required one.
 DEFAULTS: Mapping[str, Any] = {
@@ -53,7 +54,7 @@ class ServiceTokenProfile:
 
     #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
     name: str
-    #: Its groups, by name or id, as a user's groups count.
+    #: Its groups (names, or ``"id:<id>"``), as a user's groups count.
     groups: tuple[str, ...] = ()
     #: Roles it has whatever its groups.
     roles: frozenset[str] = frozenset()
@@ -87,7 +88,7 @@ class AccessSettings:
     max_token_age: int | None = None
     #: How many verified tokens are remembered to skip repeat signature checks.
     token_cache_size: int = 4096
-    #: Role to the groups (names or ids) that grant it, any of them.
+    #: Role to the groups that grant it, any of them: names, or ids written ``"id:<id>"``.
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: E-mail domains a user must be in (in ``xn--`` form, lower case); ``.acme.com``
     #: stands for its subdomains, by whole labels. Malformed addresses never pass.
@@ -368,6 +369,19 @@ def _names(key: str, value: object, what: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in items)
 
 
+def _groups(key: str, value: object) -> tuple[str, ...]:
+    """Groups by name, or by id written ``"id:<group id>"``.
+
+    :raises ConfigurationError: naming ``key``.
+    """
+    names = _names(key, value, "a group name or 'id:<group id>', or a list of them")
+    try:
+        wanted_groups(names)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {exc}") from exc
+    return names
+
+
 def _roles(value: object) -> dict[str, tuple[str, ...]]:
     key = "CF_ACCESS_ROLES"
     if value is None:
@@ -380,7 +394,7 @@ def _roles(value: object) -> dict[str, tuple[str, ...]]:
     for role, groups in value.items():
         if not isinstance(role, str) or not role.strip():
             raise ConfigurationError(f"{key} must have non-empty role names.")
-        names = _names(f"{key}[{role!r}]", groups, "a group name or id, or a list of them")
+        names = _groups(f"{key}[{role!r}]", groups)
         if not names:
             raise ConfigurationError(f"{key}[{role!r}] maps to no group.")
         roles[role.strip()] = names
@@ -460,7 +474,7 @@ def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
             raise ConfigurationError(f"{entry_key}['name'] must be a non-empty string.")
         profiles[client_id] = ServiceTokenProfile(
             name=name.strip(),
-            groups=_names(f"{entry_key}['groups']", entry.get("groups", ()), "a list of groups"),
+            groups=_groups(f"{entry_key}['groups']", entry.get("groups", ())),
             roles=frozenset(
                 _names(f"{entry_key}['roles']", entry.get("roles", ()), "a list of roles")
             ),
