@@ -230,5 +230,14 @@ class ConfigurationError(ValueError):
     """A ``CF_ACCESS_*`` setting is missing or invalid; the message names it."""
 
 
+class UnknownSettingWarning(UserWarning):
+    """A ``CF_ACCESS_*`` key that no setting has (a misspelling, say) was ignored.
+
+    Warned once per app (or middleware) naming every such key and the known
+    key nearest to it. Silence it with ``warnings.filterwarnings("ignore",
+    category=UnknownSettingWarning)``.
+    """
+
+
 class NoAccessContextError(RuntimeError):
     """Verified claims were asked for outside a request that passed a check."""

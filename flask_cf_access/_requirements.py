@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
 from ._groups import WantedGroups, wanted_groups
-from ._settings import AccessSettings, ServiceTokenProfile
+from ._settings import AccessSettings, ServiceTokenProfile, is_client_id
 
 if TYPE_CHECKING:
     from ._identity import AccessIdentity
@@ -236,6 +236,8 @@ def _clause(kind: str, names: Iterable[str], match: str) -> tuple[Clause, ...]:
             wanted_groups(names)
         except ValueError as exc:
             raise TypeError(f"groups: {exc}") from exc
+    if kind == "service_tokens" and not all(map(is_client_id, names)):
+        raise TypeError("service_tokens must be client ids, '<id>.access', as Access shows them.")
     if match not in ("any", "all"):
         raise TypeError(f"match must be 'any' or 'all', not {match!r}.")
     if not names:
@@ -266,7 +268,8 @@ def require(
     :param service_tokens: only service tokens may pass, and only these client
         ids unless empty.
     :param allow_service_tokens: ``False`` refuses service tokens.
-    :raises TypeError: a name that is not a non-empty string, a ``check``
+    :raises TypeError: a name that is not a non-empty string, a group ``"id:"``
+        with no id, a client id not of the form ``<id>.access``, a ``check``
         that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
     :raises ValueError: service tokens both needed and refused.
     """

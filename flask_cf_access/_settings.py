@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +16,7 @@ from cachelib import BaseCache
 from ._addresses import MalformedAddress, parse_address, parse_hostname
 from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, UnknownSettingWarning
 from ._groups import wanted_groups
 
 #: Every setting with its default; ``None`` marks a required one.
@@ -135,8 +137,12 @@ class AccessSettings:
     def from_mapping(cls, config: Mapping[str, Any]) -> AccessSettings:
         """Read the settings from a mapping such as ``app.config``.
 
+        Warns (:class:`~flask_cf_access.UnknownSettingWarning`, once) of
+        ``CF_ACCESS_*`` keys no setting has, naming the nearest known key.
+
         :raises ConfigurationError: naming the first key that is missing or invalid.
         """
+        _warn_of_unknown_keys(config)
         values = {
             key: _structured_text(key, config.get(key, default))
             for key, default in DEFAULTS.items()
@@ -191,6 +197,36 @@ class AccessSettings:
         )
 
 
+#: ``CF_ACCESS_*`` names (less the prefix) that are no settings of this package and no
+#: mistake: the service token credentials Cloudflare's own tools read from the environment.
+_FOREIGN_NAMES = frozenset({"CLIENT_ID", "CLIENT_SECRET"})
+
+
+def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
+    """One :class:`~flask_cf_access.UnknownSettingWarning` naming every ``CF_ACCESS_*`` key
+    of ``config`` that no setting has, each with the nearest known key, if any."""
+    known = [*DEFAULTS, *FLASK_DEFAULTS]
+    unknown = sorted(
+        key
+        for key in config
+        if isinstance(key, str)
+        and key.startswith("CF_ACCESS_")
+        and key not in known
+        and key.removeprefix("CF_ACCESS_") not in _FOREIGN_NAMES
+    )
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        nearest = difflib.get_close_matches(key, known, n=1)
+        named.append(f"{key} (did you mean {nearest[0]}?)" if nearest else key)
+    warnings.warn(
+        f"Unknown Cloudflare Access settings, ignored: {'; '.join(named)}.",
+        UnknownSettingWarning,
+        stacklevel=3,
+    )
+
+
 #: The hosts a stand-in team may be served from: this machine.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -221,20 +257,27 @@ def _team_domain(value: object) -> str:
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or parts.username
-        or parts.password
-    ):
+    if parts.scheme != "https" or parts.path or parts.query or parts.fragment:
         raise ConfigurationError(
             f"{key} must be a host name such as 'acme.cloudflareaccess.com' "
             "(optionally with 'https://'), not a path or another scheme."
         )
-    return parts.netloc.lower()
+    try:
+        # The whole authority: a port, user or space is no part of a host name.
+        host = parse_hostname(parts.netloc)
+    except MalformedAddress as exc:
+        raise ConfigurationError(
+            f"{key} must be a host name such as 'acme.cloudflareaccess.com': {exc}."
+        ) from exc
+    if "." not in host:
+        raise ConfigurationError(
+            f"{key} must be a full host name such as 'acme.cloudflareaccess.com', with a dot."
+        )
+    return host
+
+
+#: An AUD tag: printable ASCII, no space or quote (Access shows 64 hex digits).
+_AUD_TAG = re.compile(r"[!#-~]+")
 
 
 def _audiences(value: object) -> tuple[str, ...]:
@@ -252,7 +295,14 @@ def _audiences(value: object) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise ConfigurationError(f"{key} must hold non-empty strings only.")
-        audiences.append(item.strip())
+        tag = item.strip()
+        if not _AUD_TAG.fullmatch(tag):
+            # Such a tag matches no token: every request would be refused.
+            raise ConfigurationError(
+                f"{key}: an AUD tag is one word of printable ASCII, as the Access application's"
+                " Overview page shows it: no space, double quote or control character."
+            )
+        audiences.append(tag)
     return tuple(audiences)
 
 
@@ -359,6 +409,11 @@ def _flag(key: str, value: object) -> bool:
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+\.access")
 
 
+def is_client_id(text: str) -> bool:
+    """Whether ``text`` has the form of a service token's client id, ``<id>.access``."""
+    return _CLIENT_ID.fullmatch(text) is not None
+
+
 def _names(key: str, value: object, what: str) -> tuple[str, ...]:
     """A string or a list of non-empty strings, as a tuple."""
     items = [value] if isinstance(value, str) else value
@@ -460,7 +515,7 @@ def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
         )
     profiles: dict[str, ServiceTokenProfile] = {}
     for client_id, entry in value.items():
-        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        if not isinstance(client_id, str) or not is_client_id(client_id):
             raise ConfigurationError(
                 f"{key}: {client_id!r} is not a service token's client id ('<id>.access')."
             )
