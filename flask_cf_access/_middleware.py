@@ -28,7 +28,7 @@ from ._groups import is_wanted_group
 from ._identity import AccessIdentity
 from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
-from ._settings import DEFAULTS
+from ._settings import DEFAULTS, did_you_mean
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token
 
 if TYPE_CHECKING:
@@ -376,6 +376,7 @@ def _settings_config(settings: Mapping[str, Any]) -> dict[str, Any]:
         if name not in _SETTING_KEYWORDS:
             raise TypeError(
                 f"CloudflareAccessMiddleware got an unexpected keyword argument {name!r}"
+                + did_you_mean(name, _SETTING_KEYWORDS)
             )
         config[_SETTING_KEYWORDS[name]] = value
     return config

@@ -6,7 +6,7 @@ import difflib
 import json
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,9 +123,12 @@ class AccessSettings:
         if (
             not isinstance(audiences, tuple)
             or not audiences
-            or not all(isinstance(tag, str) and tag for tag in audiences)
+            or not all(isinstance(tag, str) and _AUD_TAG.fullmatch(tag) for tag in audiences)
         ):
-            raise TypeError("audiences must be one or more AUD tags, as non-empty strings.")
+            raise TypeError(
+                "audiences must be one or more AUD tags, as non-empty strings of printable"
+                " ASCII with no space."
+            )
         object.__setattr__(self, "audiences", audiences)
 
     @property
@@ -202,6 +205,12 @@ class AccessSettings:
 _FOREIGN_NAMES = frozenset({"CLIENT_ID", "CLIENT_SECRET"})
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean <the nearest of known>?)``, or ``""`` when none is near."""
+    nearest = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {nearest[0]}?)" if nearest else ""
+
+
 def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
     """One :class:`~flask_cf_access.UnknownSettingWarning` naming every ``CF_ACCESS_*`` key
     of ``config`` that no setting has, each with the nearest known key, if any."""
@@ -216,10 +225,7 @@ def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
     )
     if not unknown:
         return
-    named = []
-    for key in unknown:
-        nearest = difflib.get_close_matches(key, known, n=1)
-        named.append(f"{key} (did you mean {nearest[0]}?)" if nearest else key)
+    named = [f"{key}{did_you_mean(key, known)}" for key in unknown]
     warnings.warn(
         f"Unknown Cloudflare Access settings, ignored: {'; '.join(named)}.",
         UnknownSettingWarning,

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_cf_access import (
+    AccessSettings,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
@@ -133,6 +134,25 @@ def test_known_and_foreign_keys_are_not_warned_of() -> None:
         CF_ACCESS_CLIENT_SECRET="not ours",
         SECRET_KEY="other",
     )
+
+
+def test_a_misspelt_middleware_keyword_names_the_nearest() -> None:
+    """A keyword argument no setting has is a TypeError naming the one meant."""
+    with pytest.raises(TypeError, match=r"'audiences' \(did you mean audience\?\)"):
+        CloudflareAccessMiddleware(
+            downstream, team_domain="acme.cloudflareaccess.com", audiences=["x"]
+        )
+
+
+def test_settings_made_directly_refuse_an_aud_tag_with_a_space() -> None:
+    """AccessSettings(...) built without from_mapping checks its tags the same way."""
+    with pytest.raises(TypeError, match="audiences"):
+        AccessSettings(
+            team_domain="acme.cloudflareaccess.com",
+            audiences=("4714c135 8e65",),
+            certs_url="https://acme.cloudflareaccess.com/cdn-cgi/access/certs",
+            identity_url="https://acme.cloudflareaccess.com/cdn-cgi/access/get-identity",
+        )
 
 
 def test_the_warning_can_be_filtered() -> None:
