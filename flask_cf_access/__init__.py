@@ -18,6 +18,7 @@ from ._errors import AccessUnavailable as AccessUnavailable
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import NoAccessContextError as NoAccessContextError
 from ._errors import Reason as Reason
+from ._errors import UnknownSettingWarning as UnknownSettingWarning
 from ._extension import CloudflareAccess as CloudflareAccess
 from ._groups import Group as Group
 from ._identity import AccessIdentity as AccessIdentity
@@ -68,6 +69,7 @@ __all__ = [
     "NoAccessContextError",
     "Reason",
     "Requirement",
+    "UnknownSettingWarning",
     "__version__",
     "access_denied",
     "access_granted",

@@ -61,6 +61,7 @@ class Reason(str, Enum):
     NOT_ALL_ROLES = "not_all_roles"
     CHECK_FAILED = "check_failed"
     EMAIL_NOT_ALLOWED = "email_not_allowed"
+    MALFORMED_EMAIL = "malformed_email"
     UNKNOWN_SERVICE_TOKEN = "unknown_service_token"
     SERVICE_TOKEN_REQUIRED = "service_token_required"
     SERVICE_TOKEN_NOT_ADMITTED = "service_token_not_admitted"
@@ -187,6 +188,7 @@ _FORBIDDEN = (
     Reason.NOT_ALL_ROLES,
     Reason.CHECK_FAILED,
     Reason.EMAIL_NOT_ALLOWED,
+    Reason.MALFORMED_EMAIL,
     Reason.UNKNOWN_SERVICE_TOKEN,
     Reason.SERVICE_TOKEN_REQUIRED,
     Reason.SERVICE_TOKEN_NOT_ADMITTED,
@@ -226,6 +228,15 @@ def refusal(reason: Reason) -> AccessError:
 
 class ConfigurationError(ValueError):
     """A ``CF_ACCESS_*`` setting is missing or invalid; the message names it."""
+
+
+class UnknownSettingWarning(UserWarning):
+    """A ``CF_ACCESS_*`` key that no setting has (a misspelling, say) was ignored.
+
+    Warned once per app (or middleware) naming every such key and the known
+    key nearest to it. Silence it with ``warnings.filterwarnings("ignore",
+    category=UnknownSettingWarning)``.
+    """
 
 
 class NoAccessContextError(RuntimeError):

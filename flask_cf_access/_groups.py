@@ -1,4 +1,5 @@
-"""Groups as Cloudflare Access reports them: strings, or objects with id and name."""
+"""Groups as Cloudflare Access reports them (strings, or objects with id and name),
+and the groups a rule asks for, where ids match ids and names match names."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ class Group:
     email: str | None = None
 
     def matches(self, wanted: str) -> bool:
-        """Whether ``wanted`` is this group's name or id."""
-        return wanted in (self.name, self.id)
+        """Whether this group is ``wanted``: ``"id:<id>"`` matches its id only,
+        any other string (or ``"name:<name>"``) its name only."""
+        return wanted_groups((wanted,)).any_of((self,))
 
     def as_dict(self) -> dict[str, str | None]:
         """A JSON-ready form, as the identity endpoint gives it."""
@@ -69,7 +71,64 @@ def groups_in_claims(claims: Mapping[str, Any]) -> tuple[Group, ...] | None:
     return None
 
 
+#: How a rule names a group by id: ``"id:2f1c5b2e-…"``.
+ID_PREFIX = "id:"
+#: How a rule may name a group by name explicitly (for a name that starts with ``id:``).
+NAME_PREFIX = "name:"
+
+
+@dataclass(frozen=True)
+class WantedGroups:
+    """The groups a rule asks for, parsed once: names match only groups' names,
+    ids only groups' ids, so a group *named* like another group's id is not that group."""
+
+    names: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+
+    def any_of(self, groups: Iterable[Group]) -> bool:
+        """Whether any of ``groups`` is one of these."""
+        names, ids = self.names, self.ids
+        return any(group.name in names or group.id in ids for group in groups)
+
+
+def wanted_group(text: str) -> Group:
+    """The group a rule's string stands for: ``"id:<id>"`` a group with that id, else
+    (``"name:<name>"`` or a plain string) one with that name.
+
+    :raises ValueError: ``"id:"`` or ``"name:"`` with nothing after it, or an empty string.
+    """
+    if text.startswith(ID_PREFIX):
+        group = Group(id=text[len(ID_PREFIX) :])
+    elif text.startswith(NAME_PREFIX):
+        group = Group(name=text[len(NAME_PREFIX) :])
+    else:
+        group = Group(name=text)
+    if not (group.id or group.name):
+        raise ValueError(f"{text!r} names no group: write 'Name' or 'id:<group id>'.")
+    return group
+
+
+def is_wanted_group(text: str) -> bool:
+    """Whether ``text`` names a group, as :func:`wanted_group` reads it."""
+    try:
+        wanted_group(text)
+    except ValueError:
+        return False
+    return True
+
+
+def wanted_groups(texts: Iterable[str]) -> WantedGroups:
+    """The groups ``texts`` stand for (see :func:`wanted_group`).
+
+    :raises ValueError: one of them names no group.
+    """
+    groups = [wanted_group(text) for text in texts]
+    return WantedGroups(
+        names=frozenset(group.name for group in groups if group.name is not None),
+        ids=frozenset(group.id for group in groups if group.id is not None),
+    )
+
+
 def any_group_matches(groups: Iterable[Group], wanted: Iterable[str]) -> bool:
-    """Whether any of ``groups`` is named (by name or id) in ``wanted``."""
-    wanted = tuple(wanted)
-    return any(group.matches(name) for group in groups for name in wanted)
+    """Whether any of ``groups`` is one of ``wanted`` (names, or ``"id:<id>"``)."""
+    return wanted_groups(wanted).any_of(groups)

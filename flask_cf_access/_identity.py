@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ._groups import Group, any_group_matches
+from ._addresses import EmailAddress, MalformedAddress, parse_address
+from ._groups import Group, any_group_matches, wanted_group
 from ._settings import ServiceTokenProfile
+
+#: What an identity remembers of an e-mail claim that did not parse.
+_MALFORMED = "malformed"
 
 
 class IdentityRules(Protocol):
@@ -35,7 +39,15 @@ class AccessIdentity:
     service token's :attr:`name` and :attr:`groups`.
     """
 
-    __slots__ = ("_groups", "_load_groups", "_policy", "_roles", "claims", "is_service_token")
+    __slots__ = (
+        "_email_address",
+        "_groups",
+        "_load_groups",
+        "_policy",
+        "_roles",
+        "claims",
+        "is_service_token",
+    )
 
     def __init__(
         self,
@@ -51,11 +63,32 @@ class AccessIdentity:
         self._policy = policy
         self._groups: tuple[Group, ...] | None = None
         self._roles: frozenset[str] | None = None
+        self._email_address: EmailAddress | str | None = None
 
     @property
     def email(self) -> str | None:
         """The user's e-mail address; ``None`` for a service token."""
         return self.claims.get("email") or None
+
+    def _parsed_email(self) -> EmailAddress | None:
+        """The e-mail claim read as an address (parsed once, on first use), for the
+        e-mail rules; ``None`` when there is no e-mail.
+
+        :raises MalformedAddress: the claim is not a well-formed address.
+        """
+        parsed = self._email_address
+        if parsed is None:
+            email = self.claims.get("email")
+            if email is None or email == "":
+                return None
+            try:
+                parsed = parse_address(email)
+            except MalformedAddress:
+                parsed = _MALFORMED
+            self._email_address = parsed
+        if isinstance(parsed, str):
+            raise MalformedAddress("the e-mail claim is not a well-formed address")
+        return parsed
 
     @property
     def sub(self) -> str | None:
@@ -86,7 +119,7 @@ class AccessIdentity:
         if self._groups is None:
             if self.is_service_token:
                 profile = self._policy.profile(self.common_name) if self._policy else None
-                self._groups = tuple(Group(name=name) for name in profile.groups) if profile else ()
+                self._groups = tuple(map(wanted_group, profile.groups)) if profile else ()
             else:
                 self._groups = self._load_groups()
         return self._groups
@@ -103,7 +136,8 @@ class AccessIdentity:
         return self._roles
 
     def in_any_group(self, *wanted: str) -> bool:
-        """Whether the identity belongs to any of ``wanted`` (group names or ids)."""
+        """Whether the identity belongs to any of ``wanted``: group names, or ids
+        written ``"id:<group id>"`` (a name matches only names, an id only ids)."""
         return any_group_matches(self.groups, wanted)
 
     def __repr__(self) -> str:

@@ -24,10 +24,11 @@ from ._app_state import EXTENSION_KEY
 from ._checker import AccessChecker
 from ._clock import Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, refusal
+from ._groups import is_wanted_group
 from ._identity import AccessIdentity
 from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
-from ._settings import DEFAULTS
+from ._settings import DEFAULTS, did_you_mean
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token
 
 if TYPE_CHECKING:
@@ -87,9 +88,10 @@ class CloudflareAccessMiddleware:
     :param public_prefixes: paths let through with everything below them, by
         whole segments: ``/static`` opens ``/static`` and ``/static/app.css``,
         not ``/staticx``, nor a path some reading puts outside ``/static``.
-    :param rules: path prefix to what it needs: groups (names or ids, any
-        of them), or a :func:`~flask_cf_access.require` requirement (roles,
-        all-of, predicates, service tokens), judged as the decorators judge
+    :param rules: path prefix to what it needs: groups (names, or ids
+        written ``"id:<group id>"``; any of them), or a
+        :func:`~flask_cf_access.require` requirement (roles, all-of,
+        predicates, service tokens), judged as the decorators judge
         it. The longest matching prefix wins, by whole non-empty segments; a
         path is judged by every rule any of its readings falls under (see
         :meth:`requirement_for`), so ``/admin`` also guards ``//admin``,
@@ -374,6 +376,7 @@ def _settings_config(settings: Mapping[str, Any]) -> dict[str, Any]:
         if name not in _SETTING_KEYWORDS:
             raise TypeError(
                 f"CloudflareAccessMiddleware got an unexpected keyword argument {name!r}"
+                + did_you_mean(name, _SETTING_KEYWORDS)
             )
         config[_SETTING_KEYWORDS[name]] = value
     return config
@@ -421,9 +424,9 @@ def _rules(
             requirement = wanted
         else:
             groups = (wanted,) if isinstance(wanted, str) else tuple(wanted)
-            if not all(isinstance(group, str) and group for group in groups):
+            if not all(isinstance(group, str) and is_wanted_group(group) for group in groups):
                 raise ConfigurationError(
-                    f"rules[{prefix!r}] must be a group name or id, a list of them,"
+                    f"rules[{prefix!r}] must be a group name or 'id:<group id>', a list of them,"
                     " or a require(...) requirement."
                 )
             requirement = Requirement(groups=(("any", groups),)) if groups else ANY_TOKEN

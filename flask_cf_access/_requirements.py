@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
-from ._groups import any_group_matches
-from ._settings import AccessSettings, ServiceTokenProfile, ascii_lower
+from ._groups import WantedGroups, wanted_groups
+from ._settings import AccessSettings, ServiceTokenProfile, is_client_id
 
 if TYPE_CHECKING:
     from ._identity import AccessIdentity
@@ -81,16 +82,21 @@ def _service_tokens_step(requirement: Requirement) -> Judge:
 
 
 def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
+    # Parsed once, here: names match groups' names, "id:…" groups' ids.
     if match == "any":
+        wanted = wanted_groups(names)
 
         def in_any_group(identity: AccessIdentity) -> None:
-            if not identity.in_any_group(*names):
+            if not wanted.any_of(identity.groups):
                 raise refusal(Reason.NOT_IN_GROUP)
 
         return in_any_group
 
+    each = tuple(wanted_groups((name,)) for name in names)
+
     def in_all_groups(identity: AccessIdentity) -> None:
-        if not all(identity.in_any_group(name) for name in names):
+        groups = identity.groups
+        if not all(wanted.any_of(groups) for wanted in each):
             raise refusal(Reason.NOT_IN_ALL_GROUPS)
 
     return in_all_groups
@@ -135,7 +141,7 @@ class Requirement:
     The empty requirement asks for a verified token and nothing more.
     """
 
-    #: Conditions on the identity's groups (names or ids), each ``(match, names)``.
+    #: Conditions on the identity's groups (names, or ``"id:<id>"``), each ``(match, names)``.
     groups: tuple[Clause, ...] = ()
     #: Conditions on the identity's roles (``CF_ACCESS_ROLES``), each ``(match, names)``.
     roles: tuple[Clause, ...] = ()
@@ -225,6 +231,13 @@ def _clause(kind: str, names: Iterable[str], match: str) -> tuple[Clause, ...]:
     names = tuple(names)
     if not all(isinstance(name, str) and name for name in names):
         raise TypeError(f"{kind} must be non-empty strings.")
+    if kind == "groups":
+        try:
+            wanted_groups(names)
+        except ValueError as exc:
+            raise TypeError(f"groups: {exc}") from exc
+    if kind == "service_tokens" and not all(map(is_client_id, names)):
+        raise TypeError("service_tokens must be client ids, '<id>.access', as Access shows them.")
     if match not in ("any", "all"):
         raise TypeError(f"match must be 'any' or 'all', not {match!r}.")
     if not names:
@@ -246,14 +259,17 @@ def require(
         require(roles=["admin"])
         require(groups=["Staff", "Oncall"], match="all") & require(check=in_office_hours)
 
-    :param groups: group names or ids the identity must be in (``match``: any or all).
+    :param groups: groups the identity must be in (``match``: any or all), by name,
+        or by id written ``"id:<group id>"``: a name matches only a group's name,
+        an id only a group's id.
     :param roles: roles (``CF_ACCESS_ROLES``) the identity must have (``match``: any or all).
     :param match: ``"any"`` (the default) or ``"all"``, for both ``groups`` and ``roles``.
     :param check: ``check(identity)`` must return ``True``.
     :param service_tokens: only service tokens may pass, and only these client
         ids unless empty.
     :param allow_service_tokens: ``False`` refuses service tokens.
-    :raises TypeError: a name that is not a non-empty string, a ``check``
+    :raises TypeError: a name that is not a non-empty string, a group ``"id:"``
+        with no id, a client id not of the form ``<id>.access``, a ``check``
         that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
     :raises ValueError: service tokens both needed and refused.
     """
@@ -295,12 +311,16 @@ class AccessPolicy:
     )
 
     def __init__(self, settings: AccessSettings) -> None:
-        self._role_groups: Mapping[str, tuple[str, ...]] = dict(settings.roles)
+        #: Role to the groups that grant it, parsed once (ids match ids, names names).
+        self._role_groups: Mapping[str, WantedGroups] = {
+            role: wanted_groups(groups) for role, groups in settings.roles.items()
+        }
         #: Known service tokens by client id; ``None`` when any is accepted.
         self.service_tokens: Mapping[str, ServiceTokenProfile] | None = settings.service_tokens
         self._emails = settings.allowed_emails
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
-        self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
+        #: The domains whose subdomains are admitted (``.acme.com`` as ``acme.com``).
+        self._subdomains = frozenset(d[1:] for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
         #: The app-wide rules prepared as one judge; ``None`` when there are none.
         self._app_wide_rules = self._prepared_app_wide_rules()
@@ -323,32 +343,27 @@ class AccessPolicy:
         if self._role_groups:
             groups = identity.groups
             roles.update(
-                role
-                for role, wanted in self._role_groups.items()
-                if any_group_matches(groups, wanted)
+                role for role, wanted in self._role_groups.items() if wanted.any_of(groups)
             )
         return frozenset(roles)
 
-    def email_allowed(self, email: str | None) -> bool:
-        """Whether the e-mail rules let ``email`` in: exact, ASCII case-insensitive."""
-        if not isinstance(email, str) or email.count("@") != 1 or email[0] == "@":
-            return False
-        address = ascii_lower(email)
-        if address in self._emails:
+    def email_allowed(self, address: EmailAddress) -> bool:
+        """Whether the e-mail rules let ``address`` in, matched on its parsed parts.
+
+        ``acme.com`` admits that domain exactly; ``.acme.com`` admits its
+        subdomains, by whole labels; an address rule admits that address, the
+        local part's ASCII case ignored. Domains compare in A-label form.
+        """
+        if address.key in self._emails or address.domain in self._domains:
             return True
-        domain = address.partition("@")[2]
-        if domain in self._domains:
-            return True
-        return any(
-            domain.endswith(suffix) and len(domain) > len(suffix) for suffix in self._subdomains
-        )
+        return bool(self._subdomains) and not self._subdomains.isdisjoint(address.parent_domains)
 
     def authorize(self, identity: AccessIdentity, requirement: Requirement) -> None:
         """Refuse ``identity`` unless the app-wide rules and ``requirement`` admit it.
 
         In a fixed order, the first refusal winning: the app-wide rules (a
-        service token not in ``CF_ACCESS_SERVICE_TOKENS``, an e-mail outside
-        the e-mail rules), then ``requirement``: service tokens refused,
+        service token not in ``CF_ACCESS_SERVICE_TOKENS``, a malformed e-mail
+        or one outside the e-mail rules), then ``requirement``: service tokens refused,
         required or not admitted, groups, roles, predicates.
 
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
@@ -371,8 +386,13 @@ class AccessPolicy:
             if identity.is_service_token:
                 if known is not None and identity.common_name not in known:
                     raise refusal(Reason.UNKNOWN_SERVICE_TOKEN)
-            elif email_rules and not email_allowed(identity.email):
-                raise refusal(Reason.EMAIL_NOT_ALLOWED)
+            elif email_rules:
+                try:
+                    address = identity._parsed_email()
+                except MalformedAddress as exc:
+                    raise refusal(Reason.MALFORMED_EMAIL) from exc
+                if address is None or not email_allowed(address):
+                    raise refusal(Reason.EMAIL_NOT_ALLOWED)
 
         return app_wide_rules
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from cachelib import BaseCache
 
+from ._addresses import MalformedAddress, parse_address, parse_hostname
 from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, UnknownSettingWarning
+from ._groups import wanted_groups
 
 #: Every setting with its default; ``None`` marks a required one.
 DEFAULTS: Mapping[str, Any] = {
@@ -53,7 +57,7 @@ class ServiceTokenProfile:
 
     #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
     name: str
-    #: Its groups, by name or id, as a user's groups count.
+    #: Its groups (names, or ``"id:<id>"``), as a user's groups count.
     groups: tuple[str, ...] = ()
     #: Roles it has whatever its groups.
     roles: frozenset[str] = frozenset()
@@ -87,11 +91,13 @@ class AccessSettings:
     max_token_age: int | None = None
     #: How many verified tokens are remembered to skip repeat signature checks.
     token_cache_size: int = 4096
-    #: Role to the groups (names or ids) that grant it, any of them.
+    #: Role to the groups that grant it, any of them: names, or ids written ``"id:<id>"``.
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    #: E-mail domains a user must be in; ``.acme.com`` stands for its subdomains.
+    #: E-mail domains a user must be in (in ``xn--`` form, lower case); ``.acme.com``
+    #: stands for its subdomains, by whole labels. Malformed addresses never pass.
     allowed_email_domains: tuple[str, ...] = ()
-    #: E-mail addresses let in whatever their domain (lower case).
+    #: E-mail addresses let in whatever their domain (ASCII lower case, the
+    #: domain in ``xn--`` form).
     allowed_emails: frozenset[str] = frozenset()
     #: Known service tokens by client id; ``None`` lets any service token in.
     service_tokens: Mapping[str, ServiceTokenProfile] | None = None
@@ -118,9 +124,12 @@ class AccessSettings:
         if (
             not isinstance(audiences, tuple)
             or not audiences
-            or not all(isinstance(tag, str) and tag for tag in audiences)
+            or not all(isinstance(tag, str) and _AUD_TAG.fullmatch(tag) for tag in audiences)
         ):
-            raise TypeError("audiences must be one or more AUD tags, as non-empty strings.")
+            raise TypeError(
+                "audiences must be one or more AUD tags, as non-empty strings of printable"
+                " ASCII with no space."
+            )
         object.__setattr__(self, "audiences", audiences)
 
     @property
@@ -132,8 +141,12 @@ class AccessSettings:
     def from_mapping(cls, config: Mapping[str, Any]) -> AccessSettings:
         """Read the settings from a mapping such as ``app.config``.
 
+        Warns (:class:`~flask_cf_access.UnknownSettingWarning`, once) of
+        ``CF_ACCESS_*`` keys no setting has, naming the nearest known key.
+
         :raises ConfigurationError: naming the first key that is missing or invalid.
         """
+        _warn_of_unknown_keys(config)
         values = {
             key: _structured_text(key, config.get(key, default))
             for key, default in DEFAULTS.items()
@@ -188,6 +201,39 @@ class AccessSettings:
         )
 
 
+#: ``CF_ACCESS_*`` names (less the prefix) that are no settings of this package and no
+#: mistake: the service token credentials Cloudflare's own tools read from the environment.
+_FOREIGN_NAMES = frozenset({"CLIENT_ID", "CLIENT_SECRET"})
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean <the nearest of known>?)``, or ``""`` when none is near."""
+    nearest = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {nearest[0]}?)" if nearest else ""
+
+
+def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
+    """One :class:`~flask_cf_access.UnknownSettingWarning` naming every ``CF_ACCESS_*`` key
+    of ``config`` that no setting has, each with the nearest known key, if any."""
+    known = [*DEFAULTS, *FLASK_DEFAULTS]
+    unknown = sorted(
+        key
+        for key in config
+        if isinstance(key, str)
+        and key.startswith("CF_ACCESS_")
+        and key not in known
+        and key.removeprefix("CF_ACCESS_") not in _FOREIGN_NAMES
+    )
+    if not unknown:
+        return
+    named = [f"{key}{did_you_mean(key, known)}" for key in unknown]
+    warnings.warn(
+        f"Unknown Cloudflare Access settings, ignored: {'; '.join(named)}.",
+        UnknownSettingWarning,
+        stacklevel=3,
+    )
+
+
 #: The hosts a stand-in team may be served from: this machine.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -218,20 +264,27 @@ def _team_domain(value: object) -> str:
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or parts.username
-        or parts.password
-    ):
+    if parts.scheme != "https" or parts.path or parts.query or parts.fragment:
         raise ConfigurationError(
             f"{key} must be a host name such as 'acme.cloudflareaccess.com' "
             "(optionally with 'https://'), not a path or another scheme."
         )
-    return parts.netloc.lower()
+    try:
+        # The whole authority: a port, user or space is no part of a host name.
+        host = parse_hostname(parts.netloc)
+    except MalformedAddress as exc:
+        raise ConfigurationError(
+            f"{key} must be a host name such as 'acme.cloudflareaccess.com': {exc}."
+        ) from exc
+    if "." not in host:
+        raise ConfigurationError(
+            f"{key} must be a full host name such as 'acme.cloudflareaccess.com', with a dot."
+        )
+    return host
+
+
+#: An AUD tag: printable ASCII, no space or quote (Access shows 64 hex digits).
+_AUD_TAG = re.compile(r"[!#-~]+")
 
 
 def _audiences(value: object) -> tuple[str, ...]:
@@ -249,7 +302,14 @@ def _audiences(value: object) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise ConfigurationError(f"{key} must hold non-empty strings only.")
-        audiences.append(item.strip())
+        tag = item.strip()
+        if not _AUD_TAG.fullmatch(tag):
+            # Such a tag matches no token: every request would be refused.
+            raise ConfigurationError(
+                f"{key}: an AUD tag is one word of printable ASCII, as the Access application's"
+                " Overview page shows it: no space, double quote or control character."
+            )
+        audiences.append(tag)
     return tuple(audiences)
 
 
@@ -352,16 +412,13 @@ def _flag(key: str, value: object) -> bool:
 
 # -- authorization settings ------------------------------------------------------
 
-#: One DNS label, in ASCII (an internationalised domain in its ``xn--`` form).
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 #: A Cloudflare Access service token's client id, e.g. ``4f1c….access``.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]+\.access")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def ascii_lower(text: str) -> str:
-    """``text`` with A-Z lowered and nothing else changed (no Unicode case folding)."""
-    return text.translate(_ASCII_LOWER)
+def is_client_id(text: str) -> bool:
+    """Whether ``text`` has the form of a service token's client id, ``<id>.access``."""
+    return _CLIENT_ID.fullmatch(text) is not None
 
 
 def _names(key: str, value: object, what: str) -> tuple[str, ...]:
@@ -372,6 +429,19 @@ def _names(key: str, value: object, what: str) -> tuple[str, ...]:
     ):
         raise ConfigurationError(f"{key} must be {what}.")
     return tuple(item.strip() for item in items)
+
+
+def _groups(key: str, value: object) -> tuple[str, ...]:
+    """Groups by name, or by id written ``"id:<group id>"``.
+
+    :raises ConfigurationError: naming ``key``.
+    """
+    names = _names(key, value, "a group name or 'id:<group id>', or a list of them")
+    try:
+        wanted_groups(names)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {exc}") from exc
+    return names
 
 
 def _roles(value: object) -> dict[str, tuple[str, ...]]:
@@ -386,7 +456,7 @@ def _roles(value: object) -> dict[str, tuple[str, ...]]:
     for role, groups in value.items():
         if not isinstance(role, str) or not role.strip():
             raise ConfigurationError(f"{key} must have non-empty role names.")
-        names = _names(f"{key}[{role!r}]", groups, "a group name or id, or a list of them")
+        names = _groups(f"{key}[{role!r}]", groups)
         if not names:
             raise ConfigurationError(f"{key}[{role!r}] maps to no group.")
         roles[role.strip()] = names
@@ -394,16 +464,22 @@ def _roles(value: object) -> dict[str, tuple[str, ...]]:
 
 
 def _domain(key: str, item: object) -> str:
-    """A configured e-mail domain, lower case; a leading dot kept (subdomains)."""
-    text = ascii_lower(item.strip()) if isinstance(item, str) else ""
-    labels = text.removeprefix(".").split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+    """A configured e-mail domain in A-label form, lower case; a leading dot kept (subdomains)."""
+    text = item.strip() if isinstance(item, str) else ""
+    subdomains = text.startswith(".")
+    try:
+        domain = parse_hostname(text.removeprefix("."))
+    except MalformedAddress as exc:
+        domain = ""
+        problem = f": {exc}"
+    else:
+        problem = ": a single label" if "." not in domain else ""
+    if problem:
         raise ConfigurationError(
             f"{key}: {item!r} is not a domain such as 'acme.com', or '.acme.com' for its"
-            " subdomains (ASCII, an internationalised domain in its xn-- form, no '@',"
-            " no trailing dot)."
+            f" subdomains{problem}."
         )
-    return text
+    return f".{domain}" if subdomains else domain
 
 
 def _email_domains(value: object) -> tuple[str, ...]:
@@ -417,6 +493,7 @@ def _email_domains(value: object) -> tuple[str, ...]:
 
 
 def _emails(value: object) -> frozenset[str]:
+    """``CF_ACCESS_ALLOWED_EMAILS`` as the keys addresses are compared by (``local@a-label``)."""
     key = "CF_ACCESS_ALLOWED_EMAILS"
     if value is None:
         return frozenset()
@@ -424,12 +501,11 @@ def _emails(value: object) -> frozenset[str]:
         raise ConfigurationError(f"{key} must be an e-mail address or a list of them.")
     emails: set[str] = set()
     for item in [value] if isinstance(value, str) else value:
-        local, at, domain = item.strip().rpartition("@") if isinstance(item, str) else ("", "", "")
-        if not at or not local or "@" in local or not local.isascii() or local != local.strip():
-            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
-        if domain.startswith("."):
-            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address.")
-        emails.add(f"{ascii_lower(local)}@{_domain(key, domain)}")
+        try:
+            address = parse_address(item.strip() if isinstance(item, str) else item)
+        except MalformedAddress as exc:
+            raise ConfigurationError(f"{key}: {item!r} is not an e-mail address: {exc}.") from exc
+        emails.add(address.key)
     return frozenset(emails)
 
 
@@ -446,7 +522,7 @@ def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
         )
     profiles: dict[str, ServiceTokenProfile] = {}
     for client_id, entry in value.items():
-        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        if not isinstance(client_id, str) or not is_client_id(client_id):
             raise ConfigurationError(
                 f"{key}: {client_id!r} is not a service token's client id ('<id>.access')."
             )
@@ -460,7 +536,7 @@ def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
             raise ConfigurationError(f"{entry_key}['name'] must be a non-empty string.")
         profiles[client_id] = ServiceTokenProfile(
             name=name.strip(),
-            groups=_names(f"{entry_key}['groups']", entry.get("groups", ()), "a list of groups"),
+            groups=_groups(f"{entry_key}['groups']", entry.get("groups", ())),
             roles=frozenset(
                 _names(f"{entry_key}['roles']", entry.get("roles", ()), "a list of roles")
             ),

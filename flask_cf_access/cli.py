@@ -77,6 +77,7 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.EMAIL_NOT_ALLOWED: (
         "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS"
     ),
+    Reason.MALFORMED_EMAIL: "the e-mail is not a well-formed address: no e-mail rule admits it",
     Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
     Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
     Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",

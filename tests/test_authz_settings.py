@@ -32,19 +32,30 @@ def test_defaults() -> None:
 
 
 def test_good_values_parsed() -> None:
-    """Roles, domains (lowered), addresses (lowered) and service tokens, as given."""
+    """Roles, domains and addresses (lowered, in A-label form) and service tokens, as given."""
     parsed = settings(
         CF_ACCESS_ROLES={"admin": ["Admins", "g-123"], "ops": "Ops"},
-        CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["Acme.com", ".Corp.example", "xn--bcher-kva.example"],
-        CF_ACCESS_ALLOWED_EMAILS="Ada@Gmail.com",
+        CF_ACCESS_ALLOWED_EMAIL_DOMAINS=[
+            "Acme.com",
+            ".Corp.example",
+            "xn--bcher-kva.example",
+            "b\u00fccher.example",
+            ".XN--BCHER-KVA.example",
+        ],
+        CF_ACCESS_ALLOWED_EMAILS=["Ada@Gmail.com", "Eleve@B\u00fccher.example"],
         CF_ACCESS_SERVICE_TOKENS={
             "0123abcd.access": {"name": "ci", "groups": ["Deployers"], "roles": ["ops"]},
             "other.access": None,
         },
     )
     assert parsed.roles == {"admin": ("Admins", "g-123"), "ops": ("Ops",)}
-    assert parsed.allowed_email_domains == ("acme.com", ".corp.example", "xn--bcher-kva.example")
-    assert parsed.allowed_emails == frozenset({"ada@gmail.com"})
+    assert parsed.allowed_email_domains == (
+        "acme.com",
+        ".corp.example",
+        "xn--bcher-kva.example",
+        ".xn--bcher-kva.example",
+    )
+    assert parsed.allowed_emails == frozenset({"ada@gmail.com", "eleve@xn--bcher-kva.example"})
     assert parsed.service_tokens == {
         "0123abcd.access": ServiceTokenProfile("ci", ("Deployers",), frozenset({"ops"})),
         "other.access": ServiceTokenProfile("other.access"),
@@ -72,14 +83,28 @@ def test_service_tokens_as_a_list() -> None:
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["https://acme.com"], "not a domain"),
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["acme"], "not a domain"),
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["*.acme.com"], "not a domain"),
-        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["b\u00fccher.example"], "xn--"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["B\u00dcCHER.example"], "not valid IDNA"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["evil.com/.corp.example"], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["..corp.example"], "empty label"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["-.corp.example"], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["acme.com\x00"], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["acme .com"], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["10.0.0.1"], "all digits"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["acme.com:443"], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["xn--zz.example"], "not valid IDNA"),
+        ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["\u212aelvin.example"], "not valid IDNA"),
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", ["-acme.com"], "not a domain"),
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", [3], "not a domain"),
         ("CF_ACCESS_ALLOWED_EMAIL_DOMAINS", 3, "a domain or a list"),
         ("CF_ACCESS_ALLOWED_EMAILS", ["acme.com"], "not an e-mail address"),
         ("CF_ACCESS_ALLOWED_EMAILS", ["a@b@acme.com"], "not an e-mail address"),
-        ("CF_ACCESS_ALLOWED_EMAILS", ["ada@acme.com."], "not a domain"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ["ada@acme.com."], "not an e-mail address: an empty label"),
         ("CF_ACCESS_ALLOWED_EMAILS", ["ada@.acme.com"], "not an e-mail address"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ['"a b"@acme.com'], "not an e-mail address"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ["a..b@acme.com"], "joined by single dots"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ["a\x00@acme.com"], "not an e-mail address"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ["\u00e9l\u00e8ve@acme.com"], "not ASCII"),
+        ("CF_ACCESS_ALLOWED_EMAILS", ["ada@evil.com/.acme.com"], "not an e-mail address"),
         ("CF_ACCESS_ALLOWED_EMAILS", {"a": 1}, "an e-mail address or a list"),
         ("CF_ACCESS_SERVICE_TOKENS", "ci.access", "must map client ids"),
         ("CF_ACCESS_SERVICE_TOKENS", {"ci": {}}, "not a service token's client id"),

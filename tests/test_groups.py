@@ -44,19 +44,34 @@ def test_custom_groups_from_saml(
 
 
 def test_group_objects_matched_by_name_or_id(make_app: AppFactory, issuer: AccessIssuer) -> None:
-    """Groups given as objects match by name and by id."""
+    """Groups given as objects match by name, and by id written ``id:<id>``; an id
+    matches only ids and a name only names."""
     app = make_app()
 
     @app.get("/by-id")
-    @require_group("f0e1")
+    @require_group("id:f0e1")
     def by_id() -> str:
+        return "ok"
+
+    @app.get("/bare-id")
+    @require_group("f0e1")
+    def bare_id() -> str:
         return "ok"
 
     group = {"id": "f0e1", "name": "Admins", "email": "admins@example.com"}
     by_object = issuer.mint({"email": "a@example.com", "sub": "1", "groups": [group]})
     assert outcome(app, by_object, "/admin") == (200, None)
     assert outcome(app, by_object, "/by-id") == (200, None)
+    assert outcome(app, by_object, "/bare-id") == (403, Reason.NOT_IN_GROUP)
     assert outcome(app, issuer.mint({"groups": ["Admins"], "sub": "1"}), "/by-id") == (
+        403,
+        Reason.NOT_IN_GROUP,
+    )
+    # A group whose name is another group's id is not that group.
+    impostor = {"id": "e9d8", "name": "f0e1"}
+    named_as_id = issuer.mint({"email": "e@example.com", "sub": "2", "groups": [impostor]})
+    assert outcome(app, named_as_id, "/by-id") == (403, Reason.NOT_IN_GROUP)
+    assert outcome(app, issuer.mint({"groups": ["f0e1"], "sub": "2"}), "/by-id") == (
         403,
         Reason.NOT_IN_GROUP,
     )

@@ -16,6 +16,7 @@ PACKAGE = "flask_cf_access"
 #: Modules that verify tokens, read settings and judge identities: they serve the
 #: WSGI middleware of any framework and have no business with Flask.
 NO_FLASK = (
+    "_addresses",
     "_browser",
     "_cache_config",
     "_checker",

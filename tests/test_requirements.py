@@ -137,7 +137,7 @@ def settings(issuer: AccessIssuer) -> dict[str, Any]:
     return issuer.settings(
         CF_ACCESS_ROLES={
             "admin": ["Admins"],
-            "support": ["Support", issuer.group_id("Helpdesk")],
+            "support": ["Support", "id:" + issuer.group_id("Helpdesk")],
             "ops": "Ops",
         },
         CF_ACCESS_SERVICE_TOKENS={
@@ -379,13 +379,20 @@ def test_roles_resolve_groups_once_per_token(issuer: AccessIssuer, clock: Frozen
 
 
 def test_role_by_group_id(issuer: AccessIssuer, clock: FrozenClock) -> None:
-    """A role mapped to a group id is granted by get-identity's group objects, not by a
-    token's bare group names (which have no id)."""
+    """A role mapped to ``id:<group id>`` is granted by get-identity's group objects with
+    that id, not by a token's bare group names (which have no id), nor by a group named so."""
     client = decorated_app(issuer, clock).test_client()
     from_identity = issuer.user_token("carol@example.com", ["Helpdesk"])
     assert client.get("/role-support", headers=bearer(from_identity)).status_code == 200
     names_only = issuer.user_token("carol@example.com", ["Helpdesk"], groups_in_token=True)
     assert client.get("/role-support", headers=bearer(names_only)).status_code == 403
+    # A group *named* as the id is not that group: not from the token, not from get-identity.
+    named_as_id = issuer.user_token("eve@example.com", [issuer.group_id("Helpdesk")])
+    assert client.get("/role-support", headers=bearer(named_as_id)).status_code == 403
+    carried = issuer.user_token(
+        "eve@example.com", [issuer.group_id("Helpdesk")], groups_in_token=True
+    )
+    assert client.get("/role-support", headers=bearer(carried)).status_code == 403
 
 
 def test_roles_from_the_token_ask_nothing(issuer: AccessIssuer, clock: FrozenClock) -> None:

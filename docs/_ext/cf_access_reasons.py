@@ -55,6 +55,10 @@ REASONS: dict[str, str] = {
         "a user outside :confval:`CF_ACCESS_ALLOWED_EMAIL_DOMAINS` and "
         ":confval:`CF_ACCESS_ALLOWED_EMAILS`"
     ),
+    "malformed_email": (
+        "e-mail rules are set and the user's e-mail is not a well-formed address"
+        " (:ref:`email-rules`)"
+    ),
     "unknown_service_token": "a service token not in :confval:`CF_ACCESS_SERVICE_TOKENS`",
     "service_token_required": "a user on a :func:`~flask_cf_access.require_service_token` view",
     "service_token_not_admitted": "a service token not among the view's client ids",

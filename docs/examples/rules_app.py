@@ -24,7 +24,7 @@ RULES = {
     # Every endpoint needs a token unless marked public.
     "CF_ACCESS_PROTECT_ALL": True,
     "CF_ACCESS_PUBLIC_ENDPOINTS": ["static"],
-    # The app's roles, by the groups (names or ids) that grant them.
+    # The app's roles, by the groups that grant them (names, or "id:<id>").
     "CF_ACCESS_ROLES": {
         "admin": ["Admins"],
         "support": ["Helpdesk", "Admins"],
