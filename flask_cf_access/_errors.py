@@ -135,7 +135,7 @@ class AccessError(HTTPException):
     @property
     def sent_status(self) -> int:
         """The status the client is answered with: 302 when it is sent to the login
-        page (:attr:`login_redirect`), else the refusal's own :attr:`code`."""
+        page (:attr:`login_redirect`), else the refusal's own ``code``."""
         return 302 if self.login_redirect is not None else self.code or 500
 
     def may_send_to_login(self) -> None:
