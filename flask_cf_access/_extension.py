@@ -19,7 +19,7 @@ from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
-from ._request import forget_identity, get_identity
+from ._request import IDENTITY_KEY, forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
 from ._settings import protect_all_setting, public_endpoints_setting
@@ -197,9 +197,12 @@ def _keep_private(response: Response) -> Response:
     depends on whether a token came). Public routes are left alone, and so
     are refusals, which are never cached (``no-store``).
     """
-    if "Cache-Control" not in response.headers and (
-        get_identity(default=None) is not None or g.get(OPTIONAL_KEY)
-    ):
+    # Runs after every request, public ones included: the real g once, and the
+    # cheap test first (a proxied g.get costs about as much as the header look-up).
+    context_globals = g._get_current_object()
+    if context_globals.get(IDENTITY_KEY) is None and not context_globals.get(OPTIONAL_KEY):
+        return response
+    if "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "private"
     return response
 
