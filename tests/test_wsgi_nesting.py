@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -85,17 +86,20 @@ def paths(segments: list[str]) -> st.SearchStrategy[str]:
 
 def loose(path: str) -> tuple[str, ...]:
     """The path's segments as the middleware compares them loosely, written apart from it."""
+    text = unicodedata.normalize("NFKC", unquote(path.encode("latin-1").decode("utf-8")))
     return tuple(
         segment.split(";")[0].lower().rstrip(". ")
-        for segment in unquote(path).split("/")
+        for segment in text.split("/")
         if segment.split(";")[0].rstrip(". ")
     )
 
 
 def spellings(path: str) -> list[str]:
-    """``path`` as clients may write it: as is, below, with a slash, doubled slashes,
-    upper case, a percent-encoded letter, a ``;`` parameter, a trailing dot."""
+    """``path`` as clients may write it (as a server puts it in ``PATH_INFO``): as is,
+    below, with a slash, doubled slashes, upper case, a percent-encoded letter, a
+    fullwidth letter, a ``;`` parameter, a trailing dot."""
     first = path[1]
+    fullwidth = chr(ord(first) - ord("a") + 0xFF41) + path[2:]
     return [
         path,
         path + "/",
@@ -107,6 +111,7 @@ def spellings(path: str) -> list[str]:
         f"/%{ord(first):02x}{path[2:]}",
         path + ";p",
         path + ".",
+        ("/" + fullwidth).encode("utf-8").decode("latin-1"),
     ]
 
 
