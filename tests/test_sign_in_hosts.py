@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.cookiejar
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,3 +165,23 @@ def test_sign_in_answers_no_other_name(
     )
     assert posted.status_code == 403
     assert "Set-Cookie" not in posted.headers
+
+
+def test_moving_keeps_to_this_machine(stand_in: StandInServer) -> None:
+    """A request target in absolute form (``GET http://evil.example/...``) is moved by its
+    path and query alone: the browser stays on this machine."""
+    query = f"?kid={stand_in.issuer.audience}&redirect_url=%2F"
+    target = f"http://evil.example/cdn-cgi/access/login/localhost:5000{query}"
+    with socket.create_connection(("127.0.0.1", stand_in.port), timeout=10) as connection:
+        connection.sendall(
+            f"GET {target} HTTP/1.0\r\nHost: 127.0.0.1:{stand_in.port}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head = answer.decode("latin-1").split("\r\n\r\n")[0].split("\r\n")
+    assert head[0].split()[1] == "303"
+    assert (
+        f"Location: http://localhost:{stand_in.port}/cdn-cgi/access/login/localhost:5000{query}"
+        in head
+    )

@@ -66,7 +66,9 @@ def _to_the_apps_name(app_host: str, origin: str, target: str) -> PageAnswer | N
     reached = urlsplit(origin)
     if app_name == reached.hostname:
         return None
-    return PageAnswer(303, "", headers=[("Location", f"http://{app_name}:{reached.port}{target}")])
+    parts = urlsplit(target)  # the path and query only, whatever form the target came in
+    here = parts.path + (f"?{parts.query}" if parts.query else "")
+    return PageAnswer(303, "", headers=[("Location", f"http://{app_name}:{reached.port}{here}")])
 
 
 def answer_get(issuer: Team, target: str, origin: str) -> PageAnswer:
