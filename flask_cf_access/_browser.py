@@ -8,13 +8,17 @@ Access signs a browser in at
 and out at ``/cdn-cgi/access/logout``, on the application's own domain (ends
 the session everywhere) or on the team's. When ``CF_ACCESS_CERTS_URL`` points
 somewhere else than the team (a local stand-in on 127.0.0.1), the login and
-logout pages are taken to be there too: the stand-in serves them.
+logout pages are taken to be there too: the stand-in serves them. A browser
+is sent to a stand-in on this machine by the name it used for the app
+(``localhost`` or ``127.0.0.1``): a cookie belongs to a host name, so the one
+the sign-in page sets must be for the app's, or the browser comes back
+without it and is sent to sign in again, for ever.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from ._csrf import origin_of
 
@@ -28,6 +32,31 @@ LOGOUT_PATH = "/cdn-cgi/access/logout"
 def access_origin(settings: AccessSettings) -> str:
     """Where Access's own pages are: the team, or the stand-in its keys come from."""
     return origin_of(settings.certs_url) or settings.issuer
+
+
+#: The names a browser reaches this machine by, which a local stand-in answers to.
+SAME_MACHINE_NAMES = frozenset({"127.0.0.1", "localhost"})
+
+
+def access_origin_for(settings: AccessSettings, app_host: str) -> str:
+    """:func:`access_origin` for a browser at ``app_host`` (``host[:port]``).
+
+    A stand-in on this machine is named as the browser named the app, so the
+    cookie its sign-in page sets is sent back to the app.
+    """
+    origin = access_origin(settings)
+    stand_in = urlsplit(origin)
+    app_name = urlsplit(f"http://{app_host}").hostname
+    if (
+        origin != settings.issuer
+        and stand_in.scheme == "http"
+        and stand_in.hostname in SAME_MACHINE_NAMES
+        and app_name in SAME_MACHINE_NAMES
+        and app_name != stand_in.hostname
+    ):
+        port = stand_in.port
+        return f"http://{app_name}" + ("" if port is None else f":{port}")
+    return origin
 
 
 def is_stand_in(settings: AccessSettings) -> bool:
@@ -53,7 +82,8 @@ def safe_next(next_path: str) -> str:
 def login_url(settings: AccessSettings, app_host: str, next_path: str = "/") -> str:
     """The Access login page for the app at ``app_host``, coming back to ``next_path``."""
     query = urlencode({"kid": settings.audiences[0], "redirect_url": safe_next(next_path)})
-    return f"{access_origin(settings)}{LOGIN_PATH}{quote(app_host, safe=':[]')}?{query}"
+    origin = access_origin_for(settings, app_host)
+    return f"{origin}{LOGIN_PATH}{quote(app_host, safe=':[]')}?{query}"
 
 
 def login_redirect_for(settings: AccessSettings, host: str, full_path: str) -> str:
@@ -71,7 +101,7 @@ def login_redirect_for(settings: AccessSettings, host: str, full_path: str) -> s
 def logout_url(settings: AccessSettings, app_host_url: str) -> str:
     """The app's own Access logout (``<app>/cdn-cgi/access/logout``), or the stand-in's."""
     if is_stand_in(settings):
-        return access_origin(settings) + LOGOUT_PATH
+        return access_origin_for(settings, urlsplit(app_host_url).netloc) + LOGOUT_PATH
     return app_host_url.rstrip("/") + LOGOUT_PATH
 
 

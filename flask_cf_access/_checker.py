@@ -214,13 +214,11 @@ class AccessChecker:
         identity: AccessIdentity | None,
     ) -> None:
         """Report a refusal; a browser without a token may be sent to sign in first."""
-        if (
-            self.settings.unauthorized == "redirect"
-            and isinstance(error, AccessUnauthorized)
-            and request.method in ("GET", "HEAD")
-            and prefers_html(request.environ)
-        ):
-            error.send_to_login(login_redirect_for(self.settings, request.host, request.full_path))
+        if self.settings.unauthorized == "redirect" and isinstance(error, AccessUnauthorized):
+            error.may_send_to_login()
+            if request.method in ("GET", "HEAD") and prefers_html(request.environ):
+                url = login_redirect_for(self.settings, request.host, request.full_path)
+                error.send_to_login(url)
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 
 

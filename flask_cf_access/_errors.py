@@ -27,7 +27,13 @@ from werkzeug.exceptions import (
 )
 from werkzeug.utils import redirect
 
-from ._refusals import negotiated_body, negotiated_headers
+from ._refusals import (
+    BROWSER_NEGOTIATED_ON,
+    NEGOTIATED_ON,
+    negotiated_body,
+    negotiated_headers,
+    refusal_cache_headers,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -94,6 +100,8 @@ class AccessError(HTTPException):
     reason: Reason
     #: The Access login page a browser is sent to instead of this refusal, if any.
     login_redirect: str | None = None
+    #: The request headers this refusal's form depends on, for ``Vary``.
+    varies_with: tuple[str, ...] = NEGOTIATED_ON
 
     def __init__(self, reason: Reason) -> None:
         """A refusal for ``reason``, which must be one of this class's status.
@@ -121,13 +129,33 @@ class AccessError(HTTPException):
     def get_headers(
         self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
-        """The refusal's headers, with its negotiated ``Content-Type``."""
-        return negotiated_headers(environ, super().get_headers(environ, scope))
+        """The refusal's headers: its negotiated ``Content-Type``, ``Vary`` and
+        ``Cache-Control: no-store``."""
+        return negotiated_headers(environ, super().get_headers(environ, scope), self.varies_with)
+
+    @property
+    def sent_status(self) -> int:
+        """The status the client is answered with: 302 when it is sent to the login
+        page (:attr:`login_redirect`), else the refusal's own ``code``."""
+        return 302 if self.login_redirect is not None else self.code or 500
+
+    def may_send_to_login(self) -> None:
+        """Mark this refusal as one a browser may be sent to sign in for instead
+        (``CF_ACCESS_UNAUTHORIZED = "redirect"``): its form then depends on
+        ``X-Requested-With`` too, whether or not this client is sent."""
+        self.varies_with = BROWSER_NEGOTIATED_ON
 
     def send_to_login(self, url: str) -> None:
-        """Answer with a redirect to the Access login page at ``url`` instead of the refusal."""
+        """Answer with a redirect to the Access login page at ``url`` instead of the refusal.
+
+        The redirect names in ``Vary`` the headers that chose it, and is not cached.
+        """
+        self.may_send_to_login()
         self.login_redirect = url
-        self.response = redirect(url, 302)
+        response = redirect(url, 302)
+        for name, value in refusal_cache_headers(self.varies_with):
+            response.headers[name] = value
+        self.response = response
 
 
 class AccessBadRequest(AccessError, BadRequest):

@@ -11,19 +11,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app, request, request_started
+from flask import Flask, current_app, g, request, request_started
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
 
 from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
-from ._request import forget_identity
+from ._request import IDENTITY_KEY, forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
 from ._session import add_expiry_header
 from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
-from ._users import UserLoader, UserLoading
+from ._users import OPTIONAL_KEY, UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +71,9 @@ class CloudflareAccess:
         a failure to load them is logged, not raised: protected views answer
         503 until the keys can be had.
 
+        Marks the response of every checked request ``Cache-Control: private``
+        when it sets none of its own, unless ``CF_ACCESS_PRIVATE_RESPONSES`` is false.
+
         With ``CF_ACCESS_PROTECT_ALL`` true, installs a ``before_request``
         hook, ahead of the app's own, that asks every endpoint for a verified
         token unless it is marked public (:meth:`public`, or listed in
@@ -98,6 +102,10 @@ class CloudflareAccess:
         app.before_request(_answer_automatic_options)
         if expiry_header_setting(app.config):
             app.after_request(add_expiry_header)
+        if checker.settings.private_responses:
+            # First in the list, so it runs last: it sees the Cache-Control
+            # the view and the app's own after_request functions set.
+            app.after_request_funcs.setdefault(None, []).insert(0, _keep_private)
         app.context_processor(self._template_context)
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or
@@ -186,6 +194,23 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
         if rule is not None and getattr(rule, "provide_automatic_options", False):
             return current_app.make_default_options_response()
     return None
+
+
+def _keep_private(response: Response) -> Response:
+    """``Cache-Control: private`` on what a checked request gets, unless it set its own.
+
+    Checked: admitted with an identity, or on an optional route (whose page
+    depends on whether a token came). Public routes are left alone, and so
+    are refusals, which are never cached (``no-store``).
+    """
+    # Runs after every request, public ones included: the real g once, and the
+    # cheap test first (a proxied g.get costs about as much as the header look-up).
+    context_globals = g._get_current_object()
+    if context_globals.get(IDENTITY_KEY) is None and not context_globals.get(OPTIONAL_KEY):
+        return response
+    if "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "private"
+    return response
 
 
 def _forget_previous_identity(sender: Flask, **extra: Any) -> None:

@@ -6,7 +6,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,6 +25,24 @@ logger = logging.getLogger("flask_cf_access")
 
 #: RSA keys shorter than this are never trusted, whoever publishes them.
 MIN_RSA_BITS = 2048
+
+#: Set while ``flask cf-access`` loads the app (:func:`keys_fetched_on_demand`).
+_ON_DEMAND: ContextVar[bool] = ContextVar("cf_access_keys_on_demand", default=False)
+
+
+@contextmanager
+def keys_fetched_on_demand() -> Iterator[None]:
+    """While the block runs, :meth:`KeyStore.preload` fetches nothing.
+
+    For the command line: ``flask cf-access routes`` needs no keys and must
+    not wait for them, and ``check`` fetches them itself, once, to report
+    what went wrong. Keys are still fetched when a token is verified.
+    """
+    token = _ON_DEMAND.set(True)
+    try:
+        yield
+    finally:
+        _ON_DEMAND.reset(token)
 
 
 class CertsError(Exception):
@@ -148,7 +168,13 @@ class KeyStore:
         self._parsed: list[tuple[object, dict[str, RSAKey]]] = []
 
     def preload(self) -> bool:
-        """Fetch the keys now; log a failure instead of raising it."""
+        """Fetch the keys now; log a failure instead of raising it.
+
+        Inside :func:`keys_fetched_on_demand` (the command line loading the
+        app), nothing is fetched: ``False``.
+        """
+        if _ON_DEMAND.get():
+            return False
         try:
             self._usable_keyset()
         except AccessUnavailable:

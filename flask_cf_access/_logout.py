@@ -29,6 +29,8 @@ def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") ->
         # refuses every change): the logout itself still works.
         if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
             session.clear()
-        return redirect(logout_url(get_checker().settings, request.host_url))
+        response = redirect(logout_url(get_checker().settings, request.host_url))
+        response.headers["Cache-Control"] = "no-store"  # a kept copy would not log out
+        return response
 
     return blueprint

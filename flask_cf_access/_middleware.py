@@ -4,7 +4,9 @@
 checker (``_checker.AccessChecker``) the Flask decorators use,
 answers refusals itself (401, 403, 503), and passes the admitted identity
 downstream: ``REMOTE_USER``, ``environ["cf_access.identity"]``,
-``environ["cf_access.claims"]`` and the request headers you map to it.
+``environ["cf_access.claims"]`` and the request headers you map to it. The
+admitted request's response is marked ``Cache-Control: private`` unless the
+app set its own (``CF_ACCESS_PRIVATE_RESPONSES``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class CloudflareAccessMiddleware:
     :param public_prefixes: paths let through with everything below them, by
         whole segments: ``/static`` opens ``/static`` and ``/static/app.css``,
         not ``/staticx``, nor a path some reading puts outside ``/static``.
+        A rule at or below a public prefix (``/static/admin``) would never
+        apply: it is refused with a :class:`~flask_cf_access.ConfigurationError`.
     :param rules: path prefix to what it needs: groups (names, or ids
         written ``"id:<group id>"``; any of them), or a
         :func:`~flask_cf_access.require` requirement (roles, all-of,
@@ -152,6 +156,7 @@ class CloudflareAccessMiddleware:
             _public_path(path, "csrf_exempt_paths") for path in csrf_exempt_paths
         )
         self._public_paths = frozenset(_public_path(path, "public_paths") for path in public_paths)
+        public_prefixes = tuple(public_prefixes)
         self._public_prefixes = tuple(
             _public_path(path, "public_prefixes").rstrip("/") for path in public_prefixes
         )
@@ -162,6 +167,7 @@ class CloudflareAccessMiddleware:
             ANY_TOKEN if allow_service_tokens else Requirement(allow_service_tokens=False)
         )
         self._rules = _rules(rules or {}, self._default)
+        _refuse_dead_rules(self._rules, public_prefixes)
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
         #: The checker every request is checked by; shared with the extension by :meth:`from_flask`.
@@ -242,6 +248,8 @@ class CloudflareAccessMiddleware:
         except AccessError as error:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
+        if self.checker.settings.private_responses:
+            return self.wsgi_app(environ, _private(start_response))
         return self.wsgi_app(environ, start_response)
 
     def is_public(self, path: str) -> bool:
@@ -360,6 +368,23 @@ class CloudflareAccessMiddleware:
         return passed
 
 
+def _private(start_response: StartResponse) -> StartResponse:
+    """``start_response`` adding ``Cache-Control: private`` when the app sets none.
+
+    An admitted request's answer is one user's: no shared cache in front of
+    the origin may keep it (``CF_ACCESS_PRIVATE_RESPONSES``).
+    """
+
+    def start_private_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        if not any(name.lower() == "cache-control" for name, _ in headers):
+            headers = [*headers, ("Cache-Control", "private")]
+        return start_response(status, headers, exc_info)
+
+    return start_private_response
+
+
 def _is_preflight(environ: WSGIEnvironment) -> bool:
     """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
     return (
@@ -403,6 +428,8 @@ def _configurable_path(path: str) -> bool:
 
 
 class _Rule(NamedTuple):
+    #: As configured, for messages.
+    path: str
     prefix: tuple[str, ...]
     loose_prefix: tuple[str, ...]
     #: What the rule asks for, ``allow_service_tokens=False`` of the middleware included.
@@ -442,8 +469,28 @@ def _rules(
             raise ConfigurationError(
                 f"rules has {prefix!r} twice (letter case and trailing dots do not count)."
             )
-        parsed[loose] = _Rule(segments, loose, requirement)
+        parsed[loose] = _Rule(prefix, segments, loose, requirement)
     return tuple(sorted(parsed.values(), key=lambda rule: len(rule.prefix), reverse=True))
+
+
+def _refuse_dead_rules(rules: tuple[_Rule, ...], public_prefixes: tuple[str, ...]) -> None:
+    """Refuse a rule at or below a public prefix: the prefix would open its paths.
+
+    Compared by whole segments, letter case and trailing dots ignored (as
+    :class:`_PathReadings` reads paths loosely), so no spelling of the rule's
+    paths falls in the public tree unguarded.
+
+    :raises ConfigurationError: naming the rule and the prefix.
+    """
+    for public in public_prefixes:
+        opened = _loose_segments(_segments(public))
+        for rule in rules:
+            if rule.loose_prefix[: len(opened)] == opened:
+                raise ConfigurationError(
+                    f"rules[{rule.path!r}] is under public_prefixes {public!r}: every path"
+                    " there passes without a token, so the rule would never apply. Move"
+                    " the rule, or make the public prefix narrower."
+                )
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -30,16 +30,19 @@ def report_refusal(
 ) -> None:
     """Tell of one refusal: one log line, then the ``access_denied`` signal.
 
+    The line says what the client was sent: ``401 missing_token``, or
+    ``302 missing_token (to the login page)`` for a browser sent to sign in.
     The method and path come from the client, so they are escaped for the
     log (a ``%0D%0A`` in a path cannot write a line of its own); the token
     is never logged.
     """
     logger.warning(
-        "Cloudflare Access refused %s %s: %d %s",
+        "Cloudflare Access refused %s %s: %d %s%s",
         loggable(method),
         loggable(path),
-        error.code,
+        error.sent_status,
         error.reason,
+        "" if error.login_redirect is None else " (to the login page)",
     )
     if access_denied.receivers:
         access_denied.send(

@@ -19,8 +19,10 @@ from ._identity import AccessIdentity
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._tokens import sent_token
 
+#: Where on ``g`` an admitted request keeps its identity.
+IDENTITY_KEY = "cf_access_identity"
 #: Where on ``g`` an admitted request keeps its identity and its claims.
-_IDENTITY_NAMES = ("cf_access_identity", "cf_access_claims")
+_IDENTITY_NAMES = (IDENTITY_KEY, "cf_access_claims")
 
 
 def verify_access_in_request(

@@ -40,6 +40,7 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_CSRF_PROTECT": "cookie",
     "CF_ACCESS_TRUSTED_ORIGINS": (),
     "CF_ACCESS_UNAUTHORIZED": "status",
+    "CF_ACCESS_PRIVATE_RESPONSES": True,
     "CF_ACCESS_STAND_IN": None,
 }
 
@@ -108,6 +109,9 @@ class AccessSettings:
     trusted_origins: frozenset[str] = frozenset()
     #: ``"status"`` answers 401; ``"redirect"`` sends a browser's GET to the login page.
     unauthorized: str = "status"
+    #: Whether an admitted request's response gets ``Cache-Control: private`` when
+    #: it sets no ``Cache-Control`` of its own, so no shared cache keeps one user's page.
+    private_responses: bool = True
     #: Where keys and identities are shared between workers and hosts; ``None``:
     #: each process keeps its own.
     cache: BaseCache | None = None
@@ -195,6 +199,9 @@ class AccessSettings:
             trusted_origins=trusted_origins_setting(values["CF_ACCESS_TRUSTED_ORIGINS"]),
             unauthorized=_choice(
                 "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
+            ),
+            private_responses=_flag(
+                "CF_ACCESS_PRIVATE_RESPONSES", values["CF_ACCESS_PRIVATE_RESPONSES"]
             ),
             cache=cache_from_setting(values["CF_ACCESS_CACHE"]),
             stand_in_url=_stand_in_url(values["CF_ACCESS_STAND_IN"]),

@@ -27,7 +27,10 @@ access_granted = _signals.signal("access-granted")
 
 #: Sent when a request is refused, after the log line. Keyword arguments:
 #: ``error`` (the :class:`~flask_cf_access.AccessError` about to be answered:
-#: 401, 403 or 503; or 400 from the WSGI middleware, for an ambiguous path),
+#: 401, 403 or 503; or 400 from the WSGI middleware, for an ambiguous path;
+#: its ``sent_status`` is what the client gets, 302 when
+#: ``CF_ACCESS_UNAUTHORIZED = "redirect"`` sends it to the login page, whose
+#: URL is then its ``login_redirect``),
 #: ``reason`` (its :class:`~flask_cf_access.Reason`), ``method``, ``path``
 #: and ``identity`` (who was refused, when the token verified: a 403, or a
 #: 503 for groups; ``None`` otherwise).

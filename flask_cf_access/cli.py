@@ -27,18 +27,23 @@ from urllib.parse import urlsplit
 
 import click
 import requests
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 
-from ._app_state import get_checker
+from ._app_state import USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._errors import AccessError, ConfigurationError, Reason
 from ._fetch import FetchError, get_json
+from ._identity import AccessIdentity
 from ._json_input import parse_json
-from ._keys import CertsError, parse_certs
-from ._requirements import require
+from ._keys import CertsError, keys_fetched_on_demand, parse_certs
+from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
+from ._users import UserLoading
+from ._users import _run_loader as run_user_loader
 from ._verifier import Explanation
 
 __all__ = ["cli"]
@@ -91,6 +96,11 @@ _EXPLANATIONS: Mapping[Reason, str] = {
 def _with_app_context(command: Callable[..., Any]) -> Callable[..., Any]:
     """Flask's ``with_appcontext``, saying in one line why the app could not load.
 
+    The app is loaded without fetching the team's keys
+    (``CF_ACCESS_LOAD_KEYS_ON_INIT`` is left for serving): a command fetches
+    them when it needs them, so ``routes`` never waits for them and ``check``
+    fetches once and reports a failure once.
+
     An app whose ``init_app`` refuses its ``CF_ACCESS_*`` settings cannot be
     loaded; that is what these commands are for, so the reason is printed as
     an error (exit status 1) instead of a traceback.
@@ -100,7 +110,10 @@ def _with_app_context(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(ctx: click.Context, /, *args: Any, **kwargs: Any) -> Any:
         if not current_app:
             try:
-                app = ctx.ensure_object(ScriptInfo).load_app()
+                # No command needs the keys as the app loads: routes needs none,
+                # and check and verify fetch them themselves.
+                with keys_fetched_on_demand():
+                    app = ctx.ensure_object(ScriptInfo).load_app()
             except Exception as exc:
                 problem = _configuration_error(exc)
                 if problem is None:
@@ -229,17 +242,41 @@ def _hint(error: FetchError) -> str:
     metavar="NAME",
     help="Also require one of these roles, as @require_role does. Repeatable.",
 )
-def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) -> None:
+@click.option(
+    "--path",
+    metavar="PATH",
+    help="Also apply what the app's route for PATH requires (its decorators, guards,"
+    " deny by default), as `routes` lists it.",
+)
+@click.option("--method", default="GET", show_default=True, help="The request method, with --path.")
+def verify_command(
+    token: str,
+    groups: tuple[str, ...],
+    roles: tuple[str, ...],
+    path: str | None,
+    method: str,
+) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
     CF_Authorization cookie value), or - to read it from standard input.
-    The app-wide rules (allowed e-mails, known service tokens) apply too.
-    Each step and claims check is the app's own verifier's, in its order
+    The app-wide rules (allowed e-mails, known service tokens) apply too,
+    and the app's user loader, if it has one, is asked for the account (a
+    loader that creates accounts creates it, as on a first visit). Each step
+    and claims check is the app's own verifier's, in its order
     (TokenVerifier.explain); the token itself is never printed. Exits 0 when
     the token passes, 1 when it does not.
     """
     checker = _checker_of()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    requirement = require(groups=groups, roles=roles)
+    if path is not None:
+        route = _route_requirement(app, path, method.upper())
+        if route is None:
+            click.echo(f"Route:      {method.upper()} {path} checks no token.")
+            click.echo("Result: ACCEPTED. This app lets every request through there.")
+            return
+        requirement = requirement & route
     if token == "-":
         token = sys.stdin.read()
     token = token.strip()
@@ -273,17 +310,54 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
 
     try:
         identity = checker.authenticate(token, None)
-        checker.authorize(identity, requirement=require(groups=groups, roles=roles))
+        checker.authorize(identity, requirement=requirement)
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
         if roles:
             held = ", ".join(sorted(identity.roles))
             click.echo(f"   Roles: {held or '(none)'}; one of {', '.join(roles)} needed: yes")
+        if path is not None:
+            click.echo(f"   Route: {method.upper()} {path} needs {requirement.describe()}: yes")
     except AccessError as error:
         _refuse(error.reason)
+    _ask_user_loader(app, identity, path or "/", method.upper())
     kind = "the service token" if identity.is_service_token else "the user"
     click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
+
+
+def _route_requirement(app: Flask, path: str, method: str) -> Requirement | None:
+    """What the app's route for ``method`` ``path`` requires; ``None`` when it checks nothing.
+
+    :raises click.ClickException: no route of the app answers it.
+    """
+    try:
+        endpoint, _ = app.url_map.bind("localhost").match(path, method)
+    except (HTTPException, RoutingException) as exc:
+        raise click.ClickException(f"no route of this app answers {method} {path}") from exc
+    audit = next(audit for audit in audit_routes(app) if audit.endpoint == endpoint)
+    if audit.requirement is not None:
+        return audit.requirement
+    if audit.status == "protected" or (
+        audit.status == "not applied" and route_policy(app).protect_all
+    ):
+        return ANY_TOKEN  # deny by default
+    return None
+
+
+def _ask_user_loader(app: Flask, identity: AccessIdentity, path: str, method: str) -> None:
+    """Ask the app's user loader, if it has one, for the account of ``identity``.
+
+    Exits 1 when it has none: every route that asks for the user answers 403 there.
+    """
+    users = app.extensions.get(USERS_KEY)
+    if not isinstance(users, UserLoading) or users.loader is None:
+        return
+    with app.test_request_context(path, method=method):
+        user = run_user_loader(app, identity)
+    if user is None:
+        _refuse(Reason.NO_ACCOUNT)
+    click.echo("5. Account: the app's user loader has one for this identity")
 
 
 def _refuse(reason: Reason | None) -> NoReturn:
@@ -497,14 +571,15 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
 @click.option(
     "--strict",
     is_flag=True,
-    help="Exit 1 if any endpoint is unprotected and not marked public, or has a"
-    " requirement that was declared but not applied.",
+    help="Exit 1 if any endpoint is unprotected and not marked public, has a"
+    " requirement that was declared but not applied, or requires a role nothing grants.",
 )
 def routes_command(strict: bool) -> None:
     """List every URL rule, its methods and what a request to it needs.
 
     Flags a view whose decorator sits above ``@app.route``: the requirement
-    was declared on the function but the route registered it unwrapped.
+    was declared on the function but the route registered it unwrapped; and
+    a required role that nothing grants. Needs no keys and fetches none.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     audits = audit_routes(app)
@@ -520,7 +595,8 @@ def routes_command(strict: bool) -> None:
     click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
     for name in unknown_public_endpoints(app):
         click.echo(f"Warning: CF_ACCESS_PUBLIC_ENDPOINTS names {name!r}, which is no endpoint.")
-    for role in ungranted_roles(app, audits):
+    ungranted = ungranted_roles(app, audits)
+    for role in ungranted:
         click.echo(
             f"Warning: the role {role!r} is required but granted by nothing in"
             " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
@@ -530,5 +606,5 @@ def routes_command(strict: bool) -> None:
         click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
     if not problems:
         click.echo("Every endpoint is protected or explicitly public.")
-    elif strict:
+    if strict and (problems or ungranted):
         sys.exit(1)

@@ -39,8 +39,12 @@ def forging_site(target: str) -> WSGIApplication:
     return page
 
 
-def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:
-    """Sign in locally as an Admin, use the admin page, a cross-site post is refused, log out."""
+@pytest.mark.parametrize(
+    ("name", "other_name"), [("127.0.0.1", "localhost"), ("localhost", "127.0.0.1")]
+)
+def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_name: str) -> None:
+    """Sign in locally as an Admin, use the admin page, a cross-site post is refused, log out;
+    with the app as 127.0.0.1 or as localhost (the stand-in follows the name)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -58,16 +62,18 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:
     ):
         app = create_app(stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect"))
         wait = WebDriverWait(browser, WAIT)
+        stand_in_url = f"http://{name}:{stand_in.port}"
         with served(app) as app_port:
-            app_url = f"http://127.0.0.1:{app_port}"
+            app_url = f"http://{name}:{app_port}"
             with served(forging_site(f"{app_url}/admin/announce")) as other_port:
-                # 1. Not signed in: the app sends the browser to the stand-in's login page.
+                # 1. Not signed in: the app sends the browser to the stand-in's login page,
+                #    under the name the browser used for the app.
                 browser.get(f"{app_url}/admin/")
                 assert browser.current_url.startswith(
-                    f"{stand_in.url}/cdn-cgi/access/login/127.0.0.1:{app_port}?"
+                    f"{stand_in_url}/cdn-cgi/access/login/{name}:{app_port}?"
                 )
                 assert reasons == [Reason.MISSING_TOKEN]
-                browser.save_screenshot(str(artifacts / "sign-in.png"))
+                browser.save_screenshot(str(artifacts / f"sign-in-{name}.png"))
 
                 # 2. Sign in as Ada, in Admins: back on the admin page.
                 email = browser.find_element(By.NAME, "email")
@@ -80,7 +86,7 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:
                 wait.until(expected_conditions.url_to_be(f"{app_url}/admin/"))
                 wait.until(expected_conditions.title_is("Admin"))
                 assert "ada@example.com" in browser.find_element(By.TAG_NAME, "body").text
-                browser.save_screenshot(str(artifacts / "admin.png"))
+                browser.save_screenshot(str(artifacts / f"admin-{name}.png"))
 
                 # 3. The admin page's own form posts fine (same origin).
                 browser.find_element(By.CSS_SELECTOR, "form button").click()
@@ -92,18 +98,18 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path) -> None:
 
                 # 4. Another site's form (localhost is another site than 127.0.0.1)
                 #    makes the browser post with the cookie: refused as cross-site.
-                browser.get(f"http://localhost:{other_port}/")
+                browser.get(f"http://{other_name}:{other_port}/")
                 browser.find_element(By.ID, "go").click()
                 wait.until(expected_conditions.title_is("Not for you"))
                 assert reasons == [Reason.MISSING_TOKEN, Reason.CROSS_SITE_REQUEST]
-                browser.save_screenshot(str(artifacts / "forged-post-refused.png"))
+                browser.save_screenshot(str(artifacts / f"forged-post-refused-{name}.png"))
 
                 # 5. Log out through the app: the stand-in drops the cookie.
                 browser.get(f"{app_url}/logout")
-                wait.until(expected_conditions.url_to_be(f"{stand_in.url}/cdn-cgi/access/logout"))
+                wait.until(expected_conditions.url_to_be(f"{stand_in_url}/cdn-cgi/access/logout"))
                 assert browser.get_cookies() == []
 
                 # 6. Signed out: the admin page sends the browser to sign in again.
                 browser.get(f"{app_url}/admin/")
-                assert browser.current_url.startswith(f"{stand_in.url}/cdn-cgi/access/login/")
+                assert browser.current_url.startswith(f"{stand_in_url}/cdn-cgi/access/login/")
                 assert reasons[-1] == Reason.MISSING_TOKEN

@@ -256,6 +256,7 @@ def test_templates_and_logout_blueprint(make_app: AppFactory) -> None:
         response = client.open("/logout", method=method)
         assert response.status_code == 302
         assert response.headers["Location"] == "http://localhost/cdn-cgi/access/logout"
+        assert response.headers["Cache-Control"] == "no-store"
         assert client.get("/recall").text == "False"
 
 

@@ -140,7 +140,11 @@ def test_strict_fails_on_problems(tmp_path: Path) -> None:
 def test_strict_passes_with_deny_by_default(tmp_path: Path) -> None:
     """With deny by default, static public and no mis-ordered view, --strict exits 0."""
     app = make_app(
-        tmp_path, protect_all=True, misordered=False, CF_ACCESS_PUBLIC_ENDPOINTS=["static"]
+        tmp_path,
+        protect_all=True,
+        misordered=False,
+        CF_ACCESS_PUBLIC_ENDPOINTS=["static"],
+        CF_ACCESS_ROLES={"admin": ["Admins"], "ops": ["Ops"], "api": ["Api"]},
     )
     result = run(app, "--strict")
     assert result.exit_code == 0, result.output
@@ -226,6 +230,29 @@ def test_nested_blueprint_guard_in_the_audit(tmp_path: Path) -> None:
     parent.register_blueprint(child, url_prefix="/child")
     app.register_blueprint(parent, url_prefix="/parent")
     assert line_of(run(app).output, "/parent/child/").endswith("token; groups: any of Ops")
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [{}, {"admin": ["Admins"], "ops": ["Ops"]}, {"ops": ["Ops"], "api": ["Api"]}],
+)
+def test_strict_fails_on_a_role_granted_by_nothing(
+    tmp_path: Path, roles: dict[str, list[str]]
+) -> None:
+    """--strict exits 1 while a required role is granted by nothing (every request 403s)."""
+    app = make_app(
+        tmp_path,
+        protect_all=True,
+        misordered=False,
+        CF_ACCESS_PUBLIC_ENDPOINTS=["static"],
+        CF_ACCESS_ROLES=roles,
+    )
+    assert run(app).exit_code == 0
+    result = run(app, "--strict")
+    assert result.exit_code == 1
+    missing = sorted({"admin", "ops", "api"} - set(roles))
+    for role in missing:
+        assert f"Warning: the role {role!r} is required but granted by nothing" in result.output
 
 
 def test_roles_granted_by_nothing_warned(tmp_path: Path) -> None:

@@ -25,8 +25,10 @@ class AccessRecord:
     :ivar granted: ``True`` if the request was let through.
     :ivar reason: why it was refused (a :class:`~flask_cf_access.Reason`);
         ``None`` when granted.
-    :ivar status: the status of the refusal (400, 401, 403 or 503); ``None``
-        when granted (the view chooses the status then).
+    :ivar status: the status the refusal was answered with (400, 401, 403 or
+        503; 302 for a browser sent to the login page instead of a 401, see
+        ``error.login_redirect``); ``None`` when granted (the view chooses the
+        status then).
     :ivar method: the request method, as the client sent it.
     :ivar path: the request path, as the client sent it.
     :ivar identity: who was admitted or refused, when the token verified.
@@ -98,7 +100,10 @@ class AccessCapture(list[AccessRecord]):
         **_: Any,
     ) -> None:
         """Receiver of :data:`~flask_cf_access.access_denied`."""
-        self._add(AccessRecord(False, reason, error.code, method, path, identity, error, sender))
+        record = AccessRecord(
+            False, reason, error.sent_status, method, path, identity, error, sender
+        )
+        self._add(record)
 
     def _add(self, record: AccessRecord) -> None:
         with self._lock:  # requests may be checked in several threads at once

@@ -89,7 +89,9 @@ class AccessClient(FlaskClient):
         The token is checked by the app like a request's, then given to the
         loader (a loader that provisions creates the account). Takes the same
         options as :meth:`open`; returns the loader's user, from a request
-        context that has ended (ORM objects may need to be fetched again).
+        context that has ended. A SQLAlchemy object is returned with its
+        columns and relationships loaded before its session closed, so it can
+        be read (not lazily loaded further) once detached.
 
         :raises LookupError: the loader has no account for the identity
             (create it in the test's database, then call this).
@@ -104,6 +106,7 @@ class AccessClient(FlaskClient):
         with app.test_request_context(headers={TOKEN_HEADER: chosen}):
             identity = verify_optionally_for_app(app)
             user = get_user()
+            _load_while_attached(user)
         if user is None:
             raise LookupError(f"The app's user loader has no account for {identity!r}.")
         return user
@@ -129,3 +132,22 @@ class AccessClient(FlaskClient):
         if as_user is not None:
             return self.issuer.user_token(as_user, groups)
         return self.issuer.service_token(str(as_service_token))
+
+
+def _load_while_attached(user: object) -> None:
+    """Load every attribute of ``user``, if it is a SQLAlchemy object still in a session.
+
+    The session ends with the request context (Flask-SQLAlchemy removes it),
+    and an object the loader committed is expired: read after that, any of
+    its attributes would raise ``DetachedInstanceError``.
+    """
+    try:
+        from sqlalchemy import inspect
+        from sqlalchemy.orm import InstanceState
+    except ImportError:  # no SQLAlchemy: no ORM object
+        return
+    state = inspect(user, raiseerr=False)
+    if not isinstance(state, InstanceState) or state.session is None:
+        return
+    for attribute in state.mapper.attrs:
+        getattr(user, attribute.key)

@@ -19,7 +19,7 @@ from .._logsafe import loggable
 from ._counts import RequestCounts
 from ._faults import Fault
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
-from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path
+from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path, reached_origin
 
 if TYPE_CHECKING:
     # For the annotation of StandInServer.issuer only: the issuer's serve()
@@ -296,7 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         stand_in = self.server.stand_in
         stand_in.calls.add(path)
         if stand_in.sign_in and is_sign_in_path(path):
-            self._send_page(answer_get(stand_in.issuer, self.path))
+            origin = reached_origin(self.headers.get("Host"), stand_in.url)
+            self._send_page(answer_get(stand_in.issuer, self.path, origin))
             return
         fault = stand_in._fault_for(path)
         if fault is not None and not self._answer_fault(fault.kind, fault.seconds):
@@ -338,9 +339,10 @@ class _Handler(BaseHTTPRequestHandler):
         body_bytes = self.rfile.read(length)
         stand_in = self.server.stand_in
         if stand_in.sign_in and is_sign_in_path(path):
+            origin = reached_origin(self.headers.get("Host"), stand_in.url)
             self._send_page(
                 answer_post(
-                    stand_in.issuer, self.path, body_bytes, self.headers.get("Origin"), stand_in.url
+                    stand_in.issuer, self.path, body_bytes, self.headers.get("Origin"), origin
                 )
             )
             return

@@ -4,9 +4,12 @@ Served by a :class:`StandInServer` started with ``sign_in=True`` (only ever on
 127.0.0.1): ``GET /cdn-cgi/access/login/<app-host>?kid=<aud>&redirect_url=<path>``
 shows a form (an e-mail and groups), its ``POST`` sets the ``CF_Authorization``
 cookie to a token signed by the stand-in and sends the browser back;
-``GET /cdn-cgi/access/logout`` drops the cookie. Cookies belong to a host,
-not a port, so the cookie set here on 127.0.0.1 reaches the app on
-127.0.0.1's other port, which verifies the token like any other.
+``GET /cdn-cgi/access/logout`` drops the cookie. Cookies belong to a host
+name, not a port, so the cookie set here on 127.0.0.1 reaches the app on
+127.0.0.1's other port, which verifies the token like any other. A browser
+that uses the app as ``localhost`` is served the page as ``localhost`` too
+(sent there if it came by the other name), so the cookie is for the name
+it goes back to.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from .._browser import LOGIN_PATH, LOGOUT_PATH, safe_next
+from .._browser import LOGIN_PATH, LOGOUT_PATH, SAME_MACHINE_NAMES, safe_next
 from .._csrf import origin_of
 from .._tokens import TOKEN_COOKIE
 
 if TYPE_CHECKING:
     from ._team import Team
 
-#: Hosts the sign-in page sends a browser back to: this machine only.
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 #: Attributes of the cookie, as Access sets them (Chromium counts loopback as secure).
 _COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=None"
 
@@ -44,8 +45,35 @@ def is_sign_in_path(path: str) -> bool:
     return path.startswith(LOGIN_PATH) or path == LOGOUT_PATH
 
 
-def answer_get(issuer: Team, target: str) -> PageAnswer:
-    """The sign-in form, or the logout (``target`` is the request's path and query)."""
+def reached_origin(host_header: str | None, own_origin: str) -> str:
+    """The stand-in's origin as the browser named it (``Host``): ``http://localhost:<port>``
+    when it came by that name, else ``own_origin`` (``http://127.0.0.1:<port>``)."""
+    own = urlsplit(own_origin)
+    reached = urlsplit(f"http://{host_header}")
+    try:
+        port = reached.port
+    except ValueError:
+        return own_origin
+    if host_header and reached.hostname in SAME_MACHINE_NAMES and port == own.port:
+        return f"http://{reached.hostname}:{port}"
+    return own_origin
+
+
+def _to_the_apps_name(app_host: str, origin: str, target: str) -> PageAnswer | None:
+    """A redirect to this page under the name the browser uses for the app, if it came
+    by another one: the cookie set here must be for the app's host name."""
+    app_name = urlsplit(f"http://{app_host}").hostname
+    reached = urlsplit(origin)
+    if app_name == reached.hostname:
+        return None
+    parts = urlsplit(target)  # the path and query only, whatever form the target came in
+    here = parts.path + (f"?{parts.query}" if parts.query else "")
+    return PageAnswer(303, "", headers=[("Location", f"http://{app_name}:{reached.port}{here}")])
+
+
+def answer_get(issuer: Team, target: str, origin: str) -> PageAnswer:
+    """The sign-in form, or the logout (``target`` is the request's path and query,
+    ``origin`` the stand-in's as the browser named it, see :func:`reached_origin`)."""
     parts = urlsplit(target)
     if parts.path == LOGOUT_PATH:
         return PageAnswer(
@@ -60,6 +88,9 @@ def answer_get(issuer: Team, target: str) -> PageAnswer:
         app_host, _ = _way_back(issuer, parts.path, parts.query)
     except ValueError as exc:
         return PageAnswer(400, _page("Cannot sign in", f"<p>{escape(str(exc))}</p>"))
+    elsewhere = _to_the_apps_name(app_host, origin, target)
+    if elsewhere is not None:
+        return elsewhere
     form = f"""
 <p>Local Access stand-in for team <code>{escape(issuer.team_domain)}</code>:
    sign in to <code>{escape(app_host)}</code> as anyone. Never use this for real.</p>
@@ -74,7 +105,11 @@ def answer_get(issuer: Team, target: str) -> PageAnswer:
 def answer_post(
     issuer: Team, target: str, form_body: bytes, origin: str | None, own_origin: str
 ) -> PageAnswer:
-    """Sign in: set the cookie to a token for the form's e-mail and groups, and go back."""
+    """Sign in: set the cookie to a token for the form's e-mail and groups, and go back.
+
+    ``own_origin`` is the stand-in's as the browser named it (:func:`reached_origin`);
+    the form must come from there, and it must be the app's host name.
+    """
     parts = urlsplit(target)
     if not parts.path.startswith(LOGIN_PATH):
         return PageAnswer(404, _page("Not found", ""))
@@ -85,6 +120,9 @@ def answer_post(
         form = parse_qs(form_body.decode("utf-8"), max_num_fields=10)
     except (ValueError, UnicodeDecodeError) as exc:
         return PageAnswer(400, _page("Cannot sign in", f"<p>{escape(str(exc))}</p>"))
+    elsewhere = _to_the_apps_name(app_host, own_origin, target)
+    if elsewhere is not None:  # the cookie would be for another name than the app's
+        return elsewhere
     email = (form.get("email") or [""])[0].strip()
     if not email or any(ord(char) < 0x20 for char in email):
         return PageAnswer(400, _page("Cannot sign in", "<p>An e-mail is needed.</p>"))
@@ -110,7 +148,7 @@ def _way_back(issuer: Team, path: str, query: str) -> tuple[str, str]:
     if (params.get("kid") or [""])[0] != issuer.audience:
         raise ValueError("This login link is for another application (kid).")
     hostname = urlsplit(f"http://{app_host}").hostname
-    if hostname not in _LOOPBACK_HOSTS or "/" in app_host:
+    if hostname not in SAME_MACHINE_NAMES or "/" in app_host:
         raise ValueError("The local sign-in page only sends you back to this machine.")
     next_path = safe_next((params.get("redirect_url") or ["/"])[0])
     return app_host, next_path
