@@ -76,7 +76,10 @@ def _read_by_deadline(response: requests.Response, deadline: float, timeout: flo
     try:
         body = _read_capped(response)
     except requests.RequestException as exc:
-        if cutter.cut:
+        # The socket's own timeout (what is left of the total when the answer
+        # began) may end the read just before the cutter does: past the
+        # deadline, either way it is the deadline that ended it.
+        if cutter.cut or time.monotonic() >= deadline:
             raise late from exc
         raise
     finally:

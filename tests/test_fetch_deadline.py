@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from flask_cf_access import _fetch
 from flask_cf_access._fetch import FetchError, get_json
 
 TIMEOUT = 0.3
@@ -151,6 +152,26 @@ def test_slow_answer_cut_at_the_deadline(
 def test_deadline_message_names_the_timeout(serve: Callable[[Answer], SlowServer]) -> None:
     """A body cut at the deadline is logged as such, not as a broken connection."""
     server = serve(drip_body)
+    with requests.Session() as session, pytest.raises(FetchError) as error:
+        get_json(session, server.url, timeout=TIMEOUT)
+    assert "took longer than 0.3 s" in str(error.value)
+
+
+def headers_then_silence(
+    connection: socket.socket, head: Callable[[int], bytes], stop: threading.Event
+) -> None:
+    """Headers at once, then not a byte of the body."""
+    connection.sendall(head(600))
+    stop.wait(30)
+
+
+def test_socket_timeout_past_the_deadline_names_the_deadline(
+    serve: Callable[[Answer], SlowServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the socket's own timeout ends a body's read before the cutter does (a
+    loaded machine), the message still says the deadline ended it."""
+    monkeypatch.setattr(_fetch._DeadlineCutter, "_cut", lambda self: None)
+    server = serve(headers_then_silence)
     with requests.Session() as session, pytest.raises(FetchError) as error:
         get_json(session, server.url, timeout=TIMEOUT)
     assert "took longer than 0.3 s" in str(error.value)
