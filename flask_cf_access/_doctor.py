@@ -296,7 +296,7 @@ def doctor_command(
     found = [application for application, _ in matching(deployment.applications, names)]
     click.echo(
         f"Checking {', '.join(names)} against {len(found)} of the"
-        f" {len(deployment.applications)} Access applications in {source}.\n"
+        f" {len(deployment.applications)} Access applications from {source}.\n"
     )
     findings = diagnose(app, checker.settings, deployment, found, names)
     for finding in findings:
@@ -338,7 +338,9 @@ def diagnose(
     findings += _routes(app, applications, hosts)
     for application in applications:
         findings += _cookie(settings, application)
+    for application in applications:
         findings += _preflight(app, application)
+    for application in applications:
         findings += _session(settings, application)
     findings += _keys(settings, deployment)
     findings += _identity_providers(deployment, applications)
@@ -599,7 +601,10 @@ def _session(settings: AccessSettings, application: AccessApplication) -> list[F
                 " duration; not checked",
             )
         ]
-    session = f"{_span(seconds)} ({given}{'' if application.session_duration else ', the default'})"
+    session = given if application.session_duration else f"{given} (the default)"
+    max_age = (
+        f"CF_ACCESS_MAX_TOKEN_AGE = {settings.max_token_age} ({_span(settings.max_token_age or 0)})"
+    )
     if settings.max_token_age is None:
         return [
             Finding(
@@ -614,8 +619,7 @@ def _session(settings: AccessSettings, application: AccessApplication) -> list[F
             Finding(
                 "ok",
                 "session",
-                f"{application.name}: Access sessions last {session}, within"
-                f" CF_ACCESS_MAX_TOKEN_AGE ({_span(settings.max_token_age)})",
+                f"{application.name}: Access sessions last {session}, within {max_age}",
             )
         ]
     return [
@@ -623,12 +627,22 @@ def _session(settings: AccessSettings, application: AccessApplication) -> list[F
             "error",
             "session",
             f"{application.name}: Access sessions last {session}, and the app refuses tokens"
-            f" older than {_span(settings.max_token_age)} (CF_ACCESS_MAX_TOKEN_AGE): signed-in"
-            " users are refused (token_too_old) for the rest of their session",
-            f"in Cloudflare: a session duration of at most {_span(settings.max_token_age)};"
+            f" older than {_span(settings.max_token_age)} (CF_ACCESS_MAX_TOKEN_AGE ="
+            f" {settings.max_token_age}): signed-in users are refused (token_too_old) for the"
+            " rest of their session",
+            f"in Cloudflare: a session duration of at most {_go_duration(settings.max_token_age)};"
             f" or in the app: CF_ACCESS_MAX_TOKEN_AGE = {int(seconds)} (or unset)",
         )
     ]
+
+
+def _go_duration(seconds: int) -> str:
+    """``seconds`` as Cloudflare writes a session duration (``"1h"``, ``"30m"``)."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
 
 
 def _keys(settings: AccessSettings, deployment: Deployment) -> list[Finding]:
@@ -636,13 +650,14 @@ def _keys(settings: AccessSettings, deployment: Deployment) -> list[Finding]:
     if days is None:
         return [Finding("info", "keys", f"key rotation not checked: {_gap(deployment, 'keys')}")]
     rotation = days * 86400
+    every = f"{days:g} day{'' if days == 1 else 's'}"
     kept = f"CF_ACCESS_KEYS_MAX_AGE ({_span(settings.keys_max_age)})"
     if settings.keys_max_age >= rotation:
         return [
             Finding(
                 "warning",
                 "keys",
-                f"the team's keys rotate every {days:g} days and the app keeps a key set for"
+                f"the team's keys rotate every {every} and the app keeps a key set for"
                 f" {kept}: after a rotation, only a token with an unknown kid refreshes them",
                 f"in the app: CF_ACCESS_KEYS_MAX_AGE well below {int(rotation)} (900, the default)",
             )
@@ -651,7 +666,7 @@ def _keys(settings: AccessSettings, deployment: Deployment) -> list[Finding]:
         Finding(
             "ok",
             "keys",
-            f"the team's keys rotate every {days:g} days; the app refreshes them every {kept}",
+            f"the team's keys rotate every {every}; the app fetches them again after {kept}",
         )
     ]
 
