@@ -17,6 +17,8 @@ a server on this machine (the tests' stand-in API).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -406,14 +408,17 @@ class CloudflareApi:
         deadline = time.monotonic() + remaining
         connect_and_first_byte: Any = Timeout(total=remaining)
         try:
-            with self._session.get(
-                url,
-                params=params,
-                headers=headers,
-                timeout=connect_and_first_byte,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
+            with (
+                _hidden_in_logs(self._credentials),
+                self._session.get(
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=connect_and_first_byte,
+                    allow_redirects=False,
+                    stream=True,
+                ) as response,
+            ):
                 status = response.status_code
                 retry_after = response.headers.get("Retry-After", "")
                 body = read_by_deadline(response, deadline, self._timeout, name)
@@ -436,6 +441,40 @@ class CloudflareApi:
         except ValueError:
             document = None
         return _judged(kind, name, status, retry_after, document)
+
+
+#: urllib3 logs each request's path, which holds the account id, at DEBUG level.
+_HTTP_LOGGER = logging.getLogger("urllib3.connectionpool")
+
+
+class _HideCredentials(logging.Filter):
+    """Writes ``{account_id}`` and ``{token}`` in a log record for the credentials."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._hidden = (
+            (credentials.account_id.reveal(), "{account_id}"),
+            (credentials.token.reveal(), "{token}"),
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret, _ in self._hidden):
+            for secret, name in self._hidden:
+                message = message.replace(secret, name)
+            record.msg, record.args = message, None
+        return True
+
+
+@contextlib.contextmanager
+def _hidden_in_logs(credentials: Credentials) -> Iterator[None]:
+    """The HTTP library's log records name no credential while a call is made."""
+    hide = _HideCredentials(credentials)
+    _HTTP_LOGGER.addFilter(hide)
+    try:
+        yield
+    finally:
+        _HTTP_LOGGER.removeFilter(hide)
 
 
 def _judged(
