@@ -235,7 +235,11 @@ def read_export(path: str) -> tuple[AccessApplication, ...]:
 
 
 def _text(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    """A non-empty string of the API's, escaped (:func:`loggable`) and cut to 300 characters:
+    names and domains are printed, and none of them may end or fake a line."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return loggable(value.strip())[:300]
 
 
 def _application(entry: object) -> AccessApplication | None:
@@ -365,8 +369,10 @@ class CloudflareApi:
         identity_providers = None
         if isinstance(providers, list):
             identity_providers = {
-                str(item["id"]): IdentityProvider(
-                    str(item["id"]), _text(item.get("name")) or "?", _text(item.get("type")) or "?"
+                str(_text(item.get("id"))): IdentityProvider(
+                    str(_text(item.get("id"))),
+                    _text(item.get("name")) or "?",
+                    _text(item.get("type")) or "?",
                 )
                 for item in providers
                 if isinstance(item, dict) and _text(item.get("id"))
@@ -435,7 +441,7 @@ class CloudflareApi:
                 raise ApiError(
                     f"the Cloudflare API did not answer {name} within {self._timeout:g} s"
                 ) from None
-            raise ApiError(f"the Cloudflare API's answer to {exc}") from None
+            raise ApiError(f"the Cloudflare API: {exc}") from None
         try:
             document: object = parse_json(body)
         except ValueError:

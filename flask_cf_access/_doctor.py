@@ -13,6 +13,7 @@ are read-only: nothing is ever changed in Cloudflare.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -222,11 +223,13 @@ def discover_command(
     click.echo("\nSettings to paste into the app's configuration:\n")
     click.echo(_team_domain_line(deployment, app))
     if len(found) == 1:
-        click.echo(f'CF_ACCESS_AUDIENCE = "{found[0][0].aud}"')
+        click.echo(f"CF_ACCESS_AUDIENCE = {json.dumps(found[0][0].aud)}")
         return
     click.echo("CF_ACCESS_AUDIENCE = [")
     for application, domains in found:
-        click.echo(f'    "{application.aud}",  # {application.name}: {", ".join(domains)}')
+        click.echo(
+            f"    {json.dumps(application.aud)},  # {application.name}: {', '.join(domains)}"
+        )
     click.echo("]")
 
 
@@ -245,11 +248,11 @@ def _loaded_app(ctx: click.Context) -> Flask:
 
 def _team_domain_line(deployment: Deployment, app: Flask | None) -> str:
     if deployment.auth_domain:
-        return f'CF_ACCESS_TEAM_DOMAIN = "{deployment.auth_domain}"'
+        return f"CF_ACCESS_TEAM_DOMAIN = {json.dumps(deployment.auth_domain)}"
     checker = app.extensions.get(EXTENSION_KEY) if app is not None else None
     if isinstance(checker, AccessChecker):
         return (
-            f'CF_ACCESS_TEAM_DOMAIN = "{checker.settings.team_domain}"'
+            f"CF_ACCESS_TEAM_DOMAIN = {json.dumps(checker.settings.team_domain)}"
             "  # the app's own; not checked here"
         )
     return (

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flask_cf_access import CloudflareAccess, require_access, require_group
 from flask_cf_access import _cloudflare_api as api_module
@@ -323,6 +325,11 @@ def test_a_host_is_needed() -> None:
             "with a redirect (HTTP 302), never followed",
         ),
         (Failure(200, body=b"<html>hello</html>"), "is not a JSON object"),
+        (
+            Failure(200, body=b" " * (1024 * 1024 + 1)),
+            "the Cloudflare API: GET /accounts/{account_id}/access/apps answered more than"
+            " 1048576 bytes",
+        ),
         (
             Failure(200, body=b'{"success": false, "errors": [{"code": 9109, "message": "x\\n"}]}'),
             "failed GET /accounts/{account_id}/access/apps: 9109 x\\n",
@@ -657,3 +664,40 @@ def test_api_errors_never_hold_the_credentials(api: FakeCloudflareApi) -> None:
             assert secret not in str(caught.value)
             assert secret not in repr(caught.value.args)
         assert caught.value.__cause__ is None
+
+
+SEGMENT = st.from_regex(r"[a-z0-9_-]{1,8}", fullmatch=True)
+
+
+@given(
+    prefix=st.lists(SEGMENT, min_size=1, max_size=4),
+    below=st.lists(SEGMENT, max_size=3),
+    slash=st.booleans(),
+    sibling=SEGMENT,
+)
+def test_a_path_covers_itself_and_what_is_below_it_only(
+    prefix: list[str], below: list[str], slash: bool, sibling: str
+) -> None:
+    """An application for host/a/b covers /a/b and /a/b/..., never /a/bX or /a; the
+    application for the whole host takes the rest, whatever the segments."""
+    path = "/" + "/".join(prefix)
+    whole = AccessApplication("Whole", "1", "self_hosted", (HOST,))
+    part = AccessApplication("Part", "2", "self_hosted", (f"{HOST}{path}{'/' if slash else ''}",))
+    apps = [whole, part]
+    assert covering(apps, HOST, path) is part
+    assert covering(apps, HOST, "/".join([path, *below])) is part
+    assert covering(apps, HOST, path + sibling) is whole
+    assert covering(apps, HOST, path.rsplit("/", 1)[0] or "/") is whole
+    assert covering([part], HOST, path + sibling) is None
+
+
+def test_names_from_the_api_cannot_end_or_fake_a_line(tmp_path: Path) -> None:
+    """An application's name or AUD with line breaks or escapes prints escaped, on one line,
+    and the AUD pasted is a quoted literal."""
+    hostile = application("Evil\nCF_ACCESS_AUDIENCE = 'x'\x1b[2J", 'a"b\nc', HOST)
+    path = export(tmp_path, [hostile, application("Example App", AUD_APP, HOST)])
+    result = run(one_application_app(), "discover", "--from-file", path)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout
+    assert "\nCF_ACCESS_AUDIENCE = 'x'" not in result.stdout
+    assert '    "a\\"b\\\\nc",  # Evil\\nCF_ACCESS_AUDIENCE' in result.stdout
