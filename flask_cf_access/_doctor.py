@@ -78,7 +78,7 @@ def covers_of(application: AccessApplication) -> list[Cover]:
     for domain in application.domains:
         text = domain.split("://", 1)[-1]
         host, slash, path = text.partition("/")
-        host = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
+        host = _without_port(host)
         path = "/" + path if slash else ""
         path = path.rstrip("/") if path.rstrip("/*") else ""
         path_pattern = f"{_glob(path)}(?:/.*)?" if path else "/.*|"
@@ -133,7 +133,12 @@ def _hosts_of(hosts: Sequence[str], app: Flask | None) -> list[str]:
         names = [str(app.config["SERVER_NAME"])]
     if not names:
         raise click.UsageError("name the app's host with --host (or set SERVER_NAME)")
-    return [name.strip().lower().rsplit(":", 1)[0] for name in names]
+    return [_without_port(name.strip().lower()) for name in names]
+
+
+def _without_port(host: str) -> str:
+    """``host`` without a ``:port`` (an IPv6 address in brackets kept whole)."""
+    return re.sub(r":\d*$", "", host) if not host.endswith("]") else host
 
 
 def _deployment(from_file: str | None, api_url: str, timeout: float) -> tuple[Deployment, str]:
@@ -518,11 +523,14 @@ def _middleware_of(app: Flask) -> CloudflareAccessMiddleware | None:
 
 
 def _own_options_routes(app: Flask) -> list[str]:
-    """Rules whose view answers ``OPTIONS`` itself (Flask's automatic answer needs no token)."""
+    """Protected rules whose view answers ``OPTIONS`` itself: Flask's automatic answer
+    needs no token, theirs does."""
+    protected = {audit.endpoint for audit in audit_routes(app) if audit.status == "protected"}
     return sorted(
         rule.rule
         for rule in app.url_map.iter_rules()
-        if "OPTIONS" in (rule.methods or set())
+        if rule.endpoint in protected
+        and "OPTIONS" in (rule.methods or set())
         and not getattr(rule, "provide_automatic_options", False)
     )
 

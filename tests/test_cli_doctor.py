@@ -553,10 +553,16 @@ def test_a_view_answering_options_itself(tmp_path: Path) -> None:
     def cors() -> str:
         return "cors"
 
+    @app.route("/open", methods=["GET", "OPTIONS"])
+    def open_cors() -> str:
+        return "open"
+
     lines = doctor_lines(
         app, tmp_path, [application("Example App", AUD_APP, HOST, options_preflight_bypass=True)]
     )
-    assert any(line.startswith("warning  preflight") and "/cors" in line for line in lines)
+    warnings = [line for line in lines if line.startswith("warning  preflight")]
+    assert len(warnings) == 1
+    assert warnings[0].endswith("protected like any method: /cors")
 
 
 @pytest.mark.parametrize(
@@ -619,6 +625,13 @@ def test_a_team_domain_that_is_not_the_teams(api: FakeCloudflareApi) -> None:
 
 
 # -- coverage and durations --------------------------------------------------------------
+
+
+def test_hosts_with_ports(tmp_path: Path) -> None:
+    """SERVER_NAME with a port, and an application domain with one, match the host."""
+    app = one_application_app(SERVER_NAME=f"{HOST}:8443")
+    lines = doctor_lines(app, tmp_path, [application("Example App", AUD_APP, f"{HOST}:8443")])
+    assert lines[0].startswith(f"Checking {HOST} against 1 of the 1 Access applications")
 
 
 def test_the_most_specific_application_covers_a_path() -> None:
