@@ -18,10 +18,11 @@ a server on this machine (the tests' stand-in API).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -232,6 +233,36 @@ def read_export(path: str) -> tuple[AccessApplication, ...]:
     except ValueError as exc:
         raise ApiError(f"{name} is not JSON ({exc})") from None
     return applications_from_document(document, name)
+
+
+def write_export(path: str, applications: Sequence[AccessApplication]) -> None:
+    """Write ``applications`` to ``path`` as :func:`read_export` reads them: the API's
+    envelope, holding only the fields the checks read (no policies, no e-mail addresses).
+
+    :raises ApiError: the file cannot be written.
+    """
+    result = [
+        {
+            "name": application.name,
+            "aud": application.aud,
+            "type": application.type,
+            "domain": application.domains[0] if application.domains else None,
+            "self_hosted_domains": list(application.domains),
+            "session_duration": application.session_duration,
+            "allowed_idps": list(application.allowed_idps),
+            "same_site_cookie_attribute": application.same_site,
+            "options_preflight_bypass": application.preflight_bypass,
+        }
+        for application in applications
+    ]
+    document = {"success": True, "errors": [], "messages": [], "result": result}
+    try:
+        with open(path, "w", encoding="utf-8") as export:
+            export.write(json.dumps(document, indent=2) + "\n")
+    except OSError as exc:
+        raise ApiError(
+            f"{loggable(path)} cannot be written: {exc.strerror or type(exc).__name__}"
+        ) from None
 
 
 def _text(value: object) -> str | None:

@@ -35,6 +35,7 @@ from ._cloudflare_api import (
     Credentials,
     Deployment,
     read_export,
+    write_export,
 )
 from ._logsafe import loggable
 from ._middleware import CloudflareAccessMiddleware
@@ -173,6 +174,7 @@ def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--api-url",
+            metavar="URL",
             default=DEFAULT_BASE_URL,
             envvar=BASE_URL_VARIABLE,
             show_default=True,
@@ -196,12 +198,20 @@ def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.pass_context
 @_source_options
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Also write the applications read to PATH, for doctor --from-file in CI: only the"
+    " fields the checks read, no policies.",
+)
 def discover_command(
     ctx: click.Context,
     hosts: tuple[str, ...],
     from_file: str | None,
     api_url: str,
     timeout: float,
+    save: str | None,
 ) -> None:
     """List the Access applications covering this app's hosts, and the settings to paste.
 
@@ -213,6 +223,15 @@ def discover_command(
     app = None if hosts else _loaded_app(ctx)
     names = _hosts_of(hosts, app)
     deployment, source = _deployment(from_file, api_url, timeout)
+    if save is not None:
+        try:
+            write_export(save, deployment.applications)
+        except ApiError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(
+            f"Saved the {len(deployment.applications)} applications to {loggable(save)}.",
+            err=True,
+        )
     found = matching(deployment.applications, names)
     if not found:
         raise click.ClickException(

@@ -238,6 +238,24 @@ def test_doctor_from_a_file(tmp_path: Path) -> None:
     assert result.stdout == golden("doctor-two-offline.txt").replace("EXPORT", path)
 
 
+def test_discover_saves_an_export_doctor_reads(two_api: FakeCloudflareApi, tmp_path: Path) -> None:
+    """discover --save writes the applications read, without their policies; doctor
+    --from-file on it finds what it finds from the API."""
+    saved = tmp_path / "saved.json"
+    app = two_application_app()
+    result = run(app, "discover", "--save", str(saved), env=environment(two_api))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == golden("discover-two.txt")
+    assert result.stderr == f"Saved the 3 applications to {saved}.\n"
+    text = saved.read_text()
+    assert "policies" not in text
+    assert TOKEN not in text
+    assert ACCOUNT_ID not in text
+    offline = run(app, "doctor", "--from-file", str(saved))
+    assert offline.exit_code == 1
+    assert offline.stdout == golden("doctor-two-offline.txt").replace("EXPORT", str(saved))
+
+
 @pytest.mark.parametrize("bare", [False, True])
 def test_discover_from_a_file(tmp_path: Path, bare: bool) -> None:
     """The envelope or the bare result list; the team domain is the app's, said unchecked."""
