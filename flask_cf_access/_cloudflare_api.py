@@ -437,7 +437,7 @@ class CloudflareApi:
         url = f"{self._base_url}/accounts/{self._credentials.account_id.reveal()}/access/{kind}"
         remaining = self._deadline - self._clock()
         if remaining <= 0:
-            raise ApiError(f"the Cloudflare API took longer than {self._timeout:g} s in all")
+            raise ApiError(f"the Cloudflare API did not answer {name} within {self._timeout:g} s")
         headers = {
             "Accept": "application/json",
             "Authorization": f"Bearer {self._credentials.token.reveal()}",

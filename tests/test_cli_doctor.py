@@ -27,6 +27,7 @@ from flask_cf_access._doctor import covering, duration_seconds
 from flask_cf_access.cli import cli
 
 from .cloudflare_api import ACCOUNT_ID, TOKEN, Failure, FakeCloudflareApi, application
+from .support import FrozenClock
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "app.example.com"
@@ -732,3 +733,17 @@ def test_names_from_the_api_cannot_end_or_fake_a_line(tmp_path: Path) -> None:
     assert "\x1b" not in result.stdout
     assert "\nCF_ACCESS_AUDIENCE = 'x'" not in result.stdout
     assert '    "a\\"b\\\\nc",  # Evil\\nCF_ACCESS_AUDIENCE' in result.stdout
+
+
+def test_one_deadline_for_every_call(api: FakeCloudflareApi) -> None:
+    """The deadline holds for the run as a whole: once past, no further call is made."""
+    credentials = Credentials.from_environment(
+        {"CLOUDFLARE_API_TOKEN": TOKEN, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID}
+    )
+    clock = FrozenClock()
+    client = CloudflareApi(credentials, base_url=api.url, timeout=10, clock=clock)
+    assert len(client.applications()) == 2
+    clock.advance(10)
+    with pytest.raises(ApiError, match=r"did not answer GET /accounts/\{account_id\}/access/apps"):
+        client.deployment()
+    assert len(api.requests) == 1
