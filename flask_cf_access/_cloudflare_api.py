@@ -22,12 +22,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Timeout
 
 from ._fetch import FetchError, read_by_deadline
@@ -339,17 +340,33 @@ class CloudflareApi:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 30.0,
         session: requests.Session | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._credentials = credentials
         self._base_url = api_base_url(base_url)
         self._timeout = timeout
+        self._owns_session = session is None
         self._session = session or requests.Session()
+        if self._owns_session and urlsplit(self._base_url).hostname in LOOPBACK_HOSTS:
+            # A server on this machine is reached directly, never through a proxy
+            # named in the environment, which would see the token.
+            self._session.trust_env = False
         self._clock = clock
         self._deadline = clock() + timeout
 
     def __repr__(self) -> str:
         return f"CloudflareApi(base_url={self._base_url!r})"
+
+    def __enter__(self) -> CloudflareApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections of the session this client made (not of one it was given)."""
+        if self._owns_session:
+            self._session.close()
 
     def applications(self) -> tuple[AccessApplication, ...]:
         """Every Access application of the account, page by page (at most :data:`MAX_PAGES`).
@@ -459,11 +476,14 @@ class CloudflareApi:
                 status = response.status_code
                 retry_after = response.headers.get("Retry-After", "")
                 body = read_by_deadline(response, deadline, self._timeout, name)
-        except requests.Timeout:
-            raise ApiError(
-                f"the Cloudflare API did not answer {name} within {self._timeout:g} s"
-            ) from None
         except requests.RequestException as exc:
+            # A read that times out while the body comes is a ConnectionError
+            # wrapping urllib3's ReadTimeoutError, not a requests.Timeout.
+            late = isinstance(exc, requests.Timeout) or time.monotonic() >= deadline
+            if late or any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+                raise ApiError(
+                    f"the Cloudflare API did not answer {name} within {self._timeout:g} s"
+                ) from None
             raise ApiError(
                 f"the Cloudflare API could not be reached ({type(exc).__name__} on {name})"
             ) from None

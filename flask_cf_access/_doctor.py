@@ -150,8 +150,8 @@ def _deployment(from_file: str | None, api_url: str, timeout: float) -> tuple[De
             gaps = {kind: gap for kind in ("organizations", "identity_providers", "keys")}
             return Deployment(read_export(from_file), gaps=gaps), loggable(from_file)
         credentials = Credentials.from_environment(os.environ)
-        api = CloudflareApi(credentials, base_url=api_url, timeout=timeout)
-        return api.deployment(), "the Cloudflare API"
+        with CloudflareApi(credentials, base_url=api_url, timeout=timeout) as api:
+            return api.deployment(), "the Cloudflare API"
     except ApiError as error:
         raise click.ClickException(str(error)) from None
 
