@@ -59,45 +59,44 @@ def run(app: Flask, *args: str, env: dict[str, str] | None = None) -> Result:
     return app.test_cli_runner().invoke(cli, list(args), env={**cleared, **(env or {})})
 
 
-def one_application_app(**settings: Any) -> Flask:
-    """An app at app.example.com behind one application: a home page and a public health check."""
-    app = Flask("one_app")
+def served_app(name: str, **settings: Any) -> Flask:
+    """An app at app.example.com with ``settings``, and a public health check."""
+    app = Flask(name)
     app.config.update(
         SERVER_NAME=HOST,
         CF_ACCESS_TEAM_DOMAIN=TEAM,
-        CF_ACCESS_AUDIENCE=AUD_APP,
         CF_ACCESS_LOAD_KEYS_ON_INIT=False,
         CF_ACCESS_PUBLIC_ENDPOINTS=["healthz", "static"],
     )
     app.config.update(settings)
     CloudflareAccess(app)
+    app.add_url_rule("/healthz", "healthz", lambda: "ok")
+    return app
+
+
+def one_application_app(**settings: Any) -> Flask:
+    """An app at app.example.com behind one application: a home page and a public health check."""
+    app = served_app("one_app", **{"CF_ACCESS_AUDIENCE": AUD_APP, **settings})
 
     @app.get("/")
     @require_access
     def home() -> str:
         return "home"
 
-    @app.get("/healthz")
-    def healthz() -> str:
-        return "ok"
-
     return app
 
 
 def two_application_app(**settings: Any) -> Flask:
     """An app whose /admin/ and /api/ two applications cover, and whose /reports none does."""
-    app = Flask("two_apps")
-    app.config.update(
-        SERVER_NAME=HOST,
-        CF_ACCESS_TEAM_DOMAIN=TEAM,
-        CF_ACCESS_AUDIENCE=[AUD_ADMIN, AUD_OTHER],
-        CF_ACCESS_LOAD_KEYS_ON_INIT=False,
-        CF_ACCESS_CSRF_PROTECT=False,
-        CF_ACCESS_MAX_TOKEN_AGE=3600,
-        CF_ACCESS_PUBLIC_ENDPOINTS=["healthz", "static"],
+    app = served_app(
+        "two_apps",
+        **{
+            "CF_ACCESS_AUDIENCE": [AUD_ADMIN, AUD_OTHER],
+            "CF_ACCESS_CSRF_PROTECT": False,
+            "CF_ACCESS_MAX_TOKEN_AGE": 3600,
+            **settings,
+        },
     )
-    app.config.update(settings)
-    CloudflareAccess(app)
 
     @app.get("/admin/")
     @require_group("Admins")
@@ -113,10 +112,6 @@ def two_application_app(**settings: Any) -> Flask:
     @require_access
     def reports() -> str:
         return "reports"
-
-    @app.get("/healthz")
-    def healthz() -> str:
-        return "ok"
 
     return app
 
