@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ from flask_cf_access.cli import cli
 
 from .cloudflare_api import ACCOUNT_ID, TOKEN, Failure, FakeCloudflareApi, application
 from .support import FrozenClock
+from .test_cli import STDERR_APART
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "app.example.com"
@@ -56,7 +58,13 @@ def run(app: Flask, *args: str, env: dict[str, str] | None = None) -> Result:
         "CLOUDFLARE_ACCOUNT_ID": None,
         "CLOUDFLARE_API_BASE_URL": None,
     }
-    return app.test_cli_runner().invoke(cli, list(args), env={**cleared, **(env or {})})
+    return runner(app).invoke(cli, list(args), env={**cleared, **(env or {})})
+
+
+def runner(app: Flask) -> FlaskCliRunner:
+    """The app's CLI runner, keeping standard error apart from standard output (as click
+    8.2 and later always do)."""
+    return app.test_cli_runner(**({} if STDERR_APART else {"mix_stderr": False}))
 
 
 def served_app(name: str, **settings: Any) -> Flask:
@@ -270,7 +278,7 @@ def test_discover_with_an_unconfigured_app(tmp_path: Path) -> None:
     """With --host, discover runs even when the app's Access settings are not there yet."""
     path = export(tmp_path, one_application_account())
     app = Flask("bare")
-    result = app.test_cli_runner().invoke(
+    result = runner(app).invoke(
         cli, ["discover", "--host", HOST, "--from-file", path], env={"CLOUDFLARE_API_TOKEN": None}
     )
     assert result.exit_code == 0, result.output
