@@ -57,7 +57,7 @@ def get_json(
         ) as response:
             if not 200 <= response.status_code < 300:
                 raise FetchError(f"{url} answered HTTP {response.status_code}")
-            body = _read_by_deadline(response, deadline, timeout)
+            body = read_by_deadline(response, deadline, timeout)
     except requests.RequestException as exc:
         raise FetchError(f"{url} could not be reached: {type(exc).__name__}") from exc
     try:
@@ -66,15 +66,22 @@ def get_json(
         raise FetchError(f"{url} did not answer JSON") from exc
 
 
-def _read_by_deadline(response: requests.Response, deadline: float, timeout: float) -> bytes:
-    """The body of ``response``, unless it takes past ``deadline`` (then its socket is shut)."""
+def read_by_deadline(
+    response: requests.Response, deadline: float, timeout: float, name: str = ""
+) -> bytes:
+    """The body of ``response``, unless it takes past ``deadline`` (then its socket is shut)
+    or is larger than :data:`MAX_RESPONSE_BYTES`.
+
+    :raises FetchError: naming the answer ``name`` (its URL when empty).
+    """
+    name = name or response.url
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FetchError(f"{response.url} took longer than {timeout:g} s")
+        raise FetchError(f"{name} took longer than {timeout:g} s")
     cutter = _DeadlineCutter(response, remaining)
-    late = FetchError(f"{response.url} took longer than {timeout:g} s")
+    late = FetchError(f"{name} took longer than {timeout:g} s")
     try:
-        body = _read_capped(response)
+        body = _read_capped(response, name)
     except requests.RequestException as exc:
         # The socket's own timeout (what is left of the total when the answer
         # began) may end the read just before the cutter does: past the
@@ -144,13 +151,13 @@ def _socket_of(response: requests.Response) -> socket.socket | None:
     return found if isinstance(found, socket.socket) else None
 
 
-def _read_capped(response: requests.Response) -> bytes:
+def _read_capped(response: requests.Response, name: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(chunk_size=65536):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise FetchError(f"{response.url} answered more than {MAX_RESPONSE_BYTES} bytes")
+            raise FetchError(f"{name} answered more than {MAX_RESPONSE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

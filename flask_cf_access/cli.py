@@ -35,6 +35,7 @@ from werkzeug.routing import RoutingException
 from ._app_state import USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
+from ._doctor import discover_command, doctor_command
 from ._errors import AccessError, ConfigurationError, Reason
 from ._fetch import FetchError, get_json
 from ._identity import AccessIdentity
@@ -159,6 +160,8 @@ cli = _AccessCommands(
     "cf-access",
     help="Check this app's Cloudflare Access set-up, explain a token, mint local ones.",
 )
+cli.command("discover", with_appcontext=False)(discover_command)
+cli.command("doctor")(doctor_command)
 
 
 def _checker_of() -> AccessChecker:

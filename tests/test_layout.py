@@ -22,6 +22,7 @@ NO_FLASK = (
     "_checker",
     "_claims",
     "_clock",
+    "_cloudflare_api",
     "_csrf",
     "_errors",
     "_fetch",
