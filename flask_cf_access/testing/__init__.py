@@ -50,6 +50,8 @@ from ._capture import AccessRecord as AccessRecord
 from ._capture import capture_access as capture_access
 from ._client import AccessClient as AccessClient
 from ._counts import RequestCounts as RequestCounts
+from ._edge import EdgeApplication as EdgeApplication
+from ._edge import LocalEdge as LocalEdge
 from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
 from ._issuer import AccessIssuer as AccessIssuer
 from ._keys import SigningKey as SigningKey
@@ -69,6 +71,8 @@ __all__ = [
     "AccessClient",
     "AccessIssuer",
     "AccessRecord",
+    "EdgeApplication",
+    "LocalEdge",
     "RequestCounts",
     "SigningKey",
     "StandInServer",
