@@ -250,16 +250,34 @@ class OnwardPolicy:
     def check_hop(self, call: OnwardCall, url: str) -> None:
         """Refuse a request of ``call`` to ``url`` (a redirect) off the call's origin.
 
+        :raises AccessLoginRequiredError: ``url`` is Access's login page.
         :raises OnwardRefusedError: ``url`` is on another origin.
         """
-        if origin_of(url) != call.origin:
+        if origin_of(url) == call.origin:
+            return
+        error: OnwardError | None = self._login_redirect(call, url)
+        if error is not None and call.used_cookie:
+            self.forget_cookie(call.origin)  # refused: the next call sends the secret
+        if error is None:
             error = OnwardRefusedError(
                 f"Not following the redirect of {call.target} to another origin"
                 f" ({_target(url)}): credentials never leave {call.origin}.",
                 target=call.target,
             )
-            self._report(call, None, error)
-            raise error
+        self._report(call, None, error)
+        raise error
+
+    def _login_redirect(self, call: OnwardCall, url: str) -> AccessLoginRequiredError | None:
+        """The error a redirect to ``url`` amounts to, if it is Access's login page."""
+        where = urlsplit(url)
+        if not where.path.startswith(LOGIN_PATH):
+            return None
+        kid = _tag((parse_qs(where.query).get("kid") or [""])[0])
+        error = AccessLoginRequiredError(
+            _login_message(self, call, kid), target=call.target, application=kid
+        )
+        error.status = 302
+        return error
 
     def _user_token(self, method: str, target: str, origin: str) -> tuple[str, str]:
         """The verified token of the current request, and its identity's name."""
@@ -332,12 +350,7 @@ class OnwardPolicy:
         location = headers.get("Location")
         error: AccessChallengeError | None = None
         if 300 <= status < 400 and location is not None:
-            where = urlsplit(urljoin(call.target, location))
-            if where.path.startswith(LOGIN_PATH):
-                kid = _tag((parse_qs(where.query).get("kid") or [""])[0])
-                error = AccessLoginRequiredError(
-                    _login_message(self, call, kid), target=call.target, application=kid
-                )
+            error = self._login_redirect(call, urljoin(call.target, location))
         elif status == 401:
             error = AccessLoginRequiredError(_login_message(self, call, None), target=call.target)
         elif status == 403:

@@ -15,6 +15,8 @@ from ._tokens import TOKEN_COOKIE
 
 #: Where a request carries its call, so that a redirect httpx builds from it is checked.
 _CALL_EXTENSION = "flask_cf_access.onward_call"
+#: The most redirects (and retries) one call follows, as httpx's own default.
+_MAX_REDIRECTS = 20
 
 
 class AccessHttpxAuth(httpx.Auth):
@@ -30,17 +32,20 @@ class AccessHttpxAuth(httpx.Auth):
     :class:`~flask_cf_access.onward.AccessChallengeError`, and a redirect to
     another origin as :class:`~flask_cf_access.onward.OnwardRefusedError`.
 
-    httpx follows redirects (when told to) inside the auth's flow, out of its
-    sight: the clients :meth:`client` and :meth:`async_client` make carry a
-    request hook (:meth:`check_request`) that refuses, before it is sent,
-    every redirect off the call's origin. With a client of your own, add
-    that hook, or leave ``follow_redirects`` off (httpx's default).
+    With ``follow_redirects=True`` the auth follows redirects on the same
+    origin itself (leave the client's own ``follow_redirects`` off, httpx's
+    default). A client that follows redirects does so inside the auth's flow,
+    out of its sight: the clients :meth:`client` and :meth:`async_client`
+    make carry a request hook (:meth:`check_request`) that refuses, before it
+    is sent, every redirect off the call's origin; with a client of your own
+    that follows redirects, add that hook.
     """
 
     requires_response_body = True
 
-    def __init__(self, policy: OnwardPolicy) -> None:
+    def __init__(self, policy: OnwardPolicy, *, follow_redirects: bool = False) -> None:
         self.policy = policy
+        self.follow_redirects = follow_redirects
 
     def __repr__(self) -> str:
         return f"<AccessHttpxAuth {self.policy!r}>"
@@ -74,22 +79,38 @@ class AccessHttpxAuth(httpx.Auth):
         AccessHttpxAuth.check_request(request)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the credentials, send, and read the answer (once more, if a cookie was refused)."""
+        """Add the credentials, send, and read the answer.
+
+        A cookie Access refuses is dropped and the call made once more with
+        the service token; with ``follow_redirects``, a redirect on the same
+        origin is followed here.
+        """
         call = self._apply(request, fresh=False)
         response = yield request
-        for hop in (*response.history, response):
-            self.policy.check_hop(call, str(hop.request.url))
-        if call.used_cookie and isinstance(
-            self.policy.challenge_of(call, response.status_code, response.headers, _text(response)),
-            AccessLoginRequiredError,
-        ):
-            self.policy.forget_cookie(call.origin)
-            cookies = drop_cookie(request.headers.get("Cookie"), TOKEN_COOKIE)
-            del request.headers["Cookie"]
-            if cookies:
-                request.headers["Cookie"] = cookies
-            call = self._apply(request, fresh=True)
-            response = yield request
+        retried = False
+        for _ in range(_MAX_REDIRECTS):
+            for hop in (*response.history, response):
+                self.policy.check_hop(call, str(hop.request.url))
+            challenge = self.policy.challenge_of(
+                call, response.status_code, response.headers, _text(response)
+            )
+            if isinstance(challenge, AccessLoginRequiredError) and call.used_cookie and not retried:
+                retried = True
+                self.policy.forget_cookie(call.origin)
+                again = response.request
+                cookies = drop_cookie(again.headers.get("Cookie"), TOKEN_COOKIE)
+                del again.headers["Cookie"]
+                if cookies:
+                    again.headers["Cookie"] = cookies
+                call = self._apply(again, fresh=True)
+                response = yield again
+                continue
+            hop_request = response.next_request
+            if challenge is not None or not self.follow_redirects or hop_request is None:
+                break
+            self.policy.check_hop(call, str(hop_request.url))
+            call = self._apply(hop_request, fresh=False)
+            response = yield hop_request
         self.policy.finish(
             call,
             response.status_code,

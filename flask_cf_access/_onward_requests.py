@@ -7,7 +7,14 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
-from ._onward import AccessLoginRequiredError, OnwardCall, OnwardPolicy, add_cookie, drop_cookie
+from ._onward import (
+    AccessLoginRequiredError,
+    OnwardCall,
+    OnwardError,
+    OnwardPolicy,
+    add_cookie,
+    drop_cookie,
+)
 from ._tokens import TOKEN_COOKIE
 
 
@@ -54,6 +61,13 @@ class _Hook:
         self.call = call
 
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        try:
+            return self._read(response, **kwargs)
+        except OnwardError:
+            response.close()  # requests would leave an answer it was not given back unclosed
+            raise
+
+    def _read(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         call = self.call
         if response.request.url is not None:
             self.policy.check_hop(call, response.request.url)
@@ -63,13 +77,17 @@ class _Hook:
         ):
             response = self._again(response, **kwargs)
             call = self.call
-        self.policy.finish(
-            call,
-            response.status_code,
-            response.headers,
-            _text(response),
-            _set_cookie(response),
-        )
+        try:
+            self.policy.finish(
+                call,
+                response.status_code,
+                response.headers,
+                _text(response),
+                _set_cookie(response),
+            )
+        except OnwardError:
+            response.close()
+            raise
         return response
 
     def _again(self, refused: requests.Response, **kwargs: Any) -> requests.Response:

@@ -144,6 +144,17 @@ class _Answer:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class _Admission:
+    """What the edge made of a request's credentials: ``kind`` is counted in
+    :attr:`LocalEdge.admissions`."""
+
+    kind: str
+    token: str | None = None
+    answer: _Answer | None = None
+    set_cookie: bool = False
+
+
 class LocalEdge:
     """A local Cloudflare Access edge in front of an app on this machine, in a thread.
 
@@ -197,6 +208,10 @@ class LocalEdge:
         self.clock: Callable[[], float] = clock or issuer.clock
         #: Requests answered so far, by path.
         self.calls = RequestCounts()
+        #: How requests to an application were taken, by kind: ``"service token"``,
+        #: ``"session"`` (a cookie or ``Cf-Access-Token``), ``"linked app token"``,
+        #: ``"challenged"`` (302 or 401) and ``"blocked"`` (403).
+        self.admissions = RequestCounts()
         self._ended: set[str] = set()  # digests of the tokens of sessions logged out
         self._lock = threading.Lock()
         self._httpd: _EdgeHTTPServer | None = None
@@ -263,10 +278,13 @@ class LocalEdge:
 
     def admit(
         self, application: EdgeApplication, headers: Mapping[str, str], cookie: str | None
-    ) -> tuple[str | None, _Answer | None, bool]:
-        """The token to forward with, or the answer instead; and whether to set the cookie.
+    ) -> _Admission:
+        """How ``application`` takes a request: with a token to forward, or an answer instead.
 
         ``headers`` maps lower-cased names to values, as the client sent them.
+        Service token headers come first, then ``Cf-Access-Token``, then the
+        cookie; a service token that is unknown, or whose secret is wrong,
+        counts as no credentials at all, as with Access.
         """
         client_id = headers.get(CLIENT_ID_HEADER.lower())
         client_secret = headers.get(CLIENT_SECRET_HEADER.lower())
@@ -275,27 +293,30 @@ class LocalEdge:
             if known is None or not secrets.compare_digest(
                 known.encode(), (client_secret or "").encode()
             ):
-                return None, self._block(application), False
+                return _Admission("challenged", answer=self._challenge(application, headers))
             token = self.issuer.mint(
                 {"common_name": client_id, "sub": "", "email": None},
                 audience=application.audience,
                 lifetime=application.session_duration,
                 issued_at=self.clock(),
             )
-            return token, None, True
-        sent = headers.get(ACCESS_TOKEN_HEADER.lower()) or cookie
+            return _Admission("service token", token=token, set_cookie=True)
+        linked = headers.get(ACCESS_TOKEN_HEADER.lower())
+        sent = linked or cookie
         claims = self._verified(sent) if sent else None
         if sent is None or claims is None:
-            return None, self._challenge(application, headers), False
+            return _Admission("challenged", answer=self._challenge(application, headers))
         if application.audience in claims["aud"]:
             if not self._in_session(application, sent, claims):
-                return None, self._challenge(application, headers), False
+                return _Admission("challenged", answer=self._challenge(application, headers))
             if not self._allowed(application, sent, claims):
-                return None, self._block(application), False
-            return sent, None, False
+                return _Admission("blocked", answer=self._block(application))
+            return _Admission("session", token=sent)
+        if linked is None:  # a cookie of another application: no session here
+            return _Admission("challenged", answer=self._challenge(application, headers))
         if not application.linked_apps.intersection(claims["aud"]):
-            return None, self._block(application), False
-        return self._linked(application, claims), None, False
+            return _Admission("blocked", answer=self._block(application))
+        return _Admission("linked app token", token=self._linked(application, claims))
 
     def end_session(self, token: str) -> None:
         """Log out: the session of ``token`` is over, whatever its expiry."""
@@ -409,20 +430,20 @@ class LocalEdge:
             if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("cf-access-")
         ]
         application = self.application_for(path)
-        set_cookie = False
+        admission = None
         if application is not None:
-            token, refusal, set_cookie = self.admit(application, lowered, cookie)
-            if refusal is not None:
-                return refusal
-            assert token is not None
-            forwarded.append((TOKEN_HEADER, token))
-            email = decode_unverified_claims(token).get("email")
+            admission = self.admit(application, lowered, cookie)
+            self.admissions.add(admission.kind)
+            if admission.token is None:
+                return admission.answer or _Answer(403)
+            forwarded.append((TOKEN_HEADER, admission.token))
+            email = decode_unverified_claims(admission.token).get("email")
             if email:
                 forwarded.append((EMAIL_HEADER, str(email)))
         answer = self._forward(method, target, lowered.get("host"), forwarded, body)
-        if set_cookie:
+        if admission is not None and admission.set_cookie:
             answer.headers.append(
-                ("Set-Cookie", f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=None")
+                ("Set-Cookie", f"{TOKEN_COOKIE}={admission.token}; Path=/; HttpOnly; SameSite=None")
             )
         return answer
 
