@@ -71,7 +71,7 @@ def edge(issuer: AccessIssuer, clock: FrozenClock) -> Iterator[LocalEdge]:
 
 
 def get(edge: LocalEdge, path: str, token: str | None = None, **options: Any) -> requests.Response:
-    """GET ``path`` through the edge, with ``token`` as the browser's cookie; no redirect followed."""
+    """GET ``path`` through the edge, ``token`` as the browser's cookie; no redirect followed."""
     cookies = {"CF_Authorization": token} if token else None
     return requests.get(
         edge.url + path, cookies=cookies, allow_redirects=False, timeout=10, **options
@@ -81,7 +81,7 @@ def get(edge: LocalEdge, path: str, token: str | None = None, **options: Any) ->
 def test_the_edge_is_only_ever_on_loopback(issuer: AccessIssuer) -> None:
     """Another address to listen on, or an app off this machine, is refused."""
     main = EdgeApplication("main", AUD_MAIN)
-    with pytest.raises(ValueError, match="127.0.0.1"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
         LocalEdge(issuer, "http://127.0.0.1:5000", [main], host="0.0.0.0")  # noqa: S104
     for upstream in ("http://10.0.0.1:80", "https://127.0.0.1:5000", "http://127.0.0.1:5000/app"):
         with pytest.raises(ValueError, match="forwards only"):
