@@ -162,7 +162,7 @@ def docs(session: nox.Session) -> None:
     """The Sphinx site, warnings as errors, and its doctests (once docs/ has a conf.py)."""
     if not (ROOT / "docs" / "conf.py").is_file():
         session.skip("docs/conf.py does not exist yet")
-    session.install("-e", ".[docs,testing]")
+    session.install("-e", ".[docs,testing,httpx]")
     build = ROOT / "docs" / "_build"
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", str(build / "html"))
     session.run(

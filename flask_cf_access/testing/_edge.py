@@ -7,12 +7,12 @@ that covers the path. Everything is decided here, as Access decides it:
 
 - a browser's ``CF_Authorization`` cookie (or a token in ``Cf-Access-Token``)
   for the application is a session, until the edge's clock passes its expiry
-  or :attr:`EdgeApplication.session_duration` after it was issued;
+  or ``session_duration`` after it was issued;
 - ``CF-Access-Client-Id`` and ``CF-Access-Client-Secret`` of a known service
   token are exchanged for a token (and a ``CF_Authorization`` cookie);
 - ``Cf-Access-Token`` holding another application's token is exchanged for
   one with this application's AUD when that application is among
-  :attr:`EdgeApplication.linked_apps` (a Linked App Token);
+  ``linked_apps`` (a Linked App Token);
 - without any of them, a browser gets a 302 to the team's login page
   (``/cdn-cgi/access/login/<host>?kid=<AUD>&redirect_url=<path>``), a
   request with ``X-Requested-With`` a 401; an identity the policy refuses,
@@ -90,10 +90,10 @@ _MAX_BODY = 1024 * 1024
 class EdgeApplication:
     """One Access application of the edge: its AUD, its paths and its policy.
 
-    A user is admitted when their e-mail is in :attr:`emails` (compared
-    case-insensitively) or they belong to one of :attr:`groups` (names), or
-    when :attr:`everyone` is true; a service token when its client id is a
-    key of :attr:`service_tokens` (a Service Auth policy).
+    A user is admitted when their e-mail is in ``emails`` (compared
+    case-insensitively) or they belong to one of ``groups`` (names), or
+    when ``everyone`` is true; a service token when its client id is a
+    key of ``service_tokens`` (a Service Auth policy).
 
     :param name: a name for the tests and the log.
     :param audience: the application's AUD tag.
@@ -126,7 +126,7 @@ class EdgeApplication:
         object.__setattr__(self, "service_tokens", dict(self.service_tokens))
 
     def covers(self, path: str) -> int:
-        """The length of the longest of :attr:`paths` covering ``path``; ``-1`` if none."""
+        """The length of the longest of ``paths`` covering ``path``; ``-1`` if none."""
         best = -1
         for prefix in self.paths:
             stem = prefix.rstrip("/")
