@@ -29,6 +29,10 @@ The app's user loader runs for these requests as for real ones.
 ``client.ensure_account(as_user=…)`` makes a user who already has an
 account; :func:`capture_user_loads` shows what the loader gave, and whether
 it created the account (a first visit).
+:class:`LocalEdge` is the part of Access in front of an app: a reverse proxy on
+127.0.0.1 that admits, challenges and blocks as Access does (sessions, service
+tokens, linked-app tokens), so a test runs browser → edge → app, or app A →
+edge → app B, over real HTTP.
 :func:`assert_routes_protected` fails a test when an endpoint is neither
 protected nor explicitly public, as ``flask cf-access routes --strict`` does.
 

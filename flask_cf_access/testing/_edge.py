@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -51,7 +50,8 @@ from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unveri
 from .._tokens import decode_segment as _decode_segment
 from ._counts import RequestCounts
 from ._keys import decode_unverified_claims
-from ._server import _HTTPServer, logger
+from ._server import logger
+from ._serving import KitHTTPServer, ServedInThread
 
 if TYPE_CHECKING:
     from ._issuer import AccessIssuer
@@ -155,7 +155,7 @@ class _Admission:
     set_cookie: bool = False
 
 
-class LocalEdge:
+class LocalEdge(ServedInThread):
     """A local Cloudflare Access edge in front of an app on this machine, in a thread.
 
     ::
@@ -197,13 +197,12 @@ class LocalEdge:
             or parts.path not in ("", "/")
         ):
             raise ValueError("the local Access edge forwards only to http://127.0.0.1:<port>")
+        super().__init__(host, port, _EdgeHandler, "local Access edge")
         self.issuer = issuer
         self.upstream = (parts.hostname or _LOOPBACK, parts.port or 80)
         self.applications = tuple(applications)
         if not self.applications:
             raise ValueError("the local Access edge needs at least one application")
-        self.host = host
-        self.port = port
         self.login_origin = (login_origin or issuer.issuer).rstrip("/")
         self.clock: Callable[[], float] = clock or issuer.clock
         #: Requests answered so far, by path.
@@ -214,56 +213,6 @@ class LocalEdge:
         self.admissions = RequestCounts()
         self._ended: set[str] = set()  # digests of the tokens of sessions logged out
         self._lock = threading.Lock()
-        self._httpd: _EdgeHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle ------------------------------------------------------
-
-    def start(self) -> LocalEdge:
-        """Bind the port and serve in a daemon thread. Returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("the local Access edge is already running")
-        httpd = _EdgeHTTPServer((self.host, self.port), _EdgeHandler)
-        httpd.edge = self
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"cf-access-edge:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving, close the socket and join the thread. Safe to call twice."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd = self._thread = None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> LocalEdge:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``, with no trailing slash."""
-        if self._httpd is None:
-            raise RuntimeError("the local Access edge is not running: use `with LocalEdge(...):`")
-        return f"http://{self.host}:{self.port}"
 
     # -- deciding, called from the server's threads -------------------------
 
@@ -489,14 +438,10 @@ def _cookie_value(cookie_header: str, name: str) -> str | None:
     return None
 
 
-class _EdgeHTTPServer(_HTTPServer):
-    edge: LocalEdge
-
-
 class _EdgeHandler(BaseHTTPRequestHandler):
     """Answers one request for a :class:`LocalEdge` (HTTP/1.0: one per connection)."""
 
-    server: _EdgeHTTPServer
+    server: KitHTTPServer
     server_version = "cf-access-local-edge"
 
     def _handle(self) -> None:
@@ -509,7 +454,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         self._send(
-            self.server.edge.answer(self.command, self.path, list(self.headers.items()), body)
+            self.server.owner.answer(self.command, self.path, list(self.headers.items()), body)
         )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
