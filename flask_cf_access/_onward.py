@@ -12,11 +12,11 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import unescape
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 from flask import has_request_context, request
@@ -49,6 +49,19 @@ _TAG = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 #: How much of an answer is read to recognise Access's block page.
 _BLOCK_PAGE_SCAN = 64 * 1024
+
+
+class Answer(Protocol):
+    """What both clients' responses give: status, headers (case-insensitive) and text."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 class OnwardError(Exception):
@@ -335,18 +348,12 @@ class OnwardPolicy:
 
     # -- after the answer ------------------------------------------------
 
-    def challenge_of(
-        self,
-        call: OnwardCall,
-        status: int,
-        headers: Mapping[str, str],
-        body: Callable[[], str],
-    ) -> AccessChallengeError | None:
-        """The error Access's answer amounts to, if it is one of Access's; else ``None``.
+    def challenge_of(self, call: OnwardCall, answer: Answer) -> AccessChallengeError | None:
+        """The error ``answer`` amounts to, if it is one of Access's; else ``None``.
 
-        ``headers`` is looked up case-insensitively by the clients (both give
-        such mappings); ``body`` is read only for a 403.
+        Its body is read only for a 403, to tell Access's block page from the app's own.
         """
+        status, headers = answer.status_code, answer.headers
         location = headers.get("Location")
         error: AccessChallengeError | None = None
         if 300 <= status < 400 and location is not None:
@@ -354,7 +361,7 @@ class OnwardPolicy:
         elif status == 401:
             error = AccessLoginRequiredError(_login_message(self, call, None), target=call.target)
         elif status == 403:
-            aud = _block_page_aud(headers, body)
+            aud = _block_page_aud(headers, answer)
             if aud is not None:
                 error = AccessBlockedError(
                     f"Access blocked the call to {call.target} as {call.identity or 'nobody'}"
@@ -367,14 +374,17 @@ class OnwardPolicy:
             error.status = status
         return error
 
-    def finish(
-        self,
-        call: OnwardCall,
-        status: int,
-        headers: Mapping[str, str],
-        body: Callable[[], str],
-        cookie: str | None,
-    ) -> None:
+    def refuses_cookie(self, call: OnwardCall, answer: Answer) -> bool:
+        """Whether Access asked to sign in though ``call`` sent a remembered cookie.
+
+        The clients then forget it (:meth:`forget_cookie`) and send the call
+        once more with the service token.
+        """
+        return call.used_cookie and isinstance(
+            self.challenge_of(call, answer), AccessLoginRequiredError
+        )
+
+    def finish(self, call: OnwardCall, answer: Answer, cookie: str | None) -> None:
         """Read the answer to ``call``: remember a new cookie, report, raise Access's refusals.
 
         A redirect to another origin is refused here too, though not followed.
@@ -383,7 +393,8 @@ class OnwardPolicy:
         :raises AccessChallengeError: Access answered instead of the app.
         :raises OnwardRefusedError: a redirect to another origin.
         """
-        error: OnwardError | None = self.challenge_of(call, status, headers, body)
+        status, headers = answer.status_code, answer.headers
+        error: OnwardError | None = self.challenge_of(call, answer)
         location = headers.get("Location")
         if error is None and 300 <= status < 400 and location is not None:
             self.check_hop(call, urljoin(call.target, location))
@@ -466,11 +477,11 @@ def _unverified_expiry(token: str) -> float | None:
     return float(expires) if isinstance(expires, (int, float)) else None
 
 
-def _block_page_aud(headers: Mapping[str, str], body: Callable[[], str]) -> str | None:
+def _block_page_aud(headers: Mapping[str, str], answer: Answer) -> str | None:
     """The AUD on Access's block page (``""`` when it names none); ``None`` if not one."""
     if not headers.get("Content-Type", "").lower().startswith("text/html"):
         return None
-    page = body()[:_BLOCK_PAGE_SCAN]
+    page = answer.text[:_BLOCK_PAGE_SCAN]
     marker = 'name="json_data" value="'
     start = page.find(marker)
     if start < 0:

@@ -10,7 +10,7 @@ try:
 except ImportError as exc:
     raise ImportError("The httpx auth needs httpx: pip install 'flask-cf-access[httpx]'") from exc
 
-from ._onward import AccessLoginRequiredError, OnwardCall, OnwardPolicy, add_cookie, drop_cookie
+from ._onward import OnwardCall, OnwardPolicy, add_cookie, drop_cookie
 from ._tokens import TOKEN_COOKIE
 
 #: Where a request carries its call, so that a redirect httpx builds from it is checked.
@@ -91,10 +91,7 @@ class AccessHttpxAuth(httpx.Auth):
         for _ in range(_MAX_REDIRECTS):
             for hop in (*response.history, response):
                 self.policy.check_hop(call, str(hop.request.url))
-            challenge = self.policy.challenge_of(
-                call, response.status_code, response.headers, _text(response)
-            )
-            if isinstance(challenge, AccessLoginRequiredError) and call.used_cookie and not retried:
+            if not retried and self.policy.refuses_cookie(call, response):
                 retried = True
                 self.policy.forget_cookie(call.origin)
                 again = response.request
@@ -106,18 +103,16 @@ class AccessHttpxAuth(httpx.Auth):
                 response = yield again
                 continue
             hop_request = response.next_request
-            if challenge is not None or not self.follow_redirects or hop_request is None:
+            if (
+                not self.follow_redirects
+                or hop_request is None
+                or self.policy.challenge_of(call, response) is not None
+            ):
                 break
             self.policy.check_hop(call, str(hop_request.url))
             call = self._apply(hop_request, fresh=False)
             response = yield hop_request
-        self.policy.finish(
-            call,
-            response.status_code,
-            response.headers,
-            _text(response),
-            _set_cookie(response),
-        )
+        self.policy.finish(call, response, _set_cookie(response))
 
     def _apply(self, request: httpx.Request, *, fresh: bool) -> OnwardCall:
         headers, call = self.policy.start(request.method, str(request.url), fresh=fresh)
@@ -127,10 +122,6 @@ class AccessHttpxAuth(httpx.Auth):
         request.headers.update(headers)
         request.extensions = {**request.extensions, _CALL_EXTENSION: (self.policy, call)}
         return call
-
-
-def _text(response: httpx.Response) -> Any:
-    return lambda: response.text
 
 
 def _set_cookie(response: httpx.Response) -> str | None:

@@ -8,7 +8,6 @@ import requests
 from requests.auth import AuthBase
 
 from ._onward import (
-    AccessLoginRequiredError,
     OnwardCall,
     OnwardError,
     OnwardPolicy,
@@ -61,34 +60,17 @@ class _Hook:
         self.call = call
 
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        answer = response
         try:
-            return self._read(response, **kwargs)
+            if response.request.url is not None:
+                self.policy.check_hop(self.call, response.request.url)
+            if self.policy.refuses_cookie(self.call, response):
+                answer = self._again(response, **kwargs)
+            self.policy.finish(self.call, answer, _set_cookie(answer))
         except OnwardError:
-            response.close()  # requests would leave an answer it was not given back unclosed
+            answer.close()  # requests leaves an answer it is not given back unclosed
             raise
-
-    def _read(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        call = self.call
-        if response.request.url is not None:
-            self.policy.check_hop(call, response.request.url)
-        if call.used_cookie and isinstance(
-            self.policy.challenge_of(call, response.status_code, response.headers, _text(response)),
-            AccessLoginRequiredError,
-        ):
-            response = self._again(response, **kwargs)
-            call = self.call
-        try:
-            self.policy.finish(
-                call,
-                response.status_code,
-                response.headers,
-                _text(response),
-                _set_cookie(response),
-            )
-        except OnwardError:
-            response.close()
-            raise
-        return response
+        return answer
 
     def _again(self, refused: requests.Response, **kwargs: Any) -> requests.Response:
         """Send the call once more with the service token, the refused cookie dropped."""
@@ -106,10 +88,6 @@ class _Hook:
         response.history.append(refused)
         response.request = again
         return response
-
-
-def _text(response: requests.Response) -> Any:
-    return lambda: response.text
 
 
 def _set_cookie(response: requests.Response) -> str | None:
