@@ -73,9 +73,11 @@ def edge(issuer: AccessIssuer, clock: FrozenClock) -> Iterator[LocalEdge]:
 def get(edge: LocalEdge, path: str, token: str | None = None, **options: Any) -> requests.Response:
     """GET ``path`` through the edge, ``token`` as the browser's cookie; no redirect followed."""
     cookies = {"CF_Authorization": token} if token else None
-    return requests.get(
-        edge.url + path, cookies=cookies, allow_redirects=False, timeout=10, **options
-    )
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy from the environment: only 127.0.0.1 is reached
+        return session.get(
+            edge.url + path, cookies=cookies, allow_redirects=False, timeout=10, **options
+        )
 
 
 def test_the_edge_is_only_ever_on_loopback(issuer: AccessIssuer) -> None:
@@ -223,11 +225,43 @@ def test_forged_access_headers_never_reach_the_app(name: str, covered: bool) -> 
 def test_a_post_body_goes_through(edge: LocalEdge, issuer: AccessIssuer) -> None:
     """Methods and bodies are forwarded as sent."""
     token = issuer.user_token("ada@example.com", audience=AUD_MAIN)
-    answer = requests.post(
-        edge.url + "/main/who",
-        data=b"hello",
-        cookies={"CF_Authorization": token},
-        headers={"Origin": edge.url},
-        timeout=10,
-    )
+    with requests.Session() as session:
+        session.trust_env = False
+        answer = session.post(
+            edge.url + "/main/who",
+            data=b"hello",
+            cookies={"CF_Authorization": token},
+            headers={"Origin": edge.url},
+            timeout=10,
+        )
     assert answer.json() == {"name": "ada@example.com", "body": "hello"}
+
+
+def test_a_browser_signs_in_through_the_stand_in_and_comes_back(clock: FrozenClock) -> None:
+    """Edge → the stand-in's sign-in page → back to the edge with a cookie it admits."""
+    issuer = AccessIssuer(clock=clock)
+    with (
+        served(echo_app(issuer, clock)) as upstream,
+        issuer.serve(sign_in=True) as team,
+        requests.Session() as browser,
+    ):
+        browser.trust_env = False
+        main = EdgeApplication("main", issuer.audience, everyone=True)
+        with LocalEdge(issuer, upstream, [main], login_origin=team.url) as edge:
+            sent_away = browser.get(edge.url + "/main/x?y=1", allow_redirects=False, timeout=10)
+            login = sent_away.headers["Location"]
+            assert login.startswith(team.url + "/cdn-cgi/access/login/")
+            back = browser.post(
+                login,
+                data={"email": "ada@example.com", "groups": ""},
+                headers={"Origin": team.url},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert back.headers["Location"] == edge.url + "/main/x?y=1"
+            # The cookie is Secure, as Access's: a browser sends it to loopback, requests does not.
+            cookie = {"CF_Authorization": back.cookies["CF_Authorization"]}
+            seen = browser.get(
+                back.headers["Location"], cookies=cookie, allow_redirects=False, timeout=10
+            )
+    assert seen.json()["Cf-Access-Authenticated-User-Email"] == "ada@example.com"

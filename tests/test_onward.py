@@ -73,9 +73,15 @@ def call_with_requests(
     policy: OnwardPolicy, url: str, *, follow: bool = True, headers: dict[str, str] | None = None
 ) -> Answer:
     """GET ``url`` with ``requests`` and the policy's auth."""
-    answer = requests.get(
-        url, auth=AccessRequestsAuth(policy), allow_redirects=follow, headers=headers, timeout=10
-    )
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy from the environment: only 127.0.0.1 is reached
+        answer = session.get(
+            url,
+            auth=AccessRequestsAuth(policy),
+            allow_redirects=follow,
+            headers=headers,
+            timeout=10,
+        )
     return Answer(answer.status_code, _json(answer.text))
 
 
@@ -83,7 +89,9 @@ def call_with_httpx(
     policy: OnwardPolicy, url: str, *, follow: bool = True, headers: dict[str, str] | None = None
 ) -> Answer:
     """GET ``url`` with an ``httpx.Client`` made by the policy's auth."""
-    with AccessHttpxAuth(policy, follow_redirects=follow).client(timeout=10) as client:
+    with AccessHttpxAuth(policy, follow_redirects=follow).client(
+        timeout=10, trust_env=False
+    ) as client:
         answer = client.get(url, headers=headers)
     return Answer(answer.status_code, _json(answer.text))
 
@@ -95,12 +103,19 @@ def call_with_async_httpx(
 
     async def call() -> Answer:
         async with AccessHttpxAuth(policy, follow_redirects=follow).async_client(
-            timeout=10
+            timeout=10, trust_env=False
         ) as client:
             answer = await client.get(url, headers=headers)
         return Answer(answer.status_code, _json(answer.text))
 
     return asyncio.run(call())
+
+
+def browse(url: str, **options: Any) -> requests.Response:
+    """GET ``url`` as a browser or a script would, without the policy; no proxy."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, **options)
 
 
 CALLERS: dict[str, Caller] = {
@@ -328,7 +343,7 @@ def test_a_service_token_reaches_b(
 
 def test_the_user_is_forwarded_and_b_sees_them(deployment: Deployment) -> None:
     """A's user reaches B as themselves, with a token Access made for B's application."""
-    answer = requests.get(deployment.a + "/forward", cookies=deployment.user_cookie(), timeout=10)
+    answer = browse(deployment.a + "/forward", cookies=deployment.user_cookie(), timeout=10)
     assert answer.json() == {
         "status": 200,
         "body": {
@@ -346,11 +361,11 @@ def test_a_service_token_calling_a_is_not_forwarded_unless_configured(
 ) -> None:
     """A machine calling A is not passed on as itself, unless the policy says so."""
     credentials = {"CF-Access-Client-Id": A_ID, "CF-Access-Client-Secret": A_SECRET}
-    refused = requests.get(deployment.a + "/forward", headers=credentials, timeout=10)
+    refused = browse(deployment.a + "/forward", headers=credentials, timeout=10)
     assert refused.status_code == 502
     assert refused.json()["error"] == "OnwardRefusedError"
     assert deployment.edge_b.calls == {}
-    allowed = requests.get(deployment.a + "/forward?service", headers=credentials, timeout=10)
+    allowed = browse(deployment.a + "/forward?service", headers=credentials, timeout=10)
     assert allowed.json()["body"]["name"] == A_ID
     assert allowed.json()["body"]["service"] is True
 
@@ -382,7 +397,7 @@ def test_an_expired_token_raises_login_required(deployment: Deployment) -> None:
     admitted_at = deployment.clock()
     deployment.policy_clock.append(lambda: admitted_at)  # a caller whose clock runs late
     deployment.in_a.append(lambda: deployment.clock.advance(65))  # A takes its time
-    answer = requests.get(
+    answer = browse(
         deployment.a + "/forward", cookies=deployment.user_cookie(lifetime=60), timeout=10
     )
     assert answer.json() == {"error": "AccessLoginRequiredError", "application": AUD_B}
@@ -391,7 +406,7 @@ def test_an_expired_token_raises_login_required(deployment: Deployment) -> None:
 
 def test_a_token_close_to_its_expiry_is_not_forwarded(deployment: Deployment) -> None:
     """A token with seconds to live is refused before anything is sent."""
-    answer = requests.get(
+    answer = browse(
         deployment.a + "/forward", cookies=deployment.user_cookie(lifetime=5), timeout=10
     )
     assert answer.json() == {"error": "OnwardRefusedError", "application": None}
@@ -400,7 +415,7 @@ def test_a_token_close_to_its_expiry_is_not_forwarded(deployment: Deployment) ->
 
 def test_access_block_page_raises_blocked(deployment: Deployment) -> None:
     """Access's 403 block page is an error naming the application that refused."""
-    answer = requests.get(
+    answer = browse(
         deployment.a + "/forward?path=/admin/whoami", cookies=deployment.user_cookie(), timeout=10
     )
     assert answer.json() == {"error": AccessBlockedError.__name__, "application": AUD_ADMIN}
@@ -479,10 +494,8 @@ def test_no_secret_or_token_in_logs_signals_or_errors(
             deployment.call(policy, deployment.elsewhere + "/x")
         cookie = deployment.user_cookie()
         for path in ("/whoami", "/admin/whoami", "/strict/whoami"):
-            requests.get(f"{deployment.a}/forward?path={path}", cookies=cookie, timeout=10)
-        requests.get(
-            deployment.a + "/forward", cookies=deployment.user_cookie(lifetime=5), timeout=10
-        )
+            browse(f"{deployment.a}/forward?path={path}", cookies=cookie, timeout=10)
+        browse(deployment.a + "/forward", cookies=deployment.user_cookie(lifetime=5), timeout=10)
     # httpcore's own DEBUG trace shows answers' headers, Set-Cookie included
     # (the docs say to keep it below DEBUG); every other logger is checked.
     logged = [record for record in caplog.records if not record.name.startswith("httpcore")]
