@@ -25,6 +25,7 @@ from ._browser import LOGIN_PATH
 from ._clock import Clock, system_time
 from ._csrf import origin_of
 from ._errors import ConfigurationError
+from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._logsafe import loggable
 from ._request import get_identity
@@ -295,7 +296,7 @@ class OnwardPolicy:
     def _user_token(self, method: str, target: str, origin: str) -> tuple[str, str]:
         """The verified token of the current request, and its identity's name."""
         identity = get_identity(default=None) if has_request_context() else None
-        refused = None
+        token = None
         if identity is None:
             refused = (
                 "there is no verified Access identity here: forward the user only from a"
@@ -306,30 +307,31 @@ class OnwardPolicy:
                 "the identity calling this app is a service token; give the policy its own"
                 " service_token, or forward_service_tokens=True"
             )
-        token = None
-        if refused is None:
-            assert identity is not None
-            header, cookie = sent_token(request)
-            token = header if header is not None else cookie
-            expires = identity.claims.get("exp")
-            if token is None or not _same_token(token, identity.claims):
-                refused = "the request's token is not the one that was verified"
-            elif (
-                not isinstance(expires, (int, float))
-                or expires - self.expiry_margin <= self.clock()
-            ):
-                refused = (
-                    "the user's token expires within"
-                    f" {self.expiry_margin:g} seconds; sign in again and retry"
-                )
+        else:
+            token, refused = self._forwardable(identity)
         name = identity.name if identity is not None else ""
-        if refused is not None or token is None:
+        if token is None:
             error = OnwardRefusedError(
                 f"Not forwarding the user to {target}: {refused}.", target=target
             )
             self._report(OnwardCall(method, target, origin, name, False), None, error)
             raise error
         return token, name
+
+    def _forwardable(self, identity: AccessIdentity) -> tuple[str | None, str]:
+        """The request's token, if it is the one verified for ``identity`` and lives on;
+        else ``None`` and why not."""
+        header, cookie = sent_token(request)
+        token = header if header is not None else cookie
+        if token is None or not _same_token(token, identity.claims):
+            return None, "the request's token is not the one that was verified"
+        expires = identity.claims.get("exp")
+        if not isinstance(expires, (int, float)) or expires - self.expiry_margin <= self.clock():
+            return None, (
+                f"the user's token expires within {self.expiry_margin:g} seconds;"
+                " sign in again and retry"
+            )
+        return token, ""
 
     def _cookie_for(self, origin: str) -> str | None:
         if not self.reuse_cookie:
@@ -451,10 +453,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def _target(url: str) -> str:
-    """``url`` without its query, fragment or user info: what messages and signals name."""
+    """``url`` without its query, fragment or user info, escaped: what messages and
+    signals name (a redirect's URL comes from the remote end)."""
     parts = urlsplit(url)
     origin = origin_of(url) or f"{parts.scheme}://{parts.hostname or ''}"
-    return origin + (parts.path or "/")
+    return loggable(origin + (parts.path or "/"))
 
 
 def _same_token(token: str, claims: Mapping[str, Any]) -> bool:

@@ -10,10 +10,14 @@ import asyncio
 import json
 import logging
 import pickle
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -610,3 +614,98 @@ def test_credentials_go_only_where_the_clients_also_go(scheme: str, host: str, p
     prepared = requests.Request("GET", url).prepare()
     assert prepared.url is not None
     assert httpx.URL(prepared.url).host == "b.example"
+
+
+#: The part of Access's block page that names the application.
+BLOCK_PAGE = '<input type="hidden" name="json_data" value="{&quot;aud&quot;: &quot;ab12&quot;}">'
+
+
+@dataclass
+class FakeAnswer:
+    """An answer as both clients give it: status, headers and text."""
+
+    status_code: int
+    headers: dict[str, str]
+    text: str = ""
+
+
+def test_a_remote_redirect_is_named_escaped() -> None:
+    """What a redirect's URL holds reaches the error text escaped, and without its query."""
+    policy = OnwardPolicy(["https://b.example"], service_token=ServiceToken("id", "secret"))
+    _, call = policy.start("GET", "https://b.example/x")
+    with pytest.raises(OnwardRefusedError) as raised:
+        policy.check_hop(call, "https://evil.example/\x1b[31mred\u2028?token=abc")
+    text = str(raised.value)
+    assert "\x1b" not in text
+    assert "\u2028" not in text
+    assert "token=abc" not in text
+
+
+@given(
+    status=st.sampled_from([301, 302, 303, 307, 308]),
+    kid=st.one_of(st.just("4714" * 16), st.text(max_size=20)),
+    login=st.booleans(),
+)
+def test_every_redirect_to_the_login_page_is_login_required(
+    status: int, kid: str, login: bool
+) -> None:
+    """Any 3xx to Access's login page is the typed error; its kid only if it can be an AUD."""
+    policy = OnwardPolicy(["https://b.example"], service_token=ServiceToken("id", "secret"))
+    _, call = policy.start("GET", "https://b.example/x")
+    path = "/cdn-cgi/access/login/b.example" if login else "/somewhere"
+    location = "https://team.example" + path + "?" + urlencode({"kid": kid})
+    error = policy.challenge_of(call, FakeAnswer(status, {"Location": location}))
+    if not login:
+        assert error is None
+        return
+    assert isinstance(error, AccessLoginRequiredError)
+    assert error.status == status
+    is_tag = re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", kid) is not None
+    assert error.application == (kid if is_tag else None)
+    assert not is_tag or f"(application {kid})" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (FakeAnswer(401, {}), AccessLoginRequiredError),
+        (FakeAnswer(403, {"Content-Type": "application/json"}, '{"error": "forbidden"}'), None),
+        (FakeAnswer(403, {"Content-Type": "text/html"}, "<h1>Forbidden by the app</h1>"), None),
+        (
+            FakeAnswer(
+                403,
+                {"Content-Type": "text/html; charset=utf-8"},
+                BLOCK_PAGE,
+            ),
+            AccessBlockedError,
+        ),
+        (FakeAnswer(302, {"Location": "/elsewhere-on-b"}), None),
+        (FakeAnswer(200, {}), None),
+        (FakeAnswer(500, {}), None),
+    ],
+)
+def test_only_access_answers_are_challenges(
+    answer: FakeAnswer, expected: type[OnwardError] | None
+) -> None:
+    """A 401, a login redirect and Access's block page are Access's; the app's own 403 is not."""
+    policy = OnwardPolicy(["https://b.example"], service_token=ServiceToken("id", "secret"))
+    _, call = policy.start("GET", "https://b.example/x")
+    error = policy.challenge_of(call, answer)
+    assert type(error) is expected if expected else error is None
+
+
+def test_the_requests_auth_needs_no_httpx() -> None:
+    """Without httpx installed, the module imports and only the httpx auth asks for the extra."""
+    code = (
+        "import sys; sys.modules['httpx'] = None\n"
+        "import flask_cf_access.onward as onward\n"
+        "assert onward.AccessRequestsAuth\n"
+        "try:\n"
+        "    onward.AccessHttpxAuth\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our interpreter, our code
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'flask-cf-access[httpx]'" in result.stdout
