@@ -33,6 +33,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler
@@ -108,11 +109,11 @@ class EdgeApplication:
     name: str
     audience: str
     paths: tuple[str, ...] = ("/",)
-    emails: frozenset[str] = frozenset()
-    groups: frozenset[str] = frozenset()
+    emails: AbstractSet[str] = frozenset()
+    groups: AbstractSet[str] = frozenset()
     everyone: bool = False
     service_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
-    linked_apps: frozenset[str] = frozenset()
+    linked_apps: AbstractSet[str] = frozenset()
     session_duration: int = 24 * 3600
 
     def __post_init__(self) -> None:
@@ -225,7 +226,7 @@ class LocalEdge(ServedInThread):
                 best = (length, application)
         return best[1]
 
-    def admit(
+    def _admit(
         self, application: EdgeApplication, headers: Mapping[str, str], cookie: str | None
     ) -> _Admission:
         """How ``application`` takes a request: with a token to forward, or an answer instead.
@@ -263,7 +264,7 @@ class LocalEdge(ServedInThread):
             return _Admission("session", token=sent)
         if linked is None:  # a cookie of another application: no session here
             return _Admission("challenged", answer=self._challenge(application, headers))
-        if not application.linked_apps.intersection(claims["aud"]):
+        if application.linked_apps.isdisjoint(claims["aud"]):
             return _Admission("blocked", answer=self._block(application))
         return _Admission("linked app token", token=self._linked(application, claims))
 
@@ -315,7 +316,7 @@ class LocalEdge(ServedInThread):
             return True
         identity = self.issuer.identity_for(token) or {}
         names = {group.get("name") for group in identity.get("groups", [])}
-        return bool(application.groups.intersection(names))
+        return not application.groups.isdisjoint(names)
 
     def _linked(self, application: EdgeApplication, claims: Mapping[str, Any]) -> str:
         """A token for ``application`` standing for the same identity as ``claims``."""
@@ -362,7 +363,7 @@ class LocalEdge(ServedInThread):
             ],
         )
 
-    def answer(
+    def _answer(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
     ) -> _Answer:
         """What the edge answers ``method target``: its own answer or the app's."""
@@ -381,7 +382,7 @@ class LocalEdge(ServedInThread):
         application = self.application_for(path)
         admission = None
         if application is not None:
-            admission = self.admit(application, lowered, cookie)
+            admission = self._admit(application, lowered, cookie)
             self.admissions.add(admission.kind)
             if admission.token is None:
                 return admission.answer or _Answer(403)
@@ -454,7 +455,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         self._send(
-            self.server.owner.answer(self.command, self.path, list(self.headers.items()), body)
+            self.server.owner._answer(self.command, self.path, list(self.headers.items()), body)
         )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
