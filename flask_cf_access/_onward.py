@@ -461,15 +461,24 @@ def _target(url: str) -> str:
 
 
 def _same_token(token: str, claims: Mapping[str, Any]) -> bool:
-    """Whether ``token`` carries the verified ``claims`` (their identifying ones)."""
+    """Whether ``token`` carries exactly the verified ``claims`` (the request's token was
+    read again, so this makes sure it is the one that was verified)."""
     try:
         sent = read_unverified_claims(token)
     except ValueError:
         return False
-    return all(
-        sent.get(name) == claims.get(name)
-        for name in ("iat", "exp", "sub", "email", "common_name", "identity_nonce")
-    )
+    return _same_json(sent, claims)
+
+
+def _same_json(sent: object, verified: object) -> bool:
+    """Equal JSON values, read as parsed (lists) and as frozen (tuples, read-only mappings)."""
+    if isinstance(sent, Mapping) and isinstance(verified, Mapping):
+        return sent.keys() == verified.keys() and all(
+            _same_json(sent[key], verified[key]) for key in sent
+        )
+    if isinstance(sent, (list, tuple)) and isinstance(verified, (list, tuple)):
+        return len(sent) == len(verified) and all(map(_same_json, sent, verified))
+    return type(sent) is type(verified) and sent == verified
 
 
 def _unverified_expiry(token: str) -> float | None:

@@ -27,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_cf_access import (
+    TOKEN_HEADER,
     CloudflareAccess,
     ConfigurationError,
     access_denied,
@@ -709,3 +710,63 @@ def test_the_requests_auth_needs_no_httpx() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'flask-cf-access[httpx]'" in result.stdout
+
+
+def test_only_the_verified_token_is_forwarded(clock: FrozenClock) -> None:
+    """The token forwarded is the request's verified one (list claims and all); a token put
+    in the request after the check is refused."""
+    issuer = AccessIssuer(clock=clock)
+    app = Flask("swapped")
+    app.config.update(issuer.settings())
+    CloudflareAccess(app, clock=clock, session=issuer.session())
+    policy = OnwardPolicy(["https://b.example"], forward_user=True, clock=clock)
+    other = issuer.user_token("ada@example.com", ["Staff"], groups_in_token=True)
+
+    @app.get("/")
+    @require_access
+    def forward() -> dict[str, Any]:
+        if "swap" in request.args:
+            request.environ["HTTP_CF_ACCESS_JWT_ASSERTION"] = other
+        try:
+            headers, _ = policy.start("GET", "https://b.example/")
+        except OnwardRefusedError as error:
+            return {"refused": str(error)}
+        return {"forwarded": headers["Cf-Access-Token"] == request.headers[TOKEN_HEADER]}
+
+    token = issuer.user_token("ada@example.com", ["Staff"], groups_in_token=True)
+    client = app.test_client()
+    assert client.get("/", headers={TOKEN_HEADER: token}).json == {"forwarded": True}
+    refused = client.get("/?swap", headers={TOKEN_HEADER: token}).json
+    assert refused is not None
+    assert "not the one that was verified" in refused["refused"]
+
+
+@pytest.mark.parametrize("caller", ["httpx"], indirect=True)
+def test_an_httpx_client_of_your_own_that_follows_redirects_needs_the_hook(
+    deployment: Deployment,
+) -> None:
+    """With the request hook, a client following redirects never sends credentials elsewhere."""
+    auth = AccessHttpxAuth(deployment.service_policy())
+    hooks = {"request": [AccessHttpxAuth.check_request]}
+    with (
+        httpx.Client(auth=auth, follow_redirects=True, event_hooks=hooks, trust_env=False) as own,
+        pytest.raises(OnwardRefusedError),
+    ):
+        own.get(deployment.b + "/elsewhere")
+
+    async def call_async() -> None:
+        async_hooks = {"request": [AccessHttpxAuth.acheck_request]}
+        async with httpx.AsyncClient(
+            auth=auth, follow_redirects=True, event_hooks=async_hooks, trust_env=False
+        ) as own_async:
+            await own_async.get(deployment.b + "/elsewhere")
+
+    with pytest.raises(OnwardRefusedError):
+        asyncio.run(call_async())
+    assert deployment.seen_elsewhere == []
+    with (
+        httpx.Client(auth=auth, follow_redirects=True, trust_env=False) as unguarded,
+        pytest.raises(OnwardRefusedError),  # too late: said, though already sent
+    ):
+        unguarded.get(deployment.b + "/elsewhere")
+    assert [seen["Cf-Access-Client-Id"] for seen in deployment.seen_elsewhere] == [CALLER_ID]
