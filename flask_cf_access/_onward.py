@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import unescape
 from ipaddress import ip_address
 from typing import Any, Protocol
@@ -261,14 +261,16 @@ class OnwardPolicy:
         token, name = self._user_token(method, target, origin)
         return {LINKED_TOKEN_HEADER: token}, OnwardCall(method, target, origin, name, False)
 
-    def check_hop(self, call: OnwardCall, url: str) -> None:
-        """Refuse a request of ``call`` to ``url`` (a redirect) off the call's origin.
+    def check_hop(self, call: OnwardCall, url: str) -> OnwardCall:
+        """Refuse a request of ``call`` to ``url`` (a redirect) off the call's origin;
+        else the call as it goes on, to ``url``.
 
         :raises AccessLoginRequiredError: ``url`` is Access's login page.
         :raises OnwardRefusedError: ``url`` is on another origin.
         """
         if origin_of(url) == call.origin:
-            return
+            target = _target(url)
+            return call if target == call.target else replace(call, target=target)
         error: OnwardError | None = self._login_redirect(call, url)
         if error is not None and call.used_cookie:
             self.forget_cookie(call.origin)  # refused: the next call sends the secret

@@ -109,6 +109,7 @@ class AccessHttpxAuth(httpx.Auth):
                 or self.policy.challenge_of(call, response) is not None
             ):
                 break
+            self.policy.finish(call, response, _set_cookie(response))  # reports the redirect
             self.policy.check_hop(call, str(hop_request.url))
             call = self._apply(hop_request, fresh=False)
             response = yield hop_request

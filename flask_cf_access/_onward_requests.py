@@ -62,11 +62,11 @@ class _Hook:
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         answer = response
         try:
-            if response.request.url is not None:
-                self.policy.check_hop(self.call, response.request.url)
-            if self.policy.refuses_cookie(self.call, response):
+            call = self.policy.check_hop(self.call, response.request.url or "")
+            if self.policy.refuses_cookie(call, response):
                 answer = self._again(response, **kwargs)
-            self.policy.finish(self.call, answer, _set_cookie(answer))
+                call = self.call
+            self.policy.finish(call, answer, _set_cookie(answer))
         except OnwardError:
             answer.close()  # requests leaves an answer it is not given back unclosed
             raise

@@ -441,11 +441,17 @@ def test_a_redirect_to_another_origin_is_refused_without_sending(
     assert raised.value.target == deployment.b + "/elsewhere"
 
 
-def test_a_same_origin_redirect_is_followed(deployment: Deployment) -> None:
-    """A redirect on the same origin is followed, with the same credentials."""
+def test_a_same_origin_redirect_is_followed(
+    deployment: Deployment, onward_calls: list[dict[str, Any]]
+) -> None:
+    """A redirect on the same origin is followed, with the same credentials; one signal a hop."""
     answer = deployment.call(deployment.service_policy(), deployment.b + "/same")
     assert answer.status == 200
     assert answer.body["name"] == CALLER_ID
+    assert [(call["target"], call["status"]) for call in onward_calls] == [
+        (deployment.b + "/same", 302),
+        (deployment.b + "/whoami", 200),
+    ]
 
 
 def test_a_target_off_the_allow_list_is_never_called(
