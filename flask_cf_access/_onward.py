@@ -39,8 +39,6 @@ CLIENT_ID_HEADER = "CF-Access-Client-Id"
 CLIENT_SECRET_HEADER = "CF-Access-Client-Secret"
 #: The header a Linked App Token (the user's token for this app) is sent in.
 LINKED_TOKEN_HEADER = "Cf-Access-Token"
-#: The headers this policy may add; any of them on a hop off the origin is refused.
-ADDED_HEADERS = (CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER)
 #: The settings (or environment variables) a service token is read from.
 CLIENT_ID_KEY = "CF_ACCESS_CLIENT_ID"
 CLIENT_SECRET_KEY = "CF_ACCESS_CLIENT_SECRET"

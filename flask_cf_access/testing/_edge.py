@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .._browser import LOGIN_PATH, LOGOUT_PATH
 from .._errors import AccessError
 from .._logsafe import loggable
+from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER
 from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
 from .._tokens import decode_segment as _decode_segment
 from ._counts import RequestCounts
@@ -57,11 +58,6 @@ from ._serving import KitHTTPServer, ServedInThread
 if TYPE_CHECKING:
     from ._issuer import AccessIssuer
 
-#: The headers a client authenticates with at the edge.
-CLIENT_ID_HEADER = "CF-Access-Client-Id"
-CLIENT_SECRET_HEADER = "CF-Access-Client-Secret"
-#: Where a client sends an Access token itself: its own, or another app's (a Linked App Token).
-ACCESS_TOKEN_HEADER = "Cf-Access-Token"
 #: The header Access adds for a user, beside the token.
 EMAIL_HEADER = "Cf-Access-Authenticated-User-Email"
 
@@ -251,7 +247,7 @@ class LocalEdge(ServedInThread):
                 issued_at=self.clock(),
             )
             return _Admission("service token", token=token, set_cookie=True)
-        linked = headers.get(ACCESS_TOKEN_HEADER.lower())
+        linked = headers.get(LINKED_TOKEN_HEADER.lower())
         sent = linked or cookie
         claims = self._verified(sent) if sent else None
         if sent is None or claims is None:
