@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -265,3 +266,50 @@ def test_a_browser_signs_in_through_the_stand_in_and_comes_back(clock: FrozenClo
                 back.headers["Location"], cookies=cookie, allow_redirects=False, timeout=10
             )
     assert seen.json()["Cf-Access-Authenticated-User-Email"] == "ada@example.com"
+
+
+SPELLINGS = st.sampled_from(
+    [
+        "/main/x",
+        "//main/x",
+        "/MAIN/x",
+        "/Main/./x",
+        "/main;jsessionid=1/x",
+        "/%6Dain/x",
+        "/%2e%2e/main/x",
+        "/public/../main/x",
+        "/public/%2e%2e/main/x",
+        "/main%2fx",
+        "/main\\x",
+        "/%EF%BD%8D%EF%BD%81%EF%BD%89%EF%BD%8E/x",  # fullwidth "main"
+        "/main./x",
+        "/main%00/x",
+    ]
+)
+
+
+@settings(max_examples=30)
+@given(spelling=SPELLINGS)
+def test_no_spelling_of_a_covered_path_goes_through_unauthenticated(spelling: str) -> None:
+    """Every spelling of a covered path is challenged (or refused as ambiguous), never passed on."""
+    clock = FrozenClock()
+    issuer = AccessIssuer(clock=clock)
+    seen: list[str] = []
+
+    def upstream_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"reached"]
+
+    with ExitStack() as stack:
+        upstream = stack.enter_context(served(upstream_app))
+        main = EdgeApplication("main", AUD_MAIN, paths=("/main",), everyone=True)
+        edge = stack.enter_context(LocalEdge(issuer, upstream, [main]))
+        with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as connection:
+            connection.sendall(f"GET {spelling} HTTP/1.0\r\n\r\n".encode())
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (302, 400)
+    assert seen == []

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .._browser import LOGIN_PATH, LOGOUT_PATH
 from .._errors import AccessError
 from .._logsafe import loggable
+from .._middleware import _loose_segments, _PathReadings, _segments
 from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER
 from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
 from .._tokens import decode_segment as _decode_segment
@@ -95,7 +96,7 @@ class EdgeApplication:
     :param name: a name for the tests and the log.
     :param audience: the application's AUD tag.
     :param paths: the path prefixes it covers, whole segments (``"/admin"``
-        covers ``/admin`` and ``/admin/x``, not ``/administrator``).
+        covers ``/admin`` and ``/Admin/x``, not ``/administrator``).
     :param service_tokens: client id to client secret of the service tokens it admits.
     :param linked_apps: the AUD tags of the applications whose tokens it
         takes in ``Cf-Access-Token`` (its "Linked App Token" rule).
@@ -122,12 +123,13 @@ class EdgeApplication:
         object.__setattr__(self, "linked_apps", frozenset(self.linked_apps))
         object.__setattr__(self, "service_tokens", dict(self.service_tokens))
 
-    def covers(self, path: str) -> int:
-        """The length of the longest of ``paths`` covering ``path``; ``-1`` if none."""
+    def covers(self, segments: tuple[str, ...]) -> int:
+        """How many of a path's ``segments`` (read loosely: letter case and ``;``
+        parameters ignored) the longest of ``paths`` covering it has; ``-1`` if none."""
         best = -1
         for prefix in self.paths:
-            stem = prefix.rstrip("/")
-            if path == stem or path.startswith(stem + "/"):
+            stem = _loose_segments(_segments(prefix))
+            if segments[: len(stem)] == stem:
                 best = max(best, len(stem))
         return best
 
@@ -214,10 +216,29 @@ class LocalEdge(ServedInThread):
     # -- deciding, called from the server's threads -------------------------
 
     def application_for(self, path: str) -> EdgeApplication | None:
-        """The application covering ``path``: the one with the longest matching path."""
+        """The application covering ``path``: the one with the longest matching path.
+
+        Every reading of the path (percent-decoded, NFKC, letter case and ``;``
+        parameters ignored, empty segments dropped) must fall under the same
+        application.
+
+        :raises ValueError: a path readers may resolve differently (``..``,
+            encoded ``/``, control characters…), or whose readings fall under
+            different applications.
+        """
+        try:
+            readings = _PathReadings(path)
+        except AccessError as exc:
+            raise ValueError("an ambiguous path") from exc
+        found = [self._longest(segments) for segments in readings.loose_segments]
+        if any(application is not found[0] for application in found):
+            raise ValueError("a path whose readings fall under different applications")
+        return found[0]
+
+    def _longest(self, segments: tuple[str, ...]) -> EdgeApplication | None:
         best: tuple[int, EdgeApplication | None] = (-1, None)
         for application in self.applications:
-            length = application.covers(path)
+            length = application.covers(segments)
             if length > best[0]:
                 best = (length, application)
         return best[1]
@@ -375,7 +396,10 @@ class LocalEdge(ServedInThread):
             for name, value in headers
             if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("cf-access-")
         ]
-        application = self.application_for(path)
+        try:
+            application = self.application_for(path)
+        except ValueError:
+            return _Answer(400, b"Bad request: an ambiguous path.\n")
         admission = None
         if application is not None:
             admission = self._admit(application, lowered, cookie)
