@@ -35,7 +35,7 @@ ROOT = Path(__file__).parent
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 #: The extras whose bounds the ``lowest`` session proves (``docs`` and ``dev``
 #: are tools for this repository, installed at their newest).
-PROVEN_EXTRAS = ["async", "redis", "login", "testing", "examples", "test"]
+PROVEN_EXTRAS = ["async", "redis", "login", "httpx", "testing", "examples", "test"]
 
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"
@@ -162,7 +162,7 @@ def docs(session: nox.Session) -> None:
     """The Sphinx site, warnings as errors, and its doctests (once docs/ has a conf.py)."""
     if not (ROOT / "docs" / "conf.py").is_file():
         session.skip("docs/conf.py does not exist yet")
-    session.install("-e", ".[docs,testing]")
+    session.install("-e", ".[docs,testing,httpx]")
     build = ROOT / "docs" / "_build"
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", str(build / "html"))
     session.run(

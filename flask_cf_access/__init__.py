@@ -37,6 +37,7 @@ from ._session import session_blueprint as session_blueprint
 from ._settings import AccessSettings as AccessSettings
 from ._signals import access_denied as access_denied
 from ._signals import access_granted as access_granted
+from ._signals import onward_call as onward_call
 from ._signals import user_loaded as user_loaded
 from ._tokens import TOKEN_COOKIE as TOKEN_COOKIE
 from ._tokens import TOKEN_HEADER as TOKEN_HEADER
@@ -81,6 +82,7 @@ __all__ = [
     "get_identity",
     "get_user",
     "logout_blueprint",
+    "onward_call",
     "require",
     "require_access",
     "require_group",

@@ -41,3 +41,13 @@ access_denied = _signals.signal("access-denied")
 #: ``identity`` and ``created`` (``True`` when the loader returned
 #: :class:`~flask_cf_access.NewUser`: it has just created the account).
 user_loaded = _signals.signal("user-loaded")
+
+#: Sent for every answer a call of an onward policy (:mod:`flask_cf_access.onward`)
+#: gets (each hop of a redirect it follows) and every call it refuses to
+#: make, with the policy as sender. Keyword arguments:
+#: ``method``, ``target`` (scheme, host and path: no query), ``status`` (the
+#: answer's, or ``None`` when nothing was sent), ``identity`` (the name it
+#: called as: the service token's client id or the user's name; ``None`` if
+#: none) and ``error`` (the :class:`~flask_cf_access.onward.OnwardError`
+#: raised, or ``None``). No argument carries a token or a secret.
+onward_call = _signals.signal("onward-call")

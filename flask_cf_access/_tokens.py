@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Reason, refusal
+from ._errors import AccessError, Reason, refusal
 from ._json_input import parse_json
 
 if TYPE_CHECKING:
@@ -103,6 +103,24 @@ def read_unverified_header(segment: bytes) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise refusal(Reason.MALFORMED_TOKEN)
     return header
+
+
+def read_unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of ``token``, whose signature has *not* been checked.
+
+    Never to decide anything with: for the expiry of a token Access handed
+    us (to stop sending it in time) and for the testing kit.
+
+    :raises ValueError: not a compact JWS whose payload is a JSON object.
+    """
+    try:
+        _, _, payload, _ = check_token_shape(token)
+    except AccessError as exc:
+        raise ValueError(f"not a compact JWS ({exc.reason})") from exc
+    claims = parse_json(decode_segment(payload))
+    if not isinstance(claims, dict):
+        raise ValueError("the token's claims are not an object")
+    return claims
 
 
 #: For 0, 1, 2 characters of padding, the characters a canonical encoding can end with.

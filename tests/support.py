@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import responses
+from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from flask_cf_access import AccessUnauthorized, Reason
@@ -92,3 +95,19 @@ def outcome(app: WSGIApplication, token: str | None, path: str = "/") -> Outcome
         return Outcome(status, None)
     assert denied[-1].status == status, f"refused with {denied[-1].status}, answered {status}"
     return Outcome(status, denied[-1].reason)
+
+
+@contextmanager
+def served(wsgi_app: WSGIApplication) -> Iterator[str]:
+    """``wsgi_app`` served on 127.0.0.1 by werkzeug in a thread; its URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -21,6 +21,7 @@ import responses
 from flask import Flask
 
 import flask_cf_access
+import flask_cf_access.onward
 import flask_cf_access.testing
 from flask_cf_access import CloudflareAccess, Reason, access_denied
 from flask_cf_access._settings import DEFAULTS
@@ -382,7 +383,8 @@ def public_names() -> set[str]:
         if alias.asname == alias.name
     }
     kit = {f"flask_cf_access.testing.{name}" for name in flask_cf_access.testing.__all__}
-    return package | kit | {"flask_cf_access.__version__"}
+    onward = {f"flask_cf_access.onward.{name}" for name in flask_cf_access.onward.__all__}
+    return package | kit | onward | {"flask_cf_access.__version__"}
 
 
 def inventory(path: Path) -> dict[str, str]:
@@ -445,6 +447,7 @@ def test_every_public_name_has_an_entry(built_site: Path) -> None:
     modules = {anchor for anchor in rendered if anchor.startswith("module-")}
     assert modules == {
         "module-flask_cf_access",
+        "module-flask_cf_access.onward",
         "module-flask_cf_access.testing",
         "module-flask_cf_access.pytest_plugin",
     }

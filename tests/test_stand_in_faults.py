@@ -9,7 +9,7 @@ import requests
 
 from flask_cf_access._fetch import FetchError, get_json
 from flask_cf_access.testing import AccessIssuer
-from flask_cf_access.testing._server import _HTTPServer
+from flask_cf_access.testing._serving import KitHTTPServer
 
 
 @pytest.mark.parametrize("kind", ["refuse", "hang", "error", "garbage"])
@@ -69,4 +69,4 @@ def test_unknown_fault_refused() -> None:
 
 def test_listens_with_a_normal_backlog() -> None:
     """The stand-in queues concurrent connections instead of dropping them (backlog 5)."""
-    assert _HTTPServer.request_queue_size >= 128
+    assert KitHTTPServer.request_queue_size >= 128

@@ -29,6 +29,10 @@ The app's user loader runs for these requests as for real ones.
 ``client.ensure_account(as_user=…)`` makes a user who already has an
 account; :func:`capture_user_loads` shows what the loader gave, and whether
 it created the account (a first visit).
+:class:`LocalEdge` is the part of Access in front of an app: a reverse proxy on
+127.0.0.1 that admits, challenges and blocks as Access does (sessions, service
+tokens, linked-app tokens), so a test runs browser → edge → app, or app A →
+edge → app B, over real HTTP.
 :func:`assert_routes_protected` fails a test when an endpoint is neither
 protected nor explicitly public, as ``flask cf-access routes --strict`` does.
 
@@ -50,6 +54,8 @@ from ._capture import AccessRecord as AccessRecord
 from ._capture import capture_access as capture_access
 from ._client import AccessClient as AccessClient
 from ._counts import RequestCounts as RequestCounts
+from ._edge import EdgeApplication as EdgeApplication
+from ._edge import LocalEdge as LocalEdge
 from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
 from ._issuer import AccessIssuer as AccessIssuer
 from ._keys import SigningKey as SigningKey
@@ -69,6 +75,8 @@ __all__ = [
     "AccessClient",
     "AccessIssuer",
     "AccessRecord",
+    "EdgeApplication",
+    "LocalEdge",
     "RequestCounts",
     "SigningKey",
     "StandInServer",

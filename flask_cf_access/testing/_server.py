@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import socketserver
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +17,7 @@ from .._logsafe import loggable
 from ._counts import RequestCounts
 from ._faults import Fault
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
+from ._serving import KitHTTPServer, ServedInThread
 from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path, reached_origin
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ logger = logging.getLogger("flask_cf_access.testing")
 _MAX_MINT_BODY = 64 * 1024
 
 
-class StandInServer:
+class StandInServer(ServedInThread):
     """An :class:`AccessIssuer`'s team served over real HTTP, in a thread.
 
     Serves ``GET /cdn-cgi/access/certs`` and ``GET /cdn-cgi/access/get-identity``
@@ -69,16 +68,13 @@ class StandInServer:
     ) -> None:
         if sign_in and host != "127.0.0.1":
             raise ValueError("the local sign-in page is only ever served on 127.0.0.1")
+        super().__init__(host, port, _Handler, "stand-in server")
         self.issuer = issuer
         #: Whether the Access-like sign-in page and logout are served (127.0.0.1 only).
         self.sign_in = sign_in
-        self.host = host
-        self.port = port
         #: Requests answered so far, by path.
         self.calls = RequestCounts()
         self._mint_path = f"{MINT_PREFIX}{secrets.token_urlsafe(24)}/tokens" if minting else None
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._faults: dict[str, Fault] = {}
         self._faults_lock = threading.Lock()
         #: Set when the faults are healed or the server closes: hanging answers end.
@@ -86,59 +82,10 @@ class StandInServer:
 
     # -- life cycle ------------------------------------------------------
 
-    def start(self) -> StandInServer:
-        """Bind the port and serve in a daemon thread. Returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("the stand-in server is already running")
-        httpd = _HTTPServer((self.host, self.port), _Handler)
-        httpd.stand_in = self
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"cf-access-stand-in:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving, close the socket and join the thread. Safe to call twice."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd = self._thread = None
-        if httpd is None:
-            return
+    def _closing(self) -> None:
         self._healed.set()  # no hanging answer outlives the server
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join()
-
-    @property
-    def running(self) -> bool:
-        """Whether the server is serving."""
-        return self._httpd is not None
-
-    def __enter__(self) -> StandInServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- where it answers -------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``, with no trailing slash."""
-        if self._httpd is None:
-            raise RuntimeError("the stand-in server is not running: use `with issuer.serve():`")
-        return f"http://{self.host}:{self.port}"
 
     @property
     def certs_url(self) -> str:
@@ -270,30 +217,15 @@ def _member(request: Mapping[str, Any], name: str, kind: type, default: Any) -> 
     return value
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default of 5 overflows under a few workers fetching at once,
-    # and a dropped SYN costs the client a second (TCP retransmission).
-    request_queue_size = 128
-    stand_in: StandInServer
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind asks DNS for the host's full name; not needed here.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """Answers one request for a :class:`StandInServer` (HTTP/1.0: one per connection)."""
 
-    server: _HTTPServer
+    server: KitHTTPServer
     server_version = "cf-access-stand-in"
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        stand_in = self.server.stand_in
+        stand_in: StandInServer = self.server.owner
         stand_in.calls.add(path)
         if stand_in.sign_in and is_sign_in_path(path):
             origin = reached_origin(self.headers.get("Host"), stand_in.url)
@@ -308,10 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_fault(self, kind: str, seconds: float) -> bool:
         """Act out an injected fault; ``True`` if the usual answer should follow."""
         if kind == "slow":
-            self.server.stand_in._wait_healed(seconds)
+            self.server.owner._wait_healed(seconds)
             return True
         if kind == "hang":
-            self.server.stand_in._wait_healed(None)
+            self.server.owner._wait_healed(None)
             self.close_connection = True
         elif kind == "refuse":
             self.close_connection = True
@@ -328,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        self.server.stand_in.calls.add(path)
+        self.server.owner.calls.add(path)
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
@@ -337,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"err": "bad Content-Length"})
             return
         body_bytes = self.rfile.read(length)
-        stand_in = self.server.stand_in
+        stand_in: StandInServer = self.server.owner
         if stand_in.sign_in and is_sign_in_path(path):
             origin = reached_origin(self.headers.get("Host"), stand_in.url)
             self._send_page(
