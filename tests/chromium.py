@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    pass
 
 #: Flags for a quiet, self-contained headless browser that reaches nothing but 127.0.0.1.
 CHROMIUM_FLAGS = (
@@ -65,17 +63,3 @@ def headless_chromium() -> Iterator[Any]:
             yield driver
         finally:
             driver.quit()
-
-
-@contextmanager
-def served(wsgi_app: WSGIApplication) -> Iterator[int]:
-    """``wsgi_app`` served on 127.0.0.1 in a thread; its port."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -98,16 +98,23 @@ def outcome(app: WSGIApplication, token: str | None, path: str = "/") -> Outcome
 
 
 @contextmanager
-def served(wsgi_app: WSGIApplication) -> Iterator[str]:
-    """``wsgi_app`` served on 127.0.0.1 by werkzeug in a thread; its URL."""
+def served_port(wsgi_app: WSGIApplication) -> Iterator[int]:
+    """``wsgi_app`` served on 127.0.0.1 by werkzeug in a thread; its port."""
     server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def served(wsgi_app: WSGIApplication) -> Iterator[str]:
+    """``wsgi_app`` served on 127.0.0.1 by werkzeug in a thread; its URL."""
+    with served_port(wsgi_app) as port:
+        yield f"http://127.0.0.1:{port}"

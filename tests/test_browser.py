@@ -13,7 +13,8 @@ from flask_cf_access import Reason
 from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
-from .chromium import headless_chromium, served
+from .chromium import headless_chromium
+from .support import served_port
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -63,9 +64,9 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_
         app = create_app(stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect"))
         wait = WebDriverWait(browser, WAIT)
         stand_in_url = f"http://{name}:{stand_in.port}"
-        with served(app) as app_port:
+        with served_port(app) as app_port:
             app_url = f"http://{name}:{app_port}"
-            with served(forging_site(f"{app_url}/admin/announce")) as other_port:
+            with served_port(forging_site(f"{app_url}/admin/announce")) as other_port:
                 # 1. Not signed in: the app sends the browser to the stand-in's login page,
                 #    under the name the browser used for the app.
                 browser.get(f"{app_url}/admin/")

@@ -14,7 +14,8 @@ import time_machine
 from examples.protected_app import NOTES_KEY, create_app
 from flask_cf_access.testing import AccessIssuer
 
-from .chromium import headless_chromium, served
+from .chromium import headless_chromium
+from .support import served_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -87,7 +88,7 @@ def test_session_ends_mid_use_signs_in_again_and_posts_once(artifacts: Path) -> 
         def notes_shown() -> list[str]:
             return [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#notes li")]
 
-        with served(recorded) as port:
+        with served_port(recorded) as port:
             app_url = f"http://127.0.0.1:{port}"
             # 1. Sign in on the stand-in, land on the notes page, add a note.
             browser.get(f"{app_url}/notes/")

@@ -17,7 +17,6 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from examples.provisioning_app import create_app
 from examples.provisioning_app import with_flask_login as login_flavour
@@ -31,6 +30,8 @@ from flask_cf_access.testing import (
     UserLoad,
     capture_user_loads,
 )
+
+from .support import served
 
 
 @pytest.fixture(autouse=True)
@@ -262,15 +263,8 @@ def test_ensure_account_without_an_account_says_so(client: AccessClient) -> None
 @pytest.fixture
 def served_app(app: Flask) -> Iterator[str]:
     """The app served by a threaded HTTP server on 127.0.0.1; its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with served(app) as url:
+        yield url
 
 
 def test_concurrent_first_visits_create_one_row(

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import http.cookiejar
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.request import Request
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from examples.protected_app import create_app
 from flask_cf_access.testing import AccessIssuer, StandInServer
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+from .support import served_port
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 #: How many redirects a sign-in may take before it counts as a loop.
@@ -37,20 +32,6 @@ def loopback_is_secure(
 
 
 SECURE_ONLY = http.cookiejar.DefaultCookiePolicy.return_ok_secure
-
-
-@contextmanager
-def served(wsgi_app: WSGIApplication) -> Iterator[int]:
-    """``wsgi_app`` served on 127.0.0.1 in a thread; its port."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -105,7 +86,7 @@ def test_sign_in_and_out_under_either_name(
 ) -> None:
     """Sent to sign in, signed in, back on the page with the cookie; logged out, sent again."""
     app = create_app(stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect"))
-    with served(app) as port:
+    with served_port(app) as port:
         app_url = f"http://{name}:{port}"
         page, way = follow(browser, f"{app_url}/admin/")
         assert page.status_code == 200
@@ -136,7 +117,7 @@ def test_sign_in_page_moves_to_the_apps_name(
     """A login link naming the stand-in otherwise than the app (an old link, a bookmark)
     is served under the app's name, so the cookie is for it: no loop."""
     app = create_app(stand_in.settings())
-    with served(app) as port:
+    with served_port(app) as port:
         link = (
             f"http://{reached}:{stand_in.port}/cdn-cgi/access/login/{app_name}:{port}"
             f"?kid={stand_in.issuer.audience}&redirect_url=%2Fadmin%2F"
