@@ -18,7 +18,7 @@ from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
-from ._request import forget_identity
+from ._request import reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
 from ._settings import protect_all_setting, public_endpoints_setting
@@ -95,9 +95,10 @@ class CloudflareAccess:
         app.context_processor(self._template_context)
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or
-        # not, may see the identity of the one before. The signal comes before
-        # any before_request function, so it never undoes a guard's check.
-        request_started.connect(_forget_previous_identity, app)
+        # not, may see the identity, user or optional mark of the one before.
+        # The signal comes before any before_request function, so it never
+        # undoes a guard's check.
+        request_started.connect(_forget_previous_request, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -117,9 +118,12 @@ class CloudflareAccess:
 
         It turns a verified identity into the app's own user, for
         :data:`~flask_cf_access.current_user` and
-        :func:`~flask_cf_access.get_user`: lazily, at most once per request,
-        never for a refused request. Return ``None`` when the identity has no
-        account here (403, ``Reason.NO_ACCOUNT``), or
+        :func:`~flask_cf_access.get_user`: at most once per request, never for
+        a refused request. On a route that needs an account (the default) it
+        runs with the check, before the view, and ``None`` (no account here)
+        refuses the request (403, ``Reason.NO_ACCOUNT``); where no account is
+        needed (``account=False``, an optional route) it runs when the user is
+        first read, and ``None`` means nobody. Return
         :class:`~flask_cf_access.NewUser` around an account just created.
         One loader serves every app this extension object sets up, whether
         registered before or after :meth:`init_app`.
@@ -182,5 +186,5 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
     return None
 
 
-def _forget_previous_identity(sender: Flask, **extra: Any) -> None:
-    forget_identity()
+def _forget_previous_request(sender: Flask, **extra: Any) -> None:
+    reset_request_access()

@@ -154,6 +154,13 @@ class Requirement:
         object.__setattr__(self, "_judge", _prepared(self))
 
     @property
+    def needs_identity(self) -> bool:
+        """Whether only some identities meet it: groups, roles, predicates, or service
+        tokens required. A request without a token can never meet such a requirement;
+        ``allow_service_tokens=False`` alone does not make one (nobody is not a machine)."""
+        return bool(self.groups or self.roles or self.checks) or self.service_tokens is not None
+
+    @property
     def is_any_token(self) -> bool:
         """Whether any verified token meets it (nothing beyond the app-wide rules)."""
         return self == ANY_TOKEN

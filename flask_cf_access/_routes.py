@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,14 +16,15 @@ from flask import Flask, current_app, request
 from ._app_state import EXTENSION_KEY, ROUTES_KEY
 from ._checker import AccessChecker
 from ._decorators import is_guarded
-from ._request import verify_for_app
-from ._requirements import (
-    ANY_TOKEN,
-    PUBLIC_ATTRIBUTE,
-    REQUIREMENT_ATTRIBUTE,
-    WRAPPED_ATTRIBUTE,
-    Requirement,
+from ._request import (
+    ANY_GUARD,
+    GUARD_ATTRIBUTE,
+    Guard,
+    check_guard,
+    hooks_guard,
+    make_guard,
 )
+from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement
 
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
@@ -47,25 +48,6 @@ def is_public(app: Flask, endpoint: str, view: object) -> bool:
     return endpoint in route_policy(app).public_endpoints or bool(
         getattr(view, PUBLIC_ATTRIBUTE, False)
     )
-
-
-def guard_requirement(app: Flask, endpoint: str) -> Requirement | None:
-    """What the ``access_guard`` hooks of the app and the endpoint's blueprints require."""
-    found: Requirement | None = None
-    for scope in _scopes(endpoint):
-        for hook in app.before_request_funcs.get(scope, ()):
-            requirement = getattr(hook, REQUIREMENT_ATTRIBUTE, None)
-            if isinstance(requirement, Requirement):
-                found = requirement if found is None else found & requirement
-    return found
-
-
-def _scopes(endpoint: str) -> Iterator[str | None]:
-    """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
-    yield None
-    names = endpoint.split(".")[:-1]
-    for end in range(1, len(names) + 1):
-        yield ".".join(names[:end])
 
 
 def install_deny_by_default(app: Flask) -> None:
@@ -94,7 +76,7 @@ def install_deny_by_default(app: Flask) -> None:
             request.url_rule, "provide_automatic_options", False
         ):
             return  # Flask's own answer, no view code runs
-        verify_for_app(app)
+        check_guard(app, ANY_GUARD)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
 
@@ -105,7 +87,7 @@ def _hook_verifies(app: Flask, endpoint: str) -> bool:
         return False
     # Only a wrapper of ours is sure to verify: another decorator's copy of
     # its attributes (functools.wraps) might answer without calling it.
-    return not is_guarded(view) and guard_requirement(app, endpoint) is None
+    return not is_guarded(view) and hooks_guard(app, endpoint) is None
 
 
 @dataclass(frozen=True)
@@ -146,13 +128,15 @@ def audit_routes(app: Flask) -> list[RouteAudit]:
 def _judge(
     app: Flask, policy: RoutePolicy, endpoint: str, view: Any
 ) -> tuple[Status, str, Requirement | None]:
-    own = getattr(view, REQUIREMENT_ATTRIBUTE, None)
-    requirement = own if isinstance(own, Requirement) else None
-    guard = guard_requirement(app, endpoint)
-    if guard is not None:
-        requirement = guard if requirement is None else guard & requirement
+    own = getattr(view, GUARD_ATTRIBUTE, None)
+    guard = own if isinstance(own, Guard) else None
+    hooks = hooks_guard(app, endpoint)
+    if hooks is not None:
+        # As they meet at request time: the hooks' requirement applies to a
+        # request without a token even where the view is optional.
+        guard = hooks if guard is None else hooks & guard
     declared = getattr(view, WRAPPED_ATTRIBUTE, None)
-    if requirement is None and isinstance(declared, Requirement):
+    if guard is None and isinstance(declared, Requirement):
         applied = "token (deny by default)" if policy.protect_all else "nothing"
         return (
             "not applied",
@@ -160,8 +144,8 @@ def _judge(
             " (is the decorator above @app.route?)",
             None,
         )
-    if requirement is not None:
-        return "protected", requirement.describe(), requirement
+    if guard is not None:
+        return "protected", guard.describe(), guard.requirement
     if is_public(app, endpoint, view):
         return "public", "public", None
     if policy.protect_all:
@@ -194,20 +178,28 @@ def unknown_public_endpoints(app: Flask) -> list[str]:
     return sorted(route_policy(app).public_endpoints - set(app.view_functions))
 
 
-def access_guard(requirement: Requirement = ANY_TOKEN) -> Callable[[], None]:
+def access_guard(
+    requirement: Requirement = ANY_TOKEN, *, optional: bool = False, account: bool | None = None
+) -> Callable[[], None]:
     """A ``before_request`` function verifying every request against ``requirement``::
 
         admin.before_request(access_guard(require(roles=["admin"])))
 
-    The route audit sees it on the blueprint's endpoints (or on every
-    endpoint, registered on the app), and deny by default leaves the
-    verification to it.
+    It is :func:`~flask_cf_access.verify_access_in_request` with these
+    arguments: it judges each view's own decorators with ``requirement``, once,
+    and an optional view under it needs a token (401 without one). The route
+    audit sees it on the blueprint's endpoints (or on every endpoint,
+    registered on the app), and deny by default leaves the verification to it.
+
+    :raises TypeError: ``requirement`` is not a :class:`~flask_cf_access.Requirement`.
+    :raises ConfigurationError: ``optional`` with a requirement that needs an identity.
     """
     if not isinstance(requirement, Requirement):
         raise TypeError("access_guard() takes a requirement made by require().")
+    guard = make_guard(requirement, optional=optional, account=account)
 
     def access_guard_hook() -> None:
-        verify_for_app(current_app._get_current_object(), requirement)  # type: ignore[attr-defined]
+        check_guard(current_app._get_current_object(), guard, fold=True)  # type: ignore[attr-defined]
 
-    setattr(access_guard_hook, REQUIREMENT_ATTRIBUTE, requirement)
+    setattr(access_guard_hook, GUARD_ATTRIBUTE, guard)
     return access_guard_hook

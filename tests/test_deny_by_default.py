@@ -108,7 +108,7 @@ def make_app(issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, **config:
 
     @plain_guard.before_request
     def only_admins() -> None:
-        verify_access_in_request(requirement=require(roles=["admin"]))
+        verify_access_in_request(require(roles=["admin"]))
 
     plain_guard.add_url_rule("/", "index", lambda: "plain guard")
     app.register_blueprint(plain_guard, url_prefix="/plain-guard")
