@@ -54,8 +54,9 @@ class Guard:
         an account needed if either needs one, every requirement applied.
 
         This is what guards meeting at request time add up to (a blueprint's
-        guard and a view's decorator); decorators stacked on one view are
-        combined by :func:`stacked`, which refuses what this settles.
+        guard and a view's decorators); decorators stacked on one view are
+        combined by :func:`stacked`, which refuses an optional one that would
+        waive another's requirement.
         """
         if other is self or other == ANY_GUARD:
             return self
@@ -108,20 +109,24 @@ def make_guard(
 
 
 def stacked(first: Guard, second: Guard) -> Guard:
-    """Two decorators on one view, as one guard: every part of both applies.
+    """Two decorators on one view, as one guard: every requirement of both applies,
+    and the view is optional if either says so (which only a view whose
+    decorators need no identity may be).
 
     :raises ConfigurationError: one is optional and the other needs an
         identity, or they ask ``account=True`` and ``account=False``.
     :raises ValueError: the two requirements admit nobody together.
     """
-    combined = first & second
-    if (first.optional or second.optional) and combined.requirement.needs_identity:
-        raise _waived(combined.requirement)
     if {first.account, second.account} == {True, False}:
         raise ConfigurationError(
             "Decorators stacked on one view ask both account=True and account=False: keep one."
         )
-    return combined
+    combined = first & second
+    return make_guard(
+        combined.requirement,
+        optional=first.optional or second.optional,
+        account=combined.account,
+    )
 
 
 def _waived(requirement: Requirement) -> ConfigurationError:
@@ -329,13 +334,17 @@ def verify_access_in_request(
     return check_guard(current_app._get_current_object(), guard, fold=True)  # type: ignore[attr-defined]
 
 
-def check_guard(app: Flask, guard: Guard, *, fold: bool = False) -> AccessIdentity | None:
+def check_guard(
+    app: Flask, guard: Guard, *, fold: bool = False, declared: bool = False
+) -> AccessIdentity | None:
     """Check the current request of ``app``, the current app, against ``guard``.
 
-    With ``fold``, the guards of the endpoint (its blueprints'
-    ``access_guard`` hooks and its view's decorators) are judged with
-    ``guard``, failing closed (:meth:`Guard.__and__`), and the view's
-    decorators then know they were: a request is decided once.
+    With ``fold``, the guards declared on the endpoint (the ``access_guard``
+    hooks of the app and its blueprints, then its view's decorators) are
+    judged after ``guard`` (unless ``declared``: ``guard`` is one of those
+    hooks), failing closed (:meth:`Guard.__and__`), and the view's
+    decorators then know they were: a request is decided once, and its
+    reason is the first the guards give in the order Flask runs them.
 
     An optional check of a request without a token keeps "nobody" and
     returns ``None``, without a log line or a signal. A token that is sent is
@@ -348,10 +357,13 @@ def check_guard(app: Flask, guard: Guard, *, fold: bool = False) -> AccessIdenti
     decided: Guard | None = None
     if fold and this_request.endpoint is not None:
         covered = view_guard(app.view_functions.get(this_request.endpoint))
-        guard = decided = guard & endpoint_guard(app, this_request.endpoint)
+        declared_guards = endpoint_guard(app, this_request.endpoint)
+        guard = decided = declared_guards if declared else guard & declared_guards
         previous = context_globals.__dict__.get(_ACCESS_NAME)
-        if previous is not None and previous.decided == decided:
-            return cast(AccessIdentity | None, previous.identity)  # a second hook: decided
+        judged = None if previous is None else previous.decided
+        # A guard before this one judged all of it already (and maybe more).
+        if judged is not None and (judged == decided or judged & decided == judged):
+            return cast(AccessIdentity | None, previous.identity)
     header, cookie = sent_token(this_request)
     if guard.optional and not (header or cookie):
         _keep(context_globals, RequestAccess(optional=True, covered=covered, decided=decided))

@@ -199,7 +199,8 @@ def access_guard(
     guard = make_guard(requirement, optional=optional, account=account)
 
     def access_guard_hook() -> None:
-        check_guard(current_app._get_current_object(), guard, fold=True)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        check_guard(app, guard, fold=True, declared=True)
 
     setattr(access_guard_hook, GUARD_ATTRIBUTE, guard)
     return access_guard_hook
