@@ -36,6 +36,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
+from flask_cf_access._requirements import Match
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, Outcome, outcome
@@ -76,7 +77,7 @@ allow = st.booleans()
 names_of: Callable[[list[str]], Any] = lambda pool: st.lists(  # noqa: E731
     st.sampled_from(pool), min_size=1, max_size=2, unique=True
 )
-match = st.sampled_from(["any", "all"])
+match: st.SearchStrategy[Match] = st.sampled_from(["any", "all"])
 
 
 @st.composite
