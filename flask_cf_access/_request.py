@@ -58,9 +58,9 @@ class Guard:
         combined by :func:`stacked`, which refuses an optional one that would
         waive another's requirement.
         """
-        if other is self or other == ANY_GUARD:
+        if other is self or (other == ANY_GUARD and not self.optional):
             return self
-        if self == ANY_GUARD:
+        if self == ANY_GUARD and not other.optional:
             return other
         accounts = {self.account, other.account} - {None}
         return Guard(
@@ -358,7 +358,9 @@ def check_guard(
     if fold and this_request.endpoint is not None:
         covered = view_guard(app.view_functions.get(this_request.endpoint))
         declared_guards = endpoint_guard(app, this_request.endpoint)
-        guard = decided = declared_guards if declared else guard & declared_guards
+        if declared_guards is not None:
+            guard = declared_guards if declared else guard & declared_guards
+        decided = guard
         previous = context_globals.__dict__.get(_ACCESS_NAME)
         judged = None if previous is None else previous.decided
         # A guard before this one judged all of it already (and maybe more).
@@ -456,11 +458,14 @@ def hooks_guard(app: Flask, endpoint: str) -> Guard | None:
     return found
 
 
-def endpoint_guard(app: Flask, endpoint: str) -> Guard:
-    """Everything the guards declared on ``endpoint`` ask, hooks and decorators together."""
-    found = hooks_guard(app, endpoint) or ANY_GUARD
+def endpoint_guard(app: Flask, endpoint: str) -> Guard | None:
+    """Everything the guards declared on ``endpoint`` ask, hooks and decorators
+    together; ``None`` when none is declared."""
+    found = hooks_guard(app, endpoint)
     own = view_guard(app.view_functions.get(endpoint))
-    return found if own is None else found & own
+    if own is None or found is None:
+        return own or found
+    return found & own
 
 
 def _scopes(endpoint: str) -> Iterator[str | None]:

@@ -76,7 +76,8 @@ def install_deny_by_default(app: Flask) -> None:
             request.url_rule, "provide_automatic_options", False
         ):
             return  # Flask's own answer, no view code runs
-        check_guard(app, ANY_GUARD)
+        # Folded: a guard of yours after it asking no more is not checked again.
+        check_guard(app, ANY_GUARD, fold=True, declared=True)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
 

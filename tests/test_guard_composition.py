@@ -44,6 +44,7 @@ from .support import FrozenClock, Outcome, outcome
 ROLES = {"admin": ["Admins"], "staff": ["Staff"]}
 KNOWN_SERVICE_TOKENS = {"ci.access": {"name": "ci", "roles": ["admin"]}, "ops.access": {}}
 PATH = "/area/page"
+OK = Outcome(200, None)
 
 
 def from_example(identity: AccessIdentity) -> bool:
@@ -255,7 +256,7 @@ def guarded_app(team: Team, stack: list[Part], around: Hooks) -> Flask:
     return app
 
 
-@settings(max_examples=60)
+@settings(max_examples=80)
 @given(stack=st.lists(parts, min_size=0, max_size=3), around=hooks())
 def test_any_guards_admit_what_the_combined_requirement_admits(
     team: Team, stack: list[Part], around: Hooks
@@ -331,17 +332,23 @@ def test_optional_primitive_with_a_requirement_is_refused(team: Team) -> None:
             access_guard(require(groups=["Admins"]), optional=True)
 
 
-def test_optional_view_under_a_role_guard_needs_a_token(team: Team) -> None:
+@pytest.mark.parametrize("protect_all", [True, False])
+@pytest.mark.parametrize(
+    ("guard", "bob"), [(require(roles=["admin"]), Outcome(403, Reason.NO_ROLE)), (require(), OK)]
+)
+def test_optional_view_under_a_blueprint_guard_needs_a_token(
+    team: Team, guard: Requirement, bob: Outcome, protect_all: bool
+) -> None:
     """The reported case at request time: the blueprint's rule applies to nobody (401)."""
     guarded = guarded_app(
         team,
         [Part("optional", require_access(optional=True), require(), optional=True)],
-        Hooks(require(roles=["admin"]), None, protect_all=True),
+        Hooks(guard, None, protect_all=protect_all),
     )
     answers = team.outcomes(guarded)
     assert answers["nobody"] == Outcome(401, Reason.MISSING_TOKEN)
-    assert answers["bob, Staff"] == Outcome(403, Reason.NO_ROLE)
-    assert answers["ada, Admins and Staff"] == Outcome(200, None)
+    assert answers["bob, Staff"] == bob
+    assert answers["ada, Admins and Staff"] == OK
 
 
 def test_nobody_or_a_person_stays_optional(team: Team) -> None:
