@@ -51,22 +51,23 @@ class Guard:
 
     def __and__(self, other: Guard) -> Guard:
         """Both guards on one request, failing closed: optional only if both are,
-        an account needed if either needs one, every requirement applied.
+        no account only if neither needs one, every requirement applied.
 
         This is what guards meeting at request time add up to (a blueprint's
         guard and a view's decorators); decorators stacked on one view are
         combined by :func:`stacked`, which refuses an optional one that would
         waive another's requirement.
         """
-        if other is self or (other == ANY_GUARD and not self.optional):
+        if other is self or (other == ANY_GUARD and _neutral_to(self)):
             return self
-        if self == ANY_GUARD and not other.optional:
+        if self == ANY_GUARD and _neutral_to(other):
             return other
-        accounts = {self.account, other.account} - {None}
+        accounts = {self.account, other.account}
         return Guard(
             self.requirement & other.requirement,
             optional=self.optional and other.optional,
-            account=None if not accounts else True in accounts,
+            # An account is waived only if every guard waives it.
+            account=True if True in accounts else False if accounts == {False} else None,
         )
 
     def describe(self) -> str:
@@ -79,8 +80,13 @@ class Guard:
         return words
 
 
-#: A verified token, nothing more.
+#: A verified token, nothing more (and an account, when a user loader is registered).
 ANY_GUARD = Guard()
+
+
+def _neutral_to(guard: Guard) -> bool:
+    """Whether ``ANY_GUARD & guard`` is ``guard``: it waives neither the token nor the account."""
+    return not guard.optional and guard.account is not False
 
 
 def make_guard(
@@ -121,11 +127,10 @@ def stacked(first: Guard, second: Guard) -> Guard:
         raise ConfigurationError(
             "Decorators stacked on one view ask both account=True and account=False: keep one."
         )
-    combined = first & second
     return make_guard(
-        combined.requirement,
+        (first & second).requirement,
         optional=first.optional or second.optional,
-        account=combined.account,
+        account=first.account if first.account is not None else second.account,
     )
 
 

@@ -37,6 +37,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._requirements import Match
+from flask_cf_access._routes import audit_routes
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, Outcome, outcome
@@ -389,3 +390,33 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
         rules={"/area": combined},
     )
     assert team.outcomes(middleware) == team.outcomes(reference_app(team, combined, False))
+
+
+def test_route_audit_reports_what_the_view_admits(team: Team) -> None:
+    """The audit shows what is enforced: an optional view under a role guard needs the role."""
+    app = team.app("audited", CF_ACCESS_PROTECT_ALL=True)
+    area = Blueprint("area", __name__, url_prefix="/area")
+    area.before_request(access_guard(require(roles=["admin"])))
+
+    @area.get("/landing")
+    @require_access(optional=True)
+    def guarded_landing() -> str:
+        return "landing"
+
+    app.register_blueprint(area)
+
+    @app.get("/landing")
+    @require_access(optional=True, allow_service_tokens=False)
+    def landing() -> str:
+        return "landing"
+
+    @app.get("/profile")
+    @require_access(account=False)
+    def profile() -> str:
+        return "profile"
+
+    audits = {audit.rule: audit for audit in audit_routes(app)}
+    assert audits["/area/landing"].requires == "token; roles: any of admin"
+    assert audits["/area/landing"].status == "protected"
+    assert audits["/landing"].requires == "token (optional); no service tokens"
+    assert audits["/profile"].requires == "token; no account needed"

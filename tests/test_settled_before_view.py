@@ -22,8 +22,10 @@ from flask_cf_access import (
     AccessIdentity,
     CloudflareAccess,
     Reason,
+    access_guard,
     current_user,
     get_user,
+    require,
     require_access,
     require_role,
     verify_access_in_request,
@@ -286,3 +288,52 @@ def test_loader_runs_once_for_stacked_guards(
     assert response.text == "ada@example.com"
     assert asked == ["ada@example.com"]
     assert [record.granted for record in captured] == [True]
+
+
+@pytest.mark.parametrize(
+    ("stack", "status"),
+    [
+        ((require_access(account=False), require_role("staff")), 200),
+        ((require_role("staff"), require_access(account=False)), 200),
+        ((require_role("staff", account=False),), 200),
+        ((require_role("staff"),), 403),
+    ],
+)
+def test_account_false_holds_for_the_whole_stack(
+    app: Flask, client: AccessClient, stack: tuple[Callable[[Any], Any], ...], status: int
+) -> None:
+    """account=False on any decorator of a view's stack, in either order, is the view's."""
+
+    def page() -> str:
+        return "nobody" if get_user() is None else "someone"
+
+    for decorator in reversed(stack):
+        page = decorator(page)
+    app.add_url_rule("/stack", "stack", page)
+    response = client.get("/stack", as_user="eve@example.com", groups=["Staff"])
+    assert response.status_code == status
+    if status == 200:
+        assert response.text == "nobody"
+
+
+def test_account_false_does_not_waive_a_blueprint_guards_account(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """A view's account=False under a guard that needs an account: the account is needed."""
+    app = Flask("waive")
+    app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
+    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session())
+    cf_access.user_loader(lambda identity: None)
+    area = Blueprint("area", __name__)
+    area.before_request(access_guard(require()))
+    area.add_url_rule("/", "index", require_access(account=False)(lambda: "index"))
+    relaxed = Blueprint("relaxed", __name__, url_prefix="/relaxed")
+    relaxed.before_request(access_guard(require(), account=False))
+    relaxed.add_url_rule("/", "index", require_access(account=False)(lambda: "relaxed"))
+    app.register_blueprint(area)
+    app.register_blueprint(relaxed)
+    client = AccessClient.for_app(app, issuer)
+    with capture_access() as captured:
+        assert client.get("/", as_user="eve@example.com").status_code == 403
+        assert client.get("/relaxed/", as_user="eve@example.com").text == "relaxed"
+    assert captured.reasons == [Reason.NO_ACCOUNT]
