@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import current_app, g
+from flask import current_app
 
 from ._request import (
     Guard,
@@ -57,10 +57,7 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        # A before_request guard may have judged this view's guard with its own.
-        access = g._get_current_object().__dict__.get("_cf_access")
-        if access is None or access.covered is not guard:
-            check_guard(app, guard)
+        check_guard(app, guard, view=True)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)

@@ -156,7 +156,6 @@ class RequestAccess:
     def __init__(
         self,
         identity: AccessIdentity | None = None,
-        *,
         optional: bool = False,
         covered: Guard | None = None,
         decided: Guard | None = None,
@@ -340,7 +339,7 @@ def verify_access_in_request(
 
 
 def check_guard(
-    app: Flask, guard: Guard, *, fold: bool = False, declared: bool = False
+    app: Flask, guard: Guard, *, fold: bool = False, declared: bool = False, view: bool = False
 ) -> AccessIdentity | None:
     """Check the current request of ``app``, the current app, against ``guard``.
 
@@ -349,15 +348,21 @@ def check_guard(
     judged after ``guard`` (unless ``declared``: ``guard`` is one of those
     hooks), failing closed (:meth:`Guard.__and__`), and the view's
     decorators then know they were: a request is decided once, and its
-    reason is the first the guards give in the order Flask runs them.
+    reason is the first the guards give in the order Flask runs them. With
+    ``view``, ``guard`` is the view's own, checked by its decorator, unless
+    a ``before_request`` guard judged it already.
 
     An optional check of a request without a token keeps "nobody" and
     returns ``None``, without a log line or a signal. A token that is sent is
     checked exactly as on a required route: breaking a token never
     downgrades a request to anonymous.
     """
-    this_request = request._get_current_object()  # type: ignore[attr-defined]
     context_globals = g._get_current_object()
+    if view:
+        previous = context_globals.__dict__.get(_ACCESS_NAME)
+        if previous is not None and previous.covered is guard:
+            return cast(AccessIdentity | None, previous.identity)
+    this_request = request._get_current_object()  # type: ignore[attr-defined]
     covered: Guard | None = None
     decided: Guard | None = None
     if fold and this_request.endpoint is not None:
@@ -373,12 +378,12 @@ def check_guard(
             return cast(AccessIdentity | None, previous.identity)
     header, cookie = sent_token(this_request)
     if guard.optional and not (header or cookie):
-        _keep(context_globals, RequestAccess(optional=True, covered=covered, decided=decided))
+        _keep(context_globals, RequestAccess(None, True, covered, decided))
         return None
     checker = app.extensions.get(EXTENSION_KEY)
     if not isinstance(checker, AccessChecker):
         checker = get_checker(app)  # which says to call init_app
-    access = RequestAccess(optional=guard.optional, covered=covered, decided=decided)
+    access = RequestAccess(None, guard.optional, covered, decided)
     loader: UserLoader | None = None
     if guard.account is not False and not guard.optional:
         loader = user_loader_of(app)
