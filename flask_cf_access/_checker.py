@@ -164,6 +164,7 @@ class AccessChecker:
         *,
         csrf_exempt: bool = False,
         admit: Callable[[AccessIdentity], None] | None = None,
+        report_granted: bool = True,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
@@ -174,6 +175,8 @@ class AccessChecker:
         sent to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
         ``admit``, if given, is the last step: it gets the identity once every
         rule passed and may still refuse it (the Flask layer's account check).
+        ``report_granted=False`` leaves the grant to be reported later, with
+        :meth:`granted` (a later check in the request may still refuse).
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
@@ -207,9 +210,15 @@ class AccessChecker:
         except AccessError as error:
             self._refused(sender, request, error, identity)
             raise
+        if report_granted:
+            self.granted(sender, request, identity)
+        return identity
+
+    @staticmethod
+    def granted(sender: object, request: Request, identity: AccessIdentity) -> None:
+        """Report that ``request`` was let through as ``identity`` (``access_granted``)."""
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
-        return identity
 
     def _refused(
         self,

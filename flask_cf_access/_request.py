@@ -151,7 +151,16 @@ class RequestAccess:
     dropped at the start of every request and when a check fails.
     """
 
-    __slots__ = ("covered", "decided", "identity", "loaded", "login_user_set", "optional", "user")
+    __slots__ = (
+        "covered",
+        "decided",
+        "identity",
+        "loaded",
+        "login_user_set",
+        "optional",
+        "pending_grant",
+        "user",
+    )
 
     def __init__(
         self,
@@ -174,6 +183,9 @@ class RequestAccess:
         self.user: Any = None
         #: Whether the Flask-Login bridge put its user on ``g`` (``_login_user``).
         self.login_user_set = False
+        #: Whether the grant is still to be reported (deny by default in front
+        #: of ``before_request`` guards of yours: theirs is the decision).
+        self.pending_grant = False
 
 
 #: Where on ``g`` the request's :class:`RequestAccess` lives.
@@ -339,7 +351,13 @@ def verify_access_in_request(
 
 
 def check_guard(
-    app: Flask, guard: Guard, *, fold: bool = False, declared: bool = False, view: bool = False
+    app: Flask,
+    guard: Guard,
+    *,
+    fold: bool = False,
+    declared: bool = False,
+    view: bool = False,
+    defer_grant: bool = False,
 ) -> AccessIdentity | None:
     """Check the current request of ``app``, the current app, against ``guard``.
 
@@ -350,7 +368,9 @@ def check_guard(
     decorators then know they were: a request is decided once, and its
     reason is the first the guards give in the order Flask runs them. With
     ``view``, ``guard`` is the view's own, checked by its decorator, unless
-    a ``before_request`` guard judged it already.
+    a ``before_request`` guard judged it already. With ``defer_grant``, a
+    grant is reported by the next check of the request, or by
+    :func:`report_pending_grant` when it ends: one decision per request.
 
     An optional check of a request without a token keeps "nobody" and
     returns ``None``, without a log line or a signal. A token that is sent is
@@ -358,10 +378,9 @@ def check_guard(
     downgrades a request to anonymous.
     """
     context_globals = g._get_current_object()
-    if view:
-        previous = context_globals.__dict__.get(_ACCESS_NAME)
-        if previous is not None and previous.covered is guard:
-            return cast(AccessIdentity | None, previous.identity)
+    previous = context_globals.__dict__.get(_ACCESS_NAME)
+    if view and previous is not None and previous.covered is guard:
+        return cast(AccessIdentity | None, previous.identity)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     covered: Guard | None = None
     decided: Guard | None = None
@@ -371,7 +390,6 @@ def check_guard(
         if declared_guards is not None:
             guard = declared_guards if declared else guard & declared_guards
         decided = guard
-        previous = context_globals.__dict__.get(_ACCESS_NAME)
         judged = None if previous is None else previous.decided
         # A guard before this one judged all of it already (and maybe more).
         if judged is not None and (judged == decided or judged & decided == judged):
@@ -400,23 +418,41 @@ def check_guard(
             guard.requirement,
             csrf_exempt=this_request.method not in SAFE_METHODS
             and _view_is_csrf_exempt(app, this_request.endpoint),
-            admit=None if loader is None else _account_loader(app, loader, access),
+            admit=None if loader is None else _account_loader(app, loader, access, previous),
+            report_granted=not defer_grant,
         )
     except BaseException:
         reset_request_access()
         raise
     access.identity = identity
+    access.pending_grant = defer_grant
     _keep(context_globals, access)
     return identity
 
 
+def report_pending_grant(app: Flask) -> None:
+    """Report the grant a check left to be reported, if the request still holds one."""
+    access = request_access()
+    if access is not None and access.pending_grant and access.identity is not None:
+        access.pending_grant = False
+        request_now = request._get_current_object()  # type: ignore[attr-defined]
+        AccessChecker.granted(app, request_now, access.identity)
+
+
 def _account_loader(
-    app: Flask, loader: UserLoader, access: RequestAccess
+    app: Flask, loader: UserLoader, access: RequestAccess, previous: RequestAccess | None
 ) -> Callable[[AccessIdentity], None]:
-    """What the checker runs once every rule passed: the loader, refusing no account."""
+    """What the checker runs once every rule passed: the loader, refusing no account.
+
+    An earlier check of the same request that loaded the user of the same
+    identity has the answer: the loader runs once per request.
+    """
 
     def load_account(identity: AccessIdentity) -> None:
-        user = load_user(app, loader, identity)
+        if previous is not None and previous.loaded and previous.identity is identity:
+            user = previous.user
+        else:
+            user = load_user(app, loader, identity)
         if user is None:
             raise refusal(Reason.NO_ACCOUNT)
         access.user = user
@@ -460,7 +496,7 @@ def view_guard(view: object) -> Guard | None:
 def hooks_guard(app: Flask, endpoint: str) -> Guard | None:
     """What the ``access_guard`` hooks of the app and the endpoint's blueprints ask."""
     found: Guard | None = None
-    for scope in _scopes(endpoint):
+    for scope in scopes(endpoint):
         for hook in app.before_request_funcs.get(scope, ()):
             guard = getattr(hook, GUARD_ATTRIBUTE, None)
             if isinstance(guard, Guard):
@@ -478,7 +514,7 @@ def endpoint_guard(app: Flask, endpoint: str) -> Guard | None:
     return found & own
 
 
-def _scopes(endpoint: str) -> Iterator[str | None]:
+def scopes(endpoint: str) -> Iterator[str | None]:
     """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
     yield None
     names = endpoint.split(".")[:-1]

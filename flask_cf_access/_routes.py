@@ -23,6 +23,7 @@ from ._request import (
     check_guard,
     hooks_guard,
     make_guard,
+    scopes,
 )
 from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement
 
@@ -59,17 +60,23 @@ def install_deny_by_default(app: Flask) -> None:
     decorator or ``access_guard`` will verify the request (so that it is
     verified, logged and signalled once).
     """
-    # Per endpoint: whether the hook verifies. Routes and hooks are fixed once
-    # the app serves its first request, so each answer is computed once.
-    decided: dict[str, bool] = {}
+    # Per endpoint: whether the hook verifies, and whether a before_request
+    # function of the app's own comes after it (which may be a guard calling
+    # the primitive: the grant is then its to report). Routes and hooks are
+    # fixed once the app serves its first request, so each is computed once.
+    decided: dict[str, tuple[bool, bool]] = {}
 
     def deny_by_default() -> None:
         endpoint = request.endpoint
         if endpoint is None:  # no route matched: Flask answers 404 or 405
             return
-        verify = decided.get(endpoint)
-        if verify is None:
-            verify = decided[endpoint] = _hook_verifies(app, endpoint)
+        answer = decided.get(endpoint)
+        if answer is None:
+            answer = decided[endpoint] = (
+                _hook_verifies(app, endpoint),
+                _has_own_hooks(app, endpoint),
+            )
+        verify, defer_grant = answer
         if not verify:
             return
         if request.method == "OPTIONS" and getattr(
@@ -77,9 +84,23 @@ def install_deny_by_default(app: Flask) -> None:
         ):
             return  # Flask's own answer, no view code runs
         # Folded: a guard of yours after it asking no more is not checked again.
-        check_guard(app, ANY_GUARD, fold=True, declared=True)
+        check_guard(app, ANY_GUARD, fold=True, declared=True, defer_grant=defer_grant)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
+
+
+def _has_own_hooks(app: Flask, endpoint: str) -> bool:
+    """Whether a ``before_request`` function that is not this package's runs for ``endpoint``."""
+    return any(
+        _is_own_hook(hook)
+        for scope in scopes(endpoint)
+        for hook in app.before_request_funcs.get(scope, ())
+    )
+
+
+def _is_own_hook(hook: object) -> bool:
+    """Whether ``hook`` is the app's, not this package's (deny by default, ``access_guard``)."""
+    return not str(getattr(hook, "__module__", "")).startswith("flask_cf_access.")
 
 
 def _hook_verifies(app: Flask, endpoint: str) -> bool:
@@ -149,9 +170,27 @@ def _judge(
         return "protected", guard.describe(), guard.requirement
     if is_public(app, endpoint, view):
         return "public", "public", None
+    hint = _own_hooks_hint(app, endpoint)
     if policy.protect_all:
-        return "protected", f"{ANY_TOKEN.describe()} (deny by default)", None
-    return "unprotected", "nothing", None
+        return "protected", f"{ANY_TOKEN.describe()} (deny by default){hint}", None
+    return "unprotected", f"nothing{hint}", None
+
+
+def _own_hooks_hint(app: Flask, endpoint: str) -> str:
+    """The app's own ``before_request`` functions for ``endpoint``, named: a guard
+    written on the primitive may be among them, which no audit can read."""
+    names = [
+        getattr(hook, "__qualname__", repr(hook))
+        for scope in scopes(endpoint)
+        for hook in app.before_request_funcs.get(scope, ())
+        if _is_own_hook(hook)
+    ]
+    if not names:
+        return ""
+    return (
+        f"; before_request {', '.join(names)} may check more at request time"
+        " (unaudited: use access_guard() to have it listed)"
+    )
 
 
 def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:

@@ -420,3 +420,22 @@ def test_route_audit_reports_what_the_view_admits(team: Team) -> None:
     assert audits["/area/landing"].status == "protected"
     assert audits["/landing"].requires == "token (optional); no service tokens"
     assert audits["/profile"].requires == "token; no account needed"
+
+
+def test_route_audit_names_a_hand_written_guard(team: Team) -> None:
+    """A before_request guard of the app's own is named where it applies, as unaudited."""
+    app = team.app("hand-written")
+    area = Blueprint("area", __name__, url_prefix="/area")
+
+    @area.before_request
+    def only_admins() -> None:
+        verify_access_in_request(require(roles=["admin"]))
+
+    area.add_url_rule("/page", "page", lambda: "page")
+    app.register_blueprint(area)
+    app.add_url_rule("/open", "open", lambda: "open")
+    audits = {audit.rule: audit for audit in audit_routes(app)}
+    assert audits["/area/page"].status == "unprotected"
+    assert "only_admins" in audits["/area/page"].requires
+    assert "access_guard()" in audits["/area/page"].requires
+    assert audits["/open"].requires == "nothing"
