@@ -231,6 +231,10 @@ def access_guard(
     audit sees it on the blueprint's endpoints (or on every endpoint,
     registered on the app), and deny by default leaves the verification to it.
 
+    :param optional: a request without a token passes as nobody (only with a
+        requirement that needs no identity).
+    :param account: ``False``: the identity needs no account (see
+        :func:`~flask_cf_access.get_user`).
     :raises TypeError: ``requirement`` is not a :class:`~flask_cf_access.Requirement`.
     :raises ConfigurationError: ``optional`` with a requirement that needs an identity.
     """
