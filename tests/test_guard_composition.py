@@ -19,6 +19,7 @@ import pytest
 from flask import Blueprint, Flask
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import Client
 
 from flask_cf_access import (
     AccessIdentity,
@@ -38,9 +39,9 @@ from flask_cf_access import (
 )
 from flask_cf_access._requirements import Match
 from flask_cf_access._routes import audit_routes
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, capture_access
 
-from .support import FrozenClock, Outcome, outcome
+from .support import FrozenClock, Outcome, bearer, outcome
 
 ROLES = {"admin": ["Admins"], "staff": ["Staff"]}
 KNOWN_SERVICE_TOKENS = {"ci.access": {"name": "ci", "roles": ["admin"]}, "ops.access": {}}
@@ -195,6 +196,15 @@ class Team:
     def outcomes(self, application: Any) -> dict[str, Outcome]:
         return {name: outcome(application, token, PATH) for name, token in self.tokens}
 
+    def decisions(self, application: Any) -> dict[str, int]:
+        """How many access signals each caller's request sent."""
+        counts = {}
+        for name, token in self.tokens:
+            with capture_access() as captured:
+                Client(application).get(PATH, headers=bearer(token) if token else {})
+            counts[name] = len(captured)
+        return counts
+
 
 @pytest.fixture(scope="module")
 def team() -> Team:
@@ -296,7 +306,13 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
         return  # an open view: nothing to compare
     optional = all(marks)  # optional only when every guard is
     expected = team.outcomes(reference_app(team, combined, optional))
-    assert team.outcomes(guarded_app(team, stack, around)) == expected
+    guarded = guarded_app(team, stack, around)
+    assert team.outcomes(guarded) == expected
+    # Decided once: one signal per request (none for nobody on an optional view).
+    nobody_passes = expected["nobody"] == OK
+    assert team.decisions(guarded) == {
+        name: 0 if name == "nobody" and nobody_passes else 1 for name, _ in team.tokens
+    }
 
 
 @pytest.mark.parametrize(
