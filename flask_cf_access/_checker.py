@@ -210,7 +210,7 @@ class AccessChecker:
         except AccessError as error:
             self._refused(sender, request, error, identity)
             raise
-        if report_granted:
+        if report_granted and access_granted.receivers:
             self.granted(sender, request, identity)
         return identity
 

@@ -197,9 +197,9 @@ _CLAIMS_NAME = "cf_access_claims"
 _LOGIN_USER_NAME = "_login_user"
 
 
-def _keep(context_globals: Any, access: RequestAccess) -> None:
-    """Make ``access`` the request's state: the one place its names are set on ``g``."""
-    previous = context_globals.__dict__.get(_ACCESS_NAME)
+def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess | None) -> None:
+    """Make ``access`` the request's state, after ``previous`` (what ``g`` held):
+    the one place its names are set on ``g``."""
     if previous is not None and previous.login_user_set:
         access.login_user_set = True
     context_globals._cf_access = access
@@ -242,7 +242,7 @@ def note_login_user() -> None:
     access = context_globals.__dict__.get(_ACCESS_NAME)
     if access is None:
         access = RequestAccess()
-        _keep(context_globals, access)
+        _keep(context_globals, access, None)
     access.login_user_set = True
 
 
@@ -396,7 +396,7 @@ def check_guard(
             return cast(AccessIdentity | None, previous.identity)
     header, cookie = sent_token(this_request)
     if guard.optional and not (header or cookie):
-        _keep(context_globals, RequestAccess(None, True, covered, decided))
+        _keep(context_globals, RequestAccess(None, True, covered, decided), previous)
         return None
     checker = app.extensions.get(EXTENSION_KEY)
     if not isinstance(checker, AccessChecker):
@@ -426,7 +426,7 @@ def check_guard(
         raise
     access.identity = identity
     access.pending_grant = defer_grant
-    _keep(context_globals, access)
+    _keep(context_globals, access, previous)
     return identity
 
 
