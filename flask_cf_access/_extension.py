@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app, request, request_finished, request_started
+from flask import Flask, current_app, request, request_started
 from flask.typing import ResponseReturnValue
 
 from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
-from ._request import report_pending_grant, reset_request_access
+from ._request import reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
 from ._settings import protect_all_setting, public_endpoints_setting
@@ -99,7 +99,6 @@ class CloudflareAccess:
         # The signal comes before any before_request function, so it never
         # undoes a guard's check.
         request_started.connect(_forget_previous_request, app)
-        request_finished.connect(_report_pending_grant, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -189,7 +188,3 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
 
 def _forget_previous_request(sender: Flask, **extra: Any) -> None:
     reset_request_access()
-
-
-def _report_pending_grant(sender: Flask, **extra: Any) -> None:
-    report_pending_grant(sender)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, request_finished
 
 from ._app_state import EXTENSION_KEY, ROUTES_KEY
 from ._checker import AccessChecker
@@ -23,6 +23,7 @@ from ._request import (
     check_guard,
     hooks_guard,
     make_guard,
+    report_pending_grant,
     scopes,
 )
 from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement
@@ -87,6 +88,12 @@ def install_deny_by_default(app: Flask) -> None:
         check_guard(app, ANY_GUARD, fold=True, declared=True, defer_grant=defer_grant)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
+    # A grant the hook left to a guard of the app's own that did not check again.
+    request_finished.connect(_report_pending_grant, app)
+
+
+def _report_pending_grant(sender: Flask, **extra: Any) -> None:
+    report_pending_grant(sender)
 
 
 def _has_own_hooks(app: Flask, endpoint: str) -> bool:
