@@ -33,8 +33,6 @@ Clause = tuple[Match, tuple[str, ...]]
 #: A requirement, or the app-wide rules, prepared: raises to refuse an identity, else returns.
 Judge = Callable[["AccessIdentity"], None]
 
-#: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
-REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
 #: Set on the original function a decorator wrapped, so that a registered
 #: original (the decorator placed above ``@app.route``) can be told apart.
 WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
