@@ -27,8 +27,10 @@ from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
 from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 from ._request import current_identity as current_identity
+from ._request import current_user as current_user
 from ._request import get_claims as get_claims
 from ._request import get_identity as get_identity
+from ._request import get_user as get_user
 from ._request import verify_access_in_request as verify_access_in_request
 from ._requirements import Requirement as Requirement
 from ._requirements import require as require
@@ -42,8 +44,6 @@ from ._signals import user_loaded as user_loaded
 from ._tokens import TOKEN_COOKIE as TOKEN_COOKIE
 from ._tokens import TOKEN_HEADER as TOKEN_HEADER
 from ._users import NewUser as NewUser
-from ._users import current_user as current_user
-from ._users import get_user as get_user
 
 try:
     __version__ = version("flask-cf-access")

@@ -6,7 +6,7 @@ the middleware) share this code; neither has a verification of its own.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -163,6 +163,8 @@ class AccessChecker:
         requirement: Requirement = ANY_TOKEN,
         *,
         csrf_exempt: bool = False,
+        admit: Callable[[AccessIdentity], None] | None = None,
+        report_granted: bool = True,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
@@ -171,6 +173,10 @@ class AccessChecker:
         is also checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``,
         unless ``csrf_exempt``), and a browser refused for want of a token is
         sent to the login page when ``CF_ACCESS_UNAUTHORIZED = "redirect"``.
+        ``admit``, if given, is the last step: it gets the identity once every
+        rule passed and may still refuse it (the Flask layer's account check).
+        ``report_granted=False`` leaves the grant to be reported later, with
+        :meth:`granted` (a later check in the request may still refuse).
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
@@ -199,12 +205,20 @@ class AccessChecker:
                     TOKEN_COOKIE in request.cookies,
                 )
             self.policy.authorize(identity, requirement)
+            if admit is not None:
+                admit(identity)
         except AccessError as error:
             self._refused(sender, request, error, identity)
             raise
+        if report_granted and access_granted.receivers:
+            self.granted(sender, request, identity)
+        return identity
+
+    @staticmethod
+    def granted(sender: object, request: Request, identity: AccessIdentity) -> None:
+        """Report that ``request`` was let through as ``identity`` (``access_granted``)."""
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
-        return identity
 
     def _refused(
         self,

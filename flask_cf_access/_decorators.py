@@ -1,48 +1,50 @@
-"""The decorators: thin wrappers on the primitive, each building a :class:`Requirement`.
+"""The decorators: each is the primitive (``check_guard``) plus ``ensure_sync``.
 
-Stacked on one view, they are merged into one wrapper with one requirement
-(every part must hold), so the request is verified and reported once.
+Stacked on one view, in any order, they are merged into one wrapper with one
+guard (every part must hold), so the request is verified and reported once,
+and what the view admits does not depend on the order they were written in.
 """
 
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
-from ._optional import verify_optionally_for_app
-from ._request import verify_for_app
+from ._request import (
+    Guard,
+    check_guard,
+    make_guard,
+    register_wrapper,
+    stacked,
+    view_guard,
+    wrapped_view,
+)
 from ._requirements import (
     ANY_TOKEN,
-    REQUIREMENT_ATTRIBUTE,
     WRAPPED_ATTRIBUTE,
     IdentityCheck,
     Match,
-    Requirement,
     require,
 )
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Each wrapper a decorator made, to the view it wraps: a decorator stacked on
-#: one of them wraps that view again, once, with both requirements.
-_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
-    weakref.WeakKeyDictionary()
-)
 
+def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
+    """``view`` behind ``guard``: the primitive, then the view through ``ensure_sync``.
 
-def _guarded(
-    view: Callable[P, R], requirement: Requirement, *, optional: bool = False
-) -> Callable[P, R]:
-    check = verify_optionally_for_app if optional else verify_for_app
-    inner = _WRAPPERS.get(view)
+    On a view that is already one of these wrappers, the two guards become
+    one (:func:`~flask_cf_access._request.stacked`, which refuses an
+    ``optional`` that would waive the other's requirement).
+    """
+    inner = wrapped_view(view)
     if inner is not None:
-        requirement = getattr(view, REQUIREMENT_ATTRIBUTE) & requirement
+        guard = stacked(guard, view_guard(view) or guard)
         view = inner
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
@@ -55,7 +57,7 @@ def _guarded(
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check(app, requirement)
+        check_guard(app, guard, view=True)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
@@ -63,30 +65,27 @@ def _guarded(
             sync_app = app
         return cast(R, callable_view(*args, **kwargs))
 
-    # What the route audit and the deny-by-default hook read: the requirement
-    # on the wrapper, and, on the function wrapped, that it was (if the
+    # What the route audit and the deny-by-default hook read: the guard on
+    # the wrapper, and, on the function wrapped, that it was (if the
     # function itself gets registered, the decorator sat above @app.route).
     wrapper.__dict__.pop(WRAPPED_ATTRIBUTE, None)
-    setattr(wrapper, REQUIREMENT_ATTRIBUTE, requirement)
+    register_wrapper(wrapper, view, guard)
     with contextlib.suppress(AttributeError):  # a callable without attributes: nothing to flag
-        setattr(view, WRAPPED_ATTRIBUTE, requirement)
-    _WRAPPERS[wrapper] = view
+        setattr(view, WRAPPED_ATTRIBUTE, guard.requirement)
     return wrapper
 
 
 def is_guarded(view: object) -> bool:
     """Whether ``view`` is a wrapper made by one of these decorators (not a copy of
     its attributes by another decorator's ``functools.wraps``)."""
-    return view in _WRAPPERS
+    return wrapped_view(view) is not None
 
 
-def _decorator(
-    requirement: Requirement, *, optional: bool = False
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """The decorator that guards a view with ``requirement``."""
+def _decorator(guard: Guard) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The decorator that guards a view with ``guard``."""
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
-        return _guarded(view, requirement, optional=optional)
+        return _guarded(view, guard)
 
     return decorator
 
@@ -97,12 +96,16 @@ def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def require_access(
-    *, allow_service_tokens: bool = True, optional: bool = False
+    *, allow_service_tokens: bool = True, optional: bool = False, account: bool | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def require_access(
-    view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True, optional: bool = False
+    view: Callable[P, R] | None = None,
+    *,
+    allow_service_tokens: bool = True,
+    optional: bool = False,
+    account: bool | None = None,
 ) -> Any:
     """Let only requests with a verified Cloudflare Access token reach the view.
 
@@ -115,16 +118,34 @@ def require_access(
     as nobody (``get_identity(default=None)`` and ``current_user`` give
     ``None``, and so does ``current_user`` for an identity without an
     account), while a token that is sent but does not verify is still a 401.
+    ``optional`` is for a view where nothing else needs an identity: stacked
+    with ``@require_group``, ``@require_role``, ``@require_identity`` or
+    ``@require_service_token``, in either order, it raises
+    :class:`~flask_cf_access.ConfigurationError` (nobody could meet them);
+    under a blueprint's guard, the guard's requirement applies to a request
+    without a token (401).
+
+    ``account=False``: the identity needs no account here (see
+    :func:`~flask_cf_access.get_user`); by default, when a user loader is
+    registered, an identity without one is refused (403, ``no_account``)
+    before the view runs. Every decorator takes it.
+
+    :raises ConfigurationError: at decoration time, ``optional`` stacked with a
+        decorator that needs an identity.
     """
     requirement = ANY_TOKEN if allow_service_tokens else require(allow_service_tokens=False)
+    guard = make_guard(requirement, optional=optional, account=account)
     if view is not None:
-        return _guarded(view, requirement, optional=optional)
+        return _guarded(view, guard)
 
-    return _decorator(requirement, optional=optional)
+    return _decorator(guard)
 
 
 def require_group(
-    *groups: str, match: Match = "any", allow_service_tokens: bool = True
+    *groups: str,
+    match: Match = "any",
+    allow_service_tokens: bool = True,
+    account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Let through only identities in any of ``groups`` (all of them with
     ``match="all"``), by group name or id.
@@ -141,11 +162,14 @@ def require_group(
         raise TypeError("require_group() needs one or more group names or ids, as strings.")
     requirement = require(groups=groups, match=match, allow_service_tokens=allow_service_tokens)
 
-    return _decorator(requirement)
+    return _decorator(make_guard(requirement, account=account))
 
 
 def require_role(
-    *roles: str, match: Match = "any", allow_service_tokens: bool = True
+    *roles: str,
+    match: Match = "any",
+    allow_service_tokens: bool = True,
+    account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Let through only identities with any of ``roles`` (all of them with ``match="all"``).
 
@@ -159,11 +183,11 @@ def require_role(
         raise TypeError("require_role() needs one or more role names, as strings.")
     requirement = require(roles=roles, match=match, allow_service_tokens=allow_service_tokens)
 
-    return _decorator(requirement)
+    return _decorator(make_guard(requirement, account=account))
 
 
 def require_identity(
-    check: IdentityCheck, *, allow_service_tokens: bool = True
+    check: IdentityCheck, *, allow_service_tokens: bool = True, account: bool | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Let through only identities for which ``check(identity)`` returns ``True``.
 
@@ -178,10 +202,12 @@ def require_identity(
         raise TypeError("require_identity() needs a callable taking the identity.")
     requirement = require(check=check, allow_service_tokens=allow_service_tokens)
 
-    return _decorator(requirement)
+    return _decorator(make_guard(requirement, account=account))
 
 
-def require_service_token(*client_ids: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def require_service_token(
+    *client_ids: str, account: bool | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Let through only service tokens: those ``client_ids`` (``<id>.access``), or any.
 
     A user gets 403 (``service_token_required``), another service token 403
@@ -191,4 +217,4 @@ def require_service_token(*client_ids: str) -> Callable[[Callable[P, R]], Callab
     """
     requirement = require(service_tokens=client_ids)
 
-    return _decorator(requirement)
+    return _decorator(make_guard(requirement, account=account))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from flask import Flask, current_app, g, request, request_started
+from flask import Flask, current_app, request, request_started
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
@@ -19,12 +19,12 @@ from . import _browser
 from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
-from ._request import IDENTITY_KEY, forget_identity
+from ._request import request_access, reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_deny_by_default
 from ._session import add_expiry_header
 from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
-from ._users import OPTIONAL_KEY, UserLoader, UserLoading
+from ._users import UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,9 +109,10 @@ class CloudflareAccess:
         app.context_processor(self._template_context)
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or
-        # not, may see the identity of the one before. The signal comes before
-        # any before_request function, so it never undoes a guard's check.
-        request_started.connect(_forget_previous_identity, app)
+        # not, may see the identity, user or optional mark of the one before.
+        # The signal comes before any before_request function, so it never
+        # undoes a guard's check.
+        request_started.connect(_forget_previous_request, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -131,9 +132,12 @@ class CloudflareAccess:
 
         It turns a verified identity into the app's own user, for
         :data:`~flask_cf_access.current_user` and
-        :func:`~flask_cf_access.get_user`: lazily, at most once per request,
-        never for a refused request. Return ``None`` when the identity has no
-        account here (403, ``Reason.NO_ACCOUNT``), or
+        :func:`~flask_cf_access.get_user`: at most once per request, never for
+        a refused request. On a route that needs an account (the default) it
+        runs with the check, before the view, and ``None`` (no account here)
+        refuses the request (403, ``Reason.NO_ACCOUNT``); where no account is
+        needed (``account=False``, an optional route) it runs when the user is
+        first read, and ``None`` means nobody. Return
         :class:`~flask_cf_access.NewUser` around an account just created.
         One loader serves every app this extension object sets up, whether
         registered before or after :meth:`init_app`.
@@ -203,15 +207,12 @@ def _keep_private(response: Response) -> Response:
     depends on whether a token came). Public routes are left alone, and so
     are refusals, which are never cached (``no-store``).
     """
-    # Runs after every request, public ones included: the real g once, and the
-    # cheap test first (a proxied g.get costs about as much as the header look-up).
-    context_globals = g._get_current_object()
-    if context_globals.get(IDENTITY_KEY) is None and not context_globals.get(OPTIONAL_KEY):
+    # Runs after every request, public ones included: the cheap test first.
+    if request_access() is None or "Cache-Control" in response.headers:
         return response
-    if "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "private"
+    response.headers["Cache-Control"] = "private"
     return response
 
 
-def _forget_previous_identity(sender: Flask, **extra: Any) -> None:
-    forget_identity()
+def _forget_previous_request(sender: Flask, **extra: Any) -> None:
+    reset_request_access()

@@ -38,9 +38,14 @@ except ImportError as exc:
         "The Flask-Login bridge needs Flask-Login: pip install 'flask-cf-access[login]'"
     ) from exc
 
-from ._optional import request_has_token
-from ._request import get_identity, verify_for_app
-from ._users import get_user
+from ._request import (
+    ANY_GUARD,
+    check_guard,
+    get_identity,
+    get_user,
+    note_login_user,
+    request_has_token,
+)
 
 
 def load_user_from_access(_request: Any = None) -> Any:
@@ -50,12 +55,15 @@ def load_user_from_access(_request: Any = None) -> Any:
     ``@login_required`` answers as Flask-Login does, 401 by default); a token
     that is sent is verified (401 if bad, 503 if the keys cannot be had) and
     given to the app's user loader (403, ``Reason.NO_ACCOUNT``, if it has no
-    account here). A check already passed in this request is not repeated.
+    account here, refused with the check, before the user is read). A check
+    already passed in this request is not repeated; after one that needed no
+    account (``account=False``, an optional route), an identity without one
+    is anonymous.
     """
     if get_identity(default=None) is None:
         if not request_has_token():
             return None
-        verify_for_app(current_app._get_current_object())  # type: ignore[attr-defined]
+        check_guard(current_app._get_current_object(), ANY_GUARD)  # type: ignore[attr-defined]
     return get_user()
 
 
@@ -94,6 +102,7 @@ def init_login_manager(login_manager: LoginManager) -> None:
         if user is not None:
             user_loaded_from_request.send(app, user=user)
         login_manager._update_request_context_with_user(user)
+        note_login_user()  # so that it is dropped with the request's other state
 
     # Flask-Login's _get_user() asks the app's manager for _load_user(): this
     # replaces, on this manager only, its lookup through session and cookie.

@@ -1,12 +1,20 @@
-"""The verification primitive for Flask requests, and the accessors of its result.
+"""The verification primitive for Flask requests, what a request keeps, and its accessors.
 
-The one module that puts an identity on ``g``, reads it back and removes it.
+Every Flask guard (the decorators, :func:`~flask_cf_access.access_guard`,
+deny by default, your own ``before_request`` functions, the Flask-Login
+bridge) comes through :func:`check_guard`. What it learns about a request
+(the identity, whether "nobody" is an answer, the app's user) lives in one
+:class:`RequestAccess` on ``g``, put there by :func:`_keep` and removed by
+:func:`reset_request_access`, the only two functions that touch those names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar, cast, overload
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast, overload
 
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
@@ -14,96 +22,504 @@ from werkzeug.local import LocalProxy
 from ._app_state import EXTENSION_KEY, get_checker
 from ._checker import AccessChecker
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
-from ._errors import NoAccessContextError
+from ._errors import ConfigurationError, NoAccessContextError, Reason, refusal
 from ._identity import AccessIdentity
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._tokens import sent_token
+from ._users import UserLoader, load_user, user_loader_of
 
-#: Where on ``g`` an admitted request keeps its identity.
-IDENTITY_KEY = "cf_access_identity"
-#: Where on ``g`` an admitted request keeps its identity and its claims.
-_IDENTITY_NAMES = (IDENTITY_KEY, "cf_access_claims")
+#: Set on a guard (a decorator's wrapper, an ``access_guard`` hook): its :class:`Guard`.
+GUARD_ATTRIBUTE = "__cf_access_guard__"
 
 
-def verify_access_in_request(
-    *,
-    groups: Iterable[str] = (),
-    allow_service_tokens: bool = True,
-    requirement: Requirement | None = None,
-) -> AccessIdentity:
-    """Verify the current request's token and admit or refuse its identity.
+@dataclass(frozen=True)
+class Guard:
+    """What one guard asks of a request: a requirement, and two ways of answering nobody.
 
-    On success the verified claims are put on ``g.cf_access_claims`` (a
-    read-only mapping) and the identity on ``g.cf_access_identity``; on
-    failure nothing is left on ``g`` (what an earlier check put there is
-    removed), one line is logged and the refusal is raised. Either
-    way a signal is sent, with the app as sender:
-    :data:`~flask_cf_access.access_granted` or
-    :data:`~flask_cf_access.access_denied`. Call it from your own
-    guards, e.g. a blueprint's ``before_request``.
-
-    :param groups: if given, the identity must belong to one of them (by name
-        or id); a single string is one group.
-    :param allow_service_tokens: ``False`` refuses machines holding a service token.
-    :param requirement: a :func:`~flask_cf_access.require` requirement (roles,
-        all-of, predicates, service tokens), judged with ``groups`` and
-        ``allow_service_tokens`` when those are given too.
-    :raises TypeError: a group that is not a non-empty string.
-    :raises AccessUnauthorized: 401, no token or one that does not verify.
-    :raises AccessForbidden: 403, refused by an app-wide rule or the requirement.
-    :raises AccessUnavailable: 503, keys or identity could not be had.
+    Made with :func:`make_guard`, which refuses the combinations that admit
+    nobody they mean to.
     """
-    names = group_names(groups)
-    if names or not allow_service_tokens:
-        asked = require(groups=names, allow_service_tokens=allow_service_tokens)
-        requirement = asked if requirement is None else requirement & asked
-    return verify_for_app(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        ANY_TOKEN if requirement is None else requirement,
+
+    #: What the identity must be.
+    requirement: Requirement = ANY_TOKEN
+    #: ``True``: a request without a token passes as nobody.
+    optional: bool = False
+    #: Whether the identity must have an account (the user loader's user)
+    #: before the view runs. ``None``: yes when a user loader is registered
+    #: and the guard is not optional.
+    account: bool | None = None
+
+    def __and__(self, other: Guard) -> Guard:
+        """Both guards on one request, failing closed: optional only if both are,
+        no account only if neither needs one, every requirement applied.
+
+        This is what guards meeting at request time add up to (a blueprint's
+        guard and a view's decorators); decorators stacked on one view are
+        combined by :func:`stacked`, which refuses an optional one that would
+        waive another's requirement.
+        """
+        if other is self or (other == ANY_GUARD and _neutral_to(self)):
+            return self
+        if self == ANY_GUARD and _neutral_to(other):
+            return other
+        accounts = {self.account, other.account}
+        return Guard(
+            self.requirement & other.requirement,
+            optional=self.optional and other.optional,
+            # An account is waived only if every guard waives it.
+            account=True if True in accounts else False if accounts == {False} else None,
+        )
+
+    def describe(self) -> str:
+        """In words, for ``flask cf-access routes``: e.g. ``token (optional)``."""
+        words = self.requirement.describe()
+        if self.optional:
+            words = words.replace("token", "token (optional)", 1)
+        if self.account is False:
+            words += "; no account needed"
+        return words
+
+
+#: A verified token, nothing more (and an account, when a user loader is registered).
+ANY_GUARD = Guard()
+
+
+def _neutral_to(guard: Guard) -> bool:
+    """Whether ``ANY_GUARD & guard`` is ``guard``: it waives neither the token nor the account."""
+    return not guard.optional and guard.account is not False
+
+
+def make_guard(
+    requirement: Requirement | None = None, *, optional: bool = False, account: bool | None = None
+) -> Guard:
+    """The :class:`Guard` for these options.
+
+    :raises TypeError: ``requirement`` is not a :class:`Requirement`.
+    :raises ConfigurationError: ``optional`` with a requirement that needs an
+        identity, or with ``account=True``: nobody could meet it.
+    """
+    if requirement is None:
+        requirement = ANY_TOKEN
+    if not isinstance(requirement, Requirement):
+        raise TypeError("requirement must be a Requirement made by require().")
+    if optional and requirement.needs_identity:
+        raise _waived(requirement)
+    if optional and account is True:
+        raise ConfigurationError(
+            "optional=True lets a request without a token through as nobody, which has no"
+            " account, but account=True asks for one: drop one of them."
+        )
+    if requirement is ANY_TOKEN and not optional and account is None:
+        return ANY_GUARD
+    return Guard(requirement, optional, account)
+
+
+def stacked(first: Guard, second: Guard) -> Guard:
+    """Two decorators on one view, as one guard: every requirement of both applies,
+    and the view is optional if either says so (which only a view whose
+    decorators need no identity may be).
+
+    :raises ConfigurationError: one is optional and the other needs an
+        identity, or they ask ``account=True`` and ``account=False``.
+    :raises ValueError: the two requirements admit nobody together.
+    """
+    if {first.account, second.account} == {True, False}:
+        raise ConfigurationError(
+            "Decorators stacked on one view ask both account=True and account=False: keep one."
+        )
+    return make_guard(
+        (first & second).requirement,
+        optional=first.optional or second.optional,
+        account=first.account if first.account is not None else second.account,
     )
 
 
-def verify_for_app(app: Flask, requirement: Requirement = ANY_TOKEN) -> AccessIdentity:
-    """:func:`verify_access_in_request` for the current request of ``app``, the current app.
+def _waived(requirement: Requirement) -> ConfigurationError:
+    return ConfigurationError(
+        "optional=True lets a request without a token through as nobody, but this view"
+        f" also requires {requirement.describe()!r}, which nobody meets. Remove"
+        " optional=True (a request without a token then gets 401), or, for a page that"
+        " greets everyone and shows more to some, keep optional=True alone and test the"
+        " identity in the view (get_identity(default=None))."
+    )
 
-    On failure, what an earlier check left on ``g`` is removed: an app
-    context outlives its requests when one was pushed around them (tests,
-    CLI commands, task runners), and an identity belongs to one request only.
+
+class RequestAccess:
+    """Everything the package keeps for one request, in one object on ``g``.
+
+    Made by each check (and by an optional check that found no token),
+    dropped at the start of every request and when a check fails.
     """
+
+    __slots__ = (
+        "covered",
+        "decided",
+        "identity",
+        "loaded",
+        "login_user_set",
+        "optional",
+        "pending_grant",
+        "user",
+    )
+
+    def __init__(
+        self,
+        identity: AccessIdentity | None = None,
+        optional: bool = False,
+        covered: Guard | None = None,
+        decided: Guard | None = None,
+    ) -> None:
+        #: The admitted identity; ``None`` for nobody.
+        self.identity = identity
+        #: Whether "nobody" is an answer here: no token, or no account.
+        self.optional = optional
+        #: The view's own guard, when this check already judged it (a
+        #: ``before_request`` guard judges the view's decorators with its own).
+        self.covered = covered
+        #: Everything the endpoint's guards ask, when this check judged it all.
+        self.decided = decided
+        #: Whether the user loader answered (its answer is :attr:`user`).
+        self.loaded = False
+        self.user: Any = None
+        #: Whether the Flask-Login bridge put its user on ``g`` (``_login_user``).
+        self.login_user_set = False
+        #: Whether the grant is still to be reported (deny by default in front
+        #: of ``before_request`` guards of yours: theirs is the decision).
+        self.pending_grant = False
+
+
+#: Where on ``g`` the request's :class:`RequestAccess` lives.
+_ACCESS_NAME = "_cf_access"
+#: The documented names of the identity and claims on ``g``, kept beside it.
+_IDENTITY_NAME = "cf_access_identity"
+_CLAIMS_NAME = "cf_access_claims"
+#: Where Flask-Login keeps the request's user; the bridge sets it.
+_LOGIN_USER_NAME = "_login_user"
+
+
+def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess | None) -> None:
+    """Make ``access`` the request's state, after ``previous`` (what ``g`` held):
+    the one place its names are set on ``g``."""
+    if previous is not None and previous.login_user_set:
+        access.login_user_set = True
+    context_globals._cf_access = access
+    identity = access.identity
+    if identity is None:
+        context_globals.pop(_IDENTITY_NAME, None)
+        context_globals.pop(_CLAIMS_NAME, None)
+    else:
+        context_globals.cf_access_identity = identity
+        context_globals.cf_access_claims = identity.claims
+
+
+def reset_request_access() -> None:
+    """Remove everything a check put on ``g``: the one place its names are removed.
+
+    Runs at the start of every request (``request_started``), protected or
+    not, and when a check fails: an app context pushed around several
+    requests (tests, CLI commands, task runners) keeps its ``g`` between them.
+    """
+    context_globals = g._get_current_object()
+    access = context_globals.pop(_ACCESS_NAME, None)
+    if access is not None:
+        if access.login_user_set:
+            context_globals.pop(_LOGIN_USER_NAME, None)
+        context_globals.pop(_IDENTITY_NAME, None)
+        context_globals.pop(_CLAIMS_NAME, None)
+
+
+def request_access() -> RequestAccess | None:
+    """The current request's :class:`RequestAccess`; ``None`` before any check."""
+    if not g:
+        return None
+    access = g._get_current_object().__dict__.get(_ACCESS_NAME)
+    return access if isinstance(access, RequestAccess) else None
+
+
+def note_login_user() -> None:
+    """Record that the Flask-Login bridge set Flask-Login's user on ``g`` for this request."""
+    context_globals = g._get_current_object()
+    access = context_globals.__dict__.get(_ACCESS_NAME)
+    if access is None:
+        access = RequestAccess()
+        _keep(context_globals, access, None)
+    access.login_user_set = True
+
+
+def request_has_token() -> bool:
+    """Whether the current request sends a token to check, as the checker chooses it.
+
+    The header is authoritative: when present, its value is the token (an
+    empty one is none); only without it is the ``CF_Authorization`` cookie read.
+    """
+    header, cookie = sent_token(request._get_current_object())  # type: ignore[attr-defined]
+    return bool(header or cookie)
+
+
+#: Marks a deprecated keyword that was not given.
+_UNSET: Any = object()
+
+
+@overload
+def verify_access_in_request(
+    requirement: Requirement | None = None,
+    *,
+    optional: Literal[False] = False,
+    account: bool | None = None,
+    groups: Iterable[str] = ...,
+    allow_service_tokens: bool = ...,
+) -> AccessIdentity: ...
+
+
+@overload
+def verify_access_in_request(
+    requirement: Requirement | None = None,
+    *,
+    optional: bool,
+    account: bool | None = None,
+    groups: Iterable[str] = ...,
+    allow_service_tokens: bool = ...,
+) -> AccessIdentity | None: ...
+
+
+def verify_access_in_request(
+    requirement: Requirement | None = None,
+    *,
+    optional: bool = False,
+    account: bool | None = None,
+    groups: Iterable[str] = _UNSET,
+    allow_service_tokens: bool = _UNSET,
+) -> AccessIdentity | None:
+    """Verify the current request's token and admit or refuse its identity.
+
+    The primitive every guard is made of: call it from your own guards, e.g.
+    a blueprint's ``before_request``::
+
+        @admin.before_request
+        def only_admins():
+            verify_access_in_request(require(roles=["admin"]))
+
+    Called before the view, it judges the view's own decorators (and any
+    :func:`~flask_cf_access.access_guard` over it) together with
+    ``requirement``, once; what a view needs does not depend on how its
+    guards are written.
+
+    On success the identity is on ``g.cf_access_identity`` and the verified
+    claims on ``g.cf_access_claims`` (a read-only mapping); on failure
+    nothing is left on ``g`` (what an earlier check put there is removed),
+    one line is logged and the refusal is raised. Either way a signal is
+    sent, with the app as sender: :data:`~flask_cf_access.access_granted` or
+    :data:`~flask_cf_access.access_denied`. When a user loader is registered,
+    it runs before this returns and an identity without an account is
+    refused (403, ``no_account``), unless ``account=False`` or ``optional``.
+
+    :param requirement: a :func:`~flask_cf_access.require` requirement (groups,
+        roles, predicates, service tokens); by default any verified token.
+    :param optional: ``True``: a request without a token is not refused; it
+        passes as nobody and this returns ``None``. Only where nothing else
+        needs an identity: with a requirement that does (groups, roles,
+        predicates, service tokens), :class:`~flask_cf_access.ConfigurationError`;
+        and where it meets such a requirement at request time (a blueprint
+        guard over an optional view), the requirement wins and a request
+        without a token gets 401 (``missing_token``).
+    :param account: ``False``: the identity needs no account; the user is
+        loaded when first asked for, ``None`` for no account. ``None``
+        (default): an account is needed when a user loader is registered,
+        except on an optional check.
+    :param groups: deprecated, use ``require(groups=…)``.
+    :param allow_service_tokens: deprecated, use ``require(allow_service_tokens=False)``.
+    :raises ConfigurationError: ``optional`` with a requirement that needs an identity.
+    :raises AccessUnauthorized: 401, no token (unless optional) or one that does not verify.
+    :raises AccessForbidden: 403, refused by an app-wide rule or the requirement,
+        or no account.
+    :raises AccessUnavailable: 503, keys or identity could not be had.
+    """
+    if groups is not _UNSET or allow_service_tokens is not _UNSET:
+        warnings.warn(
+            "verify_access_in_request(groups=..., allow_service_tokens=...) is deprecated:"
+            " pass require(groups=..., allow_service_tokens=...) as its requirement.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        names = group_names(() if groups is _UNSET else groups)
+        allowed = True if allow_service_tokens is _UNSET else bool(allow_service_tokens)
+        if names or not allowed:
+            asked = require(groups=names, allow_service_tokens=allowed)
+            requirement = asked if requirement is None else requirement & asked
+    guard = make_guard(requirement, optional=optional, account=account)
+    return check_guard(current_app._get_current_object(), guard, fold=True)  # type: ignore[attr-defined]
+
+
+def check_guard(
+    app: Flask,
+    guard: Guard,
+    *,
+    fold: bool = False,
+    declared: bool = False,
+    view: bool = False,
+    defer_grant: bool = False,
+) -> AccessIdentity | None:
+    """Check the current request of ``app``, the current app, against ``guard``.
+
+    With ``fold``, the guards declared on the endpoint (the ``access_guard``
+    hooks of the app and its blueprints, then its view's decorators) are
+    judged after ``guard`` (unless ``declared``: ``guard`` is one of those
+    hooks), failing closed (:meth:`Guard.__and__`), and the view's
+    decorators then know they were: a request is decided once, and its
+    reason is the first the guards give in the order Flask runs them. With
+    ``view``, ``guard`` is the view's own, checked by its decorator, unless
+    a ``before_request`` guard judged it already. With ``defer_grant``, a
+    grant is reported by the next check of the request, or by
+    :func:`report_pending_grant` when it ends: one decision per request.
+
+    An optional check of a request without a token keeps "nobody" and
+    returns ``None``, without a log line or a signal. A token that is sent is
+    checked exactly as on a required route: breaking a token never
+    downgrades a request to anonymous.
+    """
+    context_globals = g._get_current_object()
+    previous = context_globals.__dict__.get(_ACCESS_NAME)
+    if view and previous is not None and previous.covered is guard:
+        return cast(AccessIdentity | None, previous.identity)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
+    covered: Guard | None = None
+    decided: Guard | None = None
+    if fold and this_request.endpoint is not None:
+        covered = view_guard(app.view_functions.get(this_request.endpoint))
+        declared_guards = endpoint_guard(app, this_request.endpoint)
+        if declared_guards is not None:
+            guard = declared_guards if declared else guard & declared_guards
+        decided = guard
+        judged = None if previous is None else previous.decided
+        # A guard before this one judged all of it already (and maybe more).
+        if judged is not None and (judged == decided or judged & decided == judged):
+            return cast(AccessIdentity | None, previous.identity)
+    header, cookie = sent_token(this_request)
+    if guard.optional and not (header or cookie):
+        _keep(context_globals, RequestAccess(None, True, covered, decided), previous)
+        return None
     checker = app.extensions.get(EXTENSION_KEY)
     if not isinstance(checker, AccessChecker):
         checker = get_checker(app)  # which says to call init_app
-    header, cookie = sent_token(this_request)
+    access = RequestAccess(None, guard.optional, covered, decided)
+    loader: UserLoader | None = None
+    if guard.account is not False and not guard.optional:
+        loader = user_loader_of(app)
+        if loader is None and guard.account is True:
+            raise RuntimeError(
+                "account=True needs a user loader: register one with @cf_access.user_loader."
+            )
     try:
         identity = checker.check_request(
             app,
             this_request,
             header,
             cookie,
-            requirement,
+            guard.requirement,
             csrf_exempt=this_request.method not in SAFE_METHODS
             and _view_is_csrf_exempt(app, this_request.endpoint),
+            admit=None if loader is None else _account_loader(app, loader, access, previous),
+            report_granted=not defer_grant,
         )
     except BaseException:
-        forget_identity()
+        reset_request_access()
         raise
-    context_globals = g._get_current_object()
-    context_globals.cf_access_identity = identity
-    context_globals.cf_access_claims = identity.claims
+    access.identity = identity
+    access.pending_grant = defer_grant
+    _keep(context_globals, access, previous)
     return identity
 
 
-def forget_identity() -> None:
-    """Remove the identity and claims a check put on ``g``.
+def report_pending_grant(app: Flask) -> None:
+    """Report the grant a check left to be reported, if the request still holds one."""
+    access = request_access()
+    if access is not None and access.pending_grant and access.identity is not None:
+        access.pending_grant = False
+        request_now = request._get_current_object()  # type: ignore[attr-defined]
+        AccessChecker.granted(app, request_now, access.identity)
 
-    Runs at the start of every request (``request_started``), protected or
-    not: ``g.pop`` costs a tenth of ``hasattr``, which raises inside ``g``'s
-    ``__getattr__`` for every name it does not hold.
+
+def _account_loader(
+    app: Flask, loader: UserLoader, access: RequestAccess, previous: RequestAccess | None
+) -> Callable[[AccessIdentity], None]:
+    """What the checker runs once every rule passed: the loader, refusing no account.
+
+    An earlier check of the same request that loaded the user of the same
+    identity has the answer: the loader runs once per request.
     """
-    context_globals = g._get_current_object()
-    for name in _IDENTITY_NAMES:
-        context_globals.pop(name, None)
+
+    def load_account(identity: AccessIdentity) -> None:
+        if previous is not None and previous.loaded and previous.identity is identity:
+            user = previous.user
+        else:
+            user = load_user(app, loader, identity)
+        if user is None:
+            raise refusal(Reason.NO_ACCOUNT)
+        access.user = user
+        access.loaded = True
+
+    return load_account
+
+
+#: Each wrapper a decorator made, to the view it wraps: a decorator stacked on
+#: one of them wraps that view again, once, with both guards.
+_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def register_wrapper(wrapper: Callable[..., Any], view: Callable[..., Any], guard: Guard) -> None:
+    """Record ``wrapper`` as a decorator's guard of ``view``."""
+    setattr(wrapper, GUARD_ATTRIBUTE, guard)
+    _WRAPPERS[wrapper] = view
+
+
+def wrapped_view(view: object) -> Callable[..., Any] | None:
+    """The view a decorator's wrapper wraps; ``None`` for anything else."""
+    if not callable(view):
+        return None
+    try:
+        return _WRAPPERS.get(view)
+    except TypeError:  # not hashable, so not one of ours
+        return None
+
+
+def view_guard(view: object) -> Guard | None:
+    """The :class:`Guard` of a view made by the decorators; ``None`` for any other
+    (a copy of its attributes by another decorator's ``functools.wraps`` included)."""
+    if wrapped_view(view) is None:
+        return None
+    guard = getattr(view, GUARD_ATTRIBUTE, None)
+    return guard if isinstance(guard, Guard) else None
+
+
+def hooks_guard(app: Flask, endpoint: str) -> Guard | None:
+    """What the ``access_guard`` hooks of the app and the endpoint's blueprints ask."""
+    found: Guard | None = None
+    for scope in scopes(endpoint):
+        for hook in app.before_request_funcs.get(scope, ()):
+            guard = getattr(hook, GUARD_ATTRIBUTE, None)
+            if isinstance(guard, Guard):
+                found = guard if found is None else found & guard
+    return found
+
+
+def endpoint_guard(app: Flask, endpoint: str) -> Guard | None:
+    """Everything the guards declared on ``endpoint`` ask, hooks and decorators
+    together; ``None`` when none is declared."""
+    found = hooks_guard(app, endpoint)
+    own = view_guard(app.view_functions.get(endpoint))
+    if own is None or found is None:
+        return own or found
+    return found & own
+
+
+def scopes(endpoint: str) -> Iterator[str | None]:
+    """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
+    yield None
+    names = endpoint.split(".")[:-1]
+    for end in range(1, len(names) + 1):
+        yield ".".join(names[:end])
 
 
 def group_names(groups: Iterable[str]) -> tuple[str, ...]:
@@ -128,6 +544,8 @@ D = TypeVar("D")
 #: Marks "no default given" for :func:`get_identity`.
 _RAISE: Any = object()
 
+_NO_CONTEXT = "No verified Cloudflare Access identity: this is not a protected request."
+
 
 @overload
 def get_identity() -> AccessIdentity: ...
@@ -144,13 +562,12 @@ def get_identity(default: Any = _RAISE) -> Any:
         ``get_identity(default=None)`` on a ``@require_access(optional=True)`` route.
     :raises NoAccessContextError: outside a request that passed a check, without ``default``.
     """
-    identity = g.get("cf_access_identity") if g else None
-    if not isinstance(identity, AccessIdentity):
+    access = request_access()
+    identity = access.identity if access is not None else None
+    if identity is None:
         if default is not _RAISE:
             return default
-        raise NoAccessContextError(
-            "No verified Cloudflare Access identity: this is not a protected request."
-        )
+        raise NoAccessContextError(_NO_CONTEXT)
     return identity
 
 
@@ -162,5 +579,43 @@ def get_claims() -> Mapping[str, Any]:
     return get_identity().claims
 
 
+def get_user() -> Any:
+    """The app's user for the current request, from the app's user loader.
+
+    Never refuses: whether the request may pass was settled before the view
+    ran. On a route that needs an account (the default when a user loader is
+    registered) the loader already ran and this is its user. Where no account
+    is needed (``account=False``, or an optional route) the loader runs the
+    first time this is asked, and ``None`` means nobody: no token, or no
+    account here. Later calls in the same request get the same answer. A
+    loader's exception is not caught.
+
+    :raises NoAccessContextError: outside a request that passed a check.
+    :raises RuntimeError: no user loader was registered.
+    """
+    access = request_access()
+    if access is None:
+        raise NoAccessContextError(_NO_CONTEXT)
+    if access.loaded:
+        return access.user
+    identity = access.identity
+    if identity is None:
+        if access.optional:
+            return None
+        raise NoAccessContextError(_NO_CONTEXT)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    loader = user_loader_of(app)
+    if loader is None:
+        raise RuntimeError(
+            "No user loader: register one with @cf_access.user_loader before asking for the user."
+        )
+    access.user = load_user(app, loader, identity)
+    access.loaded = True
+    return access.user
+
+
 #: The identity of the current request, as a proxy; raises outside a protected one.
 current_identity = cast(AccessIdentity, LocalProxy(get_identity))
+
+#: The app's user for the current request, as a proxy (see :func:`get_user`).
+current_user = cast(Any, LocalProxy(get_user))

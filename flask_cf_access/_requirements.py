@@ -34,8 +34,6 @@ Clause = tuple[Match, tuple[str, ...]]
 #: A requirement, or the app-wide rules, prepared: raises to refuse an identity, else returns.
 Judge = Callable[["AccessIdentity"], None]
 
-#: Set on a view wrapped by a decorator: the :class:`Requirement` it enforces.
-REQUIREMENT_ATTRIBUTE = "__cf_access_requirement__"
 #: Set on the original function a decorator wrapped, so that a registered
 #: original (the decorator placed above ``@app.route``) can be told apart.
 WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
@@ -158,6 +156,13 @@ class Requirement:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_judge", _prepared(self))
+
+    @property
+    def needs_identity(self) -> bool:
+        """Whether only some identities meet it: groups, roles, predicates, or service
+        tokens required. A request without a token can never meet such a requirement;
+        ``allow_service_tokens=False`` alone does not make one (nobody is not a machine)."""
+        return bool(self.groups or self.roles or self.checks) or self.service_tokens is not None
 
     @property
     def is_any_token(self) -> bool:

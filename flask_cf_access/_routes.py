@@ -7,23 +7,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, request_finished
 
 from ._app_state import EXTENSION_KEY, ROUTES_KEY
 from ._checker import AccessChecker
 from ._decorators import is_guarded
-from ._request import verify_for_app
-from ._requirements import (
-    ANY_TOKEN,
-    PUBLIC_ATTRIBUTE,
-    REQUIREMENT_ATTRIBUTE,
-    WRAPPED_ATTRIBUTE,
-    Requirement,
+from ._request import (
+    ANY_GUARD,
+    GUARD_ATTRIBUTE,
+    Guard,
+    check_guard,
+    hooks_guard,
+    make_guard,
+    report_pending_grant,
+    scopes,
 )
+from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement
 
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
@@ -49,25 +52,6 @@ def is_public(app: Flask, endpoint: str, view: object) -> bool:
     )
 
 
-def guard_requirement(app: Flask, endpoint: str) -> Requirement | None:
-    """What the ``access_guard`` hooks of the app and the endpoint's blueprints require."""
-    found: Requirement | None = None
-    for scope in _scopes(endpoint):
-        for hook in app.before_request_funcs.get(scope, ()):
-            requirement = getattr(hook, REQUIREMENT_ATTRIBUTE, None)
-            if isinstance(requirement, Requirement):
-                found = requirement if found is None else found & requirement
-    return found
-
-
-def _scopes(endpoint: str) -> Iterator[str | None]:
-    """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
-    yield None
-    names = endpoint.split(".")[:-1]
-    for end in range(1, len(names) + 1):
-        yield ".".join(names[:end])
-
-
 def install_deny_by_default(app: Flask) -> None:
     """Make every endpoint of ``app`` need a verified token, unless marked public.
 
@@ -77,26 +61,53 @@ def install_deny_by_default(app: Flask) -> None:
     decorator or ``access_guard`` will verify the request (so that it is
     verified, logged and signalled once).
     """
-    # Per endpoint: whether the hook verifies. Routes and hooks are fixed once
-    # the app serves its first request, so each answer is computed once.
-    decided: dict[str, bool] = {}
+    # Per endpoint: whether the hook verifies, and whether a before_request
+    # function of the app's own comes after it (which may be a guard calling
+    # the primitive: the grant is then its to report). Routes and hooks are
+    # fixed once the app serves its first request, so each is computed once.
+    decided: dict[str, tuple[bool, bool]] = {}
 
     def deny_by_default() -> None:
         endpoint = request.endpoint
         if endpoint is None:  # no route matched: Flask answers 404 or 405
             return
-        verify = decided.get(endpoint)
-        if verify is None:
-            verify = decided[endpoint] = _hook_verifies(app, endpoint)
+        answer = decided.get(endpoint)
+        if answer is None:
+            answer = decided[endpoint] = (
+                _hook_verifies(app, endpoint),
+                _has_own_hooks(app, endpoint),
+            )
+        verify, defer_grant = answer
         if not verify:
             return
         if request.method == "OPTIONS" and getattr(
             request.url_rule, "provide_automatic_options", False
         ):
             return  # Flask's own answer, no view code runs
-        verify_for_app(app)
+        # Folded: a guard of yours after it asking no more is not checked again.
+        check_guard(app, ANY_GUARD, fold=True, declared=True, defer_grant=defer_grant)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
+    # A grant the hook left to a guard of the app's own that did not check again.
+    request_finished.connect(_report_pending_grant, app)
+
+
+def _report_pending_grant(sender: Flask, **extra: Any) -> None:
+    report_pending_grant(sender)
+
+
+def _has_own_hooks(app: Flask, endpoint: str) -> bool:
+    """Whether a ``before_request`` function that is not this package's runs for ``endpoint``."""
+    return any(
+        _is_own_hook(hook)
+        for scope in scopes(endpoint)
+        for hook in app.before_request_funcs.get(scope, ())
+    )
+
+
+def _is_own_hook(hook: object) -> bool:
+    """Whether ``hook`` is the app's, not this package's (deny by default, ``access_guard``)."""
+    return not str(getattr(hook, "__module__", "")).startswith("flask_cf_access.")
 
 
 def _hook_verifies(app: Flask, endpoint: str) -> bool:
@@ -105,7 +116,7 @@ def _hook_verifies(app: Flask, endpoint: str) -> bool:
         return False
     # Only a wrapper of ours is sure to verify: another decorator's copy of
     # its attributes (functools.wraps) might answer without calling it.
-    return not is_guarded(view) and guard_requirement(app, endpoint) is None
+    return not is_guarded(view) and hooks_guard(app, endpoint) is None
 
 
 @dataclass(frozen=True)
@@ -146,13 +157,15 @@ def audit_routes(app: Flask) -> list[RouteAudit]:
 def _judge(
     app: Flask, policy: RoutePolicy, endpoint: str, view: Any
 ) -> tuple[Status, str, Requirement | None]:
-    own = getattr(view, REQUIREMENT_ATTRIBUTE, None)
-    requirement = own if isinstance(own, Requirement) else None
-    guard = guard_requirement(app, endpoint)
-    if guard is not None:
-        requirement = guard if requirement is None else guard & requirement
+    own = getattr(view, GUARD_ATTRIBUTE, None)
+    guard = own if isinstance(own, Guard) else None
+    hooks = hooks_guard(app, endpoint)
+    if hooks is not None:
+        # As they meet at request time: the hooks' requirement applies to a
+        # request without a token even where the view is optional.
+        guard = hooks if guard is None else hooks & guard
     declared = getattr(view, WRAPPED_ATTRIBUTE, None)
-    if requirement is None and isinstance(declared, Requirement):
+    if guard is None and isinstance(declared, Requirement):
         applied = "token (deny by default)" if policy.protect_all else "nothing"
         return (
             "not applied",
@@ -160,13 +173,31 @@ def _judge(
             " (is the decorator above @app.route?)",
             None,
         )
-    if requirement is not None:
-        return "protected", requirement.describe(), requirement
+    if guard is not None:
+        return "protected", guard.describe(), guard.requirement
     if is_public(app, endpoint, view):
         return "public", "public", None
+    hint = _own_hooks_hint(app, endpoint)
     if policy.protect_all:
-        return "protected", f"{ANY_TOKEN.describe()} (deny by default)", None
-    return "unprotected", "nothing", None
+        return "protected", f"{ANY_TOKEN.describe()} (deny by default){hint}", None
+    return "unprotected", f"nothing{hint}", None
+
+
+def _own_hooks_hint(app: Flask, endpoint: str) -> str:
+    """The app's own ``before_request`` functions for ``endpoint``, named: a guard
+    written on the primitive may be among them, which no audit can read."""
+    names = [
+        getattr(hook, "__qualname__", repr(hook))
+        for scope in scopes(endpoint)
+        for hook in app.before_request_funcs.get(scope, ())
+        if _is_own_hook(hook)
+    ]
+    if not names:
+        return ""
+    return (
+        f"; before_request {', '.join(names)} may check more at request time"
+        " (unaudited: use access_guard() to have it listed)"
+    )
 
 
 def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:
@@ -194,20 +225,33 @@ def unknown_public_endpoints(app: Flask) -> list[str]:
     return sorted(route_policy(app).public_endpoints - set(app.view_functions))
 
 
-def access_guard(requirement: Requirement = ANY_TOKEN) -> Callable[[], None]:
+def access_guard(
+    requirement: Requirement = ANY_TOKEN, *, optional: bool = False, account: bool | None = None
+) -> Callable[[], None]:
     """A ``before_request`` function verifying every request against ``requirement``::
 
         admin.before_request(access_guard(require(roles=["admin"])))
 
-    The route audit sees it on the blueprint's endpoints (or on every
-    endpoint, registered on the app), and deny by default leaves the
-    verification to it.
+    It is :func:`~flask_cf_access.verify_access_in_request` with these
+    arguments: it judges each view's own decorators with ``requirement``, once,
+    and an optional view under it needs a token (401 without one). The route
+    audit sees it on the blueprint's endpoints (or on every endpoint,
+    registered on the app), and deny by default leaves the verification to it.
+
+    :param optional: a request without a token passes as nobody (only with a
+        requirement that needs no identity).
+    :param account: ``False``: the identity needs no account (see
+        :func:`~flask_cf_access.get_user`).
+    :raises TypeError: ``requirement`` is not a :class:`~flask_cf_access.Requirement`.
+    :raises ConfigurationError: ``optional`` with a requirement that needs an identity.
     """
     if not isinstance(requirement, Requirement):
         raise TypeError("access_guard() takes a requirement made by require().")
+    guard = make_guard(requirement, optional=optional, account=account)
 
     def access_guard_hook() -> None:
-        verify_for_app(current_app._get_current_object(), requirement)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        check_guard(app, guard, fold=True, declared=True)
 
-    setattr(access_guard_hook, REQUIREMENT_ATTRIBUTE, requirement)
+    setattr(access_guard_hook, GUARD_ATTRIBUTE, guard)
     return access_guard_hook

@@ -32,7 +32,7 @@ from flask.cli import AppGroup, ScriptInfo
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from ._app_state import USERS_KEY, get_checker
+from ._app_state import get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._doctor import discover_command, doctor_command
@@ -43,8 +43,7 @@ from ._json_input import parse_json
 from ._keys import CertsError, keys_fetched_on_demand, parse_certs
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from ._users import UserLoading
-from ._users import _run_loader as run_user_loader
+from ._users import load_user, user_loader_of
 from ._verifier import Explanation
 
 __all__ = ["cli"]
@@ -353,11 +352,11 @@ def _ask_user_loader(app: Flask, identity: AccessIdentity, path: str, method: st
 
     Exits 1 when it has none: every route that asks for the user answers 403 there.
     """
-    users = app.extensions.get(USERS_KEY)
-    if not isinstance(users, UserLoading) or users.loader is None:
+    loader = user_loader_of(app)
+    if loader is None:
         return
     with app.test_request_context(path, method=method):
-        user = run_user_loader(app, identity)
+        user = load_user(app, loader, identity)
     if user is None:
         _refuse(Reason.NO_ACCOUNT)
     click.echo("5. Account: the app's user loader has one for this identity")

@@ -25,6 +25,7 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Reason,
+    require,
     require_access,
     require_group,
     verify_access_in_request,
@@ -122,7 +123,7 @@ def blueprint_front_end(setup: Setup) -> WSGIApplication:
     @blueprint.before_request
     def guard() -> None:
         verify_access_in_request(
-            groups=setup.groups, allow_service_tokens=setup.allow_service_tokens
+            require(groups=setup.groups, allow_service_tokens=setup.allow_service_tokens)
         )
 
     blueprint.add_url_rule("", view_func=protected_view, methods=["GET", "POST"])

@@ -20,6 +20,7 @@ from flask_cf_access import (
     current_identity,
     get_claims,
     get_identity,
+    require,
     require_access,
     require_group,
     verify_access_in_request,
@@ -141,7 +142,7 @@ def test_nothing_on_g_after_a_refusal(make_app: AppFactory, issuer: AccessIssuer
     token = issuer.user_token("bob@example.com", ["Staff"], groups_in_token=True)
     with app.test_request_context("/", headers=bearer(token)):
         with pytest.raises(AccessForbidden) as refused:
-            verify_access_in_request(groups=["Admins"])
+            verify_access_in_request(require(groups=["Admins"]))
         assert refused.value.reason is Reason.NOT_IN_GROUP
         assert "cf_access_claims" not in g
         assert "cf_access_identity" not in g
@@ -154,7 +155,7 @@ def test_primitive_in_a_blueprint_guard(make_app: AppFactory, issuer: AccessIssu
 
     @admin.before_request
     def only_admins() -> None:
-        verify_access_in_request(groups=["Admins"])
+        verify_access_in_request(require(groups=["Admins"]))
 
     @admin.get("/")
     def index() -> str:
@@ -345,6 +346,6 @@ def test_an_apps_own_g_class_sees_the_attributes_set(
     token = issuer.user_token("ada@example.com")
     answer = app.test_client().get("/recorded", headers=bearer(token)).json
     assert answer == {
-        "names": ["cf_access_identity", "cf_access_claims"],
+        "names": ["_cf_access", "cf_access_identity", "cf_access_claims"],
         "email": "ada@example.com",
     }

@@ -108,7 +108,7 @@ def make_app(issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, **config:
 
     @plain_guard.before_request
     def only_admins() -> None:
-        verify_access_in_request(requirement=require(roles=["admin"]))
+        verify_access_in_request(require(roles=["admin"]))
 
     plain_guard.add_url_rule("/", "index", lambda: "plain guard")
     app.register_blueprint(plain_guard, url_prefix="/plain-guard")
@@ -215,13 +215,34 @@ def test_access_guard_checked_once(
 def test_plain_blueprint_guard_adds_to_it(
     app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
 ) -> None:
-    """A hand-written guard still applies after the hook: its refusal is the one reported."""
+    """A hand-written guard still applies after the hook, and the request is decided once:
+    the guard's refusal or grant is the one reported."""
     client = app.test_client()
     bob = issuer.user_token("bob@example.com", ["Staff"])
     assert client.get("/plain-guard/", headers=bearer(bob)).status_code == 403
-    assert [item[0] for item in signals] == ["granted", "denied"]
-    assert signals[1] == ("denied", Reason.NO_ROLE)
+    assert signals == [("denied", Reason.NO_ROLE)]
+    signals.clear()
+    ada = issuer.user_token("ada@example.com", ["Admins"])
+    assert client.get("/plain-guard/", headers=bearer(ada)).status_code == 200
+    assert [kind for kind, _ in signals] == ["granted"]
+    signals.clear()
     assert client.get("/plain-guard/").status_code == 401
+    assert signals == [("denied", Reason.MISSING_TOKEN)]
+
+
+def test_app_hook_that_checks_nothing_still_gets_one_grant(
+    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+) -> None:
+    """A before_request function of the app's own that does not check: the hook's grant
+    is reported once, when the request ends."""
+
+    @app.before_request
+    def locale() -> None:
+        return None
+
+    ada = issuer.user_token("ada@example.com")
+    assert app.test_client().get("/", headers=bearer(ada)).text == "ada@example.com"
+    assert [kind for kind, _ in signals] == ["granted"]
 
 
 def test_async_view_protected(app: Flask, issuer: AccessIssuer) -> None:

@@ -12,6 +12,7 @@ from flask_cf_access import (
     AccessSettings,
     AccessUnauthorized,
     Reason,
+    require,
     verify_access_in_request,
 )
 from flask_cf_access._app_state import get_checker
@@ -23,11 +24,11 @@ from .support import bearer
 
 @pytest.fixture
 def guarded(app: Flask) -> Flask:
-    """The test app with a route guarded by verify_access_in_request(groups=<string>)."""
+    """The test app with a route guarded by verify_access_in_request(require(groups=<string>))."""
 
     @app.get("/eng")
     def eng() -> str:
-        verify_access_in_request(groups="Eng")
+        verify_access_in_request(require(groups="Eng"))
         return "eng"
 
     return app
@@ -40,7 +41,7 @@ def guarded(app: Flask) -> Flask:
 def test_a_string_is_one_group(
     guarded: Flask, issuer: AccessIssuer, groups: list[str], status: int
 ) -> None:
-    """verify_access_in_request(groups="Eng") admits Eng only, not the groups E, n or g."""
+    """require(groups="Eng") admits Eng only, not the groups E, n or g."""
     token = issuer.user_token("ada@example.com", groups)
     assert guarded.test_client().get("/eng", headers=bearer(token)).status_code == status
 
@@ -49,7 +50,7 @@ def test_a_string_is_one_group(
 def test_non_string_groups_raise(app: Flask, groups: Any) -> None:
     """Groups that are not non-empty strings are a programming error: TypeError."""
     with app.test_request_context("/"), pytest.raises(TypeError, match="groups"):
-        verify_access_in_request(groups=groups)
+        verify_access_in_request(require(groups=groups))
 
 
 def test_gate_authorize_takes_a_string_as_one_group(app: Flask, issuer: AccessIssuer) -> None:

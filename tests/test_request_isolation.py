@@ -15,6 +15,7 @@ from flask_cf_access import (
     CloudflareAccess,
     NoAccessContextError,
     get_identity,
+    require,
     verify_access_in_request,
 )
 from flask_cf_access.testing import AccessIssuer
@@ -97,7 +98,7 @@ def test_a_failed_check_forgets_a_passed_one_in_the_same_request(
     def twice() -> str:
         verify_access_in_request()
         with contextlib.suppress(AccessError):
-            verify_access_in_request(groups=["Admins"])
+            verify_access_in_request(require(groups=["Admins"]))
         return seen_identity()
 
     token = issuer.user_token("bob@example.com", ["Staff"])

@@ -29,7 +29,8 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._requirements import ANY_TOKEN, REQUIREMENT_ATTRIBUTE
+from flask_cf_access._request import GUARD_ATTRIBUTE
+from flask_cf_access._requirements import ANY_TOKEN
 from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
@@ -185,7 +186,7 @@ def primitive_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
         blueprint = Blueprint(name.replace("-", "_"), __name__)
 
         def guard(requirement: Requirement = requirement) -> None:
-            verify_access_in_request(requirement=requirement)
+            verify_access_in_request(requirement)
 
         blueprint.before_request(guard)
         blueprint.add_url_rule("/", "view", lambda: current_identity.name)
@@ -292,7 +293,7 @@ def test_decorators_build_the_same_requirement(case: str) -> None:
 
     for decorator in reversed(decorators):
         view = decorator(view)
-    assert getattr(view, REQUIREMENT_ATTRIBUTE) == requirement
+    assert getattr(view, GUARD_ATTRIBUTE).requirement == requirement
 
 
 def test_no_token_is_401_before_any_requirement(
@@ -529,7 +530,7 @@ def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
 def test_primitive_combines_groups_and_requirement(
     issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
 ) -> None:
-    """verify_access_in_request(groups=…, requirement=…) needs both."""
+    """verify_access_in_request(requirement, groups=…), deprecated, still needs both."""
     app = decorated_app(issuer, clock)
 
     @app.get("/both")
@@ -538,13 +539,13 @@ def test_primitive_combines_groups_and_requirement(
         return ""
 
     client = app.test_client()
-    assert (
-        client.get("/both", headers=bearer(issuer.user_token("a@x.io", ["Admins"]))).status_code
-        == 403
-    )
+    with pytest.deprecated_call():
+        refused = client.get("/both", headers=bearer(issuer.user_token("a@x.io", ["Admins"])))
+    assert refused.status_code == 403
     assert denied == [Reason.NOT_IN_GROUP]
     ok = issuer.user_token("a@x.io", ["Admins", "Ops"])
-    assert client.get("/both", headers=bearer(ok)).status_code == 200
+    with pytest.deprecated_call():
+        assert client.get("/both", headers=bearer(ok)).status_code == 200
 
 
 def test_access_guard_on_the_app(issuer: AccessIssuer, clock: FrozenClock) -> None:

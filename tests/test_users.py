@@ -1,4 +1,4 @@
-"""The user loader: from a verified identity to the app's own user, lazily, once per request."""
+"""The user loader: from a verified identity to the app's own user, once per request."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def build_app(extension: CloudflareAccess, settings: dict[str, Any]) -> Flask:
         return {"email": first, "again": get_user().email, "same": get_user() is get_user()}
 
     @app.get("/identity-only")
-    @require_access
+    @require_access(account=False)
     def identity_only() -> str:
         return "no user asked for"
 
@@ -107,7 +107,7 @@ def build_app(extension: CloudflareAccess, settings: dict[str, Any]) -> Flask:
         return "user"
 
     @app.get("/catches")
-    @require_access
+    @require_access(account=False)
     def catches() -> str:
         try:
             get_user()
@@ -200,8 +200,10 @@ def test_loader_runs_once_when_the_request_is_checked_twice(
     assert len(directory.asked) == 1
 
 
-def test_loader_is_lazy(client: AccessClient, directory: Directory) -> None:
-    """A protected view that never reads the user never runs the loader."""
+def test_loader_waits_where_no_account_is_needed(
+    client: AccessClient, directory: Directory
+) -> None:
+    """A view with account=False that never reads the user never runs the loader."""
     assert client.get("/identity-only", as_user="nobody@example.com").status_code == 200
     assert directory.asked == []
 

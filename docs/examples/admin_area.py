@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, g
-from flask_cf_access import current_identity, verify_access_in_request
+from flask_cf_access import current_identity, require, verify_access_in_request
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @admin.before_request
 def only_admins() -> None:
-    verify_access_in_request(groups=["Admins"], allow_service_tokens=False)
+    people_in_admins = require(groups=["Admins"], allow_service_tokens=False)
+    verify_access_in_request(people_in_admins)
 
 
 @admin.get("/")
