@@ -70,7 +70,12 @@ class AccessChecker:
             min_refresh_interval=settings.keys_min_refresh_interval,
             **reach,
         )
-        self.identity_endpoint = IdentityEndpoint(url=settings.identity_url, **reach)
+        self.identity_endpoint = IdentityEndpoint(
+            url=settings.identity_url,
+            budget=min(settings.upstream_wait, settings.http_timeout),
+            slots=settings.identity_concurrency,
+            **reach,
+        )
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
         #: Roles, known service tokens and app-wide rules; judges every requirement.
         self.policy = AccessPolicy(settings)
