@@ -66,6 +66,14 @@ class SharedCache:
             added = self._call(self.backend.add, self._prefix + key, value, timeout=seconds)
         return True if added is None else bool(added)
 
+    def inc(self, key: str) -> int | None:
+        """Add one to the counter ``key`` (0 if absent) and return it; ``None`` if unreachable.
+
+        Atomic on Redis (``INCR``), so that every worker sharing it counts in one order.
+        """
+        counted = self._call(self.backend.inc, self._prefix + key)
+        return counted if isinstance(counted, int) and not isinstance(counted, bool) else None
+
     def delete(self, key: str) -> None:
         """Forget ``key``, if the backend can be reached."""
         self._call(self.backend.delete, self._prefix + key)

@@ -10,7 +10,7 @@ import responses
 from werkzeug.test import Client
 
 from flask_cf_access import AccessUnauthorized, Reason
-from flask_cf_access.testing import capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -31,6 +31,22 @@ class FrozenClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds``."""
         self.now += seconds
+
+
+def identity_endpoint_down(issuer: AccessIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in's get-identity answers 503 to every token from now on (certs unchanged).
+
+    An unknown user is not the way to a failing endpoint: the stand-in answers
+    it 400, a refusal of that token (``Reason.IDENTITY_REFUSED``).
+    """
+    respond = issuer.respond
+
+    def down(path: str, cookie_header: str | None) -> tuple[int, Any]:
+        if path == "/cdn-cgi/access/get-identity":
+            return 503, {"err": "down"}
+        return respond(path, cookie_header)
+
+    monkeypatch.setattr(issuer, "respond", down)
 
 
 def never_sleep(seconds: float) -> None:
