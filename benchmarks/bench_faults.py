@@ -531,6 +531,9 @@ def main() -> None:
         "--slow-seconds", type=float, default=30.0, help="length of the slow identity fault"
     )
     parser.add_argument("--quick", action="store_true", help="tiny phases, sync workers only")
+    parser.add_argument(
+        "--only", default="", help="run only the faults whose name holds one of these (a,b)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.worker_classes, args.connections = 0.4, "sync", 4
@@ -559,8 +562,10 @@ def main() -> None:
                     + (" x 8 threads" if worker_class == "gthread" else "")
                 )
                 by_config: dict[str, list[Fault]] = {}
+                wanted = [word for word in args.only.split(",") if word]
                 for fault in faults(team, redis, redis_port, proxy):
-                    by_config.setdefault(fault.config, []).append(fault)
+                    if not wanted or any(word in fault.name for word in wanted):
+                        by_config.setdefault(fault.config, []).append(fault)
                 for database, (config, config_faults) in enumerate(by_config.items()):
                     cache_port = proxy.port if config == "delayed" else redis_port
                     number = database + len(CONFIGS) * rounds

@@ -101,6 +101,7 @@ class _Job:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.started = time.monotonic()
 
 
 class KeyStore:
@@ -285,7 +286,11 @@ class KeyStore:
 
     def _wait_for_job(self, job: Callable[[], None]) -> None:
         """Run ``job`` in the background unless a first or forced fetch already runs, and
-        wait for whichever runs, ``budget`` seconds at most."""
+        wait for whichever runs until ``budget`` seconds after it started.
+
+        Counted from its start, not from each request's arrival: while a fetch
+        hangs, a stream of unknown kids costs one budget in all, not one each.
+        """
         with self._state_lock:
             running = self._job
             if running is None:
@@ -295,7 +300,7 @@ class KeyStore:
                 start = False
         if start:
             self._spawn(lambda: self._run_job(running, job))
-        running.done.wait(self._budget)
+        running.done.wait(max(0.0, running.started + self._budget - time.monotonic()))
 
     def _run_job(self, running: _Job, job: Callable[[], None]) -> None:
         try:

@@ -269,3 +269,37 @@ def test_rechecks_end_after_max_age(
     clock.advance(RECHECK_AFTER + 1)
     assert refusal(keys, old) == Reason.UNKNOWN_KID
     assert certs.calls == calls
+
+
+def test_joining_a_hanging_forced_fetch_waits_from_its_start(
+    issuer: AccessIssuer, clock: FrozenClock, certs: Certs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests with unknown kids joining a forced fetch wait until one budget after it
+    started, not one budget each: while it hangs, a stream of them costs one budget."""
+    import flask_cf_access._keys as keys_module
+
+    class Monotonic:
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            raise AssertionError("no sleep")
+
+    fake = Monotonic()
+    monkeypatch.setattr(keys_module, "time", fake)
+    threads = Threads()
+    keys = store(issuer, clock, SimpleCache(), budget=TIMEOUT, spawn=threads)
+    assert keys.preload()
+    certs.gate = threading.Event()
+    first: list[Reason | None] = []
+    waiting = threading.Thread(target=lambda: first.append(refusal(keys, "made-up")))
+    waiting.start()
+    assert certs.arrived.wait(30)
+    fake.now += TIMEOUT  # one budget since the forced fetch started
+    assert [refusal(keys, f"other-{index}") for index in range(20)] == [Reason.UNKNOWN_KID] * 20
+    certs.gate.set()
+    waiting.join(30)
+    threads.join_all()
+    assert first == [Reason.UNKNOWN_KID]
