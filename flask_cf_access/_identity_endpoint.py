@@ -199,14 +199,12 @@ class IdentityEndpoint:
             admitted = self._back_off.admit()  # again: it may have begun since
             if admitted is False:
                 raise refusal(Reason.IDENTITY_UNAVAILABLE)
-            answer = self._fetch_and_report(token, claims, probe=admitted is None)
-            remember(answer)
-            return answer
+            return self._fetch_and_report(token, claims, probe=admitted is None)
 
         admitted = self._back_off.admit()
         if admitted is True:
             answer = self._flights.run(
-                cache_key, read, fetch, _unavailable, late=self._back_off.slow
+                cache_key, read, fetch, _unavailable, late=self._back_off.slow, store=remember
             )
         else:
             # Backed off: no call, no claim. An answer another worker stored

@@ -107,11 +107,14 @@ class SingleFlight:
         unavailable: Source[T],
         *,
         late: Callable[[], None] | None = None,
+        store: Callable[[T], None] | None = None,
     ) -> T:
         """What ``read()`` finds for ``key``, else what one ``fetch()`` gives.
 
         ``fetch`` stores its result where ``read`` finds it (the shared cache),
-        so that the callers waiting in other processes can have it.
+        so that the callers waiting in other processes can have it; or
+        ``store(result)`` does, after the callers in this process have it, so
+        that a slow cache does not hold them up.
         ``unavailable()`` is what a caller gets (or raises) when the fetch it
         waited for, in another thread or process, failed, outlasted its
         budget, or could not start for want of a free slot; ``late()`` is
@@ -127,7 +130,7 @@ class SingleFlight:
             if flight is None:
                 flight = self._flights[key] = _Flight()
         if leading:
-            self._start(key, flight, read, fetch)
+            self._start(key, flight, read, fetch, store)
         remaining = self._budget - (time.monotonic() - started)
         if not flight.done.wait(max(0.0, remaining)) or flight.no_slot:
             if late is not None:
@@ -144,7 +147,14 @@ class SingleFlight:
             raise type(error)(error.reason) from error
         return unavailable()
 
-    def _start(self, key: str, flight: _Flight[Any], read: Source[Any], fetch: Source[Any]) -> None:
+    def _start(
+        self,
+        key: str,
+        flight: _Flight[Any],
+        read: Source[Any],
+        fetch: Source[Any],
+        store: Callable[[Any], None] | None,
+    ) -> None:
         """Start the fetch of ``flight``, once a slot is free within the budget."""
         if self._slots is not None and not self._slots.acquire(timeout=self._budget):
             flight.no_slot = True  # every slot busy all along: the upstream is slow
@@ -152,13 +162,16 @@ class SingleFlight:
             return
 
         def job() -> None:
+            fetched = False
             try:
-                found, gave_up = self._across_processes(key, read, fetch)
+                found, gave_up, fetched = self._across_processes(key, read, fetch)
                 flight.result, flight.gave_up = found, gave_up
             except BaseException as error:  # handed to the callers, raised there
                 flight.error = error
             finally:
                 self._end(key, flight, slot=True)
+            if fetched and store is not None:
+                store(flight.result)
 
         try:
             self._spawn(job)
@@ -178,15 +191,15 @@ class SingleFlight:
 
     def _across_processes(
         self, key: str, read: Source[T | None], fetch: Source[T]
-    ) -> tuple[T | None, bool]:
-        """The result and ``False``, or ``None`` and ``True`` when another process's fetch
-        came to nothing."""
+    ) -> tuple[T | None, bool, bool]:
+        """The result, whether another process's fetch came to nothing (the result is
+        then ``None``), and whether the result is this process's own fetch."""
         if self._claim_in_place:
             claim = key
         else:
             found = read()
             if found is not None:
-                return found, False
+                return found, False, False
             claim = "fetching:" + key
         lifetime = math.ceil(self._wait_limit) + 1
         claimed = self._cache.add(claim, CLAIMED, timeout=lifetime)
@@ -194,10 +207,10 @@ class SingleFlight:
             if self._claim_in_place:
                 found = read()  # what the entry holds: another process's result, or its claim
                 if found is not None:
-                    return found, False
+                    return found, False, False
             if self._cache.get(claim) is not None:
                 found = self._wait_for_other_process(claim, read)
-                return found, found is None
+                return found, found is None, False
             # The add failed while no claim can be seen, as with a backend that
             # answers every call with a miss instead of raising: fetch alone.
         if not self._claim_in_place:
@@ -207,12 +220,12 @@ class SingleFlight:
             if found is not None:
                 if claimed:
                     self._cache.delete(claim)
-                return found, False
+                return found, False, False
         succeeded = False
         try:
             result = fetch()
             succeeded = True
-            return result, False
+            return result, False, True
         finally:
             # In place, the result has replaced the claim.
             if claimed and not (succeeded and self._claim_in_place):

@@ -403,3 +403,27 @@ def test_budget_holds_while_the_fetch_hangs() -> None:
         assert flights.run("k", lambda: None, hanging, gave_up) == "gave up"
     finally:
         release.set()
+
+
+def test_callers_have_the_result_before_it_is_stored() -> None:
+    """``store`` runs after the callers in this process have the result: a slow cache
+    does not hold them up (here the store waits until the caller has returned)."""
+    returned, stored = threading.Event(), []
+
+    def slow_store(result: str) -> None:
+        assert returned.wait(30)
+        stored.append(result)
+
+    threads: list[threading.Thread] = []
+
+    def spawn(job: Callable[[], None]) -> None:
+        threads.append(threading.Thread(target=job, daemon=True))
+        threads[-1].start()
+
+    flights = SingleFlight(shared_cache(), wait_limit=5, budget=30, spawn=spawn)
+    assert flights.run("k", lambda: None, lambda: "fetched", gave_up, store=slow_store) == (
+        "fetched"
+    )
+    returned.set()
+    threads[0].join(30)
+    assert stored == ["fetched"]
