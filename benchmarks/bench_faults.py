@@ -16,8 +16,10 @@ baseline before and recovery after:
 - a key rotation, with and without a shared cache (default settings);
 - get-identity refusing, or answering after 10 s (beyond the 5 s timeout,
   for ``--slow-seconds``, so that the first timed-out call of each worker is
-  not all there is to see), while 5 % of requests bring a new token to the
-  group route: its onset is the second-by-second figure to read;
+  not all there is to see), while new tokens come to the group route at
+  ``--new-identities`` a second (an open loop beside the load, so that a
+  slow answer to one holds no client back from the rest): its onset is the
+  second-by-second figure to read;
 - a flood of tokens naming made-up key ids;
 - the certs endpoint hanging while 10 % of requests name made-up key ids
   (default timeout, ``CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL=1``): requests with
@@ -25,7 +27,7 @@ baseline before and recovery after:
 - two gunicorns whose clocks are 25 s apart (``benchmarks/skewed_app.py``),
   sharing Redis, the load split between them, through a rotation: no wrong 401;
 - Redis answering 100 ms and 400 ms late (under its 0.5 s socket timeout),
-  through a delaying proxy, while 5 % of requests bring a new identity;
+  through a delaying proxy, while new identities come as above;
 - a key set without the key every token is signed with (a rotation done too
   early on the other side), then healed, with ``CF_ACCESS_KEYS_MAX_AGE=3``:
   the refusals must end within seconds of the heal.
@@ -54,6 +56,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +135,48 @@ class Load:
             thread.join()
 
 
+class Trickle:
+    """Requests sent at a fixed rate whatever their answers take (an open loop), each
+    in a thread of its own pool, recorded into ``samples``: new identities arriving
+    as users do, which a slow answer to one does not hold back from the rest."""
+
+    def __init__(
+        self,
+        ports: list[int],
+        rate: float,
+        source: Callable[[], Request],
+        samples: list[Sample],
+    ) -> None:
+        self.ports = ports
+        self.interval = 1 / rate
+        self.source = source
+        self.samples = samples
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(64)
+        self._thread = threading.Thread(target=self._send)
+        self._thread.start()
+
+    def _send(self) -> None:
+        next_at = time.monotonic()
+        for count in itertools.count():
+            if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                return
+            next_at += self.interval
+            self._pool.submit(self._one, self.ports[count % len(self.ports)])
+
+    def _one(self, port: int) -> None:
+        path, headers, right, kind = self.source()
+        started = time.monotonic()
+        status = get(port, path, headers)
+        ended = time.monotonic()
+        self.samples.append(Sample(ended, ended - started, status, status in right, kind))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._pool.shutdown(wait=True)
+
+
 class DelayingProxy:
     """A TCP proxy on 127.0.0.1 holding what clients send for :attr:`delay` seconds
     before passing it on: a Redis answering late, under its socket timeout."""
@@ -184,6 +229,8 @@ class Fault:
     #: Whether the fault lasts ``--slow-seconds``: long enough to see more than the
     #: first timed-out call (CF_ACCESS_HTTP_TIMEOUT, 5 s) of each worker.
     long: bool = False
+    #: New identities sent at ``--new-identities`` a second beside the load, by phase.
+    trickle: Callable[[str], Request] | None = None
 
 
 class Team:
@@ -236,13 +283,17 @@ def faults(
     """Every fault, in the order they are run (grouped by gunicorn configuration)."""
     server = team.server
 
-    identity_mixes = {
-        phase: mixed((95, team.no_groups), (5, functools.partial(team.fresh_identity, right)))
+    new_identities = {
+        phase: functools.partial(team.fresh_identity, right)
         for phase, right in (("before", OK), ("during", frozenset({200, 503})), ("after", OK))
     }
 
+    def new_identity(phase: str) -> Request:
+        return new_identities[phase]()
+
     def identity_mix(phase: str) -> Request:
-        return identity_mixes[phase]()
+        # The routes that need no groups; new identities come as a trickle beside them.
+        return team.no_groups()
 
     def certs_mix(phase: str) -> Request:
         # Known kids only: none of them may wait for a fetch meeting the fault.
@@ -308,13 +359,21 @@ def faults(
         # A rotation first: after the flood's forced fetch, a new kid would wait out
         # CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL, as the flood bound wants.
         Fault("rotation, shared cache", "shared", rotation_mix, rotate, nothing, False),
-        Fault("Redis killed, restarted", "shared", identity_mix, kill_redis, restart_redis),
+        Fault(
+            "Redis killed, restarted",
+            "shared",
+            identity_mix,
+            kill_redis,
+            restart_redis,
+            trickle=new_identity,
+        ),
         Fault(
             "identity refusing",
             "shared",
             identity_mix,
             injecting("identity", "refuse"),
             server.heal,
+            trickle=new_identity,
         ),
         Fault(
             "identity slow (10 s)",
@@ -323,6 +382,7 @@ def faults(
             injecting("identity", "slow", 10.0),
             server.heal,
             long=True,
+            trickle=new_identity,
         ),
         Fault(
             "made-up kid flood",
@@ -352,8 +412,22 @@ def faults(
             server.heal,
         ),
         Fault("rotation, clocks 25 s apart", "skew", rotation_mix, rotate, nothing, False),
-        Fault("Redis 100 ms late", "delayed", identity_mix, delay_redis(0.1), undelay_redis),
-        Fault("Redis 400 ms late", "delayed", identity_mix, delay_redis(0.4), undelay_redis),
+        Fault(
+            "Redis 100 ms late",
+            "delayed",
+            identity_mix,
+            delay_redis(0.1),
+            undelay_redis,
+            trickle=new_identity,
+        ),
+        Fault(
+            "Redis 400 ms late",
+            "delayed",
+            identity_mix,
+            delay_redis(0.4),
+            undelay_redis,
+            trickle=new_identity,
+        ),
     ]
 
 
@@ -426,11 +500,18 @@ def run_fault(
     connections: int,
     seconds: float,
     slow_seconds: float,
+    new_identities: float,
 ) -> tuple[dict[str, PhaseFigures], float, dict[str, list[Second]], float]:
     """Baseline, fault, recovery: the figures of each phase, the recovery time, the
     seconds of the fault and of the recovery, and the baseline's p99 (ms)."""
     phase = ["before"]
     load = Load(ports, connections, lambda: fault.source(phase[0]))
+    trickle = fault.trickle
+    side = (
+        Trickle(ports, new_identities, lambda: trickle(phase[0]), load.samples)
+        if trickle is not None
+        else None
+    )
     marks: list[float] = [time.monotonic()]
     counts: list[tuple[int, int]] = [(team.server.calls[CERTS], team.server.calls[IDENTITY])]
     try:
@@ -443,6 +524,8 @@ def run_fault(
                 phase[0] = name
     finally:
         load.stop()
+        if side is not None:
+            side.stop()
         team.server.heal()
     results = {}
     for index, name in enumerate(("before", "during", "after")):
@@ -528,6 +611,13 @@ def main() -> None:
     parser.add_argument("--worker-classes", default="sync,gthread")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
+        "--new-identities",
+        type=float,
+        default=20.0,
+        help="new identities a second on the group route, beside the load, in identity"
+        " and Redis faults",
+    )
+    parser.add_argument(
         "--slow-seconds", type=float, default=30.0, help="length of the slow identity fault"
     )
     parser.add_argument("--quick", action="store_true", help="tiny phases, sync workers only")
@@ -602,6 +692,7 @@ def main() -> None:
                                 args.connections,
                                 args.seconds,
                                 args.slow_seconds,
+                                args.new_identities,
                             )
                             print_fault(
                                 f"{fault.name} [{config}]",

@@ -117,7 +117,8 @@ class IdentityEndpoint:
     A request waits ``budget`` seconds for the call, never the endpoint's
     ``timeout``: the call goes on in the background (``background``, a thread
     by default) and its answer serves the requests after it; the request gets
-    503. At most ``slots`` calls are in flight per process.
+    503. At most ``slots`` calls are in flight per process; a look-up finding
+    them all busy gets 503 at once.
 
     The endpoint's health decides the back-off (:class:`BackOff`), never one
     identity's answer: from the first call outlasting the budget, or failing,

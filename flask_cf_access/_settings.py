@@ -87,7 +87,7 @@ class AccessSettings:
     #: background and serves the requests after it.
     upstream_wait: float = 1.0
     #: Most ``get-identity`` calls in flight at once in one process; a request
-    #: finding them all busy waits its :confval:`CF_ACCESS_UPSTREAM_WAIT` for one.
+    #: finding them all busy gets 503 at once.
     identity_concurrency: int = 4
     #: Whether :meth:`~flask_cf_access.CloudflareAccess.init_app` loads the keys right away.
     load_keys_on_init: bool = True

@@ -58,7 +58,9 @@ class SingleFlight:
       seconds for it and then takes ``unavailable()``, while the fetch goes on
       to its own deadline and serves the callers after it.
     - At most ``slots`` fetches are in flight in this process at once (a
-      bulkhead); a caller finding them all busy waits its budget for one.
+      bulkhead); a caller finding them all busy takes ``unavailable()`` at
+      once, so that callers waiting on an upstream never hold more than
+      ``slots`` of the server's threads (the callers of the same key aside).
     - Across processes sharing the cache, the first one to claim the key in it
       fetches; the others look for its result every :data:`POLL_INTERVAL`
       seconds until it is there, the claim is gone (the fetch failed), or
@@ -132,7 +134,9 @@ class SingleFlight:
         if leading:
             self._start(key, flight, read, fetch, store)
         remaining = self._budget - (time.monotonic() - started)
-        if not flight.done.wait(max(0.0, remaining)) or flight.no_slot:
+        if flight.no_slot:
+            return unavailable()
+        if not flight.done.wait(max(0.0, remaining)):
             if late is not None:
                 late()
             return unavailable()
@@ -156,8 +160,10 @@ class SingleFlight:
         store: Callable[[Any], None] | None,
     ) -> None:
         """Start the fetch of ``flight``, once a slot is free within the budget."""
-        if self._slots is not None and not self._slots.acquire(timeout=self._budget):
-            flight.no_slot = True  # every slot busy all along: the upstream is slow
+        if self._slots is not None and not self._slots.acquire(blocking=False):
+            # Every slot busy: fail fast rather than hold one more of the server's
+            # threads, which the routes that need no upstream are waiting for.
+            flight.no_slot = True
             self._end(key, flight, slot=False)
             return
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -367,24 +368,49 @@ def test_caller_waits_its_budget_and_the_fetch_serves_the_next() -> None:
     assert store.fetches == 1
 
 
+class CountedParked(Parked):
+    """A parked runner that says when it holds ``count`` jobs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        with self.changed:
+            super().__call__(job)
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.jobs) == count, timeout=30)
+
+
 def test_bulkhead_refuses_beyond_its_slots() -> None:
     """With every slot taken by a fetch under way, another key's caller gets unavailable()
-    within its budget, without a fetch, and says it was late; a freed slot is used again."""
-    parked, late = Parked(), []
-    flights = SingleFlight(shared_cache(), wait_limit=5, budget=0, slots=2, spawn=parked)
+    at once (not after its budget), without a fetch and without calling the upstream
+    late; a freed slot is used again."""
+    parked, late = CountedParked(), []
+    flights = SingleFlight(shared_cache(), wait_limit=5, budget=60, slots=2, spawn=parked)
     stores = [Store() for _ in range(4)]
-    for index, store in enumerate(stores[:2]):
-        flights.run(f"k{index}", store.read, store.fetch, gave_up)
-    assert len(parked.jobs) == 2
-    assert (
-        flights.run("k2", stores[2].read, stores[2].fetch, gave_up, late=lambda: late.append(1))
-        == "gave up"
-    )
-    assert (len(parked.jobs), late) == (2, [1])
-    parked.run_all()
-    flights.run("k3", stores[3].read, stores[3].fetch, gave_up)
-    assert len(parked.jobs) == 1  # a slot was free again
-    assert [store.fetches for store in stores] == [1, 1, 0, 0]
+    with ThreadPoolExecutor(2) as pool:
+        leaders = [
+            pool.submit(flights.run, f"k{index}", store.read, store.fetch, gave_up)
+            for index, store in enumerate(stores[:2])
+        ]
+        parked.wait_for(2)  # both leaders hold a slot, their fetches parked
+        started = time.monotonic()
+        outcome = flights.run(
+            "k2", stores[2].read, stores[2].fetch, gave_up, late=lambda: late.append(1)
+        )
+        assert (outcome, late) == ("gave up", [])
+        assert time.monotonic() - started < 30  # not the 60 s budget
+        parked.run_all()
+        assert [leader.result(30) for leader in leaders] == ["fetched", "fetched"]
+        third = pool.submit(flights.run, "k3", stores[3].read, stores[3].fetch, gave_up)
+        parked.wait_for(1)  # a slot was free again
+        parked.run_all()
+        assert third.result(30) == "fetched"
+    assert [store.fetches for store in stores] == [1, 1, 0, 1]
 
 
 def test_budget_holds_while_the_fetch_hangs() -> None:
