@@ -299,7 +299,13 @@ class KeyStore:
             else:
                 start = False
         if start:
-            self._spawn(lambda: self._run_job(running, job))
+            try:
+                self._spawn(lambda: self._run_job(running, job))
+            except BaseException:
+                with self._state_lock:
+                    self._job = None
+                running.done.set()
+                raise
         running.done.wait(max(0.0, running.started + self._budget - time.monotonic()))
 
     def _run_job(self, running: _Job, job: Callable[[], None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -47,6 +48,24 @@ def identity_endpoint_down(issuer: AccessIssuer, monkeypatch: pytest.MonkeyPatch
         return respond(path, cookie_header)
 
     monkeypatch.setattr(issuer, "respond", down)
+
+
+class Threads:
+    """A background runner starting each job in a real thread, and joining them when told."""
+
+    def __init__(self) -> None:
+        self.started: list[threading.Thread] = []
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        thread = threading.Thread(target=job, daemon=True)
+        self.started.append(thread)
+        thread.start()
+
+    def join_all(self) -> None:
+        """Wait for every job started so far to end."""
+        for thread in self.started:
+            thread.join(30)
+            assert not thread.is_alive()
 
 
 def never_sleep(seconds: float) -> None:

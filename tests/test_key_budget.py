@@ -20,28 +20,11 @@ from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 from flask_cf_access.testing._keys import SigningKey
 
-from .support import FrozenClock, never_sleep
+from .support import FrozenClock, Threads, never_sleep
 
 MAX_AGE = 900
 INTERVAL = 60
 TIMEOUT = 5.0
-
-
-class Threads:
-    """Starts jobs in real threads, and joins them when told to."""
-
-    def __init__(self) -> None:
-        self.started: list[threading.Thread] = []
-
-    def __call__(self, job: Callable[[], None]) -> None:
-        thread = threading.Thread(target=job, daemon=True)
-        self.started.append(thread)
-        thread.start()
-
-    def join_all(self) -> None:
-        for thread in self.started:
-            thread.join(30)
-            assert not thread.is_alive()
 
 
 def store(

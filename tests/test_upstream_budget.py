@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,24 +19,7 @@ from flask_cf_access._settings import AccessSettings
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import count_calls, outcome
-
-
-class Threads:
-    """A background runner starting real threads, and joining them when told to."""
-
-    def __init__(self) -> None:
-        self.started: list[threading.Thread] = []
-
-    def __call__(self, job: Callable[[], None]) -> None:
-        thread = threading.Thread(target=job, daemon=True)
-        self.started.append(thread)
-        thread.start()
-
-    def join_all(self) -> None:
-        for thread in self.started:
-            thread.join(30)
-            assert not thread.is_alive()
+from .support import Threads, count_calls, outcome
 
 
 @pytest.fixture
