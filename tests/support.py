@@ -51,12 +51,19 @@ def identity_endpoint_down(issuer: AccessIssuer, monkeypatch: pytest.MonkeyPatch
 
 
 class Threads:
-    """A background runner starting each job in a real thread, and joining them when told."""
+    """A background runner starting each job in a real thread, and joining them when told.
+
+    Set :attr:`inline` to run the jobs after that at once, in the caller's thread.
+    """
 
     def __init__(self) -> None:
         self.started: list[threading.Thread] = []
+        self.inline = False
 
     def __call__(self, job: Callable[[], None]) -> None:
+        if self.inline:
+            job()
+            return
         thread = threading.Thread(target=job, daemon=True)
         self.started.append(thread)
         thread.start()
