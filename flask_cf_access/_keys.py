@@ -96,6 +96,20 @@ def run_in_thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="cf-access-keys-refresh", daemon=True).start()
 
 
+def _supersedes(shared: KeySet, current: KeySet | None) -> bool:
+    """Whether a set read from the shared cache replaces ``current``.
+
+    One of a later generation does. So does one of an earlier generation
+    with other keys: generations only grow while the counter lives, so the
+    counter was lost (a Redis restarted, an entry evicted) and counts again
+    from 1; a set fetched since is taken rather than ignored until this
+    worker fetches its own.
+    """
+    if current is None or shared.generation > current.generation:
+        return True
+    return shared.generation < current.generation and shared.keys.keys() != current.keys.keys()
+
+
 class _Job:
     """A fetch under way in the background, which requests wait for a bounded time."""
 
@@ -379,9 +393,9 @@ class KeyStore:
     def _newer_shared_keyset(
         self, current: KeySet | None, *, install: bool = False
     ) -> KeySet | None:
-        """The set in the shared cache, if of a later generation than ``current``."""
+        """The set in the shared cache, if it supersedes ``current`` (:func:`_supersedes`)."""
         shared = self._shared_keyset()
-        if shared is None or (current is not None and shared.generation <= current.generation):
+        if shared is None or not _supersedes(shared, current):
             return None
         if install:
             self._install(shared, own=False)
@@ -390,11 +404,11 @@ class KeyStore:
     # -- fetching, sharing, parsing ---------------------------------------------
 
     def _install(self, keyset: KeySet, *, own: bool) -> None:
-        """Use ``keyset`` from now on: always if this process fetched it, else unless
-        one of the same or a later generation is in use."""
+        """Use ``keyset`` from now on: always if this process fetched it, else if it
+        supersedes the set in use."""
         with self._state_lock:
             current = self.current
-            if current is not None and not own and keyset.generation <= current.generation:
+            if not own and not _supersedes(keyset, current):
                 return
             self.current = keyset
             if current is None:

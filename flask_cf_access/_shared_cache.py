@@ -71,7 +71,12 @@ class SharedCache:
 
         Atomic on Redis (``INCR``), so that every worker sharing it counts in one order.
         """
-        counted = self._call(self.backend.inc, self._prefix + key)
+        if isinstance(self.backend, RedisCache):
+            counted = self._call(self.backend.inc, self._prefix + key)
+        else:
+            # cachelib's other backends add by a read and a write, with their
+            # default expiry: the counter is written here never to expire.
+            counted = self._call(_inc_forever, self.backend, self._prefix + key)
         return counted if isinstance(counted, int) and not isinstance(counted, bool) else None
 
     def delete(self, key: str) -> None:
@@ -109,3 +114,10 @@ def _redis_add(backend: RedisCache, key: str, value: Any, timeout: int) -> bool:
     return bool(
         backend._write_client.set(name, backend.serializer.dumps(value), nx=True, ex=timeout)
     )
+
+
+def _inc_forever(backend: BaseCache, key: str) -> int | None:
+    """One more than the counter ``key`` (0 if absent or not a number), stored without expiry."""
+    value = backend.get(key)
+    counted = (value if isinstance(value, int) and not isinstance(value, bool) else 0) + 1
+    return counted if backend.set(key, counted, timeout=0) else None

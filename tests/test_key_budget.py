@@ -286,3 +286,35 @@ def test_joining_a_hanging_forced_fetch_waits_from_its_start(
     waiting.join(30)
     threads.join_all()
     assert first == [Reason.UNKNOWN_KID]
+
+
+def test_a_lost_generation_counter_does_not_hide_a_rotation(
+    issuer: AccessIssuer, clock: FrozenClock, certs: Certs
+) -> None:
+    """The counter lost (a Redis restarted, an entry evicted) counts from 1 again: a set
+    fetched since, with other keys, is still taken by a worker holding a later generation."""
+    backend = SimpleCache()
+    first, second = store(issuer, clock, backend), store(issuer, clock, backend)
+    assert first.preload()
+    for _ in range(3):  # the counter at 4, the first worker at generation 4
+        clock.advance(MAX_AGE)
+        assert refusal(first, issuer.signing_key.kid) is None
+    assert second.preload()
+    assert first.current is not None
+    assert first.current.generation == 4
+    first._cache.delete(first._generation_key)  # the counter is lost
+    issuer.rotate()
+    assert refusal(second, issuer.signing_key.kid) is None  # fetches, as generation 1
+    assert second.current is not None
+    assert second.current.generation == 1
+    assert refusal(first, issuer.signing_key.kid) is None  # takes it, with no fetch
+    assert certs.calls == 5
+
+
+def test_generation_counter_never_expires(clock: FrozenClock) -> None:
+    """The counter is written without expiry on cachelib's backends other than Redis (whose
+    INCR keeps none), so it does not fall back to 1 after their default timeout."""
+    cache = SharedCache(SimpleCache(default_timeout=300))
+    assert [cache.inc("counter") for _ in range(3)] == [1, 2, 3]
+    clock.advance(3600)  # the backend's clock (see backend_clock)
+    assert cache.inc("counter") == 4
