@@ -11,15 +11,20 @@ from typing import Any
 import pytest
 import requests
 import responses
+from cachelib import SimpleCache
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from flask_cf_access import ConfigurationError, Reason
+from flask_cf_access import AccessError, ConfigurationError, Reason
 from flask_cf_access import _keys as keys_module
+from flask_cf_access._identity_endpoint import IdentityEndpoint
 from flask_cf_access._settings import AccessSettings
+from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import Threads, count_calls, outcome
+from .support import START, FrozenClock, Threads, count_calls, outcome
 
 
 @pytest.fixture
@@ -156,7 +161,7 @@ def test_bulkhead_bounds_calls_in_flight(
 # -- settings ------------------------------------------------------------------------
 
 
-def settings(**values: Any) -> AccessSettings:
+def settings_of(**values: Any) -> AccessSettings:
     return AccessSettings.from_mapping(
         {"CF_ACCESS_TEAM_DOMAIN": "t.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "a", **values}
     )
@@ -164,8 +169,8 @@ def settings(**values: Any) -> AccessSettings:
 
 def test_budget_settings_defaults_and_environment() -> None:
     """A one-second budget and four identity calls by default; environment strings read."""
-    assert (settings().upstream_wait, settings().identity_concurrency) == (1.0, 4)
-    read = settings(CF_ACCESS_UPSTREAM_WAIT="0.25", CF_ACCESS_IDENTITY_CONCURRENCY="2")
+    assert (settings_of().upstream_wait, settings_of().identity_concurrency) == (1.0, 4)
+    read = settings_of(CF_ACCESS_UPSTREAM_WAIT="0.25", CF_ACCESS_IDENTITY_CONCURRENCY="2")
     assert (read.upstream_wait, read.identity_concurrency) == (0.25, 2)
 
 
@@ -184,4 +189,54 @@ def test_budget_settings_defaults_and_environment() -> None:
 def test_bad_budget_settings_name_their_key(key: str, value: object) -> None:
     """Each invalid value is refused at start-up, naming its key."""
     with pytest.raises(ConfigurationError, match=key):
-        settings(**{key: value})
+        settings_of(**{key: value})
+
+
+# -- every status: about the token, or about the endpoint ---------------------------
+
+IDENTITY_URL = "https://team.example/cdn-cgi/access/get-identity"
+
+
+def endpoint_answering() -> IdentityEndpoint:
+    """An identity endpoint, its background work run at once."""
+    return IdentityEndpoint(
+        url=IDENTITY_URL,
+        session=requests.Session(),
+        timeout=5.0,
+        cache=SharedCache(SimpleCache()),
+        clock=FrozenClock(),
+        background=lambda job: job(),
+    )
+
+
+def claims_of(user: str) -> dict[str, Any]:
+    return {"email": f"{user}@example.com", "sub": user, "exp": START + 3600}
+
+
+@given(status=st.integers(min_value=300, max_value=599))
+@settings(max_examples=60)
+def test_every_status_is_about_the_token_or_the_endpoint(status: int) -> None:
+    """A 4xx but 408 and 429 is about the one token: 401 identity_refused, and the next
+    token is asked at once. Anything else not 2xx is about the endpoint: 503
+    identity_unavailable, and the next token is refused without a call (the back-off)."""
+    about_the_token = 400 <= status < 500 and status not in (408, 429)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, IDENTITY_URL, status=status, json={"err": "no"})
+        endpoint = endpoint_answering()
+        with pytest.raises(AccessError) as refused:
+            endpoint.groups("token-of-ada", START + 3600, claims_of("ada"))
+        expected = Reason.IDENTITY_REFUSED if about_the_token else Reason.IDENTITY_UNAVAILABLE
+        assert refused.value.reason == expected
+        mock.replace(
+            responses.GET, IDENTITY_URL, json={"email": "bob@example.com", "groups": ["Staff"]}
+        )
+        if about_the_token:
+            assert [
+                group.name for group in endpoint.groups("b", START + 3600, claims_of("bob"))
+            ] == ["Staff"]
+            assert len(mock.calls) == 2
+        else:
+            with pytest.raises(AccessError) as backed_off:
+                endpoint.groups("b", START + 3600, claims_of("bob"))
+            assert backed_off.value.reason == Reason.IDENTITY_UNAVAILABLE
+            assert len(mock.calls) == 1
