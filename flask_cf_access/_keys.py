@@ -199,6 +199,8 @@ class KeyStore:
         self._refreshing = False
         #: The first or forced fetch under way in this process, if any.
         self._job: _Job | None = None
+        #: How many forced fetches this store claimed: each claim is named apart.
+        self._claims = 0
         #: The kids of a set replaced by one sharing none of them, and until when
         #: (then after when) their tokens may make the keys be looked at again.
         self._withdrawn: frozenset[str] = frozenset()
@@ -351,12 +353,17 @@ class KeyStore:
                 marker, lifetime = self._recheck_marker, self._recheck_after
             else:
                 marker, lifetime = self._forced_marker, self._min_interval
-            if self._claim(marker, lifetime):
-                self._fetch(started)
+            claimed, held = self._claim(marker, lifetime)
+            if claimed:
+                try:
+                    self._fetch(started)
+                finally:
+                    # Workers that found the marker need not wait for this fetch.
+                    self._cache.set(marker + ":over", held, timeout=lifetime)
             elif newer is None:
                 # Another worker forced a fetch within the interval: take its set
                 # if it is still coming (one already stored was taken above).
-                self._wait_for_forced_fetch(current)
+                self._wait_for_forced_fetch(current, marker, held)
         finally:
             with self._state_lock:
                 if recheck:
@@ -364,28 +371,35 @@ class KeyStore:
                 else:
                     self._quiet_until = max(self._quiet_until, started + self._min_interval)
 
-    def _claim(self, marker: str, lifetime: int) -> bool:
-        """Whether this worker may fetch now: one atomic "set if absent, with an expiry"
-        of ``marker`` between the workers, its expiry kept by the backend's clock.
+    def _claim(self, marker: str, lifetime: int) -> tuple[bool, object]:
+        """Whether this worker may fetch now, and the claim the marker holds.
 
-        The marker names its process: one this process left, which its own
+        One atomic "set if absent, with an expiry" of ``marker`` between the
+        workers, its expiry kept by the backend's clock. Each claim is named
+        apart (process, store, count); one this store left, which its own
         clock says is over (the backend's may lag), does not stop it.
         """
-        mine = f"{os.getpid()}:{id(self)}"
+        self._claims += 1
+        ours = f"{os.getpid()}:{id(self)}:"
+        mine = f"{ours}{self._claims}"
         if self._cache.add(marker, mine, timeout=lifetime):
-            return True
-        if self._cache.get(marker) == mine:
+            return True, mine
+        held = self._cache.get(marker)
+        if isinstance(held, str) and held.startswith(ours):
             self._cache.set(marker, mine, timeout=lifetime)
-            return True
-        return False
+            return True, mine
+        return False, held
 
-    def _wait_for_forced_fetch(self, current: KeySet | None) -> None:
-        """Take the set another worker's forced fetch stores, if it comes within a timeout."""
+    def _wait_for_forced_fetch(self, current: KeySet | None, marker: str, held: object) -> None:
+        """Take the set another worker's forced fetch (its claim ``held``) stores, if it
+        comes within a timeout; none is waited for once that fetch says it is over."""
         deadline = self._clock() + self._timeout
         # Counted as well as timed: a clock that stands still ends the wait too.
         for _ in range(math.ceil(self._timeout / POLL_INTERVAL) + 1):
             if self._newer_shared_keyset(current, install=True) is not None:
                 return
+            if held is None or self._cache.get(marker + ":over") == held:
+                return  # over, and its set was no newer than ours
             if self._clock() >= deadline:
                 return
             self._sleep(POLL_INTERVAL)

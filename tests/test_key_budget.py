@@ -318,3 +318,24 @@ def test_generation_counter_never_expires(clock: FrozenClock) -> None:
     assert [cache.inc("counter") for _ in range(3)] == [1, 2, 3]
     clock.advance(3600)  # the backend's clock (see backend_clock)
     assert cache.inc("counter") == 4
+
+
+def test_no_wait_for_another_workers_forced_fetch_once_over(
+    issuer: AccessIssuer, clock: FrozenClock, certs: Certs
+) -> None:
+    """A worker that already holds the set another worker's forced fetch stored, and
+    finds that fetch's marker, does not wait for it: the fetch said it is over."""
+    backend = SimpleCache()
+    first, second = store(issuer, clock, backend), store(issuer, clock, backend)
+    assert first.preload()
+    assert second.preload()
+    assert refusal(first, "made-up") == Reason.UNKNOWN_KID  # its forced fetch, over
+    assert refusal(second, "made-up") == Reason.UNKNOWN_KID  # takes the set it stored
+    assert refusal(second, "other-made-up") == Reason.UNKNOWN_KID  # quiet: no look
+    clock.advance(INTERVAL)  # the local interval is over; the marker is too (backend clock)
+    assert refusal(first, "again") == Reason.UNKNOWN_KID  # a second forced fetch
+    assert second._newer_shared_keyset(second.current, install=True) is not None
+    second._quiet_until = -float("inf")  # as if its own interval ended at once
+    # second has the newest set and finds first's marker: never_sleep would fail the test.
+    assert refusal(second, "made-up-too") == Reason.UNKNOWN_KID
+    assert certs.calls == 3
