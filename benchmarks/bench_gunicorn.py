@@ -47,6 +47,7 @@ class Gunicorn:
         workers: int,
         environ: dict[str, str],
         options: tuple[str, ...] = (),
+        app: str = "examples.protected_app:create_app()",
     ) -> None:
         self.port = port
         self.workers = workers
@@ -62,7 +63,7 @@ class Gunicorn:
                 "--log-level",
                 "info",
                 *options,
-                "examples.protected_app:create_app()",
+                app,
             ],
             cwd=ROOT,
             env={**os.environ, **environ},

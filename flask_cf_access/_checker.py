@@ -64,13 +64,21 @@ class AccessChecker:
         reach = _Reach(
             session=self.session, timeout=settings.http_timeout, cache=self.cache, clock=clock
         )
+        #: How long a request waits for keys or an identity being fetched.
+        budget = min(settings.upstream_wait, settings.http_timeout)
         self.keys = KeyStore(
             certs_url=settings.certs_url,
+            budget=budget,
             max_age=settings.keys_max_age,
             min_refresh_interval=settings.keys_min_refresh_interval,
             **reach,
         )
-        self.identity_endpoint = IdentityEndpoint(url=settings.identity_url, **reach)
+        self.identity_endpoint = IdentityEndpoint(
+            url=settings.identity_url,
+            budget=budget,
+            slots=settings.identity_concurrency,
+            **reach,
+        )
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
         #: Roles, known service tokens and app-wide rules; judges every requirement.
         self.policy = AccessPolicy(settings)

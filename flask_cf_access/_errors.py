@@ -59,6 +59,7 @@ class Reason(str, Enum):
     ISSUED_IN_FUTURE = "issued_in_future"
     TOKEN_TOO_OLD = "token_too_old"
     NOT_AN_APP_TOKEN = "not_an_app_token"
+    IDENTITY_REFUSED = "identity_refused"
     SERVICE_TOKEN_REFUSED = "service_token_refused"
     NOT_IN_GROUP = "not_in_group"
     NO_ACCOUNT = "no_account"
@@ -206,6 +207,7 @@ _UNAUTHORIZED = (
     Reason.ISSUED_IN_FUTURE,
     Reason.TOKEN_TOO_OLD,
     Reason.NOT_AN_APP_TOKEN,
+    Reason.IDENTITY_REFUSED,
 )
 _FORBIDDEN = (
     Reason.SERVICE_TOKEN_REFUSED,

@@ -22,7 +22,14 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 class FetchError(Exception):
-    """The document could not be had: network, status, size or JSON."""
+    """The document could not be had: network, status, size or JSON.
+
+    ``status`` is the HTTP status of an answer that was not a 2xx, else ``None``.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def get_json(
@@ -56,7 +63,9 @@ def get_json(
             stream=True,
         ) as response:
             if not 200 <= response.status_code < 300:
-                raise FetchError(f"{url} answered HTTP {response.status_code}")
+                raise FetchError(
+                    f"{url} answered HTTP {response.status_code}", status=response.status_code
+                )
             body = read_by_deadline(response, deadline, timeout)
     except requests.RequestException as exc:
         raise FetchError(f"{url} could not be reached: {type(exc).__name__}") from exc

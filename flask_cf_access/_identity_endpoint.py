@@ -22,17 +22,25 @@ logger = logging.getLogger("flask_cf_access")
 
 #: Seconds new identity look-ups are refused after get-identity first fails.
 FIRST_BACK_OFF = 1.0
-#: The longest back-off; each failed probe doubles it up to this.
-LONGEST_BACK_OFF = 30.0
+#: The longest back-off; each failed probe doubles it up to this. Short, so
+#: that look-ups resume within seconds of the endpoint healing: a probe is one
+#: call in the background per process, whatever the traffic.
+LONGEST_BACK_OFF = 4.0
+#: Seconds a get-identity refusal of one token (:attr:`Reason.IDENTITY_REFUSED`)
+#: is remembered, so that a revoked session's requests do not each make a call.
+REFUSAL_MEMORY = 60
+#: Answers about the endpoint rather than the identity: a timeout, rate limiting.
+_ENDPOINT_STATUSES = frozenset({408, 429})
 
 
 class BackOff:
     """Keeps a failing endpoint from holding a worker per request.
 
-    After a failure, :meth:`admit` says no for :data:`FIRST_BACK_OFF` seconds;
-    then one caller (the probe) is let through. A failed probe doubles the
-    back-off, up to :data:`LONGEST_BACK_OFF`; any success ends it. The change
-    is logged once going down and once on recovery.
+    After a failure, or a call outlasting its callers' budget, :meth:`admit`
+    says no for :data:`FIRST_BACK_OFF` seconds; then one caller (the probe)
+    is let through. A failed probe doubles the back-off, up to
+    :data:`LONGEST_BACK_OFF`; any success ends it. The change is logged once
+    going down and once on recovery.
     """
 
     def __init__(self, clock: Callable[[], float], *, name: str) -> None:
@@ -60,12 +68,13 @@ class BackOff:
             return None
 
     def failed(self, *, probe: bool) -> None:
-        """A call went out and failed."""
+        """A call went out and failed, or is taking longer than its callers' budget."""
         with self._lock:
             if self._delay == 0:
                 self._delay = FIRST_BACK_OFF
                 logger.warning(
-                    "%s is failing; new look-ups are refused for %g s at a time until it answers",
+                    "%s is failing or slow; new look-ups are refused for %g s at a time "
+                    "until it answers",
                     self._name,
                     self._delay,
                 )
@@ -75,6 +84,10 @@ class BackOff:
                 return  # admitted before the back-off began: it says nothing new
             self._until = self._clock() + self._delay
             self._probing = False
+
+    def slow(self) -> None:
+        """A call outlasted the budget of a request waiting for it."""
+        self.failed(probe=False)
 
     def succeeded(self) -> None:
         """A call went out and was answered."""
@@ -87,19 +100,37 @@ class BackOff:
                 logger.info("%s answers again", self._name)
 
 
+#: What a look-up comes to: the identity's groups, or get-identity's refusal of the token.
+Answer = tuple[Group, ...] | Reason
+
+
 class IdentityEndpoint:
     """Fetches an identity's groups, once per token, remembered until it expires.
 
     The answer is cached under a digest of the token (never the token itself),
     in the shared cache, so every worker sharing it asks at most once, even
     when several miss it at the same moment (:class:`~flask_cf_access._single_flight.SingleFlight`).
+    A new identity costs two commands to the shared cache: the claim, made in
+    the answer's own entry (one atomic "set if absent, with an expiry"), and
+    the answer, which replaces it.
 
-    After the endpoint times out or fails, new look-ups are refused at once
-    for a growing back-off (:class:`BackOff`), so a slow endpoint does not
-    hold a worker per request; identities already cached keep being served.
-    Whether it answers again is asked in the background (``background``, a
-    thread by default), with the token of a refused look-up, whose answer is
-    then cached: no request waits for a probe.
+    A request waits ``budget`` seconds for the call, never the endpoint's
+    ``timeout``: the call goes on in the background (``background``, a thread
+    by default) and its answer serves the requests after it; the request gets
+    503. At most ``slots`` calls are in flight per process; a look-up finding
+    them all busy gets 503 at once.
+
+    The endpoint's health decides the back-off (:class:`BackOff`), never one
+    identity's answer: from the first call outlasting the budget, or failing,
+    new look-ups are refused at once, so a slow endpoint does not hold a worker
+    per request; identities already cached keep being served. Whether it
+    answers again is asked in the background, with the token of a refused
+    look-up, whose answer is then cached: no request waits for a probe.
+
+    A 4xx answer (but 408 and 429) is about the token, not the endpoint: a
+    revoked or ended Access session. That request gets 401
+    (:attr:`Reason.IDENTITY_REFUSED`), remembered for :data:`REFUSAL_MEMORY`
+    seconds, and nobody else's look-up is held back.
     """
 
     def __init__(
@@ -110,6 +141,8 @@ class IdentityEndpoint:
         timeout: float,
         cache: SharedCache,
         clock: Callable[[], float],
+        budget: float | None = None,
+        slots: int | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.url = url
@@ -117,77 +150,90 @@ class IdentityEndpoint:
         self._timeout = timeout
         self._cache = cache
         self._clock = clock
-        self._flights = SingleFlight(cache, wait_limit=timeout)
-        self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
         self._background = background if background is not None else _keys.run_in_thread
+        self._flights = SingleFlight(
+            cache,
+            wait_limit=timeout,
+            budget=budget,
+            slots=slots,
+            spawn=self._background,
+            claim_in_place=True,
+        )
+        self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
 
     def groups(self, token: str, expires_at: float, claims: Mapping[str, Any]) -> tuple[Group, ...]:
         """The groups of the identity behind a *verified* ``token``.
 
         :param claims: the token's verified claims: an answer about anyone
             else than their ``email`` (and ``sub``, as ``user_uuid``) is refused.
-        :raises AccessUnavailable: the endpoint failed, answered something
-            unusable, or answered about another user.
+        :raises AccessUnauthorized: get-identity refused the token
+            (:attr:`Reason.IDENTITY_REFUSED`).
+        :raises AccessUnavailable: the endpoint failed, was slower than the
+            budget, answered something unusable, or answered about another user.
         """
         cache_key = "identity:" + hashlib.sha256(token.encode()).hexdigest()
 
-        def read() -> tuple[Group, ...] | None:
+        def read() -> Answer | None:
             cached = self._cache.get(cache_key)
             if isinstance(cached, list):
                 try:
                     return parse_groups(cached)
                 except MalformedGroups:
                     pass  # written by someone else; ask the endpoint instead
+            elif cached == {"refused": Reason.IDENTITY_REFUSED.value}:
+                return Reason.IDENTITY_REFUSED
             return None
 
-        def remember(groups: tuple[Group, ...]) -> None:
+        def remember(answer: Answer) -> None:
             lifetime = int(expires_at - self._clock())
+            if isinstance(answer, Reason):
+                value: object = {"refused": answer.value}
+                lifetime = min(lifetime, REFUSAL_MEMORY)
+            else:
+                value = [group.as_dict() for group in answer]
             if lifetime > 0:
-                self._cache.set(cache_key, [group.as_dict() for group in groups], timeout=lifetime)
+                self._cache.set(cache_key, value, timeout=lifetime)
+            else:
+                self._cache.delete(cache_key)  # the claim, which no answer replaces
 
-        def fetch() -> tuple[Group, ...]:
-            groups = self._fetch_unless_backing_off(token, claims, remember)
-            remember(groups)
-            return groups
+        def fetch() -> Answer:
+            admitted = self._back_off.admit()  # again: it may have begun since
+            if admitted is False:
+                raise refusal(Reason.IDENTITY_UNAVAILABLE)
+            return self._fetch_and_report(token, claims, probe=admitted is None)
 
-        return self._flights.run(cache_key, read, fetch, _unavailable)
-
-    def _fetch_unless_backing_off(
-        self,
-        token: str,
-        claims: Mapping[str, Any],
-        remember: Callable[[tuple[Group, ...]], None],
-    ) -> tuple[Group, ...]:
-        """:meth:`_fetch`, or a refusal at once while the endpoint is backed off.
-
-        When the back-off is over, this look-up is refused too, but its token
-        probes the endpoint in the background; ``remember`` keeps the answer.
-
-        :raises AccessUnavailable: backing off, or the endpoint failed.
-        """
         admitted = self._back_off.admit()
-        if admitted is None:
-            self._background(lambda: self._probe(token, claims, remember))
-        if admitted is not True:
-            raise refusal(Reason.IDENTITY_UNAVAILABLE)
-        return self._fetch_and_report(token, claims, probe=False)
+        if admitted is True:
+            answer = self._flights.run(
+                cache_key, read, fetch, _unavailable, late=self._back_off.slow, store=remember
+            )
+        else:
+            # Backed off: no call, no claim. An answer another worker stored
+            # is served; else 503, and this token may probe in the background.
+            if admitted is None:
+                self._background(lambda: self._probe(token, claims, remember))
+            found = read()
+            if found is None:
+                raise refusal(Reason.IDENTITY_UNAVAILABLE)
+            answer = found
+        if isinstance(answer, Reason):
+            raise refusal(answer)
+        return answer
 
     def _probe(
         self,
         token: str,
         claims: Mapping[str, Any],
-        remember: Callable[[tuple[Group, ...]], None],
+        remember: Callable[[Answer], None],
     ) -> None:
         """Ask the backed-off endpoint again; keep the answer for the token's next request."""
         try:
-            groups = self._fetch_and_report(token, claims, probe=True)
+            answer = self._fetch_and_report(token, claims, probe=True)
         except AccessUnavailable:
             return  # logged by _fetch, and the back-off grows
-        remember(groups)
+        remember(answer)
 
-    def _fetch_and_report(
-        self, token: str, claims: Mapping[str, Any], *, probe: bool
-    ) -> tuple[Group, ...]:
+    def _fetch_and_report(self, token: str, claims: Mapping[str, Any], *, probe: bool) -> Answer:
         """:meth:`_fetch`, its outcome told to the back-off.
 
         :raises AccessUnavailable: the endpoint failed or answered something unusable.
@@ -205,9 +251,11 @@ class IdentityEndpoint:
             else:
                 self._back_off.succeeded()
 
-    def _fetch(self, token: str, claims: Mapping[str, Any]) -> tuple[Group, ...]:
+    def _fetch(self, token: str, claims: Mapping[str, Any]) -> Answer:
         """Ask the endpoint.
 
+        :returns: the groups, or :attr:`Reason.IDENTITY_REFUSED` for a 4xx
+            answer about the token (its session revoked or ended).
         :raises AccessUnavailable: it failed, answered something unusable, or
             answered about another user than the one ``claims`` speak for (an
             answer for one identity, which says nothing of the endpoint's health).
@@ -224,7 +272,18 @@ class IdentityEndpoint:
             if not _is_about(document, claims):
                 raise _ForeignAnswer(f"{self.url} answered about another user than the token's")
             return parse_groups(document.get("groups", []))
-        except (FetchError, MalformedGroups, _ForeignAnswer) as exc:
+        except FetchError as exc:
+            status = exc.status
+            if status is not None and 400 <= status < 500 and status not in _ENDPOINT_STATUSES:
+                logger.warning(
+                    "Cloudflare Access get-identity refused a token (HTTP %d): "
+                    "its session was revoked or has ended",
+                    status,
+                )
+                return Reason.IDENTITY_REFUSED
+            logger.error("Cloudflare Access identity could not be had: %s", exc)
+            raise refusal(Reason.IDENTITY_UNAVAILABLE) from exc
+        except (MalformedGroups, _ForeignAnswer) as exc:
             logger.error("Cloudflare Access identity could not be had: %s", exc)
             raise refusal(Reason.IDENTITY_UNAVAILABLE) from exc
 
@@ -255,6 +314,6 @@ def _is_about(document: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
     return tied
 
 
-def _unavailable() -> tuple[Group, ...]:
+def _unavailable() -> Answer:
     """What a look-up gets when the fetch it waited for came to nothing."""
     raise refusal(Reason.IDENTITY_UNAVAILABLE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +17,7 @@ import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from ._errors import AccessUnavailable, Reason, refusal
+from ._errors import Reason, refusal
 from ._fetch import FetchError, get_json
 from ._shared_cache import SharedCache
 from ._single_flight import POLL_INTERVAL, SingleFlight
@@ -49,12 +50,24 @@ class CertsError(Exception):
     """A certs document holds no usable signing key."""
 
 
+#: Seconds after a key set that shares no key with the one it replaced before a
+#: token of a withdrawn key may make the keys be fetched again (once per this
+#: many seconds between every worker sharing the cache).
+RECHECK_AFTER = 5
+
+
 @dataclass(frozen=True)
 class KeySet:
-    """One published set of keys, by ``kid``: when it was fetched, and until when it is fresh."""
+    """One published set of keys, by ``kid``: its generation, and until when it is fresh.
+
+    ``generation`` orders the sets the workers sharing a cache fetched (a
+    counter in the cache, incremented by each fetch): a set is taken from the
+    cache when its generation is higher than the one in use, never by the
+    time another host's clock gave it. ``fresh_until`` is on this process's clock.
+    """
 
     keys: Mapping[str, RSAKey]
-    fetched_at: float
+    generation: int
     fresh_until: float
 
 
@@ -103,11 +116,35 @@ def run_in_thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="cf-access-keys-refresh", daemon=True).start()
 
 
+def _supersedes(shared: KeySet, current: KeySet | None) -> bool:
+    """Whether a set read from the shared cache replaces ``current``.
+
+    One of a later generation does. So does one of an earlier generation
+    with other keys: generations only grow while the counter lives, so the
+    counter was lost (a Redis restarted, an entry evicted) and counts again
+    from 1; a set fetched since is taken rather than ignored until this
+    worker fetches its own.
+    """
+    if current is None or shared.generation > current.generation:
+        return True
+    return shared.generation < current.generation and shared.keys.keys() != current.keys.keys()
+
+
+class _Job:
+    """A fetch under way in the background, which requests wait for a bounded time."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.started = time.monotonic()
+
+
 class KeyStore:
     """Hands out the team's key for a ``kid``, fetching the set only when needed.
 
     - The set is kept for ``max_age`` seconds, in this process and in the
-      shared cache, so that other workers need not fetch it again.
+      shared cache, so that other workers need not fetch it again. Sets in the
+      cache are ordered by a generation counter the cache keeps, never by the
+      clocks of the hosts that fetched them.
     - Once it is older, requests go on being served from it while one
       refresh runs in the background (one per process, and one fetch between
       the workers sharing the cache, :class:`~flask_cf_access._single_flight.SingleFlight`):
@@ -115,16 +152,27 @@ class KeyStore:
     - A ``kid`` not in the set forces a fetch, at once the first time after any
       routine or start-up fetch (a rotation is taken up without refusals),
       then at most once per ``min_refresh_interval`` across every worker
-      sharing the cache, so a flood of made-up key ids never becomes a flood
-      of fetches. Within that interval such a ``kid`` is refused without a
-      fetch, a lock or a read of the shared cache.
+      sharing the cache (one atomic "set if absent, with an expiry" of a
+      marker decides which), so a flood of made-up key ids never becomes a
+      flood of fetches. Within that interval such a ``kid`` is refused without
+      a fetch, a lock or a read of the shared cache.
+    - The first fetch, and a forced one, run in the background, one at a time
+      per process; a request needing it waits ``budget`` seconds at most
+      (then 503, or 401 for the unknown kid), and requests with known kids
+      never wait for it: no lock is held during a fetch.
+    - A set sharing no key with the one it replaces (keys withdrawn at once,
+      or a rotation done too early on the other side) is looked at again
+      when a token of a withdrawn key arrives, every :data:`RECHECK_AFTER`
+      seconds across the workers, for ``max_age`` seconds: those tokens are
+      refused meanwhile, and served again within seconds of a heal.
     - A failed or garbage fetch keeps the last good set, and is not retried
       for ``min_refresh_interval``. With no set at all, requests get 503.
-    - Every fetch, and every wait for another thread's or worker's fetch, is
-      bounded by ``timeout``: a request pays for one timeout at most.
+    - Every fetch is bounded by ``timeout``, every wait of a request by ``budget``.
 
     :param background: how a refresh of a stale set is started
         (default :func:`run_in_thread`; tests run it when they choose).
+    :param spawn: how the first and the forced fetches are started
+        (default :func:`run_in_thread`).
     :param sleep: the wait between looks at the shared cache (tests inject theirs).
     """
 
@@ -138,22 +186,27 @@ class KeyStore:
         clock: Callable[[], float],
         max_age: int,
         min_refresh_interval: int,
+        budget: float | None = None,
         background: Callable[[Callable[[], None]], None] | None = None,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.certs_url = certs_url
         self._session = session
         self._timeout = timeout
+        self._budget = timeout if budget is None else min(budget, timeout)
         self._cache = cache
         self._clock = clock
         self._max_age = max_age
         self._min_interval = min_refresh_interval
+        self._recheck_after = min(RECHECK_AFTER, min_refresh_interval)
         self._background = background if background is not None else run_in_thread
+        self._spawn = spawn if spawn is not None else run_in_thread
         self._sleep = sleep
         self._cache_key = f"certs:{certs_url}"
+        self._generation_key = f"certs-generation:{certs_url}"
         self._forced_marker = f"forced:{certs_url}"
-        #: Held by whoever fetches for an unknown kid or for a missing set.
-        self._lock = threading.Lock()
+        self._recheck_marker = f"recheck:{certs_url}"
         #: Held only for a moment, never across a fetch.
         self._state_lock = threading.Lock()
         self._flights = SingleFlight(cache, wait_limit=timeout, clock=clock, sleep=sleep)
@@ -164,22 +217,29 @@ class KeyStore:
         #: Unknown kids are refused without a look anywhere until this time.
         self._quiet_until = -math.inf
         self._refreshing = False
+        #: The first or forced fetch under way in this process, if any.
+        self._job: _Job | None = None
+        #: How many forced fetches this store claimed: each claim is named apart.
+        self._claims = 0
+        #: The kids of a set replaced by one sharing none of them, and until when
+        #: (then after when) their tokens may make the keys be looked at again.
+        self._withdrawn: frozenset[str] = frozenset()
+        self._recheck_until = -math.inf
+        self._recheck_at = -math.inf
         #: The last documents parsed, and their keys: each is parsed once.
         self._parsed: list[tuple[object, dict[str, RSAKey]]] = []
 
     def preload(self) -> bool:
-        """Fetch the keys now; log a failure instead of raising it.
+        """Fetch the keys now, waiting for them; log a failure instead of raising it.
 
         Inside :func:`keys_fetched_on_demand` (the command line loading the
         app), nothing is fetched: ``False``.
         """
         if _ON_DEMAND.get():
             return False
-        try:
-            self._usable_keyset()
-        except AccessUnavailable:
-            return False
-        return True
+        if self.current is None and self._clock() >= self._retry_at:
+            self._take_one_keyset()
+        return self.current is not None
 
     def key_for(self, kid: str) -> RSAKey:
         """The published key named ``kid``.
@@ -200,9 +260,12 @@ class KeyStore:
         """
         keyset = self._usable_keyset()
         if kid not in keyset.keys:
-            if self._clock() < self._quiet_until:
+            now = self._clock()
+            recheck = self._may_recheck(kid, now)
+            if now < self._quiet_until and not recheck:
                 raise refusal(Reason.UNKNOWN_KID)
-            keyset = self._refreshed_for_unknown_kid(kid, keyset)
+            self._wait_for_job(lambda: self._forced_fetch(kid, now, recheck=recheck))
+            keyset = self.current or keyset
             if kid not in keyset.keys:
                 raise refusal(Reason.UNKNOWN_KID)
         return keyset
@@ -239,120 +302,170 @@ class KeyStore:
             self._refreshing = False
 
     def _take_one_keyset(self) -> None:
-        """One set from the shared cache or one fetch between the callers, installed (or failed)."""
+        """A newer set from the shared cache or one fetch between the callers, installed
+        (or failed)."""
         keyset = self._flights.run(
             self._cache_key,
-            lambda: self._shared_keyset(self._clock()),
+            lambda: self._newer_shared_keyset(self.current),
             lambda: self._fetch(self._clock()),
             lambda: None,
         )
         if keyset is None:
             self._failed(self._clock())
         else:
-            self._install(keyset)
+            self._install(keyset, own=False)
 
     def _first_keyset(self) -> KeySet:
-        """The set, when there is none yet: one fetch between the callers, one timeout at most.
+        """The set, when there is none yet: one fetch in the background, a bounded wait.
 
-        :raises AccessUnavailable: it could not be had.
+        :raises AccessUnavailable: it could not be had within the budget.
         """
-        if not self._lock.acquire(timeout=self._timeout):
-            raise refusal(Reason.KEYS_UNAVAILABLE)
-        try:
-            if self.current is None and self._clock() >= self._retry_at:
-                self._take_one_keyset()
-        finally:
-            self._lock.release()
+        if self._clock() >= self._retry_at:
+            self._wait_for_job(self._take_one_keyset)
         if self.current is None:
             raise refusal(Reason.KEYS_UNAVAILABLE)
         return self.current
 
+    def _wait_for_job(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in the background unless a first or forced fetch already runs, and
+        wait for whichever runs until ``budget`` seconds after it started.
+
+        Counted from its start, not from each request's arrival: while a fetch
+        hangs, a stream of unknown kids costs one budget in all, not one each.
+        """
+        with self._state_lock:
+            running = self._job
+            if running is None:
+                running = self._job = _Job()
+                start = True
+            else:
+                start = False
+        if start:
+            try:
+                self._spawn(lambda: self._run_job(running, job))
+            except BaseException:
+                with self._state_lock:
+                    self._job = None
+                running.done.set()
+                raise
+        running.done.wait(max(0.0, running.started + self._budget - time.monotonic()))
+
+    def _run_job(self, running: _Job, job: Callable[[], None]) -> None:
+        try:
+            job()
+        finally:
+            with self._state_lock:
+                self._job = None
+            running.done.set()
+
     # -- an unknown kid: a forced fetch, at most one per interval --------------
 
-    def _refreshed_for_unknown_kid(self, kid: str, seen: KeySet) -> KeySet:
-        if not self._lock.acquire(timeout=self._timeout):
-            return self.current or seen
+    def _may_recheck(self, kid: str, now: float) -> bool:
+        """Whether ``kid``, withdrawn by a set sharing no key with the one before, may
+        make the keys be looked at again now."""
+        return kid in self._withdrawn and self._recheck_at <= now < self._recheck_until
+
+    def _forced_fetch(self, kid: str, started: float, *, recheck: bool) -> None:
+        """For an unknown ``kid``: a newer set in the shared cache that has it, else one
+        fetch per interval across the workers, else the set another worker's fetch stores."""
         try:
-            current = self.current or seen
-            now = self._clock()
-            if kid in current.keys or now < self._quiet_until:
-                return current
-            newer = self._newer_shared_keyset(self._clock(), current)
-            if newer is not None:
-                current = newer
-                if kid in newer.keys:
-                    return newer
-            if now < self._retry_at:
-                self._quiet_until = self._retry_at
-                return current
-            claimed = self._claim_forced_fetch(now)
-            if claimed is None:
+            newer = self._newer_shared_keyset(self.current, install=True)
+            if newer is not None and kid in newer.keys:
+                return
+            current = self.current
+            if started < self._retry_at:
+                return
+            if recheck:
+                marker, lifetime = self._recheck_marker, self._recheck_after
+            else:
+                marker, lifetime = self._forced_marker, self._min_interval
+            claimed, held = self._claim(marker, lifetime)
+            if claimed:
                 try:
-                    return self._fetch(now) or current
+                    self._fetch(started)
                 finally:
-                    # Only now: threads with the same new kid wait for this fetch.
-                    self._quiet_until = now + self._min_interval
-                    self._cache.set(self._forced_marker, [now, True], timeout=self._min_interval)
-            # Another worker forced a fetch lately: take its result if it is
-            # still coming, then leave unknown kids alone until its interval ends.
-            claimed_at, finished = claimed
-            try:
-                if finished:  # it stored its set before saying so: look once more
-                    return self._newer_shared_keyset(self._clock(), current) or current
-                return self._wait_for_forced_fetch(claimed_at, current)
-            finally:
-                self._quiet_until = claimed_at + self._min_interval
+                    # Workers that found the marker need not wait for this fetch.
+                    self._cache.set(marker + ":over", held, timeout=lifetime)
+            elif newer is None:
+                # Another worker forced a fetch within the interval: take its set
+                # if it is still coming (one already stored was taken above).
+                self._wait_for_forced_fetch(current, marker, held)
         finally:
-            self._lock.release()
+            with self._state_lock:
+                if recheck:
+                    self._recheck_at = started + self._recheck_after
+                else:
+                    self._quiet_until = max(self._quiet_until, started + self._min_interval)
 
-    def _claim_forced_fetch(self, now: float) -> tuple[float, bool] | None:
-        """``None`` if this worker may force a fetch now, else when another one did and
-        whether it is over.
+    def _claim(self, marker: str, lifetime: int) -> tuple[bool, object]:
+        """Whether this worker may fetch now, and the claim the marker holds.
 
-        The marker in the shared cache holds ``[claimed_at, finished]`` for the interval.
+        One atomic "set if absent, with an expiry" of ``marker`` between the
+        workers, its expiry kept by the backend's clock. Each claim is named
+        apart (process, store, count); one this store left, which its own
+        clock says is over (the backend's may lag), does not stop it.
         """
-        if self._cache.add(self._forced_marker, [now, False], timeout=self._min_interval):
-            return None
-        marker = self._cache.get(self._forced_marker)
-        if (
-            isinstance(marker, list)
-            and len(marker) == 2
-            and isinstance(marker[0], (int, float))
-            and 0 <= now - marker[0] < self._min_interval
-        ):
-            return float(marker[0]), bool(marker[1])
-        self._cache.set(self._forced_marker, [now, False], timeout=self._min_interval)
-        return None
+        self._claims += 1
+        ours = f"{os.getpid()}:{id(self)}:"
+        mine = f"{ours}{self._claims}"
+        if self._cache.add(marker, mine, timeout=lifetime):
+            return True, mine
+        held = self._cache.get(marker)
+        if isinstance(held, str) and held.startswith(ours):
+            self._cache.set(marker, mine, timeout=lifetime)
+            return True, mine
+        return False, held
 
-    def _wait_for_forced_fetch(self, claimed_at: float, current: KeySet) -> KeySet:
-        """The set another worker's forced fetch stores, if it comes before its timeout."""
+    def _wait_for_forced_fetch(self, current: KeySet | None, marker: str, held: object) -> None:
+        """Take the set another worker's forced fetch (its claim ``held``) stores, if it
+        comes within a timeout; none is waited for once that fetch says it is over."""
+        deadline = self._clock() + self._timeout
+        # Counted as well as timed: a clock that stands still ends the wait too.
         for _ in range(math.ceil(self._timeout / POLL_INTERVAL) + 1):
-            if self._clock() >= claimed_at + self._timeout:
-                break
+            if self._newer_shared_keyset(current, install=True) is not None:
+                return
+            if held is None or self._cache.get(marker + ":over") == held:
+                return  # over, and its set was no newer than ours
+            if self._clock() >= deadline:
+                return
             self._sleep(POLL_INTERVAL)
-            newer = self._newer_shared_keyset(self._clock(), current)
-            if newer is not None:
-                return newer
-            marker = self._cache.get(self._forced_marker)
-            if not isinstance(marker, list) or marker[1:] != [False]:
-                break  # it is over, without a newer set
-        return current
 
-    def _newer_shared_keyset(self, now: float, current: KeySet) -> KeySet | None:
-        shared = self._shared_keyset(now)
-        if shared is None or shared.fetched_at <= current.fetched_at:
+    def _newer_shared_keyset(
+        self, current: KeySet | None, *, install: bool = False
+    ) -> KeySet | None:
+        """The set in the shared cache, if it supersedes ``current`` (:func:`_supersedes`)."""
+        shared = self._shared_keyset()
+        if shared is None or not _supersedes(shared, current):
             return None
-        self._install(shared)
+        if install:
+            self._install(shared, own=False)
         return shared
 
     # -- fetching, sharing, parsing ---------------------------------------------
 
-    def _install(self, keyset: KeySet) -> None:
-        """Use ``keyset`` from now on, unless a newer one is already in use."""
+    def _install(self, keyset: KeySet, *, own: bool) -> None:
+        """Use ``keyset`` from now on: always if this process fetched it, else if it
+        supersedes the set in use."""
         with self._state_lock:
             current = self.current
-            if current is None or keyset.fetched_at >= current.fetched_at:
-                self.current = keyset
+            if not own and not _supersedes(keyset, current):
+                return
+            self.current = keyset
+            if current is None:
+                return
+            if current.keys.keys().isdisjoint(keyset.keys):
+                # Every key withdrawn at once: tokens of the old keys may mean the
+                # team revoked them, or that the new set is a mistake soon undone.
+                now = self._clock()
+                self._withdrawn = frozenset(current.keys)
+                self._recheck_at = now + self._recheck_after
+                self._recheck_until = now + self._max_age
+                logger.warning(
+                    "Cloudflare Access keys: the new set shares no key with the last one; "
+                    "tokens of the old keys are refused, and the keys looked at again"
+                )
+            elif not self._withdrawn.isdisjoint(keyset.keys):
+                self._withdrawn = frozenset()  # an old key is back
 
     def _failed(self, now: float) -> None:
         """A fetch failed: none is tried again, nor forced, for the least interval."""
@@ -360,18 +473,19 @@ class KeyStore:
             self._retry_at = max(self._retry_at, now + self._min_interval)
             self._quiet_until = max(self._quiet_until, self._retry_at)
 
-    def _shared_keyset(self, now: float) -> KeySet | None:
+    def _shared_keyset(self) -> KeySet | None:
+        """The set in the shared cache (its expiry, the backend's, says it is recent)."""
         entry = self._cache.get(self._cache_key)
         if not isinstance(entry, dict):
             return None
-        fetched_at = entry.get("fetched_at")
-        if not isinstance(fetched_at, (int, float)) or not now - self._max_age < fetched_at <= now:
+        generation = entry.get("generation")
+        if isinstance(generation, bool) or not isinstance(generation, int):
             return None
         try:
             keys = self._parsed_once(entry.get("document"))
         except CertsError:
             return None
-        return KeySet(keys, float(fetched_at), fetched_at + self._max_age)
+        return KeySet(keys, generation, self._clock() + self._max_age)
 
     def _parsed_once(self, document: object) -> dict[str, RSAKey]:
         """:func:`parse_certs` of ``document``, reusing the keys of an equal document.
@@ -395,12 +509,16 @@ class KeyStore:
             logger.error("Cloudflare Access keys could not be refreshed (%s); %s", exc, kept)
             self._failed(now)
             return None
-        keyset = KeySet(keys, now, now + self._max_age)
-        self._install(keyset)
+        counted = self._cache.inc(self._generation_key)
+        current = self.current
+        # Without the shared counter (the cache is down), one more than the set in use.
+        generation = counted if counted is not None else (current.generation + 1 if current else 1)
+        keyset = KeySet(keys, generation, self._clock() + self._max_age)
+        self._install(keyset, own=True)
         shared = {"keys": [key.as_dict(private=False) for key in keys.values()]}
         self._parsed = [(shared, keys), *self._parsed[:1]]
         self._cache.set(
-            self._cache_key, {"fetched_at": now, "document": shared}, timeout=self._max_age
+            self._cache_key, {"generation": generation, "document": shared}, timeout=self._max_age
         )
         logger.info("Cloudflare Access keys loaded: %d key(s)", len(keys))
         return keyset

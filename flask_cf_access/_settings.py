@@ -29,6 +29,8 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_KEYS_MAX_AGE": 900,
     "CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL": 60,
     "CF_ACCESS_HTTP_TIMEOUT": 5.0,
+    "CF_ACCESS_UPSTREAM_WAIT": 1.0,
+    "CF_ACCESS_IDENTITY_CONCURRENCY": 4,
     "CF_ACCESS_CACHE": None,
     "CF_ACCESS_LOAD_KEYS_ON_INIT": True,
     "CF_ACCESS_MAX_TOKEN_AGE": None,
@@ -86,6 +88,13 @@ class AccessSettings:
     #: Seconds a call to Cloudflare may take in all (connect, headers, body), and
     #: the longest any request waits for another's fetch.
     http_timeout: float = 5.0
+    #: Seconds a request waits for keys or an identity being fetched (at most
+    #: the HTTP timeout); then it gets 503 while the fetch goes on in the
+    #: background and serves the requests after it.
+    upstream_wait: float = 1.0
+    #: Most ``get-identity`` calls in flight at once in one process; a request
+    #: finding them all busy gets 503 at once.
+    identity_concurrency: int = 4
     #: Whether :meth:`~flask_cf_access.CloudflareAccess.init_app` loads the keys right away.
     load_keys_on_init: bool = True
     #: If set, tokens issued longer ago than this many seconds are refused.
@@ -178,6 +187,13 @@ class AccessSettings:
                 minimum=1,
             ),
             http_timeout=_timeout(values["CF_ACCESS_HTTP_TIMEOUT"]),
+            upstream_wait=_seconds("CF_ACCESS_UPSTREAM_WAIT", values["CF_ACCESS_UPSTREAM_WAIT"]),
+            identity_concurrency=_whole_seconds(
+                "CF_ACCESS_IDENTITY_CONCURRENCY",
+                values["CF_ACCESS_IDENTITY_CONCURRENCY"],
+                minimum=1,
+                maximum=64,
+            ),
             load_keys_on_init=_flag(
                 "CF_ACCESS_LOAD_KEYS_ON_INIT", values["CF_ACCESS_LOAD_KEYS_ON_INIT"]
             ),
@@ -397,7 +413,11 @@ def _whole_seconds(key: str, value: object, *, minimum: int = 0, maximum: int | 
 
 
 def _timeout(value: object) -> float:
-    key = "CF_ACCESS_HTTP_TIMEOUT"
+    return _seconds("CF_ACCESS_HTTP_TIMEOUT", value)
+
+
+def _seconds(key: str, value: object) -> float:
+    """A number of seconds above 0 and at most 60."""
     value = _from_environment(value, float)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 60:
         raise ConfigurationError(f"{key} must be a number of seconds above 0 and at most 60.")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cachelib import BaseCache
+from cachelib import BaseCache, RedisCache
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -44,32 +44,51 @@ class SharedCache:
 
     def get(self, key: str) -> Any:
         """The value stored under ``key``, or ``None`` when absent or unreachable."""
-        return self._call("get", self._prefix + key, default=None)
+        return self._call(self.backend.get, self._prefix + key)
 
     def set(self, key: str, value: Any, timeout: int) -> None:
         """Store ``value`` for ``timeout`` seconds, if the backend can be reached."""
-        self._call("set", self._prefix + key, value, timeout=max(1, int(timeout)), default=False)
+        self._call(self.backend.set, self._prefix + key, value, timeout=max(1, int(timeout)))
 
     def add(self, key: str, value: Any, timeout: int) -> bool:
         """Store ``value`` only if ``key`` is absent; ``True`` if this call stored it.
 
+        One atomic command with its expiry: on Redis, ``SET … NX EX`` (cachelib's
+        own ``add`` sends ``SETNX`` then ``EXPIRE``, and an entry whose second
+        command is lost, by a timeout or a crash in between, never expires).
         An unreachable backend answers ``True``: the caller then goes on as if
         it were alone, which is what a process without a shared cache is.
         """
-        added = self._call(
-            "add", self._prefix + key, value, timeout=max(1, int(timeout)), default=None
-        )
+        seconds = max(1, int(timeout))
+        if isinstance(self.backend, RedisCache):
+            added = self._call(_redis_add, self.backend, self._prefix + key, value, seconds)
+        else:
+            added = self._call(self.backend.add, self._prefix + key, value, timeout=seconds)
         return True if added is None else bool(added)
+
+    def inc(self, key: str) -> int | None:
+        """Add one to the counter ``key`` (0 if absent) and return it; ``None`` if unreachable.
+
+        Atomic on Redis (``INCR``), so that every worker sharing it counts in one order.
+        """
+        if isinstance(self.backend, RedisCache):
+            counted = self._call(self.backend.inc, self._prefix + key)
+        else:
+            # cachelib's other backends add by a read and a write, with their
+            # default expiry: the counter is written here never to expire.
+            counted = self._call(_inc_forever, self.backend, self._prefix + key)
+        return counted if isinstance(counted, int) and not isinstance(counted, bool) else None
 
     def delete(self, key: str) -> None:
         """Forget ``key``, if the backend can be reached."""
-        self._call("delete", self._prefix + key, default=False)
+        self._call(self.backend.delete, self._prefix + key)
 
-    def _call(self, method: str, *args: Any, default: Any, **kwargs: Any) -> Any:
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``, or ``None`` when the backend fails or rests."""
         if self._failing and self._clock() < self._resting_until:
-            return default
+            return None
         try:
-            result = getattr(self.backend, method)(*args, **kwargs)
+            result = method(*args, **kwargs)
         except Exception as exc:  # any backend's own errors: redis, OSError, pickle
             with self._lock:
                 first = not self._failing
@@ -81,9 +100,24 @@ class SharedCache:
                     type(self.backend).__name__,
                     type(exc).__name__,
                 )
-            return default
+            return None
         if self._failing:
             with self._lock:
                 self._failing = False
             logger.info("Cloudflare Access cache %s works again", type(self.backend).__name__)
         return result
+
+
+def _redis_add(backend: RedisCache, key: str, value: Any, timeout: int) -> bool:
+    """``SET key value NX EX timeout``: stored only if absent, expiring, in one command."""
+    name = f"{backend._get_prefix()}{key}"
+    return bool(
+        backend._write_client.set(name, backend.serializer.dumps(value), nx=True, ex=timeout)
+    )
+
+
+def _inc_forever(backend: BaseCache, key: str) -> int | None:
+    """One more than the counter ``key`` (0 if absent or not a number), stored without expiry."""
+    value = backend.get(key)
+    counted = (value if isinstance(value, int) and not isinstance(value, bool) else 0) + 1
+    return counted if backend.set(key, counted, timeout=0) else None

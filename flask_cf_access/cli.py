@@ -72,6 +72,9 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.ISSUED_IN_FUTURE: "iat is ahead, beyond the leeway",
     Reason.TOKEN_TOO_OLD: "the token was issued longer ago than CF_ACCESS_MAX_TOKEN_AGE allows",
     Reason.NOT_AN_APP_TOKEN: "type is not 'app': not an application token",
+    Reason.IDENTITY_REFUSED: (
+        "get-identity refused the token (4xx): its Access session was revoked or has ended"
+    ),
     Reason.SERVICE_TOKEN_REFUSED: "service tokens are refused here",
     Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
     Reason.NO_ACCOUNT: "the app's user loader has no account for this identity",

@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from flask_cf_access import AccessUnauthorized, Reason
-from flask_cf_access.testing import capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -34,6 +34,47 @@ class FrozenClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds``."""
         self.now += seconds
+
+
+def identity_endpoint_down(issuer: AccessIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in's get-identity answers 503 to every token from now on (certs unchanged).
+
+    An unknown user is not the way to a failing endpoint: the stand-in answers
+    it 400, a refusal of that token (``Reason.IDENTITY_REFUSED``).
+    """
+    respond = issuer.respond
+
+    def down(path: str, cookie_header: str | None) -> tuple[int, Any]:
+        if path == "/cdn-cgi/access/get-identity":
+            return 503, {"err": "down"}
+        return respond(path, cookie_header)
+
+    monkeypatch.setattr(issuer, "respond", down)
+
+
+class Threads:
+    """A background runner starting each job in a real thread, and joining them when told.
+
+    Set :attr:`inline` to run the jobs after that at once, in the caller's thread.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[threading.Thread] = []
+        self.inline = False
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        if self.inline:
+            job()
+            return
+        thread = threading.Thread(target=job, daemon=True)
+        self.started.append(thread)
+        thread.start()
+
+    def join_all(self) -> None:
+        """Wait for every job started so far to end."""
+        for thread in self.started:
+            thread.join(30)
+            assert not thread.is_alive()
 
 
 def never_sleep(seconds: float) -> None:

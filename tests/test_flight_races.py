@@ -7,13 +7,12 @@ that happens. Each test makes it happen at one such moment.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from cachelib import SimpleCache
 
 from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access._single_flight import SingleFlight
+from flask_cf_access._single_flight import CLAIMED, SingleFlight
 
 from .support import FrozenClock
 
@@ -51,7 +50,7 @@ class OtherProcessEndsOnRead:
 def test_result_stored_between_the_first_read_and_the_claim() -> None:
     """The other process ends between our miss and our claim: its result is taken, no fetch."""
     cache = SharedCache(SimpleCache())
-    assert cache.add(CLAIM, time.time(), timeout=6)  # the other process is fetching
+    assert cache.add(CLAIM, CLAIMED, timeout=6)  # the other process is fetching
     store = OtherProcessEndsOnRead(cache, on_read=1)
     flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
@@ -62,7 +61,7 @@ def test_result_stored_between_the_first_read_and_the_claim() -> None:
 def test_result_stored_between_a_look_and_the_claim_check() -> None:
     """While waiting, the other process ends between a look and the claim check: no fetch."""
     cache = SharedCache(SimpleCache())
-    assert cache.add(CLAIM, time.time(), timeout=6)
+    assert cache.add(CLAIM, CLAIMED, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=3)
     flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "theirs"
@@ -72,7 +71,7 @@ def test_result_stored_between_a_look_and_the_claim_check() -> None:
 def test_claim_let_go_without_a_result_takes_their_failure() -> None:
     """A claim let go with nothing stored (their fetch failed): no second fetch, their failure."""
     cache = SharedCache(SimpleCache())
-    assert cache.add(CLAIM, time.time(), timeout=6)
+    assert cache.add(CLAIM, CLAIMED, timeout=6)
     store = OtherProcessEndsOnRead(cache, on_read=2, stores=False)
     flights = SingleFlight(cache, wait_limit=5, clock=FrozenClock(), sleep=lambda _: None)
     assert flights.run("k", store.read, store.fetch, store.unavailable) == "unavailable"

@@ -52,8 +52,9 @@ def test_timeout_backs_off_then_recovers(
         assert asked(mocked_team, issuer) == 3
         clock.advance(1)
         mocked_team.replace(responses.GET, issuer.identity_url, json=issuer.identity_for(tokens[2]))
-        assert get(app, "/admin", tokens[2]) == 503  # refused, but its probe succeeds
-        assert get(app, "/admin", tokens[2]) == 200  # the probe's answer, remembered
+        # Its probe succeeds (in the background in production, at once here),
+        # and the probe's answer, remembered, is read.
+        assert get(app, "/admin", tokens[2]) == 200
         assert asked(mocked_team, issuer) == 4
         mocked_team.replace(responses.GET, issuer.identity_url, json=issuer.identity_for(tokens[3]))
         assert get(app, "/admin", tokens[3]) == 200  # and look-ups go out again
@@ -84,7 +85,7 @@ def test_unusable_answer_does_not_back_off(
 
 
 def test_back_off_grows_to_its_limit_and_resets(clock: FrozenClock) -> None:
-    """Each failed probe doubles the back-off up to 30 s; a success resets it to nothing."""
+    """Each failed probe doubles the back-off up to 4 s; a success resets it to nothing."""
     back_off = BackOff(clock, name="endpoint")
     assert back_off.admit() is True
     back_off.failed(probe=False)
@@ -96,9 +97,9 @@ def test_back_off_grows_to_its_limit_and_resets(clock: FrozenClock) -> None:
             waited += 1
         delays.append(waited)
         back_off.failed(probe=True)
-    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
-    assert LONGEST_BACK_OFF == 30
-    clock.advance(30)
+    assert delays == [1, 2, 4, 4, 4, 4, 4, 4]
+    assert LONGEST_BACK_OFF == 4
+    clock.advance(4)
     assert back_off.admit() is None
     back_off.succeeded()
     assert back_off.admit() is True

@@ -312,7 +312,7 @@ def test_shared_set_parsed_once_per_document(
     monkeypatch.setattr(keys_module, "parse_certs", counted_parse)
     reader = Worker(issuer, clock, backend)
     for _ in range(5):
-        assert reader.store._shared_keyset(clock()) is not None
+        assert reader.store._shared_keyset() is not None
     assert parses == [1]
 
 

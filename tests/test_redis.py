@@ -93,3 +93,54 @@ def test_redis_coming_back_is_used_again(
         assert count_calls(mocked_team, issuer.identity_url) == fetched
     finally:
         restarted.stop()
+
+
+def commands(server: RedisServer) -> dict[str, int]:
+    """Data commands run since the last reset, by name (connection handshakes aside)."""
+    stats = server.client().info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+    return {
+        name: calls
+        for name, calls in counts.items()
+        if name.split("|")[0] not in ("hello", "config", "info", "client")
+    }
+
+
+def test_new_identity_costs_two_atomic_commands(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+) -> None:
+    """A new identity costs two Redis commands (the claim, SET NX EX, and the answer); the
+    same identity in another worker costs two (the failed claim, the read); no SETNX,
+    no EXPIRE: a claim can never outlive its expiry."""
+    app = make_app(CF_ACCESS_CACHE=redis_server.url)
+    other = make_app(CF_ACCESS_CACHE=redis_server.url)
+    ada = issuer.user_token("ada@example.com", groups=["Admins"])
+    redis_server.client().config_resetstat()
+    assert app.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+    assert commands(redis_server) == {"set": 2}
+    redis_server.client().config_resetstat()
+    assert other.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+    assert commands(redis_server) == {"set": 1, "get": 1}
+    assert count_calls(mocked_team, issuer.identity_url) == 1
+
+
+@pytest.mark.parametrize("pickled", [False, True], ids=["json", "cachelib-pickle"])
+def test_claims_expire_with_one_command(redis_server: RedisServer, pickled: bool) -> None:
+    """SharedCache.add is one SET NX EX on any cachelib RedisCache, ours or the user's own."""
+    from cachelib import RedisCache
+
+    from flask_cf_access._cache_config import cache_from_url
+    from flask_cf_access._shared_cache import SharedCache
+
+    backend = RedisCache(redis_server.client()) if pickled else cache_from_url(redis_server.url)
+    assert backend is not None
+    cache = SharedCache(backend)
+    redis_server.client().config_resetstat()
+    assert cache.add("claim", "fetching", timeout=6) is True
+    assert cache.add("claim", "fetching", timeout=6) is False
+    assert commands(redis_server) == {"set": 2}
+    assert 0 < redis_server.client().ttl("flask_cf_access:claim") <= 6
+    assert cache.get("claim") == "fetching"

@@ -34,7 +34,7 @@ from flask_cf_access._requirements import ANY_TOKEN
 from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
-from .support import FrozenClock, bearer
+from .support import FrozenClock, bearer, identity_endpoint_down
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -418,10 +418,12 @@ def test_plain_views_ask_for_no_groups(issuer: AccessIssuer, clock: FrozenClock)
     assert identity_calls(app, issuer) == 0
 
 
-def test_roles_unavailable_is_503(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_roles_unavailable_is_503(
+    issuer: AccessIssuer, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A role view whose groups cannot be had answers 503 identity_unavailable."""
     app = decorated_app(issuer, clock)
-    # Minted directly: the stand-in's get-identity knows nothing of it (400).
+    identity_endpoint_down(issuer, monkeypatch)
     token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
     errors: list[Any] = []
     with access_denied.connected_to(lambda sender, **kw: errors.append(kw["error"])):
@@ -687,10 +689,11 @@ def test_check_that_raises_refuses_and_logs(
 
 
 def test_check_may_raise_an_access_error(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An AccessError raised by a check is answered as it is (here 503)."""
     app = decorated_app(issuer, clock)
+    identity_endpoint_down(issuer, monkeypatch)
 
     def needs_groups(identity: AccessIdentity) -> bool:
         return bool(identity.groups)
@@ -700,7 +703,7 @@ def test_check_may_raise_an_access_error(
     def groups() -> str:
         return ""
 
-    token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})  # unknown to get-identity
+    token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
     assert app.test_client().get("/groups", headers=bearer(token)).status_code == 503
     assert denied == [Reason.IDENTITY_UNAVAILABLE]
 

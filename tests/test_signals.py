@@ -25,7 +25,7 @@ from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory
-from .support import FrozenClock, bearer
+from .support import FrozenClock, bearer, identity_endpoint_down
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -126,8 +126,11 @@ def test_decorator_denial_sent_by_the_app(
     who: str | None,
     error_type: type[AccessError],
     reason: Reason,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A refused request sends access_denied with the error and its reason, never the token."""
+    if who == "ghost":
+        identity_endpoint_down(issuer, monkeypatch)
     tokens = {
         None: None,
         "bob": issuer.user_token("bob@example.com", ["Staff"]),
@@ -228,7 +231,10 @@ def test_middleware_grant_sent_by_the_middleware(
 
 
 def test_middleware_denials(
-    middleware: CloudflareAccessMiddleware, issuer: AccessIssuer, sent: list[Sent]
+    middleware: CloudflareAccessMiddleware,
+    issuer: AccessIssuer,
+    sent: list[Sent],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """401, 403 and 503 refusals each send access_denied, sender the middleware."""
     client = Client(middleware)
@@ -236,6 +242,7 @@ def test_middleware_denials(
     ghost = issuer.mint({"email": "ghost@example.com", "sub": "ghost"})
     assert client.post("/", headers=bearer("not-a-token")).status_code == 401
     assert client.get("/admin", headers=bearer(bob)).status_code == 403
+    identity_endpoint_down(issuer, monkeypatch)
     assert client.get("/admin", headers=bearer(ghost)).status_code == 503
     assert all(item.signal == "denied" and item.sender is middleware for item in sent)
     assert [

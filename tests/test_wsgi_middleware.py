@@ -308,13 +308,14 @@ def test_longest_prefix_wins(make_middleware: Factory, issuer: AccessIssuer) -> 
     assert middleware.groups_for("/admin/reports") == ("Auditors",)
 
 
-def test_group_rule_503_when_identity_endpoint_fails(
+def test_group_rule_401_when_identity_endpoint_refuses_the_token(
     make_middleware: Factory, issuer: AccessIssuer
 ) -> None:
-    """When the groups must be fetched and get-identity fails, the answer is 503."""
+    """When the groups must be fetched and get-identity refuses the token (a 4xx: the
+    stand-in knows no such user), the answer is 401 identity_refused."""
     middleware = make_middleware(rules={"/admin": ["Admins"]})
     unknown = issuer.mint({"email": "ghost@example.com", "sub": "ghost"})
-    assert outcome(middleware, unknown, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
+    assert outcome(middleware, unknown, "/admin") == (401, Reason.IDENTITY_REFUSED)
     assert get(middleware, "/", unknown).status_code == 200
 
 

@@ -41,6 +41,10 @@ REASONS: dict[str, str] = {
     "issued_in_future": "``iat`` ahead of the clock, beyond the leeway",
     "token_too_old": "issued longer ago than :confval:`CF_ACCESS_MAX_TOKEN_AGE`",
     "not_an_app_token": "``type`` is not ``app`` (an ``org`` token, for example)",
+    "identity_refused": (
+        "``get-identity`` answered a 4xx (but 408 or 429) about this token: its Access"
+        " session was revoked or has ended. Remembered for a minute; others' look-ups go on"
+    ),
     "service_token_refused": "a service token where ``allow_service_tokens=False``",
     "not_in_group": "in none of the groups asked for",
     "no_account": "the user loader found no account for the identity (:doc:`users`)",
