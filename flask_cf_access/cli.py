@@ -41,6 +41,7 @@ from ._fetch import FetchError, get_json
 from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._keys import CertsError, keys_fetched_on_demand, parse_certs
+from ._request import endpoint_guard
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from ._users import load_user, user_loader_of
@@ -275,8 +276,9 @@ def verify_command(
     checker = _checker_of()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     requirement = require(groups=groups, roles=roles)
+    needs_account = True
     if path is not None:
-        route = _route_requirement(app, path, method.upper())
+        route, needs_account = _route_requirement(app, path, method.upper())
         if route is None:
             click.echo(f"Route:      {method.upper()} {path} checks no token.")
             click.echo("Result: ACCEPTED. This app lets every request through there.")
@@ -326,13 +328,16 @@ def verify_command(
             click.echo(f"   Route: {method.upper()} {path} needs {requirement.describe()}: yes")
     except AccessError as error:
         _refuse(error.reason)
-    _ask_user_loader(app, identity, path or "/", method.upper())
+    if needs_account:
+        _ask_user_loader(app, identity, path or "/", method.upper())
     kind = "the service token" if identity.is_service_token else "the user"
     click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
 
 
-def _route_requirement(app: Flask, path: str, method: str) -> Requirement | None:
-    """What the app's route for ``method`` ``path`` requires; ``None`` when it checks nothing.
+def _route_requirement(app: Flask, path: str, method: str) -> tuple[Requirement | None, bool]:
+    """What the app's route for ``method`` ``path`` requires (``None`` when it checks
+    nothing), and whether it needs the identity to have an account (its guards are
+    neither optional nor ``account=False``).
 
     :raises click.ClickException: no route of the app answers it.
     """
@@ -341,13 +346,15 @@ def _route_requirement(app: Flask, path: str, method: str) -> Requirement | None
     except (HTTPException, RoutingException) as exc:
         raise click.ClickException(f"no route of this app answers {method} {path}") from exc
     audit = next(audit for audit in audit_routes(app) if audit.endpoint == endpoint)
+    guard = endpoint_guard(app, endpoint)
+    needs_account = guard is None or (not guard.optional and guard.account is not False)
     if audit.requirement is not None:
-        return audit.requirement
+        return audit.requirement, needs_account
     if audit.status == "protected" or (
         audit.status == "not applied" and route_policy(app).protect_all
     ):
-        return ANY_TOKEN  # deny by default
-    return None
+        return ANY_TOKEN, needs_account  # deny by default
+    return None, False
 
 
 def _ask_user_loader(app: Flask, identity: AccessIdentity, path: str, method: str) -> None:

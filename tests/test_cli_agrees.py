@@ -64,6 +64,16 @@ def accounts_app(settings: dict[str, Any], accounts: dict[str, str]) -> Flask:
     def admin() -> str:
         return str(current_user)
 
+    @app.get("/greet")
+    @require_access(optional=True)
+    def greet() -> str:
+        return f"Hello, {current_user or 'stranger'}"
+
+    @app.get("/open")
+    @require_access(account=False)
+    def open_to_all() -> str:
+        return f"Hello, {current_user or 'stranger'}"
+
     @app.get("/health")
     @cf_access.public
     def health() -> str:
@@ -82,6 +92,8 @@ def accounts_app(settings: dict[str, Any], accounts: dict[str, str]) -> Flask:
         ("ada@example.com", ["Staff"], ["--path", "/admin"], Reason.NOT_IN_GROUP),
         ("eve@example.com", ["Admins"], ["--path", "/admin"], Reason.NO_ACCOUNT),
         ("ada@example.com", ["Staff"], ["--path", "/me"], None),
+        ("eve@example.com", [], ["--path", "/greet"], None),
+        ("eve@example.com", [], ["--path", "/open"], None),
     ],
 )
 def test_verify_says_what_the_app_does(
