@@ -87,6 +87,10 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
     Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
     Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",
+    Reason.WRONG_APPLICATION: (
+        "the token is for another Access application than the one covering this path"
+        " (CF_ACCESS_APPLICATIONS)"
+    ),
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
     Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
