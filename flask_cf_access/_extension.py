@@ -21,7 +21,7 @@ from ._checker import AccessChecker
 from ._clock import Clock, system_time
 from ._request import IDENTITY_KEY, forget_identity
 from ._requirements import PUBLIC_ATTRIBUTE
-from ._routes import RoutePolicy, install_deny_by_default
+from ._routes import RoutePolicy, install_application_check, install_deny_by_default
 from ._session import add_expiry_header
 from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
 from ._users import OPTIONAL_KEY, UserLoader, UserLoading
@@ -82,7 +82,13 @@ class CloudflareAccess:
         With ``CF_ACCESS_EXPIRY_HEADER`` true, admitted responses say when
         their token expires (``Access-Session-Expires``).
 
-        :raises ConfigurationError: naming the first missing or invalid setting.
+        Views and blueprints that name their Access application
+        (``require(application=...)``, ``access_guard(application=...)``) must
+        agree with ``CF_ACCESS_APPLICATIONS``: the routes registered by now are
+        checked here, every route before the first request.
+
+        :raises ConfigurationError: naming the first missing or invalid setting,
+            or the routes whose named application the path map contradicts.
         :raises RuntimeError: ``init_app`` was already called on ``app``.
         """
         if EXTENSION_KEY in app.extensions:
@@ -99,6 +105,7 @@ class CloudflareAccess:
         app.extensions[ROUTES_KEY] = routes
         if routes.protect_all:
             install_deny_by_default(app)
+        install_application_check(app)
         app.before_request(_answer_automatic_options)
         if expiry_header_setting(app.config):
             app.after_request(add_expiry_header)

@@ -64,8 +64,8 @@ class CloudflareAccessMiddleware:
     """Lets only requests with a verified Cloudflare Access token reach ``wsgi_app``.
 
     Configured with the ``CF_ACCESS_*`` settings as keyword arguments
-    (``team_domain``, ``audience``, ``leeway``, …; validated as the extension
-    validates them), or from a mapping with :meth:`from_config`, or from a
+    (``team_domain``, ``audience`` or ``applications``, ``leeway``, …;
+    validated as the extension validates them), or from a mapping with :meth:`from_config`, or from a
     Flask app with :meth:`from_flask`::
 
         app = CloudflareAccessMiddleware(
@@ -109,6 +109,9 @@ class CloudflareAccessMiddleware:
         are always removed; a value that cannot be sent safely (control
         characters, a comma inside a list item, a nested object) leaves the
         header out and logs a warning.
+        A requirement may name its Access application
+        (``require(application="admin")``): ``CF_ACCESS_APPLICATIONS`` (the
+        ``applications`` setting) must put every path of the rule under it.
     :param allow_service_tokens: ``False`` answers 403 to service tokens.
     :param allow_preflight: let CORS preflights (``OPTIONS`` with ``Origin``
         and ``Access-Control-Request-Method``, which browsers send without
@@ -180,6 +183,7 @@ class CloudflareAccessMiddleware:
                 clock=clock,
             )
         )
+        _refuse_contradicted_rules(self._rules, self.checker)
 
     @classmethod
     def from_config(
@@ -480,6 +484,30 @@ def _refuse_dead_rules(rules: tuple[_Rule, ...], public_prefixes: tuple[str, ...
                     " there passes without a token, so the rule would never apply. Move"
                     " the rule, or make the public prefix narrower."
                 )
+
+
+def _refuse_contradicted_rules(rules: tuple[_Rule, ...], checker: AccessChecker) -> None:
+    """Refuse a rule naming an application (``require(application=...)``) that
+    ``CF_ACCESS_APPLICATIONS`` does not put every path of the rule under.
+
+    :raises ConfigurationError: naming the rule, its application and the map's.
+    """
+    for rule in rules:
+        named = rule.requirement.applications
+        if not named:
+            continue
+        applications = checker.applications
+        found = (
+            {application.name for application in applications.applications_under(None, rule.path)}
+            if applications is not None
+            else set()
+        )
+        if found != set(named):
+            raise ConfigurationError(
+                f"rules[{rule.path!r}] names the application {', '.join(sorted(named))}, but"
+                " CF_ACCESS_APPLICATIONS puts its paths under"
+                f" {', '.join(sorted(found)) or 'none'}."
+            )
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -32,7 +32,7 @@ from flask.cli import AppGroup, ScriptInfo
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from ._app_state import USERS_KEY, get_checker
+from ._app_state import EXTENSION_KEY, USERS_KEY, get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._doctor import discover_command, doctor_command
@@ -579,7 +579,9 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
     "--strict",
     is_flag=True,
     help="Exit 1 if any endpoint is unprotected and not marked public, has a"
-    " requirement that was declared but not applied, or requires a role nothing grants.",
+    " requirement that was declared but not applied, or requires a role nothing grants;"
+    " with CF_ACCESS_APPLICATIONS, if a protected endpoint falls under no application,"
+    " or under another than its decorator or guard names.",
 )
 def routes_command(strict: bool) -> None:
     """List every URL rule, its methods and what a request to it needs.
@@ -590,13 +592,25 @@ def routes_command(strict: bool) -> None:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     audits = audit_routes(app)
-    rows = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")] + [
+    rows: list[tuple[str, ...]] = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")]
+    rows += [
         (audit.rule, ",".join(audit.methods), audit.endpoint, audit.requires) for audit in audits
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    checker = app.extensions.get(EXTENSION_KEY)
+    if isinstance(checker, AccessChecker) and checker.applications is not None:
+        # Several Access applications: which one each route falls under.
+        rows = [
+            (*row[:3], heading, row[3])
+            for row, heading in zip(
+                rows,
+                ["APPLICATION"] + ["|".join(audit.applications) or "-" for audit in audits],
+                strict=True,
+            )
+        ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        click.echo("  ".join([*cells, row[3]]))
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
     problems = [audit for audit in audits if audit.is_problem]
     mode = "on" if route_policy(app).protect_all else "off"
     click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
@@ -609,8 +623,13 @@ def routes_command(strict: bool) -> None:
             " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
         )
     for audit in problems:
-        what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
-        click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+        if audit.status in ("unprotected", "not applied"):
+            what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
+            click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+        if audit.application_problem is not None:
+            click.echo(
+                f"WRONG APPLICATION: {audit.rule} ({audit.endpoint}): {audit.application_problem}"
+            )
     if not problems:
         click.echo("Every endpoint is protected or explicitly public.")
     if strict and (problems or ungranted):
