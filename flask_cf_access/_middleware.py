@@ -65,8 +65,8 @@ class CloudflareAccessMiddleware:
 
     Configured with the ``CF_ACCESS_*`` settings as keyword arguments
     (``team_domain``, ``audience`` or ``applications``, ``leeway``, …;
-    validated as the extension validates them), or from a mapping with :meth:`from_config`, or from a
-    Flask app with :meth:`from_flask`::
+    validated as the extension validates them), or from a mapping with
+    :meth:`from_config`, or from a Flask app with :meth:`from_flask`::
 
         app = CloudflareAccessMiddleware(
             app,
