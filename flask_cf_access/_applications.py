@@ -210,8 +210,8 @@ def applications_setting(
         for tag in application_audiences:
             if tags.setdefault(tag, name) != name:
                 raise ConfigurationError(
-                    f"{entry_key}: its AUD tag is also {tags[tag]!r}'s; each application"
-                    " has its own."
+                    f"{entry_key}: its AUD tag is also that of {tags[tag]!r}; each"
+                    " application has its own."
                 )
         for path in paths:
             for host in _each_host(host_names):

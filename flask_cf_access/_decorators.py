@@ -97,12 +97,16 @@ def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def require_access(
-    *, allow_service_tokens: bool = True, optional: bool = False
+    *, allow_service_tokens: bool = True, optional: bool = False, application: str | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def require_access(
-    view: Callable[P, R] | None = None, *, allow_service_tokens: bool = True, optional: bool = False
+    view: Callable[P, R] | None = None,
+    *,
+    allow_service_tokens: bool = True,
+    optional: bool = False,
+    application: str | None = None,
 ) -> Any:
     """Let only requests with a verified Cloudflare Access token reach the view.
 
@@ -115,8 +119,15 @@ def require_access(
     as nobody (``get_identity(default=None)`` and ``current_user`` give
     ``None``, and so does ``current_user`` for an identity without an
     account), while a token that is sent but does not verify is still a 401.
+
+    ``@require_access(application="admin")`` names the Access application of
+    ``CF_ACCESS_APPLICATIONS`` the view belongs to (see :func:`require`).
     """
-    requirement = ANY_TOKEN if allow_service_tokens else require(allow_service_tokens=False)
+    requirement = (
+        ANY_TOKEN
+        if allow_service_tokens and application is None
+        else require(allow_service_tokens=allow_service_tokens, application=application)
+    )
     if view is not None:
         return _guarded(view, requirement, optional=optional)
 
