@@ -82,7 +82,7 @@ class AccessSettings:
     #: The Access applications in front of the app, each with its AUD tag(s) and the
     #: paths (and hosts) it covers; a request belongs to the one with the longest
     #: matching path, and a token passes only if its ``aud`` holds that one's AUD.
-    #: Empty: one application, :attr:`audiences`, for every path.
+    #: Empty: one application, ``audiences``, for every path.
     applications: tuple[ApplicationSettings, ...] = ()
     #: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     leeway: int = 30
