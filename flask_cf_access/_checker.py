@@ -217,6 +217,18 @@ class AccessChecker:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
         return identity
 
+    def login_audience(self, host: str, path_info: str) -> str | None:
+        """The AUD a browser signs in to for ``path_info`` on ``host``: that of the
+        path's application (``CF_ACCESS_APPLICATIONS``); ``None`` for the default
+        (the first tag), also for a path no application covers or an ambiguous one."""
+        if self.applications is None:
+            return None
+        try:
+            application = self.applications.application_for(host, path_info)
+        except AccessError:
+            return None
+        return application.audiences[0] if application is not None else None
+
     def _check_application(
         self,
         identity: AccessIdentity,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, current_app, g, request, request_started
@@ -166,13 +167,17 @@ class CloudflareAccess:
 
         ``https://<team>/cdn-cgi/access/login/<this host>?kid=<aud>&redirect_url=<next>``;
         with a local stand-in, its sign-in page. In templates: ``cf_access.login_url()``.
+        With ``CF_ACCESS_APPLICATIONS``, ``kid`` is that of the application ``next`` is under.
 
         :raises ValueError: ``next`` is not a path on this host (``/…``).
         """
-        settings = get_checker().settings
+        checker = get_checker()
+        settings = checker.settings
         if next is None:
-            return _browser.login_redirect_for(settings, request.host, request.full_path)
-        return _browser.login_url(settings, request.host, next)
+            audience = checker.login_audience(request.host, request.environ.get("PATH_INFO") or "/")
+            return _browser.login_redirect_for(settings, request.host, request.full_path, audience)
+        audience = checker.login_audience(request.host, urlsplit(next).path or "/")
+        return _browser.login_url(settings, request.host, next, audience)
 
     def logout_url(self) -> str:
         """This app's Access logout, ``<this host>/cdn-cgi/access/logout`` (or the stand-in's).

@@ -337,6 +337,17 @@ def test_a_browser_is_sent_to_sign_in_to_the_paths_application(
     assert client.get("/admin/").status_code == 403  # not a browser: the refusal itself
 
 
+def test_login_links_are_for_the_application_of_their_page(
+    two_apps: Flask, issuer: AccessIssuer
+) -> None:
+    """cf_access.login_url(next) names the kid of the application ``next`` is under."""
+    links = CloudflareAccess()  # any instance: the app's settings are what count
+    with two_apps.test_request_context("/admin/"):
+        urls = (links.login_url(), links.login_url("/"), links.login_url("/ADMIN/x?y=1"))
+    kids = [parse_qs(urlsplit(url).query)["kid"][0] for url in urls]
+    assert kids == [issuer.audience, AUD_PORTAL, issuer.audience]
+
+
 # -- explicit names -----------------------------------------------------------------------
 
 
