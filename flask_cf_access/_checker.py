@@ -196,7 +196,7 @@ class AccessChecker:
                 )
             identity = self.authenticate(header_value, cookie_value)
             if applications is not None or requirement.applications:
-                self._check_application(identity, application, requirement)
+                self.check_application(identity, application, requirement)
             if (
                 request.method not in SAFE_METHODS
                 and not csrf_exempt
@@ -229,7 +229,7 @@ class AccessChecker:
             return None
         return application.audiences[0] if application is not None else None
 
-    def _check_application(
+    def check_application(
         self,
         identity: AccessIdentity,
         application: ApplicationSettings | None,

@@ -317,6 +317,14 @@ def verify_command(
 
     try:
         identity = checker.authenticate(token, None)
+        if path is not None and (checker.applications is not None or requirement.applications):
+            application = (
+                checker.applications.application_for(None, path)
+                if checker.applications is not None
+                else None
+            )
+            checker.check_application(identity, application, requirement)
+            click.echo(f"   Application: {getattr(application, 'name', None)}: the token is for it")
         checker.authorize(identity, requirement=requirement)
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)

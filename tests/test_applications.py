@@ -425,6 +425,20 @@ def test_strict_audit_fails_on_a_route_under_no_application(
     assert rows["/<path:anything>"] == "admin"  # its URLs below /admin
 
 
+def test_verify_says_a_token_is_for_another_application(
+    two_apps: Flask, issuer: AccessIssuer
+) -> None:
+    """flask cf-access verify --path judges the path's application as a request would."""
+    portal = issuer.user_token("ada@example.com", audience=AUD_PORTAL)
+    refused = two_apps.test_cli_runner().invoke(cli, ["verify", portal, "--path", "/admin/"])
+    assert refused.exit_code == 1
+    assert "Result: REFUSED (wrong_application)" in refused.output
+    assert "The app answers 403." in refused.output
+    accepted = two_apps.test_cli_runner().invoke(cli, ["verify", portal, "--path", "/humans"])
+    assert accepted.exit_code == 0, accepted.output
+    assert "Application: portal: the token is for it" in accepted.output
+
+
 @pytest.fixture
 def examples_on_path() -> Iterator[None]:
     """docs/examples importable."""
