@@ -35,6 +35,7 @@ from flask_cf_access._settings import AccessSettings
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, capture_access
 
+from .example_runs import READY, Running, clean_environ, example_command, printed_tries
 from .support import FrozenClock, outcome, served
 
 AUD_PORTAL = "e1" * 32
@@ -712,3 +713,36 @@ def test_warnings_stay_errors() -> None:
                 "CF_ACCESS_APPLICATIONS": applications("b2"),
             }
         )
+
+
+def test_the_example_runs_behind_the_local_edge(tmp_path: Path) -> None:
+    """``python -m examples.protected_app --edge``: every printed command, sent to the edge,
+    gets the printed status: sessions, a service token's credentials, a forged assertion."""
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        running = Running(
+            example_command("examples.protected_app", "--edge", "--port", "0"),
+            clean_environ(),
+            stderr,
+        )
+        try:
+            edge_url = running.wait_for(READY).group(1)
+            tries = printed_tries(running.lines)
+            statuses = [(curl.url.removeprefix(edge_url), status) for status, curl in tries]
+            assert statuses == [
+                ("/admin/", 200),
+                ("/admin/", 403),
+                ("/api/whoami", 200),
+                ("/", 302),
+                ("/admin/", 302),
+            ]
+            for status, curl in tries:
+                assert curl.send()[0] == status, curl.url
+            (origin,) = [
+                line.split()[5].rstrip(";")
+                for line in running.lines
+                if line.startswith("The app itself is on")
+            ]
+            assert origin.startswith("http://127.0.0.1:")
+            assert origin != edge_url + "/"
+        finally:
+            assert running.stop() == 0
