@@ -33,7 +33,13 @@ from flask_cf_access import (
 from flask_cf_access._applications import ApplicationMap, ApplicationSettings
 from flask_cf_access._settings import AccessSettings
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, capture_access
+from flask_cf_access.testing import (
+    AccessIssuer,
+    EdgeApplication,
+    LocalEdge,
+    assert_routes_protected,
+    capture_access,
+)
 
 from .example_runs import READY, Running, clean_environ, example_command, printed_tries
 from .support import FrozenClock, outcome, served
@@ -424,6 +430,8 @@ def test_strict_audit_fails_on_a_route_under_no_application(
     rows = {line.split()[0]: line.split()[3] for line in result.output.splitlines()[1:6]}
     assert rows["/admin/"] == "admin"
     assert rows["/<path:anything>"] == "admin"  # its URLs below /admin
+    with pytest.raises(AssertionError, match=r"/humans \(humans\): it needs a token but"):
+        assert_routes_protected(app)
 
 
 def test_verify_says_a_token_is_for_another_application(
