@@ -222,11 +222,12 @@ def test_a_spelling_is_never_judged_under_a_less_specific_application(
     itself (the most specific of its readings), or refused: never a laxer one."""
     application_map, path, spelling = case
     expected = application_map.application_for(None, path)
+    judged: object
     try:
-        found = application_map.application_for(None, spelling)
+        judged = application_map.application_for(None, spelling)
     except AccessBadRequest as refused:
-        found = refused.reason  # type: ignore[assignment]
-    assert found in (expected, Reason.AMBIGUOUS_PATH)
+        judged = refused.reason
+    assert judged in (expected, Reason.AMBIGUOUS_PATH)
 
 
 def test_hosts_and_the_longest_path_choose_the_application() -> None:
