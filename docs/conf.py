@@ -75,10 +75,12 @@ nitpick_ignore += [
 
 # Internal types that public signatures and docstrings mention but that are
 # not exported (they are described in words where they matter): the parsed
-# form of one CF_ACCESS_SERVICE_TOKENS entry, the app-wide policy an identity
-# is judged with, the route audit's row type, Flask-Login's bridge function.
+# form of one CF_ACCESS_SERVICE_TOKENS or CF_ACCESS_APPLICATIONS entry, the
+# app-wide policy an identity is judged with, the route audit's row type,
+# Flask-Login's bridge function.
 nitpick_ignore_regex_internal = [
     ("py:class", r"(flask_cf_access\.[\w.]*\.)?ServiceTokenProfile"),
+    ("py:class", r"(flask_cf_access\.[\w.]*\.)?ApplicationSettings"),
     ("py:class", r"(flask_cf_access\.[\w.]*\.)?AccessPolicy"),
     ("py:class", r"(flask_cf_access\.[\w.]*\.)?RouteAudit"),
     ("py:func", r"flask_cf_access\.[\w.]*\.init_login_manager"),

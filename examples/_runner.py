@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.serving import make_server
 
 from flask_cf_access import ConfigurationError
-from flask_cf_access.testing import AccessIssuer, StandInServer
+from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, StandInServer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -51,12 +51,16 @@ class Try:
     token: str | None = None
     #: ``curl`` options before the URL, e.g. ``("--path-as-is",)``.
     curl_options: tuple[str, ...] = ()
+    #: More request headers (name, value), e.g. a browser's ``Cookie``.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def command(self, url: str) -> str:
         """The ``curl`` command line asking ``url`` (no trailing slash) for it."""
         argv = ["curl", "-i", *self.curl_options, url + self.path]
         if self.token is not None:
             argv += ["-H", f"{TOKEN_HEADER}: {self.token}"]
+        for name, value in self.headers:
+            argv += ["-H", f"{name}: {value}"]
         return shlex.join(argv)
 
 
@@ -71,6 +75,8 @@ def run_example(
     real_team_hint: str = "",
     minting: bool = False,
     sign_in: bool = False,
+    edge: Callable[[AccessIssuer], Sequence[EdgeApplication]] | None = None,
+    edge_guide: Callable[[str, StandInServer], str] | None = None,
 ) -> int:
     """Serve an example app until Ctrl+C or SIGTERM; the exit status.
 
@@ -86,8 +92,18 @@ def run_example(
         with a token" when a real team is configured.
     :param minting: let the stand-in mint tokens for ``flask cf-access mint``.
     :param sign_in: let the stand-in serve its sign-in page, for a browser.
+    :param edge: the Access applications of a local Access edge in front of the
+        app (``--edge``): browser → edge on the port asked for → app on
+        another; none without it.
+    :param edge_guide: what to print then, given the edge's URL and the stand-in.
     """
-    args = _arguments(argv, prog=prog, description=description, default_port=default_port)
+    args = _arguments(
+        argv,
+        prog=prog,
+        description=description,
+        default_port=default_port,
+        edge=edge is not None,
+    )
     # Ctrl+C or SIGTERM, at any moment, stops the example with status 0; the
     # ExitStack closes what was started. The handlers are installed, not
     # inherited: a shell starts a background job with SIGINT ignored.
@@ -103,6 +119,11 @@ def run_example(
         except ConfigurationError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return CONFIGURATION_ERROR
+        if getattr(args, "edge", False):
+            if stand_in is None or edge is None or edge_guide is None:
+                print("Error: --edge runs against the local stand-in only.", file=sys.stderr)
+                return CONFIGURATION_ERROR
+            return _behind_edge(stack, app, stand_in, edge, edge_guide, args.port)
         server = make_server(args.host, args.port, app, threaded=True)
         stack.callback(server.server_close)
         host = "127.0.0.1" if args.host in ("", "0.0.0.0") else args.host  # noqa: S104
@@ -118,6 +139,31 @@ def run_example(
             )
         print(f"Example app ready on {url}/ (Ctrl+C to stop)", flush=True)
         server.serve_forever()  # returns on KeyboardInterrupt
+    return 0
+
+
+def _behind_edge(
+    stack: contextlib.ExitStack[Any],
+    app: WSGIApplication,
+    stand_in: StandInServer,
+    edge: Callable[[AccessIssuer], Sequence[EdgeApplication]],
+    edge_guide: Callable[[str, StandInServer], str],
+    port: int,
+) -> int:
+    """Serve ``app`` on a free port of 127.0.0.1 behind a local Access edge on ``port``,
+    until Ctrl+C or SIGTERM: browser → edge → app, as in a deployment."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    stack.callback(server.server_close)
+    origin = f"http://127.0.0.1:{server.server_port}"
+    front = stack.enter_context(
+        LocalEdge(
+            stand_in.issuer, origin, edge(stand_in.issuer), port=port, login_origin=stand_in.url
+        )
+    )
+    print(edge_guide(front.url, stand_in))
+    print(f"The app itself is on {origin}/; Access (the local edge) in front of it.")
+    print(f"Example app ready on {front.url}/ (Ctrl+C to stop)", flush=True)
+    server.serve_forever()  # returns on KeyboardInterrupt
     return 0
 
 
@@ -150,7 +196,12 @@ def stand_in_guide(
 
 
 def _arguments(
-    argv: Sequence[str] | None, *, prog: str, description: str, default_port: int
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    default_port: int,
+    edge: bool = False,
 ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
@@ -160,6 +211,13 @@ def _arguments(
         default=os.environ.get("PORT", str(default_port)),  # argparse applies type=int
         help=f"default: $PORT or {default_port}; 0 picks a free port",
     )
+    if edge:
+        parser.add_argument(
+            "--edge",
+            action="store_true",
+            help="put a local Access edge (on 127.0.0.1, the port above) in front of the"
+            " app, as Access is in a deployment: browser -> edge -> app",
+        )
     return parser.parse_args(argv)
 
 

@@ -79,23 +79,33 @@ def safe_next(next_path: str) -> str:
     return next_path
 
 
-def login_url(settings: AccessSettings, app_host: str, next_path: str = "/") -> str:
-    """The Access login page for the app at ``app_host``, coming back to ``next_path``."""
-    query = urlencode({"kid": settings.audiences[0], "redirect_url": safe_next(next_path)})
+def login_url(
+    settings: AccessSettings, app_host: str, next_path: str = "/", audience: str | None = None
+) -> str:
+    """The Access login page for the app at ``app_host``, coming back to ``next_path``.
+
+    ``audience`` is the AUD of the application to sign in to (``kid``); by
+    default the first of ``CF_ACCESS_AUDIENCE`` (or of ``CF_ACCESS_APPLICATIONS``).
+    """
+    kid = audience or settings.audiences[0]
+    query = urlencode({"kid": kid, "redirect_url": safe_next(next_path)})
     origin = access_origin_for(settings, app_host)
     return f"{origin}{LOGIN_PATH}{quote(app_host, safe=':[]')}?{query}"
 
 
-def login_redirect_for(settings: AccessSettings, host: str, full_path: str) -> str:
-    """Where a browser refused at ``full_path`` (path and query) is sent to sign in.
+def login_redirect_for(
+    settings: AccessSettings, host: str, full_path: str, audience: str | None = None
+) -> str:
+    """Where a browser refused at ``full_path`` (path and query) is sent to sign in
+    (to the application of AUD ``audience``, by default the first).
 
     A path that would leave the host once back (``//evil.example``) comes back to ``/``.
     """
     next_path = full_path.rstrip("?") or "/"
     try:
-        return login_url(settings, host, next_path)
+        return login_url(settings, host, next_path, audience)
     except ValueError:
-        return login_url(settings, host, "/")
+        return login_url(settings, host, "/", audience)
 
 
 def logout_url(settings: AccessSettings, app_host_url: str) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import requests
 from cachelib import BaseCache, SimpleCache
 
+from ._applications import ApplicationMap, ApplicationSettings
 from ._browser import login_redirect_for
 from ._claims import ClaimsPolicy
 from ._clock import Clock, system_time
@@ -82,6 +83,8 @@ class AccessChecker:
         self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
         #: Roles, known service tokens and app-wide rules; judges every requirement.
         self.policy = AccessPolicy(settings)
+        #: ``CF_ACCESS_APPLICATIONS``, when several applications are configured; else ``None``.
+        self.applications = ApplicationMap(settings.applications) if settings.applications else None
 
     @classmethod
     def from_config(
@@ -198,8 +201,16 @@ class AccessChecker:
         :raises AccessUnavailable: 503, keys or identity could not be had.
         """
         identity: AccessIdentity | None = None
+        application: ApplicationSettings | None = None
+        applications = self.applications
         try:
+            if applications is not None:
+                application = applications.application_for(
+                    request.host, request.environ.get("PATH_INFO") or "/"
+                )
             identity = self.authenticate(header_value, cookie_value)
+            if applications is not None or requirement.applications:
+                self.check_application(identity, application, requirement)
             if (
                 request.method not in SAFE_METHODS
                 and not csrf_exempt
@@ -216,7 +227,7 @@ class AccessChecker:
             if admit is not None:
                 admit(identity)
         except AccessError as error:
-            self._refused(sender, request, error, identity)
+            self._refused(sender, request, error, identity, application)
             raise
         if report_granted and access_granted.receivers:
             self.granted(sender, request, identity)
@@ -228,18 +239,57 @@ class AccessChecker:
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
 
+    def login_audience(self, host: str, path_info: str) -> str | None:
+        """The AUD a browser signs in to for ``path_info`` on ``host``: that of the
+        path's application (``CF_ACCESS_APPLICATIONS``); ``None`` for the default
+        (the first tag), also for a path no application covers or an ambiguous one."""
+        if self.applications is None:
+            return None
+        try:
+            application = self.applications.application_for(host, path_info)
+        except AccessError:
+            return None
+        return application.audiences[0] if application is not None else None
+
+    def check_application(
+        self,
+        identity: AccessIdentity,
+        application: ApplicationSettings | None,
+        requirement: Requirement,
+    ) -> None:
+        """Refuse a token that is not for the request's application, nor for each
+        application ``requirement`` names (``CF_ACCESS_APPLICATIONS``).
+
+        :raises AccessForbidden: 403, ``wrong_application``; also for a path no
+            application covers, and for a name no application has (fail closed).
+        """
+        claims = identity.claims
+        applications = self.applications
+        if applications is not None and (application is None or not application.admits(claims)):
+            raise refusal(Reason.WRONG_APPLICATION)
+        for name in requirement.applications:
+            named = applications.by_name.get(name) if applications is not None else None
+            if named is None or not named.admits(claims):
+                raise refusal(Reason.WRONG_APPLICATION)
+
     def _refused(
         self,
         sender: object,
         request: Request,
         error: AccessError,
         identity: AccessIdentity | None,
+        application: ApplicationSettings | None = None,
     ) -> None:
-        """Report a refusal; a browser without a token may be sent to sign in first."""
-        if self.settings.unauthorized == "redirect" and isinstance(error, AccessUnauthorized):
+        """Report a refusal; a browser without a token may be sent to sign in first,
+        and one with another application's token to sign in to this path's (step-up)."""
+        if self.settings.unauthorized == "redirect" and (
+            isinstance(error, AccessUnauthorized)
+            or (error.reason is Reason.WRONG_APPLICATION and application is not None)
+        ):
             error.may_send_to_login()
             if request.method in ("GET", "HEAD") and prefers_html(request.environ):
-                url = login_redirect_for(self.settings, request.host, request.full_path)
+                audience = application.audiences[0] if application is not None else None
+                url = login_redirect_for(self.settings, request.host, request.full_path, audience)
                 error.send_to_login(url)
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 

@@ -96,7 +96,11 @@ def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def require_access(
-    *, allow_service_tokens: bool = True, optional: bool = False, account: bool | None = None
+    *,
+    allow_service_tokens: bool = True,
+    optional: bool = False,
+    account: bool | None = None,
+    application: str | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -106,6 +110,7 @@ def require_access(
     allow_service_tokens: bool = True,
     optional: bool = False,
     account: bool | None = None,
+    application: str | None = None,
 ) -> Any:
     """Let only requests with a verified Cloudflare Access token reach the view.
 
@@ -130,10 +135,17 @@ def require_access(
     registered, an identity without one is refused (403, ``no_account``)
     before the view runs. Every decorator takes it.
 
+    ``@require_access(application="admin")`` names the Access application of
+    ``CF_ACCESS_APPLICATIONS`` the view belongs to (see :func:`require`).
+
     :raises ConfigurationError: at decoration time, ``optional`` stacked with a
         decorator that needs an identity.
     """
-    requirement = ANY_TOKEN if allow_service_tokens else require(allow_service_tokens=False)
+    requirement = (
+        ANY_TOKEN
+        if allow_service_tokens and application is None
+        else require(allow_service_tokens=allow_service_tokens, application=application)
+    )
     guard = make_guard(requirement, optional=optional, account=account)
     if view is not None:
         return _guarded(view, guard)

@@ -72,6 +72,7 @@ class Reason(str, Enum):
     UNKNOWN_SERVICE_TOKEN = "unknown_service_token"
     SERVICE_TOKEN_REQUIRED = "service_token_required"
     SERVICE_TOKEN_NOT_ADMITTED = "service_token_not_admitted"
+    WRONG_APPLICATION = "wrong_application"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
     AMBIGUOUS_PATH = "ambiguous_path"
@@ -91,8 +92,9 @@ class AccessError(HTTPException):
 
     The default body is negotiated with the client's ``Accept`` header: JSON
     (``{"error": "unauthorized"}``), a small HTML page, or plain text; none
-    names the reason. A browser's GET refused for want of a token is sent to
-    the Access login page instead when ``CF_ACCESS_UNAUTHORIZED = "redirect"``
+    names the reason. A browser's GET refused for want of a token (or with a
+    token of another application, ``wrong_application``) is sent to the
+    Access login page instead when ``CF_ACCESS_UNAUTHORIZED = "redirect"``
     (:attr:`login_redirect` holds where; a custom ``errorhandler(401)`` still
     gets the error first).
     """
@@ -222,6 +224,7 @@ _FORBIDDEN = (
     Reason.UNKNOWN_SERVICE_TOKEN,
     Reason.SERVICE_TOKEN_REQUIRED,
     Reason.SERVICE_TOKEN_NOT_ADMITTED,
+    Reason.WRONG_APPLICATION,
     Reason.CROSS_SITE_REQUEST,
 )
 _UNAVAILABLE = (Reason.KEYS_UNAVAILABLE, Reason.IDENTITY_UNAVAILABLE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, current_app, request, request_started
@@ -21,7 +22,7 @@ from ._checker import AccessChecker
 from ._clock import Clock, system_time
 from ._request import request_access, reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
-from ._routes import RoutePolicy, install_deny_by_default
+from ._routes import RoutePolicy, install_application_check, install_deny_by_default
 from ._session import add_expiry_header
 from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
 from ._users import UserLoader, UserLoading
@@ -82,7 +83,13 @@ class CloudflareAccess:
         With ``CF_ACCESS_EXPIRY_HEADER`` true, admitted responses say when
         their token expires (``Access-Session-Expires``).
 
-        :raises ConfigurationError: naming the first missing or invalid setting.
+        Views and blueprints that name their Access application
+        (``require(application=...)``, ``access_guard(application=...)``) must
+        agree with ``CF_ACCESS_APPLICATIONS``: the routes registered by now are
+        checked here, every route before the first request.
+
+        :raises ConfigurationError: naming the first missing or invalid setting,
+            or the routes whose named application the path map contradicts.
         :raises RuntimeError: ``init_app`` was already called on ``app``.
         """
         if EXTENSION_KEY in app.extensions:
@@ -99,6 +106,7 @@ class CloudflareAccess:
         app.extensions[ROUTES_KEY] = routes
         if routes.protect_all:
             install_deny_by_default(app)
+        install_application_check(app)
         app.before_request(_answer_automatic_options)
         if expiry_header_setting(app.config):
             app.after_request(add_expiry_header)
@@ -163,13 +171,17 @@ class CloudflareAccess:
 
         ``https://<team>/cdn-cgi/access/login/<this host>?kid=<aud>&redirect_url=<next>``;
         with a local stand-in, its sign-in page. In templates: ``cf_access.login_url()``.
+        With ``CF_ACCESS_APPLICATIONS``, ``kid`` is that of the application ``next`` is under.
 
         :raises ValueError: ``next`` is not a path on this host (``/…``).
         """
-        settings = get_checker().settings
+        checker = get_checker()
+        settings = checker.settings
         if next is None:
-            return _browser.login_redirect_for(settings, request.host, request.full_path)
-        return _browser.login_url(settings, request.host, next)
+            audience = checker.login_audience(request.host, request.environ.get("PATH_INFO") or "/")
+            return _browser.login_redirect_for(settings, request.host, request.full_path, audience)
+        audience = checker.login_audience(request.host, urlsplit(next).path or "/")
+        return _browser.login_url(settings, request.host, next, audience)
 
     def logout_url(self) -> str:
         """This app's Access logout, ``<this host>/cdn-cgi/access/logout`` (or the stand-in's).

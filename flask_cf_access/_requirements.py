@@ -150,6 +150,10 @@ class Requirement:
     service_tokens: frozenset[str] | None = None
     #: ``False``: service tokens are refused.
     allow_service_tokens: bool = True
+    #: The ``CF_ACCESS_APPLICATIONS`` the resource belongs to, by name: the path
+    #: map must put it under each (checked at start-up), and the token's ``aud``
+    #: must hold the AUD of each.
+    applications: frozenset[str] = frozenset()
     #: Its own parts prepared as one judge when it is made (``None``: they
     #: admit any verified token), so no request looks at a part that is empty.
     _judge: Judge | None = field(init=False, repr=False, compare=False)
@@ -198,6 +202,7 @@ class Requirement:
             checks=self.checks + tuple(c for c in other.checks if c not in self.checks),
             service_tokens=service_tokens,
             allow_service_tokens=allow_service_tokens,
+            applications=self.applications | other.applications,
         )
 
     def describe(self) -> str:
@@ -215,6 +220,8 @@ class Requirement:
             parts.append("no service tokens")
         for check in self.checks:
             parts.append(f"check: {_name(check)}")
+        if self.applications:
+            parts.append(f"application: {', '.join(sorted(self.applications))}")
         return "; ".join(parts)
 
 
@@ -258,6 +265,7 @@ def require(
     check: IdentityCheck | None = None,
     service_tokens: Iterable[str] | None = None,
     allow_service_tokens: bool = True,
+    application: str | None = None,
 ) -> Requirement:
     """A :class:`Requirement`, for ``verify_access_in_request`` and the middleware's ``rules``::
 
@@ -273,6 +281,8 @@ def require(
     :param service_tokens: only service tokens may pass, and only these client
         ids unless empty.
     :param allow_service_tokens: ``False`` refuses service tokens.
+    :param application: the name of the Access application (``CF_ACCESS_APPLICATIONS``)
+        the resource belongs to; the path map must agree, or the app fails at start-up.
     :raises TypeError: a name that is not a non-empty string, a group ``"id:"``
         with no id, a client id not of the form ``<id>.access``, a ``check``
         that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
@@ -291,10 +301,23 @@ def require(
         roles=_clause("roles", roles, match),
         checks=() if check is None else (check,),
         allow_service_tokens=allow_service_tokens,
+        applications=_application_names(application),
     )
     if tokens is not None:
         requirement = requirement & Requirement(service_tokens=tokens)
     return ANY_TOKEN if requirement == ANY_TOKEN else requirement
+
+
+def _application_names(application: str | None) -> frozenset[str]:
+    """``require(application=...)`` as :attr:`Requirement.applications`.
+
+    :raises TypeError: not a non-empty string.
+    """
+    if application is None:
+        return frozenset()
+    if not isinstance(application, str) or not application.strip():
+        raise TypeError("application must be the name of one of CF_ACCESS_APPLICATIONS.")
+    return frozenset({application.strip()})
 
 
 class AccessPolicy:

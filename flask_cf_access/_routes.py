@@ -8,14 +8,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from flask import Flask, current_app, request, request_finished
+from werkzeug.routing import Rule
 
 from ._app_state import EXTENSION_KEY, ROUTES_KEY
+from ._applications import ApplicationMap, ApplicationSettings
 from ._checker import AccessChecker
 from ._decorators import is_guarded
+from ._errors import AccessBadRequest, ConfigurationError
 from ._request import (
     ANY_GUARD,
     GUARD_ATTRIBUTE,
@@ -26,7 +29,7 @@ from ._request import (
     report_pending_grant,
     scopes,
 )
-from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement
+from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement, require
 
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
@@ -134,24 +137,123 @@ class RouteAudit:
     requires: str
     #: What the endpoint's decorators and guards require; ``None`` for none.
     requirement: Requirement | None = None
+    #: The ``CF_ACCESS_APPLICATIONS`` its URLs fall under, by the path map (several
+    #: when a variable part may reach another application's paths); ``()``
+    #: without ``CF_ACCESS_APPLICATIONS``.
+    applications: tuple[str, ...] = ()
+    #: What is wrong with its application, if anything: it requires a token and
+    #: falls under none, or a decorator or guard names another.
+    application_problem: str | None = None
 
     @property
     def is_problem(self) -> bool:
-        """Whether ``--strict`` fails on it: unprotected, or a requirement not applied."""
-        return self.status in ("unprotected", "not applied")
+        """Whether ``--strict`` fails on it: unprotected, a requirement not
+        applied, or an application problem."""
+        return self.status in ("unprotected", "not applied") or self.application_problem is not None
 
 
 def audit_routes(app: Flask) -> list[RouteAudit]:
     """Every URL rule of ``app``, in URL order, with what it requires."""
     policy = route_policy(app)
+    checker = app.extensions.get(EXTENSION_KEY)
+    applications = checker.applications if isinstance(checker, AccessChecker) else None
     audits = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint)):
         view = app.view_functions.get(rule.endpoint)
         methods = tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
-        audits.append(
-            RouteAudit(rule.rule, rule.endpoint, methods, *_judge(app, policy, rule.endpoint, view))
+        audit = RouteAudit(
+            rule.rule, rule.endpoint, methods, *_judge(app, policy, rule.endpoint, view)
         )
+        if applications is not None or (audit.requirement and audit.requirement.applications):
+            audit = _with_applications(audit, applications, rule)
+        audits.append(audit)
     return audits
+
+
+def _with_applications(
+    audit: RouteAudit, applications: ApplicationMap | None, rule: Rule
+) -> RouteAudit:
+    """``audit`` with the applications its rule falls under, and what is wrong with them."""
+    named = audit.requirement.applications if audit.requirement is not None else frozenset()
+    try:
+        found = tuple(app.name for app in rule_applications(applications, rule))
+    except AccessBadRequest:
+        return replace(audit, application_problem="its path has several readings")
+    problem = None
+    if named and set(named) != set(found):
+        problem = (
+            f"it names {', '.join(sorted(named))} but its path falls under"
+            f" {', '.join(found) or 'no application'}"
+        )
+    elif not found and audit.status == "protected":
+        problem = "it needs a token but its path falls under no application"
+    return replace(audit, applications=found, application_problem=problem)
+
+
+def rule_applications(
+    applications: ApplicationMap | None, rule: Rule
+) -> tuple[ApplicationSettings, ...]:
+    """The applications a URL rule's URLs may fall under, most specific last.
+
+    A rule with a variable part (``/<path:p>``) is taken from its fixed start,
+    up to the last ``/`` before the variable: every application with a path
+    below that counts. A rule with a host (``host_matching``) is judged on it.
+
+    :raises AccessBadRequest: the rule's path has several readings.
+    """
+    if applications is None:
+        return ()
+    host = rule.host if rule.map.host_matching and rule.host and "<" not in rule.host else None
+    fixed, variable, _ = rule.rule.partition("<")
+    if not variable:
+        found = applications.application_for(host, fixed)
+        return () if found is None else (found,)
+    return applications.applications_under(host, fixed[: fixed.rfind("/") + 1] or "/")
+
+
+def check_route_applications(app: Flask) -> None:
+    """Refuse an app whose decorators or guards name another application than the
+    path map puts their routes under (``require(application=...)``,
+    ``access_guard(application=...)``).
+
+    :raises ConfigurationError: naming each such route.
+    """
+    contradictions = [
+        f"{audit.rule} ({audit.endpoint}): {audit.application_problem}"
+        for audit in audit_routes(app)
+        if audit.application_problem is not None
+        and audit.requirement is not None
+        and audit.requirement.applications
+    ]
+    if contradictions:
+        raise ConfigurationError(
+            "CF_ACCESS_APPLICATIONS and the applications named by views disagree:\n  "
+            + "\n  ".join(contradictions)
+        )
+
+
+def install_application_check(app: Flask) -> None:
+    """Check the applications views name (:func:`check_route_applications`) now,
+    for the routes registered so far, and before the first request, for every
+    route, when ``CF_ACCESS_APPLICATIONS`` is set.
+
+    Until the check passes, every request raises the
+    :class:`~flask_cf_access.ConfigurationError` (a 500): the app does not
+    serve with views that contradict the path map.
+    """
+    check_route_applications(app)
+    checker = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(checker, AccessChecker) or checker.applications is None:
+        return
+    checked = False
+
+    def check_applications_once() -> None:
+        nonlocal checked
+        if not checked:
+            check_route_applications(app)
+            checked = True
+
+    app.before_request_funcs.setdefault(None, []).insert(0, check_applications_once)
 
 
 def _judge(
@@ -226,7 +328,11 @@ def unknown_public_endpoints(app: Flask) -> list[str]:
 
 
 def access_guard(
-    requirement: Requirement = ANY_TOKEN, *, optional: bool = False, account: bool | None = None
+    requirement: Requirement = ANY_TOKEN,
+    *,
+    optional: bool = False,
+    account: bool | None = None,
+    application: str | None = None,
 ) -> Callable[[], None]:
     """A ``before_request`` function verifying every request against ``requirement``::
 
@@ -237,6 +343,8 @@ def access_guard(
     and an optional view under it needs a token (401 without one). The route
     audit sees it on the blueprint's endpoints (or on every endpoint,
     registered on the app), and deny by default leaves the verification to it.
+    ``application`` names the Access application of ``CF_ACCESS_APPLICATIONS``
+    the endpoints belong to, as ``require(application=...)`` does.
 
     :param optional: a request without a token passes as nobody (only with a
         requirement that needs no identity).
@@ -247,6 +355,8 @@ def access_guard(
     """
     if not isinstance(requirement, Requirement):
         raise TypeError("access_guard() takes a requirement made by require().")
+    if application is not None:
+        requirement = requirement & require(application=application)
     guard = make_guard(requirement, optional=optional, account=account)
 
     def access_guard_hook() -> None:

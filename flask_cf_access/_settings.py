@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from cachelib import BaseCache
 
 from ._addresses import MalformedAddress, parse_address, parse_hostname
+from ._applications import ApplicationSettings, applications_setting
 from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
 from ._errors import ConfigurationError, UnknownSettingWarning
@@ -23,6 +24,7 @@ from ._groups import wanted_groups
 DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_TEAM_DOMAIN": None,
     "CF_ACCESS_AUDIENCE": None,
+    "CF_ACCESS_APPLICATIONS": None,
     "CF_ACCESS_CERTS_URL": "",
     "CF_ACCESS_IDENTITY_URL": "",
     "CF_ACCESS_LEEWAY": 30,
@@ -79,6 +81,11 @@ class AccessSettings:
     certs_url: str
     #: Where the identity (with groups) of a token can be asked for.
     identity_url: str
+    #: The Access applications in front of the app, each with its AUD tag(s) and the
+    #: paths (and hosts) it covers; a request belongs to the one with the longest
+    #: matching path, and a token passes only if its ``aud`` holds that one's AUD.
+    #: Empty: one application, ``audiences``, for every path.
+    applications: tuple[ApplicationSettings, ...] = ()
     #: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     leeway: int = 30
     #: Seconds a fetched key set is trusted before it is fetched again.
@@ -144,6 +151,10 @@ class AccessSettings:
                 " ASCII with no space."
             )
         object.__setattr__(self, "audiences", audiences)
+        if not all(
+            set(application.audiences) <= set(audiences) for application in self.applications
+        ):
+            raise TypeError("audiences must hold the AUD tags of every application.")
 
     @property
     def issuer(self) -> str:
@@ -165,9 +176,22 @@ class AccessSettings:
             for key, default in DEFAULTS.items()
         }
         team_domain = _team_domain(values["CF_ACCESS_TEAM_DOMAIN"])
+        applications: tuple[ApplicationSettings, ...] = ()
+        if values["CF_ACCESS_APPLICATIONS"] is None:
+            audiences = _audiences("CF_ACCESS_AUDIENCE", values["CF_ACCESS_AUDIENCE"])
+        elif values["CF_ACCESS_AUDIENCE"] not in (None, ""):
+            raise ConfigurationError(
+                "CF_ACCESS_AUDIENCE and CF_ACCESS_APPLICATIONS are both set: give each"
+                " application's AUD in CF_ACCESS_APPLICATIONS, and leave CF_ACCESS_AUDIENCE out."
+            )
+        else:
+            applications, audiences = applications_setting(
+                values["CF_ACCESS_APPLICATIONS"], _audiences
+            )
         return cls(
             team_domain=team_domain,
-            audiences=_audiences(values["CF_ACCESS_AUDIENCE"]),
+            audiences=audiences,
+            applications=applications,
             certs_url=_url(
                 "CF_ACCESS_CERTS_URL",
                 values["CF_ACCESS_CERTS_URL"] or f"https://{team_domain}/cdn-cgi/access/certs",
@@ -310,8 +334,7 @@ def _team_domain(value: object) -> str:
 _AUD_TAG = re.compile(r"[!#-~]+")
 
 
-def _audiences(value: object) -> tuple[str, ...]:
-    key = "CF_ACCESS_AUDIENCE"
+def _audiences(key: str, value: object) -> tuple[str, ...]:
     if value is None or value == "":
         raise ConfigurationError(f"{key} is required: the application's AUD tag (or a list).")
     if isinstance(value, str):
@@ -349,6 +372,7 @@ def _url(key: str, value: object) -> str:
 _STRUCTURED = frozenset(
     {
         "CF_ACCESS_ROLES",
+        "CF_ACCESS_APPLICATIONS",
         "CF_ACCESS_SERVICE_TOKENS",
         "CF_ACCESS_ALLOWED_EMAIL_DOMAINS",
         "CF_ACCESS_ALLOWED_EMAILS",

@@ -32,7 +32,7 @@ from flask.cli import AppGroup, ScriptInfo
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from ._app_state import get_checker
+from ._app_state import EXTENSION_KEY, get_checker
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._doctor import discover_command, doctor_command
@@ -90,6 +90,10 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
     Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
     Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",
+    Reason.WRONG_APPLICATION: (
+        "the token is for another Access application than the one covering this path"
+        " (CF_ACCESS_APPLICATIONS)"
+    ),
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
     Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
@@ -317,6 +321,14 @@ def verify_command(
 
     try:
         identity = checker.authenticate(token, None)
+        if path is not None and (checker.applications is not None or requirement.applications):
+            application = (
+                checker.applications.application_for(None, path)
+                if checker.applications is not None
+                else None
+            )
+            checker.check_application(identity, application, requirement)
+            click.echo(f"   Application: {getattr(application, 'name', None)}: the token is for it")
         checker.authorize(identity, requirement=requirement)
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
@@ -584,7 +596,9 @@ def _ask_stand_in(mint_url: str, request: Mapping[str, Any], timeout: float) -> 
     "--strict",
     is_flag=True,
     help="Exit 1 if any endpoint is unprotected and not marked public, has a"
-    " requirement that was declared but not applied, or requires a role nothing grants.",
+    " requirement that was declared but not applied, or requires a role nothing grants;"
+    " with CF_ACCESS_APPLICATIONS, if a protected endpoint falls under no application,"
+    " or under another than its decorator or guard names.",
 )
 def routes_command(strict: bool) -> None:
     """List every URL rule, its methods and what a request to it needs.
@@ -595,13 +609,25 @@ def routes_command(strict: bool) -> None:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     audits = audit_routes(app)
-    rows = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")] + [
+    rows: list[tuple[str, ...]] = [("RULE", "METHODS", "ENDPOINT", "REQUIRES")]
+    rows += [
         (audit.rule, ",".join(audit.methods), audit.endpoint, audit.requires) for audit in audits
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    checker = app.extensions.get(EXTENSION_KEY)
+    if isinstance(checker, AccessChecker) and checker.applications is not None:
+        # Several Access applications: which one each route falls under.
+        rows = [
+            (*row[:3], heading, row[3])
+            for row, heading in zip(
+                rows,
+                ["APPLICATION"] + ["|".join(audit.applications) or "-" for audit in audits],
+                strict=True,
+            )
+        ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        click.echo("  ".join([*cells, row[3]]))
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
     problems = [audit for audit in audits if audit.is_problem]
     mode = "on" if route_policy(app).protect_all else "off"
     click.echo(f"\nDeny by default (CF_ACCESS_PROTECT_ALL): {mode}.")
@@ -614,8 +640,13 @@ def routes_command(strict: bool) -> None:
             " CF_ACCESS_ROLES or CF_ACCESS_SERVICE_TOKENS: every request gets 403."
         )
     for audit in problems:
-        what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
-        click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+        if audit.status in ("unprotected", "not applied"):
+            what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
+            click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+        if audit.application_problem is not None:
+            click.echo(
+                f"WRONG APPLICATION: {audit.rule} ({audit.endpoint}): {audit.application_problem}"
+            )
     if not problems:
         click.echo("Every endpoint is protected or explicitly public.")
     if strict and (problems or ungranted):

@@ -17,6 +17,7 @@ PACKAGE = "flask_cf_access"
 #: WSGI middleware of any framework and have no business with Flask.
 NO_FLASK = (
     "_addresses",
+    "_applications",
     "_browser",
     "_cache_config",
     "_checker",
@@ -32,6 +33,7 @@ NO_FLASK = (
     "_json_input",
     "_keys",
     "_logsafe",
+    "_paths",
     "_refusals",
     "_reporting",
     "_requirements",

@@ -66,6 +66,10 @@ REASONS: dict[str, str] = {
     "unknown_service_token": "a service token not in :confval:`CF_ACCESS_SERVICE_TOKENS`",
     "service_token_required": "a user on a :func:`~flask_cf_access.require_service_token` view",
     "service_token_not_admitted": "a service token not among the view's client ids",
+    "wrong_application": (
+        "a token of another of :confval:`CF_ACCESS_APPLICATIONS` than the one covering"
+        " the path, or a path none covers (:doc:`applications`)"
+    ),
     "keys_unavailable": "no key set has been had from Cloudflare yet",
     "identity_unavailable": (
         "``get-identity`` failed, answered nonsense, or answered about someone other than"

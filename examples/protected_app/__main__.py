@@ -9,6 +9,12 @@ set, the same app trusts that real team and no stand-in is started.
 
 ``--port 0`` (or ``PORT=0``) picks a free port; the line
 ``Example app ready on http://…/`` says which, once the app is serving.
+
+``--edge`` puts a local Access edge (:class:`~flask_cf_access.testing.LocalEdge`)
+on that port in front of the app, as Access is in a deployment: browser →
+edge → app. The edge signs a browser in through the stand-in's page, takes a
+service token's id and secret, and strips any ``Cf-Access-*`` header a client
+forges.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from flask import Flask
 
-from flask_cf_access.testing import AccessIssuer, StandInServer
+from flask_cf_access.testing import AccessIssuer, EdgeApplication, StandInServer
 
 from .._runner import Try, run_example, stand_in_guide
 from . import create_app
@@ -39,7 +45,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         real_team_hint="(`flask --app examples.protected_app cf-access check` checks the set-up)",
         minting=True,
         sign_in=True,
+        edge=_edge_applications,
+        edge_guide=_edge_guide,
     )
+
+
+#: The service token the edge knows (a Service Auth policy): its id and secret.
+EDGE_CLIENT_ID, EDGE_CLIENT_SECRET = "example-client.access", "example-secret-" + "0" * 17
+
+
+def _edge_applications(issuer: AccessIssuer) -> list[EdgeApplication]:
+    """One Access application over the whole app: anyone may sign in, and one service token."""
+    return [
+        EdgeApplication(
+            "example",
+            issuer.audience,
+            everyone=True,
+            service_tokens={EDGE_CLIENT_ID: EDGE_CLIENT_SECRET},
+        )
+    ]
+
+
+def _edge_guide(url: str, stand_in: StandInServer) -> str:
+    """What to paste when the edge is in front: cookies and service token credentials,
+    as a browser and a machine send them to Access."""
+    issuer = stand_in.issuer
+
+    def cookie(token: str) -> tuple[tuple[str, str], ...]:
+        return (("Cookie", f"CF_Authorization={token}"),)
+
+    ada = issuer.user_token("ada@example.com", ["Admins", "Staff"])
+    bob = issuer.user_token("bob@example.com", ["Staff"])
+    tries = [
+        Try("Ada's session opens the admin area", 200, "/admin/", headers=cookie(ada)),
+        Try("Bob's session, not in Admins, the admin area", 403, "/admin/", headers=cookie(bob)),
+        Try(
+            "A service token's id and secret, exchanged by the edge",
+            200,
+            "/api/whoami",
+            headers=(
+                ("CF-Access-Client-Id", EDGE_CLIENT_ID),
+                ("CF-Access-Client-Secret", EDGE_CLIENT_SECRET),
+            ),
+        ),
+        Try("No session: the edge sends you to sign in", 302, "/"),
+        Try(
+            "A forged Cf-Access-Jwt-Assertion is stripped by the edge",
+            302,
+            "/admin/",
+            headers=(("Cf-Access-Jwt-Assertion", ada),),
+        ),
+    ]
+    return stand_in_guide(url, stand_in, tries, _command_line_notes(stand_in))
 
 
 def _make_app(stand_in_settings: Mapping[str, Any] | None) -> Flask:

@@ -47,8 +47,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .._browser import LOGIN_PATH, LOGOUT_PATH
 from .._errors import AccessError
 from .._logsafe import loggable
-from .._middleware import _loose_segments, _PathReadings, _segments
 from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER
+from .._paths import _loose_segments, _PathReadings, _segments
 from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
 from .._tokens import decode_segment as _decode_segment
 from ._counts import RequestCounts
