@@ -249,12 +249,34 @@ def discover_command(
     if len(found) == 1:
         click.echo(f"CF_ACCESS_AUDIENCE = {json.dumps(found[0][0].aud)}")
         return
-    click.echo("CF_ACCESS_AUDIENCE = [")
+    # Several applications: each route is bound to its own (see "Several Access
+    # applications" in the docs), by the paths its domains name on these hosts.
+    click.echo("CF_ACCESS_APPLICATIONS = {")
     for application, domains in found:
+        entry: dict[str, object] = {
+            "audience": application.aud,
+            "paths": _paths_of(domains),
+        }
+        if len(names) > 1:
+            entry["hosts"] = sorted({_host_of(domain) for domain in domains})
         click.echo(
-            f"    {json.dumps(application.aud)},  # {application.name}: {', '.join(domains)}"
+            f"    {json.dumps(application.name)}: {json.dumps(entry)},  # {', '.join(domains)}"
         )
-    click.echo("]")
+    click.echo("}")
+
+
+def _host_of(domain: str) -> str:
+    return _without_port(domain.split("://", 1)[-1].partition("/")[0])
+
+
+def _paths_of(domains: Sequence[str]) -> list[str]:
+    """The path prefixes ``domains`` name (``app.example.com/api`` names ``/api``), ``/``
+    for a whole host, in the form ``CF_ACCESS_APPLICATIONS`` takes."""
+    paths = set()
+    for domain in domains:
+        path = domain.split("://", 1)[-1].partition("/")[2].rstrip("/*")
+        paths.add("/" + path if path else "/")
+    return sorted(paths)
 
 
 def _loaded_app(ctx: click.Context) -> Flask:
@@ -400,20 +422,20 @@ def _audiences(
     settings: AccessSettings, deployment: Deployment, applications: Sequence[AccessApplication]
 ) -> list[Finding]:
     findings = []
+    # The setting that holds the app's AUD tags: one list, or the applications map.
+    key = "CF_ACCESS_APPLICATIONS" if settings.applications else "CF_ACCESS_AUDIENCE"
     for application in applications:
         if application.aud in settings.audiences:
-            findings.append(
-                Finding("ok", "aud", f"{application.name}: its AUD tag is in CF_ACCESS_AUDIENCE")
-            )
+            findings.append(Finding("ok", "aud", f"{application.name}: its AUD tag is in {key}"))
         else:
             findings.append(
                 Finding(
                     "error",
                     "aud",
                     f"{application.name}: its tokens carry {application.aud}, which"
-                    " CF_ACCESS_AUDIENCE lacks: the app refuses them (invalid_audience)",
-                    f'in the app: add "{application.aud}" to CF_ACCESS_AUDIENCE'
-                    " (flask cf-access discover prints the list)",
+                    f" {key} lacks: the app refuses them (invalid_audience)",
+                    f'in the app: add "{application.aud}" to {key}'
+                    " (flask cf-access discover prints what to paste)",
                 )
             )
     ours = {application.aud for application in applications}
@@ -431,9 +453,8 @@ def _audiences(
             Finding(
                 "warning",
                 "aud",
-                f"CF_ACCESS_AUDIENCE holds {audience}, {where}, not of this app's hosts",
-                "in the app: remove it from CF_ACCESS_AUDIENCE, unless that application"
-                " should reach this app",
+                f"{key} holds {audience}, {where}, not of this app's hosts",
+                f"in the app: remove it from {key}, unless that application should reach this app",
             )
         )
     return findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from collections.abc import Iterator
@@ -213,10 +214,22 @@ def test_discover_one_application(api: FakeCloudflareApi) -> None:
 
 
 def test_discover_two_applications(two_api: FakeCloudflareApi) -> None:
-    """Several applications: the AUD tags as a list, each naming what it covers."""
+    """Several applications: CF_ACCESS_APPLICATIONS, each with its AUD tag and paths."""
     result = run(two_application_app(), "discover", env=environment(two_api))
     assert result.exit_code == 0, result.output
     assert result.stdout == golden("discover-two.txt")
+
+
+def test_discover_prints_an_applications_map_the_app_takes(two_api: FakeCloudflareApi) -> None:
+    """What discover prints for several applications, pasted, is a valid
+    CF_ACCESS_APPLICATIONS, and doctor then finds every AUD tag under that key."""
+    printed = run(two_application_app(), "discover", env=environment(two_api)).stdout
+    pasted = printed[printed.index("CF_ACCESS_APPLICATIONS = ") :].split(" = ", 1)[1]
+    applications = ast.literal_eval(pasted)
+    app = two_application_app(CF_ACCESS_AUDIENCE=None, CF_ACCESS_APPLICATIONS=applications)
+    result = run(app, "doctor", env=environment(two_api))
+    assert "its AUD tag is in CF_ACCESS_APPLICATIONS" in result.stdout
+    assert "CF_ACCESS_AUDIENCE" not in result.stdout
 
 
 def test_doctor_one_application(api: FakeCloudflareApi) -> None:
@@ -735,7 +748,8 @@ def test_names_from_the_api_cannot_end_or_fake_a_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout
     assert "\nCF_ACCESS_AUDIENCE = 'x'" not in result.stdout
-    assert '    "a\\"b\\\\nc",  # Evil\\nCF_ACCESS_AUDIENCE' in result.stdout
+    pasted = '    "Evil\\\\nCF_ACCESS_AUDIENCE = \'x\'\\\\x1b[2J": {"audience": "a\\"b\\\\nc"'
+    assert pasted in result.stdout
 
 
 def test_one_deadline_for_every_call(api: FakeCloudflareApi) -> None:
