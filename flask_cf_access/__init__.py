@@ -25,6 +25,11 @@ from ._logout import logout_blueprint as logout_blueprint
 from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
 from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware
+from ._profile import AccessProfile as AccessProfile
+from ._profile import DeviceSession as DeviceSession
+from ._profile import IdentityProvider as IdentityProvider
+from ._profile import MutualTLS as MutualTLS
+from ._profile import PostureResult as PostureResult
 from ._request import current_identity as current_identity
 from ._request import get_claims as get_claims
 from ._request import get_identity as get_identity
@@ -56,15 +61,20 @@ __all__ = [
     "AccessError",
     "AccessForbidden",
     "AccessIdentity",
+    "AccessProfile",
     "AccessSettings",
     "AccessUnauthorized",
     "AccessUnavailable",
     "CloudflareAccess",
     "CloudflareAccessMiddleware",
     "ConfigurationError",
+    "DeviceSession",
     "Group",
+    "IdentityProvider",
+    "MutualTLS",
     "NewUser",
     "NoAccessContextError",
+    "PostureResult",
     "Reason",
     "Requirement",
     "__version__",

@@ -1,4 +1,4 @@
-"""Asks the team's ``get-identity`` endpoint for the groups of a token."""
+"""Asks the team's ``get-identity`` endpoint about the user of a token: groups and profile."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -24,6 +24,17 @@ logger = logging.getLogger("flask_cf_access")
 FIRST_BACK_OFF = 1.0
 #: The longest back-off; each failed probe doubles it up to this.
 LONGEST_BACK_OFF = 30.0
+
+
+class IdentityAnswer(NamedTuple):
+    """What get-identity answered about one token's user."""
+
+    #: The user's groups, parsed.
+    groups: tuple[Group, ...]
+    #: The whole answer, as parsed from JSON (the profile is read from it).
+    document: dict[str, Any]
+    #: When it was had from Cloudflare, by the endpoint's clock.
+    fetched_at: float
 
 
 class BackOff:
@@ -129,35 +140,64 @@ class IdentityEndpoint:
         :raises AccessUnavailable: the endpoint failed, answered something
             unusable, or answered about another user.
         """
+        return self.answer(token, expires_at, claims).groups
+
+    def answer(
+        self,
+        token: str,
+        expires_at: float,
+        claims: Mapping[str, Any],
+        *,
+        max_age: float | None = None,
+    ) -> IdentityAnswer:
+        """The whole answer about the identity behind a *verified* ``token``: its
+        groups, and the document they came in (for the profile).
+
+        One cache entry per token serves both. ``max_age``: an answer had longer
+        ago than this many seconds is asked for again (and replaces the entry).
+
+        :raises AccessUnavailable: as :meth:`groups`.
+        """
         cache_key = "identity:" + hashlib.sha256(token.encode()).hexdigest()
 
-        def read() -> tuple[Group, ...] | None:
+        def read() -> IdentityAnswer | None:
             cached = self._cache.get(cache_key)
-            if isinstance(cached, list):
-                try:
-                    return parse_groups(cached)
-                except MalformedGroups:
-                    pass  # written by someone else; ask the endpoint instead
+            if isinstance(cached, dict):
+                document, fetched_at = cached.get("document"), cached.get("fetched_at")
+                if (
+                    isinstance(document, dict)
+                    and isinstance(fetched_at, float)
+                    and (max_age is None or self._clock() - fetched_at <= max_age)
+                ):
+                    try:
+                        return IdentityAnswer(
+                            parse_groups(document.get("groups", [])), document, fetched_at
+                        )
+                    except MalformedGroups:
+                        pass  # written by someone else; ask the endpoint instead
             return None
 
-        def remember(groups: tuple[Group, ...]) -> None:
+        def remember(answer: IdentityAnswer) -> None:
             lifetime = int(expires_at - self._clock())
             if lifetime > 0:
-                self._cache.set(cache_key, [group.as_dict() for group in groups], timeout=lifetime)
+                entry = {"document": answer.document, "fetched_at": answer.fetched_at}
+                self._cache.set(cache_key, entry, timeout=lifetime)
 
-        def fetch() -> tuple[Group, ...]:
-            groups = self._fetch_unless_backing_off(token, claims, remember)
-            remember(groups)
-            return groups
+        def fetch() -> IdentityAnswer:
+            answer = self._fetch_unless_backing_off(token, claims, remember)
+            remember(answer)
+            return answer
 
-        return self._flights.run(cache_key, read, fetch, _unavailable)
+        # A caller asking for a recent answer does not take one an older flight read.
+        flight = cache_key if max_age is None else f"{cache_key}:within:{max_age:g}"
+        return self._flights.run(flight, read, fetch, _unavailable)
 
     def _fetch_unless_backing_off(
         self,
         token: str,
         claims: Mapping[str, Any],
-        remember: Callable[[tuple[Group, ...]], None],
-    ) -> tuple[Group, ...]:
+        remember: Callable[[IdentityAnswer], None],
+    ) -> IdentityAnswer:
         """:meth:`_fetch`, or a refusal at once while the endpoint is backed off.
 
         When the back-off is over, this look-up is refused too, but its token
@@ -176,18 +216,18 @@ class IdentityEndpoint:
         self,
         token: str,
         claims: Mapping[str, Any],
-        remember: Callable[[tuple[Group, ...]], None],
+        remember: Callable[[IdentityAnswer], None],
     ) -> None:
         """Ask the backed-off endpoint again; keep the answer for the token's next request."""
         try:
-            groups = self._fetch_and_report(token, claims, probe=True)
+            answer = self._fetch_and_report(token, claims, probe=True)
         except AccessUnavailable:
             return  # logged by _fetch, and the back-off grows
-        remember(groups)
+        remember(answer)
 
     def _fetch_and_report(
         self, token: str, claims: Mapping[str, Any], *, probe: bool
-    ) -> tuple[Group, ...]:
+    ) -> IdentityAnswer:
         """:meth:`_fetch`, its outcome told to the back-off.
 
         :raises AccessUnavailable: the endpoint failed or answered something unusable.
@@ -205,7 +245,7 @@ class IdentityEndpoint:
             else:
                 self._back_off.succeeded()
 
-    def _fetch(self, token: str, claims: Mapping[str, Any]) -> tuple[Group, ...]:
+    def _fetch(self, token: str, claims: Mapping[str, Any]) -> IdentityAnswer:
         """Ask the endpoint.
 
         :raises AccessUnavailable: it failed, answered something unusable, or
@@ -223,7 +263,9 @@ class IdentityEndpoint:
                 raise FetchError(f"{self.url} did not answer an identity")
             if not _is_about(document, claims):
                 raise _ForeignAnswer(f"{self.url} answered about another user than the token's")
-            return parse_groups(document.get("groups", []))
+            return IdentityAnswer(
+                parse_groups(document.get("groups", [])), document, float(self._clock())
+            )
         except (FetchError, MalformedGroups, _ForeignAnswer) as exc:
             logger.error("Cloudflare Access identity could not be had: %s", exc)
             raise refusal(Reason.IDENTITY_UNAVAILABLE) from exc
@@ -255,6 +297,6 @@ def _is_about(document: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
     return tied
 
 
-def _unavailable() -> tuple[Group, ...]:
+def _unavailable() -> IdentityAnswer:
     """What a look-up gets when the fetch it waited for came to nothing."""
     raise refusal(Reason.IDENTITY_UNAVAILABLE)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ._errors import AccessError, Reason, refusal
 from ._groups import any_group_matches
+from ._profile import ContextRule, context_rules
 from ._settings import AccessSettings, ServiceTokenProfile, ascii_lower
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def _prepared(requirement: Requirement) -> Judge | None:
     steps.extend(_groups_step(match, names) for match, names in requirement.groups)
     if requirement.roles:
         steps.append(_roles_step(requirement.roles))
+    if requirement.context:
+        steps.append(_context_step(requirement.context, service_tokens_meet=False))
     if requirement.checks:
         steps.append(_checks_step(requirement.checks))
     if len(steps) <= 1:
@@ -118,6 +121,32 @@ def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
     return has_roles
 
 
+def _context_step(rules: tuple[ContextRule, ...], *, service_tokens_meet: bool) -> Judge:
+    """Every rule on the user's profile, judged on one profile: one no older than
+    ``CF_ACCESS_PROFILE_MAX_AGE`` when a rule is on posture or login age.
+
+    A service token has no profile: it meets no rule, unless ``service_tokens_meet``
+    (the app-wide rules, which, like the e-mail rules, are for users).
+    """
+    fresh = any(rule.needs_fresh_profile for rule in rules)
+    timed = any(rule.kind == "max_login_age" for rule in rules)
+
+    def meets_context_rules(identity: AccessIdentity) -> None:
+        if identity.is_service_token:
+            if service_tokens_meet:
+                return
+            raise refusal(rules[0].reason)
+        profile = identity.fresh_profile if fresh else identity.profile
+        if profile is None:  # an identity made without a way to ask get-identity
+            raise refusal(rules[0].reason)
+        login_age = identity.login_age if timed else None
+        for rule in rules:
+            if not rule.holds(profile, login_age):
+                raise refusal(rule.reason)
+
+    return meets_context_rules
+
+
 def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
     def passes_checks(identity: AccessIdentity) -> None:
         for check in checks:
@@ -146,6 +175,8 @@ class Requirement:
     service_tokens: frozenset[str] | None = None
     #: ``False``: service tokens are refused.
     allow_service_tokens: bool = True
+    #: Rules on the user's profile (MFA, posture, login age…); each must hold.
+    context: tuple[ContextRule, ...] = ()
     #: Its own parts prepared as one judge when it is made (``None``: they
     #: admit any verified token), so no request looks at a part that is empty.
     _judge: Judge | None = field(init=False, repr=False, compare=False)
@@ -187,6 +218,7 @@ class Requirement:
             checks=self.checks + tuple(c for c in other.checks if c not in self.checks),
             service_tokens=service_tokens,
             allow_service_tokens=allow_service_tokens,
+            context=self.context + tuple(r for r in other.context if r not in self.context),
         )
 
     def describe(self) -> str:
@@ -202,6 +234,7 @@ class Requirement:
             )
         elif not self.allow_service_tokens:
             parts.append("no service tokens")
+        parts.extend(rule.describe() for rule in self.context)
         for check in self.checks:
             parts.append(f"check: {_name(check)}")
         return "; ".join(parts)
@@ -240,11 +273,25 @@ def require(
     check: IdentityCheck | None = None,
     service_tokens: Iterable[str] | None = None,
     allow_service_tokens: bool = True,
+    mfa: bool = False,
+    amr: Iterable[str] = (),
+    idp: Iterable[str] = (),
+    posture: Iterable[str] = (),
+    warp: bool = False,
+    gateway: bool = False,
+    country: Iterable[str] = (),
+    max_login_age: int | None = None,
+    client_certificate: bool = False,
 ) -> Requirement:
     """A :class:`Requirement`, for ``verify_access_in_request`` and the middleware's ``rules``::
 
         require(roles=["admin"])
         require(groups=["Staff", "Oncall"], match="all") & require(check=in_office_hours)
+        require(roles=["admin"], posture=[DISK_ENCRYPTION], amr=["hwk"], max_login_age=3600)
+
+    The rules on the user's profile (``mfa`` to ``client_certificate``, see
+    :doc:`context-rules`) each refuse with their own reason, and refuse every
+    service token, which has no profile.
 
     :param groups: group names or ids the identity must be in (``match``: any or all).
     :param roles: roles (``CF_ACCESS_ROLES``) the identity must have (``match``: any or all).
@@ -253,8 +300,18 @@ def require(
     :param service_tokens: only service tokens may pass, and only these client
         ids unless empty.
     :param allow_service_tokens: ``False`` refuses service tokens.
+    :param mfa: the user signed in with more than one factor (:attr:`AccessProfile.mfa`).
+    :param amr: the user signed in with any of these methods (``"hwk"``, ``"otp"``…).
+    :param idp: the user signed in through any of these identity providers, by type or id.
+    :param posture: every one of these device posture rules (by id) has succeeded.
+    :param warp: the user came through the WARP client.
+    :param gateway: the user's WARP is enrolled in the team's Gateway.
+    :param country: the user authenticated from any of these countries (ISO 3166 codes).
+    :param max_login_age: the user signed in at most this many seconds ago.
+    :param client_certificate: Access saw a valid client certificate (mTLS).
     :raises TypeError: a name that is not a non-empty string, a ``check``
-        that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
+        that is not callable or is async, ``match`` not ``"any"``/``"all"``,
+        or a profile rule of the wrong type (see :func:`context_rules`).
     :raises ValueError: service tokens both needed and refused.
     """
     if check is not None and not callable(check):
@@ -270,6 +327,17 @@ def require(
         roles=_clause("roles", roles, match),
         checks=() if check is None else (check,),
         allow_service_tokens=allow_service_tokens,
+        context=context_rules(
+            mfa=mfa,
+            amr=amr,
+            idp=idp,
+            posture=posture,
+            warp=warp,
+            gateway=gateway,
+            country=country,
+            max_login_age=max_login_age,
+            client_certificate=client_certificate,
+        ),
     )
     if tokens is not None:
         requirement = requirement & Requirement(service_tokens=tokens)
@@ -286,6 +354,7 @@ class AccessPolicy:
 
     __slots__ = (
         "_app_wide_rules",
+        "_context_rules",
         "_domains",
         "_emails",
         "_has_email_rules",
@@ -302,6 +371,7 @@ class AccessPolicy:
         self._domains = frozenset(d for d in settings.allowed_email_domains if d[0] != ".")
         self._subdomains = tuple(d for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
+        self._context_rules = settings.context_rules
         #: The app-wide rules prepared as one judge; ``None`` when there are none.
         self._app_wide_rules = self._prepared_app_wide_rules()
 
@@ -363,7 +433,12 @@ class AccessPolicy:
     def _prepared_app_wide_rules(self) -> Judge | None:
         known = self.service_tokens
         email_rules = self._has_email_rules
-        if known is None and not email_rules:
+        context = (
+            _context_step(self._context_rules, service_tokens_meet=True)
+            if self._context_rules
+            else None
+        )
+        if known is None and not email_rules and context is None:
             return None
         email_allowed = self.email_allowed
 
@@ -373,6 +448,8 @@ class AccessPolicy:
                     raise refusal(Reason.UNKNOWN_SERVICE_TOKEN)
             elif email_rules and not email_allowed(identity.email):
                 raise refusal(Reason.EMAIL_NOT_ALLOWED)
+            if context is not None:
+                context(identity)
 
         return app_wide_rules
 
