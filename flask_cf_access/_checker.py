@@ -245,10 +245,11 @@ class AccessChecker:
         error: AccessError,
         identity: AccessIdentity | None,
     ) -> None:
-        """Report a refusal; a browser without a token may be sent to sign in first."""
+        """Report a refusal; a browser without a token, or whose sign-in is too old
+        for the view, may be sent to sign in (again) first."""
         if (
             self.settings.unauthorized == "redirect"
-            and isinstance(error, AccessUnauthorized)
+            and (isinstance(error, AccessUnauthorized) or error.reason is Reason.LOGIN_TOO_OLD)
             and request.method in ("GET", "HEAD")
             and prefers_html(request.environ)
         ):
