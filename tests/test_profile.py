@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 import responses
 from flask import Flask
 from hypothesis import given
@@ -29,6 +32,7 @@ from flask_cf_access.testing import AccessIssuer, identity_profile
 
 from .conftest import AppFactory
 from .support import FrozenClock, count_calls, outcome
+from .test_flight import THREADS, Followers, followers  # noqa: F401 (a fixture)
 
 ADA = "ada@example.com"
 DISK = "f6f9391e-6776-4878-9c60-0cc807dc7dc8"
@@ -530,3 +534,56 @@ def test_rules_combine_and_describe() -> None:
     )
     assert require(mfa=True).describe() == "token; mfa"
     assert not require(mfa=True).is_any_token
+
+
+def test_stale_profile_is_not_used_when_the_endpoint_is_down(
+    profile_app: Flask,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+) -> None:
+    """Past the freshness window with get-identity failing: 503, never the stale posture;
+    the back-off refuses other refreshes at once; group routes keep their cached answer."""
+    tokens = [
+        issuer.user_token(f"u{index}@example.com", ["Admins"], profile=identity_profile(posture={DISK: True}))
+        for index in range(3)
+    ]  # fmt: skip
+    for token in tokens:
+        assert outcome(profile_app, token, "/posture") == (200, None)
+    clock.advance(301)
+    mocked_team.replace(responses.GET, issuer.identity_url, body=requests.Timeout("slow"))
+    assert outcome(profile_app, tokens[0], "/posture") == (503, Reason.IDENTITY_UNAVAILABLE)
+    assert count_calls(mocked_team, issuer.identity_url) == 4
+    assert outcome(profile_app, tokens[1], "/posture") == (503, Reason.IDENTITY_UNAVAILABLE)
+    assert count_calls(mocked_team, issuer.identity_url) == 4
+    assert outcome(profile_app, tokens[2], "/admin") == (200, None)
+    assert outcome(profile_app, tokens[2], "/mfa") == (403, Reason.MFA_REQUIRED)
+
+
+def test_threads_refreshing_a_profile_share_one_fetch(
+    followers: Followers,
+    profile_app: Flask,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+) -> None:
+    """Requests finding the same profile stale at once make one get-identity call."""
+    token = issuer.user_token(ADA, profile=identity_profile(posture={DISK: True}))
+    assert outcome(profile_app, token, "/posture") == (200, None)
+    clock.advance(301)
+    answer = issuer.identity_for(token)
+
+    def answer_once_all_wait() -> str:
+        return json.dumps(answer)
+
+    respond = followers.fetch_once_all_wait(answer_once_all_wait)
+    mocked_team.remove(responses.GET, issuer.identity_url)
+    mocked_team.add_callback(
+        responses.GET,
+        issuer.identity_url,
+        callback=lambda _request: (200, {"Content-Type": "application/json"}, respond()),
+    )
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(lambda _: outcome(profile_app, token, "/posture"), range(THREADS)))
+    assert results == [(200, None)] * THREADS
+    assert count_calls(mocked_team, issuer.identity_url) == 2
