@@ -32,7 +32,11 @@ from flask_cf_access.testing import AccessIssuer, identity_profile
 
 from .conftest import AppFactory
 from .support import FrozenClock, count_calls, outcome
-from .test_flight import THREADS, Followers, followers  # noqa: F401 (a fixture)
+from .test_flight import (
+    THREADS,
+    Followers,
+    followers,  # noqa: F401 (a fixture)
+)
 
 ADA = "ada@example.com"
 DISK = "f6f9391e-6776-4878-9c60-0cc807dc7dc8"
@@ -544,10 +548,10 @@ def test_stale_profile_is_not_used_when_the_endpoint_is_down(
 ) -> None:
     """Past the freshness window with get-identity failing: 503, never the stale posture;
     the back-off refuses other refreshes at once; group routes keep their cached answer."""
+    fields = identity_profile(posture={DISK: True})
     tokens = [
-        issuer.user_token(f"u{index}@example.com", ["Admins"], profile=identity_profile(posture={DISK: True}))
-        for index in range(3)
-    ]  # fmt: skip
+        issuer.user_token(f"u{index}@example.com", ["Admins"], profile=fields) for index in range(3)
+    ]
     for token in tokens:
         assert outcome(profile_app, token, "/posture") == (200, None)
     clock.advance(301)
@@ -561,7 +565,7 @@ def test_stale_profile_is_not_used_when_the_endpoint_is_down(
 
 
 def test_threads_refreshing_a_profile_share_one_fetch(
-    followers: Followers,
+    followers: Followers,  # noqa: F811 (the fixture)
     profile_app: Flask,
     issuer: AccessIssuer,
     clock: FrozenClock,
