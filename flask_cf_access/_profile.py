@@ -435,3 +435,65 @@ def context_rules(
             raise TypeError("max_login_age must be above 0.")
         rules.append(ContextRule("max_login_age", seconds=max_login_age))
     return tuple(rules)
+
+
+# -- the middleware's headers ------------------------------------------------------
+
+#: ``profile.<name>`` header sources of one value each, to whether they are judged
+#: on a fresh profile (they change while a token lives).
+_HEADER_FIELDS: Mapping[str, bool] = MappingProxyType(
+    {
+        "mfa": False,
+        "amr": False,
+        "idp": False,
+        "idp_id": False,
+        "country": False,
+        "warp": False,
+        "gateway": False,
+        "device_id": False,
+        "login_at": True,
+        "posture": True,
+    }
+)
+#: ``profile.<name>.<key>`` header sources: one posture result, attribute or OIDC field.
+_HEADER_FAMILIES = ("posture.", "custom.", "oidc_fields.")
+PROFILE_SOURCE = "profile."
+
+
+def valid_header_source(source: str) -> bool:
+    """Whether ``profile.…`` names something of the profile a header can carry."""
+    name = source.removeprefix(PROFILE_SOURCE)
+    if name in _HEADER_FIELDS:
+        return True
+    return any(name.startswith(family) and name != family for family in _HEADER_FAMILIES)
+
+
+def header_needs_fresh_profile(source: str) -> bool:
+    """Whether the header for ``source`` (``profile.…``) is filled from a fresh profile."""
+    name = source.removeprefix(PROFILE_SOURCE)
+    return _HEADER_FIELDS.get(name, name.startswith("posture."))
+
+
+def header_value(profile: AccessProfile, source: str) -> object:
+    """What a header mapped to ``source`` (``profile.…``, :func:`valid_header_source`) carries.
+
+    ``profile.mfa`` and ``profile.posture.<rule id>`` are ``true`` or ``false``
+    (a posture rule without a result is ``false``); ``profile.posture`` lists the
+    rule ids that passed; ``profile.idp`` is the provider's type, ``profile.idp_id``
+    its id; the others are the field as it is.
+    """
+    name = source.removeprefix(PROFILE_SOURCE)
+    if name == "mfa":
+        return profile.mfa
+    if name == "posture":
+        return sorted(rule_id for rule_id in profile.posture if profile.posture_passed(rule_id))
+    if name.startswith("posture."):
+        return profile.posture_passed(name.removeprefix("posture."))
+    if name in ("idp", "idp_id"):
+        idp = profile.idp
+        return None if idp is None else idp.type if name == "idp" else idp.id
+    if name.startswith("custom."):
+        return profile.custom.get(name.removeprefix("custom."))
+    if name.startswith("oidc_fields."):
+        return profile.oidc_fields.get(name.removeprefix("oidc_fields."))
+    return getattr(profile, name)
