@@ -35,8 +35,10 @@ from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._errors import AccessError, ConfigurationError, Reason
 from ._fetch import FetchError, get_json
+from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._keys import CertsError, parse_certs
+from ._profile import ContextRule
 from ._requirements import require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from ._verifier import Explanation
@@ -238,7 +240,23 @@ def _hint(error: FetchError) -> str:
     metavar="NAME",
     help="Also require one of these roles, as @require_role does. Repeatable.",
 )
-def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) -> None:
+@click.option("--profile", "show_profile", is_flag=True, help="Show the user's profile.")
+@click.option("--mfa", is_flag=True, help="Also require MFA, as require(mfa=True) does.")
+@click.option("--amr", multiple=True, metavar="METHOD", help="Also require one of these methods.")
+@click.option("--idp", multiple=True, metavar="TYPE_OR_ID", help="Also require this provider.")
+@click.option("--posture", multiple=True, metavar="RULE_ID", help="Also require this posture.")
+@click.option("--warp", is_flag=True, help="Also require WARP.")
+@click.option("--gateway", is_flag=True, help="Also require Gateway.")
+@click.option("--country", multiple=True, metavar="CC", help="Also require one of these.")
+@click.option("--max-login-age", type=click.IntRange(min=1), help="Also require a recent login.")
+@click.option("--client-certificate", is_flag=True, help="Also require an mTLS certificate.")
+def verify_command(
+    token: str,
+    groups: tuple[str, ...],
+    roles: tuple[str, ...],
+    show_profile: bool = False,
+    **context: Any,
+) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
     TOKEN is an application token (a Cf-Access-Jwt-Assertion header or
@@ -281,8 +299,15 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
         _refuse(failed.reason)
 
     try:
+        requirement = require(groups=groups, roles=roles, **context)
+    except TypeError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
         identity = checker.authenticate(token, None)
-        checker.authorize(identity, requirement=require(groups=groups, roles=roles))
+        rules = (*checker.settings.context_rules, *requirement.context)
+        if (show_profile or rules) and not identity.is_service_token:
+            _show_profile(identity, rules)
+        checker.authorize(identity, requirement=requirement)
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
             click.echo(f"4. Groups: {names or '(none)'}; one of {', '.join(groups)} needed: yes")
@@ -293,6 +318,41 @@ def verify_command(token: str, groups: tuple[str, ...], roles: tuple[str, ...]) 
         _refuse(error.reason)
     kind = "the service token" if identity.is_service_token else "the user"
     click.echo(f"Result: ACCEPTED. This app lets {kind} {identity.name} through.")
+
+
+def _show_profile(identity: AccessIdentity, rules: tuple[ContextRule, ...]) -> None:
+    """The user's profile from get-identity, and whether each rule on it holds.
+
+    :raises AccessError: the profile could not be had.
+    """
+    fresh = any(rule.needs_fresh_profile for rule in rules)
+    profile = identity.fresh_profile if fresh else identity.profile
+    if profile is None:
+        return
+    click.echo("Profile (from get-identity):")
+    login_age = identity.login_age
+    if profile.login_at is not None and login_age is not None:
+        when = datetime.datetime.fromtimestamp(profile.login_at, tz=datetime.timezone.utc)
+        click.echo(f"   signed in {when.isoformat()} ({login_age:.0f} s ago)")
+    methods = ", ".join(profile.amr) or "(not said)"
+    click.echo(f"   amr: {methods}; MFA: {'yes' if profile.mfa else 'no'}")
+    if profile.idp is not None:
+        click.echo(f"   identity provider: {profile.idp.type} ({profile.idp.id})")
+    for label, value in (
+        ("country", profile.country),
+        ("WARP", profile.warp),
+        ("Gateway", profile.gateway),
+        ("device", profile.device_id),
+    ):
+        if value is not None:
+            shown = value if isinstance(value, str) else "yes" if value else "no"
+            click.echo(f"   {label}: {shown}")
+    for rule_id, result in profile.posture.items():
+        verdict = {True: "passed", False: "FAILED", None: "no result"}[result.success]
+        click.echo(f"   posture {rule_id} ({result.rule_name or result.type}): {verdict}")
+    for rule in rules:
+        met = "met" if rule.holds(profile, login_age) else f"NOT met ({rule.reason})"
+        click.echo(f"   rule {rule.describe()}: {met}")
 
 
 def _refuse(reason: Reason | None) -> NoReturn:
@@ -413,6 +473,20 @@ def _span(seconds: float) -> str:
 @click.option("--expired", is_flag=True, help="A token that expired an hour ago.")
 @click.option("--not-yet-valid", is_flag=True, help="A token valid only from an hour from now.")
 @click.option("--audience", metavar="AUD", help="Another application's AUD tag.")
+@click.option("--amr", multiple=True, metavar="METHOD", help="How the user signed in (pwd, hwk…).")
+@click.option("--mfa", is_flag=True, help="The user signed in with MFA (amr: pwd, otp).")
+@click.option("--idp", metavar="TYPE", help="The identity provider's type, e.g. okta.")
+@click.option("--posture", multiple=True, metavar="RULE_ID", help="A posture rule that passed.")
+@click.option(
+    "--failing-posture", multiple=True, metavar="RULE_ID", help="A posture rule that failed."
+)
+@click.option("--login-age", type=click.IntRange(min=0), help="Seconds since the user signed in.")
+@click.option("--country", metavar="CC", help="The country the user authenticated from.")
+@click.option("--warp", is_flag=True, help="The user came through WARP.")
+@click.option("--device-id", metavar="ID", help="The WARP device's id.")
+@click.option(
+    "--attribute", "attributes", multiple=True, metavar="NAME=VALUE", help="A SAML/OIDC attribute."
+)
 def mint_command(
     email: str | None,
     groups: tuple[str, ...],
@@ -421,6 +495,16 @@ def mint_command(
     expired: bool,
     not_yet_valid: bool,
     audience: str | None,
+    amr: tuple[str, ...],
+    mfa: bool,
+    idp: str | None,
+    posture: tuple[str, ...],
+    failing_posture: tuple[str, ...],
+    login_age: int | None,
+    country: str | None,
+    warp: bool,
+    device_id: str | None,
+    attributes: tuple[str, ...],
 ) -> None:
     """Print a token minted by the local Access stand-in (never by a real team).
 
@@ -433,6 +517,21 @@ def mint_command(
         raise click.UsageError("give either --email or --service-token")
     if groups and email is None:
         raise click.UsageError("--group is for a user (--email)")
+    profile = _profile_request(
+        amr=[*amr, *(("pwd", "otp") if mfa else ())],
+        idp=idp,
+        posture={
+            **dict.fromkeys(posture, True),
+            **dict.fromkeys(failing_posture, False),
+        },
+        login_age=login_age,
+        country=country,
+        warp=warp or None,
+        device_id=device_id,
+        custom=dict(_attribute(text) for text in attributes),
+    )
+    if profile and email is None:
+        raise click.UsageError("a profile (--amr, --posture, --idp…) is for a user (--email)")
     checker = _checker_of()
     mint_url = _stand_in_mint_url(checker)
     request: dict[str, Any] = {
@@ -443,6 +542,7 @@ def mint_command(
         "expired": expired,
         "not_yet_valid": not_yet_valid,
         "audience": audience,
+        "profile": profile or None,
     }
     token = _ask_stand_in(mint_url, request, checker.settings.http_timeout)
     if not (expired or not_yet_valid or audience):
@@ -451,6 +551,18 @@ def mint_command(
         except AccessError as error:
             click.echo(f"Warning: this app would refuse the token ({error.reason}).", err=True)
     click.echo(token)
+
+
+def _profile_request(**fields: Any) -> dict[str, Any]:
+    """The ``profile`` of a minting request: the fields given, none of the empty ones."""
+    return {name: value for name, value in fields.items() if value not in (None, [], {})}
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise click.UsageError(f"--attribute takes NAME=VALUE, not {text!r}")
+    return name, value
 
 
 def _stand_in_mint_url(checker: AccessChecker) -> str:
