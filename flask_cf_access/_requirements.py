@@ -311,7 +311,8 @@ def require(
     :param client_certificate: Access saw a valid client certificate (mTLS).
     :raises TypeError: a name that is not a non-empty string, a ``check``
         that is not callable or is async, ``match`` not ``"any"``/``"all"``,
-        or a profile rule of the wrong type (see :func:`context_rules`).
+        or a profile rule of the wrong type (a flag that is not a bool, a
+        country that is not two letters, a login age that is not whole seconds above 0).
     :raises ValueError: service tokens both needed and refused.
     """
     if check is not None and not callable(check):
