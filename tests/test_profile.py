@@ -27,6 +27,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._app_state import get_checker
 from flask_cf_access._profile import MalformedProfile, context_rules, parse_profile
+from flask_cf_access._routes import audit_routes
 from flask_cf_access._settings import AccessSettings
 from flask_cf_access.testing import AccessIssuer, identity_profile
 
@@ -591,3 +592,15 @@ def test_threads_refreshing_a_profile_share_one_fetch(
         results = list(pool.map(lambda _: outcome(profile_app, token, "/posture"), range(THREADS)))
     assert results == [(200, None)] * THREADS
     assert count_calls(mocked_team, issuer.identity_url) == 2
+
+
+def test_route_audit_shows_profile_rules(profile_app: Flask) -> None:
+    """``flask cf-access routes`` says what each profile-gated route needs."""
+    audits = {audit.endpoint: audit for audit in audit_routes(profile_app)}
+    assert audits["posture"].status == "protected"
+    assert audits["posture"].requires == f"token; posture: all of {DISK}"
+    assert (
+        audits["staff_posture"].requires == f"token; groups: any of Staff; posture: all of {DISK}"
+    )
+    assert audits["recent"].requires == "token; login within 3600 s"
+    assert audits["mfa"].requires == "token; mfa"
