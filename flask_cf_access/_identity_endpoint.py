@@ -154,7 +154,8 @@ class IdentityEndpoint:
         groups, and the document they came in (for the profile).
 
         One cache entry per token serves both. ``max_age``: an answer had longer
-        ago than this many seconds is asked for again (and replaces the entry).
+        ago than this many seconds (or said to be had as far in the future: another
+        host's clock, or a bad entry) is asked for again, and replaces the entry.
 
         :raises AccessUnavailable: as :meth:`groups`.
         """
@@ -167,7 +168,7 @@ class IdentityEndpoint:
                 if (
                     isinstance(document, dict)
                     and isinstance(fetched_at, float)
-                    and (max_age is None or self._clock() - fetched_at <= max_age)
+                    and (max_age is None or -max_age <= self._clock() - fetched_at <= max_age)
                 ):
                     try:
                         return IdentityAnswer(

@@ -19,6 +19,7 @@ from flask_cf_access.testing import AccessIssuer, encode_token, identity_profile
 
 from .conftest import AppFactory
 from .support import START, FrozenClock, Outcome, outcome
+from .test_profile import FIELDS as PROFILE_FIELDS
 from .verdicts import (
     hostile_team,
     nested_arrays,
@@ -243,24 +244,6 @@ def test_hostile_json_anywhere(
         assert cli_result.exit_code in {0, 1}
 
 
-#: The fields of get-identity a profile is read from.
-profile_fields = st.sampled_from(
-    [
-        "devicePosture",
-        "amr",
-        "idp",
-        "geo",
-        "iat",
-        "is_warp",
-        "is_gateway",
-        "device_id",
-        "device_sessions",
-        "oidc_fields",
-        "custom",
-        "mtls_auth",
-        "ip",
-    ]
-)
 #: Profiles in Access's own shapes.
 wellformed_profiles = st.builds(
     identity_profile,
@@ -287,9 +270,9 @@ PROFILE_REFUSALS = {
 @FUZZ
 @given(
     fields=wellformed_profiles
-    | st.dictionaries(profile_fields, json_values, max_size=3)
+    | st.dictionaries(PROFILE_FIELDS, json_values, max_size=3)
     | st.builds(lambda good, bad: {**good, **bad}, wellformed_profiles,
-                st.dictionaries(profile_fields, json_values, max_size=2))
+                st.dictionaries(PROFILE_FIELDS, json_values, max_size=2))
 )  # fmt: skip
 def test_random_profiles(
     make_app: AppFactory, issuer: AccessIssuer, fields: dict[str, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -218,6 +219,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
     max_leaves=8,
 )
+#: The fields of get-identity a profile is read from.
 FIELDS = st.sampled_from(
     [
         "devicePosture",
@@ -604,3 +606,24 @@ def test_route_audit_shows_profile_rules(profile_app: Flask) -> None:
     )
     assert audits["recent"].requires == "token; login within 3600 s"
     assert audits["mfa"].requires == "token; mfa"
+
+
+def test_cached_answer_from_the_future_is_not_fresh(
+    profile_app: Flask,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+) -> None:
+    """A cache entry claiming to be had far ahead of the clock counts as stale, not fresh."""
+    token = issuer.user_token(ADA, profile=identity_profile(posture={DISK: True}))
+    checker = get_checker(profile_app)
+    claims = checker.authenticate(token, None).claims
+    endpoint = checker.identity_endpoint
+    first = endpoint.answer(token, float(claims["exp"]), claims, max_age=300)
+    key = "identity:" + hashlib.sha256(token.encode()).hexdigest()
+    checker.cache.set(key, {"document": first.document, "fetched_at": clock() + 10_000}, 3600)
+    again = endpoint.answer(token, float(claims["exp"]), claims, max_age=300)
+    assert again.fetched_at == clock()
+    assert count_calls(mocked_team, issuer.identity_url) == 2
+    assert endpoint.answer(token, float(claims["exp"]), claims).fetched_at == clock()
+    assert count_calls(mocked_team, issuer.identity_url) == 2
