@@ -1,10 +1,11 @@
 """What a resource requires of an identity, and the one place it is judged.
 
 A :class:`Requirement` is built by the decorators (``@require_group``,
-``@require_role``, ``@require_identity``, ``@require_service_token``), by
-:func:`require` for :func:`~flask_cf_access.verify_access_in_request` and the
-middleware's ``rules``, and judged by :class:`AccessPolicy`, which adds the
-app-wide rules (e-mail domains and addresses, known service tokens).
+``@require_role``, ``@require_identity``, ``@require_service_token``,
+``@require_context``), by :func:`require` for
+:func:`~flask_cf_access.verify_access_in_request` and the middleware's
+``rules``, and judged by :class:`AccessPolicy`, which adds the app-wide rules
+(e-mail domains and addresses, known service tokens, MFA and device posture).
 """
 
 from __future__ import annotations
@@ -419,12 +420,15 @@ class AccessPolicy:
 
         In a fixed order, the first refusal winning: the app-wide rules (a
         service token not in ``CF_ACCESS_SERVICE_TOKENS``, an e-mail outside
-        the e-mail rules), then ``requirement``: service tokens refused,
-        required or not admitted, groups, roles, predicates.
+        the e-mail rules, a user without ``CF_ACCESS_REQUIRE_MFA`` or
+        ``CF_ACCESS_REQUIRE_POSTURE``), then ``requirement``: service tokens
+        refused, required or not admitted, groups, roles, rules on the profile,
+        predicates.
 
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
             rule or part of ``requirement`` that does not hold.
-        :raises AccessUnavailable: 503, the groups were needed and could not be had.
+        :raises AccessUnavailable: 503, the groups or the profile were needed and
+            could not be had (or the profile is malformed).
         """
         if self._app_wide_rules is not None:
             self._app_wide_rules(identity)
