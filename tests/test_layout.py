@@ -32,6 +32,7 @@ NO_FLASK = (
     "_json_input",
     "_keys",
     "_logsafe",
+    "_profile",
     "_refusals",
     "_reporting",
     "_requirements",
