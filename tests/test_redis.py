@@ -154,7 +154,8 @@ def test_posture_route_costs_no_more_commands(
     assert commands(redis_server) == {}
     assert count_calls(mocked_team, issuer.identity_url) == 1
     stored = [redis_server.client().get(key) for key in redis_server.client().keys("*identity*")]
-    assert len(stored) == 1 and b"fetched_at" not in (stored[0] or b"")
+    assert len(stored) == 1
+    assert b"fetched_at" not in (stored[0] or b"")
     assert other.test_client().get("/admin", headers=bearer(ada)).status_code == 200
     assert count_calls(mocked_team, issuer.identity_url) == 1
     clock.advance(1)
