@@ -287,17 +287,15 @@ class IdentityEndpoint:
             admitted = self._back_off.admit()  # again: it may have begun since
             if admitted is False:
                 raise refusal(Reason.IDENTITY_UNAVAILABLE)
-            answer = self._fetch_and_report(token, claims, probe=admitted is None)
-            if isinstance(answer, IdentityAnswer) and answer.fetched_at is not None:
-                self._seen_here.note(cache_key, answer.fetched_at)
-            return answer
+            return self._fetch_and_report(token, claims, cache_key, probe=admitted is None)
 
         answer: Answer | None
         if max_age is not None:
-            # A refusal of the token stands for everyone; an answer only if had here.
             answer = read_fresh()
-            if answer is None and (refused := read()) is not None and isinstance(refused, Reason):
-                answer = refused
+            if answer is None:
+                shared = read()
+                if isinstance(shared, Reason):  # a refusal of the token stands everywhere
+                    answer = shared
             if isinstance(answer, Reason):
                 raise refusal(answer)
             if answer is not None:
@@ -343,21 +341,25 @@ class IdentityEndpoint:
     ) -> None:
         """Ask the backed-off endpoint again; keep the answer for the token's next request."""
         try:
-            answer = self._fetch_and_report(token, claims, probe=True)
+            answer = self._fetch_and_report(token, claims, cache_key, probe=True)
         except AccessUnavailable:
             return  # logged by _fetch, and the back-off grows
-        if isinstance(answer, IdentityAnswer) and answer.fetched_at is not None:
-            self._seen_here.note(cache_key, answer.fetched_at)
         remember(answer)
 
-    def _fetch_and_report(self, token: str, claims: Mapping[str, Any], *, probe: bool) -> Answer:
-        """:meth:`_fetch`, its outcome told to the back-off.
+    def _fetch_and_report(
+        self, token: str, claims: Mapping[str, Any], cache_key: str, *, probe: bool
+    ) -> Answer:
+        """:meth:`_fetch`, its outcome told to the back-off, and an answer's time
+        noted as this process's own (what fresh callers are judged by).
 
         :raises AccessUnavailable: the endpoint failed or answered something unusable.
         """
         endpoint_down = False
         try:
-            return self._fetch(token, claims)
+            answer = self._fetch(token, claims)
+            if isinstance(answer, IdentityAnswer) and answer.fetched_at is not None:
+                self._seen_here.note(cache_key, answer.fetched_at)
+            return answer
         except AccessUnavailable as exc:
             # Down, slow or erring, as opposed to an answer this identity cannot use.
             endpoint_down = isinstance(exc.__cause__, FetchError)
