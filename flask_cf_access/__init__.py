@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
+from ._decorators import require_context as require_context
 from ._decorators import require_group as require_group
 from ._decorators import require_identity as require_identity
 from ._decorators import require_role as require_role
@@ -26,6 +27,11 @@ from ._logout import logout_blueprint as logout_blueprint
 from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
 from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware
+from ._profile import AccessProfile as AccessProfile
+from ._profile import DeviceSession as DeviceSession
+from ._profile import IdentityProvider as IdentityProvider
+from ._profile import MutualTLS as MutualTLS
+from ._profile import PostureResult as PostureResult
 from ._request import current_identity as current_identity
 from ._request import current_user as current_user
 from ._request import get_claims as get_claims
@@ -59,15 +65,20 @@ __all__ = [
     "AccessError",
     "AccessForbidden",
     "AccessIdentity",
+    "AccessProfile",
     "AccessSettings",
     "AccessUnauthorized",
     "AccessUnavailable",
     "CloudflareAccess",
     "CloudflareAccessMiddleware",
     "ConfigurationError",
+    "DeviceSession",
     "Group",
+    "IdentityProvider",
+    "MutualTLS",
     "NewUser",
     "NoAccessContextError",
+    "PostureResult",
     "Reason",
     "Requirement",
     "UnknownSettingWarning",
@@ -85,6 +96,7 @@ __all__ = [
     "onward_call",
     "require",
     "require_access",
+    "require_context",
     "require_group",
     "require_identity",
     "require_role",

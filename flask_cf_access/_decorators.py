@@ -8,7 +8,7 @@ and what the view admits does not depend on the order they were written in.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
@@ -228,5 +228,50 @@ def require_service_token(
     :raises TypeError: at decoration time, with a client id that is not a string.
     """
     requirement = require(service_tokens=client_ids)
+
+    return _decorator(make_guard(requirement, account=account))
+
+
+def require_context(
+    *,
+    mfa: bool = False,
+    amr: Iterable[str] = (),
+    idp: Iterable[str] = (),
+    posture: Iterable[str] = (),
+    warp: bool = False,
+    gateway: bool = False,
+    country: Iterable[str] = (),
+    max_login_age: int | None = None,
+    client_certificate: bool = False,
+    account: bool | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only users whose Access profile meets every rule given::
+
+        @app.get("/admin/keys")
+        @require_role("admin")
+        @require_context(posture=[DISK_ENCRYPTION], amr=["hwk"], max_login_age=3600)
+        def keys(): ...
+
+    The keywords are those of :func:`~flask_cf_access.require` (see
+    :doc:`context-rules`); each refusal is a 403 with its own reason, and a
+    service token, which has no profile, is refused. Stacks with the other
+    decorators into one decision made before the view: every requirement
+    must hold. These rules need an identity: stacked with
+    ``@require_access(optional=True)`` it raises
+    :class:`~flask_cf_access.ConfigurationError`.
+
+    :raises TypeError: at decoration time, a rule of the wrong type.
+    """
+    requirement = require(
+        mfa=mfa,
+        amr=amr,
+        idp=idp,
+        posture=posture,
+        warp=warp,
+        gateway=gateway,
+        country=country,
+        max_login_age=max_login_age,
+        client_certificate=client_certificate,
+    )
 
     return _decorator(make_guard(requirement, account=account))

@@ -73,8 +73,18 @@ class Reason(str, Enum):
     SERVICE_TOKEN_REQUIRED = "service_token_required"
     SERVICE_TOKEN_NOT_ADMITTED = "service_token_not_admitted"
     WRONG_APPLICATION = "wrong_application"
+    MFA_REQUIRED = "mfa_required"
+    AMR_NOT_ALLOWED = "amr_not_allowed"
+    IDP_NOT_ALLOWED = "idp_not_allowed"
+    POSTURE_FAILED = "posture_failed"
+    WARP_REQUIRED = "warp_required"
+    GATEWAY_REQUIRED = "gateway_required"
+    COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    LOGIN_TOO_OLD = "login_too_old"
+    CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
     KEYS_UNAVAILABLE = "keys_unavailable"
     IDENTITY_UNAVAILABLE = "identity_unavailable"
+    MALFORMED_PROFILE = "malformed_profile"
     AMBIGUOUS_PATH = "ambiguous_path"
     CROSS_SITE_REQUEST = "cross_site_request"
 
@@ -226,8 +236,20 @@ _FORBIDDEN = (
     Reason.SERVICE_TOKEN_NOT_ADMITTED,
     Reason.WRONG_APPLICATION,
     Reason.CROSS_SITE_REQUEST,
+    Reason.MFA_REQUIRED,
+    Reason.AMR_NOT_ALLOWED,
+    Reason.IDP_NOT_ALLOWED,
+    Reason.POSTURE_FAILED,
+    Reason.WARP_REQUIRED,
+    Reason.GATEWAY_REQUIRED,
+    Reason.COUNTRY_NOT_ALLOWED,
+    Reason.LOGIN_TOO_OLD,
+    Reason.CLIENT_CERTIFICATE_REQUIRED,
 )
-_UNAVAILABLE = (Reason.KEYS_UNAVAILABLE, Reason.IDENTITY_UNAVAILABLE)
+# A get-identity answer whose profile is malformed came from Cloudflare, not the
+# client, and says nothing against the user: like an identity that cannot be
+# had, the request cannot be judged just now.
+_UNAVAILABLE = (Reason.KEYS_UNAVAILABLE, Reason.IDENTITY_UNAVAILABLE, Reason.MALFORMED_PROFILE)
 _BAD_REQUEST = (Reason.AMBIGUOUS_PATH,)
 
 #: The one table from refusal reason to HTTP status: 401 for a missing or bad

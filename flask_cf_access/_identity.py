@@ -6,11 +6,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ._addresses import EmailAddress, MalformedAddress, parse_address
+from ._clock import Clock, system_time
 from ._groups import Group, any_group_matches, wanted_group
+from ._profile import AccessProfile
 from ._settings import ServiceTokenProfile
 
 #: What an identity remembers of an e-mail claim that did not parse.
 _MALFORMED = "malformed"
+
+#: What an identity's profile is loaded by: ``load(held, fresh)`` gives ``held``
+#: back when it will do, else a profile newly had (``fresh``: had from
+#: get-identity by this process no longer ago than ``CF_ACCESS_PROFILE_MAX_AGE``).
+ProfileLoader = Callable[[AccessProfile | None, bool], AccessProfile]
 
 
 class IdentityRules(Protocol):
@@ -40,10 +47,13 @@ class AccessIdentity:
     """
 
     __slots__ = (
+        "_clock",
         "_email_address",
         "_groups",
         "_load_groups",
+        "_load_profile",
         "_policy",
+        "_profile",
         "_roles",
         "claims",
         "is_service_token",
@@ -54,6 +64,9 @@ class AccessIdentity:
         claims: Mapping[str, Any],
         load_groups: Callable[[], tuple[Group, ...]],
         policy: IdentityRules | None = None,
+        *,
+        load_profile: ProfileLoader | None = None,
+        clock: Clock = system_time,
     ) -> None:
         self.claims = claims
         #: Whether a machine holding a service token, not a person, is calling.
@@ -64,6 +77,9 @@ class AccessIdentity:
         self._groups: tuple[Group, ...] | None = None
         self._roles: frozenset[str] | None = None
         self._email_address: EmailAddress | str | None = None
+        self._load_profile = load_profile
+        self._profile: AccessProfile | None = None
+        self._clock = clock
 
     @property
     def email(self) -> str | None:
@@ -134,6 +150,50 @@ class AccessIdentity:
         if self._roles is None:
             self._roles = frozenset() if self._policy is None else self._policy.roles_of(self)
         return self._roles
+
+    @property
+    def profile(self) -> AccessProfile | None:
+        """The rest of what Access knows of the user: device posture, MFA, identity
+        provider, login time, attributes (:doc:`context-rules`).
+
+        Had with the groups, from the same ``get-identity`` answer, on first use;
+        it may be as old as the token. ``None`` for a service token, which has none.
+
+        :raises AccessUnavailable: the identity endpoint could not be asked, or
+            its answer has a malformed profile field (``Reason.MALFORMED_PROFILE``).
+        """
+        return self._profile_within(fresh=False)
+
+    @property
+    def fresh_profile(self) -> AccessProfile | None:
+        """:attr:`profile`, had no longer ago than ``CF_ACCESS_PROFILE_MAX_AGE``:
+        what rules on device posture and login age are judged on.
+
+        :raises AccessUnavailable: as :attr:`profile`.
+        """
+        return self._profile_within(fresh=True)
+
+    @property
+    def login_age(self) -> float | None:
+        """Seconds since the user signed in (:attr:`AccessProfile.login_at`), if known.
+
+        :raises AccessUnavailable: as :attr:`profile`.
+        """
+        profile = self.profile
+        if profile is None or profile.login_at is None:
+            return None
+        return self._clock() - profile.login_at
+
+    def _profile_within(self, *, fresh: bool) -> AccessProfile | None:
+        if self.is_service_token or self._load_profile is None:
+            return None
+        held = self._profile
+        if held is not None and not fresh:
+            return held
+        profile = self._load_profile(held, fresh)
+        if profile is not held:
+            self._profile = profile
+        return profile
 
     def in_any_group(self, *wanted: str) -> bool:
         """Whether the identity belongs to any of ``wanted``: group names, or ids

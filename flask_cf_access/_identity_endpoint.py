@@ -1,12 +1,13 @@
-"""Asks the team's ``get-identity`` endpoint for the groups of a token."""
+"""Asks the team's ``get-identity`` endpoint about the user of a token: groups and profile."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -31,6 +32,9 @@ LONGEST_BACK_OFF = 4.0
 REFUSAL_MEMORY = 60
 #: Answers about the endpoint rather than the identity: a timeout, rate limiting.
 _ENDPOINT_STATUSES = frozenset({408, 429})
+#: How many identities this process remembers having asked get-identity about
+#: itself (:class:`_SeenHere`); the oldest are forgotten first.
+SEEN_HERE_LIMIT = 10_000
 
 
 class BackOff:
@@ -100,12 +104,52 @@ class BackOff:
                 logger.info("%s answers again", self._name)
 
 
-#: What a look-up comes to: the identity's groups, or get-identity's refusal of the token.
-Answer = tuple[Group, ...] | Reason
+class IdentityAnswer(NamedTuple):
+    """What get-identity answered about one token's user."""
+
+    #: The user's groups, parsed.
+    groups: tuple[Group, ...]
+    #: The whole answer, as parsed from JSON (the profile is read from it).
+    document: dict[str, Any]
+    #: When *this process* had it from Cloudflare, by its own clock; ``None``
+    #: for an answer read from the shared cache, which another process may
+    #: have stored at a time no clock of this host can tell.
+    fetched_at: float | None
+
+
+#: What a look-up comes to: get-identity's answer, or its refusal of the token.
+Answer = IdentityAnswer | Reason
+
+
+class _SeenHere:
+    """When this process last had an answer about each identity from get-identity
+    itself, by this process's clock: what a fresh answer is judged by.
+
+    The shared entry holds no time (a time written by another host would be
+    compared with this host's clock), so an answer read from it is never
+    taken as fresh. Bounded: the least recently fetched identities are
+    forgotten first, which only costs them a new fetch.
+    """
+
+    def __init__(self, limit: int = SEEN_HERE_LIMIT) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._times: OrderedDict[str, float] = OrderedDict()
+
+    def note(self, key: str, when: float) -> None:
+        with self._lock:
+            self._times[key] = when
+            self._times.move_to_end(key)
+            while len(self._times) > self._limit:
+                self._times.popitem(last=False)
+
+    def get(self, key: str) -> float | None:
+        return self._times.get(key)
 
 
 class IdentityEndpoint:
-    """Fetches an identity's groups, once per token, remembered until it expires.
+    """Fetches an identity's answer (groups and profile), once per token,
+    remembered until it expires.
 
     The answer is cached under a digest of the token (never the token itself),
     in the shared cache, so every worker sharing it asks at most once, even
@@ -131,6 +175,16 @@ class IdentityEndpoint:
     revoked or ended Access session. That request gets 401
     (:attr:`Reason.IDENTITY_REFUSED`), remembered for :data:`REFUSAL_MEMORY`
     seconds, and nobody else's look-up is held back.
+
+    A caller that needs an answer no older than ``max_age`` seconds (the
+    profile's posture and login time, :meth:`answer`) takes the shared entry
+    only if *this process* asked get-identity for it within ``max_age`` seconds,
+    by its own clock (:class:`_SeenHere`); else it asks again, through the same
+    single flight (in this process: another process's fetch time cannot be
+    known without trusting its clock), the same slots and the same back-off,
+    and the new answer replaces the shared entry. So the groups path costs
+    nothing more, and each process asks at most once per ``max_age`` per
+    identity for fresh rules.
     """
 
     def __init__(
@@ -160,6 +214,7 @@ class IdentityEndpoint:
             claim_in_place=True,
         )
         self._back_off = BackOff(clock, name=f"Cloudflare Access identity endpoint {url}")
+        self._seen_here = _SeenHere()
 
     def groups(self, token: str, expires_at: float, claims: Mapping[str, Any]) -> tuple[Group, ...]:
         """The groups of the identity behind a *verified* ``token``.
@@ -171,18 +226,50 @@ class IdentityEndpoint:
         :raises AccessUnavailable: the endpoint failed, was slower than the
             budget, answered something unusable, or answered about another user.
         """
+        return self.answer(token, expires_at, claims).groups
+
+    def answer(
+        self,
+        token: str,
+        expires_at: float,
+        claims: Mapping[str, Any],
+        *,
+        max_age: float | None = None,
+    ) -> IdentityAnswer:
+        """The whole answer about the identity behind a *verified* ``token``: its
+        groups, and the document they came in (for the profile).
+
+        One cache entry per token serves both. ``max_age``: the answer must have
+        been had by this process from get-identity no longer ago than this many
+        seconds, by this process's clock; else it is asked for again, and
+        replaces the entry.
+
+        :raises AccessUnauthorized: as :meth:`groups`.
+        :raises AccessUnavailable: as :meth:`groups`.
+        """
         cache_key = "identity:" + hashlib.sha256(token.encode()).hexdigest()
 
         def read() -> Answer | None:
             cached = self._cache.get(cache_key)
-            if isinstance(cached, list):
+            if isinstance(cached, dict) and isinstance(cached.get("document"), dict):
+                document = cached["document"]
                 try:
-                    return parse_groups(cached)
+                    return IdentityAnswer(parse_groups(document.get("groups", [])), document, None)
                 except MalformedGroups:
                     pass  # written by someone else; ask the endpoint instead
             elif cached == {"refused": Reason.IDENTITY_REFUSED.value}:
                 return Reason.IDENTITY_REFUSED
             return None
+
+        def read_fresh() -> Answer | None:
+            assert max_age is not None
+            seen = self._seen_here.get(cache_key)
+            if seen is None or not 0 <= self._clock() - seen <= max_age:
+                return None
+            found = read()
+            if isinstance(found, IdentityAnswer):
+                return found._replace(fetched_at=seen)
+            return found
 
         def remember(answer: Answer) -> None:
             lifetime = int(expires_at - self._clock())
@@ -190,7 +277,7 @@ class IdentityEndpoint:
                 value: object = {"refused": answer.value}
                 lifetime = min(lifetime, REFUSAL_MEMORY)
             else:
-                value = [group.as_dict() for group in answer]
+                value = {"document": answer.document}
             if lifetime > 0:
                 self._cache.set(cache_key, value, timeout=lifetime)
             else:
@@ -200,19 +287,44 @@ class IdentityEndpoint:
             admitted = self._back_off.admit()  # again: it may have begun since
             if admitted is False:
                 raise refusal(Reason.IDENTITY_UNAVAILABLE)
-            return self._fetch_and_report(token, claims, probe=admitted is None)
+            return self._fetch_and_report(token, claims, cache_key, probe=admitted is None)
 
+        answer: Answer | None
+        if max_age is not None:
+            answer = read_fresh()
+            if answer is None:
+                shared = read()
+                if isinstance(shared, Reason):  # a refusal of the token stands everywhere
+                    answer = shared
+            if isinstance(answer, Reason):
+                raise refusal(answer)
+            if answer is not None:
+                return answer
         admitted = self._back_off.admit()
         if admitted is True:
-            answer = self._flights.run(
-                cache_key, read, fetch, _unavailable, late=self._back_off.slow, store=remember
-            )
+            if max_age is None:
+                answer = self._flights.run(
+                    cache_key, read, fetch, _unavailable, late=self._back_off.slow, store=remember
+                )
+            else:
+                # Too old for this caller, or never had here: ask again, one
+                # fetch in this process, whatever the shared entry holds.
+                answer = self._flights.run(
+                    cache_key + ":fresh",
+                    read_fresh,
+                    fetch,
+                    _unavailable,
+                    late=self._back_off.slow,
+                    store=remember,
+                    shared=False,
+                )
         else:
             # Backed off: no call, no claim. An answer another worker stored
-            # is served; else 503, and this token may probe in the background.
+            # is served (to a fresh caller only if had here recently); else
+            # 503, and this token may probe in the background.
             if admitted is None:
-                self._background(lambda: self._probe(token, claims, remember))
-            found = read()
+                self._background(lambda: self._probe(token, claims, remember, cache_key))
+            found = read() if max_age is None else read_fresh()
             if found is None:
                 raise refusal(Reason.IDENTITY_UNAVAILABLE)
             answer = found
@@ -225,22 +337,29 @@ class IdentityEndpoint:
         token: str,
         claims: Mapping[str, Any],
         remember: Callable[[Answer], None],
+        cache_key: str,
     ) -> None:
         """Ask the backed-off endpoint again; keep the answer for the token's next request."""
         try:
-            answer = self._fetch_and_report(token, claims, probe=True)
+            answer = self._fetch_and_report(token, claims, cache_key, probe=True)
         except AccessUnavailable:
             return  # logged by _fetch, and the back-off grows
         remember(answer)
 
-    def _fetch_and_report(self, token: str, claims: Mapping[str, Any], *, probe: bool) -> Answer:
-        """:meth:`_fetch`, its outcome told to the back-off.
+    def _fetch_and_report(
+        self, token: str, claims: Mapping[str, Any], cache_key: str, *, probe: bool
+    ) -> Answer:
+        """:meth:`_fetch`, its outcome told to the back-off, and an answer's time
+        noted as this process's own (what fresh callers are judged by).
 
         :raises AccessUnavailable: the endpoint failed or answered something unusable.
         """
         endpoint_down = False
         try:
-            return self._fetch(token, claims)
+            answer = self._fetch(token, claims)
+            if isinstance(answer, IdentityAnswer) and answer.fetched_at is not None:
+                self._seen_here.note(cache_key, answer.fetched_at)
+            return answer
         except AccessUnavailable as exc:
             # Down, slow or erring, as opposed to an answer this identity cannot use.
             endpoint_down = isinstance(exc.__cause__, FetchError)
@@ -254,7 +373,7 @@ class IdentityEndpoint:
     def _fetch(self, token: str, claims: Mapping[str, Any]) -> Answer:
         """Ask the endpoint.
 
-        :returns: the groups, or :attr:`Reason.IDENTITY_REFUSED` for a 4xx
+        :returns: the answer, or :attr:`Reason.IDENTITY_REFUSED` for a 4xx
             answer about the token (its session revoked or ended).
         :raises AccessUnavailable: it failed, answered something unusable, or
             answered about another user than the one ``claims`` speak for (an
@@ -271,7 +390,9 @@ class IdentityEndpoint:
                 raise FetchError(f"{self.url} did not answer an identity")
             if not _is_about(document, claims):
                 raise _ForeignAnswer(f"{self.url} answered about another user than the token's")
-            return parse_groups(document.get("groups", []))
+            return IdentityAnswer(
+                parse_groups(document.get("groups", [])), document, float(self._clock())
+            )
         except FetchError as exc:
             status = exc.status
             if status is not None and 400 <= status < 500 and status not in _ENDPOINT_STATUSES:

@@ -28,6 +28,7 @@ from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, 
 from ._groups import is_wanted_group
 from ._identity import AccessIdentity
 from ._paths import _configurable_path, _loose_segments, _PathReadings, _segments
+from ._profile import PROFILE_SOURCE, header_needs_fresh_profile, header_value, valid_header_source
 from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS, did_you_mean
@@ -105,10 +106,18 @@ class CloudflareAccessMiddleware:
     :param headers: request header name to what it carries: ``"email"``,
         ``"name"`` (the e-mail, or a service token's id), ``"groups"`` (names,
         comma-separated), ``"group_ids"``, any other claim, or
-        ``"custom.<attribute>"`` for a SAML or OIDC attribute. Incoming copies
-        are always removed; a value that cannot be sent safely (control
-        characters, a comma inside a list item, a nested object) leaves the
-        header out and logs a warning.
+        ``"custom.<attribute>"`` for a SAML or OIDC attribute of the token, or
+        ``"profile.<field>"`` for the user's profile from get-identity:
+        ``profile.mfa``, ``profile.amr``, ``profile.idp`` (type),
+        ``profile.idp_id``, ``profile.country``, ``profile.warp``,
+        ``profile.gateway``, ``profile.device_id``, ``profile.login_at``,
+        ``profile.posture`` (the rule ids that passed),
+        ``profile.posture.<rule id>`` (``true`` or ``false``),
+        ``profile.custom.<attribute>``, ``profile.oidc_fields.<name>``; posture
+        and login time from a profile no older than ``CF_ACCESS_PROFILE_MAX_AGE``
+        (:doc:`context-rules`). Incoming copies are always removed; a value
+        that cannot be sent safely (control characters, a comma inside a list
+        item, a nested object) leaves the header out and logs a warning.
         A requirement may name its Access application
         (``require(application="admin")``): ``CF_ACCESS_APPLICATIONS`` (the
         ``applications`` setting) must put every path of the rule under it.
@@ -523,6 +532,11 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
             raise ConfigurationError(f"headers: {name!r} is given twice.")
         if not isinstance(source, str) or not source.removeprefix("custom."):
             raise ConfigurationError(f"headers[{name!r}] must name a claim, e.g. 'email'.")
+        if source.startswith(PROFILE_SOURCE) and not valid_header_source(source):
+            raise ConfigurationError(
+                f"headers[{name!r}]: {source!r} is nothing of the profile, e.g. 'profile.mfa',"
+                " 'profile.posture.<rule id>', 'profile.custom.<attribute>'."
+            )
         parsed[key] = source
     return parsed
 
@@ -535,6 +549,10 @@ def _source_value(identity: AccessIdentity, source: str) -> object:
         return [group.name or group.id for group in identity.groups]
     if source == "group_ids":
         return [group.id for group in identity.groups if group.id]
+    if source.startswith(PROFILE_SOURCE):
+        fresh = header_needs_fresh_profile(source)
+        profile = identity.fresh_profile if fresh else identity.profile
+        return None if profile is None else header_value(profile, source)
     if source.startswith("custom."):
         custom = identity.claims.get("custom")
         return custom.get(source.removeprefix("custom.")) if isinstance(custom, Mapping) else None

@@ -1,10 +1,11 @@
 """What a resource requires of an identity, and the one place it is judged.
 
 A :class:`Requirement` is built by the decorators (``@require_group``,
-``@require_role``, ``@require_identity``, ``@require_service_token``), by
-:func:`require` for :func:`~flask_cf_access.verify_access_in_request` and the
-middleware's ``rules``, and judged by :class:`AccessPolicy`, which adds the
-app-wide rules (e-mail domains and addresses, known service tokens).
+``@require_role``, ``@require_identity``, ``@require_service_token``,
+``@require_context``), by :func:`require` for
+:func:`~flask_cf_access.verify_access_in_request` and the middleware's
+``rules``, and judged by :class:`AccessPolicy`, which adds the app-wide rules
+(e-mail domains and addresses, known service tokens, MFA and device posture).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
 from ._groups import WantedGroups, wanted_groups
+from ._profile import ContextRule, context_rules
 from ._settings import AccessSettings, ServiceTokenProfile, is_client_id
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ def _prepared(requirement: Requirement) -> Judge | None:
     steps.extend(_groups_step(match, names) for match, names in requirement.groups)
     if requirement.roles:
         steps.append(_roles_step(requirement.roles))
+    if requirement.context:
+        steps.append(_context_step(requirement.context, service_tokens_meet=False))
     if requirement.checks:
         steps.append(_checks_step(requirement.checks))
     if len(steps) <= 1:
@@ -122,6 +126,32 @@ def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
     return has_roles
 
 
+def _context_step(rules: tuple[ContextRule, ...], *, service_tokens_meet: bool) -> Judge:
+    """Every rule on the user's profile, judged on one profile: one no older than
+    ``CF_ACCESS_PROFILE_MAX_AGE`` when a rule is on posture or login age.
+
+    A service token has no profile: it meets no rule, unless ``service_tokens_meet``
+    (the app-wide rules, which, like the e-mail rules, are for users).
+    """
+    fresh = any(rule.needs_fresh_profile for rule in rules)
+    timed = any(rule.kind == "max_login_age" for rule in rules)
+
+    def meets_context_rules(identity: AccessIdentity) -> None:
+        if identity.is_service_token:
+            if service_tokens_meet:
+                return
+            raise refusal(rules[0].reason)
+        profile = identity.fresh_profile if fresh else identity.profile
+        if profile is None:  # an identity made without a way to ask get-identity
+            raise refusal(rules[0].reason)
+        login_age = identity.login_age if timed else None
+        for rule in rules:
+            if not rule.holds(profile, login_age):
+                raise refusal(rule.reason)
+
+    return meets_context_rules
+
+
 def _checks_step(checks: tuple[IdentityCheck, ...]) -> Judge:
     def passes_checks(identity: AccessIdentity) -> None:
         for check in checks:
@@ -154,6 +184,8 @@ class Requirement:
     #: map must put it under each (checked at start-up), and the token's ``aud``
     #: must hold the AUD of each.
     applications: frozenset[str] = frozenset()
+    #: Rules on the user's profile (MFA, posture, login age…); each must hold.
+    context: tuple[ContextRule, ...] = ()
     #: Its own parts prepared as one judge when it is made (``None``: they
     #: admit any verified token), so no request looks at a part that is empty.
     _judge: Judge | None = field(init=False, repr=False, compare=False)
@@ -163,10 +195,14 @@ class Requirement:
 
     @property
     def needs_identity(self) -> bool:
-        """Whether only some identities meet it: groups, roles, predicates, or service
-        tokens required. A request without a token can never meet such a requirement;
+        """Whether only some identities meet it: groups, roles, rules on the profile
+        (MFA, posture, identity provider, login age…), predicates, or service tokens
+        required. A request without a token can never meet such a requirement;
         ``allow_service_tokens=False`` alone does not make one (nobody is not a machine)."""
-        return bool(self.groups or self.roles or self.checks) or self.service_tokens is not None
+        return (
+            bool(self.groups or self.roles or self.context or self.checks)
+            or self.service_tokens is not None
+        )
 
     @property
     def is_any_token(self) -> bool:
@@ -203,6 +239,7 @@ class Requirement:
             service_tokens=service_tokens,
             allow_service_tokens=allow_service_tokens,
             applications=self.applications | other.applications,
+            context=self.context + tuple(r for r in other.context if r not in self.context),
         )
 
     def describe(self) -> str:
@@ -218,6 +255,7 @@ class Requirement:
             )
         elif not self.allow_service_tokens:
             parts.append("no service tokens")
+        parts.extend(rule.describe() for rule in self.context)
         for check in self.checks:
             parts.append(f"check: {_name(check)}")
         if self.applications:
@@ -266,11 +304,25 @@ def require(
     service_tokens: Iterable[str] | None = None,
     allow_service_tokens: bool = True,
     application: str | None = None,
+    mfa: bool = False,
+    amr: Iterable[str] = (),
+    idp: Iterable[str] = (),
+    posture: Iterable[str] = (),
+    warp: bool = False,
+    gateway: bool = False,
+    country: Iterable[str] = (),
+    max_login_age: int | None = None,
+    client_certificate: bool = False,
 ) -> Requirement:
     """A :class:`Requirement`, for ``verify_access_in_request`` and the middleware's ``rules``::
 
         require(roles=["admin"])
         require(groups=["Staff", "Oncall"], match="all") & require(check=in_office_hours)
+        require(roles=["admin"], posture=[DISK_ENCRYPTION], amr=["hwk"], max_login_age=3600)
+
+    The rules on the user's profile (``mfa`` to ``client_certificate``, see
+    :doc:`context-rules`) each refuse with their own reason, and refuse every
+    service token, which has no profile.
 
     :param groups: groups the identity must be in (``match``: any or all), by name,
         or by id written ``"id:<group id>"``: a name matches only a group's name,
@@ -283,9 +335,20 @@ def require(
     :param allow_service_tokens: ``False`` refuses service tokens.
     :param application: the name of the Access application (``CF_ACCESS_APPLICATIONS``)
         the resource belongs to; the path map must agree, or the app fails at start-up.
+    :param mfa: the user signed in with more than one factor (:attr:`AccessProfile.mfa`).
+    :param amr: the user signed in with any of these methods (``"hwk"``, ``"otp"``…).
+    :param idp: the user signed in through any of these identity providers, by type or id.
+    :param posture: every one of these device posture rules (by id) has succeeded.
+    :param warp: the user came through the WARP client.
+    :param gateway: the user's WARP is enrolled in the team's Gateway.
+    :param country: the user authenticated from any of these countries (ISO 3166 codes).
+    :param max_login_age: the user signed in at most this many seconds ago.
+    :param client_certificate: Access saw a valid client certificate (mTLS).
     :raises TypeError: a name that is not a non-empty string, a group ``"id:"``
         with no id, a client id not of the form ``<id>.access``, a ``check``
-        that is not callable or is async, or ``match`` not ``"any"``/``"all"``.
+        that is not callable or is async, ``match`` not ``"any"``/``"all"``,
+        or a profile rule of the wrong type (a flag that is not a bool, a
+        country that is not two letters, a login age that is not whole seconds above 0).
     :raises ValueError: service tokens both needed and refused.
     """
     if check is not None and not callable(check):
@@ -302,6 +365,17 @@ def require(
         checks=() if check is None else (check,),
         allow_service_tokens=allow_service_tokens,
         applications=_application_names(application),
+        context=context_rules(
+            mfa=mfa,
+            amr=amr,
+            idp=idp,
+            posture=posture,
+            warp=warp,
+            gateway=gateway,
+            country=country,
+            max_login_age=max_login_age,
+            client_certificate=client_certificate,
+        ),
     )
     if tokens is not None:
         requirement = requirement & Requirement(service_tokens=tokens)
@@ -330,6 +404,7 @@ class AccessPolicy:
 
     __slots__ = (
         "_app_wide_rules",
+        "_context_rules",
         "_domains",
         "_emails",
         "_has_email_rules",
@@ -350,6 +425,7 @@ class AccessPolicy:
         #: The domains whose subdomains are admitted (``.acme.com`` as ``acme.com``).
         self._subdomains = frozenset(d[1:] for d in settings.allowed_email_domains if d[0] == ".")
         self._has_email_rules = bool(self._emails or settings.allowed_email_domains)
+        self._context_rules = settings.context_rules
         #: The app-wide rules prepared as one judge; ``None`` when there are none.
         self._app_wide_rules = self._prepared_app_wide_rules()
 
@@ -391,12 +467,15 @@ class AccessPolicy:
 
         In a fixed order, the first refusal winning: the app-wide rules (a
         service token not in ``CF_ACCESS_SERVICE_TOKENS``, a malformed e-mail
-        or one outside the e-mail rules), then ``requirement``: service tokens refused,
-        required or not admitted, groups, roles, predicates.
+        or one outside the e-mail rules, a user without ``CF_ACCESS_REQUIRE_MFA``
+        or ``CF_ACCESS_REQUIRE_POSTURE``), then ``requirement``: service tokens
+        refused, required or not admitted, groups, roles, rules on the profile,
+        predicates.
 
         :raises AccessForbidden: 403, with the :class:`~flask_cf_access.Reason` of the first
             rule or part of ``requirement`` that does not hold.
-        :raises AccessUnavailable: 503, the groups were needed and could not be had.
+        :raises AccessUnavailable: 503, the groups or the profile were needed and
+            could not be had (or the profile is malformed).
         """
         if self._app_wide_rules is not None:
             self._app_wide_rules(identity)
@@ -406,7 +485,12 @@ class AccessPolicy:
     def _prepared_app_wide_rules(self) -> Judge | None:
         known = self.service_tokens
         email_rules = self._has_email_rules
-        if known is None and not email_rules:
+        context = (
+            _context_step(self._context_rules, service_tokens_meet=True)
+            if self._context_rules
+            else None
+        )
+        if known is None and not email_rules and context is None:
             return None
         email_allowed = self.email_allowed
 
@@ -421,6 +505,8 @@ class AccessPolicy:
                     raise refusal(Reason.MALFORMED_EMAIL) from exc
                 if address is None or not email_allowed(address):
                     raise refusal(Reason.EMAIL_NOT_ALLOWED)
+            if context is not None:
+                context(identity)
 
         return app_wide_rules
 

@@ -19,6 +19,7 @@ from ._cache_config import cache_from_setting
 from ._csrf import csrf_protect_setting, trusted_origins_setting
 from ._errors import ConfigurationError, UnknownSettingWarning
 from ._groups import wanted_groups
+from ._profile import ContextRule, context_rules
 
 #: Every setting with its default; ``None`` marks a required one.
 DEFAULTS: Mapping[str, Any] = {
@@ -46,6 +47,9 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_UNAUTHORIZED": "status",
     "CF_ACCESS_PRIVATE_RESPONSES": True,
     "CF_ACCESS_STAND_IN": None,
+    "CF_ACCESS_PROFILE_MAX_AGE": 300,
+    "CF_ACCESS_REQUIRE_MFA": False,
+    "CF_ACCESS_REQUIRE_POSTURE": None,
 }
 
 #: Settings of the Flask extension alone (the middleware has its own options).
@@ -134,6 +138,12 @@ class AccessSettings:
     #: Only for the local stand-in team: where ``flask cf-access mint`` asks it for
     #: tokens, an ``http://`` URL on this machine.
     stand_in_url: str | None = None
+    #: Seconds a user's profile (device posture, login time) may have been had
+    #: for a rule on posture or login age to be judged on it.
+    profile_max_age: int = 300
+    #: Rules every user must meet, from ``CF_ACCESS_REQUIRE_MFA`` and
+    #: ``CF_ACCESS_REQUIRE_POSTURE``; service tokens are not held to them.
+    context_rules: tuple[ContextRule, ...] = ()
 
     def __post_init__(self) -> None:
         audiences: object = self.audiences
@@ -245,6 +255,13 @@ class AccessSettings:
             ),
             cache=cache_from_setting(values["CF_ACCESS_CACHE"]),
             stand_in_url=_stand_in_url(values["CF_ACCESS_STAND_IN"]),
+            profile_max_age=_whole_seconds(
+                "CF_ACCESS_PROFILE_MAX_AGE", values["CF_ACCESS_PROFILE_MAX_AGE"], minimum=1
+            ),
+            context_rules=context_rules(
+                mfa=_flag("CF_ACCESS_REQUIRE_MFA", values["CF_ACCESS_REQUIRE_MFA"]),
+                posture=_posture_rules(values["CF_ACCESS_REQUIRE_POSTURE"]),
+            ),
         )
 
 
@@ -378,6 +395,7 @@ _STRUCTURED = frozenset(
         "CF_ACCESS_ALLOWED_EMAILS",
         "CF_ACCESS_TRUSTED_ORIGINS",
         "CF_ACCESS_PUBLIC_ENDPOINTS",
+        "CF_ACCESS_REQUIRE_POSTURE",
     }
 )
 
@@ -593,6 +611,13 @@ def _service_tokens(value: object) -> dict[str, ServiceTokenProfile] | None:
             ),
         )
     return profiles
+
+
+def _posture_rules(value: object) -> tuple[str, ...]:
+    key = "CF_ACCESS_REQUIRE_POSTURE"
+    if value is None:
+        return ()
+    return _names(key, value, "a device posture rule id or a list of them")
 
 
 def protect_all_setting(config: Mapping[str, Any]) -> bool:

@@ -110,6 +110,7 @@ class SingleFlight:
         *,
         late: Callable[[], None] | None = None,
         store: Callable[[T], None] | None = None,
+        shared: bool = True,
     ) -> T:
         """What ``read()`` finds for ``key``, else what one ``fetch()`` gives.
 
@@ -121,6 +122,9 @@ class SingleFlight:
         waited for, in another thread or process, failed, outlasted its
         budget, or could not start for want of a free slot; ``late()`` is
         called first when the budget ran out (the upstream is slow).
+        ``shared=False``: the flight is this process's alone: no claim, no
+        look in the shared cache, ``fetch()`` at once (for a result that only
+        this process's own fetch will do).
 
         :raises AccessError: what ``fetch`` or ``unavailable`` raised, in this
             caller or the one it waited for.
@@ -132,7 +136,7 @@ class SingleFlight:
             if flight is None:
                 flight = self._flights[key] = _Flight()
         if leading:
-            self._start(key, flight, read, fetch, store)
+            self._start(key, flight, read, fetch, store, shared=shared)
         remaining = self._budget - (time.monotonic() - started)
         if flight.no_slot:
             return unavailable()
@@ -158,6 +162,8 @@ class SingleFlight:
         read: Source[Any],
         fetch: Source[Any],
         store: Callable[[Any], None] | None,
+        *,
+        shared: bool = True,
     ) -> None:
         """Start the fetch of ``flight``, once a slot is free within the budget."""
         if self._slots is not None and not self._slots.acquire(blocking=False):
@@ -170,7 +176,10 @@ class SingleFlight:
         def job() -> None:
             fetched = False
             try:
-                found, gave_up, fetched = self._across_processes(key, read, fetch)
+                if shared:
+                    found, gave_up, fetched = self._across_processes(key, read, fetch)
+                else:
+                    found, gave_up, fetched = fetch(), False, True
                 flight.result, flight.gave_up = found, gave_up
             except BaseException as error:  # handed to the callers, raised there
                 flight.error = error

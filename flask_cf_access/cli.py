@@ -41,6 +41,7 @@ from ._fetch import FetchError, get_json
 from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._keys import CertsError, keys_fetched_on_demand, parse_certs
+from ._profile import ContextRule
 from ._request import endpoint_guard
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
@@ -94,8 +95,18 @@ _EXPLANATIONS: Mapping[Reason, str] = {
         "the token is for another Access application than the one covering this path"
         " (CF_ACCESS_APPLICATIONS)"
     ),
+    Reason.MFA_REQUIRED: "the user did not sign in with more than one factor",
+    Reason.AMR_NOT_ALLOWED: "the user signed in with none of the methods (amr) asked for",
+    Reason.IDP_NOT_ALLOWED: "the user signed in through another identity provider",
+    Reason.POSTURE_FAILED: "a device posture check asked for has no result or did not pass",
+    Reason.WARP_REQUIRED: "the user did not come through the WARP client",
+    Reason.GATEWAY_REQUIRED: "the user's WARP is not enrolled in the team's Gateway",
+    Reason.COUNTRY_NOT_ALLOWED: "the user authenticated from another country",
+    Reason.LOGIN_TOO_OLD: "the user signed in longer ago than the view allows",
+    Reason.CLIENT_CERTIFICATE_REQUIRED: "Access saw no valid client certificate (mTLS)",
     Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
     Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
+    Reason.MALFORMED_PROFILE: "get-identity answered a profile field of the wrong shape",
     Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
     Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
 }
@@ -259,12 +270,24 @@ def _hint(error: FetchError) -> str:
     " deny by default), as `routes` lists it.",
 )
 @click.option("--method", default="GET", show_default=True, help="The request method, with --path.")
+@click.option("--profile", "show_profile", is_flag=True, help="Show the user's profile.")
+@click.option("--mfa", is_flag=True, help="Also require MFA, as require(mfa=True) does.")
+@click.option("--amr", multiple=True, metavar="METHOD", help="Also require one of these methods.")
+@click.option("--idp", multiple=True, metavar="TYPE_OR_ID", help="Also require this provider.")
+@click.option("--posture", multiple=True, metavar="RULE_ID", help="Also require this posture.")
+@click.option("--warp", is_flag=True, help="Also require WARP.")
+@click.option("--gateway", is_flag=True, help="Also require Gateway.")
+@click.option("--country", multiple=True, metavar="CC", help="Also require one of these.")
+@click.option("--max-login-age", type=click.IntRange(min=1), help="Also require a recent login.")
+@click.option("--client-certificate", is_flag=True, help="Also require an mTLS certificate.")
 def verify_command(
     token: str,
     groups: tuple[str, ...],
     roles: tuple[str, ...],
     path: str | None,
     method: str,
+    show_profile: bool = False,
+    **context: Any,
 ) -> None:
     """Say whether TOKEN passes for this app and, if not, why.
 
@@ -279,7 +302,10 @@ def verify_command(
     """
     checker = _checker_of()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    requirement = require(groups=groups, roles=roles)
+    try:
+        requirement = require(groups=groups, roles=roles, **context)
+    except TypeError as exc:
+        raise click.UsageError(str(exc)) from exc
     needs_account = True
     if path is not None:
         route, needs_account = _route_requirement(app, path, method.upper())
@@ -329,6 +355,9 @@ def verify_command(
             )
             checker.check_application(identity, application, requirement)
             click.echo(f"   Application: {getattr(application, 'name', None)}: the token is for it")
+        rules = (*checker.settings.context_rules, *requirement.context)
+        if (show_profile or rules) and not identity.is_service_token:
+            _show_profile(identity, rules)
         checker.authorize(identity, requirement=requirement)
         if groups:
             names = ", ".join(group.name or group.id or "?" for group in identity.groups)
@@ -382,6 +411,41 @@ def _ask_user_loader(app: Flask, identity: AccessIdentity, path: str, method: st
     if user is None:
         _refuse(Reason.NO_ACCOUNT)
     click.echo("5. Account: the app's user loader has one for this identity")
+
+
+def _show_profile(identity: AccessIdentity, rules: tuple[ContextRule, ...]) -> None:
+    """The user's profile from get-identity, and whether each rule on it holds.
+
+    :raises AccessError: the profile could not be had.
+    """
+    fresh = any(rule.needs_fresh_profile for rule in rules)
+    profile = identity.fresh_profile if fresh else identity.profile
+    if profile is None:
+        return
+    click.echo("Profile (from get-identity):")
+    login_age = identity.login_age
+    if profile.login_at is not None and login_age is not None:
+        when = datetime.datetime.fromtimestamp(profile.login_at, tz=datetime.timezone.utc)
+        click.echo(f"   signed in {when.isoformat()} ({login_age:.0f} s ago)")
+    methods = ", ".join(profile.amr) or "(not said)"
+    click.echo(f"   amr: {methods}; MFA: {'yes' if profile.mfa else 'no'}")
+    if profile.idp is not None:
+        click.echo(f"   identity provider: {profile.idp.type} ({profile.idp.id})")
+    for label, value in (
+        ("country", profile.country),
+        ("WARP", profile.warp),
+        ("Gateway", profile.gateway),
+        ("device", profile.device_id),
+    ):
+        if value is not None:
+            shown = value if isinstance(value, str) else "yes" if value else "no"
+            click.echo(f"   {label}: {shown}")
+    for rule_id, result in profile.posture.items():
+        verdict = {True: "passed", False: "FAILED", None: "no result"}[result.success]
+        click.echo(f"   posture {rule_id} ({result.rule_name or result.type}): {verdict}")
+    for rule in rules:
+        met = "met" if rule.holds(profile, login_age) else f"NOT met ({rule.reason})"
+        click.echo(f"   rule {rule.describe()}: {met}")
 
 
 def _refuse(reason: Reason | None) -> NoReturn:
@@ -502,6 +566,20 @@ def _span(seconds: float) -> str:
 @click.option("--expired", is_flag=True, help="A token that expired an hour ago.")
 @click.option("--not-yet-valid", is_flag=True, help="A token valid only from an hour from now.")
 @click.option("--audience", metavar="AUD", help="Another application's AUD tag.")
+@click.option("--amr", multiple=True, metavar="METHOD", help="How the user signed in (pwd, hwk…).")
+@click.option("--mfa", is_flag=True, help="The user signed in with MFA (amr: pwd, otp).")
+@click.option("--idp", metavar="TYPE", help="The identity provider's type, e.g. okta.")
+@click.option("--posture", multiple=True, metavar="RULE_ID", help="A posture rule that passed.")
+@click.option(
+    "--failing-posture", multiple=True, metavar="RULE_ID", help="A posture rule that failed."
+)
+@click.option("--login-age", type=click.IntRange(min=0), help="Seconds since the user signed in.")
+@click.option("--country", metavar="CC", help="The country the user authenticated from.")
+@click.option("--warp", is_flag=True, help="The user came through WARP.")
+@click.option("--device-id", metavar="ID", help="The WARP device's id.")
+@click.option(
+    "--attribute", "attributes", multiple=True, metavar="NAME=VALUE", help="A SAML/OIDC attribute."
+)
 def mint_command(
     email: str | None,
     groups: tuple[str, ...],
@@ -510,6 +588,16 @@ def mint_command(
     expired: bool,
     not_yet_valid: bool,
     audience: str | None,
+    amr: tuple[str, ...],
+    mfa: bool,
+    idp: str | None,
+    posture: tuple[str, ...],
+    failing_posture: tuple[str, ...],
+    login_age: int | None,
+    country: str | None,
+    warp: bool,
+    device_id: str | None,
+    attributes: tuple[str, ...],
 ) -> None:
     """Print a token minted by the local Access stand-in (never by a real team).
 
@@ -522,6 +610,21 @@ def mint_command(
         raise click.UsageError("give either --email or --service-token")
     if groups and email is None:
         raise click.UsageError("--group is for a user (--email)")
+    profile = _profile_request(
+        amr=[*amr, *(("pwd", "otp") if mfa else ())],
+        idp=idp,
+        posture={
+            **dict.fromkeys(posture, True),
+            **dict.fromkeys(failing_posture, False),
+        },
+        login_age=login_age,
+        country=country,
+        warp=warp or None,
+        device_id=device_id,
+        custom=dict(_attribute(text) for text in attributes),
+    )
+    if profile and email is None:
+        raise click.UsageError("a profile (--amr, --posture, --idp…) is for a user (--email)")
     checker = _checker_of()
     mint_url = _stand_in_mint_url(checker)
     request: dict[str, Any] = {
@@ -532,6 +635,7 @@ def mint_command(
         "expired": expired,
         "not_yet_valid": not_yet_valid,
         "audience": audience,
+        "profile": profile or None,
     }
     token = _ask_stand_in(mint_url, request, checker.settings.http_timeout)
     if not (expired or not_yet_valid or audience):
@@ -540,6 +644,18 @@ def mint_command(
         except AccessError as error:
             click.echo(f"Warning: this app would refuse the token ({error.reason}).", err=True)
     click.echo(token)
+
+
+def _profile_request(**fields: Any) -> dict[str, Any]:
+    """The ``profile`` of a minting request: the fields given, none of the empty ones."""
+    return {name: value for name, value in fields.items() if value not in (None, [], {})}
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise click.UsageError(f"--attribute takes NAME=VALUE, not {text!r}")
+    return name, value
 
 
 def _stand_in_mint_url(checker: AccessChecker) -> str:

@@ -5,6 +5,7 @@ They measure nothing here: timings are for the scripts themselves to print.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
             "unknown-kid / bad-signature refusal cost",
         ),
         ("bench_faults.py", ["--quick"], "Fault benchmark done"),
+        ("bench_context.py", ["--requests", "20", "--rounds", "2"], "posture / group rule"),
         (
             "bench_gunicorn.py",
             ["--workers", "1", "--seconds", "1", "--rounds", "1"],
@@ -51,6 +53,8 @@ def test_benchmark_script_runs(script: str, arguments: list[str], expected: str)
     finished = subprocess.run(  # noqa: S603 (our interpreter, our script)
         [sys.executable, str(ROOT / "benchmarks" / script), *arguments],
         cwd=ROOT,
+        # The scripts import the package from this tree, not from wherever it is installed.
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,

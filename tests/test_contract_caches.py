@@ -19,9 +19,10 @@ import pytest
 import responses
 from cachelib import BaseCache, SimpleCache
 
+from flask_cf_access import require_context
 from flask_cf_access._app_state import EXTENSION_KEY
 from flask_cf_access._cache_config import JSONFileSystemCache, JSONRedisCache
-from flask_cf_access.testing import AccessIssuer, SigningKey
+from flask_cf_access.testing import AccessIssuer, SigningKey, identity_profile
 
 from .conftest import AppFactory
 from .redis_server import RedisServer, running_redis_server
@@ -244,3 +245,35 @@ def test_stores_json(make_app: AppFactory, issuer: AccessIssuer, backend: Backen
     stored = [json.dumps(value) for value in backend.stored()]
     assert any(issuer.signing_key.kid in value for value in stored)
     assert any(issuer.group_id("Admins") in value for value in stored)
+
+
+def test_profile_shared_across_apps_and_refreshed_once(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+    backend: Backend,
+) -> None:
+    """Groups and profile come from one shared answer, fetched once between the apps. Posture
+    is judged on an answer each app had itself within CF_ACCESS_PROFILE_MAX_AGE, by its own
+    clock (the shared entry holds no time another host wrote): an app that only read the
+    entry asks once, then again past the window; the groups are never asked again."""
+    apps = [make_app(CF_ACCESS_CACHE=backend.setting()) for _ in range(2)]
+    for app in apps:
+        app.get("/posture")(require_context(posture=["disk"])(lambda: "ok"))
+    token = issuer.user_token(
+        "ada@example.com", ["Admins"], profile=identity_profile(posture={"disk": True})
+    )
+    for app in apps:
+        assert outcome(app, token, "/admin") == GRANTED
+    assert count_calls(mocked_team, issuer.identity_url) == 1
+    for _ in range(2):  # the first app had it itself; the second asks once
+        for app in apps:
+            assert outcome(app, token, "/posture") == GRANTED
+    assert count_calls(mocked_team, issuer.identity_url) == 2
+    clock.advance(301)
+    for _ in range(2):
+        for app in apps:
+            for path in ("/posture", "/admin"):
+                assert outcome(app, token, path) == GRANTED
+    assert count_calls(mocked_team, issuer.identity_url) == 4

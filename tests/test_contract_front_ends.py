@@ -25,20 +25,25 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Reason,
+    Requirement,
     require,
     require_access,
+    require_context,
     require_group,
+    require_role,
     verify_access_in_request,
 )
+from flask_cf_access._profile import ContextRule
 from flask_cf_access.testing import (
     CERTS_PATH,
     IDENTITY_PATH,
     AccessIssuer,
     SigningKey,
     capture_access,
+    identity_profile,
 )
 
-from .support import FrozenClock, Outcome
+from .support import START, FrozenClock, Outcome
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -92,6 +97,9 @@ class Setup:
     session: requests.Session
     groups: tuple[str, ...] = ()
     allow_service_tokens: bool = True
+    #: More the path requires (roles, rules on the profile), and settings it needs.
+    requirement: Requirement | None = None
+    config: tuple[tuple[str, Any], ...] = ()
 
 
 def protected_view() -> str:
@@ -101,7 +109,7 @@ def protected_view() -> str:
 def decorator_front_end(setup: Setup) -> WSGIApplication:
     """``@require_access`` or ``@require_group`` on a view."""
     app = Flask("decorated")
-    app.config.update(setup.issuer.settings())
+    app.config.update(setup.issuer.settings(**dict(setup.config)))
     CloudflareAccess(app, session=setup.session, clock=setup.clock)
     if setup.groups:
         view = require_group(*setup.groups, allow_service_tokens=setup.allow_service_tokens)(
@@ -109,14 +117,26 @@ def decorator_front_end(setup: Setup) -> WSGIApplication:
         )
     else:
         view = require_access(allow_service_tokens=setup.allow_service_tokens)(protected_view)
+    requirement = setup.requirement
+    if requirement is not None:
+        if requirement.roles:
+            view = require_role(*requirement.roles[0][1])(view)
+        view = require_context(**{rule.kind: _keyword(rule) for rule in requirement.context})(view)
     app.add_url_rule(PATH, view_func=view, methods=["GET", "POST"])
     return app
+
+
+def _keyword(rule: ContextRule) -> Any:
+    """What ``require_context`` takes for ``rule``."""
+    if rule.kind == "max_login_age":
+        return rule.seconds
+    return list(rule.values) if rule.values else True
 
 
 def blueprint_front_end(setup: Setup) -> WSGIApplication:
     """A blueprint whose ``before_request`` calls ``verify_access_in_request``."""
     app = Flask("guarded")
-    app.config.update(setup.issuer.settings())
+    app.config.update(setup.issuer.settings(**dict(setup.config)))
     CloudflareAccess(app, session=setup.session, clock=setup.clock)
     blueprint = Blueprint("guarded", __name__, url_prefix=PATH)
 
@@ -124,6 +144,7 @@ def blueprint_front_end(setup: Setup) -> WSGIApplication:
     def guard() -> None:
         verify_access_in_request(
             require(groups=setup.groups, allow_service_tokens=setup.allow_service_tokens)
+            & (setup.requirement or require())
         )
 
     blueprint.add_url_rule("", view_func=protected_view, methods=["GET", "POST"])
@@ -138,13 +159,15 @@ def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> Itera
 
 def middleware_front_end(setup: Setup) -> WSGIApplication:
     """``CloudflareAccessMiddleware`` around a plain WSGI application."""
-    return CloudflareAccessMiddleware(
+    rule: tuple[str, ...] | Requirement = setup.groups
+    if setup.requirement is not None:
+        rule = require(groups=setup.groups) & setup.requirement
+    return CloudflareAccessMiddleware.from_config(
+        setup.issuer.settings(**dict(setup.config)),
         downstream,
-        team_domain=setup.issuer.team_domain,
-        audience=setup.issuer.audience,
         session=setup.session,
         clock=setup.clock,
-        rules={PATH: setup.groups},
+        rules={PATH: rule},
         allow_service_tokens=setup.allow_service_tokens,
     )
 
@@ -175,6 +198,8 @@ class Case:
     down: tuple[str, ...] = ()
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
+    requirement: Requirement | None = None
+    config: tuple[tuple[str, Any], ...] = ()
 
 
 def ada(issuer: AccessIssuer) -> str:
@@ -188,6 +213,68 @@ def stranger_signed(issuer: AccessIssuer) -> str:
 
 
 GRANTED = Outcome(200, None)
+#: A role for the cases combining rules on the profile with roles.
+STAFF_ROLE: tuple[tuple[str, Any], ...] = (("CF_ACCESS_ROLES", {"staff": ["Staff"]}),)
+#: Each rule on the profile, with the role ``staff``: a profile meeting it, one not, the reason.
+CONTEXT_RULES: list[tuple[str, Requirement, dict[str, Any], dict[str, Any], Reason]] = [
+    (
+        "mfa",
+        require(roles=["staff"], mfa=True),
+        {"amr": ["pwd", "otp"]},
+        {"amr": ["pwd"]},
+        Reason.MFA_REQUIRED,
+    ),
+    (
+        "amr",
+        require(roles=["staff"], amr=["hwk"]),
+        {"amr": ["hwk"]},
+        {"amr": ["otp"]},
+        Reason.AMR_NOT_ALLOWED,
+    ),
+    (
+        "idp",
+        require(roles=["staff"], idp=["okta"]),
+        {"idp": ("o-1", "okta")},
+        {},
+        Reason.IDP_NOT_ALLOWED,
+    ),
+    (
+        "posture",
+        require(roles=["staff"], posture=["disk"]),
+        {"posture": {"disk": True}},
+        {"posture": {"disk": False}},
+        Reason.POSTURE_FAILED,
+    ),
+    ("warp", require(roles=["staff"], warp=True), {"warp": True}, {}, Reason.WARP_REQUIRED),
+    (
+        "gateway",
+        require(roles=["staff"], gateway=True),
+        {"gateway": True},
+        {"gateway": False},
+        Reason.GATEWAY_REQUIRED,
+    ),
+    (
+        "country",
+        require(roles=["staff"], country=["FR"]),
+        {"country": "FR"},
+        {"country": "US"},
+        Reason.COUNTRY_NOT_ALLOWED,
+    ),
+    (
+        "login age",
+        require(roles=["staff"], max_login_age=600),
+        {"login_at": START - 60},
+        {"login_at": START - 601},
+        Reason.LOGIN_TOO_OLD,
+    ),
+    (
+        "client certificate",
+        require(roles=["staff"], client_certificate=True),
+        {"client_certificate": True},
+        {},
+        Reason.CLIENT_CERTIFICATE_REQUIRED,
+    ),
+]
 
 CASES: dict[str, Case] = {
     "no token": Case(lambda issuer: None, Outcome(401, Reason.MISSING_TOKEN)),
@@ -288,6 +375,62 @@ CASES: dict[str, Case] = {
     "header POST from another site": Case(
         ada, GRANTED, method="POST", headers=(("Sec-Fetch-Site", "cross-site"),)
     ),
+    **{
+        f"{name}, {verdict}": Case(
+            lambda issuer, fields=fields: issuer.user_token(  # type: ignore[misc]
+                "ada@example.com", ["Staff"], profile=identity_profile(**fields)
+            ),
+            expected,
+            requirement=rule,
+            config=STAFF_ROLE,
+        )
+        for name, rule, meets, fails, reason in CONTEXT_RULES
+        for verdict, fields, expected in (
+            ("met", meets, GRANTED),
+            ("not met", fails, Outcome(403, reason)),
+        )
+    },
+    "profile rule, service token": Case(
+        lambda issuer: issuer.service_token(),
+        Outcome(403, Reason.MFA_REQUIRED),
+        requirement=require(mfa=True),
+    ),
+    "profile rule with a group and a role, not in the group": Case(
+        lambda issuer: issuer.user_token(
+            "bob@example.com", ["Staff"], profile=identity_profile(amr=["mfa"])
+        ),
+        Outcome(403, Reason.NOT_IN_GROUP),
+        groups=("Admins",),
+        requirement=require(roles=["staff"], mfa=True),
+        config=STAFF_ROLE,
+    ),
+    "profile rule with a role, without the role": Case(
+        lambda issuer: issuer.user_token(
+            "bob@example.com", ["Sales"], profile=identity_profile(amr=["mfa"])
+        ),
+        Outcome(403, Reason.NO_ROLE),
+        requirement=require(roles=["staff"], mfa=True),
+        config=STAFF_ROLE,
+    ),
+    "profile rule, identity endpoint down": Case(
+        lambda issuer: issuer.user_token("ada@example.com", profile=identity_profile(amr=["mfa"])),
+        Outcome(503, Reason.IDENTITY_UNAVAILABLE),
+        requirement=require(mfa=True),
+        down=(IDENTITY_PATH,),
+    ),
+    "profile rule, malformed answer": Case(
+        lambda issuer: issuer.user_token("ada@example.com", profile={"amr": "mfa"}),
+        Outcome(503, Reason.MALFORMED_PROFILE),
+        requirement=require(mfa=True),
+    ),
+    "app-wide MFA, user without": Case(
+        ada, Outcome(403, Reason.MFA_REQUIRED), config=(("CF_ACCESS_REQUIRE_MFA", True),)
+    ),
+    "app-wide MFA, service token": Case(
+        lambda issuer: issuer.service_token(),
+        GRANTED,
+        config=(("CF_ACCESS_REQUIRE_MFA", True),),
+    ),
 }
 
 
@@ -306,6 +449,8 @@ def test_contract(
         team_session(issuer, case.down),
         groups=case.groups,
         allow_service_tokens=case.allow_service_tokens,
+        requirement=case.requirement,
+        config=case.config,
     )
     application = front_end(setup)
     client = Client(application)

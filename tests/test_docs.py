@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 import responses
@@ -30,7 +30,10 @@ from flask_cf_access.testing import (
     AccessIssuer,
     assert_routes_protected,
     capture_access,
+    identity_profile,
 )
+
+from .support import outcome
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
@@ -156,7 +159,15 @@ def examples_on_path() -> Iterator[None]:
         yield
     finally:
         sys.path.remove(str(EXAMPLES))
-        for name in ("yourapp", "admin_area", "custom_errors", "audit", "wsgi_app", "rules_app"):
+        for name in (
+            "yourapp",
+            "admin_area",
+            "custom_errors",
+            "audit",
+            "wsgi_app",
+            "rules_app",
+            "context_app",
+        ):
             sys.modules.pop(name, None)
 
 
@@ -266,6 +277,39 @@ class SentAs(TypedDict, total=False):
     as_user: str
     groups: list[str]
     as_service_token: str
+
+
+def test_context_sample_needs_device_key_and_recent_sign_in(
+    examples_on_path: None, team: AccessIssuer
+) -> None:
+    """The context rules page's admin area: posture, hardware key, sign-in age, MFA app-wide."""
+    import context_app
+
+    good = identity_profile(
+        amr=["pwd", "hwk"],
+        posture={context_app.DISK_ENCRYPTION: True, context_app.MANAGED_DEVICE: True},
+        login_at=team.clock() - 600,
+        device_id="dev-1",
+    )
+    cases: list[tuple[dict[str, Any], int, Reason | None]] = [
+        (good, 200, None),
+        ({**good, "amr": ["pwd", "otp"]}, 403, Reason.AMR_NOT_ALLOWED),
+        ({**good, "amr": ["hwk"]}, 403, Reason.MFA_REQUIRED),
+        ({**good, "iat": team.clock() - 3700}, 403, Reason.LOGIN_TOO_OLD),
+        (
+            {**good, **identity_profile(posture={context_app.DISK_ENCRYPTION: False})},
+            403,
+            Reason.POSTURE_FAILED,
+        ),
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        team.register(mock)
+        app = context_app.create_app(team.settings())
+        for index, (fields, status, reason) in enumerate(cases):
+            token = team.user_token(f"u{index}@example.com", ["Admins"], profile=fields)
+            assert outcome(app, token, "/admin/") == (status, reason), fields
+        staff = team.user_token("ada@example.com", ["Staff"], profile=good)
+        assert outcome(app, staff, "/admin/") == (403, Reason.NO_ROLE)
 
 
 def test_rules_sample_refuses_each_rule_with_its_reason(

@@ -453,3 +453,30 @@ def test_callers_have_the_result_before_it_is_stored() -> None:
     returned.set()
     threads[0].join(30)
     assert stored == ["fetched"]
+
+
+def test_unshared_flight_fetches_without_the_shared_cache(followers: Followers) -> None:
+    """``shared=False``: no claim and no look in the shared cache, whatever it holds; the
+    threads of this process still share one fetch."""
+    backend = AddCounting()
+    cache = SharedCache(backend)
+    cache.set("k", "stored by another process", timeout=60)
+    backend.calls.clear()
+    flights = SingleFlight(cache, wait_limit=5)
+    fetches: list[str] = []
+
+    def then() -> str:
+        fetches.append("fetch")
+        return "fetched here"
+
+    fetch = followers.fetch_once_all_wait(then)
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(
+            pool.map(
+                lambda _: flights.run("k", lambda: cache.get("k"), fetch, gave_up, shared=False),
+                range(THREADS),
+            )
+        )
+    assert results == ["fetched here"] * THREADS
+    assert fetches == ["fetch"]
+    assert backend.calls == []

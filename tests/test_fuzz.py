@@ -11,13 +11,15 @@ from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flask_cf_access import Reason
+from flask_cf_access import Reason, require_context
 from flask_cf_access._fetch import MAX_RESPONSE_BYTES
 from flask_cf_access._json_input import parse_json
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, encode_token
+from flask_cf_access.testing import AccessIssuer, encode_token, identity_profile
 
-from .support import FrozenClock, Outcome, outcome
+from .conftest import AppFactory
+from .support import START, FrozenClock, Outcome, outcome
+from .test_profile import FIELDS as PROFILE_FIELDS
 from .verdicts import (
     hostile_team,
     nested_arrays,
@@ -184,7 +186,7 @@ def hostile_answers(draw: st.DrawFn, kind: str) -> Callable[[AccessIssuer], byte
     if kind == "certs":
         return lambda issuer: with_member(issuer.certs(), "extra", hostile)
     identity = {"email": "ada@example.com", "groups": ["Admins"]}
-    member = draw(st.sampled_from(["groups", "extra"]))
+    member = draw(st.sampled_from(["groups", "extra", "devicePosture", "amr", "iat"]))
     return lambda _issuer: with_member(identity, member, hostile)
 
 
@@ -240,3 +242,55 @@ def test_hostile_json_anywhere(
         cli_result = app.test_cli_runner().invoke(cli, ["verify", "--group", "Admins", "--", token])
         assert isinstance(cli_result.exception, (SystemExit, type(None))), cli_result.output
         assert cli_result.exit_code in {0, 1}
+
+
+#: Profiles in Access's own shapes.
+wellformed_profiles = st.builds(
+    identity_profile,
+    amr=st.none() | st.lists(st.sampled_from(["pwd", "otp", "hwk", "mfa", "fpt"]), max_size=3),
+    posture=st.none() | st.dictionaries(st.sampled_from(["disk", "firewall"]), st.booleans()),
+    login_at=st.none() | st.floats(START - 7200, START + 60),
+    country=st.none() | st.sampled_from(["FR", "us", "DE"]),
+    warp=st.none() | st.booleans(),
+    client_certificate=st.none() | st.booleans(),
+)
+#: What a rule on the profile may refuse with.
+PROFILE_REFUSALS = {
+    (403, Reason.MFA_REQUIRED),
+    (403, Reason.POSTURE_FAILED),
+    (403, Reason.LOGIN_TOO_OLD),
+    (403, Reason.COUNTRY_NOT_ALLOWED),
+    (403, Reason.WARP_REQUIRED),
+    (403, Reason.CLIENT_CERTIFICATE_REQUIRED),
+    (503, Reason.MALFORMED_PROFILE),
+    (503, Reason.IDENTITY_UNAVAILABLE),
+}
+
+
+@FUZZ
+@given(
+    fields=wellformed_profiles
+    | st.dictionaries(PROFILE_FIELDS, json_values, max_size=3)
+    | st.builds(lambda good, bad: {**good, **bad}, wellformed_profiles,
+                st.dictionaries(PROFILE_FIELDS, json_values, max_size=2))
+)  # fmt: skip
+def test_random_profiles(
+    make_app: AppFactory, issuer: AccessIssuer, fields: dict[str, Any]
+) -> None:
+    """Whatever profile get-identity answers, a rule on it gives 200, its own 403, or 503."""
+    app = make_app()
+    rules: dict[str, Any] = {
+        "mfa": True,
+        "posture": ["disk"],
+        "max_login_age": 3600,
+        "country": ["FR"],
+        "warp": True,
+        "client_certificate": True,
+    }
+    for name, value in rules.items():
+        app.get(f"/{name}", endpoint=name)(require_context(**{name: value})(lambda: "ok"))
+    token = issuer.user_token("ada@example.com", ["Admins"], profile=fields)
+    for name in rules:
+        result = outcome(app, token, f"/{name}")
+        assert result == (200, None) or result in PROFILE_REFUSALS
+    assert outcome(app, token, "/admin") in {(200, None), (503, Reason.IDENTITY_UNAVAILABLE)}

@@ -31,6 +31,7 @@ from flask_cf_access import (
     access_guard,
     require,
     require_access,
+    require_context,
     require_group,
     require_identity,
     require_role,
@@ -39,7 +40,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._requirements import Match
 from flask_cf_access._routes import audit_routes
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
 
 from .support import FrozenClock, Outcome, bearer, outcome
 
@@ -134,14 +135,40 @@ def service_parts(draw: st.DrawFn) -> Part:
     )
 
 
-parts = st.one_of(access_parts(), group_parts(), role_parts(), check_parts(), service_parts())
+#: Rules on the profile, as ``require_context`` and ``require`` take them.
+CONTEXT_RULES: tuple[dict[str, Any], ...] = (
+    {"mfa": True},
+    {"amr": ["hwk"]},
+    {"posture": ["disk"]},
+    {"max_login_age": 3600},
+    {"idp": ["okta"]},
+    {"mfa": True, "posture": ["disk"]},
+)
+
+
+@st.composite
+def context_parts(draw: st.DrawFn) -> Part:
+    rules = draw(st.sampled_from(CONTEXT_RULES))
+    return Part(f"@require_context(**{rules})", require_context(**rules), require(**rules))
+
+
+parts = st.one_of(
+    access_parts(), group_parts(), role_parts(), check_parts(), service_parts(), context_parts()
+)
 
 
 def requirements() -> st.SearchStrategy[Requirement]:
     """A requirement as require() writes one, for a guard or a middleware rule."""
     return st.builds(
         lambda part: part.requirement,
-        st.one_of(group_parts(), role_parts(), check_parts(), service_parts(), access_parts()),
+        st.one_of(
+            group_parts(),
+            role_parts(),
+            check_parts(),
+            service_parts(),
+            access_parts(),
+            context_parts(),
+        ),
     )
 
 
@@ -156,8 +183,31 @@ class Caller:
 CALLERS = (
     Caller("nobody", lambda issuer: None),
     Caller("bad token", lambda issuer: "not-a-token"),
-    Caller("ada, Admins and Staff", lambda i: i.user_token("ada@example.com", ["Admins", "Staff"])),
-    Caller("bob, Staff", lambda i: i.user_token("bob@example.com", ["Staff"])),
+    # ada: hardware-key MFA, disk encrypted, signed in now, through Okta.
+    Caller(
+        "ada, Admins and Staff",
+        lambda i: i.user_token(
+            "ada@example.com",
+            ["Admins", "Staff"],
+            profile=identity_profile(
+                amr=["pwd", "hwk"],
+                posture={"disk": True},
+                login_at=i.clock(),
+                idp=("okta-1", "okta"),
+            ),
+        ),
+    ),
+    # bob: one-time-code MFA, disk not encrypted, signed in 2 h ago.
+    Caller(
+        "bob, Staff",
+        lambda i: i.user_token(
+            "bob@example.com",
+            ["Staff"],
+            profile=identity_profile(
+                amr=["pwd", "otp"], posture={"disk": False}, login_at=i.clock() - 7200
+            ),
+        ),
+    ),
     Caller("eve, no group", lambda i: i.user_token("eve@elsewhere.org")),
     Caller("known service token", lambda i: i.service_token("ci.access")),
     Caller("other known service token", lambda i: i.service_token("ops.access")),
@@ -326,6 +376,9 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
         [require_identity(is_ada), require_access(optional=True)],
         [require_access(optional=True), require_service_token()],
         [require_service_token("ci.access"), require_access(optional=True)],
+        [require_access(optional=True), require_context(mfa=True)],
+        [require_context(posture=["disk"]), require_access(optional=True)],
+        [require_context(max_login_age=60), require_access(optional=True)],
     ],
 )
 def test_optional_stacked_with_a_requirement_is_refused(stack: list[Decorator]) -> None:

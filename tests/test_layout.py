@@ -34,6 +34,7 @@ NO_FLASK = (
     "_keys",
     "_logsafe",
     "_paths",
+    "_profile",
     "_refusals",
     "_reporting",
     "_requirements",

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import responses
 
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access import require_context
+from flask_cf_access.testing import AccessIssuer, identity_profile
 
 from .conftest import AppFactory
 from .redis_server import RedisServer, redis_server_binary, running_redis_server
@@ -125,6 +126,43 @@ def test_new_identity_costs_two_atomic_commands(
     assert other.test_client().get("/admin", headers=bearer(ada)).status_code == 200
     assert commands(redis_server) == {"set": 1, "get": 1}
     assert count_calls(mocked_team, issuer.identity_url) == 1
+
+
+def test_posture_route_costs_no_more_commands(
+    make_app: AppFactory,
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    mocked_team: responses.RequestsMock,
+    redis_server: RedisServer,
+) -> None:
+    """A new identity on a posture route costs two Redis commands too (a look for a refusal,
+    the answer), and its repeats within CF_ACCESS_PROFILE_MAX_AGE none and no fetch; past
+    it, one fetch and the same two commands. The answer stored holds no time; a group route for the
+    same identity in another worker is served from it."""
+    app = make_app(CF_ACCESS_CACHE=redis_server.url)
+    other = make_app(CF_ACCESS_CACHE=redis_server.url)
+    app.get("/posture")(require_context(posture=["disk"])(lambda: "ok"))
+    ada = issuer.user_token(
+        "ada@example.com", ["Admins"], profile=identity_profile(posture={"disk": True})
+    )
+    redis_server.client().config_resetstat()
+    assert app.test_client().get("/posture", headers=bearer(ada)).status_code == 200
+    assert commands(redis_server) == {"get": 1, "set": 1}
+    redis_server.client().config_resetstat()
+    clock.advance(300)
+    assert app.test_client().get("/posture", headers=bearer(ada)).status_code == 200
+    assert commands(redis_server) == {}
+    assert count_calls(mocked_team, issuer.identity_url) == 1
+    stored = [redis_server.client().get(key) for key in redis_server.client().keys("*identity*")]
+    assert len(stored) == 1
+    assert b"fetched_at" not in (stored[0] or b"")
+    assert other.test_client().get("/admin", headers=bearer(ada)).status_code == 200
+    assert count_calls(mocked_team, issuer.identity_url) == 1
+    clock.advance(1)
+    redis_server.client().config_resetstat()
+    assert app.test_client().get("/posture", headers=bearer(ada)).status_code == 200
+    assert count_calls(mocked_team, issuer.identity_url) == 2
+    assert commands(redis_server) == {"get": 1, "set": 1}
 
 
 @pytest.mark.parametrize("pickled", [False, True], ids=["json", "cachelib-pickle"])

@@ -9,7 +9,7 @@ import pytest
 import requests
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, current_identity, require_group
+from flask_cf_access import CloudflareAccess, current_identity, require_context, require_group
 from flask_cf_access.testing import AccessIssuer, StandInServer
 
 APP_HOST = "127.0.0.1:5000"
@@ -143,3 +143,41 @@ def test_logout_drops_the_cookie(stand_in: StandInServer, http: requests.Session
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("CF_Authorization=;")
     assert "Max-Age=0" in cookie
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"mfa": "yes", "posture": "disk, firewall"}, 200),
+        ({"posture": "disk"}, 403),
+        ({"mfa": "yes", "posture": "firewall", "failing_posture": "disk"}, 403),
+    ],
+)
+def test_sign_in_picks_mfa_and_posture(
+    stand_in: StandInServer, http: requests.Session, fields: dict[str, str], status: int
+) -> None:
+    """The form's MFA box and posture fields become the identity's profile."""
+    response = http.post(
+        _login_url(stand_in),
+        data={"email": "ada@example.com", "groups": "Staff", **fields},
+        headers={"Origin": stand_in.url},
+        allow_redirects=False,
+    )
+    token = response.headers["Set-Cookie"].partition("=")[2].partition(";")[0]
+    app = Flask("signed-in")
+    app.config.update(stand_in.settings())
+    CloudflareAccess(app)
+    app.get("/keys")(require_context(mfa=True, posture=["disk"])(lambda: "keys"))
+    client = app.test_client()
+    client.set_cookie("CF_Authorization", token)
+    assert client.get("/keys").status_code == status
+
+
+def test_sign_in_form_offers_mfa_and_posture(
+    stand_in: StandInServer, http: requests.Session
+) -> None:
+    """The form has the MFA box, checked, and the posture fields."""
+    text = http.get(_login_url(stand_in), allow_redirects=False).text
+    assert 'name="mfa" type="checkbox" value="yes" checked' in text
+    assert 'name="posture"' in text
+    assert 'name="failing_posture"' in text

@@ -70,10 +70,23 @@ REASONS: dict[str, str] = {
         "a token of another of :confval:`CF_ACCESS_APPLICATIONS` than the one covering"
         " the path, or a path none covers (:doc:`applications`)"
     ),
+    "mfa_required": "the user did not sign in with more than one factor (:doc:`context-rules`)",
+    "amr_not_allowed": "signed in with none of the ``amr`` methods asked for",
+    "idp_not_allowed": "signed in through none of the identity providers asked for",
+    "posture_failed": "a device posture rule asked for has no result, or did not succeed",
+    "warp_required": "not through the WARP client (``is_warp``)",
+    "gateway_required": "WARP not enrolled in the team's Gateway (``is_gateway``)",
+    "country_not_allowed": "authenticated from none of the countries asked for",
+    "login_too_old": "signed in longer ago than ``max_login_age`` allows",
+    "client_certificate_required": "Access saw no valid client certificate (``mtls_auth``)",
     "keys_unavailable": "no key set has been had from Cloudflare yet",
     "identity_unavailable": (
         "``get-identity`` failed, answered nonsense, or answered about someone other than"
         " the token's user"
+    ),
+    "malformed_profile": (
+        "a profile field of the ``get-identity`` answer has the wrong shape, on a view"
+        " with a rule on the profile (:doc:`context-rules`)"
     ),
     "ambiguous_path": (
         "the middleware cannot tell which path the application would read (:doc:`middleware`)"

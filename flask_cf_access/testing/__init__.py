@@ -64,6 +64,7 @@ from ._keys import encode_token as encode_token
 from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
 from ._paths import MINT_PREFIX as MINT_PREFIX
+from ._profiles import identity_profile as identity_profile
 from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
 from ._server import logger as logger
@@ -86,4 +87,5 @@ __all__ = [
     "capture_user_loads",
     "decode_unverified_claims",
     "encode_token",
+    "identity_profile",
 ]

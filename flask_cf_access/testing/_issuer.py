@@ -30,6 +30,7 @@ OUT_OF_LEEWAY = 3600
 class _User:
     email: str
     groups: list[dict[str, str]] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 class AccessIssuer:
@@ -185,11 +186,17 @@ class AccessIssuer:
         not_yet_valid: bool = False,
         custom: Mapping[str, Any] | None = None,
         lifetime: int | None = None,
+        profile: Mapping[str, Any] | None = None,
         **claims: Any,
     ) -> str:
         """A user's token. Its groups are served by ``get-identity``, or carried in
         the token (``groups_in_token=True``, as some identity providers do); a
         single string is one group.
+
+        ``profile``: more fields of the user's ``get-identity`` answer (device
+        posture, ``amr``, ``idp``, login time…), as
+        :func:`~flask_cf_access.testing.identity_profile` makes them; change
+        them later with :meth:`set_profile`.
 
         ``audience``, ``expired``, ``not_yet_valid``, ``custom`` and
         ``lifetime`` are those of :meth:`mint`; other keywords are claims.
@@ -199,7 +206,7 @@ class AccessIssuer:
             for name in ((groups,) if isinstance(groups, str) else groups)
         ]
         with self._lock:
-            self._users[email] = _User(email, group_objects)
+            self._users[email] = _User(email, group_objects, dict(profile or {}))
         base: dict[str, Any] = {
             "email": email,
             "sub": str(uuid.uuid5(uuid.NAMESPACE_DNS, email)),
@@ -215,6 +222,15 @@ class AccessIssuer:
             custom=custom,
             lifetime=lifetime,
         )
+
+    def set_profile(self, email: str, profile: Mapping[str, Any]) -> None:
+        """From now on, answer ``profile`` as the profile fields of ``email``'s identity
+        (a posture check failing, a new sign-in…).
+
+        :raises KeyError: no token was minted for ``email``.
+        """
+        with self._lock:
+            self._users[email].profile = dict(profile)
 
     def service_token(
         self,
@@ -251,8 +267,9 @@ class AccessIssuer:
             return None
         with self._lock:
             user = self._users.get(str(claims.get("email", "")))
-        if user is None:
-            return None
+            if user is None:
+                return None
+            profile = dict(user.profile)
         return {
             "email": user.email,
             "id": claims.get("sub", ""),
@@ -261,6 +278,7 @@ class AccessIssuer:
             "groups": user.groups,
             "idp": {"id": "test-idp", "type": "onetimepin"},
             "iat": claims.get("iat"),
+            **profile,
         }
 
     # -- serving ---------------------------------------------------------

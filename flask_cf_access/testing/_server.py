@@ -17,6 +17,7 @@ from .._logsafe import loggable
 from ._counts import RequestCounts
 from ._faults import Fault
 from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
+from ._profiles import identity_profile
 from ._serving import KitHTTPServer, ServedInThread
 from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path, reached_origin
 
@@ -204,7 +205,58 @@ class StandInServer(ServedInThread):
         groups = _member(request, "groups", list, [])
         if not all(isinstance(group, str) and group for group in groups):
             raise ValueError("groups must be a list of names")
-        return self.issuer.user_token(email, groups, **options)
+        profile = _member(request, "profile", dict, {})
+        return self.issuer.user_token(
+            email, groups, profile=self._profile_fields(profile), **options
+        )
+
+    def _profile_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The get-identity fields a minting request's ``profile`` asks for.
+
+        :raises ValueError: a member of the wrong type, or one it does not know.
+        """
+        unknown = set(request) - set(_PROFILE_MEMBERS)
+        if unknown:
+            raise ValueError(f"profile has no member {sorted(unknown)[0]!r}")
+        given = {
+            name: _member(request, name, kind, None) for name, kind in _PROFILE_MEMBERS.items()
+        }
+        amr, posture, custom = given["amr"], given["posture"], given["custom"]
+        if amr is not None and not all(isinstance(method, str) for method in amr):
+            raise ValueError("amr must be a list of methods")
+        if posture is not None and not all(isinstance(ok, bool) for ok in posture.values()):
+            raise ValueError("posture must map rule ids to true or false")
+        login_age = given["login_age"]
+        if login_age is not None and login_age < 0:
+            raise ValueError("login_age must be seconds ago, 0 or more")
+        idp = given["idp"]
+        return identity_profile(
+            amr=amr,
+            idp=None if idp is None else (f"stand-in-{idp}", idp),
+            posture=posture,
+            login_at=None if login_age is None else self.issuer.clock() - login_age,
+            country=given["country"],
+            warp=given["warp"],
+            gateway=given["gateway"],
+            device_id=given["device_id"],
+            custom=custom,
+            client_certificate=given["client_certificate"],
+        )
+
+
+#: What a minting request's ``profile`` may hold, with the type of each.
+_PROFILE_MEMBERS: Mapping[str, type] = {
+    "amr": list,
+    "idp": str,
+    "posture": dict,
+    "login_age": int,
+    "country": str,
+    "warp": bool,
+    "gateway": bool,
+    "device_id": str,
+    "custom": dict,
+    "client_certificate": bool,
+}
 
 
 def _member(request: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:

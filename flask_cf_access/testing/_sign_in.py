@@ -2,8 +2,9 @@
 
 Served by a :class:`StandInServer` started with ``sign_in=True`` (only ever on
 127.0.0.1): ``GET /cdn-cgi/access/login/<app-host>?kid=<aud>&redirect_url=<path>``
-shows a form (an e-mail and groups), its ``POST`` sets the ``CF_Authorization``
-cookie to a token signed by the stand-in and sends the browser back;
+shows a form (an e-mail, groups, MFA and device posture results), its
+``POST`` sets the ``CF_Authorization`` cookie to a token signed by the
+stand-in (its profile served by ``get-identity``) and sends the browser back;
 ``GET /cdn-cgi/access/logout`` drops the cookie. Cookies belong to a host
 name, not a port, so the cookie set here on 127.0.0.1 reaches the app on
 127.0.0.1's other port, which verifies the token like any other. A browser
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from .._browser import LOGIN_PATH, LOGOUT_PATH, SAME_MACHINE_NAMES, safe_next
 from .._csrf import origin_of
 from .._tokens import TOKEN_COOKIE
+from ._profiles import identity_profile
 
 if TYPE_CHECKING:
     from ._team import Team
@@ -97,6 +99,11 @@ def answer_get(issuer: Team, target: str, origin: str) -> PageAnswer:
 <form method="post">
   <label>E-mail <input name="email" type="email" value="ada@example.com" required></label>
   <label>Groups (comma-separated) <input name="groups" value="Admins, Staff"></label>
+  <label class="check"><input name="mfa" type="checkbox" value="yes" checked>
+    Signed in with MFA (amr: pwd, otp)</label>
+  <label>Device posture rules passed (ids, comma-separated) <input name="posture"></label>
+  <label>Device posture rules failing (ids, comma-separated)
+    <input name="failing_posture"></label>
   <button type="submit">Sign in</button>
 </form>"""
     return PageAnswer(200, _page("Sign in", form))
@@ -126,8 +133,16 @@ def answer_post(
     email = (form.get("email") or [""])[0].strip()
     if not email or any(ord(char) < 0x20 for char in email):
         return PageAnswer(400, _page("Cannot sign in", "<p>An e-mail is needed.</p>"))
-    groups = [name.strip() for name in (form.get("groups") or [""])[0].split(",") if name.strip()]
-    token = issuer.user_token(email, groups)
+    groups = _listed(form, "groups")
+    posture = {
+        **dict.fromkeys(_listed(form, "posture"), True),
+        **dict.fromkeys(_listed(form, "failing_posture"), False),
+    }
+    profile = identity_profile(
+        amr=["pwd", "otp"] if form.get("mfa") == ["yes"] else ["pwd"],
+        posture=posture or None,
+    )
+    token = issuer.user_token(email, groups, profile=profile)
     return PageAnswer(
         302,
         "",
@@ -136,6 +151,11 @@ def answer_post(
             ("Location", f"http://{app_host}{next_path}"),
         ],
     )
+
+
+def _listed(form: dict[str, list[str]], name: str) -> list[str]:
+    """The comma-separated names of the form's field ``name``."""
+    return [item.strip() for item in (form.get(name) or [""])[0].split(",") if item.strip()]
 
 
 def _way_back(issuer: Team, path: str, query: str) -> tuple[str, str]:
@@ -160,6 +180,6 @@ def _page(title: str, content: str) -> str:
         f"<title>{escape(title)} · Cloudflare Access (local stand-in)</title>\n"
         "<style>body{font-family:sans-serif;max-width:32em;margin:4em auto}"
         "label{display:block;margin:1em 0}input{width:100%;padding:.4em}"
-        "button{padding:.5em 2em}</style>\n"
+        "label.check input{width:auto}button{padding:.5em 2em}</style>\n"
         f"<h1>{escape(title)}</h1>\n{content}\n"
     )

@@ -7,7 +7,7 @@ and ask only this of it, so they need not import the issuer that uses them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 
@@ -38,6 +38,9 @@ class Team(Protocol):
         """The status and JSON body the team answers ``GET path`` with."""
         ...
 
-    def user_token(self, email: str, groups: Iterable[str] = ()) -> str:
-        """A signed token for the user ``email``, in ``groups``."""
+    def user_token(
+        self, email: str, groups: Iterable[str] = (), *, profile: Mapping[str, Any] | None = None
+    ) -> str:
+        """A signed token for the user ``email``, in ``groups``, with the profile
+        fields ``get-identity`` answers for them."""
         ...
