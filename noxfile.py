@@ -101,7 +101,7 @@ def lower_bounds() -> list[str]:
 
 #: Set for the suite in these sessions: the docs are built, and their tests run,
 #: by the main job (``.ci/run``) and the ``docs`` session, not once per Python.
-DOCS_ELSEWHERE = {"CF_ACCESS_DOCS_TESTED_ELSEWHERE": "1"}
+DOCS_ELSEWHERE = {"DOCS_TESTED_ELSEWHERE": "1"}
 
 
 def run_suite(session: nox.Session) -> None:

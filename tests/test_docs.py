@@ -453,13 +453,13 @@ def inventory(path: Path) -> dict[str, str]:
 def need_docs_tools(*, html: bool) -> None:
     """Skip without the docs extra (Sphinx, Furo) or Graphviz's ``dot``; under CI, fail.
 
-    The nox sessions for other Pythons set ``CF_ACCESS_DOCS_TESTED_ELSEWHERE``:
+    The nox sessions for other Pythons set ``DOCS_TESTED_ELSEWHERE``:
     the docs are built once, by CI's main job, not once per Python.
     """
     missing = [name for name in ("sphinx", "furo") if importlib.util.find_spec(name) is None]
     if html and shutil.which("dot") is None:
         missing.append("graphviz (dot)")
-    if missing and os.environ.get("CI") and not os.environ.get("CF_ACCESS_DOCS_TESTED_ELSEWHERE"):
+    if missing and os.environ.get("CI") and not os.environ.get("DOCS_TESTED_ELSEWHERE"):
         pytest.fail(f"CI builds the docs, but {', '.join(missing)} is not installed")
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed")
