@@ -219,8 +219,11 @@ def _keep_private(response: Response) -> Response:
     depends on whether a token came). Public routes are left alone, and so
     are refusals, which are never cached (``no-store``).
     """
-    # Runs after every request, public ones included: the cheap test first.
-    if request_access() is None or "Cache-Control" in response.headers:
+    # Runs after every request, public ones included: the cheap test first. The
+    # header is looked for with getlist(): ``in`` and get() on werkzeug's Headers
+    # build an HTTP exception for a missing header, which cost a protected request
+    # about 7 % of a bare view (benchmarks/bench_verify.py).
+    if request_access() is None or response.headers.getlist("Cache-Control"):
         return response
     response.headers["Cache-Control"] = "private"
     return response
