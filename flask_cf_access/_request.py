@@ -229,10 +229,13 @@ def reset_request_access() -> None:
 
 
 def request_access() -> RequestAccess | None:
-    """The current request's :class:`RequestAccess`; ``None`` before any check."""
-    if not g:
+    """The current request's :class:`RequestAccess`; ``None`` before any check, or
+    outside an app context."""
+    try:
+        context_globals = g._get_current_object()
+    except RuntimeError:  # no app context
         return None
-    access = g._get_current_object().__dict__.get(_ACCESS_NAME)
+    access = context_globals.__dict__.get(_ACCESS_NAME)
     return access if isinstance(access, RequestAccess) else None
 
 
