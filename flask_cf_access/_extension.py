@@ -219,13 +219,18 @@ def _keep_private(response: Response) -> Response:
     depends on whether a token came). Public routes are left alone, and so
     are refusals, which are never cached (``no-store``).
     """
-    # Runs after every request, public ones included: the cheap test first. The
-    # header is looked for with getlist(): ``in`` and get() on werkzeug's Headers
-    # build an HTTP exception for a missing header, which cost a protected request
-    # about 7 % of a bare view (benchmarks/bench_verify.py).
-    if request_access() is None or response.headers.getlist("Cache-Control"):
+    # Runs after every request, public ones included: the cheap test first. Then
+    # one pass over the few headers and an add(): ``in`` and get() on werkzeug's
+    # Headers build an HTTP exception for a missing header, and item assignment
+    # scans the list again; together they cost a protected request about 7 % of
+    # a bare view (benchmarks/bench_verify.py).
+    if request_access() is None:
         return response
-    response.headers["Cache-Control"] = "private"
+    headers = response.headers
+    for name, _ in headers:
+        if name.lower() == "cache-control":
+            return response
+    headers.add("Cache-Control", "private")
     return response
 
 
