@@ -74,12 +74,19 @@ class Followers:
             self.count += 1
             self.changed.notify_all()
 
-    def fetch_once_all_wait(self, then: Callable[[], str]) -> Callable[[], str]:
-        """A fetch that holds on until every other thread waits for it, then does ``then``."""
+    def fetch_once_all_wait(
+        self, then: Callable[[], str], waiting: int = THREADS - 1
+    ) -> Callable[[], str]:
+        """A fetch that holds on until ``waiting`` callers wait for it (every other
+        thread, by default), counted from now, then does ``then``.
+
+        At least, not exactly: two callers may arrive between two looks at the count.
+        """
+        start = self.count
 
         def fetch() -> str:
             with self.changed:
-                assert self.changed.wait_for(lambda: self.count == THREADS - 1, timeout=30)
+                assert self.changed.wait_for(lambda: self.count - start >= waiting, timeout=30)
             return then()
 
         return fetch
