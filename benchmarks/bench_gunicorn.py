@@ -82,15 +82,26 @@ class Gunicorn:
             if "Booting worker" in line:
                 self.booted.release()
 
-    def wait_until_serving(self, timeout: float = 30.0) -> None:
-        """Return once every worker booted and ``/health`` answers."""
+    def wait_until_serving(self, timeout: float = 90.0) -> None:
+        """Return once every worker booted and ``/health`` answers.
+
+        A worker logs that it boots before it imports the app, which on a busy
+        machine takes seconds: ``/health`` is asked again until the deadline.
+        """
         deadline = time.monotonic() + timeout
         for _ in range(self.workers):
             if not self.booted.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise RuntimeError("gunicorn did not boot:\n" + "".join(self.log))
-        status = get(self.port, "/health", {})
-        if status != 200:
-            raise RuntimeError(f"/health answered {status}:\n" + "".join(self.log))
+        while True:
+            try:
+                status = get(self.port, "/health", {}, timeout=5)
+            except OSError:  # not answering yet (refused, or timed out)
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            if status != 200:
+                raise RuntimeError(f"/health answered {status}:\n" + "".join(self.log))
+            return
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -102,8 +113,8 @@ class Gunicorn:
                 self.process.wait(15)
 
 
-def get(port: int, path: str, headers: dict[str, str]) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(port: int, path: str, headers: dict[str, str], timeout: float = 10) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
