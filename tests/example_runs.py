@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Bound on every wait for the subprocess; never a fixed sleep.
-START_TIMEOUT = 60.0
+#: Bound on every wait for the subprocess; never a fixed sleep. Generous: on a
+#: machine running several suites at once, importing the app alone took over a minute.
+START_TIMEOUT = 180.0
 #: The line an example prints once it serves.
 READY = re.compile(r"^Example app ready on (http://127\.0\.0\.1:\d+)/")
 
