@@ -44,12 +44,12 @@ class Reason(str, Enum):
     """Why a request was refused, for logs and metrics, never for the client.
 
     Each member's value is its code (``"expired"``), the word logs, signals
-    and :class:`~flask_cf_access.testing.capture_access` carry; beside it
+    and :func:`~flask_cf_access.testing.capture_access` carry; beside it
     stand the HTTP status a refusal for it is answered with
-    (:attr:`status`) and what it means, for people (:attr:`description`).
-    They are written once, here: ``refusal()`` picks the exception class by
-    the status, and the CLI and the documentation's table of reasons read
-    both.
+    (:attr:`status`) and what it means, for the app's people
+    (:attr:`description`; no more for the client than the code). Both are
+    written once, here: ``refusal()`` picks the exception class by the
+    status, and the CLI and the documentation's table of reasons read both.
     """
 
     _value_: str
