@@ -78,7 +78,7 @@ class Reason(str, Enum):
     MISSING_TOKEN = (
         "missing_token",
         401,
-        "no token: neither a Cf-Access-Jwt-Assertion header nor a CF_Authorization cookie",
+        "no token, in neither a Cf-Access-Jwt-Assertion header nor a CF_Authorization cookie",
     )
     TOKEN_TOO_LARGE = (
         "token_too_large",
