@@ -6,9 +6,10 @@ the WSGI middleware's ambiguous paths). Each carries a
 machine :class:`Reason` for the log line; the response body never names the
 reason, the token, the audience or the key.
 
-Which status a refusal gets is decided here and only here, by
-:data:`STATUS_BY_REASON`: code that refuses names a reason,
-``raise refusal(Reason.EXPIRED)``, and the table picks the exception class.
+Which status a refusal gets is decided here and only here: each
+:class:`Reason` member carries its status and its description, and code that
+refuses names a reason, ``raise refusal(Reason.EXPIRED)``, whose status
+picks the exception class.
 """
 
 from __future__ import annotations
@@ -40,61 +41,256 @@ if TYPE_CHECKING:
 
 
 class Reason(str, Enum):
-    """Why a request was refused, for logs and metrics, never for the client."""
+    """Why a request was refused, for logs and metrics, never for the client.
 
-    MISSING_TOKEN = "missing_token"
-    TOKEN_TOO_LARGE = "token_too_large"
-    MALFORMED_TOKEN = "malformed_token"
-    BAD_ALGORITHM = "bad_algorithm"
-    CRITICAL_HEADER = "critical_header"
-    MISSING_KID = "missing_kid"
-    UNKNOWN_KID = "unknown_kid"
-    BAD_SIGNATURE = "bad_signature"
-    MALFORMED_CLAIMS = "malformed_claims"
-    MISSING_CLAIM = "missing_claim"
-    INVALID_ISSUER = "invalid_issuer"
-    INVALID_AUDIENCE = "invalid_audience"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    ISSUED_IN_FUTURE = "issued_in_future"
-    TOKEN_TOO_OLD = "token_too_old"
-    NOT_AN_APP_TOKEN = "not_an_app_token"
-    IDENTITY_REFUSED = "identity_refused"
-    SERVICE_TOKEN_REFUSED = "service_token_refused"
-    NOT_IN_GROUP = "not_in_group"
-    NO_ACCOUNT = "no_account"
-    NOT_IN_ALL_GROUPS = "not_in_all_groups"
-    NO_ROLE = "no_role"
-    NOT_ALL_ROLES = "not_all_roles"
-    CHECK_FAILED = "check_failed"
-    EMAIL_NOT_ALLOWED = "email_not_allowed"
-    MALFORMED_EMAIL = "malformed_email"
-    UNKNOWN_SERVICE_TOKEN = "unknown_service_token"
-    SERVICE_TOKEN_REQUIRED = "service_token_required"
-    SERVICE_TOKEN_NOT_ADMITTED = "service_token_not_admitted"
-    WRONG_APPLICATION = "wrong_application"
-    MFA_REQUIRED = "mfa_required"
-    AMR_NOT_ALLOWED = "amr_not_allowed"
-    IDP_NOT_ALLOWED = "idp_not_allowed"
-    POSTURE_FAILED = "posture_failed"
-    WARP_REQUIRED = "warp_required"
-    GATEWAY_REQUIRED = "gateway_required"
-    COUNTRY_NOT_ALLOWED = "country_not_allowed"
-    LOGIN_TOO_OLD = "login_too_old"
-    CLIENT_CERTIFICATE_REQUIRED = "client_certificate_required"
-    KEYS_UNAVAILABLE = "keys_unavailable"
-    IDENTITY_UNAVAILABLE = "identity_unavailable"
-    MALFORMED_PROFILE = "malformed_profile"
-    AMBIGUOUS_PATH = "ambiguous_path"
-    CROSS_SITE_REQUEST = "cross_site_request"
+    Each member's value is its code (``"expired"``), the word logs, signals
+    and :func:`~flask_cf_access.testing.capture_access` carry; beside it
+    stand the HTTP status a refusal for it is answered with
+    (:attr:`status`) and what it means, for the app's people
+    (:attr:`description`; no more for the client than the code). Both are
+    written once, here: ``refusal()`` picks the exception class by the
+    status, and the CLI and the documentation's table of reasons read both.
+    """
+
+    _value_: str
+    _status: int
+    _description: str
+
+    if TYPE_CHECKING:
+        # What a caller sees: Reason("expired") looks the member up by its code,
+        # and .value is that code (mypy infers neither through the __new__ below).
+        def __new__(cls, value: str) -> Reason: ...
+
+        @property
+        def value(self) -> str: ...
+
+    else:
+
+        def __new__(cls, value: str, status: int, description: str) -> Reason:
+            """A member of code ``value``, answered with ``status``, meaning ``description``."""
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member._status = status
+            member._description = description
+            return member
+
+    # 401: no token, or one that does not verify.
+    MISSING_TOKEN = (
+        "missing_token",
+        401,
+        "no token, in neither a Cf-Access-Jwt-Assertion header nor a CF_Authorization cookie",
+    )
+    TOKEN_TOO_LARGE = (
+        "token_too_large",
+        401,
+        "the token is over 16 KB, or its header segment over 1 KB:"
+        " larger than any Access token, so it is not parsed",
+    )
+    MALFORMED_TOKEN = (
+        "malformed_token",
+        401,
+        "not a compact JWS of three base64url segments, or a segment that is not strict"
+        " UTF-8 JSON (a BOM, NaN, nesting deeper than 32 levels)",
+    )
+    BAD_ALGORITHM = (
+        "bad_algorithm",
+        401,
+        "the header's alg is not RS256, the only algorithm accepted",
+    )
+    CRITICAL_HEADER = "critical_header", 401, "the header has a crit parameter, which is refused"
+    MISSING_KID = "missing_kid", 401, "the header names no kid to choose the key by"
+    UNKNOWN_KID = (
+        "unknown_kid",
+        401,
+        "the kid is not among the team's published keys, even after a refresh:"
+        " a token of another team, or signed with a key rotated out",
+    )
+    BAD_SIGNATURE = "bad_signature", 401, "the signature does not verify with the team's key"
+    MALFORMED_CLAIMS = (
+        "malformed_claims",
+        401,
+        "a claim (the groups claim too) has the wrong type or shape,"
+        " or a time claim lies outside the years 1970 to 9999",
+    )
+    MISSING_CLAIM = (
+        "missing_claim",
+        401,
+        "a required claim is missing: iss, aud or exp, and iat when a maximum token age is set",
+    )
+    INVALID_ISSUER = "invalid_issuer", 401, "iss is not this app's team"
+    INVALID_AUDIENCE = (
+        "invalid_audience",
+        401,
+        "aud holds none of this app's AUD tags: a token of another Access application",
+    )
+    EXPIRED = "expired", 401, "exp is past, beyond the leeway"
+    NOT_YET_VALID = (
+        "not_yet_valid",
+        401,
+        "nbf is still ahead, beyond the leeway (check this machine's clock)",
+    )
+    ISSUED_IN_FUTURE = (
+        "issued_in_future",
+        401,
+        "iat is ahead of the clock, beyond the leeway (check this machine's clock)",
+    )
+    TOKEN_TOO_OLD = (
+        "token_too_old",
+        401,
+        "the token was issued longer ago than CF_ACCESS_MAX_TOKEN_AGE allows",
+    )
+    NOT_AN_APP_TOKEN = (
+        "not_an_app_token",
+        401,
+        "type is not 'app': not an application token (an org token, say)",
+    )
+    IDENTITY_REFUSED = (
+        "identity_refused",
+        401,
+        "get-identity refused the token (a 4xx other than 408 or 429):"
+        " its Access session was revoked or has ended, so the user signs in again",
+    )
+    # 403: a good token that a rule refuses.
+    SERVICE_TOKEN_REFUSED = (
+        "service_token_refused",
+        403,
+        "a service token, on a view with allow_service_tokens=False",
+    )
+    NOT_IN_GROUP = "not_in_group", 403, "the identity is in none of the groups asked for"
+    NO_ACCOUNT = "no_account", 403, "the app's user loader found no account for this identity"
+    NOT_IN_ALL_GROUPS = (
+        "not_in_all_groups",
+        403,
+        'the identity is not in every one of the groups asked for (match="all")',
+    )
+    NO_ROLE = "no_role", 403, "the identity has none of the roles asked for"
+    NOT_ALL_ROLES = (
+        "not_all_roles",
+        403,
+        'the identity lacks one of the roles asked for (match="all")',
+    )
+    CHECK_FAILED = (
+        "check_failed",
+        403,
+        "the view's own check on the identity did not return True, or raised"
+        " (the traceback is logged)",
+    )
+    EMAIL_NOT_ALLOWED = (
+        "email_not_allowed",
+        403,
+        "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS",
+    )
+    MALFORMED_EMAIL = (
+        "malformed_email",
+        403,
+        "e-mail rules are set and the e-mail is not a well-formed address: no rule admits it",
+    )
+    UNKNOWN_SERVICE_TOKEN = (
+        "unknown_service_token",
+        403,
+        "the service token is not in CF_ACCESS_SERVICE_TOKENS",
+    )
+    SERVICE_TOKEN_REQUIRED = (
+        "service_token_required",
+        403,
+        "only service tokens are let in here, and this is a user",
+    )
+    SERVICE_TOKEN_NOT_ADMITTED = (
+        "service_token_not_admitted",
+        403,
+        "this service token is not among the client ids the view lets in",
+    )
+    WRONG_APPLICATION = (
+        "wrong_application",
+        403,
+        "the token is for another of CF_ACCESS_APPLICATIONS than the one covering this path,"
+        " or none covers the path",
+    )
+    CROSS_SITE_REQUEST = (
+        "cross_site_request",
+        403,
+        "an unsafe request carrying the Access cookie came from another origin",
+    )
+    MFA_REQUIRED = "mfa_required", 403, "the user did not sign in with more than one factor"
+    AMR_NOT_ALLOWED = (
+        "amr_not_allowed",
+        403,
+        "the user signed in with none of the methods (amr) asked for",
+    )
+    IDP_NOT_ALLOWED = (
+        "idp_not_allowed",
+        403,
+        "the user signed in through none of the identity providers asked for",
+    )
+    POSTURE_FAILED = (
+        "posture_failed",
+        403,
+        "a device posture check asked for has no result, or did not pass",
+    )
+    WARP_REQUIRED = "warp_required", 403, "the user did not come through the WARP client"
+    GATEWAY_REQUIRED = (
+        "gateway_required",
+        403,
+        "the user's WARP is not enrolled in the team's Gateway",
+    )
+    COUNTRY_NOT_ALLOWED = (
+        "country_not_allowed",
+        403,
+        "the user authenticated from none of the countries asked for",
+    )
+    LOGIN_TOO_OLD = (
+        "login_too_old",
+        403,
+        "the user signed in longer ago than the view's max_login_age allows",
+    )
+    CLIENT_CERTIFICATE_REQUIRED = (
+        "client_certificate_required",
+        403,
+        "Access saw no valid client certificate (mTLS)",
+    )
+    # 503: the request cannot be judged just now. A profile of the wrong shape
+    # came from Cloudflare, not the client, and says nothing against the user.
+    KEYS_UNAVAILABLE = (
+        "keys_unavailable",
+        503,
+        "the team's keys could not be fetched, and no earlier set is at hand",
+    )
+    IDENTITY_UNAVAILABLE = (
+        "identity_unavailable",
+        503,
+        "get-identity failed, answered nonsense, or answered about someone other than"
+        " the token's user",
+    )
+    MALFORMED_PROFILE = (
+        "malformed_profile",
+        503,
+        "get-identity answered a profile field of the wrong shape, on a view with a rule"
+        " on the profile",
+    )
+    # 400: a path the WSGI middleware cannot judge.
+    AMBIGUOUS_PATH = (
+        "ambiguous_path",
+        400,
+        "the middleware cannot tell which path the application would read"
+        " (a dot segment, an encoded slash, a backslash or a control character)",
+    )
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def status(self) -> int:
-        """The HTTP status a refusal for this reason is answered with."""
-        return STATUS_BY_REASON[self]
+        """The HTTP status a refusal for this reason is answered with: 401 for a
+        missing or bad token, 403 for a good token a rule refuses, 503 when keys
+        or identity cannot be had, 400 for a path the WSGI middleware cannot judge."""
+        return self._status
+
+    @property
+    def description(self) -> str:
+        """What this reason means, for people: one line of plain text, as
+        ``flask cf-access verify`` prints it and the documentation's table of
+        reasons shows it."""
+        return self._description
 
 
 class AccessError(HTTPException):
@@ -122,7 +318,7 @@ class AccessError(HTTPException):
         :raises ValueError: the class's status is not :attr:`Reason.status`
             (``AccessForbidden(Reason.EXPIRED)``), or ``reason`` is no :class:`Reason`.
         """
-        status = STATUS_BY_REASON.get(reason) if isinstance(reason, Reason) else None
+        status = reason.status if isinstance(reason, Reason) else None
         if status != self.code:
             if status is None:
                 raise ValueError(f"{reason!r} is not a Reason.")
@@ -201,69 +397,6 @@ class AccessUnavailable(AccessError, ServiceUnavailable):
     description = "Access cannot be checked right now. Please try again shortly."
 
 
-_UNAUTHORIZED = (
-    Reason.MISSING_TOKEN,
-    Reason.TOKEN_TOO_LARGE,
-    Reason.MALFORMED_TOKEN,
-    Reason.BAD_ALGORITHM,
-    Reason.CRITICAL_HEADER,
-    Reason.MISSING_KID,
-    Reason.UNKNOWN_KID,
-    Reason.BAD_SIGNATURE,
-    Reason.MALFORMED_CLAIMS,
-    Reason.MISSING_CLAIM,
-    Reason.INVALID_ISSUER,
-    Reason.INVALID_AUDIENCE,
-    Reason.EXPIRED,
-    Reason.NOT_YET_VALID,
-    Reason.ISSUED_IN_FUTURE,
-    Reason.TOKEN_TOO_OLD,
-    Reason.NOT_AN_APP_TOKEN,
-    Reason.IDENTITY_REFUSED,
-)
-_FORBIDDEN = (
-    Reason.SERVICE_TOKEN_REFUSED,
-    Reason.NOT_IN_GROUP,
-    Reason.NO_ACCOUNT,
-    Reason.NOT_IN_ALL_GROUPS,
-    Reason.NO_ROLE,
-    Reason.NOT_ALL_ROLES,
-    Reason.CHECK_FAILED,
-    Reason.EMAIL_NOT_ALLOWED,
-    Reason.MALFORMED_EMAIL,
-    Reason.UNKNOWN_SERVICE_TOKEN,
-    Reason.SERVICE_TOKEN_REQUIRED,
-    Reason.SERVICE_TOKEN_NOT_ADMITTED,
-    Reason.WRONG_APPLICATION,
-    Reason.CROSS_SITE_REQUEST,
-    Reason.MFA_REQUIRED,
-    Reason.AMR_NOT_ALLOWED,
-    Reason.IDP_NOT_ALLOWED,
-    Reason.POSTURE_FAILED,
-    Reason.WARP_REQUIRED,
-    Reason.GATEWAY_REQUIRED,
-    Reason.COUNTRY_NOT_ALLOWED,
-    Reason.LOGIN_TOO_OLD,
-    Reason.CLIENT_CERTIFICATE_REQUIRED,
-)
-# A get-identity answer whose profile is malformed came from Cloudflare, not the
-# client, and says nothing against the user: like an identity that cannot be
-# had, the request cannot be judged just now.
-_UNAVAILABLE = (Reason.KEYS_UNAVAILABLE, Reason.IDENTITY_UNAVAILABLE, Reason.MALFORMED_PROFILE)
-_BAD_REQUEST = (Reason.AMBIGUOUS_PATH,)
-
-#: The one table from refusal reason to HTTP status: 401 for a missing or bad
-#: token, 403 for a good token a rule refuses, 503 when keys or identity cannot
-#: be had, 400 for a path the middleware cannot judge.
-STATUS_BY_REASON: Mapping[Reason, int] = MappingProxyType(
-    {
-        **dict.fromkeys(_UNAUTHORIZED, 401),
-        **dict.fromkeys(_FORBIDDEN, 403),
-        **dict.fromkeys(_UNAVAILABLE, 503),
-        **dict.fromkeys(_BAD_REQUEST, 400),
-    }
-)
-
 _CLASS_BY_STATUS: Mapping[int, type[AccessError]] = MappingProxyType(
     {
         cls.code: cls
@@ -274,11 +407,11 @@ _CLASS_BY_STATUS: Mapping[int, type[AccessError]] = MappingProxyType(
 
 
 def refusal(reason: Reason) -> AccessError:
-    """The refusal for ``reason``, of the class its status in :data:`STATUS_BY_REASON` calls for.
+    """The refusal for ``reason``, of the class its :attr:`Reason.status` calls for.
 
     ``raise refusal(Reason.NOT_IN_GROUP)`` raises an :class:`AccessForbidden`.
     """
-    return _CLASS_BY_STATUS[STATUS_BY_REASON[reason]](reason)
+    return _CLASS_BY_STATUS[reason.status](reason)
 
 
 class ConfigurationError(ValueError):

@@ -52,65 +52,6 @@ __all__ = ["cli"]
 
 _AUD_TAG = re.compile(r"[0-9a-f]{64}")
 
-#: What each refusal means, for people.
-_EXPLANATIONS: Mapping[Reason, str] = {
-    Reason.MISSING_TOKEN: "no token was given",
-    Reason.TOKEN_TOO_LARGE: "the token is far larger than any Access token",
-    Reason.MALFORMED_TOKEN: "this is not a compact JWS (three base64url segments)",
-    Reason.BAD_ALGORITHM: "the header's alg is not RS256, the only algorithm accepted",
-    Reason.CRITICAL_HEADER: "the header has a 'crit' member, which is refused",
-    Reason.MISSING_KID: "the header names no kid",
-    Reason.UNKNOWN_KID: (
-        "the kid is not among the team's published keys: a token of another team,"
-        " or signed with a key rotated out"
-    ),
-    Reason.BAD_SIGNATURE: "the signature does not match the team's key",
-    Reason.MALFORMED_CLAIMS: "a claim has the wrong type",
-    Reason.MISSING_CLAIM: "a required claim (iss, aud, exp; iat with a maximum age) is missing",
-    Reason.INVALID_ISSUER: "iss is not this app's team",
-    Reason.INVALID_AUDIENCE: "aud does not hold this app's AUD tag: a token of another application",
-    Reason.EXPIRED: "exp is past, beyond the leeway",
-    Reason.NOT_YET_VALID: "nbf is ahead, beyond the leeway",
-    Reason.ISSUED_IN_FUTURE: "iat is ahead, beyond the leeway",
-    Reason.TOKEN_TOO_OLD: "the token was issued longer ago than CF_ACCESS_MAX_TOKEN_AGE allows",
-    Reason.NOT_AN_APP_TOKEN: "type is not 'app': not an application token",
-    Reason.IDENTITY_REFUSED: (
-        "get-identity refused the token (4xx): its Access session was revoked or has ended"
-    ),
-    Reason.SERVICE_TOKEN_REFUSED: "service tokens are refused here",
-    Reason.NOT_IN_GROUP: "the identity is in none of the groups asked for",
-    Reason.NO_ACCOUNT: "the app's user loader has no account for this identity",
-    Reason.NOT_IN_ALL_GROUPS: "the identity is not in every one of the groups asked for",
-    Reason.NO_ROLE: "the identity has none of the roles asked for",
-    Reason.NOT_ALL_ROLES: "the identity lacks one of the roles asked for",
-    Reason.CHECK_FAILED: "the view's own check (require_identity) said no",
-    Reason.EMAIL_NOT_ALLOWED: (
-        "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS"
-    ),
-    Reason.MALFORMED_EMAIL: "the e-mail is not a well-formed address: no e-mail rule admits it",
-    Reason.UNKNOWN_SERVICE_TOKEN: "the service token is not in CF_ACCESS_SERVICE_TOKENS",
-    Reason.SERVICE_TOKEN_REQUIRED: "only service tokens are let in here, and this is a user",
-    Reason.SERVICE_TOKEN_NOT_ADMITTED: "this service token is not among those let in here",
-    Reason.WRONG_APPLICATION: (
-        "the token is for another Access application than the one covering this path"
-        " (CF_ACCESS_APPLICATIONS)"
-    ),
-    Reason.MFA_REQUIRED: "the user did not sign in with more than one factor",
-    Reason.AMR_NOT_ALLOWED: "the user signed in with none of the methods (amr) asked for",
-    Reason.IDP_NOT_ALLOWED: "the user signed in through another identity provider",
-    Reason.POSTURE_FAILED: "a device posture check asked for has no result or did not pass",
-    Reason.WARP_REQUIRED: "the user did not come through the WARP client",
-    Reason.GATEWAY_REQUIRED: "the user's WARP is not enrolled in the team's Gateway",
-    Reason.COUNTRY_NOT_ALLOWED: "the user authenticated from another country",
-    Reason.LOGIN_TOO_OLD: "the user signed in longer ago than the view allows",
-    Reason.CLIENT_CERTIFICATE_REQUIRED: "Access saw no valid client certificate (mTLS)",
-    Reason.KEYS_UNAVAILABLE: "the team's keys could not be fetched",
-    Reason.IDENTITY_UNAVAILABLE: "the identity (groups) could not be fetched",
-    Reason.MALFORMED_PROFILE: "get-identity answered a profile field of the wrong shape",
-    Reason.AMBIGUOUS_PATH: "the middleware refused a path that could be read several ways",
-    Reason.CROSS_SITE_REQUEST: "an unsafe request with the Access cookie came from another site",
-}
-
 
 def _with_app_context(command: Callable[..., Any]) -> Callable[..., Any]:
     """Flask's ``with_appcontext``, saying in one line why the app could not load.
@@ -190,7 +131,7 @@ def _checker_of() -> AccessChecker:
 
 
 def _explain(reason: Reason | None) -> str:
-    return "" if reason is None else _EXPLANATIONS.get(reason, str(reason))
+    return "" if reason is None else reason.description
 
 
 # -- check -------------------------------------------------------------------

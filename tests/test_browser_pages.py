@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,8 @@ def _refusals(app: Flask, issuer: AccessIssuer) -> dict[int, tuple[str, dict[str
 def test_refusal_bodies_are_negotiated(
     app: Flask, issuer: AccessIssuer, accept: dict[str, str], content_type: str
 ) -> None:
-    """401 and 403 answer JSON, HTML or text as the client prefers, naming no reason or token."""
+    """401 and 403 answer JSON, HTML or text as the client prefers, naming no reason (its code
+    or description) or token."""
     client = app.test_client()
     words = {401: "unauthorized", 403: "forbidden"}
     for status, (path, headers) in _refusals(app, issuer).items():
@@ -80,7 +82,8 @@ def test_refusal_bodies_are_negotiated(
         text = response.get_data(as_text=True)
         if content_type == "application/json":
             assert json.loads(text) == {"error": words[status]}
-        for secret in (*[str(reason) for reason in Reason], headers["Cf-Access-Jwt-Assertion"]):
+        reasons = [(str(reason), reason.description) for reason in Reason]
+        for secret in (*itertools.chain(*reasons), headers["Cf-Access-Jwt-Assertion"]):
             assert secret not in text
         assert issuer.audience not in text
 

@@ -121,8 +121,10 @@ def test_verify_says_what_the_app_does(
         assert captured.reasons == []
     else:
         assert result.exit_code == 1, result.output
-        assert f"Result: REFUSED ({reason})" in result.output
-        assert f"The app answers {reason.status}." in result.output
+        assert (
+            f"Result: REFUSED ({reason}): {reason.description}. The app answers {reason.status}."
+            in result.output
+        )
         assert captured.reasons == [reason]
 
 

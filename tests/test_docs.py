@@ -7,6 +7,7 @@ import html
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,35 +118,34 @@ def test_setting_names_in_docstrings_and_prefixes_are_not_settings() -> None:
 
 
 def test_errors_page_lists_every_reason() -> None:
-    """errors.rst shows the generated reasons table: one row per Reason, in the enum's order."""
+    """errors.rst shows the generated reasons table: one row per Reason, in the enum's order,
+    with the status and description the member carries, not a second copy."""
     assert "\n.. cf-access-reasons::\n" in (DOCS / "errors.rst").read_text()
-    table, problems = reasons_ext.rows()
-    assert problems == []
-    assert [reason for reason, _, _ in table] == [reason.value for reason in Reason]
-    statuses = {reason: status for reason, status, _ in table}
-    assert statuses["not_in_group"] == 403
-    assert statuses["cross_site_request"] == 403
-    assert statuses["keys_unavailable"] == 503
+    assert reasons_ext.rows() == [
+        (reason.value, reason.status, reasons_ext.meaning(reason.description)) for reason in Reason
+    ]
 
 
-def test_reasons_table_flags_a_reason_without_an_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Reason missing from the table, or an entry for no Reason, is reported (a build error)."""
-    described = dict(reasons_ext.REASONS)
-    del described["cross_site_request"]
-    described["gone_reason"] = "no longer raised"
-    monkeypatch.setattr(reasons_ext, "REASONS", described)
-    table, problems = reasons_ext.rows()
-    assert "cross_site_request" not in [reason for reason, _, _ in table]
-    assert any("CROSS_SITE_REQUEST" in problem for problem in problems)
-    assert any("'gone_reason'" in problem for problem in problems)
+def test_reasons_table_links_the_settings_a_description_names() -> None:
+    """A CF_ACCESS_* key in a description becomes a link to its setting; the rest is text."""
+    assert reasons_ext.meaning(Reason.TOKEN_TOO_OLD.description) == (
+        "the token was issued longer ago than :confval:`CF_ACCESS_MAX_TOKEN_AGE` allows"
+    )
+    markup = r'max_login_age, match="all", *x* `y` |z| \ '
+    escaped = r"max\_login\_age, match=\"all\", \*x\* \`y\` \|z\| \\ "
+    assert reasons_ext.meaning(markup) == escaped
 
 
-def test_reasons_table_shows_the_status_the_code_answers_with() -> None:
-    """Each row's status is the code's own, Reason.status, not a second copy."""
-    table, _ = reasons_ext.rows()
-    assert {reason: status for reason, status, _ in table} == {
-        reason.value: reason.status for reason in Reason
-    }
+def test_reasons_table_reads_as_each_description(built_site: Path) -> None:
+    """On the built errors page, each reason's row reads as its status and description, quotes
+    and underscores as written."""
+    page = (built_site / "errors.html").read_text()
+    for reason in Reason:
+        anchor = f'id="reason-{reason.value.replace("_", "-")}"'
+        assert anchor in page, reason
+        row = page[page.index(anchor) : page.index("</tr>", page.index(anchor))]
+        text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", row.split(">", 1)[1])).split())
+        assert text == f"{reason.value} {reason.status} {reason.description}", text
 
 
 # -- the samples the pages include -------------------------------------------
@@ -495,6 +495,14 @@ def test_every_public_name_has_an_entry(built_site: Path) -> None:
         "module-flask_cf_access.testing",
         "module-flask_cf_access.pytest_plugin",
     }
+
+
+def test_reason_status_and_description_are_documented(built_site: Path) -> None:
+    """The API reference has entries for what each Reason carries."""
+    documented = inventory(built_site / "objects.inv")
+    assert {"flask_cf_access.Reason.status", "flask_cf_access.Reason.description"} <= set(
+        documented
+    )
 
 
 def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:

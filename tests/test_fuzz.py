@@ -52,13 +52,7 @@ def b64(data: bytes) -> str:
 
 
 #: What a client's token can be refused for with 401.
-UNAUTHORIZED = frozenset(Reason) - {
-    Reason.SERVICE_TOKEN_REFUSED,
-    Reason.NOT_IN_GROUP,
-    Reason.KEYS_UNAVAILABLE,
-    Reason.IDENTITY_UNAVAILABLE,
-    Reason.AMBIGUOUS_PATH,
-}
+UNAUTHORIZED = frozenset(reason for reason in Reason if reason.status == 401)
 #: What a token that does not even parse can be refused for.
 UNPARSED = {(401, Reason.MISSING_TOKEN), (401, Reason.MALFORMED_TOKEN)}
 

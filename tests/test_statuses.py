@@ -1,4 +1,4 @@
-"""The one table from refusal reason to HTTP status, and the classes it picks."""
+"""Each refusal reason's status and description, and the classes its status picks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from flask_cf_access import (
     AccessUnavailable,
     Reason,
 )
-from flask_cf_access._errors import STATUS_BY_REASON, refusal
+from flask_cf_access._errors import refusal
 
 REFUSAL_CLASSES: tuple[type[AccessError], ...] = (
     AccessBadRequest,
@@ -26,10 +26,28 @@ REFUSAL_CLASSES: tuple[type[AccessError], ...] = (
 )
 
 
-def test_every_reason_has_one_of_the_four_statuses() -> None:
-    """No reason is left out of the table, and none gets a status outside 400/401/403/503."""
-    assert set(STATUS_BY_REASON) == set(Reason)
+@pytest.mark.parametrize("reason", list(Reason))
+def test_every_reason_carries_a_status_and_a_description(reason: Reason) -> None:
+    """One of 400/401/403/503, and one line of plain text for people, no full stop to end it."""
+    assert reason.status in {400, 401, 403, 503}
+    assert reason.description.strip() == reason.description != ""
+    assert "\n" not in reason.description
+    assert not reason.description.endswith((".", "?", ":"))
+
+
+def test_the_four_statuses_are_all_used() -> None:
+    """Every refusal class has reasons of its status."""
     assert {reason.status for reason in Reason} == {400, 401, 403, 503}
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+def test_a_reason_is_still_its_code(reason: Reason) -> None:
+    """The value logs, signals and captures carry is the code alone, the member's name in
+    lower case; the status and description beside it change none of that."""
+    assert reason.value == reason.name.lower()
+    assert str(reason) == f"{reason}" == reason == reason.value
+    assert Reason(reason.value) is reason
+    assert isinstance(reason, str)
 
 
 @pytest.mark.parametrize(
