@@ -24,7 +24,6 @@ from ._request import request_access, reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_application_check, install_deny_by_default
 from ._session import add_expiry_header
-from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
 from ._users import UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,10 +95,10 @@ class CloudflareAccess:
             raise RuntimeError(
                 "CloudflareAccess.init_app was already called on this app; call it once."
             )
-        checker = AccessChecker.from_config(app.config, session=self._session, clock=self._clock)
+        checker = AccessChecker.from_mapping(app.config, session=self._session, clock=self._clock)
+        settings = checker.settings
         routes = RoutePolicy(
-            protect_all=protect_all_setting(app.config),
-            public_endpoints=public_endpoints_setting(app.config),
+            protect_all=settings.protect_all, public_endpoints=settings.public_endpoints
         )
         app.extensions[EXTENSION_KEY] = checker
         app.extensions[USERS_KEY] = self._users
@@ -108,9 +107,9 @@ class CloudflareAccess:
             install_deny_by_default(app)
         install_application_check(app)
         app.before_request(_answer_automatic_options)
-        if expiry_header_setting(app.config):
+        if settings.expiry_header:
             app.after_request(add_expiry_header)
-        if checker.settings.private_responses:
+        if settings.private_responses:
             # First in the list, so it runs last: it sees the Cache-Control
             # the view and the app's own after_request functions set.
             app.after_request_funcs.setdefault(None, []).insert(0, _keep_private)
