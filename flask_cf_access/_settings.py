@@ -320,11 +320,11 @@ def _accepting_old_spellings(init: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(init)
     def __init__(self: AccessSettings, *args: Any, **kwargs: Any) -> None:
-        renamed = {old: new for old, new in _RENAMED_FIELDS.items() if old in kwargs}
+        renamed = {old: f"{new}=..." for old, new in _RENAMED_FIELDS.items() if old in kwargs}
         if "context_rules" in kwargs:
-            renamed["context_rules"] = "require_mfa= and require_posture="
+            renamed["context_rules"] = "require_mfa=..., require_posture=..."
         for old, new in renamed.items():
-            warn_renamed(f"AccessSettings({old}=...)", new)
+            warn_renamed(f"AccessSettings({old}=...)", f"AccessSettings({new})")
         for old, new in _RENAMED_FIELDS.items():
             if old in kwargs:
                 if new in kwargs:
