@@ -80,7 +80,12 @@ class ServiceTokenProfile:
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """The validated configuration of one application (or middleware)."""
+    """The validated configuration of one application (or middleware).
+
+    Each attribute is the ``CF_ACCESS_*`` key of its name, upper case
+    (:attr:`leeway` is ``CF_ACCESS_LEEWAY``), and the middleware's keyword
+    argument of that name; the Flask-only ones are marked so.
+    """
 
     #: Host name of the Access team, e.g. ``acme.cloudflareaccess.com``.
     team_domain: str
@@ -207,7 +212,8 @@ class AccessSettings:
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> AccessSettings:
-        """Read the settings from a mapping such as ``app.config``.
+        """Read the settings from a mapping such as ``app.config``: every key, the
+        Flask-only ones included, is read and validated here and nowhere else.
 
         Warns (:class:`~flask_cf_access.UnknownSettingWarning`, once) of
         ``CF_ACCESS_*`` keys no setting has, naming the nearest known key.
