@@ -74,7 +74,7 @@ def gate_publishing(issuer: AccessIssuer, count: int) -> AccessChecker:
     document["keys"] = [jwk, *({**jwk, "kid": f"extra-{index}"} for index in range(count - 1))]
     session = requests.Session()
     session.mount("https://", CertsAdapter(document))
-    return AccessChecker.from_config(issuer.settings(), session=session)
+    return AccessChecker.from_mapping(issuer.settings(), session=session)
 
 
 def refusals(

@@ -65,7 +65,7 @@ def make_app(config: Mapping[str, Any], **options: Any) -> CloudflareAccessMiddl
     ``config`` holds the ``CF_ACCESS_*`` settings; ``options`` go to the
     middleware (``session`` and ``clock`` in tests).
     """
-    return CloudflareAccessMiddleware.from_config(
+    return CloudflareAccessMiddleware.from_mapping(
         config,
         hello,
         public_paths=["/healthz"],

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ._errors import ConfigurationError, Reason, refusal
+from ._errors import ConfigurationError, Reason, refusal, warn_renamed
 from ._paths import _configurable_path, _loose_segments, _PathReadings, _segments
 
 
@@ -28,17 +28,23 @@ class ApplicationSettings:
     #: The name views and blueprints call it by (``require(application=...)``).
     name: str
     #: Its AUD tag(s), as its Overview page in the Access dashboard shows them.
-    audiences: tuple[str, ...]
+    audience: tuple[str, ...]
     #: The path prefixes it covers, by whole segments (``/admin`` covers
     #: ``/admin/users``, not ``/administrator``).
     paths: tuple[str, ...] = ("/",)
     #: The hosts it covers (lower case, no port); empty: every host.
     hosts: frozenset[str] = frozenset()
-    #: :attr:`audiences` as a set, for the check of each request.
+    #: :attr:`audience` as a set, for the check of each request.
     audience_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "audience_set", frozenset(self.audiences))
+        object.__setattr__(self, "audience_set", frozenset(self.audience))
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """Deprecated spelling of :attr:`audience`."""
+        warn_renamed("ApplicationSettings.audiences", "ApplicationSettings.audience")
+        return self.audience
 
     def admits(self, claims: Mapping[str, Any]) -> bool:
         """Whether the ``aud`` of verified ``claims`` holds one of this application's AUDs."""
@@ -162,13 +168,13 @@ def _host_name(host: str | None) -> str | None:
 
 
 def applications_setting(
-    value: object, audiences: Any
+    value: object, audience: Any
 ) -> tuple[tuple[ApplicationSettings, ...], tuple[str, ...]]:
     """``CF_ACCESS_APPLICATIONS``, validated, and the AUD tags of them all.
 
     ``value`` maps each application's name to ``{"audience": tag or list,
     "paths": [...], "hosts": [...]}`` (``paths`` defaults to ``["/"]``);
-    ``audiences`` parses an AUD tag or list, naming the key it is given.
+    ``audience`` parses an AUD tag or list, naming the key it is given.
 
     :raises ConfigurationError: naming the application and what is wrong.
     """
@@ -187,7 +193,7 @@ def applications_setting(
             raise ConfigurationError(f"{key} must name each application with a non-empty string.")
         if not isinstance(entry, Mapping) or set(entry) - {"audience", "paths", "hosts"}:
             raise ConfigurationError(f"{entry_key} may only have 'audience', 'paths' and 'hosts'.")
-        application_audiences: tuple[str, ...] = audiences(
+        application_audiences: tuple[str, ...] = audience(
             f"{entry_key}['audience']", entry.get("audience")
         )
         paths = entry.get("paths", ["/"])
@@ -224,5 +230,5 @@ def applications_setting(
         applications.append(
             ApplicationSettings(name.strip(), application_audiences, tuple(paths), host_names)
         )
-    every_tag = tuple(tag for application in applications for tag in application.audiences)
+    every_tag = tuple(tag for application in applications for tag in application.audience)
     return tuple(applications), every_tag

@@ -87,7 +87,7 @@ def login_url(
     ``audience`` is the AUD of the application to sign in to (``kid``); by
     default the first of ``CF_ACCESS_AUDIENCE`` (or of ``CF_ACCESS_APPLICATIONS``).
     """
-    kid = audience or settings.audiences[0]
+    kid = audience or settings.audience[0]
     query = urlencode({"kid": kid, "redirect_url": safe_next(next_path)})
     origin = access_origin_for(settings, app_host)
     return f"{origin}{LOGIN_PATH}{quote(app_host, safe=':[]')}?{query}"

@@ -1,7 +1,7 @@
-"""Turns the ``CF_ACCESS_CACHE`` setting into a cachelib cache.
+"""The cachelib cache a ``CF_ACCESS_CACHE`` URL names.
 
-The setting is ``None`` (each process keeps its own), a cachelib ``BaseCache``
-instance, or a URL:
+The setting (read by ``AccessSettings.from_mapping``) is ``None`` (each process
+keeps its own), a cachelib ``BaseCache`` instance, or a URL, made a cache here:
 
 - ``redis://[[user]:password@]host[:port][/db]``, ``rediss://…`` (TLS) or
   ``unix:///path/to/redis.sock?db=0``: a cachelib ``RedisCache``. Connecting and
@@ -30,34 +30,18 @@ from cachelib.serializers import FileSystemSerializer, RedisSerializer
 from ._errors import ConfigurationError
 from ._json_input import parse_json
 
-#: The setting this module reads.
+#: The setting whose URLs this module reads.
 SETTING = "CF_ACCESS_CACHE"
 
 #: Seconds a Redis connect, or a Redis command, may take before the cache
 #: counts as down for that call (the request then fetches instead).
 REDIS_SOCKET_TIMEOUT = 0.5
 
-_URL_FORMS = (
+#: The cache URLs :func:`cache_from_url` takes, for messages.
+URL_FORMS = (
     "redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock, "
     "filesystem:///path or simple://"
 )
-
-
-def cache_from_setting(value: object) -> BaseCache | None:
-    """The cache to share keys and identities through; ``None`` for in-process.
-
-    ``value`` is ``None``, a cachelib ``BaseCache`` instance, or a URL
-    (see :func:`cache_from_url`).
-
-    :raises ConfigurationError: naming ``CF_ACCESS_CACHE`` for anything else.
-    """
-    if value is None or isinstance(value, BaseCache):
-        return value
-    if isinstance(value, str):
-        return cache_from_url(value)
-    raise ConfigurationError(
-        f"{SETTING} must be a cachelib BaseCache instance, a cache URL ({_URL_FORMS}) or None."
-    )
 
 
 def cache_from_url(url: str) -> BaseCache | None:
@@ -74,7 +58,7 @@ def cache_from_url(url: str) -> BaseCache | None:
     scheme, separator, rest = text.partition("://")
     scheme = scheme.lower()
     if not separator:
-        raise ConfigurationError(f"{SETTING} must be a cache URL such as {_URL_FORMS}.")
+        raise ConfigurationError(f"{SETTING} must be a cache URL such as {URL_FORMS}.")
     if scheme in ("redis", "rediss", "unix"):
         return _redis_cache(text)
     if scheme == "filesystem":
@@ -84,7 +68,7 @@ def cache_from_url(url: str) -> BaseCache | None:
             raise ConfigurationError(f"{SETTING}: simple:// takes nothing after it.")
         return None
     raise ConfigurationError(
-        f"{SETTING} has an unknown cache scheme {scheme!r}; use one of {_URL_FORMS}."
+        f"{SETTING} has an unknown cache scheme {scheme!r}; use one of {URL_FORMS}."
     )
 
 

@@ -91,7 +91,7 @@ class AccessChecker:
         self.applications = ApplicationMap(settings.applications) if settings.applications else None
 
     @classmethod
-    def from_config(
+    def from_mapping(
         cls,
         config: Mapping[str, Any],
         *,
@@ -287,7 +287,7 @@ class AccessChecker:
             application = self.applications.application_for(host, path_info)
         except AccessError:
             return None
-        return application.audiences[0] if application is not None else None
+        return application.audience[0] if application is not None else None
 
     def check_application(
         self,
@@ -328,7 +328,7 @@ class AccessChecker:
         ):
             error.may_send_to_login()
             if request.method in ("GET", "HEAD") and prefers_html(request.environ):
-                audience = application.audiences[0] if application is not None else None
+                audience = application.audience[0] if application is not None else None
                 url = login_redirect_for(self.settings, request.host, request.full_path, audience)
                 error.send_to_login(url)
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)

@@ -82,7 +82,7 @@ class ClaimsPolicy:
         #: The time source every check reads.
         self.clock = clock
         self._issuer = settings.issuer
-        self._audiences = frozenset(settings.audiences)
+        self._audiences = frozenset(settings.audience)
         self._leeway = settings.leeway
         self._max_age = settings.max_token_age
         #: Every check, by name, in the documented order.

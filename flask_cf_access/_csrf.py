@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
 
-from ._errors import ConfigurationError, Reason, refusal
+from ._errors import Reason, refusal
 
 #: Methods that change nothing, never checked.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -53,38 +53,6 @@ def csrf_exempt(view: F) -> F:
     """
     setattr(view, EXEMPT_ATTRIBUTE, True)
     return view
-
-
-def csrf_protect_setting(value: object) -> str:
-    """``CF_ACCESS_CSRF_PROTECT`` as ``"cookie"``, ``"always"`` or ``"off"`` (``False``)."""
-    if value is False or value == "off":
-        return "off"
-    if value in ("cookie", "always"):
-        return str(value)
-    raise ConfigurationError('CF_ACCESS_CSRF_PROTECT must be "cookie", "always" or False.')
-
-
-def trusted_origins_setting(value: object) -> frozenset[str]:
-    """``CF_ACCESS_TRUSTED_ORIGINS`` (an origin or a list of them), normalised."""
-    key = "CF_ACCESS_TRUSTED_ORIGINS"
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple, set, frozenset)):
-        raise ConfigurationError(f"{key} must be an origin or a list of them.")
-    origins: set[str] = set()
-    for item in items:
-        origin = origin_of(item) if isinstance(item, str) else None
-        if origin is None or _has_more_than_an_origin(item):
-            raise ConfigurationError(
-                f"{key} must hold origins such as 'https://app.example.com' "
-                "(scheme, host and optional port; no path)."
-            )
-        origins.add(origin)
-    return frozenset(origins)
-
-
-def _has_more_than_an_origin(url: str) -> bool:
-    parts = urlsplit(url.strip().rstrip("/"))
-    return bool(parts.path or parts.query or parts.fragment)
 
 
 def origin_of(url: str) -> str | None:

@@ -425,7 +425,7 @@ def _audiences(
     # The setting that holds the app's AUD tags: one list, or the applications map.
     key = "CF_ACCESS_APPLICATIONS" if settings.applications else "CF_ACCESS_AUDIENCE"
     for application in applications:
-        if application.aud in settings.audiences:
+        if application.aud in settings.audience:
             findings.append(Finding("ok", "aud", f"{application.name}: its AUD tag is in {key}"))
         else:
             findings.append(
@@ -440,7 +440,7 @@ def _audiences(
             )
     ours = {application.aud for application in applications}
     elsewhere = {application.aud: application for application in deployment.applications}
-    for audience in settings.audiences:
+    for audience in settings.audience:
         if audience in ours:
             continue
         other = elsewhere.get(audience)

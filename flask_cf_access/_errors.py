@@ -14,6 +14,7 @@ picks the exception class.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
@@ -425,6 +426,19 @@ class UnknownSettingWarning(UserWarning):
     key nearest to it. Silence it with ``warnings.filterwarnings("ignore",
     category=UnknownSettingWarning)``.
     """
+
+
+def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn that ``old`` is a deprecated spelling of ``new``, kept for one release.
+
+    A :class:`DeprecationWarning` pointing, by default, at the caller of the
+    function or property that calls this.
+    """
+    warnings.warn(
+        f"{old} is deprecated and goes in the next release; use {new}.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
 
 
 class NoAccessContextError(RuntimeError):

@@ -24,7 +24,6 @@ from ._request import request_access, reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import RoutePolicy, install_application_check, install_deny_by_default
 from ._session import add_expiry_header
-from ._settings import expiry_header_setting, protect_all_setting, public_endpoints_setting
 from ._users import UserLoader, UserLoading
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,6 +67,34 @@ class CloudflareAccess:
     def init_app(self, app: Flask) -> None:
         """Validate the app's settings and install the checker.
 
+        Reads these keys of ``app.config``, all through
+        :meth:`AccessSettings.from_mapping() <flask_cf_access.AccessSettings.from_mapping>`
+        (each is the settings' attribute of its name less the prefix, lower
+        case; see :doc:`configuration` for their meanings and defaults):
+
+        - the team and its applications: ``CF_ACCESS_TEAM_DOMAIN`` (required),
+          ``CF_ACCESS_AUDIENCE`` (required unless ``CF_ACCESS_APPLICATIONS``
+          is given), ``CF_ACCESS_APPLICATIONS``, ``CF_ACCESS_CERTS_URL``,
+          ``CF_ACCESS_IDENTITY_URL``;
+        - tokens: ``CF_ACCESS_LEEWAY``, ``CF_ACCESS_MAX_TOKEN_AGE``,
+          ``CF_ACCESS_TOKEN_CACHE_SIZE``;
+        - keys and calls to Cloudflare: ``CF_ACCESS_KEYS_MAX_AGE``,
+          ``CF_ACCESS_KEYS_MIN_REFRESH_INTERVAL``, ``CF_ACCESS_LOAD_KEYS_ON_INIT``,
+          ``CF_ACCESS_HTTP_TIMEOUT``, ``CF_ACCESS_UPSTREAM_WAIT``,
+          ``CF_ACCESS_IDENTITY_CONCURRENCY``, ``CF_ACCESS_CACHE``,
+          ``CF_ACCESS_PROFILE_MAX_AGE``;
+        - who gets in: ``CF_ACCESS_ROLES``, ``CF_ACCESS_ALLOWED_EMAIL_DOMAINS``,
+          ``CF_ACCESS_ALLOWED_EMAILS``, ``CF_ACCESS_SERVICE_TOKENS``,
+          ``CF_ACCESS_REQUIRE_MFA``, ``CF_ACCESS_REQUIRE_POSTURE``;
+        - browsers and responses: ``CF_ACCESS_CSRF_PROTECT``,
+          ``CF_ACCESS_TRUSTED_ORIGINS``, ``CF_ACCESS_UNAUTHORIZED``,
+          ``CF_ACCESS_PRIVATE_RESPONSES``, ``CF_ACCESS_EXPIRY_HEADER``;
+        - routes: ``CF_ACCESS_PROTECT_ALL``, ``CF_ACCESS_PUBLIC_ENDPOINTS``;
+        - the local stand-in team only: ``CF_ACCESS_STAND_IN``.
+
+        Any other ``CF_ACCESS_*`` key is warned of
+        (:class:`~flask_cf_access.UnknownSettingWarning`).
+
         Loads the team's keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false;
         a failure to load them is logged, not raised: protected views answer
         503 until the keys can be had.
@@ -96,10 +123,10 @@ class CloudflareAccess:
             raise RuntimeError(
                 "CloudflareAccess.init_app was already called on this app; call it once."
             )
-        checker = AccessChecker.from_config(app.config, session=self._session, clock=self._clock)
+        checker = AccessChecker.from_mapping(app.config, session=self._session, clock=self._clock)
+        settings = checker.settings
         routes = RoutePolicy(
-            protect_all=protect_all_setting(app.config),
-            public_endpoints=public_endpoints_setting(app.config),
+            protect_all=settings.protect_all, public_endpoints=settings.public_endpoints
         )
         app.extensions[EXTENSION_KEY] = checker
         app.extensions[USERS_KEY] = self._users
@@ -108,9 +135,9 @@ class CloudflareAccess:
             install_deny_by_default(app)
         install_application_check(app)
         app.before_request(_answer_automatic_options)
-        if expiry_header_setting(app.config):
+        if settings.expiry_header:
             app.after_request(add_expiry_header)
-        if checker.settings.private_responses:
+        if settings.private_responses:
             # First in the list, so it runs last: it sees the Cache-Control
             # the view and the app's own after_request functions set.
             app.after_request_funcs.setdefault(None, []).insert(0, _keep_private)

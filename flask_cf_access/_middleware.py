@@ -24,14 +24,21 @@ from werkzeug.wrappers import Request
 from ._app_state import EXTENSION_KEY
 from ._checker import AccessChecker
 from ._clock import Clock
-from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, refusal
+from ._errors import (
+    AccessBadRequest,
+    AccessError,
+    ConfigurationError,
+    Reason,
+    refusal,
+    warn_renamed,
+)
 from ._groups import is_wanted_group
 from ._identity import AccessIdentity
 from ._paths import _configurable_path, _loose_segments, _PathReadings, _segments
 from ._profile import PROFILE_SOURCE, header_needs_fresh_profile, header_value, valid_header_source
 from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
-from ._settings import DEFAULTS, did_you_mean
+from ._settings import DEFAULTS, FLASK_ONLY, did_you_mean
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token
 
 if TYPE_CHECKING:
@@ -53,9 +60,13 @@ ALWAYS_STRIPPED = (
     CLAIMS_ENVIRON_KEY,
 )
 
-#: Keyword arguments that stand for ``CF_ACCESS_*`` settings, e.g. ``leeway``.
+#: Keyword arguments that stand for ``CF_ACCESS_*`` settings, e.g. ``leeway``: each
+#: key less the prefix, lower case, as the :class:`~flask_cf_access.AccessSettings`
+#: attribute. ``cache`` is a keyword of its own; the Flask-only settings are none.
 _SETTING_KEYWORDS = {
-    key.removeprefix("CF_ACCESS_").lower(): key for key in DEFAULTS if key != "CF_ACCESS_CACHE"
+    key.removeprefix("CF_ACCESS_").lower(): key
+    for key in DEFAULTS
+    if key != "CF_ACCESS_CACHE" and key not in FLASK_ONLY
 }
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = {TOKEN_ENVIRON_KEY, "HTTP_COOKIE"}
@@ -67,7 +78,7 @@ class CloudflareAccessMiddleware:
     Configured with the ``CF_ACCESS_*`` settings as keyword arguments
     (``team_domain``, ``audience`` or ``applications``, ``leeway``, …;
     validated as the extension validates them), or from a mapping with
-    :meth:`from_config`, or from a Flask app with :meth:`from_flask`::
+    :meth:`from_mapping`, or from a Flask app with :meth:`from_flask`::
 
         app = CloudflareAccessMiddleware(
             app,
@@ -186,7 +197,7 @@ class CloudflareAccessMiddleware:
         self.checker = (
             checker
             if checker is not None
-            else AccessChecker.from_config(
+            else AccessChecker.from_mapping(
                 {**_settings_config(settings), "CF_ACCESS_CACHE": cache},
                 session=session,
                 clock=clock,
@@ -195,7 +206,7 @@ class CloudflareAccessMiddleware:
         _refuse_contradicted_rules(self._rules, self.checker)
 
     @classmethod
-    def from_config(
+    def from_mapping(
         cls,
         config: Mapping[str, Any],
         wsgi_app: WSGIApplication,
@@ -213,8 +224,18 @@ class CloudflareAccessMiddleware:
         """
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
-        checker = AccessChecker.from_config(config, session=session, clock=clock)
+        checker = AccessChecker.from_mapping(config, session=session, clock=clock)
         return cls(wsgi_app, checker=checker, **options)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], wsgi_app: WSGIApplication, **options: Any
+    ) -> CloudflareAccessMiddleware:
+        """Deprecated spelling of :meth:`from_mapping`, kept for one release."""
+        warn_renamed(
+            "CloudflareAccessMiddleware.from_config", "CloudflareAccessMiddleware.from_mapping"
+        )
+        return cls.from_mapping(config, wsgi_app, **options)
 
     @classmethod
     def from_flask(cls, app: Flask, **options: Any) -> CloudflareAccessMiddleware:
@@ -229,7 +250,7 @@ class CloudflareAccessMiddleware:
         checker = app.extensions.get(EXTENSION_KEY)
         if isinstance(checker, AccessChecker):
             return cls(app.wsgi_app, checker=checker, **options)
-        return cls.from_config(app.config, app.wsgi_app, **options)
+        return cls.from_mapping(app.config, app.wsgi_app, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in self._stripped:

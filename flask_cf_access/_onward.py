@@ -24,7 +24,7 @@ from flask import has_request_context, request
 from ._browser import LOGIN_PATH
 from ._clock import Clock, system_time
 from ._csrf import origin_of
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, warn_renamed
 from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._logsafe import loggable
@@ -114,7 +114,7 @@ class ServiceToken:
         self._secret = client_secret.strip()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None = None) -> ServiceToken:
+    def from_mapping(cls, config: Mapping[str, Any] | None = None) -> ServiceToken:
         """The token in ``CF_ACCESS_CLIENT_ID`` and ``CF_ACCESS_CLIENT_SECRET`` of
         ``config`` (e.g. ``app.config``); by default, of the environment.
 
@@ -128,6 +128,12 @@ class ServiceToken:
                 raise ConfigurationError(f"{key} must be set to the service token's value.")
             values.append(value)
         return cls(values[0], values[1])
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None = None) -> ServiceToken:
+        """Deprecated spelling of :meth:`from_mapping`, kept for one release."""
+        warn_renamed("ServiceToken.from_config", "ServiceToken.from_mapping")
+        return cls.from_mapping(config)
 
     def headers(self) -> dict[str, str]:
         """The two headers Access takes a service token in."""
@@ -165,7 +171,7 @@ class OnwardPolicy:
     Either with a service token::
 
         reports = OnwardPolicy(
-            ["https://reports.example.com"], service_token=ServiceToken.from_config()
+            ["https://reports.example.com"], service_token=ServiceToken.from_mapping()
         )
         requests.get("https://reports.example.com/api/daily", auth=AccessRequestsAuth(reports))
 

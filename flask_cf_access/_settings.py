@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,13 +16,16 @@ from cachelib import BaseCache
 
 from ._addresses import MalformedAddress, parse_address, parse_hostname
 from ._applications import ApplicationSettings, applications_setting
-from ._cache_config import cache_from_setting
-from ._csrf import csrf_protect_setting, trusted_origins_setting
-from ._errors import ConfigurationError, UnknownSettingWarning
+from ._cache_config import URL_FORMS, cache_from_url
+from ._csrf import origin_of
+from ._errors import ConfigurationError, UnknownSettingWarning, warn_renamed
 from ._groups import wanted_groups
 from ._profile import ContextRule, context_rules
 
-#: Every setting with its default; ``None`` marks a required one.
+#: Every setting with its default; ``None`` marks a required one. Each is the
+#: :class:`AccessSettings` attribute of its name less the prefix, lower case
+#: (``CF_ACCESS_TEAM_DOMAIN``: ``team_domain``), and the middleware's keyword
+#: argument of that name, unless it is in :data:`FLASK_ONLY`.
 DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_TEAM_DOMAIN": None,
     "CF_ACCESS_AUDIENCE": None,
@@ -50,14 +54,16 @@ DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_PROFILE_MAX_AGE": 300,
     "CF_ACCESS_REQUIRE_MFA": False,
     "CF_ACCESS_REQUIRE_POSTURE": None,
-}
-
-#: Settings of the Flask extension alone (the middleware has its own options).
-FLASK_DEFAULTS: Mapping[str, Any] = {
     "CF_ACCESS_PROTECT_ALL": False,
     "CF_ACCESS_PUBLIC_ENDPOINTS": (),
     "CF_ACCESS_EXPIRY_HEADER": False,
 }
+
+#: Settings of the Flask extension alone: the middleware takes no keyword for
+#: them (it has its own options, such as ``public_paths``).
+FLASK_ONLY = frozenset(
+    {"CF_ACCESS_PROTECT_ALL", "CF_ACCESS_PUBLIC_ENDPOINTS", "CF_ACCESS_EXPIRY_HEADER"}
+)
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,18 @@ class ServiceTokenProfile:
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """The validated configuration of one application (or middleware)."""
+    """The validated configuration of one application (or middleware).
+
+    Each attribute is the ``CF_ACCESS_*`` key of its name, upper case
+    (:attr:`leeway` is ``CF_ACCESS_LEEWAY``), and the middleware's keyword
+    argument of that name; the Flask-only ones are marked so.
+    """
 
     #: Host name of the Access team, e.g. ``acme.cloudflareaccess.com``.
     team_domain: str
     #: AUD tags accepted; a token passes if its ``aud`` holds any of them. A
     #: single string is one tag.
-    audiences: tuple[str, ...]
+    audience: tuple[str, ...]
     #: Where the team publishes its signing keys.
     certs_url: str
     #: Where the identity (with groups) of a token can be asked for.
@@ -88,7 +99,7 @@ class AccessSettings:
     #: The Access applications in front of the app, each with its AUD tag(s) and the
     #: paths (and hosts) it covers; a request belongs to the one with the longest
     #: matching path, and a token passes only if its ``aud`` holds that one's AUD.
-    #: Empty: one application, ``audiences``, for every path.
+    #: Empty: one application, ``audience``, for every path.
     applications: tuple[ApplicationSettings, ...] = ()
     #: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     leeway: int = 30
@@ -135,45 +146,74 @@ class AccessSettings:
     #: Where keys and identities are shared between workers and hosts; ``None``:
     #: each process keeps its own.
     cache: BaseCache | None = None
-    #: Only for the local stand-in team: where ``flask cf-access mint`` asks it for
-    #: tokens, an ``http://`` URL on this machine.
-    stand_in_url: str | None = None
+    #: Only for the local stand-in team: the secret URL on 127.0.0.1 where
+    #: ``flask cf-access mint`` asks it for tokens (see :doc:`cli`). Never set
+    #: it with a real team.
+    stand_in: str | None = None
     #: Seconds a user's profile (device posture, login time) may have been had
     #: for a rule on posture or login age to be judged on it.
     profile_max_age: int = 300
-    #: Rules every user must meet, from ``CF_ACCESS_REQUIRE_MFA`` and
-    #: ``CF_ACCESS_REQUIRE_POSTURE``; service tokens are not held to them.
-    context_rules: tuple[ContextRule, ...] = ()
+    #: Whether every user must have signed in with more than one factor, on
+    #: every view (``mfa_required``); service tokens are not held to it.
+    require_mfa: bool = False
+    #: Device posture rule ids every user's device must have passed, on every
+    #: view (``posture_failed``); service tokens are not held to them.
+    require_posture: tuple[str, ...] = ()
+    #: Flask only. Deny by default: every endpoint needs a verified token unless
+    #: it is marked public (see :doc:`views`).
+    protect_all: bool = False
+    #: Flask only. Endpoint names let through without a token under
+    #: ``CF_ACCESS_PROTECT_ALL``, such as ``"static"``.
+    public_endpoints: frozenset[str] = frozenset()
+    #: Flask only. Whether admitted responses carry ``Access-Session-Expires``:
+    #: when the request's token expires, in seconds since the epoch (see :doc:`spa`).
+    expiry_header: bool = False
 
     def __post_init__(self) -> None:
-        audiences: object = self.audiences
-        if isinstance(audiences, str):  # one tag, never its characters
-            audiences = (audiences,)
-        elif isinstance(audiences, (list, tuple, set, frozenset)):
-            audiences = tuple(audiences)
+        audience: object = self.audience
+        if isinstance(audience, str):  # one tag, never its characters
+            audience = (audience,)
+        elif isinstance(audience, (list, tuple, set, frozenset)):
+            audience = tuple(audience)
         if (
-            not isinstance(audiences, tuple)
-            or not audiences
-            or not all(isinstance(tag, str) and _AUD_TAG.fullmatch(tag) for tag in audiences)
+            not isinstance(audience, tuple)
+            or not audience
+            or not all(isinstance(tag, str) and _AUD_TAG.fullmatch(tag) for tag in audience)
         ):
             raise TypeError(
-                "audiences must be one or more AUD tags, as non-empty strings of printable"
+                "audience must be one or more AUD tags, as non-empty strings of printable"
                 " ASCII with no space."
             )
-        object.__setattr__(self, "audiences", audiences)
-        if not all(
-            set(application.audiences) <= set(audiences) for application in self.applications
-        ):
-            raise TypeError("audiences must hold the AUD tags of every application.")
+        object.__setattr__(self, "audience", audience)
+        if not all(set(application.audience) <= set(audience) for application in self.applications):
+            raise TypeError("audience must hold the AUD tags of every application.")
 
     @property
     def issuer(self) -> str:
         """The ``iss`` every token of this team carries."""
         return f"https://{self.team_domain}"
 
+    @property
+    def context_rules(self) -> tuple[ContextRule, ...]:
+        """The rules every user must meet: :attr:`require_mfa` and :attr:`require_posture`."""
+        return context_rules(mfa=self.require_mfa, posture=self.require_posture)
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """Deprecated spelling of :attr:`audience`."""
+        warn_renamed("AccessSettings.audiences", "AccessSettings.audience")
+        return self.audience
+
+    @property
+    def stand_in_url(self) -> str | None:
+        """Deprecated spelling of :attr:`stand_in`."""
+        warn_renamed("AccessSettings.stand_in_url", "AccessSettings.stand_in")
+        return self.stand_in
+
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> AccessSettings:
-        """Read the settings from a mapping such as ``app.config``.
+        """Read the settings from a mapping such as ``app.config``: every key, the
+        Flask-only ones included, is read and validated here and nowhere else.
 
         Warns (:class:`~flask_cf_access.UnknownSettingWarning`, once) of
         ``CF_ACCESS_*`` keys no setting has, naming the nearest known key.
@@ -188,19 +228,19 @@ class AccessSettings:
         team_domain = _team_domain(values["CF_ACCESS_TEAM_DOMAIN"])
         applications: tuple[ApplicationSettings, ...] = ()
         if values["CF_ACCESS_APPLICATIONS"] is None:
-            audiences = _audiences("CF_ACCESS_AUDIENCE", values["CF_ACCESS_AUDIENCE"])
+            audience = _audience("CF_ACCESS_AUDIENCE", values["CF_ACCESS_AUDIENCE"])
         elif values["CF_ACCESS_AUDIENCE"] not in (None, ""):
             raise ConfigurationError(
                 "CF_ACCESS_AUDIENCE and CF_ACCESS_APPLICATIONS are both set: give each"
                 " application's AUD in CF_ACCESS_APPLICATIONS, and leave CF_ACCESS_AUDIENCE out."
             )
         else:
-            applications, audiences = applications_setting(
-                values["CF_ACCESS_APPLICATIONS"], _audiences
+            applications, audience = applications_setting(
+                values["CF_ACCESS_APPLICATIONS"], _audience
             )
         return cls(
             team_domain=team_domain,
-            audiences=audiences,
+            audience=audience,
             applications=applications,
             certs_url=_url(
                 "CF_ACCESS_CERTS_URL",
@@ -245,24 +285,85 @@ class AccessSettings:
             allowed_email_domains=_email_domains(values["CF_ACCESS_ALLOWED_EMAIL_DOMAINS"]),
             allowed_emails=_emails(values["CF_ACCESS_ALLOWED_EMAILS"]),
             service_tokens=_service_tokens(values["CF_ACCESS_SERVICE_TOKENS"]),
-            csrf_protect=csrf_protect_setting(values["CF_ACCESS_CSRF_PROTECT"]),
-            trusted_origins=trusted_origins_setting(values["CF_ACCESS_TRUSTED_ORIGINS"]),
+            csrf_protect=_csrf_protect(values["CF_ACCESS_CSRF_PROTECT"]),
+            trusted_origins=_trusted_origins(values["CF_ACCESS_TRUSTED_ORIGINS"]),
             unauthorized=_choice(
                 "CF_ACCESS_UNAUTHORIZED", values["CF_ACCESS_UNAUTHORIZED"], ("status", "redirect")
             ),
             private_responses=_flag(
                 "CF_ACCESS_PRIVATE_RESPONSES", values["CF_ACCESS_PRIVATE_RESPONSES"]
             ),
-            cache=cache_from_setting(values["CF_ACCESS_CACHE"]),
-            stand_in_url=_stand_in_url(values["CF_ACCESS_STAND_IN"]),
+            cache=_cache(values["CF_ACCESS_CACHE"]),
+            stand_in=_stand_in(values["CF_ACCESS_STAND_IN"]),
             profile_max_age=_whole_seconds(
                 "CF_ACCESS_PROFILE_MAX_AGE", values["CF_ACCESS_PROFILE_MAX_AGE"], minimum=1
             ),
-            context_rules=context_rules(
-                mfa=_flag("CF_ACCESS_REQUIRE_MFA", values["CF_ACCESS_REQUIRE_MFA"]),
-                posture=_posture_rules(values["CF_ACCESS_REQUIRE_POSTURE"]),
+            require_mfa=_flag("CF_ACCESS_REQUIRE_MFA", values["CF_ACCESS_REQUIRE_MFA"]),
+            require_posture=_posture_rules(values["CF_ACCESS_REQUIRE_POSTURE"]),
+            protect_all=_flag("CF_ACCESS_PROTECT_ALL", values["CF_ACCESS_PROTECT_ALL"]),
+            public_endpoints=frozenset(
+                _names(
+                    "CF_ACCESS_PUBLIC_ENDPOINTS",
+                    values["CF_ACCESS_PUBLIC_ENDPOINTS"],
+                    "an endpoint name or a list of them, e.g. ['static']",
+                )
             ),
+            expiry_header=_flag("CF_ACCESS_EXPIRY_HEADER", values["CF_ACCESS_EXPIRY_HEADER"]),
         )
+
+
+#: Old spellings of :class:`AccessSettings` keywords and attributes, to be
+#: removed in the release after 0.1.0.
+_RENAMED_FIELDS = {"audiences": "audience", "stand_in_url": "stand_in"}
+
+
+def _accepting_old_spellings(init: Callable[..., None]) -> Callable[..., None]:
+    """``AccessSettings.__init__`` that also takes the deprecated keywords, warning of each.
+
+    ``context_rules=`` (rules on MFA and device posture) is read as
+    ``require_mfa=`` and ``require_posture=``.
+    """
+
+    @functools.wraps(init)
+    def __init__(self: AccessSettings, *args: Any, **kwargs: Any) -> None:
+        renamed = {old: f"{new}=..." for old, new in _RENAMED_FIELDS.items() if old in kwargs}
+        if "context_rules" in kwargs:
+            renamed["context_rules"] = "require_mfa=..., require_posture=..."
+        for old, new in renamed.items():
+            warn_renamed(f"AccessSettings({old}=...)", f"AccessSettings({new})")
+        for old, new in _RENAMED_FIELDS.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"AccessSettings got both {old}= and {new}=; give {new}=.")
+                kwargs[new] = kwargs.pop(old)
+        if "context_rules" in kwargs:
+            kwargs.update(_context_keywords(kwargs.pop("context_rules"), kwargs))
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _context_keywords(rules: Iterable[ContextRule], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The deprecated ``context_rules=`` as ``require_mfa=`` and ``require_posture=``.
+
+    :raises TypeError: a rule of another kind, or one of those keywords given too.
+    """
+    if "require_mfa" in given or "require_posture" in given:
+        raise TypeError("AccessSettings got context_rules= with require_mfa= or require_posture=.")
+    rules = tuple(rules)
+    if any(rule.kind not in ("mfa", "posture") for rule in rules):
+        raise TypeError("AccessSettings(context_rules=...) takes rules on MFA and posture only.")
+    return {
+        "require_mfa": any(rule.kind == "mfa" for rule in rules),
+        "require_posture": tuple(
+            value for rule in rules if rule.kind == "posture" for value in rule.values
+        ),
+    }
+
+
+AccessSettings.__init__ = _accepting_old_spellings(  # type: ignore[method-assign]
+    AccessSettings.__init__
+)
 
 
 #: ``CF_ACCESS_*`` names (less the prefix) that are no settings of this package and no
@@ -279,7 +380,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
     """One :class:`~flask_cf_access.UnknownSettingWarning` naming every ``CF_ACCESS_*`` key
     of ``config`` that no setting has, each with the nearest known key, if any."""
-    known = [*DEFAULTS, *FLASK_DEFAULTS]
+    known = list(DEFAULTS)
     unknown = sorted(
         key
         for key in config
@@ -302,7 +403,7 @@ def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def _stand_in_url(value: object) -> str | None:
+def _stand_in(value: object) -> str | None:
     """``CF_ACCESS_STAND_IN``: ``None``, or an ``http://`` URL on this machine.
 
     :raises ConfigurationError: anything else, naming the key.
@@ -351,7 +452,7 @@ def _team_domain(value: object) -> str:
 _AUD_TAG = re.compile(r"[!#-~]+")
 
 
-def _audiences(key: str, value: object) -> tuple[str, ...]:
+def _audience(key: str, value: object) -> tuple[str, ...]:
     if value is None or value == "":
         raise ConfigurationError(f"{key} is required: the application's AUD tag (or a list).")
     if isinstance(value, str):
@@ -620,34 +721,51 @@ def _posture_rules(value: object) -> tuple[str, ...]:
     return _names(key, value, "a device posture rule id or a list of them")
 
 
-def protect_all_setting(config: Mapping[str, Any]) -> bool:
-    """``CF_ACCESS_PROTECT_ALL``, validated.
+def _csrf_protect(value: object) -> str:
+    """``CF_ACCESS_CSRF_PROTECT`` as ``"cookie"``, ``"always"`` or ``"off"`` (``False``)."""
+    if value is False or value == "off":
+        return "off"
+    if value in ("cookie", "always"):
+        return str(value)
+    raise ConfigurationError('CF_ACCESS_CSRF_PROTECT must be "cookie", "always" or False.')
 
-    :raises ConfigurationError: not True or False.
+
+def _trusted_origins(value: object) -> frozenset[str]:
+    """``CF_ACCESS_TRUSTED_ORIGINS`` (an origin or a list of them), normalised."""
+    key = "CF_ACCESS_TRUSTED_ORIGINS"
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{key} must be an origin or a list of them.")
+    origins: set[str] = set()
+    for item in items:
+        origin = origin_of(item) if isinstance(item, str) else None
+        if origin is None or _has_more_than_an_origin(item):
+            raise ConfigurationError(
+                f"{key} must hold origins such as 'https://app.example.com' "
+                "(scheme, host and optional port; no path)."
+            )
+        origins.add(origin)
+    return frozenset(origins)
+
+
+def _has_more_than_an_origin(url: str) -> bool:
+    parts = urlsplit(url.strip().rstrip("/"))
+    return bool(parts.path or parts.query or parts.fragment)
+
+
+def _cache(value: object) -> BaseCache | None:
+    """``CF_ACCESS_CACHE``: ``None`` (in-process), a cachelib ``BaseCache``, or a URL.
+
+    :raises ConfigurationError: naming ``CF_ACCESS_CACHE`` for anything else, or
+        a URL no cache can be made of (never repeating the URL).
     """
-    return _flag(
-        "CF_ACCESS_PROTECT_ALL",
-        config.get("CF_ACCESS_PROTECT_ALL", FLASK_DEFAULTS["CF_ACCESS_PROTECT_ALL"]),
+    if value is None or isinstance(value, BaseCache):
+        return value
+    if isinstance(value, str):
+        return cache_from_url(value)
+    raise ConfigurationError(
+        f"CF_ACCESS_CACHE must be a cachelib BaseCache instance, a cache URL ({URL_FORMS}) or None."
     )
-
-
-def public_endpoints_setting(config: Mapping[str, Any]) -> frozenset[str]:
-    """``CF_ACCESS_PUBLIC_ENDPOINTS``, validated: endpoint names such as ``"static"``.
-
-    :raises ConfigurationError: not a list of endpoint names.
-    """
-    key = "CF_ACCESS_PUBLIC_ENDPOINTS"
-    value = _structured_text(key, config.get(key, FLASK_DEFAULTS[key]))
-    return frozenset(_names(key, value, "an endpoint name or a list of them, e.g. ['static']"))
-
-
-def expiry_header_setting(config: Mapping[str, Any]) -> bool:
-    """``CF_ACCESS_EXPIRY_HEADER``, validated.
-
-    :raises ConfigurationError: not True or False.
-    """
-    key = "CF_ACCESS_EXPIRY_HEADER"
-    return _flag(key, config.get(key, FLASK_DEFAULTS[key]))
 
 
 def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:

@@ -148,7 +148,7 @@ def check_command() -> None:
     settings = checker.settings
     click.echo(f"Team:       {settings.team_domain}")
     click.echo(f"Issuer:     {settings.issuer}  (a token's iss must be exactly this)")
-    for audience in settings.audiences:
+    for audience in settings.audience:
         note = "" if _AUD_TAG.fullmatch(audience) else "  (not 64 hex characters like an AUD tag)"
         click.echo(f"Audience:   {audience}{note}")
     default_certs_url = f"https://{settings.team_domain}/cdn-cgi/access/certs"
@@ -434,7 +434,7 @@ def _claim_lines(explanation: Explanation, checker: AccessChecker, now: float) -
     issuer = claims.get("iss")
     lines.append(f"iss  {_shown(issuer)}{mark('iss', 'ok', f'expected {settings.issuer}')}")
     holds = "ok: holds this app's AUD tag"
-    expected = f"expected to hold {' or '.join(settings.audiences)}"
+    expected = f"expected to hold {' or '.join(settings.audience)}"
     lines.append(f"aud  {_shown(claims.get('aud'))}{mark('aud', holds, expected)}")
     for name in ("iat", "nbf", "exp"):
         if name not in claims:
@@ -602,7 +602,7 @@ def _attribute(text: str) -> tuple[str, str]:
 def _stand_in_mint_url(checker: AccessChecker) -> str:
     """The stand-in's minting URL, if this app trusts that stand-in and nothing else."""
     settings = checker.settings
-    mint_url = settings.stand_in_url  # an http:// URL on this machine, if set
+    mint_url = settings.stand_in  # an http:// URL on this machine, if set
     if mint_url is None:
         raise click.ClickException(
             f"mint only makes tokens from the local Access stand-in, and this app trusts"

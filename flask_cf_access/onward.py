@@ -9,7 +9,7 @@ carry it out::
     from flask_cf_access.onward import AccessRequestsAuth, OnwardPolicy, ServiceToken
 
     reports = OnwardPolicy(
-        ["https://reports.example.com"], service_token=ServiceToken.from_config()
+        ["https://reports.example.com"], service_token=ServiceToken.from_mapping()
     )
     answer = requests.get(
         "https://reports.example.com/api/daily", auth=AccessRequestsAuth(reports), timeout=10

@@ -122,7 +122,7 @@ def test_the_setting_is_read_with_every_aud_tag(issuer: AccessIssuer) -> None:
             ),
         }
     )
-    assert settings.audiences == ("aa", "bb", "cc")
+    assert settings.audience == ("aa", "bb", "cc")
     assert settings.applications == (
         ApplicationSettings("portal", ("aa", "bb"), ("/",)),
         ApplicationSettings("admin", ("cc",), ("/admin",), frozenset({"ops.example"})),
@@ -505,7 +505,7 @@ def test_a_middleware_rule_naming_another_application_is_refused(
 ) -> None:
     """rules={"/admin": require(application="portal")} contradicts the map."""
     with pytest.raises(ConfigurationError, match="names the application portal"):
-        CloudflareAccessMiddleware.from_config(
+        CloudflareAccessMiddleware.from_mapping(
             issuer.settings(
                 CF_ACCESS_AUDIENCE=None,
                 CF_ACCESS_APPLICATIONS=applications(issuer.audience),

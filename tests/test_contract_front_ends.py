@@ -162,7 +162,7 @@ def middleware_front_end(setup: Setup) -> WSGIApplication:
     rule: tuple[str, ...] | Requirement = setup.groups
     if setup.requirement is not None:
         rule = require(groups=setup.groups) & setup.requirement
-    return CloudflareAccessMiddleware.from_config(
+    return CloudflareAccessMiddleware.from_mapping(
         setup.issuer.settings(**dict(setup.config)),
         downstream,
         session=setup.session,

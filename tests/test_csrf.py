@@ -306,7 +306,7 @@ def _downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list
 
 
 def _middleware(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Client:
-    middleware = CloudflareAccessMiddleware.from_config(
+    middleware = CloudflareAccessMiddleware.from_mapping(
         issuer.settings(**options), _downstream, session=issuer.session(), clock=clock
     )
     return Client(middleware)

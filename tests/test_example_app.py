@@ -221,7 +221,7 @@ def test_settings_from_the_environment_are_read_by_the_extension(
     assert settings.leeway == 45
     assert settings.http_timeout == 2.5
     assert settings.load_keys_on_init is False
-    assert settings.audiences == (audience, tag)
+    assert settings.audience == (audience, tag)
     assert settings.roles == {"admin": ("Admins",), "ops": ("Ops", "SRE")}
     assert settings.allowed_email_domains == ("example.com", ".example.org")
     assert settings.trusted_origins == frozenset({"https://admin.example.com"})

@@ -80,14 +80,14 @@ def test_testing_kit_takes_a_string_as_one_group(app: Flask, issuer: AccessIssue
 
 
 def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> None:
-    """AccessSettings(audiences="tag") accepts the tag, never a token for one of its letters."""
+    """AccessSettings(audience="tag") accepts the tag, never a token for one of its letters."""
     settings = AccessSettings(
         team_domain=issuer.team_domain,
-        audiences="tag",  # type: ignore[arg-type]
+        audience="tag",  # type: ignore[arg-type]
         certs_url=issuer.certs_url,
         identity_url=issuer.identity_url,
     )
-    assert settings.audiences == ("tag",)
+    assert settings.audience == ("tag",)
     checker = AccessChecker(settings, session=issuer.session(), clock=issuer.clock)
     assert checker.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
     with pytest.raises(AccessUnauthorized) as refused:
@@ -95,13 +95,13 @@ def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> Non
     assert refused.value.reason is Reason.INVALID_AUDIENCE
 
 
-@pytest.mark.parametrize("audiences", [(), [""], [5], None, b"tag"])
-def test_settings_refuse_audiences_that_are_not_tags(issuer: AccessIssuer, audiences: Any) -> None:
+@pytest.mark.parametrize("audience", [(), [""], [5], None, b"tag"])
+def test_settings_refuse_audiences_that_are_not_tags(issuer: AccessIssuer, audience: Any) -> None:
     """AccessSettings refuses no audience, or one that is not a non-empty string: TypeError."""
-    with pytest.raises(TypeError, match="audiences"):
+    with pytest.raises(TypeError, match="audience"):
         AccessSettings(
             team_domain=issuer.team_domain,
-            audiences=audiences,
+            audience=audience,
             certs_url=issuer.certs_url,
             identity_url=issuer.identity_url,
         )

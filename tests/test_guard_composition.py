@@ -451,7 +451,7 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
         combined = combine(rule)
     except ValueError:
         assume(False)
-    middleware = CloudflareAccessMiddleware.from_config(
+    middleware = CloudflareAccessMiddleware.from_mapping(
         team.config,
         downstream,
         session=team.session,

@@ -532,9 +532,9 @@ def test_a_service_token_never_shows_its_secret(monkeypatch: pytest.MonkeyPatch)
         pickle.dumps(token)
     monkeypatch.setenv("CF_ACCESS_CLIENT_ID", CALLER_ID)
     monkeypatch.setenv("CF_ACCESS_CLIENT_SECRET", CALLER_SECRET)
-    assert ServiceToken.from_config().headers()["CF-Access-Client-Secret"] == CALLER_SECRET
+    assert ServiceToken.from_mapping().headers()["CF-Access-Client-Secret"] == CALLER_SECRET
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CLIENT_SECRET") as raised:
-        ServiceToken.from_config({"CF_ACCESS_CLIENT_ID": CALLER_ID, "CF_ACCESS_CLIENT_SECRET": ""})
+        ServiceToken.from_mapping({"CF_ACCESS_CLIENT_ID": CALLER_ID, "CF_ACCESS_CLIENT_SECRET": ""})
     assert CALLER_ID not in str(raised.value)
 
 

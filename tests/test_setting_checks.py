@@ -47,7 +47,9 @@ def test_an_aud_tag_with_a_space_or_control_character_is_refused(audience: objec
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
         init(CF_ACCESS_AUDIENCE=audience)
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
-        CloudflareAccessMiddleware.from_config({**BASE, "CF_ACCESS_AUDIENCE": audience}, downstream)
+        CloudflareAccessMiddleware.from_mapping(
+            {**BASE, "CF_ACCESS_AUDIENCE": audience}, downstream
+        )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
         CloudflareAccessMiddleware(
             downstream,
@@ -86,7 +88,7 @@ def test_a_team_domain_that_is_no_host_name_is_refused(domain: str) -> None:
         init(CF_ACCESS_TEAM_DOMAIN=domain)
     config = {**BASE, "CF_ACCESS_TEAM_DOMAIN": domain}
     with pytest.raises(ConfigurationError, match="CF_ACCESS_TEAM_DOMAIN"):
-        CloudflareAccessMiddleware.from_config(config, downstream)
+        CloudflareAccessMiddleware.from_mapping(config, downstream)
 
 
 def test_an_internationalised_team_domain_is_kept_in_its_ascii_form() -> None:
@@ -117,11 +119,11 @@ def test_each_app_is_warned() -> None:
             extension.init_app(app)
 
 
-def test_the_middleware_from_config_warns_too() -> None:
+def test_the_middleware_from_mapping_warns_too() -> None:
     """The middleware reading the environment warns of a misspelt key there."""
     environ = {**BASE, "CF_ACCESS_TEAM_DOMIAN": "x"}
     with pytest.warns(UnknownSettingWarning, match="did you mean CF_ACCESS_TEAM_DOMAIN"):
-        CloudflareAccessMiddleware.from_config(environ, downstream)
+        CloudflareAccessMiddleware.from_mapping(environ, downstream)
 
 
 def test_known_and_foreign_keys_are_not_warned_of() -> None:
@@ -146,10 +148,10 @@ def test_a_misspelt_middleware_keyword_names_the_nearest() -> None:
 
 def test_settings_made_directly_refuse_an_aud_tag_with_a_space() -> None:
     """AccessSettings(...) built without from_mapping checks its tags the same way."""
-    with pytest.raises(TypeError, match="audiences"):
+    with pytest.raises(TypeError, match="audience"):
         AccessSettings(
             team_domain="acme.cloudflareaccess.com",
-            audiences=("4714c135 8e65",),
+            audience=("4714c135 8e65",),
             certs_url="https://acme.cloudflareaccess.com/cdn-cgi/access/certs",
             identity_url="https://acme.cloudflareaccess.com/cdn-cgi/access/get-identity",
         )

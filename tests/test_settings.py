@@ -42,7 +42,7 @@ def test_custom_domain() -> None:
 def test_defaults() -> None:
     """Documented defaults."""
     parsed = settings()
-    assert parsed.audiences == ("aud",)
+    assert parsed.audience == ("aud",)
     assert (parsed.leeway, parsed.keys_max_age, parsed.keys_min_refresh_interval) == (30, 900, 60)
     assert parsed.http_timeout == 5.0
     assert parsed.load_keys_on_init is True
@@ -51,7 +51,7 @@ def test_defaults() -> None:
 
 def test_audience_list() -> None:
     """CF_ACCESS_AUDIENCE may be a list of tags."""
-    assert settings(CF_ACCESS_AUDIENCE=["a", "b"]).audiences == ("a", "b")
+    assert settings(CF_ACCESS_AUDIENCE=["a", "b"]).audience == ("a", "b")
 
 
 def test_url_overrides() -> None:
@@ -143,13 +143,13 @@ def test_settings_from_the_environment_are_read_as_strings() -> None:
     settings = AccessSettings.from_mapping(environ)
     assert (settings.leeway, settings.http_timeout) == (30, 2.5)
     assert settings.load_keys_on_init is False
-    assert settings.audiences == ("a", "b")
+    assert settings.audience == ("a", "b")
     assert AccessSettings.from_mapping(
         {**environ, "CF_ACCESS_AUDIENCE": '["x", "y"]'}
-    ).audiences == (
+    ).audience == (
         "x",
         "y",
     )
-    assert AccessSettings.from_mapping({**environ, "CF_ACCESS_AUDIENCE": "1234"}).audiences == (
+    assert AccessSettings.from_mapping({**environ, "CF_ACCESS_AUDIENCE": "1234"}).audience == (
         "1234",
     )

@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 import redis
 import responses
-from cachelib import SimpleCache
+from cachelib import BaseCache, SimpleCache
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, ConfigurationError
+from flask_cf_access import AccessSettings, CloudflareAccess, ConfigurationError
 from flask_cf_access._cache_config import (
     REDIS_SOCKET_TIMEOUT,
     JSONFileSystemCache,
     JSONRedisCache,
-    cache_from_setting,
 )
 from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
@@ -26,6 +25,14 @@ from flask_cf_access.testing import AccessIssuer
 from .conftest import AppFactory
 from .redis_server import free_port
 from .support import FrozenClock, bearer, count_calls
+
+#: The settings every cache setting is tried with.
+TEAM = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
+
+
+def cache_from_setting(value: object) -> BaseCache | None:
+    """The cache ``AccessSettings.from_mapping`` makes of ``CF_ACCESS_CACHE = value``."""
+    return AccessSettings.from_mapping({**TEAM, "CF_ACCESS_CACHE": value}).cache
 
 
 def redis_options(cache: Any) -> dict[str, Any]:

@@ -530,7 +530,7 @@ class RegistryPolicy:
             now=lambda: int(clock()),
             leeway=settings.leeway,
             iss={"essential": True, "value": settings.issuer},
-            aud={"essential": True, "values": list(settings.audiences)},
+            aud={"essential": True, "values": list(settings.audience)},
             exp={"essential": True},
         )
 

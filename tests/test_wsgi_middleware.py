@@ -518,9 +518,9 @@ def test_bad_options_fail_at_start_up(
         make_middleware(load_keys_on_init=False, **options)
 
 
-def test_from_config(downstream: Downstream, issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_from_mapping(downstream: Downstream, issuer: AccessIssuer, clock: FrozenClock) -> None:
     """A mapping of CF_ACCESS_* keys, e.g. os.environ, configures the middleware."""
-    middleware = CloudflareAccessMiddleware.from_config(
+    middleware = CloudflareAccessMiddleware.from_mapping(
         issuer.settings(CF_ACCESS_LEEWAY=0),
         downstream,
         session=issuer.session(),

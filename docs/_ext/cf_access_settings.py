@@ -1,11 +1,12 @@
 """``.. cf-access-settings::``: the table of every ``CF_ACCESS_*`` setting, from the code.
 
 The rows are the keys of :data:`flask_cf_access._settings.DEFAULTS`, in its
-order, then any key the directive's body describes that is read elsewhere
-(such as ``CF_ACCESS_STAND_IN``). Each row's meaning is the ``#:`` comment of
-the matching :class:`~flask_cf_access.AccessSettings` field, followed by what
-the body adds. The body is a list of keys, each followed by indented text; an
-indented first line ``default: …`` replaces the default shown::
+order, then any key the directive's body describes that is no setting of the
+package (such as ``CF_ACCESS_CLIENT_ID``). Each row's meaning is the ``#:``
+comment of the :class:`~flask_cf_access.AccessSettings` field of the key's
+name (less the prefix, lower case), followed by what the body adds. The body
+is a list of keys, each followed by indented text; an indented first line
+``default: …`` replaces the default shown::
 
     .. cf-access-settings::
 
@@ -77,12 +78,11 @@ def field_docs() -> dict[str, list[str]]:
 
 
 def field_for(key: str) -> dataclasses.Field[Any] | None:
-    """The ``AccessSettings`` field a key fills: its name, or its name's plural."""
+    """The ``AccessSettings`` field a key fills: its name less the prefix, lower case."""
     from flask_cf_access._settings import AccessSettings
 
     fields = {field.name: field for field in dataclasses.fields(AccessSettings)}
-    name = key.removeprefix("CF_ACCESS_").lower()
-    return fields.get(name) or fields.get(name + "s")
+    return fields.get(key.removeprefix("CF_ACCESS_").lower())
 
 
 def rows(body: Sequence[str], docs: dict[str, list[str]]) -> tuple[list[Row], list[str]]:

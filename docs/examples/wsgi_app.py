@@ -25,7 +25,7 @@ def hello(
 def make_app(
     config: Mapping[str, Any], **options: Any
 ) -> CloudflareAccessMiddleware:
-    return CloudflareAccessMiddleware.from_config(
+    return CloudflareAccessMiddleware.from_mapping(
         config,
         hello,
         public_paths=["/healthz"],
