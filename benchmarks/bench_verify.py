@@ -103,7 +103,7 @@ def main() -> None:
             abort(401)
         return "ok"
 
-    checker: AccessChecker = app.extensions[EXTENSION_KEY]
+    checker: AccessChecker = app.extensions[EXTENSION_KEY].checker
     verifier = checker.verifier
     repeat = issuer.user_token("ada@example.com", ["Admins"])
     print(f"Minting {args.tokens} tokens...", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._app_state import verify_token as verify_token
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
 from ._decorators import require_context as require_context
@@ -104,4 +105,5 @@ __all__ = [
     "session_blueprint",
     "user_loaded",
     "verify_access_in_request",
+    "verify_token",
 ]

@@ -21,7 +21,7 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._app_state import EXTENSION_KEY
+from ._app_state import state_of
 from ._checker import AccessChecker
 from ._clock import Clock
 from ._errors import AccessBadRequest, AccessError, ConfigurationError, Reason, refusal
@@ -226,9 +226,9 @@ class CloudflareAccessMiddleware:
         when :meth:`~flask_cf_access.CloudflareAccess.init_app` was called on
         ``app`` first; otherwise it reads ``app.config`` as ``init_app`` does.
         """
-        checker = app.extensions.get(EXTENSION_KEY)
-        if isinstance(checker, AccessChecker):
-            return cls(app.wsgi_app, checker=checker, **options)
+        state = state_of(app)
+        if state is not None:
+            return cls(app.wsgi_app, checker=state.checker, **options)
         return cls.from_config(app.config, app.wsgi_app, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

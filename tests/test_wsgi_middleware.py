@@ -603,7 +603,7 @@ def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: Froze
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock)
     middleware = CloudflareAccessMiddleware.from_flask(app)
-    assert middleware.checker is app.extensions["cf_access"]
+    assert middleware.checker is app.extensions["cf_access"].checker
     with pytest.raises(TypeError, match="not both"):
         CloudflareAccessMiddleware.from_flask(app, clock=clock)
 
