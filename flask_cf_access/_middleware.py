@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -127,9 +128,6 @@ class CloudflareAccessMiddleware:
         cookies) through without a token, for an Access policy that bypasses them.
     :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
         requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
-    :param checker: the extension's checker to share, instead of settings
-        (:meth:`from_flask` passes it); then ``cache``, ``session`` and
-        ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
     :param session: the ``requests.Session`` used to reach Cloudflare (tests).
     :param clock: the time source (tests).
@@ -147,12 +145,22 @@ class CloudflareAccessMiddleware:
         allow_service_tokens: bool = True,
         allow_preflight: bool = False,
         csrf_exempt_paths: Iterable[str] = (),
-        checker: AccessChecker | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
+        _checker: AccessChecker | None = None,
         **settings: Any,
     ) -> None:
+        # _checker: the extension's, shared by from_flask (keys, caches, clock).
+        checker = _checker
+        if "checker" in settings:
+            warnings.warn(
+                "CloudflareAccessMiddleware(checker=...) is deprecated: use"
+                " CloudflareAccessMiddleware.from_flask(app) to share the extension's.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            checker = settings.pop("checker")
         given = settings or any(value is not None for value in (cache, session, clock))
         if checker is not None and given:
             raise TypeError(
@@ -183,7 +191,7 @@ class CloudflareAccessMiddleware:
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
         #: The checker every request is checked by; shared with the extension by :meth:`from_flask`.
-        self.checker = (
+        self._checker: AccessChecker = (
             checker
             if checker is not None
             else AccessChecker.from_config(
@@ -192,7 +200,7 @@ class CloudflareAccessMiddleware:
                 clock=clock,
             )
         )
-        _refuse_contradicted_rules(self._rules, self.checker)
+        _refuse_contradicted_rules(self._rules, self._checker)
 
     @classmethod
     def from_config(
@@ -214,7 +222,17 @@ class CloudflareAccessMiddleware:
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
         checker = AccessChecker.from_config(config, session=session, clock=clock)
-        return cls(wsgi_app, checker=checker, **options)
+        return cls(wsgi_app, _checker=checker, **options)
+
+    @property
+    def checker(self) -> AccessChecker:
+        """Deprecated: the checker is internal (from :meth:`from_flask`, the extension's)."""
+        warnings.warn(
+            "CloudflareAccessMiddleware.checker is deprecated: it is internal.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._checker
 
     @classmethod
     def from_flask(cls, app: Flask, **options: Any) -> CloudflareAccessMiddleware:
@@ -228,7 +246,7 @@ class CloudflareAccessMiddleware:
         """
         state = state_of(app)
         if state is not None:
-            return cls(app.wsgi_app, checker=state.checker, **options)
+            return cls(app.wsgi_app, _checker=state.checker, **options)
         return cls.from_config(app.config, app.wsgi_app, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -246,7 +264,7 @@ class CloudflareAccessMiddleware:
         header, cookie = sent_token(request)
         try:
             requirement = self._strictest_rule(readings)
-            identity = self.checker.check_request(
+            identity = self._checker.check_request(
                 self,
                 request,
                 header,
@@ -261,7 +279,7 @@ class CloudflareAccessMiddleware:
         except AccessError as error:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
-        if self.checker.settings.private_responses:
+        if self._checker.settings.private_responses:
             return self.wsgi_app(environ, _private(start_response))
         return self.wsgi_app(environ, start_response)
 
