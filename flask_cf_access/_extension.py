@@ -156,8 +156,8 @@ class CloudflareAccess:
 
         Sets its ``request_loader`` to the token check and this extension's
         user loader, with the token verified on every request; the session
-        and the "remember me" cookie are never read to find a user. See
-        :func:`flask_cf_access._login.init_login_manager`.
+        and the "remember me" cookie are never read to find a user (see
+        :doc:`users`).
         """
         # Imported here: Flask-Login is an optional dependency.
         from ._login import init_login_manager

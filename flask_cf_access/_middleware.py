@@ -148,11 +148,11 @@ class CloudflareAccessMiddleware:
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
-        _checker: AccessChecker | None = None,
         **settings: Any,
     ) -> None:
-        # _checker: the extension's, shared by from_flask (keys, caches, clock).
-        checker = _checker
+        # The extension's checker, shared by from_flask (keys, caches, clock);
+        # a private keyword, out of the public signature.
+        checker: AccessChecker | None = settings.pop("_checker", None)
         if "checker" in settings:
             warnings.warn(
                 "CloudflareAccessMiddleware(checker=...) is deprecated: use"
@@ -226,7 +226,7 @@ class CloudflareAccessMiddleware:
 
     @property
     def checker(self) -> AccessChecker:
-        """Deprecated: the checker is internal (from :meth:`from_flask`, the extension's)."""
+        # Deprecated, undocumented: the checker is internal (from_flask shares the extension's).
         warnings.warn(
             "CloudflareAccessMiddleware.checker is deprecated: it is internal.",
             DeprecationWarning,
