@@ -71,12 +71,13 @@ def access_state(app: Flask | None = None) -> AccessState:
 
 
 def verify_token(
-    token: str, requirement: Requirement | None = None, *, app: Flask | None = None
+    token: str | None, requirement: Requirement | None = None, *, app: Flask | None = None
 ) -> AccessIdentity:
     """The identity of ``token``, checked outside a request: a websocket, a task, the CLI.
 
     ``token`` is an application token, as a request sends it in
-    ``Cf-Access-Jwt-Assertion`` or ``CF_Authorization``. It is judged as
+    ``Cf-Access-Jwt-Assertion`` or ``CF_Authorization`` (``None`` or empty:
+    no token, ``missing_token``). It is judged as
     :func:`~flask_cf_access.require_access` judges a request's token on ``app``
     (by default the current app): the signature with the team's keys, the
     claims (audience, issuer, expiry, age), then the app-wide rules
@@ -101,10 +102,13 @@ def verify_token(
         (its :attr:`~flask_cf_access.AccessError.reason` says why).
     :raises AccessForbidden: 403, refused by an app-wide rule or ``requirement``.
     :raises AccessUnavailable: 503, keys, groups or the profile could not be had.
-    :raises TypeError: ``requirement`` is not a :class:`~flask_cf_access.Requirement`.
+    :raises TypeError: ``token`` is not a string, or ``requirement`` not a
+        :class:`~flask_cf_access.Requirement`.
     :raises RuntimeError: no ``app`` and no app context, or ``init_app`` was
         not called on the app.
     """
+    if token is not None and not isinstance(token, str):
+        raise TypeError("verify_token() takes the token as a str (decode bytes first).")
     if requirement is not None and not isinstance(requirement, Requirement):
         raise TypeError("verify_token() takes a requirement made by require().")
     checker = access_state(app).checker

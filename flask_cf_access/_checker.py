@@ -142,7 +142,9 @@ class AccessChecker:
             )
         return identity
 
-    def verify_token(self, token: str, requirement: Requirement = ANY_TOKEN) -> AccessIdentity:
+    def verify_token(
+        self, token: str | None, requirement: Requirement = ANY_TOKEN
+    ) -> AccessIdentity:
         """The identity of ``token``, judged as a request's would be but for what
         only a request has (see :func:`flask_cf_access.verify_token`).
 

@@ -26,7 +26,7 @@ from .support import FrozenClock, outcome
 ADA = "ada@example.com"
 
 
-def reason(token: str, app: Flask, **kwargs: Any) -> Reason | None:
+def reason(token: str | None, app: Flask, **kwargs: Any) -> Reason | None:
     """The reason ``verify_token`` refuses ``token`` with on ``app``; ``None`` if it passes."""
     try:
         verify_token(token, app=app, **kwargs)
@@ -58,6 +58,9 @@ def test_a_bad_token_is_refused_with_its_reason(app: Flask, issuer: AccessIssuer
     other = AccessIssuer(issuer.team_domain, clock=issuer.clock)
     other.audience = issuer.audience
     assert reason("", app) is Reason.MISSING_TOKEN
+    assert reason(None, app) is Reason.MISSING_TOKEN
+    with pytest.raises(TypeError, match="str"):
+        verify_token(issuer.user_token(ADA).encode(), app=app)  # type: ignore[arg-type]
     assert reason("not a token", app) is Reason.MALFORMED_TOKEN
     assert reason(issuer.user_token(ADA, audience="other-aud"), app) is Reason.INVALID_AUDIENCE
     with pytest.raises(AccessUnauthorized) as refused:
