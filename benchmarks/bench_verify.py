@@ -45,7 +45,7 @@ from flask_cf_access import (  # noqa: E402
     require_access,
     require_role,
 )
-from flask_cf_access._app_state import EXTENSION_KEY  # noqa: E402
+from flask_cf_access._app_state import access_state  # noqa: E402
 from flask_cf_access._checker import AccessChecker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
 
@@ -103,7 +103,7 @@ def main() -> None:
             abort(401)
         return "ok"
 
-    checker: AccessChecker = app.extensions[EXTENSION_KEY]
+    checker: AccessChecker = access_state(app).checker
     verifier = checker.verifier
     repeat = issuer.user_token("ada@example.com", ["Admins"])
     print(f"Minting {args.tokens} tokens...", flush=True)

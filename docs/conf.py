@@ -70,28 +70,11 @@ nitpick_ignore += [
     ("py:class", "D"),
     ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
     ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
-    ("py:class", "AccessChecker"),  # the per-app checker, private (_checker.py)
-]
-
-# Internal types that public signatures and docstrings mention but that are
-# not exported (they are described in words where they matter): the parsed
-# form of one CF_ACCESS_SERVICE_TOKENS or CF_ACCESS_APPLICATIONS entry, the
-# app-wide policy an identity is judged with, the route audit's row type,
-# Flask-Login's bridge function.
-nitpick_ignore_regex_internal = [
-    ("py:class", r"(flask_cf_access\.[\w.]*\.)?ServiceTokenProfile"),
-    ("py:class", r"(flask_cf_access\.[\w.]*\.)?ApplicationSettings"),
-    ("py:class", r"(flask_cf_access\.[\w.]*\.)?AccessPolicy"),
-    ("py:class", r"(flask_cf_access\.[\w.]*\.)?RouteAudit"),
-    # One rule on the profile, as require() builds it from its keywords.
-    ("py:class", r"(flask_cf_access\.[\w.]*\.)?ContextRule"),
-    ("py:func", r"flask_cf_access\.[\w.]*\.init_login_manager"),
 ]
 
 # The standard library's names, unlinked for the same reason.
 nitpick_ignore_regex = [
     ("py:class", r"(collections\.abc|typing|enum|types)\.\w+"),
-    *nitpick_ignore_regex_internal,
 ]
 
 autodoc_member_order = "bysource"

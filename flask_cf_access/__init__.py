@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._app_state import verify_token as verify_token
+from ._applications import ApplicationSettings as ApplicationSettings
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
 from ._decorators import require_context as require_context
@@ -28,6 +30,7 @@ from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY
 from ._middleware import IDENTITY_ENVIRON_KEY as IDENTITY_ENVIRON_KEY
 from ._middleware import CloudflareAccessMiddleware as CloudflareAccessMiddleware
 from ._profile import AccessProfile as AccessProfile
+from ._profile import ContextRule as ContextRule
 from ._profile import DeviceSession as DeviceSession
 from ._profile import IdentityProvider as IdentityProvider
 from ._profile import MutualTLS as MutualTLS
@@ -40,9 +43,11 @@ from ._request import get_user as get_user
 from ._request import verify_access_in_request as verify_access_in_request
 from ._requirements import Requirement as Requirement
 from ._requirements import require as require
+from ._routes import RouteAudit as RouteAudit
 from ._routes import access_guard as access_guard
 from ._session import session_blueprint as session_blueprint
 from ._settings import AccessSettings as AccessSettings
+from ._settings import ServiceTokenProfile as ServiceTokenProfile
 from ._signals import access_denied as access_denied
 from ._signals import access_granted as access_granted
 from ._signals import onward_call as onward_call
@@ -69,9 +74,11 @@ __all__ = [
     "AccessSettings",
     "AccessUnauthorized",
     "AccessUnavailable",
+    "ApplicationSettings",
     "CloudflareAccess",
     "CloudflareAccessMiddleware",
     "ConfigurationError",
+    "ContextRule",
     "DeviceSession",
     "Group",
     "IdentityProvider",
@@ -81,6 +88,8 @@ __all__ = [
     "PostureResult",
     "Reason",
     "Requirement",
+    "RouteAudit",
+    "ServiceTokenProfile",
     "UnknownSettingWarning",
     "__version__",
     "access_denied",
@@ -104,4 +113,5 @@ __all__ = [
     "session_blueprint",
     "user_loaded",
     "verify_access_in_request",
+    "verify_token",
 ]

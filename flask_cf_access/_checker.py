@@ -142,6 +142,25 @@ class AccessChecker:
             )
         return identity
 
+    def verify_token(
+        self, token: str | None, requirement: Requirement = ANY_TOKEN
+    ) -> AccessIdentity:
+        """The identity of ``token``, judged as a request's would be but for what
+        only a request has (see :func:`flask_cf_access.verify_token`).
+
+        :meth:`authenticate`, then the applications ``requirement`` names, then
+        the app-wide rules and ``requirement`` (:attr:`policy`); nothing is reported.
+
+        :raises AccessUnauthorized: 401, no token or one that does not verify.
+        :raises AccessForbidden: 403, refused by an app-wide rule or ``requirement``.
+        :raises AccessUnavailable: 503, keys, groups or the profile could not be had.
+        """
+        identity = self.authenticate(token, None)
+        if requirement.applications:
+            self._check_named_applications(identity, requirement)
+        self.policy.authorize(identity, requirement)
+        return identity
+
     def _profile_of(
         self, token: str, claims: Mapping[str, Any], held: AccessProfile | None, fresh: bool
     ) -> AccessProfile:
@@ -301,10 +320,21 @@ class AccessChecker:
         :raises AccessForbidden: 403, ``wrong_application``; also for a path no
             application covers, and for a name no application has (fail closed).
         """
+        applications = self.applications
+        if applications is not None and (
+            application is None or not application.admits(identity.claims)
+        ):
+            raise refusal(Reason.WRONG_APPLICATION)
+        self._check_named_applications(identity, requirement)
+
+    def _check_named_applications(self, identity: AccessIdentity, requirement: Requirement) -> None:
+        """Refuse a token not for each application ``requirement`` names (fail closed
+        for a name no application has).
+
+        :raises AccessForbidden: 403, ``wrong_application``.
+        """
         claims = identity.claims
         applications = self.applications
-        if applications is not None and (application is None or not application.admits(claims)):
-            raise refusal(Reason.WRONG_APPLICATION)
         for name in requirement.applications:
             named = applications.by_name.get(name) if applications is not None else None
             if named is None or not named.admits(claims):

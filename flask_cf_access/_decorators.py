@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
@@ -27,7 +27,6 @@ from ._requirements import (
     ANY_TOKEN,
     WRAPPED_ATTRIBUTE,
     IdentityCheck,
-    Match,
     require,
 )
 
@@ -155,7 +154,7 @@ def require_access(
 
 def require_group(
     *groups: str,
-    match: Match = "any",
+    match: Literal["any", "all"] = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -179,7 +178,7 @@ def require_group(
 
 def require_role(
     *roles: str,
-    match: Match = "any",
+    match: Literal["any", "all"] = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:

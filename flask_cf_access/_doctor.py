@@ -24,8 +24,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
-from ._app_state import EXTENSION_KEY
-from ._checker import AccessChecker
+from ._app_state import NOT_SET_UP, state_of
 from ._cloudflare_api import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
@@ -295,10 +294,10 @@ def _loaded_app(ctx: click.Context) -> Flask:
 def _team_domain_line(deployment: Deployment, app: Flask | None) -> str:
     if deployment.auth_domain:
         return f"CF_ACCESS_TEAM_DOMAIN = {json.dumps(deployment.auth_domain)}"
-    checker = app.extensions.get(EXTENSION_KEY) if app is not None else None
-    if isinstance(checker, AccessChecker):
+    state = state_of(app) if app is not None else None
+    if state is not None:
         return (
-            f"CF_ACCESS_TEAM_DOMAIN = {json.dumps(checker.settings.team_domain)}"
+            f"CF_ACCESS_TEAM_DOMAIN = {json.dumps(state.checker.settings.team_domain)}"
             "  # the app's own; not checked here"
         )
     return (
@@ -335,11 +334,10 @@ def doctor_command(
     any error, for CI (run it there with --from-file).
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    checker = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(checker, AccessChecker):
-        raise click.ClickException(
-            "Cloudflare Access is not set up on this app: call CloudflareAccess.init_app(app)."
-        )
+    state = state_of(app)
+    if state is None:
+        raise click.ClickException(NOT_SET_UP)
+    checker = state.checker
     names = _hosts_of(hosts, app)
     deployment, source = _deployment(from_file, api_url, timeout)
     found = [application for application, _ in matching(deployment.applications, names)]

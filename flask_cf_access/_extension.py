@@ -17,12 +17,12 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from . import _browser
-from ._app_state import EXTENSION_KEY, ROUTES_KEY, USERS_KEY, get_checker
+from ._app_state import EXTENSION_KEY, AccessState, RoutePolicy, access_state
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
 from ._request import request_access, reset_request_access
 from ._requirements import PUBLIC_ATTRIBUTE
-from ._routes import RoutePolicy, install_application_check, install_deny_by_default
+from ._routes import install_application_check, install_deny_by_default
 from ._session import add_expiry_header
 from ._users import UserLoader, UserLoading
 
@@ -35,9 +35,9 @@ class CloudflareAccess:
     """Lets a Flask application trust Cloudflare Access.
 
     Holds no application: :meth:`init_app` reads and validates the app's
-    ``CF_ACCESS_*`` settings and stores the app's own checker (its keys,
-    caches and verifier) in ``app.extensions["cf_access"]``, so one instance
-    serves many apps::
+    ``CF_ACCESS_*`` settings and stores the app's own state (its checker with
+    keys, caches and verifier; the user loader; the route policy) in
+    ``app.extensions["cf_access"]``, so one instance serves many apps::
 
         cf_access = CloudflareAccess()
 
@@ -128,9 +128,7 @@ class CloudflareAccess:
         routes = RoutePolicy(
             protect_all=settings.protect_all, public_endpoints=settings.public_endpoints
         )
-        app.extensions[EXTENSION_KEY] = checker
-        app.extensions[USERS_KEY] = self._users
-        app.extensions[ROUTES_KEY] = routes
+        app.extensions[EXTENSION_KEY] = AccessState(checker, self._users, routes)
         if routes.protect_all:
             install_deny_by_default(app)
         install_application_check(app)
@@ -185,8 +183,8 @@ class CloudflareAccess:
 
         Sets its ``request_loader`` to the token check and this extension's
         user loader, with the token verified on every request; the session
-        and the "remember me" cookie are never read to find a user. See
-        :func:`flask_cf_access._login.init_login_manager`.
+        and the "remember me" cookie are never read to find a user (see
+        :doc:`users`).
         """
         # Imported here: Flask-Login is an optional dependency.
         from ._login import init_login_manager
@@ -202,7 +200,7 @@ class CloudflareAccess:
 
         :raises ValueError: ``next`` is not a path on this host (``/…``).
         """
-        checker = get_checker()
+        checker = access_state().checker
         settings = checker.settings
         if next is None:
             audience = checker.login_audience(request.host, request.environ.get("PATH_INFO") or "/")
@@ -215,11 +213,11 @@ class CloudflareAccess:
 
         Ends the Access session and drops the ``CF_Authorization`` cookie.
         """
-        return _browser.logout_url(get_checker().settings, request.host_url)
+        return _browser.logout_url(access_state().checker.settings, request.host_url)
 
     def team_logout_url(self) -> str:
         """The team-wide Access logout, ``https://<team>/cdn-cgi/access/logout``."""
-        return _browser.team_logout_url(get_checker().settings)
+        return _browser.team_logout_url(access_state().checker.settings)
 
     def _template_context(self) -> dict[str, Any]:
         """Templates get ``cf_access``: ``{{ cf_access.login_url() }}``, ``logout_url()``."""

@@ -21,8 +21,7 @@ ProfileLoader = Callable[[AccessProfile | None, bool], AccessProfile]
 
 
 class IdentityRules(Protocol):
-    """What an identity asks of its app's rules: an
-    :class:`~flask_cf_access._requirements.AccessPolicy`."""
+    """What an identity asks of its app's rules (the policy its checker judges with)."""
 
     def profile(self, client_id: str | None) -> ServiceTokenProfile | None:
         """What ``CF_ACCESS_SERVICE_TOKENS`` says of this client id, if anything."""
@@ -39,11 +38,11 @@ class AccessIdentity:
     the same remembered token gets the same identity, from any thread, so it
     takes no new attributes: keep per-request data on ``flask.g``.
 
-    ``policy`` is the app's rules (an
-    :class:`~flask_cf_access._requirements.AccessPolicy`): its role mapping
-    (``CF_ACCESS_ROLES``) and known service tokens
-    (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles`, and a known
-    service token's :attr:`name` and :attr:`groups`.
+    Made by the package; a test may make one from ``claims`` and
+    ``load_groups`` (a function returning the groups), to try a check on it.
+    ``_policy``, the app's role mapping (``CF_ACCESS_ROLES``) and known service
+    tokens (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles` and a known
+    service token's :attr:`name` and :attr:`groups`, is internal.
     """
 
     __slots__ = (
@@ -63,7 +62,7 @@ class AccessIdentity:
         self,
         claims: Mapping[str, Any],
         load_groups: Callable[[], tuple[Group, ...]],
-        policy: IdentityRules | None = None,
+        _policy: IdentityRules | None = None,
         *,
         load_profile: ProfileLoader | None = None,
         clock: Clock = system_time,
@@ -73,7 +72,7 @@ class AccessIdentity:
         #: Decided once: the claims never change, and every check asks.
         self.is_service_token: bool = bool(claims.get("common_name")) and not claims.get("sub")
         self._load_groups = load_groups
-        self._policy = policy
+        self._policy = _policy
         self._groups: tuple[Group, ...] | None = None
         self._roles: frozenset[str] | None = None
         self._email_address: EmailAddress | str | None = None

@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, request, session
 from flask.sessions import NullSession
 from werkzeug.wrappers import Response
 
-from ._app_state import get_checker
+from ._app_state import access_state
 from ._browser import logout_url
 
 
@@ -29,7 +29,7 @@ def logout_blueprint(name: str = "cf_access_logout", *, url: str = "/logout") ->
         # refuses every change): the logout itself still works.
         if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
             session.clear()
-        response = redirect(logout_url(get_checker().settings, request.host_url))
+        response = redirect(logout_url(access_state().checker.settings, request.host_url))
         response.headers["Cache-Control"] = "no-store"  # a kept copy would not log out
         return response
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,7 +22,7 @@ import requests
 from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
-from ._app_state import EXTENSION_KEY
+from ._app_state import state_of
 from ._checker import AccessChecker
 from ._clock import Clock
 from ._errors import (
@@ -138,9 +139,6 @@ class CloudflareAccessMiddleware:
         cookies) through without a token, for an Access policy that bypasses them.
     :param csrf_exempt_paths: paths (exactly, as ``public_paths``) whose unsafe
         requests are not checked for cross-site forgery (``CF_ACCESS_CSRF_PROTECT``).
-    :param checker: the extension's checker to share, instead of settings
-        (:meth:`from_flask` passes it); then ``cache``, ``session`` and
-        ``clock`` are its own.
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
     :param session: the ``requests.Session`` used to reach Cloudflare (tests).
     :param clock: the time source (tests).
@@ -158,12 +156,22 @@ class CloudflareAccessMiddleware:
         allow_service_tokens: bool = True,
         allow_preflight: bool = False,
         csrf_exempt_paths: Iterable[str] = (),
-        checker: AccessChecker | None = None,
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
         **settings: Any,
     ) -> None:
+        # The extension's checker, shared by from_flask (keys, caches, clock);
+        # a private keyword, out of the public signature.
+        checker: AccessChecker | None = settings.pop("_checker", None)
+        if "checker" in settings:
+            warnings.warn(
+                "CloudflareAccessMiddleware(checker=...) is deprecated: use"
+                " CloudflareAccessMiddleware.from_flask(app) to share the extension's.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            checker = settings.pop("checker")
         given = settings or any(value is not None for value in (cache, session, clock))
         if checker is not None and given:
             raise TypeError(
@@ -194,7 +202,7 @@ class CloudflareAccessMiddleware:
         self._headers = _headers(headers or {})
         self._stripped = (*ALWAYS_STRIPPED, *self._headers)
         #: The checker every request is checked by; shared with the extension by :meth:`from_flask`.
-        self.checker = (
+        self._checker: AccessChecker = (
             checker
             if checker is not None
             else AccessChecker.from_mapping(
@@ -203,7 +211,7 @@ class CloudflareAccessMiddleware:
                 clock=clock,
             )
         )
-        _refuse_contradicted_rules(self._rules, self.checker)
+        _refuse_contradicted_rules(self._rules, self._checker)
 
     @classmethod
     def from_mapping(
@@ -225,7 +233,17 @@ class CloudflareAccessMiddleware:
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
         checker = AccessChecker.from_mapping(config, session=session, clock=clock)
-        return cls(wsgi_app, checker=checker, **options)
+        return cls(wsgi_app, _checker=checker, **options)
+
+    @property
+    def checker(self) -> AccessChecker:
+        # Deprecated, undocumented: the checker is internal (from_flask shares the extension's).
+        warnings.warn(
+            "CloudflareAccessMiddleware.checker is deprecated: it is internal.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._checker
 
     @classmethod
     def from_config(
@@ -247,9 +265,9 @@ class CloudflareAccessMiddleware:
         when :meth:`~flask_cf_access.CloudflareAccess.init_app` was called on
         ``app`` first; otherwise it reads ``app.config`` as ``init_app`` does.
         """
-        checker = app.extensions.get(EXTENSION_KEY)
-        if isinstance(checker, AccessChecker):
-            return cls(app.wsgi_app, checker=checker, **options)
+        state = state_of(app)
+        if state is not None:
+            return cls(app.wsgi_app, _checker=state.checker, **options)
         return cls.from_mapping(app.config, app.wsgi_app, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -267,7 +285,7 @@ class CloudflareAccessMiddleware:
         header, cookie = sent_token(request)
         try:
             requirement = self._strictest_rule(readings)
-            identity = self.checker.check_request(
+            identity = self._checker.check_request(
                 self,
                 request,
                 header,
@@ -282,7 +300,7 @@ class CloudflareAccessMiddleware:
         except AccessError as error:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
-        if self.checker.settings.private_responses:
+        if self._checker.settings.private_responses:
             return self.wsgi_app(environ, _private(start_response))
         return self.wsgi_app(environ, start_response)
 

@@ -150,12 +150,22 @@ class ServiceToken:
 
 @dataclass(frozen=True)
 class OnwardCall:
-    """One call in flight: where to, as whom, and with what (kept from logs)."""
+    """One call in flight: where to, as whom, and with what (kept from logs).
 
+    :meth:`OnwardPolicy.start` makes it; a client's auth hands it back to the
+    policy's other methods for each hop and answer.
+    """
+
+    #: The HTTP method.
     method: str
+    #: Scheme, host and path of the URL called (no query).
     target: str
+    #: Its origin, one of the policy's.
     origin: str
+    #: The service token's client id, or the forwarded user's name.
     identity: str
+    #: Whether the call carries the Access session cookie Access set for the
+    #: service token, rather than the token's own headers.
     used_cookie: bool
 
 

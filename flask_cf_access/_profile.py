@@ -322,8 +322,17 @@ _FRESH_KINDS = frozenset({"posture", "max_login_age"})
 
 @dataclass(frozen=True)
 class ContextRule:
-    """One rule on a user's :class:`AccessProfile`; a service token never meets one."""
+    """One rule on a user's :class:`AccessProfile`; a service token never meets one.
 
+    :func:`~flask_cf_access.require` makes them from its keywords (``mfa=``,
+    ``posture=``…), and ``CF_ACCESS_REQUIRE_MFA`` and ``CF_ACCESS_REQUIRE_POSTURE``
+    from the settings; :attr:`Requirement.context` and
+    :attr:`AccessSettings.context_rules` hold them.
+    """
+
+    #: Which rule: the keyword of :func:`~flask_cf_access.require` it comes from
+    #: (``"mfa"``, ``"amr"``, ``"idp"``, ``"posture"``, ``"warp"``, ``"gateway"``,
+    #: ``"country"``, ``"max_login_age"``, ``"client_certificate"``).
     kind: RuleKind
     #: The names it takes (methods, providers, rule ids, countries); empty for a yes/no rule.
     values: tuple[str, ...] = ()

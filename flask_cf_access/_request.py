@@ -19,14 +19,14 @@ from typing import Any, Literal, TypeVar, cast, overload
 from flask import Flask, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ._app_state import EXTENSION_KEY, get_checker
+from ._app_state import EXTENSION_KEY, AccessState, access_state
 from ._checker import AccessChecker
 from ._csrf import EXEMPT_ATTRIBUTE, SAFE_METHODS
 from ._errors import ConfigurationError, NoAccessContextError, Reason, refusal
 from ._identity import AccessIdentity
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._tokens import sent_token
-from ._users import UserLoader, load_user, user_loader_of
+from ._users import UserLoader, load_user
 
 #: Set on a guard (a decorator's wrapper, an ``access_guard`` hook): its :class:`Guard`.
 GUARD_ATTRIBUTE = "__cf_access_guard__"
@@ -401,13 +401,14 @@ def check_guard(
     if guard.optional and not (header or cookie):
         _keep(context_globals, RequestAccess(None, True, covered, decided), previous)
         return None
-    checker = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(checker, AccessChecker):
-        checker = get_checker(app)  # which says to call init_app
+    state = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, AccessState):
+        state = access_state(app)  # which says to call init_app
+    checker = state.checker
     access = RequestAccess(None, guard.optional, covered, decided)
     loader: UserLoader | None = None
     if guard.account is not False and not guard.optional:
-        loader = user_loader_of(app)
+        loader = state.users.loader
         if loader is None and guard.account is True:
             raise RuntimeError(
                 "account=True needs a user loader: register one with @cf_access.user_loader."
@@ -607,7 +608,7 @@ def get_user() -> Any:
             return None
         raise NoAccessContextError(_NO_CONTEXT)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    loader = user_loader_of(app)
+    loader = access_state(app).users.loader
     if loader is None:
         raise RuntimeError(
             "No user loader: register one with @cf_access.user_loader before asking for the user."

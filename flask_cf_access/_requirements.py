@@ -299,7 +299,7 @@ def require(
     *,
     groups: Iterable[str] = (),
     roles: Iterable[str] = (),
-    match: Match = "any",
+    match: Literal["any", "all"] = "any",
     check: IdentityCheck | None = None,
     service_tokens: Iterable[str] | None = None,
     allow_service_tokens: bool = True,

@@ -14,9 +14,8 @@ from typing import Any, Literal
 from flask import Flask, current_app, request, request_finished
 from werkzeug.routing import Rule
 
-from ._app_state import EXTENSION_KEY, ROUTES_KEY
+from ._app_state import RoutePolicy, state_of
 from ._applications import ApplicationMap, ApplicationSettings
-from ._checker import AccessChecker
 from ._decorators import is_guarded
 from ._errors import AccessBadRequest, ConfigurationError
 from ._request import (
@@ -34,18 +33,11 @@ from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requi
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
 
-@dataclass(frozen=True)
-class RoutePolicy:
-    """``CF_ACCESS_PROTECT_ALL`` and ``CF_ACCESS_PUBLIC_ENDPOINTS`` of one app."""
-
-    protect_all: bool = False
-    public_endpoints: frozenset[str] = frozenset()
-
-
 def route_policy(app: Flask) -> RoutePolicy:
-    """The app's :class:`RoutePolicy`; the defaults when ``init_app`` set none."""
-    policy = app.extensions.get(ROUTES_KEY)
-    return policy if isinstance(policy, RoutePolicy) else RoutePolicy()
+    """The app's :class:`~flask_cf_access._app_state.RoutePolicy`; the defaults
+    when ``init_app`` was not called."""
+    state = state_of(app)
+    return state.routes if state is not None else RoutePolicy()
 
 
 def is_public(app: Flask, endpoint: str, view: object) -> bool:
@@ -155,8 +147,8 @@ class RouteAudit:
 def audit_routes(app: Flask) -> list[RouteAudit]:
     """Every URL rule of ``app``, in URL order, with what it requires."""
     policy = route_policy(app)
-    checker = app.extensions.get(EXTENSION_KEY)
-    applications = checker.applications if isinstance(checker, AccessChecker) else None
+    state = state_of(app)
+    applications = state.checker.applications if state is not None else None
     audits = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint)):
         view = app.view_functions.get(rule.endpoint)
@@ -242,8 +234,8 @@ def install_application_check(app: Flask) -> None:
     serve with views that contradict the path map.
     """
     check_route_applications(app)
-    checker = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(checker, AccessChecker) or checker.applications is None:
+    state = state_of(app)
+    if state is None or state.checker.applications is None:
         return
     checked = False
 
@@ -305,10 +297,10 @@ def _own_hooks_hint(app: Flask, endpoint: str) -> str:
 def ungranted_roles(app: Flask, audits: list[RouteAudit]) -> list[str]:
     """Roles some endpoint requires that neither ``CF_ACCESS_ROLES`` nor a known
     service token grants: nobody can have them (a typo?)."""
-    checker = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(checker, AccessChecker):
+    state = state_of(app)
+    if state is None:
         return []
-    settings = checker.settings
+    settings = state.checker.settings
     granted = set(settings.roles)
     for profile in (settings.service_tokens or {}).values():
         granted.update(profile.roles)

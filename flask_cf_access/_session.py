@@ -25,7 +25,7 @@ from typing import Any
 from flask import Blueprint, Response, redirect, request
 from flask.typing import ResponseReturnValue
 
-from ._app_state import get_checker
+from ._app_state import access_state
 from ._browser import safe_next
 from ._csrf import origin_of
 from ._decorators import require_access
@@ -124,7 +124,7 @@ def session_blueprint(name: str = "cf_access_session", *, url: str = "/auth/sess
     @blueprint.get(url)
     @require_access
     def session() -> ResponseReturnValue:
-        summary = session_summary(get_identity(), get_checker().clock())
+        summary = session_summary(get_identity(), access_state().checker.clock())
         return summary, 200, {"Cache-Control": "no-store"}
 
     @blueprint.get(url + "/signed-in")
@@ -139,7 +139,7 @@ def session_blueprint(name: str = "cf_access_session", *, url: str = "/auth/sess
             response = redirect(target, 303)
         else:
             # Only origins the app trusts learn that this browser signed in.
-            settings = get_checker().settings
+            settings = access_state().checker.settings
             own = origin_of(request.host_url) or request.host_url.rstrip("/")
             page, policy = signed_in_page([own, *sorted(settings.trusted_origins - {own})])
             response = Response(page, content_type="text/html; charset=utf-8")

@@ -2,7 +2,7 @@
 
 The app registers one loader on the extension object
 (``@cf_access.user_loader``); ``init_app`` puts the extension's
-:class:`UserLoading` in ``app.extensions`` beside the checker, so a loader
+:class:`UserLoading` in the app's state beside the checker, so a loader
 registered before or after ``init_app`` serves every app of that extension.
 When the loader runs, and what a request keeps of its answer, is the request
 primitive's business (:mod:`flask_cf_access._request`).
@@ -16,7 +16,6 @@ from typing import Any, Generic, TypeVar
 
 from flask import Flask
 
-from ._app_state import NOT_SET_UP, USERS_KEY
 from ._identity import AccessIdentity
 from ._signals import user_loaded
 
@@ -53,17 +52,6 @@ class UserLoading:
 
     def __init__(self) -> None:
         self.loader: UserLoader | None = None
-
-
-def user_loader_of(app: Flask) -> UserLoader | None:
-    """The user loader registered for ``app``; ``None`` when there is none.
-
-    :raises RuntimeError: ``init_app`` was not called on ``app``.
-    """
-    users = app.extensions.get(USERS_KEY)
-    if not isinstance(users, UserLoading):
-        raise RuntimeError(NOT_SET_UP)
-    return users.loader
 
 
 def load_user(app: Flask, loader: UserLoader, identity: AccessIdentity) -> Any:

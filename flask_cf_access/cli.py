@@ -32,7 +32,7 @@ from flask.cli import AppGroup, ScriptInfo
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from ._app_state import EXTENSION_KEY, get_checker
+from ._app_state import access_state, state_of, verify_token
 from ._checker import AccessChecker
 from ._claims import MAX_NUMERIC_DATE
 from ._doctor import discover_command, doctor_command
@@ -45,7 +45,7 @@ from ._profile import ContextRule
 from ._request import endpoint_guard
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from ._users import load_user, user_loader_of
+from ._users import load_user
 from ._verifier import Explanation
 
 __all__ = ["cli"]
@@ -125,7 +125,7 @@ cli.command("doctor")(doctor_command)
 
 def _checker_of() -> AccessChecker:
     try:
-        return get_checker()
+        return access_state().checker
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -344,7 +344,7 @@ def _ask_user_loader(app: Flask, identity: AccessIdentity, path: str, method: st
 
     Exits 1 when it has none: every route that asks for the user answers 403 there.
     """
-    loader = user_loader_of(app)
+    loader = access_state(app).users.loader
     if loader is None:
         return
     with app.test_request_context(path, method=method):
@@ -581,7 +581,7 @@ def mint_command(
     token = _ask_stand_in(mint_url, request, checker.settings.http_timeout)
     if not (expired or not_yet_valid or audience):
         try:
-            checker.authenticate(token, None)
+            verify_token(token)
         except AccessError as error:
             click.echo(f"Warning: this app would refuse the token ({error.reason}).", err=True)
     click.echo(token)
@@ -670,8 +670,8 @@ def routes_command(strict: bool) -> None:
     rows += [
         (audit.rule, ",".join(audit.methods), audit.endpoint, audit.requires) for audit in audits
     ]
-    checker = app.extensions.get(EXTENSION_KEY)
-    if isinstance(checker, AccessChecker) and checker.applications is not None:
+    state = state_of(app)
+    if state is not None and state.checker.applications is not None:
         # Several Access applications: which one each route falls under.
         rows = [
             (*row[:3], heading, row[3])

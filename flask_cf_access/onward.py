@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ._onward import AccessBlockedError as AccessBlockedError
 from ._onward import AccessChallengeError as AccessChallengeError
 from ._onward import AccessLoginRequiredError as AccessLoginRequiredError
+from ._onward import Answer as Answer
+from ._onward import OnwardCall as OnwardCall
 from ._onward import OnwardError as OnwardError
 from ._onward import OnwardPolicy as OnwardPolicy
 from ._onward import OnwardRefusedError as OnwardRefusedError
@@ -45,6 +47,8 @@ __all__ = [
     "AccessHttpxAuth",
     "AccessLoginRequiredError",
     "AccessRequestsAuth",
+    "Answer",
+    "OnwardCall",
     "OnwardError",
     "OnwardPolicy",
     "OnwardRefusedError",

@@ -189,7 +189,7 @@ def test_redirect_never_leaves_the_host(make_app: AppFactory) -> None:
     )
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert query["redirect_url"] == ["/evil.example/x"]  # werkzeug's path: one leading slash
-    settings = app.extensions["cf_access"].settings
+    settings = app.extensions["cf_access"].checker.settings
     back = parse_qs(urlsplit(login_redirect_for(settings, "localhost", "//evil.example/")).query)
     assert back["redirect_url"] == ["/"]
 

@@ -24,7 +24,7 @@ from flask_cf_access import (
     current_identity,
     require_group,
 )
-from flask_cf_access._app_state import get_checker
+from flask_cf_access._app_state import access_state
 from flask_cf_access._verifier import Explanation, TokenVerifier
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, StandInServer, decode_unverified_claims
@@ -410,7 +410,7 @@ def test_a_stand_in_off_this_machine_is_a_configuration_error(
 def test_a_stand_in_on_this_machine_is_read(real_team: dict[str, Any], url: str) -> None:
     """The settings hold the stand-in's URL as given."""
     app = make_app({**real_team, "CF_ACCESS_STAND_IN": url})
-    assert get_checker(app).settings.stand_in == url
+    assert access_state(app).checker.settings.stand_in == url
 
 
 def test_mint_when_the_stand_in_is_gone(app: Flask, stand_in: StandInServer) -> None:

@@ -165,7 +165,7 @@ GRANTED = Outcome(200, None)
 def test_the_setting_makes_the_expected_cache(make_app: AppFactory, backend: Backend) -> None:
     """The setting gives the app a cache of the backend's (JSON) class."""
     app = make_app(CF_ACCESS_CACHE=backend.setting())
-    used = app.extensions[EXTENSION_KEY].cache.backend
+    used = app.extensions[EXTENSION_KEY].checker.cache.backend
     if backend.cache_class is not None:
         assert type(used) is backend.cache_class
     else:

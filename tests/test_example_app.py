@@ -166,7 +166,7 @@ def test_create_app_reads_the_environment(
         monkeypatch.setenv(name, value)
     app = create_app()
     assert app.config["CF_ACCESS_LEEWAY"] == "10"  # text, as the environment holds it
-    assert app.extensions["cf_access"].settings.leeway == 10
+    assert app.extensions["cf_access"].checker.settings.leeway == 10
     client = AccessClient.for_app(app, cf_access_server.issuer)
     assert client.get("/admin/", as_user="ada@example.com", groups=["Admins"]).status_code == 200
 
@@ -191,7 +191,7 @@ def test_one_extension_many_apps(cf_access_server: StandInServer) -> None:
     first = create_app(cf_access_server.settings())
     second = create_app(cf_access_server.settings(CF_ACCESS_LEEWAY=0))
     assert first.extensions["cf_access"] is not second.extensions["cf_access"]
-    assert second.extensions["cf_access"].settings.leeway == 0
+    assert second.extensions["cf_access"].checker.settings.leeway == 0
 
 
 def test_settings_from_the_environment_are_read_by_the_extension(
@@ -217,7 +217,7 @@ def test_settings_from_the_environment_are_read_by_the_extension(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert settings_from_environ({**environ, "FLASK_DEBUG": "1"}) == environ
-    settings = create_app().extensions["cf_access"].settings
+    settings = create_app().extensions["cf_access"].checker.settings
     assert settings.leeway == 45
     assert settings.http_timeout == 2.5
     assert settings.load_keys_on_init is False

@@ -7,7 +7,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access._app_state import get_checker
+from flask_cf_access._app_state import AccessState, access_state
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access.testing import AccessIssuer
 
@@ -44,10 +44,44 @@ def test_one_instance_serves_many_apps(
 
 
 def test_state_lives_in_app_extensions(app: Flask) -> None:
-    """The per-app checker is in app.extensions['cf_access'] and reached by get_checker()."""
+    """The per-app state is in app.extensions['cf_access'] and reached by access_state()."""
     with app.app_context():
-        assert isinstance(get_checker(), AccessChecker)
-        assert get_checker() is app.extensions["cf_access"]
+        state = access_state()
+    assert state is app.extensions["cf_access"]
+    assert isinstance(state, AccessState)
+    assert isinstance(state.checker, AccessChecker)
+
+
+def test_init_app_adds_exactly_one_extensions_entry(issuer: AccessIssuer) -> None:
+    """Everything init_app keeps for an app is under the one key 'cf_access'."""
+    app = Flask("one-key")
+    app.config.update(
+        issuer.settings(CF_ACCESS_PROTECT_ALL=True, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
+    )
+    before = dict(app.extensions)
+    cf_access = CloudflareAccess(app)
+    added = {key: value for key, value in app.extensions.items() if key not in before}
+    assert list(added) == ["cf_access"]
+    state = added["cf_access"]
+    assert isinstance(state, AccessState)
+    assert state.routes.protect_all
+
+    @cf_access.user_loader
+    def load(identity: object) -> str:
+        return "user"
+
+    assert state.users.loader is load
+
+
+def test_access_state_without_init_app_or_app_context_is_a_clear_error() -> None:
+    """access_state() says to call init_app, or that there is no app, never a KeyError."""
+    with pytest.raises(RuntimeError, match="app context"):
+        access_state()
+    app = Flask("bare")
+    with pytest.raises(RuntimeError, match="init_app"):
+        access_state(app)
+    with app.app_context(), pytest.raises(RuntimeError, match="init_app"):
+        access_state()
 
 
 def test_forgotten_init_app_is_a_clear_error() -> None:
@@ -69,7 +103,7 @@ def test_init_app_with_constructor_app(issuer: AccessIssuer, mocked_team: object
     app = Flask("direct")
     app.config.update(issuer.settings())
     CloudflareAccess(app)
-    assert isinstance(app.extensions["cf_access"], AccessChecker)
+    assert isinstance(app.extensions["cf_access"], AccessState)
 
 
 def test_second_init_app_on_the_same_app_is_an_error(
@@ -94,4 +128,4 @@ def test_init_app_does_not_raise_when_keys_unavailable(
     app = Flask("outage")
     app.config.update(issuer.settings())
     CloudflareAccess(app)
-    assert app.extensions["cf_access"].keys.current is None
+    assert app.extensions["cf_access"].checker.keys.current is None

@@ -15,7 +15,7 @@ from flask_cf_access import (
     require,
     verify_access_in_request,
 )
-from flask_cf_access._app_state import get_checker
+from flask_cf_access._app_state import access_state
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
@@ -55,7 +55,7 @@ def test_non_string_groups_raise(app: Flask, groups: Any) -> None:
 
 def test_gate_authorize_takes_a_string_as_one_group(app: Flask, issuer: AccessIssuer) -> None:
     """AccessChecker.authorize(groups="Eng") checks the group Eng, not E, n and g."""
-    checker = get_checker(app)
+    checker = access_state(app).checker
     in_e = checker.authenticate(
         issuer.user_token("ada@example.com", ["E"], groups_in_token=True), None
     )

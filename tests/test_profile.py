@@ -25,8 +25,9 @@ from flask_cf_access import (
     require,
     require_context,
     require_group,
+    verify_token,
 )
-from flask_cf_access._app_state import get_checker
+from flask_cf_access._app_state import access_state
 from flask_cf_access._identity_endpoint import IdentityEndpoint
 from flask_cf_access._profile import MalformedProfile, context_rules, parse_profile
 from flask_cf_access._routes import audit_routes
@@ -312,7 +313,7 @@ def test_service_token_has_no_profile(profile_app: Flask, issuer: AccessIssuer) 
     token = issuer.service_token()
     assert outcome(profile_app, token, "/posture") == (403, Reason.POSTURE_FAILED)
     assert outcome(profile_app, token, "/mfa") == (403, Reason.MFA_REQUIRED)
-    identity = get_checker(profile_app).authenticate(token, None)
+    identity = verify_token(token, app=profile_app)
     assert identity.profile is None
     assert identity.fresh_profile is None
     assert identity.login_age is None
@@ -622,8 +623,8 @@ def test_freshness_trusts_no_other_hosts_clock(
     (another host's, whatever time it claims) serves the groups but is not fresh here:
     a fresh caller asks again, once, and is then served for CF_ACCESS_PROFILE_MAX_AGE."""
     token = issuer.user_token(ADA, profile=identity_profile(posture={DISK: True}))
-    checker = get_checker(profile_app)
-    claims = checker.authenticate(token, None).claims
+    checker = access_state(profile_app).checker
+    claims = verify_token(token, app=profile_app).claims
     endpoint = checker.identity_endpoint
     expires_at = float(claims["exp"])
     first = endpoint.answer(token, expires_at, claims)

@@ -353,7 +353,7 @@ def test_any_service_token_without_the_setting(
 
 def identity_calls(app: Flask, issuer: AccessIssuer) -> int:
     """How often the app asked the stand-in's get-identity."""
-    checker = app.extensions["cf_access"]
+    checker = app.extensions["cf_access"].checker
     adapter: Any = checker.identity_endpoint._session.get_adapter(issuer.identity_url)
     return int(adapter.calls.get("/cdn-cgi/access/get-identity", 0))
 

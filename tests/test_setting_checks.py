@@ -94,7 +94,9 @@ def test_a_team_domain_that_is_no_host_name_is_refused(domain: str) -> None:
 def test_an_internationalised_team_domain_is_kept_in_its_ascii_form() -> None:
     """A custom Access domain written in Unicode is the issuer in its xn-- form."""
     app = init(CF_ACCESS_TEAM_DOMAIN="login.b\u00fccher.example")
-    assert app.extensions["cf_access"].settings.issuer == "https://login.xn--bcher-kva.example"
+    assert (
+        app.extensions["cf_access"].checker.settings.issuer == "https://login.xn--bcher-kva.example"
+    )
 
 
 def test_a_misspelt_key_is_warned_of_once_naming_the_nearest() -> None:

@@ -121,7 +121,7 @@ def test_bad_cache_setting() -> None:
         CloudflareAccess(app)
     app.config["CF_ACCESS_CACHE"] = SimpleCache()
     CloudflareAccess(app)
-    assert app.extensions["cf_access"].cache.backend is app.config["CF_ACCESS_CACHE"]
+    assert app.extensions["cf_access"].checker.cache.backend is app.config["CF_ACCESS_CACHE"]
 
 
 def test_settings_are_frozen() -> None:

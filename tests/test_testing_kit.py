@@ -26,8 +26,8 @@ from flask_cf_access import (
     get_claims,
     require_access,
     require_group,
+    verify_token,
 )
-from flask_cf_access._app_state import get_checker
 from flask_cf_access.testing import (
     CERTS_PATH,
     AccessClient,
@@ -67,9 +67,9 @@ def kit_app(issuer: AccessIssuer, config: dict[str, Any] | None = None, **option
 
 
 def refusal(app: Flask, token: str) -> Reason:
-    """Why the app's checker refuses ``token`` (the test fails if it is accepted)."""
-    with app.app_context(), pytest.raises(AccessUnauthorized) as caught:
-        get_checker().authenticate(token, None)
+    """Why the app refuses ``token`` (the test fails if it is accepted)."""
+    with pytest.raises(AccessUnauthorized) as caught:
+        verify_token(token, app=app)
     return caught.value.reason
 
 

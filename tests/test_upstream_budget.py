@@ -146,7 +146,7 @@ def test_bulkhead_bounds_calls_in_flight(
     """With CF_ACCESS_IDENTITY_CONCURRENCY calls hanging, another token's request gets 503
     within its budget and makes no call."""
     app = make_app(CF_ACCESS_UPSTREAM_WAIT=0.001, CF_ACCESS_IDENTITY_CONCURRENCY=1)
-    checker = app.extensions["cf_access"]
+    checker = app.extensions["cf_access"].checker
     first = issuer.user_token("first@example.com", ["Admins"])
     assert outcome(app, first, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert gate.arrived.wait(30)

@@ -86,7 +86,7 @@ def get(app: WSGIApplication, path: str, token: str | None = None, **kwargs: Any
 
 def identity_calls(middleware: CloudflareAccessMiddleware, issuer: AccessIssuer) -> int:
     """How often the stand-in team's get-identity was asked, through this middleware."""
-    session = middleware.checker.identity_endpoint._session
+    session = middleware._checker.identity_endpoint._session
     adapter: Any = session.get_adapter(issuer.identity_url)
     return int(adapter.calls.get("/cdn-cgi/access/get-identity", 0))
 
@@ -527,7 +527,7 @@ def test_from_mapping(downstream: Downstream, issuer: AccessIssuer, clock: Froze
         clock=clock,
         rules={"/admin": ["Admins"]},
     )
-    assert middleware.checker.settings.leeway == 0
+    assert middleware._checker.settings.leeway == 0
     assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 200
     assert outcome(middleware, issuer.user_token("ada@example.com"), "/admin") == (
         403,
@@ -541,7 +541,9 @@ def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer
         downstream, load_keys_on_init=False, **_settings_kwargs(issuer)
     )
     with pytest.raises(TypeError, match="not both"):
-        CloudflareAccessMiddleware(downstream, checker=middleware.checker, session=issuer.session())
+        CloudflareAccessMiddleware(
+            downstream, _checker=middleware._checker, session=issuer.session()
+        )
 
 
 class _TeamSettings(TypedDict):
@@ -603,9 +605,24 @@ def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: Froze
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock)
     middleware = CloudflareAccessMiddleware.from_flask(app)
-    assert middleware.checker is app.extensions["cf_access"]
+    assert middleware._checker is app.extensions["cf_access"].checker
     with pytest.raises(TypeError, match="not both"):
         CloudflareAccessMiddleware.from_flask(app, clock=clock)
+
+
+def test_checker_keyword_and_attribute_are_deprecated(
+    issuer: AccessIssuer, clock: FrozenClock
+) -> None:
+    """checker= (a private type) still shares a checker, and .checker still reads it,
+    each with a DeprecationWarning pointing to from_flask."""
+    app = flask_app(issuer)
+    CloudflareAccess(app, session=issuer.session(), clock=clock)
+    shared = CloudflareAccessMiddleware.from_flask(app)
+    with pytest.warns(DeprecationWarning, match="from_flask"):
+        middleware = CloudflareAccessMiddleware(app.wsgi_app, checker=shared._checker)
+    assert middleware._checker is shared._checker
+    with pytest.warns(DeprecationWarning, match="internal"):
+        assert middleware.checker is shared._checker
 
 
 def test_one_verification_path(
@@ -640,7 +657,7 @@ def test_one_verification_path(
     def unavailable(token: str) -> NoReturn:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)
 
-    monkeypatch.setattr(middleware.checker.verifier, "verify_entry", unavailable)
+    monkeypatch.setattr(middleware._checker.verifier, "verify_entry", unavailable)
     assert outcome(app, token) == (503, Reason.KEYS_UNAVAILABLE)
     assert outcome(app, token, "/decorated") == (503, Reason.KEYS_UNAVAILABLE)
 

@@ -63,15 +63,16 @@ from ._keys import decode_unverified_claims as decode_unverified_claims
 from ._keys import encode_token as encode_token
 from ._paths import CERTS_PATH as CERTS_PATH
 from ._paths import IDENTITY_PATH as IDENTITY_PATH
-from ._paths import MINT_PREFIX as MINT_PREFIX
 from ._profiles import identity_profile as identity_profile
 from ._routes import assert_routes_protected as assert_routes_protected
 from ._server import StandInServer as StandInServer
-from ._server import logger as logger
 from ._users import UserLoad as UserLoad
 from ._users import capture_user_loads as capture_user_loads
 
 __all__ = [
+    "CERTS_PATH",
+    "IDENTITY_PATH",
+    "OUT_OF_LEEWAY",
     "AccessCapture",
     "AccessClient",
     "AccessIssuer",
