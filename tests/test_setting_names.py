@@ -147,7 +147,7 @@ def test_middleware_keywords_are_the_attribute_names() -> None:
         require_posture=["disk"],
         load_keys_on_init=False,
     )
-    settings = middleware.checker.settings
+    settings = middleware._checker.settings  # the settings it was given, as read
     assert (settings.audience, settings.stand_in) == (("aud",), STAND_IN)
     assert [rule.kind for rule in settings.context_rules] == ["mfa", "posture"]
     with pytest.raises(TypeError, match="protect_all"):
@@ -213,7 +213,7 @@ def test_the_middleware_from_config_still_works() -> None:
             downstream,
             public_paths=["/healthz"],
         )
-    assert middleware.checker.settings.leeway == 3
+    assert middleware._checker.settings.leeway == 3
     assert middleware.is_public("/healthz")
 
 
