@@ -8,6 +8,7 @@ and what the view admits does not depend on the order they were written in.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
@@ -24,10 +25,10 @@ from ._request import (
     wrapped_view,
 )
 from ._requirements import (
-    ANY_TOKEN,
     WRAPPED_ATTRIBUTE,
     IdentityCheck,
     Match,
+    Requirement,
     require,
 )
 
@@ -91,11 +92,9 @@ def _decorator(guard: Guard) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 @overload
-def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
-
-
-@overload
 def require_access(
+    requirement: Requirement | None = None,
+    /,
     *,
     allow_service_tokens: bool = True,
     optional: bool = False,
@@ -104,8 +103,13 @@ def require_access(
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
+@overload
+def require_access(view: Callable[P, R], /) -> Callable[P, R]: ...
+
+
 def require_access(
-    view: Callable[P, R] | None = None,
+    view: Callable[P, R] | Requirement | None = None,
+    /,
     *,
     allow_service_tokens: bool = True,
     optional: bool = False,
@@ -118,13 +122,20 @@ def require_access(
     ``@require_access(allow_service_tokens=False)`` to refuse (403) machines
     holding a service token. Works on ``async def`` views too.
 
+    Given a :class:`~flask_cf_access.Requirement`,
+    ``@require_access(require(groups=["Ops"]) & require(check=on_call))``, it
+    is :func:`~flask_cf_access.verify_access_in_request` with the same
+    arguments, run before the view; ``@require_group``, ``@require_role``,
+    ``@require_check``, ``@require_service_token`` and ``@require_context``
+    are this with the :func:`~flask_cf_access.require` of their arguments.
+
     ``@require_access(optional=True)`` is for pages Access lets everyone see
     that greet a signed-in user: a request without a token reaches the view
     as nobody (``get_identity(default=None)`` and ``current_user`` give
     ``None``, and so does ``current_user`` for an identity without an
     account), while a token that is sent but does not verify is still a 401.
     ``optional`` is for a view where nothing else needs an identity: stacked
-    with ``@require_group``, ``@require_role``, ``@require_identity`` or
+    with ``@require_group``, ``@require_role``, ``@require_check`` or
     ``@require_service_token``, in either order, it raises
     :class:`~flask_cf_access.ConfigurationError` (nobody could meet them);
     under a blueprint's guard, the guard's requirement applies to a request
@@ -138,16 +149,22 @@ def require_access(
     ``@require_access(application="admin")`` names the Access application of
     ``CF_ACCESS_APPLICATIONS`` the view belongs to (see :func:`require`).
 
-    :raises ConfigurationError: at decoration time, ``optional`` stacked with a
-        decorator that needs an identity.
+    :raises ConfigurationError: at decoration time, ``optional`` with a
+        requirement, or stacked with a decorator, that needs an identity.
+    :raises TypeError: at decoration time, a first argument that is neither a
+        view nor a :class:`~flask_cf_access.Requirement`.
     """
-    requirement = (
-        ANY_TOKEN
-        if allow_service_tokens and application is None
-        else require(allow_service_tokens=allow_service_tokens, application=application)
-    )
+    requirement = view if isinstance(view, Requirement) else None
+    if view is not None and requirement is None and not callable(view):
+        raise TypeError(
+            "require_access() takes the view (@require_access) or a Requirement made by"
+            " require() (@require_access(require(...)))."
+        )
+    if not allow_service_tokens or application is not None:
+        asked = require(allow_service_tokens=allow_service_tokens, application=application)
+        requirement = asked if requirement is None else requirement & asked
     guard = make_guard(requirement, optional=optional, account=account)
-    if view is not None:
+    if view is not None and not isinstance(view, Requirement):
         return _guarded(view, guard)
 
     return _decorator(guard)
@@ -198,23 +215,36 @@ def require_role(
     return _decorator(make_guard(requirement, account=account))
 
 
-def require_identity(
+def require_check(
     check: IdentityCheck, *, allow_service_tokens: bool = True, account: bool | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Let through only identities for which ``check(identity)`` returns ``True``.
+    """Let through only identities for which the predicate ``check(identity)`` returns ``True``.
 
     For what groups and roles do not say: a claim, a SAML attribute, the
     country. Anything but ``True`` answers 403 (``check_failed``); an
     exception raised by ``check`` is not caught. Stacks with the other
-    decorators: every requirement must hold.
+    decorators: every requirement must hold. The same as
+    ``@require_access(require(check=check))``.
 
     :raises TypeError: at decoration time, when ``check`` is not callable.
     """
-    if not callable(check):
-        raise TypeError("require_identity() needs a callable taking the identity.")
+    if isinstance(check, Requirement) or not callable(check):
+        raise TypeError("require_check() needs a callable taking the identity.")
     requirement = require(check=check, allow_service_tokens=allow_service_tokens)
 
     return _decorator(make_guard(requirement, account=account))
+
+
+def require_identity(
+    check: IdentityCheck, *, allow_service_tokens: bool = True, account: bool | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Deprecated: the old name of :func:`require_check`, removed in the next release."""
+    warnings.warn(
+        "require_identity() is deprecated: use require_check(), the same decorator.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return require_check(check, allow_service_tokens=allow_service_tokens, account=account)
 
 
 def require_service_token(

@@ -83,7 +83,7 @@ _EXPLANATIONS: Mapping[Reason, str] = {
     Reason.NOT_IN_ALL_GROUPS: "the identity is not in every one of the groups asked for",
     Reason.NO_ROLE: "the identity has none of the roles asked for",
     Reason.NOT_ALL_ROLES: "the identity lacks one of the roles asked for",
-    Reason.CHECK_FAILED: "the view's own check (require_identity) said no",
+    Reason.CHECK_FAILED: "the view's own check (require_check) said no",
     Reason.EMAIL_NOT_ALLOWED: (
         "the e-mail is outside CF_ACCESS_ALLOWED_EMAIL_DOMAINS and CF_ACCESS_ALLOWED_EMAILS"
     ),

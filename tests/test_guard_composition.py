@@ -31,9 +31,9 @@ from flask_cf_access import (
     access_guard,
     require,
     require_access,
+    require_check,
     require_context,
     require_group,
-    require_identity,
     require_role,
     require_service_token,
     verify_access_in_request,
@@ -119,8 +119,8 @@ def role_parts(draw: st.DrawFn) -> Part:
 def check_parts(draw: st.DrawFn) -> Part:
     check, allowed = draw(st.sampled_from([from_example, is_ada])), draw(allow)
     return Part(
-        f"@require_identity({check.__name__}, allow_service_tokens={allowed})",
-        require_identity(check, allow_service_tokens=allowed),
+        f"@require_check({check.__name__}, allow_service_tokens={allowed})",
+        require_check(check, allow_service_tokens=allowed),
         require(check=check, allow_service_tokens=allowed),
     )
 
@@ -372,8 +372,8 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
         [require_role("admin"), require_access(optional=True)],
         [require_access(optional=True), require_group("Admins")],
         [require_group("Admins"), require_access(optional=True)],
-        [require_access(optional=True), require_identity(is_ada)],
-        [require_identity(is_ada), require_access(optional=True)],
+        [require_access(optional=True), require_check(is_ada)],
+        [require_check(is_ada), require_access(optional=True)],
         [require_access(optional=True), require_service_token()],
         [require_service_token("ci.access"), require_access(optional=True)],
         [require_access(optional=True), require_context(mfa=True)],

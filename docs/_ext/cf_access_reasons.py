@@ -52,7 +52,7 @@ REASONS: dict[str, str] = {
     "no_role": "none of the roles asked for (:doc:`roles`)",
     "not_all_roles": 'not every one of the roles asked for (``match="all"``)',
     "check_failed": (
-        "a :func:`~flask_cf_access.require_identity` check did not return ``True``, or "
+        "a :func:`~flask_cf_access.require_check` check did not return ``True``, or "
         "raised (the traceback is logged)"
     ),
     "email_not_allowed": (
