@@ -154,3 +154,19 @@ def test_own_g_class_is_cleared_too(
         )
         assert client.get("/maybe").text == "nobody"
         assert client.get("/peek").text == "nobody"
+
+
+@pytest.mark.parametrize("second", [None, "not-a-token"], ids=["no token", "bad token"])
+def test_request_contexts_sharing_an_app_context_are_checked_each(
+    probed_app: Flask, issuer: AccessIssuer, second: str | None
+) -> None:
+    """A request context pushed without dispatch (no request_started) inside an app context
+    that served another is checked afresh: the earlier one's decision is not reused."""
+    ada = bearer(issuer.user_token("ada@example.com"))
+    with probed_app.app_context():
+        with probed_app.test_request_context("/peek", headers=ada):
+            assert verify_access_in_request().email == "ada@example.com"
+        with probed_app.test_request_context("/peek", headers=bearer(second) if second else {}):
+            with pytest.raises(AccessError):
+                verify_access_in_request()
+            assert seen_identity() == "nobody"
