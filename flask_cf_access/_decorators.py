@@ -1,4 +1,11 @@
-"""The decorators: each is the primitive (``check_guard``) plus ``ensure_sync``.
+"""The decorators: each is the primitive plus ``ensure_sync``.
+
+:func:`require_access` is :func:`~flask_cf_access.verify_access_in_request`
+(``check_guard``, with the same requirement, ``optional`` and ``account``)
+run before the view through ``ensure_sync``; every other decorator is
+``require_access(require(...), account=account)`` with the
+:func:`~flask_cf_access.require` of its own arguments, and checks nothing of
+its own beyond them.
 
 Stacked on one view, in any order, they are merged into one wrapper with one
 guard (every part must hold), so the request is verified and reported once,
@@ -187,11 +194,10 @@ def require_group(
 
     :raises TypeError: at decoration time, with no group or a non-string one.
     """
-    if not groups or not all(isinstance(group, str) and group for group in groups):
+    if not groups:
         raise TypeError("require_group() needs one or more group names or ids, as strings.")
     requirement = require(groups=groups, match=match, allow_service_tokens=allow_service_tokens)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)
 
 
 def require_role(
@@ -208,11 +214,10 @@ def require_role(
 
     :raises TypeError: at decoration time, with no role or a non-string one.
     """
-    if not roles or not all(isinstance(role, str) and role for role in roles):
+    if not roles:
         raise TypeError("require_role() needs one or more role names, as strings.")
     requirement = require(roles=roles, match=match, allow_service_tokens=allow_service_tokens)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)
 
 
 def require_check(
@@ -228,11 +233,8 @@ def require_check(
 
     :raises TypeError: at decoration time, when ``check`` is not callable.
     """
-    if isinstance(check, Requirement) or not callable(check):
-        raise TypeError("require_check() needs a callable taking the identity.")
     requirement = require(check=check, allow_service_tokens=allow_service_tokens)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)
 
 
 def require_identity(
@@ -257,9 +259,7 @@ def require_service_token(
 
     :raises TypeError: at decoration time, with a client id that is not a string.
     """
-    requirement = require(service_tokens=client_ids)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(require(service_tokens=client_ids), account=account)
 
 
 def require_context(
@@ -303,5 +303,4 @@ def require_context(
         max_login_age=max_login_age,
         client_certificate=client_certificate,
     )
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)

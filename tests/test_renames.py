@@ -1,7 +1,8 @@
-"""Names that say what they take: renamed decorators warn, a Requirement is no decorator."""
+"""Names that say what they take, and one door: each decorator is require_access(require(...))."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,11 @@ from flask_cf_access import (
     require,
     require_access,
     require_check,
+    require_context,
+    require_group,
     require_identity,
+    require_role,
+    require_service_token,
 )
 from flask_cf_access._request import view_guard
 from flask_cf_access.testing import AccessIssuer, capture_access
@@ -132,3 +137,44 @@ def test_require_access_with_a_requirement_is_the_primitive(
         "eve": [(403, [Reason.CHECK_FAILED])] * 2,
         "ci": [(403, [Reason.SERVICE_TOKEN_REFUSED])] * 2,
     }
+
+
+#: Each decorator, and the require() of its arguments.
+SHORTHANDS: dict[str, tuple[Callable[..., Any], dict[str, Any], Requirement]] = {
+    "require_group": (
+        require_group("Admins", "Ops", match="all"),
+        {},
+        require(groups=["Admins", "Ops"], match="all"),
+    ),
+    "require_role": (
+        require_role("admin", allow_service_tokens=False, account=False),
+        {"account": False},
+        require(roles=["admin"], allow_service_tokens=False),
+    ),
+    "require_check": (
+        require_check(from_example, account=True),
+        {"account": True},
+        require(check=from_example),
+    ),
+    "require_service_token": (
+        require_service_token("ci.access"),
+        {},
+        require(service_tokens=["ci.access"]),
+    ),
+    "require_context": (
+        require_context(mfa=True, max_login_age=60),
+        {},
+        require(mfa=True, max_login_age=60),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SHORTHANDS))
+def test_every_decorator_is_require_access_of_its_requirement(name: str) -> None:
+    """A decorator guards its view exactly as @require_access(require(...)) does."""
+    decorator, keywords, requirement = SHORTHANDS[name]
+
+    def view() -> str:
+        return ""
+
+    assert view_guard(decorator(view)) == view_guard(require_access(requirement, **keywords)(view))
