@@ -153,6 +153,10 @@ class RouteAudit:
     #: What is wrong with its application, if anything: it requires a token and
     #: falls under none, or a decorator or guard names another.
     application_problem: str | None = None
+    #: Code of the app's own that runs before or around the view and may check
+    #: access there, which no audit can read (:func:`unaudited_guards`): its
+    #: ``before_request`` functions by name, and decorators around the view.
+    unaudited: tuple[str, ...] = ()
 
     @property
     def is_problem(self) -> bool:
@@ -171,7 +175,11 @@ def audit_routes(app: Flask) -> list[RouteAudit]:
         view = app.view_functions.get(rule.endpoint)
         methods = tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
         audit = RouteAudit(
-            rule.rule, rule.endpoint, methods, *_judge(app, policy, rule.endpoint, view)
+            rule.rule,
+            rule.endpoint,
+            methods,
+            *_judge(app, policy, rule.endpoint, view),
+            unaudited=tuple(unaudited_guards(app, rule.endpoint)),
         )
         if applications is not None or (audit.requirement and audit.requirement.applications):
             audit = _with_applications(audit, applications, rule)

@@ -153,10 +153,11 @@ def test_audit_reads_the_packages_guards(
     """access_guard and @require_access(requirement) are audited with their requirement."""
     app = placed_app(issuer, clock, placement, "access_guard", protect_all)
     (audit,) = (audit for audit in audit_routes(app) if audit.rule == PATH)
-    assert (audit.status, audit.requirement, audit.requires) == (
+    assert (audit.status, audit.requirement, audit.requires, audit.unaudited) == (
         "protected",
         ADMINS,
         "token; groups: any of Admins",
+        (),
     )
 
 
@@ -178,8 +179,8 @@ def test_audit_names_a_hand_written_guard_it_cannot_read(
     app = placed_app(issuer, clock, placement, "hand-written", protect_all)
     (audit,) = (audit for audit in audit_routes(app) if audit.rule == PATH)
     named = "a decorator around page" if placement == "view" else "hand_guard"
-    assert audit.status == status
-    assert audit.requirement is None
+    assert (audit.status, audit.requirement, audit.unaudited) == (status, None, (named,))
+    assert audit.is_problem is (status == "unprotected")  # routes --strict fails on it
     assert audit.requires.startswith(f"{proven}; unaudited: {named} may check more")
     assert "access_guard()" in audit.requires
 
