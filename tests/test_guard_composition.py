@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Blueprint, Flask
@@ -38,6 +39,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
+from flask_cf_access._checker import AccessChecker
 from flask_cf_access._requirements import Match
 from flask_cf_access._routes import audit_routes
 from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
@@ -246,13 +248,20 @@ class Team:
     def outcomes(self, application: Any) -> dict[str, Outcome]:
         return {name: outcome(application, token, PATH) for name, token in self.tokens}
 
-    def decisions(self, application: Any) -> dict[str, int]:
-        """How many access signals each caller's request sent."""
+    def decisions(self, application: Any) -> dict[str, tuple[int, int]]:
+        """How many access signals each caller's request sent, and how many times
+        its token was verified."""
         counts = {}
+        authenticate = AccessChecker.authenticate
         for name, token in self.tokens:
-            with capture_access() as captured:
+            with (
+                capture_access() as captured,
+                mock.patch.object(
+                    AccessChecker, "authenticate", autospec=True, side_effect=authenticate
+                ) as verified,
+            ):
                 Client(application).get(PATH, headers=bearer(token) if token else {})
-            counts[name] = len(captured)
+            counts[name] = (len(captured), verified.call_count)
         return counts
 
 
@@ -358,10 +367,11 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
     expected = team.outcomes(reference_app(team, combined, optional))
     guarded = guarded_app(team, stack, around)
     assert team.outcomes(guarded) == expected
-    # Decided once: one signal per request (none for nobody on an optional view).
+    # Decided once: one signal per request (none for nobody on an optional view),
+    # and the token verified once however many guards judged it.
     nobody_passes = expected["nobody"] == OK
     assert team.decisions(guarded) == {
-        name: 0 if name == "nobody" and nobody_passes else 1 for name, _ in team.tokens
+        name: (0, 0) if name == "nobody" and nobody_passes else (1, 1) for name, _ in team.tokens
     }
 
 
