@@ -239,14 +239,17 @@ def reset_request_access() -> None:
 
 
 def request_access() -> RequestAccess | None:
-    """The current request's :class:`RequestAccess`; ``None`` before any check, or
-    outside an app context."""
+    """The current request's :class:`RequestAccess`; ``None`` before any check of
+    it (what another request left on a shared ``g`` is not its), or outside a
+    request."""
     try:
-        context_globals = g._get_current_object()
-    except RuntimeError:  # no app context
+        access = g._get_current_object().__dict__.get(_ACCESS_NAME)
+        if not isinstance(access, RequestAccess):
+            return None
+        this_request = request._get_current_object()  # type: ignore[attr-defined]
+    except RuntimeError:  # no app context, or no request context
         return None
-    access = context_globals.__dict__.get(_ACCESS_NAME)
-    return access if isinstance(access, RequestAccess) else None
+    return access if access.request is this_request else None
 
 
 def note_login_user() -> None:

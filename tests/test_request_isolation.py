@@ -170,3 +170,17 @@ def test_request_contexts_sharing_an_app_context_are_checked_each(
             with pytest.raises(AccessError):
                 verify_access_in_request()
             assert seen_identity() == "nobody"
+
+
+def test_accessors_see_nothing_of_another_request_context(
+    probed_app: Flask, issuer: AccessIssuer
+) -> None:
+    """An unchecked request context after a checked one, in one app context, has no identity."""
+    ada = bearer(issuer.user_token("ada@example.com"))
+    with probed_app.app_context():
+        with probed_app.test_request_context("/peek", headers=ada):
+            verify_access_in_request()
+            assert seen_identity() == "ada@example.com"
+        with probed_app.test_request_context("/peek"):
+            assert seen_identity() == "nobody"
+            assert get_identity(default=None) is None
