@@ -28,6 +28,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access._routes import audit_routes
+from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock, Outcome, outcome
@@ -224,3 +225,12 @@ def test_hand_written_guard_with_deny_by_default_still_fails_closed(
         with capture_access(app) as captured:
             assert outcome(app, ada, path) == Outcome(200, None), path
         assert [record.granted for record in captured] == [True], path
+
+
+def test_routes_strict_names_the_unaudited_guard(issuer: AccessIssuer, clock: FrozenClock) -> None:
+    """``flask cf-access routes --strict`` fails on a route only a hand-written guard
+    protects, and names that guard."""
+    app = placed_app(issuer, clock, "blueprint", "hand-written", protect_all=False)
+    result = app.test_cli_runner().invoke(cli, ["routes", "--strict"])
+    assert result.exit_code == 1
+    assert f"UNPROTECTED: {PATH} (outer.inner.page) (unaudited: hand_guard)" in result.output
