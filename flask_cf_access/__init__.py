@@ -8,6 +8,7 @@ from ._app_state import verify_token as verify_token
 from ._applications import ApplicationSettings as ApplicationSettings
 from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
+from ._decorators import require_check as require_check
 from ._decorators import require_context as require_context
 from ._decorators import require_group as require_group
 from ._decorators import require_identity as require_identity
@@ -105,6 +106,7 @@ __all__ = [
     "onward_call",
     "require",
     "require_access",
+    "require_check",
     "require_context",
     "require_group",
     "require_identity",

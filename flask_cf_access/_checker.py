@@ -233,6 +233,7 @@ class AccessChecker:
         csrf_exempt: bool = False,
         admit: Callable[[AccessIdentity], None] | None = None,
         report_granted: bool = True,
+        verified: AccessIdentity | None = None,
     ) -> AccessIdentity:
         """Check one request: :meth:`authenticate`, then :meth:`authorize`, reported.
 
@@ -245,6 +246,8 @@ class AccessChecker:
         rule passed and may still refuse it (the Flask layer's account check).
         ``report_granted=False`` leaves the grant to be reported later, with
         :meth:`granted` (a later check in the request may still refuse).
+        ``verified``: the identity an earlier check of the same request got
+        from the same token; it is not verified again, every rule still is.
 
         Reported means one log line per refusal, and the
         :data:`~flask_cf_access.access_granted` or
@@ -265,7 +268,9 @@ class AccessChecker:
                 application = applications.application_for(
                     request.host, request.environ.get("PATH_INFO") or "/"
                 )
-            identity = self.authenticate(header_value, cookie_value)
+            identity = (
+                verified if verified is not None else self.authenticate(header_value, cookie_value)
+            )
             if applications is not None or requirement.applications:
                 self.check_application(identity, application, requirement)
             if (

@@ -1,4 +1,11 @@
-"""The decorators: each is the primitive (``check_guard``) plus ``ensure_sync``.
+"""The decorators: each is the primitive plus ``ensure_sync``.
+
+:func:`require_access` is :func:`~flask_cf_access.verify_access_in_request`
+(``check_guard``, with the same requirement, ``optional`` and ``account``)
+run before the view through ``ensure_sync``; every other decorator is
+``require_access(require(...), account=account)`` with the
+:func:`~flask_cf_access.require` of its own arguments, and checks nothing of
+its own beyond them.
 
 Stacked on one view, in any order, they are merged into one wrapper with one
 guard (every part must hold), so the request is verified and reported once,
@@ -8,6 +15,7 @@ and what the view admits does not depend on the order they were written in.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
@@ -24,9 +32,9 @@ from ._request import (
     wrapped_view,
 )
 from ._requirements import (
-    ANY_TOKEN,
     WRAPPED_ATTRIBUTE,
     IdentityCheck,
+    Requirement,
     require,
 )
 
@@ -90,11 +98,9 @@ def _decorator(guard: Guard) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 @overload
-def require_access(view: Callable[P, R]) -> Callable[P, R]: ...
-
-
-@overload
 def require_access(
+    requirement: Requirement | None = None,
+    /,
     *,
     allow_service_tokens: bool = True,
     optional: bool = False,
@@ -103,8 +109,13 @@ def require_access(
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
+@overload
+def require_access(view: Callable[P, R], /) -> Callable[P, R]: ...
+
+
 def require_access(
-    view: Callable[P, R] | None = None,
+    view: Callable[P, R] | Requirement | None = None,
+    /,
     *,
     allow_service_tokens: bool = True,
     optional: bool = False,
@@ -117,13 +128,20 @@ def require_access(
     ``@require_access(allow_service_tokens=False)`` to refuse (403) machines
     holding a service token. Works on ``async def`` views too.
 
+    Given a :class:`~flask_cf_access.Requirement`,
+    ``@require_access(require(groups=["Ops"]) & require(check=on_call))``, it
+    is :func:`~flask_cf_access.verify_access_in_request` with the same
+    arguments, run before the view; ``@require_group``, ``@require_role``,
+    ``@require_check``, ``@require_service_token`` and ``@require_context``
+    are this with the :func:`~flask_cf_access.require` of their arguments.
+
     ``@require_access(optional=True)`` is for pages Access lets everyone see
     that greet a signed-in user: a request without a token reaches the view
     as nobody (``get_identity(default=None)`` and ``current_user`` give
     ``None``, and so does ``current_user`` for an identity without an
     account), while a token that is sent but does not verify is still a 401.
     ``optional`` is for a view where nothing else needs an identity: stacked
-    with ``@require_group``, ``@require_role``, ``@require_identity`` or
+    with ``@require_group``, ``@require_role``, ``@require_check`` or
     ``@require_service_token``, in either order, it raises
     :class:`~flask_cf_access.ConfigurationError` (nobody could meet them);
     under a blueprint's guard, the guard's requirement applies to a request
@@ -137,16 +155,22 @@ def require_access(
     ``@require_access(application="admin")`` names the Access application of
     ``CF_ACCESS_APPLICATIONS`` the view belongs to (see :func:`require`).
 
-    :raises ConfigurationError: at decoration time, ``optional`` stacked with a
-        decorator that needs an identity.
+    :raises ConfigurationError: at decoration time, ``optional`` with a
+        requirement, or stacked with a decorator, that needs an identity.
+    :raises TypeError: at decoration time, a first argument that is neither a
+        view nor a :class:`~flask_cf_access.Requirement`.
     """
-    requirement = (
-        ANY_TOKEN
-        if allow_service_tokens and application is None
-        else require(allow_service_tokens=allow_service_tokens, application=application)
-    )
+    requirement = view if isinstance(view, Requirement) else None
+    if view is not None and requirement is None and not callable(view):
+        raise TypeError(
+            "require_access() takes the view (@require_access) or a Requirement made by"
+            " require() (@require_access(require(...)))."
+        )
+    if not allow_service_tokens or application is not None:
+        asked = require(allow_service_tokens=allow_service_tokens, application=application)
+        requirement = asked if requirement is None else requirement & asked
     guard = make_guard(requirement, optional=optional, account=account)
-    if view is not None:
+    if view is not None and not isinstance(view, Requirement):
         return _guarded(view, guard)
 
     return _decorator(guard)
@@ -169,11 +193,10 @@ def require_group(
 
     :raises TypeError: at decoration time, with no group or a non-string one.
     """
-    if not groups or not all(isinstance(group, str) and group for group in groups):
+    if not groups:
         raise TypeError("require_group() needs one or more group names or ids, as strings.")
     requirement = require(groups=groups, match=match, allow_service_tokens=allow_service_tokens)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)
 
 
 def require_role(
@@ -190,30 +213,39 @@ def require_role(
 
     :raises TypeError: at decoration time, with no role or a non-string one.
     """
-    if not roles or not all(isinstance(role, str) and role for role in roles):
+    if not roles:
         raise TypeError("require_role() needs one or more role names, as strings.")
     requirement = require(roles=roles, match=match, allow_service_tokens=allow_service_tokens)
+    return require_access(requirement, account=account)
 
-    return _decorator(make_guard(requirement, account=account))
+
+def require_check(
+    check: IdentityCheck, *, allow_service_tokens: bool = True, account: bool | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let through only identities for which the predicate ``check(identity)`` returns ``True``.
+
+    For what groups and roles do not say: a claim, a SAML attribute, the
+    country. Anything but ``True`` answers 403 (``check_failed``); an
+    exception raised by ``check`` is not caught. Stacks with the other
+    decorators: every requirement must hold. The same as
+    ``@require_access(require(check=check))``.
+
+    :raises TypeError: at decoration time, when ``check`` is not callable.
+    """
+    requirement = require(check=check, allow_service_tokens=allow_service_tokens)
+    return require_access(requirement, account=account)
 
 
 def require_identity(
     check: IdentityCheck, *, allow_service_tokens: bool = True, account: bool | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Let through only identities for which ``check(identity)`` returns ``True``.
-
-    For what groups and roles do not say: a claim, a SAML attribute, the
-    country. Anything but ``True`` answers 403 (``check_failed``); an
-    exception raised by ``check`` is not caught. Stacks with the other
-    decorators: every requirement must hold.
-
-    :raises TypeError: at decoration time, when ``check`` is not callable.
-    """
-    if not callable(check):
-        raise TypeError("require_identity() needs a callable taking the identity.")
-    requirement = require(check=check, allow_service_tokens=allow_service_tokens)
-
-    return _decorator(make_guard(requirement, account=account))
+    """Deprecated: the old name of :func:`require_check`, removed in the next release."""
+    warnings.warn(
+        "require_identity() is deprecated: use require_check(), the same decorator.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return require_check(check, allow_service_tokens=allow_service_tokens, account=account)
 
 
 def require_service_token(
@@ -226,9 +258,7 @@ def require_service_token(
 
     :raises TypeError: at decoration time, with a client id that is not a string.
     """
-    requirement = require(service_tokens=client_ids)
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(require(service_tokens=client_ids), account=account)
 
 
 def require_context(
@@ -272,5 +302,4 @@ def require_context(
         max_login_age=max_login_age,
         client_certificate=client_certificate,
     )
-
-    return _decorator(make_guard(requirement, account=account))
+    return require_access(requirement, account=account)

@@ -159,6 +159,8 @@ class RequestAccess:
         "login_user_set",
         "optional",
         "pending_grant",
+        "request",
+        "sent",
         "user",
     )
 
@@ -168,6 +170,8 @@ class RequestAccess:
         optional: bool = False,
         covered: Guard | None = None,
         decided: Guard | None = None,
+        request: object = None,
+        sent: tuple[str | None, str | None] | None = None,
     ) -> None:
         #: The admitted identity; ``None`` for nobody.
         self.identity = identity
@@ -186,6 +190,12 @@ class RequestAccess:
         #: Whether the grant is still to be reported (deny by default in front
         #: of ``before_request`` guards of yours: theirs is the decision).
         self.pending_grant = False
+        #: The request this was made for: a check of another request (one app
+        #: context pushed around several request contexts) starts afresh.
+        self.request = request
+        #: The token header and cookie it was judged on: a later check of the
+        #: request reuses its decision and identity only for the same token.
+        self.sent = sent
 
 
 #: Where on ``g`` the request's :class:`RequestAccess` lives.
@@ -229,22 +239,26 @@ def reset_request_access() -> None:
 
 
 def request_access() -> RequestAccess | None:
-    """The current request's :class:`RequestAccess`; ``None`` before any check, or
-    outside an app context."""
+    """The current request's :class:`RequestAccess`; ``None`` before any check of
+    it (what another request left on a shared ``g`` is not its), or outside a
+    request."""
     try:
-        context_globals = g._get_current_object()
-    except RuntimeError:  # no app context
+        access = g._get_current_object().__dict__.get(_ACCESS_NAME)
+        if not isinstance(access, RequestAccess):
+            return None
+        this_request = request._get_current_object()  # type: ignore[attr-defined]
+    except RuntimeError:  # no app context, or no request context
         return None
-    access = context_globals.__dict__.get(_ACCESS_NAME)
-    return access if isinstance(access, RequestAccess) else None
+    return access if access.request is this_request else None
 
 
 def note_login_user() -> None:
     """Record that the Flask-Login bridge set Flask-Login's user on ``g`` for this request."""
     context_globals = g._get_current_object()
     access = context_globals.__dict__.get(_ACCESS_NAME)
-    if access is None:
-        access = RequestAccess()
+    this_request = request._get_current_object()  # type: ignore[attr-defined]
+    if access is None or access.request is not this_request:
+        access = RequestAccess(request=this_request)
         _keep(context_globals, access, None)
     access.login_user_set = True
 
@@ -381,10 +395,18 @@ def check_guard(
     downgrades a request to anonymous.
     """
     context_globals = g._get_current_object()
-    previous = context_globals.__dict__.get(_ACCESS_NAME)
-    if view and previous is not None and previous.covered is guard:
-        return cast(AccessIdentity | None, previous.identity)
     this_request = request._get_current_object()  # type: ignore[attr-defined]
+    previous = context_globals.__dict__.get(_ACCESS_NAME)
+    if previous is not None and previous.request is not this_request:
+        # Another request's (request contexts sharing one app context, with no
+        # request_started between them): nothing of it is this request's.
+        reset_request_access()
+        previous = None
+    header, cookie = sent = sent_token(this_request)
+    # What an earlier check of this request judged, on this same token.
+    judged_before = previous if previous is not None and previous.sent == sent else None
+    if view and judged_before is not None and judged_before.covered is guard:
+        return cast(AccessIdentity | None, judged_before.identity)
     covered: Guard | None = None
     decided: Guard | None = None
     if fold and this_request.endpoint is not None:
@@ -393,19 +415,19 @@ def check_guard(
         if declared_guards is not None:
             guard = declared_guards if declared else guard & declared_guards
         decided = guard
-        judged = None if previous is None else previous.decided
+        judged = None if judged_before is None else judged_before.decided
         # A guard before this one judged all of it already (and maybe more).
         if judged is not None and (judged == decided or judged & decided == judged):
-            return cast(AccessIdentity | None, previous.identity)
-    header, cookie = sent_token(this_request)
+            return cast(AccessIdentity | None, previous.identity)  # judged_before is previous
     if guard.optional and not (header or cookie):
-        _keep(context_globals, RequestAccess(None, True, covered, decided), previous)
+        access = RequestAccess(None, True, covered, decided, this_request, sent)
+        _keep(context_globals, access, previous)
         return None
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, AccessState):
         state = access_state(app)  # which says to call init_app
     checker = state.checker
-    access = RequestAccess(None, guard.optional, covered, decided)
+    access = RequestAccess(None, guard.optional, covered, decided, this_request, sent)
     loader: UserLoader | None = None
     if guard.account is not False and not guard.optional:
         loader = state.users.loader
@@ -424,6 +446,9 @@ def check_guard(
             and _view_is_csrf_exempt(app, this_request.endpoint),
             admit=None if loader is None else _account_loader(app, loader, access, previous),
             report_granted=not defer_grant,
+            # A check before this one in the request verified its token already
+            # (deny by default in front of a guard of yours): not verified twice.
+            verified=None if judged_before is None else judged_before.identity,
         )
     except BaseException:
         reset_request_access()

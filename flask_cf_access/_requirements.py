@@ -1,7 +1,7 @@
 """What a resource requires of an identity, and the one place it is judged.
 
 A :class:`Requirement` is built by the decorators (``@require_group``,
-``@require_role``, ``@require_identity``, ``@require_service_token``,
+``@require_role``, ``@require_check``, ``@require_service_token``,
 ``@require_context``), by :func:`require` for
 :func:`~flask_cf_access.verify_access_in_request` and the middleware's
 ``rules``, and judged by :class:`AccessPolicy`, which adds the app-wide rules
@@ -14,7 +14,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
@@ -193,6 +193,20 @@ class Requirement:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_judge", _prepared(self))
 
+    if not TYPE_CHECKING:  # a type checker already flags a Requirement used as a decorator
+
+        def __call__(self, view: object) -> NoReturn:
+            """Refuse use as a decorator: ``@require(...)`` above a view would guard nothing.
+
+            :raises TypeError: always, saying what to write instead.
+            """
+            raise TypeError(
+                "require(...) makes a Requirement, not a decorator: guard a view with"
+                " @require_access(require(...)), a blueprint with"
+                " bp.before_request(access_guard(require(...))), or pass it to"
+                " verify_access_in_request(require(...))."
+            )
+
     @property
     def needs_identity(self) -> bool:
         """Whether only some identities meet it: groups, roles, rules on the profile
@@ -351,7 +365,7 @@ def require(
         country that is not two letters, a login age that is not whole seconds above 0).
     :raises ValueError: service tokens both needed and refused.
     """
-    if check is not None and not callable(check):
+    if check is not None and (isinstance(check, Requirement) or not callable(check)):
         raise TypeError("check must be a callable taking the identity.")
     if inspect.iscoroutinefunction(check):
         raise TypeError("check must be a plain function: an async check cannot be awaited here.")

@@ -56,10 +56,11 @@ def install_deny_by_default(app: Flask) -> None:
     decorator or ``access_guard`` will verify the request (so that it is
     verified, logged and signalled once).
     """
-    # Per endpoint: whether the hook verifies, and whether a before_request
-    # function of the app's own comes after it (which may be a guard calling
-    # the primitive: the grant is then its to report). Routes and hooks are
-    # fixed once the app serves its first request, so each is computed once.
+    # Per endpoint: whether the hook verifies, and whether a guard of the
+    # app's own may check again after it (a before_request function, or a
+    # decorator around the view, calling the primitive: the grant is then its
+    # to report, and its check reuses the hook's verification). Routes and
+    # hooks are fixed once the app serves its first request: computed once.
     decided: dict[str, tuple[bool, bool]] = {}
 
     def deny_by_default() -> None:
@@ -70,7 +71,7 @@ def install_deny_by_default(app: Flask) -> None:
         if answer is None:
             answer = decided[endpoint] = (
                 _hook_verifies(app, endpoint),
-                _has_own_hooks(app, endpoint),
+                bool(unaudited_guards(app, endpoint)),
             )
         verify, defer_grant = answer
         if not verify:
@@ -91,13 +92,21 @@ def _report_pending_grant(sender: Flask, **extra: Any) -> None:
     report_pending_grant(sender)
 
 
-def _has_own_hooks(app: Flask, endpoint: str) -> bool:
-    """Whether a ``before_request`` function that is not this package's runs for ``endpoint``."""
-    return any(
-        _is_own_hook(hook)
+def unaudited_guards(app: Flask, endpoint: str) -> list[str]:
+    """What of the app's own runs for ``endpoint`` before or around its view and may
+    check access there (a guard written on the primitive), which no audit can read:
+    its ``before_request`` functions, by name, and decorators around the view that
+    are not this package's."""
+    found = [
+        getattr(hook, "__qualname__", repr(hook))
         for scope in scopes(endpoint)
         for hook in app.before_request_funcs.get(scope, ())
-    )
+        if _is_own_hook(hook)
+    ]
+    view = app.view_functions.get(endpoint)
+    if not is_guarded(view) and hasattr(view, "__wrapped__"):
+        found.append(f"a decorator around {getattr(view, '__name__', endpoint)}")
+    return found
 
 
 def _is_own_hook(hook: object) -> bool:
@@ -136,6 +145,10 @@ class RouteAudit:
     #: What is wrong with its application, if anything: it requires a token and
     #: falls under none, or a decorator or guard names another.
     application_problem: str | None = None
+    #: Code of the app's own that runs before or around the view and may check
+    #: access there, which no audit can read (:func:`unaudited_guards`): its
+    #: ``before_request`` functions by name, and decorators around the view.
+    unaudited: tuple[str, ...] = ()
 
     @property
     def is_problem(self) -> bool:
@@ -154,7 +167,11 @@ def audit_routes(app: Flask) -> list[RouteAudit]:
         view = app.view_functions.get(rule.endpoint)
         methods = tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
         audit = RouteAudit(
-            rule.rule, rule.endpoint, methods, *_judge(app, policy, rule.endpoint, view)
+            rule.rule,
+            rule.endpoint,
+            methods,
+            *_judge(app, policy, rule.endpoint, view),
+            unaudited=tuple(unaudited_guards(app, rule.endpoint)),
         )
         if applications is not None or (audit.requirement and audit.requirement.applications):
             audit = _with_applications(audit, applications, rule)
@@ -271,26 +288,20 @@ def _judge(
         return "protected", guard.describe(), guard.requirement
     if is_public(app, endpoint, view):
         return "public", "public", None
-    hint = _own_hooks_hint(app, endpoint)
+    hint = _unaudited_hint(app, endpoint)
     if policy.protect_all:
         return "protected", f"{ANY_TOKEN.describe()} (deny by default){hint}", None
     return "unprotected", f"nothing{hint}", None
 
 
-def _own_hooks_hint(app: Flask, endpoint: str) -> str:
-    """The app's own ``before_request`` functions for ``endpoint``, named: a guard
-    written on the primitive may be among them, which no audit can read."""
-    names = [
-        getattr(hook, "__qualname__", repr(hook))
-        for scope in scopes(endpoint)
-        for hook in app.before_request_funcs.get(scope, ())
-        if _is_own_hook(hook)
-    ]
+def _unaudited_hint(app: Flask, endpoint: str) -> str:
+    """The guards of the app's own :func:`unaudited_guards` finds, named."""
+    names = unaudited_guards(app, endpoint)
     if not names:
         return ""
     return (
-        f"; before_request {', '.join(names)} may check more at request time"
-        " (unaudited: use access_guard() to have it listed)"
+        f"; unaudited: {', '.join(names)} may check more at request time"
+        " (use access_guard() or @require_access(require(...)) to have it listed)"
     )
 
 

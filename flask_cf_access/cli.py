@@ -699,7 +699,8 @@ def routes_command(strict: bool) -> None:
     for audit in problems:
         if audit.status in ("unprotected", "not applied"):
             what = "UNPROTECTED" if audit.status == "unprotected" else "REQUIREMENT NOT APPLIED"
-            click.echo(f"{what}: {audit.rule} ({audit.endpoint})")
+            unread = f" (unaudited: {', '.join(audit.unaudited)})" if audit.unaudited else ""
+            click.echo(f"{what}: {audit.rule} ({audit.endpoint}){unread}")
         if audit.application_problem is not None:
             click.echo(
                 f"WRONG APPLICATION: {audit.rule} ({audit.endpoint}): {audit.application_problem}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Blueprint, Flask
@@ -31,13 +32,14 @@ from flask_cf_access import (
     access_guard,
     require,
     require_access,
+    require_check,
     require_context,
     require_group,
-    require_identity,
     require_role,
     require_service_token,
     verify_access_in_request,
 )
+from flask_cf_access._checker import AccessChecker
 from flask_cf_access._requirements import Match
 from flask_cf_access._routes import audit_routes
 from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
@@ -119,8 +121,8 @@ def role_parts(draw: st.DrawFn) -> Part:
 def check_parts(draw: st.DrawFn) -> Part:
     check, allowed = draw(st.sampled_from([from_example, is_ada])), draw(allow)
     return Part(
-        f"@require_identity({check.__name__}, allow_service_tokens={allowed})",
-        require_identity(check, allow_service_tokens=allowed),
+        f"@require_check({check.__name__}, allow_service_tokens={allowed})",
+        require_check(check, allow_service_tokens=allowed),
         require(check=check, allow_service_tokens=allowed),
     )
 
@@ -246,13 +248,20 @@ class Team:
     def outcomes(self, application: Any) -> dict[str, Outcome]:
         return {name: outcome(application, token, PATH) for name, token in self.tokens}
 
-    def decisions(self, application: Any) -> dict[str, int]:
-        """How many access signals each caller's request sent."""
+    def decisions(self, application: Any) -> dict[str, tuple[int, int]]:
+        """How many access signals each caller's request sent, and how many times
+        its token was verified."""
         counts = {}
+        authenticate = AccessChecker.authenticate
         for name, token in self.tokens:
-            with capture_access() as captured:
+            with (
+                capture_access() as captured,
+                mock.patch.object(
+                    AccessChecker, "authenticate", autospec=True, side_effect=authenticate
+                ) as verified,
+            ):
                 Client(application).get(PATH, headers=bearer(token) if token else {})
-            counts[name] = len(captured)
+            counts[name] = (len(captured), verified.call_count)
         return counts
 
 
@@ -358,10 +367,11 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
     expected = team.outcomes(reference_app(team, combined, optional))
     guarded = guarded_app(team, stack, around)
     assert team.outcomes(guarded) == expected
-    # Decided once: one signal per request (none for nobody on an optional view).
+    # Decided once: one signal per request (none for nobody on an optional view),
+    # and the token verified once however many guards judged it.
     nobody_passes = expected["nobody"] == OK
     assert team.decisions(guarded) == {
-        name: 0 if name == "nobody" and nobody_passes else 1 for name, _ in team.tokens
+        name: (0, 0) if name == "nobody" and nobody_passes else (1, 1) for name, _ in team.tokens
     }
 
 
@@ -372,8 +382,8 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
         [require_role("admin"), require_access(optional=True)],
         [require_access(optional=True), require_group("Admins")],
         [require_group("Admins"), require_access(optional=True)],
-        [require_access(optional=True), require_identity(is_ada)],
-        [require_identity(is_ada), require_access(optional=True)],
+        [require_access(optional=True), require_check(is_ada)],
+        [require_check(is_ada), require_access(optional=True)],
         [require_access(optional=True), require_service_token()],
         [require_service_token("ci.access"), require_access(optional=True)],
         [require_access(optional=True), require_context(mfa=True)],

@@ -154,3 +154,33 @@ def test_own_g_class_is_cleared_too(
         )
         assert client.get("/maybe").text == "nobody"
         assert client.get("/peek").text == "nobody"
+
+
+@pytest.mark.parametrize("second", [None, "not-a-token"], ids=["no token", "bad token"])
+def test_request_contexts_sharing_an_app_context_are_checked_each(
+    probed_app: Flask, issuer: AccessIssuer, second: str | None
+) -> None:
+    """A request context pushed without dispatch (no request_started) inside an app context
+    that served another is checked afresh: the earlier one's decision is not reused."""
+    ada = bearer(issuer.user_token("ada@example.com"))
+    with probed_app.app_context():
+        with probed_app.test_request_context("/peek", headers=ada):
+            assert verify_access_in_request().email == "ada@example.com"
+        with probed_app.test_request_context("/peek", headers=bearer(second) if second else {}):
+            with pytest.raises(AccessError):
+                verify_access_in_request()
+            assert seen_identity() == "nobody"
+
+
+def test_accessors_see_nothing_of_another_request_context(
+    probed_app: Flask, issuer: AccessIssuer
+) -> None:
+    """An unchecked request context after a checked one, in one app context, has no identity."""
+    ada = bearer(issuer.user_token("ada@example.com"))
+    with probed_app.app_context():
+        with probed_app.test_request_context("/peek", headers=ada):
+            verify_access_in_request()
+            assert seen_identity() == "ada@example.com"
+        with probed_app.test_request_context("/peek"):
+            assert seen_identity() == "nobody"
+            assert get_identity(default=None) is None

@@ -23,8 +23,8 @@ from flask_cf_access import (
     current_identity,
     require,
     require_access,
+    require_check,
     require_group,
-    require_identity,
     require_role,
     require_service_token,
     verify_access_in_request,
@@ -58,11 +58,11 @@ CASES: dict[str, tuple[list[Callable[[Any], Any]], Requirement]] = {
         [require_group("Admins", "Ops", match="all")],
         require(groups=["Admins", "Ops"], match="all"),
     ),
-    "check": ([require_identity(starts_with_a)], require(check=starts_with_a)),
+    "check": ([require_check(starts_with_a)], require(check=starts_with_a)),
     "service": ([require_service_token("ci.access")], require(service_tokens=["ci.access"])),
     "any-service": ([require_service_token()], require(service_tokens=[])),
     "combined": (
-        [require_group("Ops"), require_role("admin"), require_identity(starts_with_a)],
+        [require_group("Ops"), require_role("admin"), require_check(starts_with_a)],
         require(groups=["Ops"]) & require(roles=["admin"]) & require(check=starts_with_a),
     ),
     "humans-admin": (
@@ -164,6 +164,21 @@ def decorated_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     return app
 
 
+def one_decorator_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
+    """A route per case, protected by @require_access(the case's requirement)."""
+    app = Flask("one decorator")
+    app.config.update(settings(issuer))
+    CloudflareAccess(app, clock=clock, session=issuer.session())
+    for name, (_, requirement) in CASES.items():
+
+        @require_access(requirement)
+        def view() -> str:
+            return current_identity.name
+
+        app.add_url_rule(f"/{name}", name, view)
+    return app
+
+
 def guarded_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """A blueprint per case, guarded by access_guard(the case's requirement)."""
     app = Flask("guarded")
@@ -216,6 +231,7 @@ def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccess
 
 SURFACES: dict[str, Callable[[AccessIssuer, FrozenClock], Any]] = {
     "decorators": decorated_app,
+    "require_access(requirement)": one_decorator_app,
     "access_guard": guarded_app,
     "verify_access_in_request": primitive_app,
     "middleware": middleware_app,
@@ -465,7 +481,7 @@ def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenCl
         return wrapper
 
     @app.get("/layered")
-    @require_identity(starts_with_a)
+    @require_check(starts_with_a)
     @counted
     @require_role("admin")
     def layered() -> str:
@@ -487,7 +503,7 @@ def test_async_views(issuer: AccessIssuer, clock: FrozenClock, denied: list[Reas
 
     @app.get("/async")
     @require_role("admin", "ops", match="all")
-    @require_identity(starts_with_a)
+    @require_check(starts_with_a)
     async def async_view() -> str:
         await asyncio.sleep(0)
         return current_identity.name
@@ -505,7 +521,7 @@ def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> Non
     app = decorated_app(issuer, clock)
 
     @app.get("/truthy")
-    @require_identity(lambda identity: "yes")  # type: ignore[arg-type,return-value]
+    @require_check(lambda identity: "yes")  # type: ignore[arg-type,return-value]
     def truthy() -> str:
         return ""
 
@@ -518,7 +534,7 @@ def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
     app = decorated_app(issuer, clock)
 
     @app.get("/rnd")
-    @require_identity(lambda identity: identity.claims.get("custom", {}).get("dept") == "R&D")
+    @require_check(lambda identity: identity.claims.get("custom", {}).get("dept") == "R&D")
     def rnd() -> str:
         return ""
 
@@ -582,7 +598,7 @@ def test_require_validates_its_arguments() -> None:
     with pytest.raises(TypeError, match="role"):
         require_role("admin", 3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="callable"):
-        require_identity("admin")  # type: ignore[arg-type]
+        require_check("admin")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="service_tokens"):
         require_service_token("")
     with pytest.raises(TypeError, match="require"):
@@ -673,7 +689,7 @@ def test_check_that_raises_refuses_and_logs(
         return bool(identity.claims["custom"]["dept"] == "R&D")
 
     @app.get("/dept")
-    @require_identity(department)
+    @require_check(department)
     def dept() -> str:
         return ""
 
@@ -699,7 +715,7 @@ def test_check_may_raise_an_access_error(
         return bool(identity.groups)
 
     @app.get("/groups")
-    @require_identity(needs_groups)
+    @require_check(needs_groups)
     def groups() -> str:
         return ""
 
@@ -715,7 +731,7 @@ def test_async_check_refused_at_decoration() -> None:
         return True
 
     with pytest.raises(TypeError, match="async"):
-        require_identity(check)  # type: ignore[arg-type]
+        require_check(check)  # type: ignore[arg-type]
 
 
 def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenClock) -> None:

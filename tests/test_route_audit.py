@@ -16,8 +16,8 @@ from flask_cf_access import (
     access_guard,
     require,
     require_access,
+    require_check,
     require_group,
-    require_identity,
     require_role,
     require_service_token,
 )
@@ -54,7 +54,7 @@ def make_app(
 
     @app.route("/admin", methods=["GET", "POST"])
     @require_role("admin", "ops", match="all")
-    @require_identity(in_office)
+    @require_check(in_office)
     def admin() -> str:
         return "admin"
 

@@ -12,8 +12,8 @@ from flask_cf_access import (
     access_guard,
     current_identity,
     require,
+    require_check,
     require_group,
-    require_identity,
     require_role,
     require_service_token,
 )
@@ -83,7 +83,7 @@ def create_app(config: Mapping[str, Any]) -> Flask:
 
     @app.get("/eu-data")
     @require_role("support")
-    @require_identity(in_europe)
+    @require_check(in_europe)
     def eu_data() -> str:
         return "eu data"
 
