@@ -105,15 +105,6 @@ def _groups_step(match: Match, names: tuple[str, ...]) -> Judge:
 
 
 def _roles_step(clauses: tuple[Clause, ...]) -> Judge:
-    if len(clauses) == 1 and clauses[0][0] == "any":  # @require_role("a", "b"), the usual
-        wanted = frozenset(clauses[0][1])
-
-        def has_a_role(identity: AccessIdentity) -> None:
-            if identity.roles.isdisjoint(wanted):
-                raise refusal(Reason.NO_ROLE)
-
-        return has_a_role
-
     def has_roles(identity: AccessIdentity) -> None:
         roles = identity.roles
         for match, names in clauses:

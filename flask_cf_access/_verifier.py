@@ -20,7 +20,7 @@ from joserfc.jws import JWSRegistry
 
 from ._claims import ClaimsPolicy
 from ._errors import AccessError, AccessUnauthorized, Reason, refusal
-from ._json_input import frozen_claims, parse_json, parse_json_counting_brackets
+from ._json_input import frozen_claims, parse_json
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
 from ._tokens import check_token_shape, decode_segment, read_unverified_header
@@ -181,9 +181,9 @@ class TokenVerifier:
             if len(self._known_headers) >= MAX_KNOWN_HEADERS:
                 self._known_headers.clear()
             self._known_headers[header_segment] = kid
-        claims, brackets = _parsed_claims(payload)
+        claims = _parsed_claims(payload)
         window = self.policy.check(claims)
-        entry = VerifiedToken(kid, frozen_claims(claims, brackets), keyset, window, key)
+        entry = VerifiedToken(kid, frozen_claims(claims), keyset, window, key)
         self.cache.put(token, entry)
         return entry
 
@@ -233,7 +233,7 @@ class TokenVerifier:
             signature_verified = True
             steps.append(ExplainedStep(step))
             step = "claims"
-            claims = _parsed_claims(payload)[0]
+            claims = _parsed_claims(payload)
             steps.append(ExplainedStep(step))
         except AccessError as error:
             steps.append(ExplainedStep(step, error.reason))
@@ -335,18 +335,18 @@ def _unverified_claims(payload_segment: bytes) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _parsed_claims(payload: bytes) -> tuple[dict[str, Any], int]:
-    """The claims of a verified payload, and the count of brackets :func:`frozen_claims` takes.
+def _parsed_claims(payload: bytes) -> dict[str, Any]:
+    """The claims of a verified payload.
 
     :raises AccessUnauthorized: ``MALFORMED_CLAIMS``, not the JSON of an object.
     """
     try:
-        claims, brackets = parse_json_counting_brackets(payload)
+        claims = parse_json(payload)
     except ValueError as exc:
         raise refusal(Reason.MALFORMED_CLAIMS) from exc
     if not isinstance(claims, dict):
         raise refusal(Reason.MALFORMED_CLAIMS)
-    return claims, brackets
+    return claims
 
 
 def _same_public_key(key: RSAKey, other: RSAKey | None) -> bool:

@@ -1,82 +1,99 @@
-"""Requirements are prepared when made, the app-wide rules once per app; the order holds."""
+"""A requirement is judged after the app-wide rules, its parts in a fixed order, and a part
+it does not have costs nothing: seen through requests, as an app sees them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import pytest
+import responses
+from flask import Flask
 
-from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Reason, require
-from flask_cf_access._groups import Group
-from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy, Requirement
+from flask_cf_access import Reason, Requirement, require, verify_access_in_request
 from flask_cf_access.testing import AccessIssuer
 
-
-def policy_for(issuer: AccessIssuer, **config: Any) -> AccessPolicy:
-    """The policy of an app trusting ``issuer``, with ``config`` on top."""
-    return AccessPolicy(AccessSettings.from_mapping(issuer.settings(**config)))
+from .conftest import AppFactory
+from .support import count_calls, outcome
 
 
-def user(policy: AccessPolicy, email: str = "ada@example.com", *groups: str) -> AccessIdentity:
-    """A user identity with ``email``, in ``groups``."""
-    claims = {"sub": "u1", "email": email}
-    return AccessIdentity(claims, lambda: tuple(Group(name=name) for name in groups), policy)
+def guarded(make_app: AppFactory, requirements: Mapping[str, Requirement], **config: Any) -> Flask:
+    """An app trusting the stand-in team, ``/<name>`` guarded by each requirement."""
+    app = make_app(**config)
+    for name, requirement in requirements.items():
+
+        def view(requirement: Requirement = requirement) -> str:
+            verify_access_in_request(requirement)
+            return "ok"
+
+        app.add_url_rule(f"/{name}", name, view)
+    return app
 
 
-def service_token(policy: AccessPolicy, client_id: str = "ci.access") -> AccessIdentity:
-    """A service token identity."""
-    return AccessIdentity({"common_name": client_id, "sub": ""}, tuple, policy)
+def test_a_requirement_without_parts_asks_for_no_groups(
+    make_app: AppFactory, issuer: AccessIssuer, mocked_team: responses.RequestsMock
+) -> None:
+    """Empty groups and roles ask for a token only: get-identity is not asked for the
+    groups, which a requirement on roles does ask for, once."""
+    app = guarded(
+        make_app,
+        {"empty": require(groups=[], roles=[]), "role": require(roles=["admin"])},
+        CF_ACCESS_ROLES={"admin": ["Admins"]},
+    )
+    token = issuer.user_token("ada@example.com", ["Staff"])
+    assert outcome(app, token, "/empty") == (200, None)
+    assert count_calls(mocked_team, issuer.identity_url) == 0
+    assert outcome(app, token, "/role") == (403, Reason.NO_ROLE)
+    assert count_calls(mocked_team, issuer.identity_url) == 1
 
 
-def refusal(policy: AccessPolicy, identity: AccessIdentity, requirement: Requirement) -> Reason:
-    """The reason ``policy`` refuses ``identity`` under ``requirement``."""
-    with pytest.raises(AccessForbidden) as refused:
-        policy.authorize(identity, requirement)
-    return refused.value.reason
+def test_refusing_service_tokens_is_a_part(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """``allow_service_tokens=False`` alone refuses a service token and admits a user."""
+    app = guarded(make_app, {"people": require(allow_service_tokens=False)})
+    assert outcome(app, issuer.service_token(), "/people") == (403, Reason.SERVICE_TOKEN_REFUSED)
+    assert outcome(app, issuer.user_token("ada@example.com"), "/people") == (200, None)
 
 
-def test_only_parts_that_can_refuse_are_prepared() -> None:
-    """A requirement asking for nothing more than a token has no judge to run."""
-    assert ANY_TOKEN._judge is None
-    assert require(groups=[], roles=[])._judge is None
-    assert require(roles=["admin"])._judge is not None
-    assert require(allow_service_tokens=False)._judge is not None
-
-
-def test_app_wide_rules_apply_to_a_token_only_requirement(issuer: AccessIssuer) -> None:
+def test_app_wide_rules_apply_to_a_token_only_requirement(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
     """E-mail rules refuse an outsider even where only a token is required."""
-    policy = policy_for(issuer, CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"])
-    assert refusal(policy, user(policy), ANY_TOKEN) == Reason.EMAIL_NOT_ALLOWED
-    policy.authorize(user(policy, "bo@example.org"), ANY_TOKEN)
+    app = guarded(make_app, {"any": require()}, CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"])
+    outsider = issuer.user_token("ada@example.com")
+    assert outcome(app, outsider, "/any") == (403, Reason.EMAIL_NOT_ALLOWED)
+    assert outcome(app, issuer.user_token("bo@example.org"), "/any") == (200, None)
 
 
-def test_app_wide_rules_come_first(issuer: AccessIssuer) -> None:
+def test_app_wide_rules_come_first(make_app: AppFactory, issuer: AccessIssuer) -> None:
     """The app-wide refusal wins over the requirement's own, for users and service tokens."""
-    policy = policy_for(
-        issuer,
+    app = guarded(
+        make_app,
+        {
+            "machines": require(service_tokens=[]),
+            "people": require(allow_service_tokens=False),
+        },
         CF_ACCESS_ALLOWED_EMAIL_DOMAINS=["example.org"],
         CF_ACCESS_SERVICE_TOKENS={"known.access": {"name": "known"}},
     )
-    assert refusal(policy, user(policy), require(service_tokens=[])) == Reason.EMAIL_NOT_ALLOWED
-    no_tokens = require(allow_service_tokens=False)
-    assert refusal(policy, service_token(policy), no_tokens) == Reason.UNKNOWN_SERVICE_TOKEN
-    assert refusal(policy, service_token(policy, "known.access"), no_tokens) == (
-        Reason.SERVICE_TOKEN_REFUSED
-    )
+    user = issuer.user_token("ada@example.com")
+    assert outcome(app, user, "/machines") == (403, Reason.EMAIL_NOT_ALLOWED)
+    unknown = issuer.service_token("ci.access")
+    assert outcome(app, unknown, "/people") == (403, Reason.UNKNOWN_SERVICE_TOKEN)
+    known = issuer.service_token("known.access")
+    assert outcome(app, known, "/people") == (403, Reason.SERVICE_TOKEN_REFUSED)
 
 
-def test_parts_are_judged_in_order(issuer: AccessIssuer) -> None:
+def test_parts_are_judged_in_order(make_app: AppFactory, issuer: AccessIssuer) -> None:
     """Service tokens, then groups, then roles, then predicates: the first refusal wins."""
-    policy = policy_for(issuer, CF_ACCESS_ROLES={"admin": ["Admins"]})
-    everything = require(groups=["Staff"], roles=["admin"], check=lambda identity: False) & require(
-        service_tokens=[]
-    )
-    assert refusal(policy, user(policy, "ada@example.com"), everything) == (
-        Reason.SERVICE_TOKEN_REQUIRED
-    )
     people = require(groups=["Staff"], roles=["admin"], check=lambda identity: False)
-    assert refusal(policy, user(policy, "ada@example.com"), people) == Reason.NOT_IN_GROUP
-    assert refusal(policy, user(policy, "ada@example.com", "Staff"), people) == Reason.NO_ROLE
-    assert refusal(policy, user(policy, "ada@example.com", "Staff", "Admins"), people) == (
-        Reason.CHECK_FAILED
+    app = guarded(
+        make_app,
+        {"everything": people & require(service_tokens=[]), "people": people},
+        CF_ACCESS_ROLES={"admin": ["Admins"]},
     )
+    ada = issuer.user_token("ada@example.com")
+    assert outcome(app, ada, "/everything") == (403, Reason.SERVICE_TOKEN_REQUIRED)
+    assert outcome(app, ada, "/people") == (403, Reason.NOT_IN_GROUP)
+    staff = issuer.user_token("bo@example.com", ["Staff"])
+    assert outcome(app, staff, "/people") == (403, Reason.NO_ROLE)
+    admin = issuer.user_token("cy@example.com", ["Staff", "Admins"])
+    assert outcome(app, admin, "/people") == (403, Reason.CHECK_FAILED)
