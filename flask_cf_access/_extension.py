@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from flask import Flask, current_app, request, request_started
+from flask import Flask, current_app, request, request_tearing_down
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
@@ -143,9 +143,10 @@ class CloudflareAccess:
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or
         # not, may see the identity, user or optional mark of the one before.
-        # The signal comes before any before_request function, so it never
-        # undoes a guard's check.
-        request_started.connect(_forget_previous_request, app)
+        # What a request kept goes when its context is torn down (dispatched
+        # or not: test_request_context too), after the app's own
+        # teardown_request functions, which may still read it.
+        request_tearing_down.connect(_forget_request, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -259,5 +260,5 @@ def _keep_private(response: Response) -> Response:
     return response
 
 
-def _forget_previous_request(sender: Flask, **extra: Any) -> None:
+def _forget_request(sender: Flask, **extra: Any) -> None:
     reset_request_access()

@@ -225,7 +225,7 @@ def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess |
 def reset_request_access() -> None:
     """Remove everything a check put on ``g``: the one place its names are removed.
 
-    Runs at the start of every request (``request_started``), protected or
+    Runs at the end of every request (``request_tearing_down``), protected or
     not, and when a check fails: an app context pushed around several
     requests (tests, CLI commands, task runners) keeps its ``g`` between them.
     """
@@ -398,8 +398,8 @@ def check_guard(
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     previous = context_globals.__dict__.get(_ACCESS_NAME)
     if previous is not None and previous.request is not this_request:
-        # Another request's (request contexts sharing one app context, with no
-        # request_started between them): nothing of it is this request's.
+        # Another request's (one still pushed under this one, in the same app
+        # context, so not yet torn down): nothing of it is this request's.
         reset_request_access()
         previous = None
     header, cookie = sent = sent_token(this_request)

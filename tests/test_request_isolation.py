@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import responses
-from flask import Flask
+from flask import Flask, g
 from flask.ctx import _AppCtxGlobals
 
 from flask_cf_access import (
@@ -184,3 +184,37 @@ def test_accessors_see_nothing_of_another_request_context(
         with probed_app.test_request_context("/peek"):
             assert seen_identity() == "nobody"
             assert get_identity(default=None) is None
+
+
+@pytest.mark.parametrize("second_checked", [False, True], ids=["unchecked", "optional"])
+def test_g_holds_nothing_of_a_request_context_torn_down(
+    probed_app: Flask, issuer: AccessIssuer, second_checked: bool
+) -> None:
+    """Once a request context is torn down, g (which the app context keeps) holds none of
+    the names a check set, so the next request context, checked or not, reads nothing."""
+    ada = bearer(issuer.user_token("ada@example.com"))
+    names = ("cf_access_identity", "cf_access_claims", "_cf_access")
+    with probed_app.app_context():
+        with probed_app.test_request_context("/peek", headers=ada):
+            verify_access_in_request()
+            assert all(name in g for name in names)
+        assert [name for name in names if name in g] == []
+        with probed_app.test_request_context("/peek"):
+            if second_checked:
+                assert verify_access_in_request(optional=True) is None
+            assert g.get("cf_access_identity") is None
+            assert g.get("cf_access_claims") is None
+
+
+def test_teardown_functions_still_read_the_identity(
+    probed_app: Flask, issuer: AccessIssuer
+) -> None:
+    """The app's own teardown_request functions run before the names go."""
+    seen: list[str] = []
+
+    @probed_app.teardown_request
+    def remember(error: BaseException | None) -> None:
+        seen.append(g.cf_access_identity.email)
+
+    probed_app.test_client().get("/maybe", headers=bearer(issuer.user_token("ada@example.com")))
+    assert seen == ["ada@example.com"]
