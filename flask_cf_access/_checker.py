@@ -19,15 +19,13 @@ from ._browser import login_redirect_for
 from ._claims import ClaimsPolicy
 from ._clock import Clock, system_time
 from ._csrf import SAFE_METHODS, check_origin
-from ._errors import AccessError, AccessUnauthorized, Reason, refusal
+from ._errors import AccessError, AccessUnauthorized, Reason, prefers_html, refusal, report_refusal
 from ._fetch import fork_safe_session
 from ._groups import Group, MalformedGroups, groups_in_claims
 from ._identity import AccessIdentity
 from ._identity_endpoint import IdentityEndpoint
 from ._keys import KeyStore
 from ._profile import AccessProfile, MalformedProfile, parse_profile
-from ._refusals import prefers_html
-from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, AccessPolicy, Requirement, require
 from ._settings import AccessSettings
 from ._shared_cache import SharedCache

@@ -10,16 +10,25 @@ Which status a refusal gets is decided here and only here: each
 :class:`Reason` member carries its status and its description, and code that
 refuses names a reason, ``raise refusal(Reason.EXPIRED)``, whose status
 picks the exception class.
+
+A refusal lives here whole: its :class:`Reason`, the exception it is raised
+as, the body and headers it is answered with (negotiated with the client's
+``Accept``, never cached) and how it is told (one log line, then the
+``access_denied`` signal).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import warnings
 from collections.abc import Mapping
 from enum import Enum
+from html import escape
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import (
     BadRequest,
     Forbidden,
@@ -27,18 +36,18 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
     Unauthorized,
 )
+from werkzeug.http import parse_accept_header
 from werkzeug.utils import redirect
 
-from ._refusals import (
-    BROWSER_NEGOTIATED_ON,
-    NEGOTIATED_ON,
-    negotiated_body,
-    negotiated_headers,
-    refusal_cache_headers,
-)
+from ._logsafe import loggable
+from ._signals import access_denied
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
+
+    from ._identity import AccessIdentity
+
+logger = logging.getLogger("flask_cf_access")
 
 
 class Reason(str, Enum):
@@ -294,6 +303,82 @@ class Reason(str, Enum):
         return self._description
 
 
+# The response a refusal gets: JSON for clients that prefer it, a small HTML
+# page for browsers, plain text otherwise. No body names the reason, the token,
+# the audience or a key. A refusal's form depends on request headers, so it
+# names them in ``Vary`` (``Accept``; with the login redirect,
+# ``X-Requested-With`` too), and no cache keeps it (``Cache-Control:
+# no-store``): it belongs to one request's token, and the next request, signed
+# in, must not be answered from it.
+
+#: The one-word ``error`` of the JSON body, by status.
+_ERROR_WORDS = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
+#: The request headers a refusal's form depends on: ``Accept`` picks its body.
+NEGOTIATED_ON = ("Accept",)
+#: With ``CF_ACCESS_UNAUTHORIZED = "redirect"``, a 401 may be the login redirect
+#: instead: for a browser navigating (:func:`prefers_html`), as these say.
+BROWSER_NEGOTIATED_ON = ("Accept", "X-Requested-With")
+#: How every refusal is cached: never, by anyone.
+REFUSAL_CACHE_CONTROL = "no-store"
+
+#: What a client's ``Accept`` is matched against; the first wins a tie (``*/*``).
+_OFFERED = ("text/plain", "application/json", "text/html")
+
+
+def preferred_type(environ: WSGIEnvironment | None) -> str:
+    """``text/plain``, ``application/json`` or ``text/html``, as ``Accept`` prefers."""
+    if environ is None:
+        return "text/plain"
+    accept = parse_accept_header(environ.get("HTTP_ACCEPT"), MIMEAccept)
+    return accept.best_match(_OFFERED) or "text/plain"
+
+
+def prefers_html(environ: WSGIEnvironment) -> bool:
+    """Whether the client is a browser navigating: it prefers HTML and is not an XHR."""
+    return (
+        environ.get("HTTP_X_REQUESTED_WITH", "").lower() != "xmlhttprequest"
+        and preferred_type(environ) == "text/html"
+    )
+
+
+def negotiated_body(
+    status: int, name: str, description: str, environ: WSGIEnvironment | None
+) -> str:
+    """The body of a refusal (``status``, its ``name``, a ``description``) for the
+    client of ``environ``."""
+    kind = preferred_type(environ)
+    if kind == "application/json":
+        return json.dumps({"error": _ERROR_WORDS.get(status, "refused")})
+    if kind == "text/html":
+        return (
+            "<!doctype html>\n<html lang=en>\n<meta charset=utf-8>\n"
+            f"<title>{status} {escape(name)}</title>\n<h1>{escape(name)}</h1>\n"
+            f"<p>{escape(description)}</p>\n"
+        )
+    return f"{status} {name}: {description}\n"
+
+
+def negotiated_headers(
+    environ: WSGIEnvironment | None,
+    inherited: list[tuple[str, str]],
+    varies_with: tuple[str, ...] = NEGOTIATED_ON,
+) -> list[tuple[str, str]]:
+    """``inherited`` with the negotiated ``Content-Type``, ``Vary`` naming the
+    ``varies_with`` headers it was chosen by, and ``Cache-Control: no-store``."""
+    kind = preferred_type(environ)
+    charset = "" if kind == "application/json" else "; charset=utf-8"
+    replaced = {"content-type", "vary", "cache-control"}
+    result = [(name, value) for name, value in inherited if name.lower() not in replaced]
+    result.append(("Content-Type", kind + charset))
+    result.extend(refusal_cache_headers(varies_with))
+    return result
+
+
+def refusal_cache_headers(varies_with: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``Vary`` (the request headers the refusal's form depends on) and ``Cache-Control``."""
+    return [("Vary", ", ".join(varies_with)), ("Cache-Control", REFUSAL_CACHE_CONTROL)]
+
+
 class AccessError(HTTPException):
     """Base of every refusal; ``reason`` says why, for the log only.
 
@@ -443,3 +528,43 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
 
 class NoAccessContextError(RuntimeError):
     """Verified claims were asked for outside a request that passed a check."""
+
+
+# How a refusal is told, whoever refuses (the checker for the decorators,
+# guards and middleware; the middleware's path judgement; the user loader):
+# one log line, then the ``access_denied`` signal.
+
+
+def report_refusal(
+    sender: object,
+    error: AccessError,
+    *,
+    method: str,
+    path: str,
+    identity: AccessIdentity | None,
+) -> None:
+    """Tell of one refusal: one log line, then the ``access_denied`` signal.
+
+    The line says what the client was sent: ``401 missing_token``, or
+    ``302 missing_token (to the login page)`` for a browser sent to sign in.
+    The method and path come from the client, so they are escaped for the
+    log (a ``%0D%0A`` in a path cannot write a line of its own); the token
+    is never logged.
+    """
+    logger.warning(
+        "Cloudflare Access refused %s %s: %d %s%s",
+        loggable(method),
+        loggable(path),
+        error.sent_status,
+        error.reason,
+        "" if error.login_redirect is None else " (to the login page)",
+    )
+    if access_denied.receivers:
+        access_denied.send(
+            sender,
+            error=error,
+            reason=error.reason,
+            method=method,
+            path=path,
+            identity=identity,
+        )

@@ -31,13 +31,13 @@ from ._errors import (
     ConfigurationError,
     Reason,
     refusal,
+    report_refusal,
     warn_renamed,
 )
 from ._groups import is_wanted_group
 from ._identity import AccessIdentity
 from ._paths import _configurable_path, _loose_segments, _PathReadings, _segments
 from ._profile import PROFILE_SOURCE, header_needs_fresh_profile, header_value, valid_header_source
-from ._reporting import report_refusal
 from ._requirements import ANY_TOKEN, Requirement
 from ._settings import DEFAULTS, FLASK_ONLY, did_you_mean
 from ._tokens import TOKEN_ENVIRON_KEY, sent_token
