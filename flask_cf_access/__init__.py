@@ -6,7 +6,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._app_state import verify_token as verify_token
 from ._applications import ApplicationSettings as ApplicationSettings
-from ._csrf import csrf_exempt as csrf_exempt
 from ._decorators import require_access as require_access
 from ._decorators import require_check as require_check
 from ._decorators import require_context as require_context
@@ -25,6 +24,7 @@ from ._errors import Reason as Reason
 from ._errors import UnknownSettingWarning as UnknownSettingWarning
 from ._extension import CloudflareAccess as CloudflareAccess
 from ._groups import Group as Group
+from ._guards import csrf_exempt as csrf_exempt
 from ._identity import AccessIdentity as AccessIdentity
 from ._logout import logout_blueprint as logout_blueprint
 from ._middleware import CLAIMS_ENVIRON_KEY as CLAIMS_ENVIRON_KEY

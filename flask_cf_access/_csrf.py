@@ -24,8 +24,6 @@ unaffected either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request
@@ -37,22 +35,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: ``Sec-Fetch-Site`` values of a request the user or the app itself started.
 _SAME_ORIGIN_SITES = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: The view attribute :func:`csrf_exempt` sets.
-EXEMPT_ATTRIBUTE = "_cf_access_csrf_exempt"
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def csrf_exempt(view: F) -> F:
-    """Let unsafe requests to ``view`` through whatever their origin.
-
-    For endpoints meant to be posted to from elsewhere (a webhook behind a
-    service token needs nothing: service tokens are never checked). Put it
-    above or below ``@require_access``; it also exempts the view from a
-    ``before_request`` guard calling ``verify_access_in_request()``.
-    """
-    setattr(view, EXEMPT_ATTRIBUTE, True)
-    return view
 
 
 def origin_of(url: str) -> str | None:

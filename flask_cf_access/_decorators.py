@@ -22,17 +22,17 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
-from ._request import (
+from ._guards import (
+    WRAPPED_ATTRIBUTE,
     Guard,
-    check_guard,
     make_guard,
     register_wrapper,
     stacked,
     view_guard,
     wrapped_view,
 )
+from ._request import check_guard
 from ._requirements import (
-    WRAPPED_ATTRIBUTE,
     IdentityCheck,
     Requirement,
     require,

@@ -20,8 +20,8 @@ from . import _browser
 from ._app_state import EXTENSION_KEY, AccessState, RoutePolicy, access_state
 from ._checker import AccessChecker
 from ._clock import Clock, system_time
+from ._guards import PUBLIC_ATTRIBUTE
 from ._request import request_access, reset_request_access
-from ._requirements import PUBLIC_ATTRIBUTE
 from ._routes import install_application_check, install_deny_by_default
 from ._session import add_expiry_header
 from ._users import UserLoader, UserLoading

@@ -38,8 +38,8 @@ except ImportError as exc:
         "The Flask-Login bridge needs Flask-Login: pip install 'flask-cf-access[login]'"
     ) from exc
 
+from ._guards import ANY_GUARD
 from ._request import (
-    ANY_GUARD,
     check_guard,
     get_identity,
     get_user,

@@ -36,12 +36,6 @@ Clause = tuple[Match, tuple[str, ...]]
 #: A requirement, or the app-wide rules, prepared: raises to refuse an identity, else returns.
 Judge = Callable[["AccessIdentity"], None]
 
-#: Set on the original function a decorator wrapped, so that a registered
-#: original (the decorator placed above ``@app.route``) can be told apart.
-WRAPPED_ATTRIBUTE = "__cf_access_wrapped_by__"
-#: Set by ``@cf_access.public`` on a view that needs no token.
-PUBLIC_ATTRIBUTE = "__cf_access_public__"
-
 
 def _prepared(requirement: Requirement) -> Judge | None:
     """The parts of ``requirement`` that can refuse, as one judge, in order: service

@@ -18,17 +18,18 @@ from ._app_state import RoutePolicy, state_of
 from ._applications import ApplicationMap, ApplicationSettings
 from ._decorators import is_guarded
 from ._errors import AccessBadRequest, ConfigurationError
-from ._request import (
+from ._guards import (
     ANY_GUARD,
     GUARD_ATTRIBUTE,
+    PUBLIC_ATTRIBUTE,
+    WRAPPED_ATTRIBUTE,
     Guard,
-    check_guard,
     hooks_guard,
     make_guard,
-    report_pending_grant,
     scopes,
 )
-from ._requirements import ANY_TOKEN, PUBLIC_ATTRIBUTE, WRAPPED_ATTRIBUTE, Requirement, require
+from ._request import check_guard, report_pending_grant
+from ._requirements import ANY_TOKEN, Requirement, require
 
 Status = Literal["public", "protected", "unprotected", "not applied"]
 
@@ -146,8 +147,8 @@ class RouteAudit:
     #: falls under none, or a decorator or guard names another.
     application_problem: str | None = None
     #: Code of the app's own that runs before or around the view and may check
-    #: access there, which no audit can read (:func:`unaudited_guards`): its
-    #: ``before_request`` functions by name, and decorators around the view.
+    #: access there, which no audit can read: its ``before_request`` functions
+    #: by name, and decorators around the view.
     unaudited: tuple[str, ...] = ()
 
     @property

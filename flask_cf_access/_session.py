@@ -29,9 +29,9 @@ from ._app_state import access_state
 from ._browser import safe_next
 from ._csrf import origin_of
 from ._decorators import require_access
+from ._guards import PUBLIC_ATTRIBUTE
 from ._identity import AccessIdentity
 from ._request import get_identity
-from ._requirements import PUBLIC_ATTRIBUTE
 
 #: The browser module, shipped in the package: serve it, or give it to a bundler.
 SCRIPT_FILE = Path(__file__).parent / "static" / "cf-access.js"

@@ -38,11 +38,11 @@ from ._claims import MAX_NUMERIC_DATE
 from ._doctor import discover_command, doctor_command
 from ._errors import AccessError, ConfigurationError, Reason
 from ._fetch import FetchError, get_json
+from ._guards import endpoint_guard
 from ._identity import AccessIdentity
 from ._json_input import parse_json
 from ._keys import CertsError, keys_fetched_on_demand, parse_certs
 from ._profile import ContextRule
-from ._request import endpoint_guard
 from ._requirements import ANY_TOKEN, Requirement, require
 from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
 from ._users import load_user

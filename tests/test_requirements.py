@@ -29,7 +29,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._request import GUARD_ATTRIBUTE
+from flask_cf_access._guards import GUARD_ATTRIBUTE
 from flask_cf_access._requirements import ANY_TOKEN
 from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer

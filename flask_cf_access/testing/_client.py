@@ -96,7 +96,8 @@ class AccessClient(FlaskClient):
         :raises LookupError: the loader has no account for the identity
             (create it in the test's database, then call this).
         """
-        from .._request import check_guard, get_user, make_guard
+        from .._guards import make_guard
+        from .._request import check_guard, get_user
 
         chosen = self._token(as_user, tuple(groups), as_service_token, token)
         if chosen is None:
