@@ -21,6 +21,7 @@ from werkzeug.test import Client
 
 from flask_cf_access import (
     AccessBadRequest,
+    AccessSettings,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
@@ -31,7 +32,6 @@ from flask_cf_access import (
     require_access,
 )
 from flask_cf_access._applications import ApplicationMap, ApplicationSettings
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import (
     AccessIssuer,

@@ -9,8 +9,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from examples.protected_app import create_app
-from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
+from flask_cf_access import Reason, access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .chromium import headless_chromium

@@ -17,11 +17,11 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Reason,
+    access_denied,
     logout_blueprint,
     verify_access_in_request,
 )
 from flask_cf_access._browser import login_redirect_for
-from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -13,11 +13,11 @@ from flask_cf_access import (
     CloudflareAccessMiddleware,
     ConfigurationError,
     Reason,
+    access_denied,
     csrf_exempt,
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -15,13 +15,14 @@ from flask_cf_access import (
     AccessIdentity,
     CloudflareAccess,
     Reason,
+    access_denied,
+    access_granted,
     access_guard,
     current_identity,
     require,
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Reason
-from flask_cf_access._groups import Group
+from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Group, Reason
 from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy
 
 DOMAINS = ["acme.com", ".corp.example", "b\u00fccher.example"]

@@ -13,10 +13,10 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Reason,
+    access_denied,
     require_access,
     require_role,
 )
-from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from examples.protected_app import create_app
-from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
+from flask_cf_access import Reason, access_denied
 from flask_cf_access.testing import AccessClient, StandInServer
 
 

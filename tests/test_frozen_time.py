@@ -17,8 +17,13 @@ import time_machine
 from flask import Flask
 from werkzeug.test import Client
 
-from flask_cf_access import CloudflareAccess, CloudflareAccessMiddleware, Reason, require_access
-from flask_cf_access._signals import access_denied
+from flask_cf_access import (
+    CloudflareAccess,
+    CloudflareAccessMiddleware,
+    Reason,
+    access_denied,
+    require_access,
+)
 from flask_cf_access.testing import OUT_OF_LEEWAY, AccessIssuer
 
 from .support import bearer

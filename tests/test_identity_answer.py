@@ -10,8 +10,7 @@ import pytest
 import responses
 from flask import Flask
 
-from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
+from flask_cf_access import Reason, access_denied
 from flask_cf_access.testing import AccessIssuer
 
 from .support import bearer, count_calls

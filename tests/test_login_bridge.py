@@ -15,8 +15,7 @@ from flask_login.signals import user_loaded_from_request
 from werkzeug.test import TestResponse
 
 import flask_cf_access
-from flask_cf_access import AccessIdentity, CloudflareAccess, Reason
-from flask_cf_access._signals import access_denied
+from flask_cf_access import AccessIdentity, CloudflareAccess, Reason, access_denied
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock

@@ -15,12 +15,13 @@ from flask_cf_access import (
     CloudflareAccess,
     NoAccessContextError,
     Reason,
+    access_denied,
+    access_granted,
     current_user,
     get_identity,
     get_user,
     require_access,
 )
-from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock

@@ -6,9 +6,16 @@ from typing import Any
 
 import pytest
 
-from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Reason, require
-from flask_cf_access._groups import Group
-from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy, Requirement
+from flask_cf_access import (
+    AccessForbidden,
+    AccessIdentity,
+    AccessSettings,
+    Group,
+    Reason,
+    Requirement,
+    require,
+)
+from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy
 from flask_cf_access.testing import AccessIssuer
 
 

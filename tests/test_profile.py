@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from flask_cf_access import (
     AccessProfile,
+    AccessSettings,
     ConfigurationError,
     IdentityProvider,
     MutualTLS,
@@ -30,7 +31,6 @@ from flask_cf_access._app_state import get_checker
 from flask_cf_access._identity_endpoint import IdentityEndpoint
 from flask_cf_access._profile import MalformedProfile, context_rules, parse_profile
 from flask_cf_access._routes import audit_routes
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access._single_flight import run_inline
 from flask_cf_access.testing import AccessIssuer, identity_profile
 

@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 from examples.provisioning_app import create_app
 from examples.provisioning_app import with_flask_login as login_flavour
 from examples.provisioning_app.models import Role, User, db
-from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
+from flask_cf_access import Reason, access_denied
 from flask_cf_access.testing import (
     AccessClient,
     AccessIssuer,

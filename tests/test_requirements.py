@@ -19,6 +19,8 @@ from flask_cf_access import (
     ConfigurationError,
     Reason,
     Requirement,
+    access_denied,
+    access_granted,
     access_guard,
     current_identity,
     require,
@@ -31,7 +33,6 @@ from flask_cf_access import (
 )
 from flask_cf_access._request import GUARD_ATTRIBUTE
 from flask_cf_access._requirements import ANY_TOKEN
-from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, identity_endpoint_down

@@ -11,8 +11,7 @@ import requests
 from flask import Flask
 from hypothesis import HealthCheck
 
-from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access._signals import access_denied
+from flask_cf_access import CloudflareAccess, Reason, access_denied, require_access
 from flask_cf_access.testing import AccessIssuer
 
 from .support import bearer

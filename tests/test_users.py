@@ -18,13 +18,14 @@ from flask_cf_access import (
     NewUser,
     NoAccessContextError,
     Reason,
+    access_denied,
     current_user,
     get_user,
     require_access,
     require_group,
+    user_loaded,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied, user_loaded
 from flask_cf_access.testing import AccessClient, AccessIssuer
 
 from .support import FrozenClock, bearer
