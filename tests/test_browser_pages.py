@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,12 +17,11 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Reason,
-    access_denied,
     logout_blueprint,
     verify_access_in_request,
 )
 from flask_cf_access._browser import login_redirect_for
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -36,15 +35,10 @@ XHR = {**BROWSER, "X-Requested-With": "XMLHttpRequest"}
 
 
 @pytest.fixture
-def reasons() -> Iterator[list[Reason]]:
-    """The reason of every refusal while the test runs."""
-    received: list[Reason] = []
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs["reason"])
-
-    with access_denied.connected_to(on_denied):
-        yield received
+def captured() -> Iterator[AccessCapture]:
+    """Every access decision made while the test runs, with its reason."""
+    with capture_access() as captured:
+        yield captured
 
 
 def _refusals(app: Flask, issuer: AccessIssuer) -> dict[int, tuple[str, dict[str, str]]]:
@@ -114,7 +108,7 @@ def _ok(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
 
 
 def test_custom_errorhandlers_keep_working(
-    make_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """An app's ``errorhandler(401)`` answers instead, in status and in redirect mode alike."""
     seen: list[Reason] = []
@@ -133,7 +127,7 @@ def test_custom_errorhandlers_keep_working(
 
 
 def test_redirect_mode_sends_browsers_to_login(
-    make_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A browser's GET without a token goes to the Access login page, with the way back."""
     app = make_app(CF_ACCESS_UNAUTHORIZED="redirect")
@@ -143,7 +137,7 @@ def test_redirect_mode_sends_browsers_to_login(
     assert (location.scheme, location.netloc) == ("https", issuer.team_domain)
     assert location.path == "/cdn-cgi/access/login/localhost"
     assert parse_qs(location.query) == {"kid": [issuer.audience], "redirect_url": ["/admin?tab=1"]}
-    assert reasons == [Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 @pytest.mark.parametrize(

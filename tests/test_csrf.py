@@ -13,12 +13,11 @@ from flask_cf_access import (
     CloudflareAccessMiddleware,
     ConfigurationError,
     Reason,
-    access_denied,
     csrf_exempt,
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -31,15 +30,10 @@ OWN = "http://localhost"
 
 
 @pytest.fixture
-def reasons() -> Iterator[list[Reason]]:
-    """The reason of every refusal while the test runs."""
-    received: list[Reason] = []
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs["reason"])
-
-    with access_denied.connected_to(on_denied):
-        yield received
+def captured() -> Iterator[AccessCapture]:
+    """Every access decision made while the test runs, with its reason."""
+    with capture_access() as captured:
+        yield captured
 
 
 @pytest.fixture
@@ -130,7 +124,7 @@ def test_same_origin_post_with_cookie_passes(
 def test_cross_site_or_unknown_post_with_cookie_is_refused(
     post_app: AppFactory,
     issuer: AccessIssuer,
-    reasons: list[Reason],
+    captured: AccessCapture,
     headers: dict[str, str],
     method: str,
 ) -> None:
@@ -138,7 +132,7 @@ def test_cross_site_or_unknown_post_with_cookie_is_refused(
     client = _cookie_client(post_app(), issuer)
     response = client.open("/change", method=method, headers=headers)
     assert response.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
 
 
 def test_header_token_without_cookie_is_not_checked(
@@ -157,7 +151,7 @@ def test_header_token_without_cookie_is_not_checked(
 
 
 def test_cookie_is_checked_even_when_the_header_carries_the_token(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """Behind Access both arrive: the cookie alone makes a request a candidate."""
     token = issuer.user_token("ada@example.com")
@@ -165,17 +159,17 @@ def test_cookie_is_checked_even_when_the_header_carries_the_token(
     client.set_cookie("CF_Authorization", token)
     response = client.post("/change", headers={**bearer(token), "Origin": "https://evil.example"})
     assert response.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
 
 
 def test_always_mode_checks_header_tokens(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """With ``"always"`` a user's unsafe request is checked, cookie or not."""
     client = post_app(CF_ACCESS_CSRF_PROTECT="always").test_client()
     token = issuer.user_token("ada@example.com")
     assert client.post("/change", headers=bearer(token)).status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
     same = client.post("/change", headers={**bearer(token), "Origin": OWN})
     assert same.status_code == 200
 
@@ -209,7 +203,7 @@ def test_safe_methods_are_never_refused_for_csrf(
 
 
 def test_trusted_origins_pass(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A listed origin passes by Origin, Referer or with a cross-site Fetch Metadata."""
     app = post_app(CF_ACCESS_TRUSTED_ORIGINS=["https://admin.example.com:8443/"])
@@ -226,7 +220,7 @@ def test_trusted_origins_pass(
         {"Sec-Fetch-Site": "cross-site", "Referer": "https://admin.example.com:8443/"},
     ):
         assert client.post("/change", headers=headers).status_code == 403, headers
-    assert reasons == [Reason.CROSS_SITE_REQUEST] * 3
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST] * 3
 
 
 def test_own_origin_is_the_host_the_request_names(
@@ -271,12 +265,12 @@ def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
 
 
 def test_missing_token_is_refused_as_unauthorized_first(
-    post_app: AppFactory, reasons: list[Reason]
+    post_app: AppFactory, captured: AccessCapture
 ) -> None:
     """Without a token the refusal is 401 for the token, not CSRF."""
     response = post_app().test_client().post("/change", headers={"Origin": "https://evil.example"})
     assert response.status_code == 401
-    assert reasons == [Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 @pytest.mark.parametrize(
@@ -313,14 +307,14 @@ def _middleware(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Cli
 
 
 def test_middleware_refuses_cross_site_posts_with_the_cookie(
-    issuer: AccessIssuer, clock: FrozenClock, reasons: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """The middleware applies the same check, with the same reason."""
     client = _middleware(issuer, clock)
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))
     refused = client.post("/x", headers={"Origin": "https://evil.example"})
     assert refused.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
     assert client.post("/x", headers={"Origin": OWN}).status_code == 200
     assert client.post("/x", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
     assert client.get("/x", headers={"Origin": "https://evil.example"}).status_code == 200

@@ -19,8 +19,6 @@ from flask_cf_access import (
     ConfigurationError,
     Reason,
     Requirement,
-    access_denied,
-    access_granted,
     access_guard,
     current_identity,
     require,
@@ -33,7 +31,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._request import GUARD_ATTRIBUTE
 from flask_cf_access._requirements import ANY_TOKEN
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .support import FrozenClock, bearer, identity_endpoint_down
 
@@ -224,27 +222,10 @@ SURFACES: dict[str, Callable[[AccessIssuer, FrozenClock], Any]] = {
 
 
 @pytest.fixture
-def denied() -> Iterator[list[Reason]]:
-    """The reason of every access_denied sent while the test runs."""
-    reasons: list[Reason] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
-    with access_denied.connected_to(receiver):
-        yield reasons
-
-
-@pytest.fixture
-def granted() -> Iterator[list[AccessIdentity]]:
-    """The identity of every access_granted sent while the test runs."""
-    identities: list[AccessIdentity] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        identities.append(kwargs["identity"])
-
-    with access_granted.connected_to(receiver):
-        yield identities
+def captured() -> Iterator[AccessCapture]:
+    """Every access decision made while the test runs, with its reason."""
+    with capture_access() as captured:
+        yield captured
 
 
 def token_of(issuer: AccessIssuer, caller: str, groups_in_token: bool) -> str:
@@ -265,22 +246,22 @@ def test_requirement_outcomes(
     case: str,
     issuer: AccessIssuer,
     clock: FrozenClock,
-    denied: list[Reason],
+    captured: AccessCapture,
 ) -> None:
     """Every requirement, alone and combined, admits and refuses the same callers everywhere."""
     app = SURFACES[surface](issuer, clock)
     client = Client(app)
     for caller, expected in EXPECTED[case].items():
-        denied.clear()
+        captured.clear()
         response = client.get(
             f"/{case}/" if "guard" in surface or "verify" in surface else f"/{case}",
             headers=bearer(token_of(issuer, caller, groups_in_token)),
         )
         if expected == OK:
-            assert response.status_code == 200, (caller, denied)
-            assert denied == []
+            assert response.status_code == 200, (caller, captured.reasons)
+            assert captured.reasons == []
         else:
-            assert (response.status_code, denied) == (403, [expected]), caller
+            assert (response.status_code, captured.reasons) == (403, [expected]), caller
             assert str(expected) not in response.get_data(as_text=True)
 
 
@@ -298,13 +279,13 @@ def test_decorators_build_the_same_requirement(case: str) -> None:
 
 
 def test_no_token_is_401_before_any_requirement(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """Without a token every case answers 401 missing_token, not 403."""
     client = decorated_app(issuer, clock).test_client()
     for case in CASES:
         assert client.get(f"/{case}").status_code == 401
-    assert set(denied) == {Reason.MISSING_TOKEN}
+    assert set(captured.reasons) == {Reason.MISSING_TOKEN}
 
 
 def test_known_service_token_name_and_groups(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -426,28 +407,29 @@ def test_roles_unavailable_is_503(
     app = decorated_app(issuer, clock)
     identity_endpoint_down(issuer, monkeypatch)
     token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
-    errors: list[Any] = []
-    with access_denied.connected_to(lambda sender, **kw: errors.append(kw["error"])):
+    with capture_access(app) as captured:
         response = app.test_client().get("/role-admin", headers=bearer(token))
     assert response.status_code == 503
-    assert [error.reason for error in errors] == [Reason.IDENTITY_UNAVAILABLE]
+    assert [record.error.reason for record in captured.denied if record.error] == [
+        Reason.IDENTITY_UNAVAILABLE
+    ]
 
 
 def test_stacked_decorators_verify_once(
     issuer: AccessIssuer,
     clock: FrozenClock,
-    granted: list[AccessIdentity],
-    denied: list[Reason],
+    captured: AccessCapture,
 ) -> None:
     """Stacked decorators make one wrapper: one check, one signal per request."""
     app = decorated_app(issuer, clock)
     client = app.test_client()
     ada = issuer.user_token("ada@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(ada)).status_code == 200
-    assert len(granted) == 1
+    assert len(captured.granted) == 1
     zed = issuer.user_token("zed@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(zed)).status_code == 403
-    assert denied == [Reason.CHECK_FAILED]
+    assert captured.reasons == [Reason.CHECK_FAILED]
+    assert len(captured) == 2  # one decision per request
     # functools.wraps keeps the wrapped view in the wrapper's __dict__.
     assert vars(app.view_functions["combined"])["__wrapped__"].__name__ == "view"
 
@@ -482,7 +464,7 @@ def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenCl
     assert client.get("/layered", headers=bearer(zed)).status_code == 403
 
 
-def test_async_views(issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]) -> None:
+def test_async_views(issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture) -> None:
     """Role, all-of and predicate decorators protect async views too."""
     app = decorated_app(issuer, clock)
 
@@ -498,7 +480,7 @@ def test_async_views(issuer: AccessIssuer, clock: FrozenClock, denied: list[Reas
     assert client.get("/async", headers=bearer(ada)).get_data(as_text=True) == "ada@example.com"
     bob = issuer.user_token("bob@example.com", ["Admins"])
     assert client.get("/async", headers=bearer(bob)).status_code == 403
-    assert denied == [Reason.NOT_ALL_ROLES]
+    assert captured.reasons == [Reason.NOT_ALL_ROLES]
 
 
 def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -531,7 +513,7 @@ def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
 
 
 def test_primitive_combines_groups_and_requirement(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """verify_access_in_request(requirement, groups=…), deprecated, still needs both."""
     app = decorated_app(issuer, clock)
@@ -545,7 +527,7 @@ def test_primitive_combines_groups_and_requirement(
     with pytest.deprecated_call():
         refused = client.get("/both", headers=bearer(issuer.user_token("a@x.io", ["Admins"])))
     assert refused.status_code == 403
-    assert denied == [Reason.NOT_IN_GROUP]
+    assert captured.reasons == [Reason.NOT_IN_GROUP]
     ok = issuer.user_token("a@x.io", ["Admins", "Ops"])
     with pytest.deprecated_call():
         assert client.get("/both", headers=bearer(ok)).status_code == 200
@@ -664,7 +646,7 @@ def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
 def test_check_that_raises_refuses_and_logs(
     issuer: AccessIssuer,
     clock: FrozenClock,
-    denied: list[Reason],
+    captured: AccessCapture,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A check raising on a claim it did not expect answers 403 check_failed, not 500, and logs."""
@@ -682,7 +664,7 @@ def test_check_that_raises_refuses_and_logs(
     with caplog.at_level("ERROR", logger="flask_cf_access"):
         response = app.test_client().get("/dept", headers=bearer(token))
     assert response.status_code == 403
-    assert denied == [Reason.CHECK_FAILED]
+    assert captured.reasons == [Reason.CHECK_FAILED]
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "department raised" in record.getMessage()
     assert record.exc_info is not None
@@ -690,7 +672,10 @@ def test_check_that_raises_refuses_and_logs(
 
 
 def test_check_may_raise_an_access_error(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason], monkeypatch: pytest.MonkeyPatch
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    captured: AccessCapture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An AccessError raised by a check is answered as it is (here 503)."""
     app = decorated_app(issuer, clock)
@@ -706,7 +691,7 @@ def test_check_may_raise_an_access_error(
 
     token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
     assert app.test_client().get("/groups", headers=bearer(token)).status_code == 503
-    assert denied == [Reason.IDENTITY_UNAVAILABLE]
+    assert captured.reasons == [Reason.IDENTITY_UNAVAILABLE]
 
 
 def test_async_check_refused_at_decoration() -> None:
