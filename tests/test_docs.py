@@ -23,7 +23,7 @@ from flask import Flask
 import flask_cf_access
 import flask_cf_access.onward
 import flask_cf_access.testing
-from flask_cf_access import CloudflareAccess, Reason, access_denied
+from flask_cf_access import CloudflareAccess, Reason
 from flask_cf_access._settings import DEFAULTS
 from flask_cf_access.testing import (
     AccessClient,
@@ -207,12 +207,7 @@ def test_blueprint_guard_admits_admins_only(examples_on_path: None, team: Access
     app = app_trusting(team)
     app.register_blueprint(admin_area.admin)
     client = AccessClient.for_app(app, team)
-    reasons: list[Reason] = []
-
-    def remember(sender: Flask, reason: Reason, **extra: object) -> None:
-        reasons.append(reason)
-
-    with access_denied.connected_to(remember, sender=app):
+    with capture_access(app) as captured:
         ada = client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
         bob = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
         machine = client.get("/admin/", as_service_token="ci.access")
@@ -221,7 +216,7 @@ def test_blueprint_guard_admits_admins_only(examples_on_path: None, team: Access
     assert ada.json["email"] == "ada@example.com"
     assert ada.json["groups"] == ["Admins"]
     assert (bob.status_code, machine.status_code) == (403, 403)
-    assert reasons == [Reason.NOT_IN_GROUP, Reason.SERVICE_TOKEN_REFUSED]
+    assert captured.reasons == [Reason.NOT_IN_GROUP, Reason.SERVICE_TOKEN_REFUSED]
 
 
 def test_custom_error_pages(

@@ -21,12 +21,13 @@ from sqlalchemy import func, select
 from examples.provisioning_app import create_app
 from examples.provisioning_app import with_flask_login as login_flavour
 from examples.provisioning_app.models import Role, User, db
-from flask_cf_access import Reason, access_denied
+from flask_cf_access import Reason
 from flask_cf_access.testing import (
     AccessClient,
     AccessIssuer,
     StandInServer,
     UserLoad,
+    capture_access,
     capture_user_loads,
 )
 
@@ -230,10 +231,9 @@ def test_known_service_token_is_a_machine_principal(client: AccessClient, app: F
 
 def test_unknown_service_token_is_refused(client: AccessClient, app: Flask) -> None:
     """A service token the loader does not list gets 403 NO_ACCOUNT and no row."""
-    reasons: list[Reason] = []
-    with access_denied.connected_to(lambda _app, **sent: reasons.append(sent["reason"]), app):
+    with capture_access(app) as captured:
         assert client.get("/api/me", as_service_token="stranger.access").status_code == 403
-    assert reasons == [Reason.NO_ACCOUNT]
+    assert captured.reasons == [Reason.NO_ACCOUNT]
     assert accounts(app) == []
 
 
