@@ -33,6 +33,7 @@ from flask_cf_access._request import GUARD_ATTRIBUTE
 from flask_cf_access._requirements import ANY_TOKEN
 from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
+from .front_ends import FRONT_ENDS, decorators_for
 from .support import FrozenClock, bearer, identity_endpoint_down
 
 if TYPE_CHECKING:
@@ -163,38 +164,8 @@ def decorated_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     return app
 
 
-def guarded_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
-    """A blueprint per case, guarded by access_guard(the case's requirement)."""
-    app = Flask("guarded")
-    app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
-    for name, (_, requirement) in CASES.items():
-        blueprint = Blueprint(name.replace("-", "_"), __name__)
-        blueprint.before_request(access_guard(requirement))
-        blueprint.add_url_rule("/", "view", lambda: current_identity.name)
-        app.register_blueprint(blueprint, url_prefix=f"/{name}")
-    return app
-
-
-def primitive_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
-    """A blueprint per case, guarded by verify_access_in_request(requirement=…)."""
-    app = Flask("primitive")
-    app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
-    for name, (_, requirement) in CASES.items():
-        blueprint = Blueprint(name.replace("-", "_"), __name__)
-
-        def guard(requirement: Requirement = requirement) -> None:
-            verify_access_in_request(requirement)
-
-        blueprint.before_request(guard)
-        blueprint.add_url_rule("/", "view", lambda: current_identity.name)
-        app.register_blueprint(blueprint, url_prefix=f"/{name}")
-    return app
-
-
 def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMiddleware:
-    """The middleware, a rule per case."""
+    """The middleware, a rule per case, passing REMOTE_USER on as the body."""
 
     def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -213,14 +184,6 @@ def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccess
     )
 
 
-SURFACES: dict[str, Callable[[AccessIssuer, FrozenClock], Any]] = {
-    "decorators": decorated_app,
-    "access_guard": guarded_app,
-    "verify_access_in_request": primitive_app,
-    "middleware": middleware_app,
-}
-
-
 @pytest.fixture
 def captured() -> Iterator[AccessCapture]:
     """Every access decision made while the test runs, with its reason."""
@@ -237,11 +200,11 @@ def token_of(issuer: AccessIssuer, caller: str, groups_in_token: bool) -> str:
     return issuer.user_token(email, groups, groups_in_token=groups_in_token)
 
 
-@pytest.mark.parametrize("surface", list(SURFACES))
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
 @pytest.mark.parametrize("groups_in_token", [True, False], ids=["token groups", "get-identity"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_requirement_outcomes(
-    surface: str,
+    front_end: str,
     groups_in_token: bool,
     case: str,
     issuer: AccessIssuer,
@@ -249,14 +212,12 @@ def test_requirement_outcomes(
     captured: AccessCapture,
 ) -> None:
     """Every requirement, alone and combined, admits and refuses the same callers everywhere."""
-    app = SURFACES[surface](issuer, clock)
+    rules = {f"/{name}": requirement for name, (_, requirement) in CASES.items()}
+    app = FRONT_ENDS[front_end](settings(issuer), rules, issuer.session(), clock)
     client = Client(app)
     for caller, expected in EXPECTED[case].items():
         captured.clear()
-        response = client.get(
-            f"/{case}/" if "guard" in surface or "verify" in surface else f"/{case}",
-            headers=bearer(token_of(issuer, caller, groups_in_token)),
-        )
+        response = client.get(f"/{case}", headers=bearer(token_of(issuer, caller, groups_in_token)))
         if expected == OK:
             assert response.status_code == 200, (caller, captured.reasons)
             assert captured.reasons == []
@@ -267,15 +228,18 @@ def test_requirement_outcomes(
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_decorators_build_the_same_requirement(case: str) -> None:
-    """The decorators of a case and its require() are one and the same requirement."""
+    """A case's decorators, those the front ends' registry stacks for its require(), and that
+    require() are one and the same requirement."""
     decorators, requirement = CASES[case]
 
     def view() -> str:
         return ""
 
-    for decorator in reversed(decorators):
-        view = decorator(view)
-    assert getattr(view, GUARD_ATTRIBUTE).requirement == requirement
+    for stack in (decorators, decorators_for(requirement)):
+        decorated = view
+        for decorator in reversed(stack):
+            decorated = decorator(decorated)
+        assert getattr(decorated, GUARD_ATTRIBUTE).requirement == requirement
 
 
 def test_no_token_is_401_before_any_requirement(
