@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +20,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._browser import login_redirect_for
-from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -32,13 +31,6 @@ if TYPE_CHECKING:
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON_CLIENT = {"Accept": "application/json"}
 XHR = {**BROWSER, "X-Requested-With": "XMLHttpRequest"}
-
-
-@pytest.fixture
-def captured() -> Iterator[AccessCapture]:
-    """Every access decision made while the test runs, with its reason."""
-    with capture_access() as captured:
-        yield captured
 
 
 def _refusals(app: Flask, issuer: AccessIssuer) -> dict[int, tuple[str, dict[str, str]]]:
@@ -79,12 +71,15 @@ def test_refusal_bodies_are_negotiated(
         assert issuer.audience not in text
 
 
-def test_unavailable_body_is_negotiated(make_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_unavailable_body_is_negotiated(
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """503 answers ``{"error": "unavailable"}`` to JSON clients."""
     app = make_app(CF_ACCESS_CERTS_URL="https://unreachable.example/certs")
     token = issuer.user_token("a@example.com")
     response = app.test_client().get("/", headers={**bearer(token), **JSON_CLIENT})
     assert response.status_code == 503
+    assert captured.last.reason is Reason.KEYS_UNAVAILABLE
     assert response.get_json() == {"error": "unavailable"}
 
 
@@ -159,11 +154,14 @@ def test_redirect_mode_keeps_401_for_others(
     assert "Location" not in response.headers
 
 
-def test_redirect_mode_leaves_403_alone(make_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_redirect_mode_leaves_403_alone(
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """A verified user outside the group gets 403, not a login page."""
     app = make_app(CF_ACCESS_UNAUTHORIZED="redirect")
     token = issuer.user_token("bob@example.com", ["Staff"])
     assert app.test_client().get("/admin", headers={**bearer(token), **BROWSER}).status_code == 403
+    assert captured.last.reason is Reason.NOT_IN_GROUP
 
 
 def test_redirect_never_leaves_the_host(make_app: AppFactory) -> None:
@@ -254,7 +252,9 @@ def test_templates_and_logout_blueprint(make_app: AppFactory) -> None:
         assert client.get("/recall").text == "False"
 
 
-def test_middleware_redirect_mode(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_middleware_redirect_mode(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """The middleware sends a browser's GET to the login page too; JSON clients get 401."""
     middleware = CloudflareAccessMiddleware(
         _ok,
@@ -272,3 +272,4 @@ def test_middleware_redirect_mode(issuer: AccessIssuer, clock: FrozenClock) -> N
         f"?kid={issuer.audience}&redirect_url=%2Freports%3Fq%3D1"
     )
     assert client.get("/reports", headers=JSON_CLIENT).status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +16,7 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 
 #: The origin of Flask's test client: ``http://localhost``.
 OWN = "http://localhost"
-
-
-@pytest.fixture
-def captured() -> Iterator[AccessCapture]:
-    """Every access decision made while the test runs, with its reason."""
-    with capture_access() as captured:
-        yield captured
 
 
 @pytest.fixture
@@ -224,7 +216,7 @@ def test_trusted_origins_pass(
 
 
 def test_own_origin_is_the_host_the_request_names(
-    post_app: AppFactory, issuer: AccessIssuer
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """The request's own origin follows its Host header and scheme (as ProxyFix sets them)."""
     client = post_app().test_client()
@@ -234,12 +226,13 @@ def test_own_origin_is_the_host_the_request_names(
     origin = {"Origin": "https://app.example.com"}
     plain = client.post("/change", headers=origin, base_url="http://app.example.com")
     assert plain.status_code == 403  # the server saw http: use ProxyFix or trust the origin
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
     secure = client.post("/change", headers=origin, base_url="https://app.example.com")
     assert secure.status_code == 200
 
 
 def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
-    post_app: AppFactory, issuer: AccessIssuer
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """X-Forwarded-Host and -Proto never make a foreign Origin the request's own."""
     client = _cookie_client(post_app(), issuer)
@@ -252,9 +245,12 @@ def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
         },
     )
     assert response.status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
 
 
-def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_views_can_opt_out(
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """``@csrf_exempt`` lets a view (or a hook-guarded one) take posts from elsewhere."""
     app = post_app()
     client = _cookie_client(app, issuer)
@@ -262,6 +258,7 @@ def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
     assert client.post("/hook", headers=foreign).status_code == 200
     assert client.post("/exempt-by-hook", headers=foreign).status_code == 200
     assert client.post("/guarded-by-hook", headers=foreign).status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
 
 
 def test_missing_token_is_refused_as_unauthorized_first(
@@ -320,7 +317,9 @@ def test_middleware_refuses_cross_site_posts_with_the_cookie(
     assert client.get("/x", headers={"Origin": "https://evil.example"}).status_code == 200
 
 
-def test_middleware_settings_and_exempt_paths(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_middleware_settings_and_exempt_paths(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """``csrf_protect``, ``trusted_origins`` and ``csrf_exempt_paths`` configure the middleware."""
     foreign = {"Origin": "https://evil.example"}
     off = _middleware(issuer, clock, CF_ACCESS_CSRF_PROTECT=False)
@@ -340,3 +339,4 @@ def test_middleware_settings_and_exempt_paths(issuer: AccessIssuer, clock: Froze
     assert client.post("/x", headers=foreign).status_code == 200
     assert client.post("/webhook", headers={"Origin": "https://other.example"}).status_code == 200
     assert client.post("/x", headers={"Origin": "https://other.example"}).status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST

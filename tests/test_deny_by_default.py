@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,9 @@ from flask_cf_access import (
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .support import FrozenClock, bearer, decisions
-
-
-@pytest.fixture
-def captured() -> Iterator[AccessCapture]:
-    """Every access decision made while the test runs."""
-    with capture_access() as captured:
-        yield captured
-
 
 cf_access = CloudflareAccess()
 
@@ -123,9 +114,10 @@ def test_unmarked_view_needs_a_token(
     assert response.get_data(as_text=True) == "ada@example.com"
 
 
-def test_refused_before_the_apps_own_hooks(app: Flask) -> None:
+def test_refused_before_the_apps_own_hooks(app: Flask, captured: AccessCapture) -> None:
     """The hook runs first: a hook registered before init_app does not run for a refusal."""
     assert app.test_client().get("/").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     assert app.extensions["ran"] == []
 
 
@@ -139,11 +131,12 @@ def test_public_views(app: Flask, captured: AccessCapture) -> None:
 
 
 def test_static_needs_a_token_unless_listed(
-    issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path
+    issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, captured: AccessCapture
 ) -> None:
     """The static endpoint is protected too, unless CF_ACCESS_PUBLIC_ENDPOINTS lists it."""
     closed = make_app(issuer, clock, tmp_path).test_client()
     assert closed.get("/static/app.css").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     with closed.get("/static/app.css", headers=bearer(token)) as response:
         assert response.status_code == 200
@@ -236,10 +229,11 @@ def test_app_hook_that_checks_nothing_still_gets_one_grant(
     assert [kind for kind, _ in decisions(captured)] == ["granted"]
 
 
-def test_async_view_protected(app: Flask, issuer: AccessIssuer) -> None:
+def test_async_view_protected(app: Flask, issuer: AccessIssuer, captured: AccessCapture) -> None:
     """An async view without a decorator is protected too."""
     client = app.test_client()
     assert client.get("/async").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     assert client.get("/async", headers=bearer(token)).get_data(as_text=True) == "ada@example.com"
 
@@ -266,7 +260,9 @@ def test_off_by_default(issuer: AccessIssuer, clock: FrozenClock) -> None:
     assert app.test_client().get("/").status_code == 200
 
 
-def test_foreign_wrapper_of_a_guarded_view_still_checked(app: Flask, issuer: AccessIssuer) -> None:
+def test_foreign_wrapper_of_a_guarded_view_still_checked(
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """A decorator above ours copies our attributes (functools.wraps) but may not call the
     view: the hook does not trust the copy and still asks for a token."""
 
@@ -285,5 +281,6 @@ def test_foreign_wrapper_of_a_guarded_view_still_checked(app: Flask, issuer: Acc
 
     client = app.test_client()
     assert client.get("/cached").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     assert client.get("/cached", headers=bearer(token)).status_code == 200

@@ -26,6 +26,7 @@ import flask_cf_access.testing
 from flask_cf_access import CloudflareAccess, Reason
 from flask_cf_access._settings import DEFAULTS
 from flask_cf_access.testing import (
+    AccessCapture,
     AccessClient,
     AccessIssuer,
     assert_routes_protected,
@@ -390,7 +391,9 @@ def test_rules_sample_refuses_each_rule_with_its_reason(
         assert_routes_protected(app)
 
 
-def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: AccessIssuer) -> None:
+def test_wsgi_sample_passes_the_identity_on(
+    examples_on_path: None, team: AccessIssuer, captured: AccessCapture
+) -> None:
     """The middleware sample: health open, admin for Admins, identity and groups passed on."""
     import wsgi_app
     from werkzeug.test import Client
@@ -404,6 +407,7 @@ def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: Access
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/").status_code == 401
     assert client.get("/admin", headers=bob).status_code == 403
+    assert captured.reasons == [Reason.MISSING_TOKEN, Reason.NOT_IN_GROUP]
     assert client.get("/admin", headers=ada).text == "Hello, ada@example.com (Admins)"
     assert client.get("/", headers=bob).text == "Hello, bob@example.com (Staff)"
 

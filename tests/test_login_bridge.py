@@ -241,7 +241,7 @@ def test_nothing_written_with_an_old_session(
 
 
 def test_remember_me_cookie_alone_is_ignored(
-    client: AccessClient, issuer: AccessIssuer, old_session: str
+    client: AccessClient, issuer: AccessIssuer, old_session: str, captured: AccessCapture
 ) -> None:
     """A remember-me cookie without a session neither hides the token's user nor makes a session."""
     client.delete_cookie("session")
@@ -251,6 +251,7 @@ def test_remember_me_cookie_alone_is_ignored(
     assert no_cookies_set(response)
     anonymous = client.get("/private")
     assert anonymous.status_code == 401
+    assert captured.denied == []  # Flask-Login's own 401: the access check refused nothing
     assert no_cookies_set(anonymous)
 
 

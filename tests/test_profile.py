@@ -32,7 +32,7 @@ from flask_cf_access._identity_endpoint import IdentityEndpoint
 from flask_cf_access._profile import MalformedProfile, context_rules, parse_profile
 from flask_cf_access._routes import audit_routes
 from flask_cf_access._single_flight import run_inline
-from flask_cf_access.testing import AccessIssuer, identity_profile
+from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile
 
 from .conftest import AppFactory
 from .support import FrozenClock, count_calls, outcome
@@ -382,7 +382,7 @@ def test_login_age(profile_app: Flask, issuer: AccessIssuer, clock: FrozenClock)
 
 
 def test_login_too_old_sends_a_browser_to_sign_in(
-    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock
+    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """In redirect mode, a browser whose sign-in is too old is sent to sign in again."""
     app = _app(make_app, CF_ACCESS_UNAUTHORIZED="redirect")
@@ -394,6 +394,7 @@ def test_login_too_old_sends_a_browser_to_sign_in(
     assert "/cdn-cgi/access/login/" in response.headers["Location"]
     api = app.test_client().get("/recent", headers={"Cf-Access-Jwt-Assertion": token})
     assert api.status_code == 403
+    assert captured.last.reason is Reason.LOGIN_TOO_OLD
 
 
 @pytest.mark.parametrize(

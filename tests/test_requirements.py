@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -184,13 +184,6 @@ def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccess
     )
 
 
-@pytest.fixture
-def captured() -> Iterator[AccessCapture]:
-    """Every access decision made while the test runs, with its reason."""
-    with capture_access() as captured:
-        yield captured
-
-
 def token_of(issuer: AccessIssuer, caller: str, groups_in_token: bool) -> str:
     """The token of ``caller``; a user's groups in the token, or left to get-identity."""
     who = CALLERS[caller]
@@ -325,7 +318,9 @@ def test_roles_resolve_groups_once_per_token(issuer: AccessIssuer, clock: Frozen
     assert seen[0] is seen[1] is seen[2]
 
 
-def test_role_by_group_id(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_role_by_group_id(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A role mapped to ``id:<group id>`` is granted by get-identity's group objects with
     that id, not by a token's bare group names (which have no id), nor by a group named so."""
     client = decorated_app(issuer, clock).test_client()
@@ -333,13 +328,16 @@ def test_role_by_group_id(issuer: AccessIssuer, clock: FrozenClock) -> None:
     assert client.get("/role-support", headers=bearer(from_identity)).status_code == 200
     names_only = issuer.user_token("carol@example.com", ["Helpdesk"], groups_in_token=True)
     assert client.get("/role-support", headers=bearer(names_only)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     # A group *named* as the id is not that group: not from the token, not from get-identity.
     named_as_id = issuer.user_token("eve@example.com", [issuer.group_id("Helpdesk")])
     assert client.get("/role-support", headers=bearer(named_as_id)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     carried = issuer.user_token(
         "eve@example.com", [issuer.group_id("Helpdesk")], groups_in_token=True
     )
     assert client.get("/role-support", headers=bearer(carried)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
 
 
 def test_roles_from_the_token_ask_nothing(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -398,7 +396,9 @@ def test_stacked_decorators_verify_once(
     assert vars(app.view_functions["combined"])["__wrapped__"].__name__ == "view"
 
 
-def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_foreign_decorator_between_is_kept(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A decorator between two of ours is not skipped: both requirements still hold."""
     app = decorated_app(issuer, clock)
     calls: list[str] = []
@@ -424,8 +424,10 @@ def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenCl
     assert calls == ["counted"]
     bea = issuer.user_token("bea@example.com", ["Staff"])
     assert client.get("/layered", headers=bearer(bea)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
     zed = issuer.user_token("zed@example.com", ["Admins"])
     assert client.get("/layered", headers=bearer(zed)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
 def test_async_views(issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture) -> None:
@@ -447,7 +449,9 @@ def test_async_views(issuer: AccessIssuer, clock: FrozenClock, captured: AccessC
     assert captured.reasons == [Reason.NOT_ALL_ROLES]
 
 
-def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_check_must_return_true(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A predicate returning a truthy value that is not True refuses (fail closed)."""
     app = decorated_app(issuer, clock)
 
@@ -458,9 +462,12 @@ def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> Non
 
     token = issuer.user_token("ada@example.com")
     assert app.test_client().get("/truthy", headers=bearer(token)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
-def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_check_sees_claims(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A predicate can judge any claim, e.g. a SAML attribute in custom."""
     app = decorated_app(issuer, clock)
 
@@ -474,6 +481,7 @@ def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
     outside = issuer.user_token("bob@example.com", custom={"dept": "Sales"})
     assert client.get("/rnd", headers=bearer(inside)).status_code == 200
     assert client.get("/rnd", headers=bearer(outside)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
 def test_primitive_combines_groups_and_requirement(
@@ -497,7 +505,9 @@ def test_primitive_combines_groups_and_requirement(
         assert client.get("/both", headers=bearer(ok)).status_code == 200
 
 
-def test_access_guard_on_the_app(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_access_guard_on_the_app(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """access_guard registered on the app guards every endpoint."""
     app = Flask("whole")
     app.config.update(settings(issuer))
@@ -508,6 +518,7 @@ def test_access_guard_on_the_app(issuer: AccessIssuer, clock: FrozenClock) -> No
     assert (
         client.get("/", headers=bearer(issuer.user_token("b@x.io", ["Staff"]))).status_code == 403
     )
+    assert captured.last.reason is Reason.NO_ROLE
     assert (
         client.get("/", headers=bearer(issuer.user_token("a@x.io", ["Admins"]))).status_code == 200
     )
@@ -668,7 +679,9 @@ def test_async_check_refused_at_decoration() -> None:
         require_identity(check)  # type: ignore[arg-type]
 
 
-def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_access_guard_on_a_nested_blueprint(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A parent blueprint's access_guard guards its nested blueprints' views."""
     app = Flask("nested")
     app.config.update(settings(issuer))
@@ -682,6 +695,7 @@ def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenC
     client = app.test_client()
     staff = issuer.user_token("b@x.io", ["Staff"])
     assert client.get("/parent/child/", headers=bearer(staff)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     admin = issuer.user_token("a@x.io", ["Admins"])
     assert client.get("/parent/child/", headers=bearer(admin)).status_code == 200
 

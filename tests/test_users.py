@@ -299,9 +299,12 @@ def test_no_account_on_an_async_view(client: AccessClient, refusals: AccessCaptu
     assert refusals.reasons == [Reason.NO_ACCOUNT]
 
 
-def test_service_token_goes_to_the_loader(client: AccessClient, directory: Directory) -> None:
+def test_service_token_goes_to_the_loader(
+    client: AccessClient, directory: Directory, captured: AccessCapture
+) -> None:
     """A service token reaches the loader too, which decides (here: no account, 403)."""
     assert client.get("/me", as_service_token="ci.access").status_code == 403
+    assert captured.last.reason is Reason.NO_ACCOUNT
     assert [identity.common_name for identity in directory.asked] == ["ci.access"]
 
 
@@ -326,7 +329,7 @@ def test_loader_exception_propagates(
 
 
 def test_user_loaded_signal_says_whether_created(
-    client: AccessClient, directory: Directory, loads: list[UserLoad]
+    client: AccessClient, directory: Directory, loads: list[UserLoad], captured: AccessCapture
 ) -> None:
     """user_loaded carries created=True for NewUser, False otherwise; nothing for None."""
     directory.create_unknown = True
@@ -340,6 +343,7 @@ def test_user_loaded_signal_says_whether_created(
     ]
     directory.create_unknown = False
     assert client.get("/me", as_service_token="ci.access").status_code == 403
+    assert captured.last.reason is Reason.NO_ACCOUNT
     assert len(loads) == 3
 
 
