@@ -18,7 +18,7 @@ from .support import served_port
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: Seconds a page may take to show what the test waits for.
 WAIT = 15

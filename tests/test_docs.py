@@ -186,6 +186,7 @@ def app_trusting(team: AccessIssuer) -> Flask:
     return app
 
 
+@pytest.mark.slow
 def test_quick_start_tests_pass_in_a_project_of_their_own() -> None:
     """test_yourapp.py passes under pytest with only the installed package and its fixtures."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "test_yourapp.py"]
@@ -480,6 +481,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_every_public_name_has_an_entry(built_site: Path) -> None:
     """The API reference documents every exported name, and nothing from a private module."""
     documented = inventory(built_site / "objects.inv")
@@ -496,6 +498,7 @@ def test_every_public_name_has_an_entry(built_site: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
     """The request-flow page holds the SVG Graphviz drew from docs/diagrams/request-flow.dot."""
     page = (built_site / "flow.html").read_text()
@@ -507,6 +510,7 @@ def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
     assert "/cdn-cgi/access/certs" in drawing
 
 
+@pytest.mark.slow
 def test_doctests_pass(tmp_path: Path) -> None:
     """Every doctest in the pages passes."""
     need_docs_tools(html=False)

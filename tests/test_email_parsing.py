@@ -131,6 +131,7 @@ addresses = st.builds(
 )
 
 
+@pytest.mark.slow
 @given(addresses)
 @example("x@evil.com/.corp.example")
 @example("x@evil.com?.corp.example")
@@ -154,6 +155,7 @@ def test_anything_admitted_is_well_formed(text: str) -> None:
         assert reference_address(email) is not None or not email.isascii()
 
 
+@pytest.mark.slow
 @given(st.emails())
 def test_every_well_formed_address_is_judged_not_malformed(email: str) -> None:
     """Hypothesis's own well-formed addresses are never called malformed."""

@@ -255,6 +255,7 @@ def test_remember_me_cookie_alone_is_ignored(
     assert no_cookies_set(anonymous)
 
 
+@pytest.mark.slow
 def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """Importing the bridge without Flask-Login names the extra to install; the package imports."""
     import importlib

@@ -701,6 +701,7 @@ def test_only_access_answers_are_challenges(
     assert type(error) is expected if expected else error is None
 
 
+@pytest.mark.slow
 def test_the_requests_auth_needs_no_httpx() -> None:
     """Without httpx installed, the module imports and only the httpx auth asks for the extra."""
     code = (

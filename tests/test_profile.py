@@ -241,6 +241,7 @@ FIELDS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @given(st.dictionaries(FIELDS, JSON))
 def test_any_shape_parses_or_is_malformed(document: dict[str, Any]) -> None:
     """Whatever the answer holds, parsing gives a profile or MalformedProfile, nothing else."""

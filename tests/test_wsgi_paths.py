@@ -509,6 +509,7 @@ def at_least_as_strict(applied: Requirement, other: tuple[str, ...]) -> bool:
     )
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=400)
 @given(PATHS)
 def test_rule_applied_is_at_least_as_strict_as_every_reading(path: str) -> None:
@@ -531,6 +532,7 @@ def test_rule_applied_is_at_least_as_strict_as_every_reading(path: str) -> None:
         assert at_least_as_strict(applied, oracle_rule(reading)), reading
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=400)
 @given(st.sampled_from(["/p", "/p/", "/hz", "/s", "//p"]), PATHS)
 def test_public_only_when_every_reading_is(start: str, rest: str) -> None:
