@@ -32,12 +32,12 @@ check_python()
 from flask import Flask  # noqa: E402
 
 from flask_cf_access import (  # noqa: E402
+    TOKEN_HEADER,
     CloudflareAccess,
     require_access,
     require_context,
     require_group,
 )
-from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, identity_profile  # noqa: E402
 
 DISK = "f6f9391e-6776-4878-9c60-0cc807dc7dc8"

@@ -32,8 +32,11 @@ check_python()
 from cachelib import BaseCache, SimpleCache  # noqa: E402
 from flask import Flask  # noqa: E402
 
-from flask_cf_access import CloudflareAccess, require_group  # noqa: E402
-from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
+from flask_cf_access import (  # noqa: E402
+    TOKEN_HEADER,
+    CloudflareAccess,
+    require_group,
+)
 from flask_cf_access.testing import AccessIssuer, StandInServer  # noqa: E402
 
 CERTS = "/cdn-cgi/access/certs"

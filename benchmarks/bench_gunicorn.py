@@ -31,7 +31,7 @@ from _support import check_python, describe_machine
 
 check_python()
 
-from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
+from flask_cf_access import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

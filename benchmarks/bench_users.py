@@ -32,13 +32,13 @@ check_python()
 from flask import Flask  # noqa: E402
 
 from flask_cf_access import (  # noqa: E402
+    TOKEN_HEADER,
     AccessIdentity,
     CloudflareAccess,
     current_identity,
     current_user,
     require_access,
 )
-from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from flask_cf_access import (
     require_group,
 )
 from flask_cf_access import _keys as keys_module
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .support import FrozenClock
 
@@ -64,6 +64,13 @@ def clock() -> FrozenClock:
 def issuer(clock: FrozenClock) -> AccessIssuer:
     """A stand-in Cloudflare Access team minting tokens on the frozen clock."""
     return AccessIssuer(clock=clock)
+
+
+@pytest.fixture
+def captured() -> Iterator[AccessCapture]:
+    """Every access decision made while the test runs, by any app or middleware."""
+    with capture_access() as captured:
+        yield captured
 
 
 @pytest.fixture

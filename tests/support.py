@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from flask_cf_access import AccessUnauthorized, Reason
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, AccessRecord, capture_access
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -109,6 +109,16 @@ def reason_of(check: Callable[[], object]) -> Reason | None:
     except AccessUnauthorized as refusal:
         return refusal.reason
     return None
+
+
+def decisions(records: Iterable[AccessRecord]) -> list[tuple[str, Reason | str | None]]:
+    """Each captured decision in order: ``("granted", identity name)`` or ``("denied", reason)``."""
+    return [
+        ("granted", record.identity.name if record.identity else None)
+        if record.granted
+        else ("denied", record.reason)
+        for record in records
+    ]
 
 
 class Outcome(NamedTuple):

@@ -21,6 +21,7 @@ from werkzeug.test import Client
 
 from flask_cf_access import (
     AccessBadRequest,
+    AccessSettings,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
@@ -31,7 +32,6 @@ from flask_cf_access import (
     require_access,
 )
 from flask_cf_access._applications import ApplicationMap, ApplicationSettings
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import (
     AccessIssuer,
@@ -213,6 +213,7 @@ def maps_and_paths(draw: st.DrawFn) -> tuple[ApplicationMap, str, str]:
     return ApplicationMap(apps), "/" + "/".join(path), spelled or "/"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(case=maps_and_paths())
 def test_a_spelling_is_never_judged_under_a_less_specific_application(
@@ -724,6 +725,7 @@ def test_warnings_stay_errors() -> None:
         )
 
 
+@pytest.mark.slow
 def test_the_example_runs_behind_the_local_edge(tmp_path: Path) -> None:
     """``python -m examples.protected_app --edge``: every printed command, sent to the edge,
     gets the printed status: sessions, a service token's credentials, a forged assertion."""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from werkzeug.wrappers import Request, Response
 
 from examples.protected_app import create_app
 from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .chromium import headless_chromium
 from .support import served_port
@@ -19,7 +18,7 @@ from .support import served_port
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: Seconds a page may take to show what the test waits for.
 WAIT = 15
@@ -50,16 +49,11 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    reasons: list[Reason] = []
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
     issuer = AccessIssuer(team_domain="local-stand-in.invalid")
     with (
         headless_chromium() as browser,
         issuer.serve(sign_in=True) as stand_in,
-        access_denied.connected_to(on_denied),
+        capture_access() as captured,
     ):
         app = create_app(stand_in.settings(CF_ACCESS_UNAUTHORIZED="redirect"))
         wait = WebDriverWait(browser, WAIT)
@@ -73,7 +67,7 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_
                 assert browser.current_url.startswith(
                     f"{stand_in_url}/cdn-cgi/access/login/{name}:{app_port}?"
                 )
-                assert reasons == [Reason.MISSING_TOKEN]
+                assert captured.reasons == [Reason.MISSING_TOKEN]
                 browser.save_screenshot(str(artifacts / f"sign-in-{name}.png"))
 
                 # 2. Sign in as Ada, in Admins: back on the admin page.
@@ -102,7 +96,7 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_
                 browser.get(f"http://{other_name}:{other_port}/")
                 browser.find_element(By.ID, "go").click()
                 wait.until(expected_conditions.title_is("Not for you"))
-                assert reasons == [Reason.MISSING_TOKEN, Reason.CROSS_SITE_REQUEST]
+                assert captured.reasons == [Reason.MISSING_TOKEN, Reason.CROSS_SITE_REQUEST]
                 browser.save_screenshot(str(artifacts / f"forged-post-refused-{name}.png"))
 
                 # 5. Log out through the app: the stand-in drops the cookie.
@@ -113,4 +107,4 @@ def test_sign_in_admin_forged_post_and_logout(artifacts: Path, name: str, other_
                 # 6. Signed out: the admin page sends the browser to sign in again.
                 browser.get(f"{app_url}/admin/")
                 assert browser.current_url.startswith(f"{stand_in_url}/cdn-cgi/access/login/")
-                assert reasons[-1] == Reason.MISSING_TOKEN
+                assert captured.reasons[-1] == Reason.MISSING_TOKEN

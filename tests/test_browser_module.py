@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 JS_TESTS = Path(__file__).parent / "js"
 
 

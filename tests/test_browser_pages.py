@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,8 +21,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._browser import login_redirect_for
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -34,18 +32,6 @@ if TYPE_CHECKING:
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON_CLIENT = {"Accept": "application/json"}
 XHR = {**BROWSER, "X-Requested-With": "XMLHttpRequest"}
-
-
-@pytest.fixture
-def reasons() -> Iterator[list[Reason]]:
-    """The reason of every refusal while the test runs."""
-    received: list[Reason] = []
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs["reason"])
-
-    with access_denied.connected_to(on_denied):
-        yield received
 
 
 def _refusals(app: Flask, issuer: AccessIssuer) -> dict[int, tuple[str, dict[str, str]]]:
@@ -88,12 +74,15 @@ def test_refusal_bodies_are_negotiated(
         assert issuer.audience not in text
 
 
-def test_unavailable_body_is_negotiated(make_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_unavailable_body_is_negotiated(
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """503 answers ``{"error": "unavailable"}`` to JSON clients."""
     app = make_app(CF_ACCESS_CERTS_URL="https://unreachable.example/certs")
     token = issuer.user_token("a@example.com")
     response = app.test_client().get("/", headers={**bearer(token), **JSON_CLIENT})
     assert response.status_code == 503
+    assert captured.last.reason is Reason.KEYS_UNAVAILABLE
     assert response.get_json() == {"error": "unavailable"}
 
 
@@ -117,7 +106,7 @@ def _ok(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
 
 
 def test_custom_errorhandlers_keep_working(
-    make_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """An app's ``errorhandler(401)`` answers instead, in status and in redirect mode alike."""
     seen: list[Reason] = []
@@ -136,7 +125,7 @@ def test_custom_errorhandlers_keep_working(
 
 
 def test_redirect_mode_sends_browsers_to_login(
-    make_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A browser's GET without a token goes to the Access login page, with the way back."""
     app = make_app(CF_ACCESS_UNAUTHORIZED="redirect")
@@ -146,7 +135,7 @@ def test_redirect_mode_sends_browsers_to_login(
     assert (location.scheme, location.netloc) == ("https", issuer.team_domain)
     assert location.path == "/cdn-cgi/access/login/localhost"
     assert parse_qs(location.query) == {"kid": [issuer.audience], "redirect_url": ["/admin?tab=1"]}
-    assert reasons == [Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 @pytest.mark.parametrize(
@@ -168,11 +157,14 @@ def test_redirect_mode_keeps_401_for_others(
     assert "Location" not in response.headers
 
 
-def test_redirect_mode_leaves_403_alone(make_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_redirect_mode_leaves_403_alone(
+    make_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """A verified user outside the group gets 403, not a login page."""
     app = make_app(CF_ACCESS_UNAUTHORIZED="redirect")
     token = issuer.user_token("bob@example.com", ["Staff"])
     assert app.test_client().get("/admin", headers={**bearer(token), **BROWSER}).status_code == 403
+    assert captured.last.reason is Reason.NOT_IN_GROUP
 
 
 def test_redirect_never_leaves_the_host(make_app: AppFactory) -> None:
@@ -263,7 +255,9 @@ def test_templates_and_logout_blueprint(make_app: AppFactory) -> None:
         assert client.get("/recall").text == "False"
 
 
-def test_middleware_redirect_mode(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_middleware_redirect_mode(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """The middleware sends a browser's GET to the login page too; JSON clients get 401."""
     middleware = CloudflareAccessMiddleware(
         _ok,
@@ -281,3 +275,4 @@ def test_middleware_redirect_mode(issuer: AccessIssuer, clock: FrozenClock) -> N
         f"?kid={issuer.audience}&redirect_url=%2Freports%3Fq%3D1"
     )
     assert client.get("/reports", headers=JSON_CLIENT).status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN

@@ -15,8 +15,9 @@ from flask_cf_access import (
     AccessUnauthorized,
     CloudflareAccessMiddleware,
     Reason,
+    access_denied,
+    access_granted,
 )
-from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessCapture, AccessIssuer, AccessRecord, capture_access
 
 from .conftest import AppFactory

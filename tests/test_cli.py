@@ -449,6 +449,7 @@ def test_mint_usage_errors(app: Flask, args: list[str]) -> None:
 # -- the entry point -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flask_command_lists_the_group() -> None:
     """`flask --app examples.protected_app cf-access --help` works through the entry point."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CF_ACCESS_")}

@@ -717,6 +717,7 @@ def test_api_errors_never_hold_the_credentials(api: FakeCloudflareApi) -> None:
 SEGMENT = st.from_regex(r"[a-z0-9_-]{1,8}", fullmatch=True)
 
 
+@pytest.mark.slow
 @given(
     prefix=st.lists(SEGMENT, min_size=1, max_size=4),
     below=st.lists(SEGMENT, max_size=3),

@@ -45,6 +45,7 @@ def flask_command(tmp_path: Path, body: str, *args: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
 @pytest.mark.parametrize("body", [MODULE_APP, FACTORY_APP], ids=["module", "factory"])
 def test_app_without_settings_gives_one_line(tmp_path: Path, body: str, args: list[str]) -> None:

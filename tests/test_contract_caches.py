@@ -201,6 +201,7 @@ def test_identity_fetched_once_per_token_across_apps(
     assert count_calls(mocked_team, issuer.identity_url) == len(tokens)
 
 
+@pytest.mark.slow
 def test_unknown_kid_flood_across_apps_forces_one_fetch(
     make_app: AppFactory,
     issuer: AccessIssuer,

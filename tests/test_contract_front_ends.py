@@ -1,7 +1,7 @@
-"""One contract, three front ends: decorator, blueprint guard, WSGI middleware.
+"""One contract, every front end: decorators, blueprint guards, WSGI middleware.
 
-Each case of :data:`CASES` is run on every front end of :data:`FRONT_ENDS`,
-and asserts both the status and the reason, as
+Each case of :data:`CASES` is run on every front end of the registry
+(:data:`tests.front_ends.FRONT_ENDS`), and asserts both the status and the reason, as
 :func:`~flask_cf_access.testing.capture_access` reports it.
 """
 
@@ -16,24 +16,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from flask import Blueprint, Flask
 from requests.adapters import BaseAdapter
 from requests.models import PreparedRequest, Response
 from werkzeug.test import Client
 
 from flask_cf_access import (
-    CloudflareAccess,
-    CloudflareAccessMiddleware,
     Reason,
     Requirement,
     require,
-    require_access,
-    require_context,
-    require_group,
-    require_role,
-    verify_access_in_request,
 )
-from flask_cf_access._profile import ContextRule
 from flask_cf_access.testing import (
     CERTS_PATH,
     IDENTITY_PATH,
@@ -43,10 +34,11 @@ from flask_cf_access.testing import (
     identity_profile,
 )
 
+from .front_ends import BODY, FRONT_ENDS
 from .support import START, FrozenClock, Outcome
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
 #: The one protected path of every front end.
 PATH = "/app"
@@ -101,89 +93,23 @@ class Setup:
     requirement: Requirement | None = None
     config: tuple[tuple[str, Any], ...] = ()
 
-
-def protected_view() -> str:
-    return "protected"
-
-
-def decorator_front_end(setup: Setup) -> WSGIApplication:
-    """``@require_access`` or ``@require_group`` on a view."""
-    app = Flask("decorated")
-    app.config.update(setup.issuer.settings(**dict(setup.config)))
-    CloudflareAccess(app, session=setup.session, clock=setup.clock)
-    if setup.groups:
-        view = require_group(*setup.groups, allow_service_tokens=setup.allow_service_tokens)(
-            protected_view
-        )
-    else:
-        view = require_access(allow_service_tokens=setup.allow_service_tokens)(protected_view)
-    requirement = setup.requirement
-    if requirement is not None:
-        if requirement.roles:
-            view = require_role(*requirement.roles[0][1])(view)
-        view = require_context(**{rule.kind: _keyword(rule) for rule in requirement.context})(view)
-    app.add_url_rule(PATH, view_func=view, methods=["GET", "POST"])
-    return app
-
-
-def _keyword(rule: ContextRule) -> Any:
-    """What ``require_context`` takes for ``rule``."""
-    if rule.kind == "max_login_age":
-        return rule.seconds
-    return list(rule.values) if rule.values else True
-
-
-def blueprint_front_end(setup: Setup) -> WSGIApplication:
-    """A blueprint whose ``before_request`` calls ``verify_access_in_request``."""
-    app = Flask("guarded")
-    app.config.update(setup.issuer.settings(**dict(setup.config)))
-    CloudflareAccess(app, session=setup.session, clock=setup.clock)
-    blueprint = Blueprint("guarded", __name__, url_prefix=PATH)
-
-    @blueprint.before_request
-    def guard() -> None:
-        verify_access_in_request(
-            require(groups=setup.groups, allow_service_tokens=setup.allow_service_tokens)
-            & (setup.requirement or require())
-        )
-
-    blueprint.add_url_rule("", view_func=protected_view, methods=["GET", "POST"])
-    app.register_blueprint(blueprint)
-    return app
-
-
-def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"protected"]
-
-
-def middleware_front_end(setup: Setup) -> WSGIApplication:
-    """``CloudflareAccessMiddleware`` around a plain WSGI application."""
-    rule: tuple[str, ...] | Requirement = setup.groups
-    if setup.requirement is not None:
-        rule = require(groups=setup.groups) & setup.requirement
-    return CloudflareAccessMiddleware.from_mapping(
-        setup.issuer.settings(**dict(setup.config)),
-        downstream,
-        session=setup.session,
-        clock=setup.clock,
-        rules={PATH: rule},
-        allow_service_tokens=setup.allow_service_tokens,
-    )
-
-
-FRONT_ENDS: dict[str, Callable[[Setup], WSGIApplication]] = {
-    "decorator": decorator_front_end,
-    "blueprint": blueprint_front_end,
-    "middleware": middleware_front_end,
-}
+    @property
+    def rule(self) -> Requirement:
+        """All that :data:`PATH` requires."""
+        groups = require(groups=self.groups, allow_service_tokens=self.allow_service_tokens)
+        return groups & (self.requirement or require())
 
 
 @pytest.fixture(params=sorted(FRONT_ENDS))
 def front_end(request: pytest.FixtureRequest) -> Callable[[Setup], WSGIApplication]:
-    """Each front end in turn."""
-    build: Callable[[Setup], WSGIApplication] = FRONT_ENDS[request.param]
-    return build
+    """Each front end of the registry in turn, protecting :data:`PATH` by the setup's rule."""
+    build = FRONT_ENDS[request.param]
+
+    def front_end_for(setup: Setup) -> WSGIApplication:
+        config = setup.issuer.settings(**dict(setup.config))
+        return build(config, {PATH: setup.rule}, setup.session, setup.clock)
+
+    return front_end_for
 
 
 @dataclass(frozen=True)
@@ -200,6 +126,12 @@ class Case:
     headers: tuple[tuple[str, str], ...] = ()
     requirement: Requirement | None = None
     config: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def rule(self) -> Requirement:
+        """All that :data:`PATH` requires."""
+        groups = require(groups=self.groups, allow_service_tokens=self.allow_service_tokens)
+        return groups & (self.requirement or require())
 
 
 def ada(issuer: AccessIssuer) -> str:
@@ -471,4 +403,4 @@ def test_contract(
     assert captured.last.sender is application
     assert captured.last.method == case.method
     if response.status_code == 200:
-        assert response.get_data(as_text=True) == "protected"
+        assert response.get_data(as_text=True) == BODY

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,8 +16,7 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -28,18 +26,6 @@ if TYPE_CHECKING:
 
 #: The origin of Flask's test client: ``http://localhost``.
 OWN = "http://localhost"
-
-
-@pytest.fixture
-def reasons() -> Iterator[list[Reason]]:
-    """The reason of every refusal while the test runs."""
-    received: list[Reason] = []
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        received.append(kwargs["reason"])
-
-    with access_denied.connected_to(on_denied):
-        yield received
 
 
 @pytest.fixture
@@ -130,7 +116,7 @@ def test_same_origin_post_with_cookie_passes(
 def test_cross_site_or_unknown_post_with_cookie_is_refused(
     post_app: AppFactory,
     issuer: AccessIssuer,
-    reasons: list[Reason],
+    captured: AccessCapture,
     headers: dict[str, str],
     method: str,
 ) -> None:
@@ -138,7 +124,7 @@ def test_cross_site_or_unknown_post_with_cookie_is_refused(
     client = _cookie_client(post_app(), issuer)
     response = client.open("/change", method=method, headers=headers)
     assert response.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
 
 
 def test_header_token_without_cookie_is_not_checked(
@@ -157,7 +143,7 @@ def test_header_token_without_cookie_is_not_checked(
 
 
 def test_cookie_is_checked_even_when_the_header_carries_the_token(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """Behind Access both arrive: the cookie alone makes a request a candidate."""
     token = issuer.user_token("ada@example.com")
@@ -165,17 +151,17 @@ def test_cookie_is_checked_even_when_the_header_carries_the_token(
     client.set_cookie("CF_Authorization", token)
     response = client.post("/change", headers={**bearer(token), "Origin": "https://evil.example"})
     assert response.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
 
 
 def test_always_mode_checks_header_tokens(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """With ``"always"`` a user's unsafe request is checked, cookie or not."""
     client = post_app(CF_ACCESS_CSRF_PROTECT="always").test_client()
     token = issuer.user_token("ada@example.com")
     assert client.post("/change", headers=bearer(token)).status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
     same = client.post("/change", headers={**bearer(token), "Origin": OWN})
     assert same.status_code == 200
 
@@ -209,7 +195,7 @@ def test_safe_methods_are_never_refused_for_csrf(
 
 
 def test_trusted_origins_pass(
-    post_app: AppFactory, issuer: AccessIssuer, reasons: list[Reason]
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A listed origin passes by Origin, Referer or with a cross-site Fetch Metadata."""
     app = post_app(CF_ACCESS_TRUSTED_ORIGINS=["https://admin.example.com:8443/"])
@@ -226,11 +212,11 @@ def test_trusted_origins_pass(
         {"Sec-Fetch-Site": "cross-site", "Referer": "https://admin.example.com:8443/"},
     ):
         assert client.post("/change", headers=headers).status_code == 403, headers
-    assert reasons == [Reason.CROSS_SITE_REQUEST] * 3
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST] * 3
 
 
 def test_own_origin_is_the_host_the_request_names(
-    post_app: AppFactory, issuer: AccessIssuer
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """The request's own origin follows its Host header and scheme (as ProxyFix sets them)."""
     client = post_app().test_client()
@@ -240,12 +226,13 @@ def test_own_origin_is_the_host_the_request_names(
     origin = {"Origin": "https://app.example.com"}
     plain = client.post("/change", headers=origin, base_url="http://app.example.com")
     assert plain.status_code == 403  # the server saw http: use ProxyFix or trust the origin
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
     secure = client.post("/change", headers=origin, base_url="https://app.example.com")
     assert secure.status_code == 200
 
 
 def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
-    post_app: AppFactory, issuer: AccessIssuer
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """X-Forwarded-Host and -Proto never make a foreign Origin the request's own."""
     client = _cookie_client(post_app(), issuer)
@@ -258,9 +245,12 @@ def test_x_forwarded_headers_are_not_trusted_without_proxyfix(
         },
     )
     assert response.status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
 
 
-def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
+def test_views_can_opt_out(
+    post_app: AppFactory, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """``@csrf_exempt`` lets a view (or a hook-guarded one) take posts from elsewhere."""
     app = post_app()
     client = _cookie_client(app, issuer)
@@ -268,15 +258,16 @@ def test_views_can_opt_out(post_app: AppFactory, issuer: AccessIssuer) -> None:
     assert client.post("/hook", headers=foreign).status_code == 200
     assert client.post("/exempt-by-hook", headers=foreign).status_code == 200
     assert client.post("/guarded-by-hook", headers=foreign).status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST
 
 
 def test_missing_token_is_refused_as_unauthorized_first(
-    post_app: AppFactory, reasons: list[Reason]
+    post_app: AppFactory, captured: AccessCapture
 ) -> None:
     """Without a token the refusal is 401 for the token, not CSRF."""
     response = post_app().test_client().post("/change", headers={"Origin": "https://evil.example"})
     assert response.status_code == 401
-    assert reasons == [Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
 @pytest.mark.parametrize(
@@ -313,20 +304,22 @@ def _middleware(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Cli
 
 
 def test_middleware_refuses_cross_site_posts_with_the_cookie(
-    issuer: AccessIssuer, clock: FrozenClock, reasons: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """The middleware applies the same check, with the same reason."""
     client = _middleware(issuer, clock)
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))
     refused = client.post("/x", headers={"Origin": "https://evil.example"})
     assert refused.status_code == 403
-    assert reasons == [Reason.CROSS_SITE_REQUEST]
+    assert captured.reasons == [Reason.CROSS_SITE_REQUEST]
     assert client.post("/x", headers={"Origin": OWN}).status_code == 200
     assert client.post("/x", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
     assert client.get("/x", headers={"Origin": "https://evil.example"}).status_code == 200
 
 
-def test_middleware_settings_and_exempt_paths(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_middleware_settings_and_exempt_paths(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """``csrf_protect``, ``trusted_origins`` and ``csrf_exempt_paths`` configure the middleware."""
     foreign = {"Origin": "https://evil.example"}
     off = _middleware(issuer, clock, CF_ACCESS_CSRF_PROTECT=False)
@@ -346,3 +339,4 @@ def test_middleware_settings_and_exempt_paths(issuer: AccessIssuer, clock: Froze
     assert client.post("/x", headers=foreign).status_code == 200
     assert client.post("/webhook", headers={"Origin": "https://other.example"}).status_code == 200
     assert client.post("/x", headers={"Origin": "https://other.example"}).status_code == 403
+    assert captured.last.reason is Reason.CROSS_SITE_REQUEST

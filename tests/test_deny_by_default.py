@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,9 @@ from flask_cf_access import (
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied, access_granted
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
-from .support import FrozenClock, bearer
-
-
-@pytest.fixture
-def signals() -> Iterator[list[tuple[str, Any]]]:
-    """(kind, reason or identity) of every access signal sent while the test runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def on_granted(sender: Any, **kwargs: Any) -> None:
-        sent.append(("granted", kwargs["identity"]))
-
-    def on_denied(sender: Any, **kwargs: Any) -> None:
-        sent.append(("denied", kwargs["reason"]))
-
-    with access_granted.connected_to(on_granted), access_denied.connected_to(on_denied):
-        yield sent
-
+from .support import FrozenClock, bearer, decisions
 
 cf_access = CloudflareAccess()
 
@@ -122,37 +104,39 @@ def app(issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path) -> Flask:
 
 
 def test_unmarked_view_needs_a_token(
-    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A view with no decorator answers 401 without a token and 200 with one."""
     client = app.test_client()
     assert client.get("/").status_code == 401
-    assert signals == [("denied", Reason.MISSING_TOKEN)]
+    assert decisions(captured) == [("denied", Reason.MISSING_TOKEN)]
     response = client.get("/", headers=bearer(issuer.user_token("ada@example.com")))
     assert response.get_data(as_text=True) == "ada@example.com"
 
 
-def test_refused_before_the_apps_own_hooks(app: Flask) -> None:
+def test_refused_before_the_apps_own_hooks(app: Flask, captured: AccessCapture) -> None:
     """The hook runs first: a hook registered before init_app does not run for a refusal."""
     assert app.test_client().get("/").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     assert app.extensions["ran"] == []
 
 
-def test_public_views(app: Flask, signals: list[tuple[str, Any]]) -> None:
+def test_public_views(app: Flask, captured: AccessCapture) -> None:
     """@cf_access.public (on either side of the route) and listed endpoints need no token."""
     client = app.test_client()
     assert client.get("/health").get_data(as_text=True) == "ok"
     assert client.get("/ping").get_data(as_text=True) == "pong"
     assert client.get("/listed").get_data(as_text=True) == "listed"
-    assert signals == []
+    assert decisions(captured) == []
 
 
 def test_static_needs_a_token_unless_listed(
-    issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path
+    issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, captured: AccessCapture
 ) -> None:
     """The static endpoint is protected too, unless CF_ACCESS_PUBLIC_ENDPOINTS lists it."""
     closed = make_app(issuer, clock, tmp_path).test_client()
     assert closed.get("/static/app.css").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     with closed.get("/static/app.css", headers=bearer(token)) as response:
         assert response.status_code == 200
@@ -161,77 +145,77 @@ def test_static_needs_a_token_unless_listed(
         assert response.get_data(as_text=True) == "body {}"
 
 
-def test_automatic_options_not_refused(app: Flask, signals: list[tuple[str, Any]]) -> None:
+def test_automatic_options_not_refused(app: Flask, captured: AccessCapture) -> None:
     """Flask's automatic OPTIONS answer passes; a view handling OPTIONS itself is protected."""
     client = app.test_client()
     response = client.options("/")
     assert response.status_code == 200
     assert "GET" in response.headers["Allow"]
     assert client.options("/admin").status_code == 200
-    assert signals == []
+    assert decisions(captured) == []
     assert client.options("/own-options").status_code == 401
-    assert signals == [("denied", Reason.MISSING_TOKEN)]
+    assert decisions(captured) == [("denied", Reason.MISSING_TOKEN)]
 
 
-def test_unknown_urls_still_404(app: Flask, signals: list[tuple[str, Any]]) -> None:
+def test_unknown_urls_still_404(app: Flask, captured: AccessCapture) -> None:
     """No route: 404, not 401; a route without the method: 405; no signal either way."""
     client = app.test_client()
     assert client.get("/nowhere").status_code == 404
     assert client.post("/").status_code == 405
-    assert signals == []
+    assert decisions(captured) == []
 
 
 def test_decorated_view_checked_once(
-    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A view with its own requirement is verified once: one signal, the view's reason."""
     client = app.test_client()
     ada = issuer.user_token("ada@example.com", ["Admins"])
     assert client.get("/admin", headers=bearer(ada)).status_code == 200
-    assert [kind for kind, _ in signals] == ["granted"]
-    signals.clear()
+    assert [kind for kind, _ in decisions(captured)] == ["granted"]
+    captured.clear()
     bob = issuer.user_token("bob@example.com", ["Staff"])
     assert client.get("/admin", headers=bearer(bob)).status_code == 403
-    assert signals == [("denied", Reason.NO_ROLE)]
-    signals.clear()
+    assert decisions(captured) == [("denied", Reason.NO_ROLE)]
+    captured.clear()
     assert client.get("/admin").status_code == 401
-    assert signals == [("denied", Reason.MISSING_TOKEN)]
+    assert decisions(captured) == [("denied", Reason.MISSING_TOKEN)]
 
 
 def test_access_guard_checked_once(
-    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A blueprint guarded by access_guard is verified once, by the guard."""
     client = app.test_client()
     ada = issuer.user_token("ada@example.com", ["Admins"])
     assert client.get("/guarded/", headers=bearer(ada)).status_code == 200
-    assert [kind for kind, _ in signals] == ["granted"]
-    signals.clear()
+    assert [kind for kind, _ in decisions(captured)] == ["granted"]
+    captured.clear()
     bob = issuer.user_token("bob@example.com", ["Staff"])
     assert client.get("/guarded/", headers=bearer(bob)).status_code == 403
-    assert signals == [("denied", Reason.NO_ROLE)]
+    assert decisions(captured) == [("denied", Reason.NO_ROLE)]
 
 
 def test_plain_blueprint_guard_adds_to_it(
-    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A hand-written guard still applies after the hook, and the request is decided once:
     the guard's refusal or grant is the one reported."""
     client = app.test_client()
     bob = issuer.user_token("bob@example.com", ["Staff"])
     assert client.get("/plain-guard/", headers=bearer(bob)).status_code == 403
-    assert signals == [("denied", Reason.NO_ROLE)]
-    signals.clear()
+    assert decisions(captured) == [("denied", Reason.NO_ROLE)]
+    captured.clear()
     ada = issuer.user_token("ada@example.com", ["Admins"])
     assert client.get("/plain-guard/", headers=bearer(ada)).status_code == 200
-    assert [kind for kind, _ in signals] == ["granted"]
-    signals.clear()
+    assert [kind for kind, _ in decisions(captured)] == ["granted"]
+    captured.clear()
     assert client.get("/plain-guard/").status_code == 401
-    assert signals == [("denied", Reason.MISSING_TOKEN)]
+    assert decisions(captured) == [("denied", Reason.MISSING_TOKEN)]
 
 
 def test_app_hook_that_checks_nothing_still_gets_one_grant(
-    app: Flask, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A before_request function of the app's own that does not check: the hook's grant
     is reported once, when the request ends."""
@@ -242,13 +226,14 @@ def test_app_hook_that_checks_nothing_still_gets_one_grant(
 
     ada = issuer.user_token("ada@example.com")
     assert app.test_client().get("/", headers=bearer(ada)).text == "ada@example.com"
-    assert [kind for kind, _ in signals] == ["granted"]
+    assert [kind for kind, _ in decisions(captured)] == ["granted"]
 
 
-def test_async_view_protected(app: Flask, issuer: AccessIssuer) -> None:
+def test_async_view_protected(app: Flask, issuer: AccessIssuer, captured: AccessCapture) -> None:
     """An async view without a decorator is protected too."""
     client = app.test_client()
     assert client.get("/async").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     assert client.get("/async", headers=bearer(token)).get_data(as_text=True) == "ada@example.com"
 
@@ -275,7 +260,9 @@ def test_off_by_default(issuer: AccessIssuer, clock: FrozenClock) -> None:
     assert app.test_client().get("/").status_code == 200
 
 
-def test_foreign_wrapper_of_a_guarded_view_still_checked(app: Flask, issuer: AccessIssuer) -> None:
+def test_foreign_wrapper_of_a_guarded_view_still_checked(
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """A decorator above ours copies our attributes (functools.wraps) but may not call the
     view: the hook does not trust the copy and still asks for a token."""
 
@@ -294,5 +281,6 @@ def test_foreign_wrapper_of_a_guarded_view_still_checked(app: Flask, issuer: Acc
 
     client = app.test_client()
     assert client.get("/cached").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     token = issuer.user_token("ada@example.com")
     assert client.get("/cached", headers=bearer(token)).status_code == 200

@@ -24,9 +24,10 @@ from flask import Flask
 import flask_cf_access
 import flask_cf_access.onward
 import flask_cf_access.testing
-from flask_cf_access import CloudflareAccess, Reason, access_denied
+from flask_cf_access import CloudflareAccess, Reason
 from flask_cf_access._settings import DEFAULTS
 from flask_cf_access.testing import (
+    AccessCapture,
     AccessClient,
     AccessIssuer,
     assert_routes_protected,
@@ -185,6 +186,7 @@ def app_trusting(team: AccessIssuer) -> Flask:
     return app
 
 
+@pytest.mark.slow
 def test_quick_start_tests_pass_in_a_project_of_their_own() -> None:
     """test_yourapp.py passes under pytest with only the installed package and its fixtures."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "test_yourapp.py"]
@@ -207,12 +209,7 @@ def test_blueprint_guard_admits_admins_only(examples_on_path: None, team: Access
     app = app_trusting(team)
     app.register_blueprint(admin_area.admin)
     client = AccessClient.for_app(app, team)
-    reasons: list[Reason] = []
-
-    def remember(sender: Flask, reason: Reason, **extra: object) -> None:
-        reasons.append(reason)
-
-    with access_denied.connected_to(remember, sender=app):
+    with capture_access(app) as captured:
         ada = client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
         bob = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
         machine = client.get("/admin/", as_service_token="ci.access")
@@ -221,7 +218,7 @@ def test_blueprint_guard_admits_admins_only(examples_on_path: None, team: Access
     assert ada.json["email"] == "ada@example.com"
     assert ada.json["groups"] == ["Admins"]
     assert (bob.status_code, machine.status_code) == (403, 403)
-    assert reasons == [Reason.NOT_IN_GROUP, Reason.SERVICE_TOKEN_REFUSED]
+    assert captured.reasons == [Reason.NOT_IN_GROUP, Reason.SERVICE_TOKEN_REFUSED]
 
 
 def test_custom_error_pages(
@@ -395,7 +392,9 @@ def test_rules_sample_refuses_each_rule_with_its_reason(
         assert_routes_protected(app)
 
 
-def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: AccessIssuer) -> None:
+def test_wsgi_sample_passes_the_identity_on(
+    examples_on_path: None, team: AccessIssuer, captured: AccessCapture
+) -> None:
     """The middleware sample: health open, admin for Admins, identity and groups passed on."""
     import wsgi_app
     from werkzeug.test import Client
@@ -409,6 +408,7 @@ def test_wsgi_sample_passes_the_identity_on(examples_on_path: None, team: Access
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/").status_code == 401
     assert client.get("/admin", headers=bob).status_code == 403
+    assert captured.reasons == [Reason.MISSING_TOKEN, Reason.NOT_IN_GROUP]
     assert client.get("/admin", headers=ada).text == "Hello, ada@example.com (Admins)"
     assert client.get("/", headers=bob).text == "Hello, bob@example.com (Staff)"
 
@@ -481,6 +481,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_every_public_name_has_an_entry(built_site: Path) -> None:
     """The API reference documents every exported name, and nothing from a private module."""
     documented = inventory(built_site / "objects.inv")
@@ -505,6 +506,7 @@ def test_reason_status_and_description_are_documented(built_site: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
     """The request-flow page holds the SVG Graphviz drew from docs/diagrams/request-flow.dot."""
     page = (built_site / "flow.html").read_text()
@@ -516,6 +518,7 @@ def test_diagram_is_drawn_from_its_source(built_site: Path) -> None:
     assert "/cdn-cgi/access/certs" in drawing
 
 
+@pytest.mark.slow
 def test_doctests_pass(tmp_path: Path) -> None:
     """Every doctest in the pages passes."""
     need_docs_tools(html=False)

@@ -198,6 +198,7 @@ FORGED = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=20)
 @given(name=FORGED, covered=st.booleans())
 def test_forged_access_headers_never_reach_the_app(name: str, covered: bool) -> None:
@@ -288,6 +289,7 @@ SPELLINGS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=30)
 @given(spelling=SPELLINGS)
 def test_no_spelling_of_a_covered_path_goes_through_unauthenticated(spelling: str) -> None:

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Reason
-from flask_cf_access._groups import Group
+from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Group, Reason
 from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy
 
 DOMAINS = ["acme.com", ".corp.example", "b\u00fccher.example"]
@@ -132,6 +131,7 @@ addresses = st.builds(
 )
 
 
+@pytest.mark.slow
 @given(addresses)
 @example("x@evil.com/.corp.example")
 @example("x@evil.com?.corp.example")
@@ -155,6 +155,7 @@ def test_anything_admitted_is_well_formed(text: str) -> None:
         assert reference_address(email) is not None or not email.isascii()
 
 
+@pytest.mark.slow
 @given(st.emails())
 def test_every_well_formed_address_is_judged_not_malformed(email: str) -> None:
     """Hypothesis's own well-formed addresses are never called malformed."""

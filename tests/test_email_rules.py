@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -16,8 +15,7 @@ from flask_cf_access import (
     require_access,
     require_role,
 )
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .support import FrozenClock, bearer
 
@@ -102,18 +100,6 @@ HOSTILE = [
 
 
 @pytest.fixture
-def denied() -> Iterator[list[Reason]]:
-    """The reason of every access_denied sent while the test runs."""
-    reasons: list[Reason] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
-    with access_denied.connected_to(receiver):
-        yield reasons
-
-
-@pytest.fixture
 def app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """An app with e-mail rules, a plain view and a role view."""
     app = Flask("emails")
@@ -152,14 +138,14 @@ def test_admitted(app: Flask, issuer: AccessIssuer, email: str) -> None:
     + [(email, Reason.MALFORMED_EMAIL) for email in MALFORMED + HOSTILE],
 )
 def test_refused(
-    app: Flask, issuer: AccessIssuer, email: str, reason: Reason, denied: list[Reason]
+    app: Flask, issuer: AccessIssuer, email: str, reason: Reason, captured: AccessCapture
 ) -> None:
     """Lookalike, suffixed and prefixed addresses get 403 email_not_allowed; one that is
     not well formed fails every rule with 403 malformed_email. The body says neither."""
     token = issuer.mint({"email": email, "sub": "user-id"})
     response = app.test_client().get("/", headers=bearer(token))
     assert response.status_code == 403
-    assert denied == [reason]
+    assert captured.reasons == [reason]
     body = response.get_data(as_text=True)
     assert "email" not in body.lower()
     assert "acme" not in body
@@ -167,12 +153,12 @@ def test_refused(
 
 @pytest.mark.parametrize("email", [5, ["ada@acme.com"], {"address": "ada@acme.com"}, True])
 def test_an_email_claim_that_is_no_string_is_malformed(
-    app: Flask, issuer: AccessIssuer, email: object, denied: list[Reason]
+    app: Flask, issuer: AccessIssuer, email: object, captured: AccessCapture
 ) -> None:
     """An e-mail claim of another JSON type never reaches the rules: 401 malformed_claims."""
     token = issuer.mint({"email": email, "sub": "user-id"})
     assert app.test_client().get("/", headers=bearer(token)).status_code == 401
-    assert denied == [Reason.MALFORMED_CLAIMS]
+    assert captured.reasons == [Reason.MALFORMED_CLAIMS]
 
 
 def test_malformed_is_logged_without_the_address(
@@ -204,19 +190,19 @@ def test_without_rules_a_malformed_email_is_not_judged(
 
 
 def test_rule_applies_before_the_view_requirement(
-    app: Flask, issuer: AccessIssuer, denied: list[Reason]
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """An admin outside the e-mail rules is refused on a role view, for the e-mail."""
     token = issuer.user_token("ada@evil-acme.com", ["Admins"])
     assert app.test_client().get("/admin", headers=bearer(token)).status_code == 403
-    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+    assert captured.reasons == [Reason.EMAIL_NOT_ALLOWED]
 
 
-def test_no_email_claim_refused(app: Flask, issuer: AccessIssuer, denied: list[Reason]) -> None:
+def test_no_email_claim_refused(app: Flask, issuer: AccessIssuer, captured: AccessCapture) -> None:
     """A user token without an e-mail is refused when rules are set."""
     token = issuer.mint({"email": None, "sub": "user-id"})
     assert app.test_client().get("/", headers=bearer(token)).status_code == 403
-    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+    assert captured.reasons == [Reason.EMAIL_NOT_ALLOWED]
 
 
 def test_service_tokens_exempt(app: Flask, issuer: AccessIssuer) -> None:
@@ -226,7 +212,7 @@ def test_service_tokens_exempt(app: Flask, issuer: AccessIssuer) -> None:
 
 
 def test_middleware_applies_the_rules(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """The middleware takes the same rules as keyword settings."""
 
@@ -246,4 +232,4 @@ def test_middleware_applies_the_rules(
     assert client.get("/", headers=bearer(issuer.user_token("ada@ACME.com"))).status_code == 200
     evil = issuer.user_token("ada@evil-acme.com")
     assert client.get("/", headers=bearer(evil)).status_code == 403
-    assert denied == [Reason.EMAIL_NOT_ALLOWED]
+    assert captured.reasons == [Reason.EMAIL_NOT_ALLOWED]

@@ -9,7 +9,7 @@ from flask import Flask
 
 from examples.protected_app import create_app, settings_from_environ
 from flask_cf_access import ConfigurationError, Reason
-from flask_cf_access.testing import AccessClient, StandInServer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessClient, StandInServer, capture_access
 
 
 @pytest.fixture(autouse=True)
@@ -115,12 +115,15 @@ def test_notes_page_uses_the_browser_module(client: AccessClient) -> None:
     assert captured.reasons == [Reason.SERVICE_TOKEN_REFUSED]
 
 
-def test_module_and_session_view_under_deny_by_default(client: AccessClient) -> None:
+def test_module_and_session_view_under_deny_by_default(
+    client: AccessClient, captured: AccessCapture
+) -> None:
     """The module needs no token; the session view does, and says whom it is for."""
     script = client.get("/auth/session/cf-access.js")
     assert script.status_code == 200
     assert script.mimetype == "text/javascript"
     assert client.get("/auth/session").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     summary = client.get("/auth/session", as_user="ada@example.com").json
     assert summary is not None
     assert summary["email"] == "ada@example.com"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from examples.protected_app import create_app
 from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessClient, StandInServer
+from flask_cf_access.testing import AccessCapture, AccessClient, StandInServer
 
 
 @pytest.fixture
@@ -23,39 +20,27 @@ def client(cf_access_server: StandInServer, monkeypatch: pytest.MonkeyPatch) -> 
     return AccessClient.for_app(app, cf_access_server.issuer)
 
 
-@pytest.fixture
-def denied() -> Iterator[list[Reason]]:
-    """The reason of every access_denied sent while the test runs."""
-    reasons: list[Reason] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
-    with access_denied.connected_to(receiver):
-        yield reasons
-
-
-def test_admin_role_from_the_group(client: AccessClient, denied: list[Reason]) -> None:
+def test_admin_role_from_the_group(client: AccessClient, captured: AccessCapture) -> None:
     """The admin area needs the admin role, which the Admins group grants."""
     assert client.get("/admin/", as_user="ada@example.com", groups=["Admins"]).status_code == 200
     response = client.get("/admin/", as_user="bob@example.com", groups=["Staff"])
     assert response.status_code == 403
-    assert denied == [Reason.NO_ROLE]
+    assert captured.reasons == [Reason.NO_ROLE]
     assert "no_role" not in response.get_data(as_text=True)
 
 
 def test_undecorated_whoami_protected_by_default(
-    client: AccessClient, denied: list[Reason]
+    client: AccessClient, captured: AccessCapture
 ) -> None:
     """/api/whoami has no decorator, yet needs a token: deny by default."""
     assert client.get("/api/whoami").status_code == 401
-    assert denied == [Reason.MISSING_TOKEN]
+    assert captured.reasons == [Reason.MISSING_TOKEN]
 
 
-def test_health_marked_public(client: AccessClient, denied: list[Reason]) -> None:
+def test_health_marked_public(client: AccessClient, captured: AccessCapture) -> None:
     """/health is marked public and needs no token."""
     assert client.get("/health").status_code == 200
-    assert denied == []
+    assert captured.reasons == []
 
 
 def test_guide_suggests_the_route_audit(cf_access_server: StandInServer) -> None:

@@ -140,6 +140,7 @@ claim_values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     changes=st.dictionaries(

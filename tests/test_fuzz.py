@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,8 @@ from .verdicts import (
     signed_token,
     usual_header,
 )
+
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(
     max_examples=150,

@@ -17,7 +17,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._app_state import access_state
 from flask_cf_access._checker import AccessChecker
-from flask_cf_access.testing import AccessClient, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer
 
 from .support import bearer
 
@@ -68,7 +68,9 @@ def test_gate_authorize_takes_a_string_as_one_group(app: Flask, issuer: AccessIs
     checker.authorize(in_eng, groups="Eng")
 
 
-def test_testing_kit_takes_a_string_as_one_group(app: Flask, issuer: AccessIssuer) -> None:
+def test_testing_kit_takes_a_string_as_one_group(
+    app: Flask, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """issuer.user_token(groups="Admins") and AccessClient(groups="Admins") mean one group."""
     token = issuer.user_token("ada@example.com", "Admins")
     answer = issuer.identity_for(token)
@@ -77,6 +79,7 @@ def test_testing_kit_takes_a_string_as_one_group(app: Flask, issuer: AccessIssue
     client = AccessClient.for_app(app, issuer)
     assert client.get("/admin", as_user="ada@example.com", groups="Admins").status_code == 200
     assert client.get("/admin", as_user="bob@example.com", groups="A").status_code == 403
+    assert captured.last.reason is Reason.NOT_IN_GROUP
 
 
 def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> None:

@@ -326,6 +326,7 @@ def guarded_app(team: Team, stack: list[Part], around: Hooks) -> Flask:
     return app
 
 
+@pytest.mark.slow
 @settings(max_examples=80)
 @given(stack=st.lists(parts, min_size=0, max_size=3), around=hooks())
 def test_any_guards_admit_what_the_combined_requirement_admits(
@@ -451,6 +452,7 @@ def downstream(environ: Any, start_response: Any) -> list[bytes]:
     return [b"page"]
 
 
+@pytest.mark.slow
 @settings(max_examples=60)
 @given(rule=st.lists(requirements(), min_size=1, max_size=3))
 def test_middleware_rules_admit_what_the_combined_requirement_admits(

@@ -19,7 +19,7 @@ from flask_cf_access.testing import AccessIssuer, StandInServer
 from .processes import stop_process
 from .redis_server import RedisServer, free_port, running_redis_server
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4

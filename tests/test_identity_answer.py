@@ -11,8 +11,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .support import bearer, count_calls
 
@@ -20,15 +19,10 @@ ADA = "ada@example.com"
 
 
 @pytest.fixture
-def reasons(app: Flask) -> Iterator[list[Reason]]:
-    """The reasons of the refusals ``app`` sends while the test runs."""
-    received: list[Reason] = []
-
-    def on_denied(sender: Any, reason: Reason, **kwargs: Any) -> None:
-        received.append(reason)
-
-    with access_denied.connected_to(on_denied, sender=app):
-        yield received
+def captured(app: Flask) -> Iterator[AccessCapture]:
+    """Every access decision ``app`` makes while the test runs, with its reason."""
+    with capture_access(app) as captured:
+        yield captured
 
 
 def answer_with(
@@ -53,7 +47,7 @@ def test_answer_about_another_user_is_refused_and_not_cached(
     app: Flask,
     issuer: AccessIssuer,
     mocked_team: responses.RequestsMock,
-    reasons: list[Reason],
+    captured: AccessCapture,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An answer naming another e-mail is 503 (logged, no token), and asked again next time."""
@@ -64,13 +58,13 @@ def test_answer_about_another_user_is_refused_and_not_cached(
     with caplog.at_level(logging.INFO, logger="flask_cf_access"):
         assert admin_status(app, token) == 503
         assert admin_status(app, token) == 503
-    assert reasons == [Reason.IDENTITY_UNAVAILABLE] * 2
+    assert captured.reasons == [Reason.IDENTITY_UNAVAILABLE] * 2
     assert "another user" in caplog.text
     assert token.split(".")[2] not in caplog.text
     assert count_calls(mocked_team, issuer.identity_url) == 2
     answer_with(mocked_team, issuer, token)
     assert admin_status(app, token) == 403
-    assert reasons[-1] is Reason.NOT_IN_GROUP
+    assert captured.reasons[-1] is Reason.NOT_IN_GROUP
 
 
 def test_email_compared_without_case(
@@ -98,14 +92,14 @@ def test_answer_not_about_the_user_is_503(
     app: Flask,
     issuer: AccessIssuer,
     mocked_team: responses.RequestsMock,
-    reasons: list[Reason],
+    captured: AccessCapture,
     changes: dict[str, Any],
 ) -> None:
     """No e-mail, another e-mail, or a user_uuid other than the sub: 503, never the groups."""
     token = issuer.user_token(ADA, ["Admins"])
     answer_with(mocked_team, issuer, token, **changes)
     assert admin_status(app, token) == 503
-    assert reasons == [Reason.IDENTITY_UNAVAILABLE]
+    assert captured.reasons == [Reason.IDENTITY_UNAVAILABLE]
 
 
 def test_user_uuid_matching_sub_passes(

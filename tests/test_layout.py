@@ -204,6 +204,7 @@ def test_no_deferred_imports_in_the_flask_layer() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", NO_FLASK)
 def test_core_never_imports_flask(module: str) -> None:
     """The module, and every package module it reaches, imports no ``flask``."""

@@ -16,8 +16,7 @@ from werkzeug.test import TestResponse
 
 import flask_cf_access
 from flask_cf_access import AccessIdentity, CloudflareAccess, Reason
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessClient, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
 
 from .support import FrozenClock
 
@@ -107,15 +106,10 @@ def client(app: Flask, issuer: AccessIssuer) -> AccessClient:
 
 
 @pytest.fixture
-def refusals(app: Flask) -> Iterator[list[Reason]]:
-    """The reason of every access_denied signal."""
-    reasons: list[Reason] = []
-
-    def record(_app: Flask, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
-    with access_denied.connected_to(record, app):
-        yield reasons
+def refusals(app: Flask) -> Iterator[AccessCapture]:
+    """Every access decision the app makes while the test runs, with its reason."""
+    with capture_access(app) as captured:
+        yield captured
 
 
 def no_cookies_set(response: TestResponse) -> bool:
@@ -139,7 +133,7 @@ def test_async_login_required_view(client: AccessClient) -> None:
 
 
 def test_no_token_is_anonymous(
-    client: AccessClient, accounts: Accounts, refusals: list[Reason]
+    client: AccessClient, accounts: Accounts, refusals: AccessCapture
 ) -> None:
     """Without a token the user is anonymous: @login_required answers 401, pages still render."""
     response = client.get("/private")
@@ -147,7 +141,7 @@ def test_no_token_is_anonymous(
     assert no_cookies_set(response)
     assert client.get("/page").get_data(as_text=True) == "Hi stranger"
     assert accounts.asked == []
-    assert refusals == []
+    assert refusals.reasons == []
 
 
 @pytest.mark.parametrize("path", ["/private", "/page"])
@@ -155,22 +149,22 @@ def test_bad_token_is_401(
     client: AccessClient,
     issuer: AccessIssuer,
     accounts: Accounts,
-    refusals: list[Reason],
+    refusals: AccessCapture,
     path: str,
 ) -> None:
     """A token that does not verify is a 401 with its reason wherever the user is read."""
     response = client.get(path, token=issuer.user_token("ada@example.com", expired=True))
     assert response.status_code == 401
-    assert refusals == [Reason.EXPIRED]
+    assert refusals.reasons == [Reason.EXPIRED]
     assert accounts.asked == []
     assert no_cookies_set(response)
 
 
-def test_no_account_is_403(client: AccessClient, refusals: list[Reason]) -> None:
+def test_no_account_is_403(client: AccessClient, refusals: AccessCapture) -> None:
     """A verified identity the loader has no account for gets 403 NO_ACCOUNT, not 401."""
     response = client.get("/private", as_user="eve@example.com")
     assert response.status_code == 403
-    assert refusals == [Reason.NO_ACCOUNT]
+    assert refusals.reasons == [Reason.NO_ACCOUNT]
     assert no_cookies_set(response)
 
 
@@ -209,7 +203,7 @@ def old_session(client: AccessClient) -> str:
 
 
 def test_session_never_stands_in_for_a_bad_token(
-    client: AccessClient, issuer: AccessIssuer, old_session: str, refusals: list[Reason]
+    client: AccessClient, issuer: AccessIssuer, old_session: str, refusals: AccessCapture
 ) -> None:
     """With Ada's session and remember-me cookie, a bad token is 401 and no token is anonymous."""
     assert client.get("/private", token="not.a.token").status_code == 401
@@ -217,7 +211,7 @@ def test_session_never_stands_in_for_a_bad_token(
     assert client.get("/page").get_data(as_text=True) == "Hi stranger"
     revoked = issuer.user_token(old_session, expired=True)
     assert client.get("/private", token=revoked).status_code == 401
-    assert refusals == [Reason.MALFORMED_TOKEN, Reason.EXPIRED]
+    assert refusals.reasons == [Reason.MALFORMED_TOKEN, Reason.EXPIRED]
 
 
 def test_token_wins_over_a_session(client: AccessClient, old_session: str) -> None:
@@ -247,7 +241,7 @@ def test_nothing_written_with_an_old_session(
 
 
 def test_remember_me_cookie_alone_is_ignored(
-    client: AccessClient, issuer: AccessIssuer, old_session: str
+    client: AccessClient, issuer: AccessIssuer, old_session: str, captured: AccessCapture
 ) -> None:
     """A remember-me cookie without a session neither hides the token's user nor makes a session."""
     client.delete_cookie("session")
@@ -257,9 +251,11 @@ def test_remember_me_cookie_alone_is_ignored(
     assert no_cookies_set(response)
     anonymous = client.get("/private")
     assert anonymous.status_code == 401
+    assert captured.denied == []  # Flask-Login's own 401: the access check refused nothing
     assert no_cookies_set(anonymous)
 
 
+@pytest.mark.slow
 def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """Importing the bridge without Flask-Login names the extra to install; the package imports."""
     import importlib

@@ -51,6 +51,9 @@ from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge
 
 from .support import FrozenClock, served
 
+#: Every test here stands up Access edges and apps on 127.0.0.1.
+pytestmark = pytest.mark.slow
+
 CALLER_ID, CALLER_SECRET = "reports-caller.access", "b3f1" * 16
 A_ID, A_SECRET = "nightly-job.access", "9c2e" * 16
 AUD_A, AUD_B, AUD_STRICT, AUD_ADMIN = "a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32

@@ -20,10 +20,9 @@ from flask_cf_access import (
     get_user,
     require_access,
 )
-from flask_cf_access._signals import access_denied, access_granted
-from flask_cf_access.testing import AccessClient, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
 
-from .support import FrozenClock
+from .support import FrozenClock, decisions
 
 
 @pytest.fixture
@@ -88,18 +87,10 @@ def client(app: Flask, issuer: AccessIssuer) -> AccessClient:
 
 
 @pytest.fixture
-def signals(app: Flask) -> Iterator[list[tuple[str, Any]]]:
-    """Every access_granted and access_denied signal, with its reason or identity name."""
-    sent: list[tuple[str, Any]] = []
-
-    def granted(_app: Flask, **kwargs: Any) -> None:
-        sent.append(("granted", kwargs["identity"].name))
-
-    def denied(_app: Flask, **kwargs: Any) -> None:
-        sent.append(("denied", kwargs["reason"]))
-
-    with access_granted.connected_to(granted, app), access_denied.connected_to(denied, app):
-        yield sent
+def captured(app: Flask) -> Iterator[AccessCapture]:
+    """Every access decision ``app`` makes while the test runs."""
+    with capture_access(app) as captured:
+        yield captured
 
 
 NOBODY = {"identity": None, "strict": "raised", "user": None, "proxy": False, "proxied": None}
@@ -108,7 +99,7 @@ NOBODY = {"identity": None, "strict": "raised", "user": None, "proxy": False, "p
 @pytest.mark.parametrize("path", ["/landing", "/async-landing"])
 def test_no_token_runs_the_view_as_nobody(
     client: AccessClient,
-    signals: list[tuple[str, Any]],
+    captured: AccessCapture,
     asked: list[AccessIdentity],
     caplog: pytest.LogCaptureFixture,
     path: str,
@@ -118,14 +109,14 @@ def test_no_token_runs_the_view_as_nobody(
         response = client.get(path)
     assert response.status_code == 200
     assert response.json == NOBODY
-    assert signals == []
+    assert decisions(captured) == []
     assert caplog.records == []
     assert asked == []
 
 
 @pytest.mark.parametrize("path", ["/landing", "/async-landing"])
 def test_good_token_gives_identity_and_user(
-    client: AccessClient, signals: list[tuple[str, Any]], path: str
+    client: AccessClient, captured: AccessCapture, path: str
 ) -> None:
     """A verified token gives the identity and the loader's user, as on a required route."""
     response = client.get(path, as_user="ada@example.com")
@@ -136,11 +127,11 @@ def test_good_token_gives_identity_and_user(
         "proxy": True,
         "proxied": "ACCOUNT OF ADA@EXAMPLE.COM",
     }
-    assert signals == [("granted", "ada@example.com")]
+    assert decisions(captured) == [("granted", "ada@example.com")]
 
 
 def test_good_token_without_account_is_nobody_here(
-    client: AccessClient, signals: list[tuple[str, Any]], asked: list[AccessIdentity]
+    client: AccessClient, captured: AccessCapture, asked: list[AccessIdentity]
 ) -> None:
     """On an optional route, an identity without an account gets user None, not a 403."""
     response = client.get("/landing", as_user="eve@example.com")
@@ -148,7 +139,7 @@ def test_good_token_without_account_is_nobody_here(
     assert response.json is not None
     assert response.json["identity"] == "eve@example.com"
     assert response.json["user"] is None
-    assert signals == [("granted", "eve@example.com")]
+    assert decisions(captured) == [("granted", "eve@example.com")]
     assert len(asked) == 1
 
 
@@ -167,7 +158,7 @@ def test_good_token_without_account_is_nobody_here(
 def test_bad_token_is_still_401(
     client: AccessClient,
     issuer: AccessIssuer,
-    signals: list[tuple[str, Any]],
+    captured: AccessCapture,
     asked: list[AccessIdentity],
     path: str,
     kind: str,
@@ -186,12 +177,12 @@ def test_bad_token_is_still_401(
     }
     response = client.get(path, token=tokens[kind])
     assert response.status_code == 401
-    assert signals == [("denied", reason)]
+    assert decisions(captured) == [("denied", reason)]
     assert asked == []
 
 
 def test_bad_cookie_is_still_401(
-    client: AccessClient, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    client: AccessClient, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """A bad token in the CF_Authorization cookie is refused too; a good one admits."""
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com", expired=True))
@@ -200,11 +191,11 @@ def test_bad_cookie_is_still_401(
     response = client.get("/landing")
     assert response.json is not None
     assert response.json["identity"] == "ada@example.com"
-    assert signals == [("denied", Reason.EXPIRED), ("granted", "ada@example.com")]
+    assert decisions(captured) == [("denied", Reason.EXPIRED), ("granted", "ada@example.com")]
 
 
 def test_empty_header_is_no_token(
-    client: AccessClient, issuer: AccessIssuer, signals: list[tuple[str, Any]]
+    client: AccessClient, issuer: AccessIssuer, captured: AccessCapture
 ) -> None:
     """An empty header is what a required route calls a missing token: nobody, here.
 
@@ -213,15 +204,15 @@ def test_empty_header_is_no_token(
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))
     response = client.get("/landing", headers={"Cf-Access-Jwt-Assertion": ""})
     assert response.json == NOBODY
-    assert signals == []
+    assert decisions(captured) == []
 
 
 def test_optional_route_still_applies_its_rule(
-    client: AccessClient, signals: list[tuple[str, Any]]
+    client: AccessClient, captured: AccessCapture
 ) -> None:
     """allow_service_tokens=False still refuses a service token with 403; no token passes."""
     assert client.get("/people", as_service_token="ci.access").status_code == 403
-    assert signals == [("denied", Reason.SERVICE_TOKEN_REFUSED)]
+    assert decisions(captured) == [("denied", Reason.SERVICE_TOKEN_REFUSED)]
     assert client.get("/people").json == NOBODY
 
 

@@ -24,6 +24,8 @@ from .example_runs import (
     run_to_the_end,
 )
 
+pytestmark = pytest.mark.slow
+
 MODULE = "examples.plain_wsgi_app"
 
 

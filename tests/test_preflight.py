@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint
 from werkzeug.test import Client
 
-from flask_cf_access import CloudflareAccessMiddleware, require_access, verify_access_in_request
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access import (
+    CloudflareAccessMiddleware,
+    Reason,
+    require_access,
+    verify_access_in_request,
+)
+from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory
 from .support import FrozenClock
@@ -22,7 +27,7 @@ PREFLIGHT = {
 }
 
 
-def test_automatic_options_is_never_refused(make_app: AppFactory) -> None:
+def test_automatic_options_is_never_refused(make_app: AppFactory, captured: AccessCapture) -> None:
     """Flask's own OPTIONS answer runs no guard, not even a blueprint's before_request."""
     app = make_app()
     guarded = Blueprint("guarded", __name__)
@@ -42,9 +47,10 @@ def test_automatic_options_is_never_refused(make_app: AppFactory) -> None:
         assert response.status_code == 200, path
         assert "OPTIONS" in response.headers["Allow"]
     assert client.post("/g/thing").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
 
 
-def test_hand_written_options_is_protected(make_app: AppFactory) -> None:
+def test_hand_written_options_is_protected(make_app: AppFactory, captured: AccessCapture) -> None:
     """A view that handles OPTIONS itself is protected like any other method."""
     app = make_app()
 
@@ -55,6 +61,7 @@ def test_hand_written_options_is_protected(make_app: AppFactory) -> None:
 
     response = app.test_client().options("/cors", headers=PREFLIGHT)
     assert response.status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
 
 
 def _downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
@@ -75,19 +82,25 @@ def _client(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Client:
     )
 
 
-def test_middleware_refuses_preflights_by_default(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_middleware_refuses_preflights_by_default(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """Without ``allow_preflight`` an OPTIONS without a token gets 401."""
     assert _client(issuer, clock).options("/api", headers=PREFLIGHT).status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
 
 
 def test_middleware_passes_preflights_when_allowed(
-    issuer: AccessIssuer, clock: FrozenClock
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """With ``allow_preflight=True`` only a real preflight passes without a token."""
     client = _client(issuer, clock, allow_preflight=True)
     assert client.options("/api", headers=PREFLIGHT).status_code == 204
     assert client.options("/api", headers={"Origin": "https://x.example"}).status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
     assert (
         client.options("/api", headers={"Access-Control-Request-Method": "POST"}).status_code == 401
     )
+    assert captured.last.reason is Reason.MISSING_TOKEN
     assert client.post("/api", headers=PREFLIGHT).status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN

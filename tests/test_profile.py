@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from flask_cf_access import (
     AccessProfile,
+    AccessSettings,
     ConfigurationError,
     IdentityProvider,
     MutualTLS,
@@ -31,9 +32,8 @@ from flask_cf_access._app_state import access_state
 from flask_cf_access._identity_endpoint import IdentityEndpoint
 from flask_cf_access._profile import MalformedProfile, context_rules, parse_profile
 from flask_cf_access._routes import audit_routes
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access._single_flight import run_inline
-from flask_cf_access.testing import AccessIssuer, identity_profile
+from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile
 
 from .conftest import AppFactory
 from .support import FrozenClock, count_calls, outcome
@@ -242,6 +242,7 @@ FIELDS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @given(st.dictionaries(FIELDS, JSON))
 def test_any_shape_parses_or_is_malformed(document: dict[str, Any]) -> None:
     """Whatever the answer holds, parsing gives a profile or MalformedProfile, nothing else."""
@@ -383,7 +384,7 @@ def test_login_age(profile_app: Flask, issuer: AccessIssuer, clock: FrozenClock)
 
 
 def test_login_too_old_sends_a_browser_to_sign_in(
-    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock
+    make_app: AppFactory, issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """In redirect mode, a browser whose sign-in is too old is sent to sign in again."""
     app = _app(make_app, CF_ACCESS_UNAUTHORIZED="redirect")
@@ -395,6 +396,7 @@ def test_login_too_old_sends_a_browser_to_sign_in(
     assert "/cdn-cgi/access/login/" in response.headers["Location"]
     api = app.test_client().get("/recent", headers={"Cf-Access-Jwt-Assertion": token})
     assert api.status_code == 403
+    assert captured.last.reason is Reason.LOGIN_TOO_OLD
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,13 @@ from examples.provisioning_app import create_app
 from examples.provisioning_app import with_flask_login as login_flavour
 from examples.provisioning_app.models import Role, User, db
 from flask_cf_access import Reason
-from flask_cf_access._signals import access_denied
 from flask_cf_access.testing import (
+    AccessCapture,
     AccessClient,
     AccessIssuer,
     StandInServer,
     UserLoad,
+    capture_access,
     capture_user_loads,
 )
 
@@ -191,11 +192,14 @@ def test_same_email_with_another_sub_is_another_account(
     ]
 
 
-def test_groups_sync_to_roles_both_ways(client: AccessClient, app: Flask) -> None:
+def test_groups_sync_to_roles_both_ways(
+    client: AccessClient, app: Flask, captured: AccessCapture
+) -> None:
     """Joining a group grants its role, leaving it takes the role away; the app's own roles stay."""
     client.get("/", as_user="ada@example.com", groups=["Staff"])
     assert accounts(app)[0]["roles"] == ["staff"]
     assert client.get("/admin/", as_user="ada@example.com", groups=["Staff"]).status_code == 403
+    assert captured.last.granted  # the app's own 403: roles are the app's
 
     with app.app_context():
         user = db.session.execute(select(User)).scalar_one()
@@ -210,12 +214,15 @@ def test_groups_sync_to_roles_both_ways(client: AccessClient, app: Flask) -> Non
     assert accounts(app)[0]["roles"] == ["admin", "editor"]
 
     assert client.get("/admin/", as_user="ada@example.com", groups=[]).status_code == 403
+    assert captured.last.granted  # the app's own 403
     assert accounts(app)[0]["roles"] == ["editor"]
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Role)).scalar_one() == 1
 
 
-def test_known_service_token_is_a_machine_principal(client: AccessClient, app: Flask) -> None:
+def test_known_service_token_is_a_machine_principal(
+    client: AccessClient, app: Flask, captured: AccessCapture
+) -> None:
     """A listed service token gets a machine account with its roles, created once."""
     with capture_user_loads(app) as loads:
         first = client.get("/api/me", as_service_token="ci.access")
@@ -227,14 +234,14 @@ def test_known_service_token_is_a_machine_principal(client: AccessClient, app: F
     assert [load.created for load in loads] == [True, False]
     assert [account["service_token"] for account in accounts(app)] == ["ci.access"]
     assert client.get("/", as_service_token="ci.access").status_code == 403
+    assert captured.last.reason is Reason.SERVICE_TOKEN_REFUSED
 
 
 def test_unknown_service_token_is_refused(client: AccessClient, app: Flask) -> None:
     """A service token the loader does not list gets 403 NO_ACCOUNT and no row."""
-    reasons: list[Reason] = []
-    with access_denied.connected_to(lambda _app, **sent: reasons.append(sent["reason"]), app):
+    with capture_access(app) as captured:
         assert client.get("/api/me", as_service_token="stranger.access").status_code == 403
-    assert reasons == [Reason.NO_ACCOUNT]
+    assert captured.reasons == [Reason.NO_ACCOUNT]
     assert accounts(app) == []
 
 
@@ -302,7 +309,9 @@ def login_app(config: dict[str, Any]) -> Iterator[Flask]:
     yield from closing_databases(login_flavour.create_app(config))
 
 
-def test_flask_login_flavour(login_app: Flask, issuer: AccessIssuer) -> None:
+def test_flask_login_flavour(
+    login_app: Flask, issuer: AccessIssuer, captured: AccessCapture
+) -> None:
     """@login_required and current_user work from the token; first visit creates; no cookie set."""
     client = AccessClient.for_app(login_app, issuer)
     with capture_user_loads(login_app) as loads:
@@ -319,8 +328,10 @@ def test_flask_login_flavour(login_app: Flask, issuer: AccessIssuer) -> None:
     ]
     anonymous = client.get("/")
     assert anonymous.status_code == 401
+    assert captured.denied == []  # Flask-Login's own 401: the access check refused nothing
     bad = client.get("/", token="not.a.token")
     assert bad.status_code == 401
+    assert captured.last.reason is Reason.MALFORMED_TOKEN
     for response in (home, admin, refused, anonymous, bad):
         assert response.headers.getlist("Set-Cookie") == []
 

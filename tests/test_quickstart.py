@@ -29,6 +29,8 @@ from .example_runs import (
     run_to_the_end,
 )
 
+pytestmark = pytest.mark.slow
+
 
 def readme_section(title: str) -> str:
     """The text of the README section called ``title``."""

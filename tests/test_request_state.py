@@ -30,7 +30,7 @@ from flask_cf_access import (
     require_group,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
 
 from .support import FrozenClock
 
@@ -150,12 +150,13 @@ def test_loaded_user_is_not_served_to_the_next_request(
 
 
 def test_flask_login_user_is_not_served_to_the_next_request(
-    app: Flask, client: AccessClient
+    app: Flask, client: AccessClient, captured: AccessCapture
 ) -> None:
     """The bridge's user on g goes with its request: no token next is anonymous again."""
     with app.app_context():
         assert client.get("/bridged", as_user="ada@example.com").text == "ada@example.com"
         assert client.get("/bridged").status_code == 401
+        assert captured.denied == []  # Flask-Login's own 401: the access check refused nothing
         assert client.get("/bridged-open").text == "False"
         assert client.get("/bridged-open", as_user="ada@example.com").text == "True"
         assert client.get("/bridged-open").text == "False"

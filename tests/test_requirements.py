@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -31,9 +31,9 @@ from flask_cf_access import (
 )
 from flask_cf_access._guards import GUARD_ATTRIBUTE
 from flask_cf_access._requirements import ANY_TOKEN
-from flask_cf_access._signals import access_denied, access_granted
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
+from .front_ends import FRONT_ENDS, decorators_for
 from .support import FrozenClock, bearer, identity_endpoint_down
 
 if TYPE_CHECKING:
@@ -164,53 +164,8 @@ def decorated_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     return app
 
 
-def one_decorator_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
-    """A route per case, protected by @require_access(the case's requirement)."""
-    app = Flask("one decorator")
-    app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
-    for name, (_, requirement) in CASES.items():
-
-        @require_access(requirement)
-        def view() -> str:
-            return current_identity.name
-
-        app.add_url_rule(f"/{name}", name, view)
-    return app
-
-
-def guarded_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
-    """A blueprint per case, guarded by access_guard(the case's requirement)."""
-    app = Flask("guarded")
-    app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
-    for name, (_, requirement) in CASES.items():
-        blueprint = Blueprint(name.replace("-", "_"), __name__)
-        blueprint.before_request(access_guard(requirement))
-        blueprint.add_url_rule("/", "view", lambda: current_identity.name)
-        app.register_blueprint(blueprint, url_prefix=f"/{name}")
-    return app
-
-
-def primitive_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
-    """A blueprint per case, guarded by verify_access_in_request(requirement=…)."""
-    app = Flask("primitive")
-    app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
-    for name, (_, requirement) in CASES.items():
-        blueprint = Blueprint(name.replace("-", "_"), __name__)
-
-        def guard(requirement: Requirement = requirement) -> None:
-            verify_access_in_request(requirement)
-
-        blueprint.before_request(guard)
-        blueprint.add_url_rule("/", "view", lambda: current_identity.name)
-        app.register_blueprint(blueprint, url_prefix=f"/{name}")
-    return app
-
-
 def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMiddleware:
-    """The middleware, a rule per case."""
+    """The middleware, a rule per case, passing REMOTE_USER on as the body."""
 
     def downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -229,39 +184,6 @@ def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccess
     )
 
 
-SURFACES: dict[str, Callable[[AccessIssuer, FrozenClock], Any]] = {
-    "decorators": decorated_app,
-    "require_access(requirement)": one_decorator_app,
-    "access_guard": guarded_app,
-    "verify_access_in_request": primitive_app,
-    "middleware": middleware_app,
-}
-
-
-@pytest.fixture
-def denied() -> Iterator[list[Reason]]:
-    """The reason of every access_denied sent while the test runs."""
-    reasons: list[Reason] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        reasons.append(kwargs["reason"])
-
-    with access_denied.connected_to(receiver):
-        yield reasons
-
-
-@pytest.fixture
-def granted() -> Iterator[list[AccessIdentity]]:
-    """The identity of every access_granted sent while the test runs."""
-    identities: list[AccessIdentity] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        identities.append(kwargs["identity"])
-
-    with access_granted.connected_to(receiver):
-        yield identities
-
-
 def token_of(issuer: AccessIssuer, caller: str, groups_in_token: bool) -> str:
     """The token of ``caller``; a user's groups in the token, or left to get-identity."""
     who = CALLERS[caller]
@@ -271,55 +193,56 @@ def token_of(issuer: AccessIssuer, caller: str, groups_in_token: bool) -> str:
     return issuer.user_token(email, groups, groups_in_token=groups_in_token)
 
 
-@pytest.mark.parametrize("surface", list(SURFACES))
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
 @pytest.mark.parametrize("groups_in_token", [True, False], ids=["token groups", "get-identity"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_requirement_outcomes(
-    surface: str,
+    front_end: str,
     groups_in_token: bool,
     case: str,
     issuer: AccessIssuer,
     clock: FrozenClock,
-    denied: list[Reason],
+    captured: AccessCapture,
 ) -> None:
     """Every requirement, alone and combined, admits and refuses the same callers everywhere."""
-    app = SURFACES[surface](issuer, clock)
+    rules = {f"/{name}": requirement for name, (_, requirement) in CASES.items()}
+    app = FRONT_ENDS[front_end](settings(issuer), rules, issuer.session(), clock)
     client = Client(app)
     for caller, expected in EXPECTED[case].items():
-        denied.clear()
-        response = client.get(
-            f"/{case}/" if "guard" in surface or "verify" in surface else f"/{case}",
-            headers=bearer(token_of(issuer, caller, groups_in_token)),
-        )
+        captured.clear()
+        response = client.get(f"/{case}", headers=bearer(token_of(issuer, caller, groups_in_token)))
         if expected == OK:
-            assert response.status_code == 200, (caller, denied)
-            assert denied == []
+            assert response.status_code == 200, (caller, captured.reasons)
+            assert captured.reasons == []
         else:
-            assert (response.status_code, denied) == (403, [expected]), caller
+            assert (response.status_code, captured.reasons) == (403, [expected]), caller
             assert str(expected) not in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_decorators_build_the_same_requirement(case: str) -> None:
-    """The decorators of a case and its require() are one and the same requirement."""
+    """A case's decorators, those the front ends' registry stacks for its require(), and that
+    require() are one and the same requirement."""
     decorators, requirement = CASES[case]
 
     def view() -> str:
         return ""
 
-    for decorator in reversed(decorators):
-        view = decorator(view)
-    assert getattr(view, GUARD_ATTRIBUTE).requirement == requirement
+    for stack in (decorators, decorators_for(requirement)):
+        decorated = view
+        for decorator in reversed(stack):
+            decorated = decorator(decorated)
+        assert getattr(decorated, GUARD_ATTRIBUTE).requirement == requirement
 
 
 def test_no_token_is_401_before_any_requirement(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """Without a token every case answers 401 missing_token, not 403."""
     client = decorated_app(issuer, clock).test_client()
     for case in CASES:
         assert client.get(f"/{case}").status_code == 401
-    assert set(denied) == {Reason.MISSING_TOKEN}
+    assert set(captured.reasons) == {Reason.MISSING_TOKEN}
 
 
 def test_known_service_token_name_and_groups(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -395,7 +318,9 @@ def test_roles_resolve_groups_once_per_token(issuer: AccessIssuer, clock: Frozen
     assert seen[0] is seen[1] is seen[2]
 
 
-def test_role_by_group_id(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_role_by_group_id(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A role mapped to ``id:<group id>`` is granted by get-identity's group objects with
     that id, not by a token's bare group names (which have no id), nor by a group named so."""
     client = decorated_app(issuer, clock).test_client()
@@ -403,13 +328,16 @@ def test_role_by_group_id(issuer: AccessIssuer, clock: FrozenClock) -> None:
     assert client.get("/role-support", headers=bearer(from_identity)).status_code == 200
     names_only = issuer.user_token("carol@example.com", ["Helpdesk"], groups_in_token=True)
     assert client.get("/role-support", headers=bearer(names_only)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     # A group *named* as the id is not that group: not from the token, not from get-identity.
     named_as_id = issuer.user_token("eve@example.com", [issuer.group_id("Helpdesk")])
     assert client.get("/role-support", headers=bearer(named_as_id)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     carried = issuer.user_token(
         "eve@example.com", [issuer.group_id("Helpdesk")], groups_in_token=True
     )
     assert client.get("/role-support", headers=bearer(carried)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
 
 
 def test_roles_from_the_token_ask_nothing(issuer: AccessIssuer, clock: FrozenClock) -> None:
@@ -441,33 +369,36 @@ def test_roles_unavailable_is_503(
     app = decorated_app(issuer, clock)
     identity_endpoint_down(issuer, monkeypatch)
     token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
-    errors: list[Any] = []
-    with access_denied.connected_to(lambda sender, **kw: errors.append(kw["error"])):
+    with capture_access(app) as captured:
         response = app.test_client().get("/role-admin", headers=bearer(token))
     assert response.status_code == 503
-    assert [error.reason for error in errors] == [Reason.IDENTITY_UNAVAILABLE]
+    assert [record.error.reason for record in captured.denied if record.error] == [
+        Reason.IDENTITY_UNAVAILABLE
+    ]
 
 
 def test_stacked_decorators_verify_once(
     issuer: AccessIssuer,
     clock: FrozenClock,
-    granted: list[AccessIdentity],
-    denied: list[Reason],
+    captured: AccessCapture,
 ) -> None:
     """Stacked decorators make one wrapper: one check, one signal per request."""
     app = decorated_app(issuer, clock)
     client = app.test_client()
     ada = issuer.user_token("ada@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(ada)).status_code == 200
-    assert len(granted) == 1
+    assert len(captured.granted) == 1
     zed = issuer.user_token("zed@example.com", ["Admins", "Ops"])
     assert client.get("/combined", headers=bearer(zed)).status_code == 403
-    assert denied == [Reason.CHECK_FAILED]
+    assert captured.reasons == [Reason.CHECK_FAILED]
+    assert len(captured) == 2  # one decision per request
     # functools.wraps keeps the wrapped view in the wrapper's __dict__.
     assert vars(app.view_functions["combined"])["__wrapped__"].__name__ == "view"
 
 
-def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_foreign_decorator_between_is_kept(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A decorator between two of ours is not skipped: both requirements still hold."""
     app = decorated_app(issuer, clock)
     calls: list[str] = []
@@ -493,11 +424,13 @@ def test_foreign_decorator_between_is_kept(issuer: AccessIssuer, clock: FrozenCl
     assert calls == ["counted"]
     bea = issuer.user_token("bea@example.com", ["Staff"])
     assert client.get("/layered", headers=bearer(bea)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
     zed = issuer.user_token("zed@example.com", ["Admins"])
     assert client.get("/layered", headers=bearer(zed)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
-def test_async_views(issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]) -> None:
+def test_async_views(issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture) -> None:
     """Role, all-of and predicate decorators protect async views too."""
     app = decorated_app(issuer, clock)
 
@@ -513,10 +446,12 @@ def test_async_views(issuer: AccessIssuer, clock: FrozenClock, denied: list[Reas
     assert client.get("/async", headers=bearer(ada)).get_data(as_text=True) == "ada@example.com"
     bob = issuer.user_token("bob@example.com", ["Admins"])
     assert client.get("/async", headers=bearer(bob)).status_code == 403
-    assert denied == [Reason.NOT_ALL_ROLES]
+    assert captured.reasons == [Reason.NOT_ALL_ROLES]
 
 
-def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_check_must_return_true(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A predicate returning a truthy value that is not True refuses (fail closed)."""
     app = decorated_app(issuer, clock)
 
@@ -527,9 +462,12 @@ def test_check_must_return_true(issuer: AccessIssuer, clock: FrozenClock) -> Non
 
     token = issuer.user_token("ada@example.com")
     assert app.test_client().get("/truthy", headers=bearer(token)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
-def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_check_sees_claims(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A predicate can judge any claim, e.g. a SAML attribute in custom."""
     app = decorated_app(issuer, clock)
 
@@ -543,10 +481,11 @@ def test_check_sees_claims(issuer: AccessIssuer, clock: FrozenClock) -> None:
     outside = issuer.user_token("bob@example.com", custom={"dept": "Sales"})
     assert client.get("/rnd", headers=bearer(inside)).status_code == 200
     assert client.get("/rnd", headers=bearer(outside)).status_code == 403
+    assert captured.last.reason is Reason.CHECK_FAILED
 
 
 def test_primitive_combines_groups_and_requirement(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason]
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
     """verify_access_in_request(requirement, groups=…), deprecated, still needs both."""
     app = decorated_app(issuer, clock)
@@ -560,13 +499,15 @@ def test_primitive_combines_groups_and_requirement(
     with pytest.deprecated_call():
         refused = client.get("/both", headers=bearer(issuer.user_token("a@x.io", ["Admins"])))
     assert refused.status_code == 403
-    assert denied == [Reason.NOT_IN_GROUP]
+    assert captured.reasons == [Reason.NOT_IN_GROUP]
     ok = issuer.user_token("a@x.io", ["Admins", "Ops"])
     with pytest.deprecated_call():
         assert client.get("/both", headers=bearer(ok)).status_code == 200
 
 
-def test_access_guard_on_the_app(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_access_guard_on_the_app(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """access_guard registered on the app guards every endpoint."""
     app = Flask("whole")
     app.config.update(settings(issuer))
@@ -577,6 +518,7 @@ def test_access_guard_on_the_app(issuer: AccessIssuer, clock: FrozenClock) -> No
     assert (
         client.get("/", headers=bearer(issuer.user_token("b@x.io", ["Staff"]))).status_code == 403
     )
+    assert captured.last.reason is Reason.NO_ROLE
     assert (
         client.get("/", headers=bearer(issuer.user_token("a@x.io", ["Admins"]))).status_code == 200
     )
@@ -679,7 +621,7 @@ def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
 def test_check_that_raises_refuses_and_logs(
     issuer: AccessIssuer,
     clock: FrozenClock,
-    denied: list[Reason],
+    captured: AccessCapture,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A check raising on a claim it did not expect answers 403 check_failed, not 500, and logs."""
@@ -697,7 +639,7 @@ def test_check_that_raises_refuses_and_logs(
     with caplog.at_level("ERROR", logger="flask_cf_access"):
         response = app.test_client().get("/dept", headers=bearer(token))
     assert response.status_code == 403
-    assert denied == [Reason.CHECK_FAILED]
+    assert captured.reasons == [Reason.CHECK_FAILED]
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "department raised" in record.getMessage()
     assert record.exc_info is not None
@@ -705,7 +647,10 @@ def test_check_that_raises_refuses_and_logs(
 
 
 def test_check_may_raise_an_access_error(
-    issuer: AccessIssuer, clock: FrozenClock, denied: list[Reason], monkeypatch: pytest.MonkeyPatch
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    captured: AccessCapture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An AccessError raised by a check is answered as it is (here 503)."""
     app = decorated_app(issuer, clock)
@@ -721,7 +666,7 @@ def test_check_may_raise_an_access_error(
 
     token = issuer.mint({"email": "ada@example.com", "sub": "ada-id"})
     assert app.test_client().get("/groups", headers=bearer(token)).status_code == 503
-    assert denied == [Reason.IDENTITY_UNAVAILABLE]
+    assert captured.reasons == [Reason.IDENTITY_UNAVAILABLE]
 
 
 def test_async_check_refused_at_decoration() -> None:
@@ -734,7 +679,9 @@ def test_async_check_refused_at_decoration() -> None:
         require_check(check)  # type: ignore[arg-type]
 
 
-def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenClock) -> None:
+def test_access_guard_on_a_nested_blueprint(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
     """A parent blueprint's access_guard guards its nested blueprints' views."""
     app = Flask("nested")
     app.config.update(settings(issuer))
@@ -748,6 +695,7 @@ def test_access_guard_on_a_nested_blueprint(issuer: AccessIssuer, clock: FrozenC
     client = app.test_client()
     staff = issuer.user_token("b@x.io", ["Staff"])
     assert client.get("/parent/child/", headers=bearer(staff)).status_code == 403
+    assert captured.last.reason is Reason.NO_ROLE
     admin = issuer.user_token("a@x.io", ["Admins"])
     assert client.get("/parent/child/", headers=bearer(admin)).status_code == 200
 

@@ -11,12 +11,12 @@ from flask import Flask
 from werkzeug.test import Client, TestResponse
 
 from flask_cf_access import (
+    AccessSettings,
     CloudflareAccessMiddleware,
     ConfigurationError,
     Reason,
     require_access,
 )
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .conftest import AppFactory

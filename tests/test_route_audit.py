@@ -13,6 +13,7 @@ from flask import Blueprint, Flask
 from flask_cf_access import (
     AccessIdentity,
     CloudflareAccess,
+    Reason,
     access_guard,
     require,
     require_access,
@@ -22,7 +23,7 @@ from flask_cf_access import (
     require_service_token,
 )
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, assert_routes_protected
+from flask_cf_access.testing import AccessCapture, AccessIssuer, assert_routes_protected
 
 cf_access = CloudflareAccess()
 
@@ -214,10 +215,13 @@ def test_the_example_app_passes_strict(
     assert_routes_protected(app)
 
 
-def test_misordered_view_needs_a_token_under_deny_by_default(tmp_path: Path) -> None:
+def test_misordered_view_needs_a_token_under_deny_by_default(
+    tmp_path: Path, captured: AccessCapture
+) -> None:
     """Under deny by default the mis-ordered view asks for a token, at least."""
     client = make_app(tmp_path, protect_all=True).test_client()
     assert client.get("/reports").status_code == 401
+    assert captured.last.reason is Reason.MISSING_TOKEN
 
 
 def test_nested_blueprint_guard_in_the_audit(tmp_path: Path) -> None:

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from flask_cf_access import ConfigurationError, Reason, session_blueprint
 from flask_cf_access._routes import audit_routes
 from flask_cf_access._session import EXPIRY_HEADER, SCRIPT_FILE, session_summary
-from flask_cf_access.testing import AccessClient, capture_access
-from flask_cf_access.testing._issuer import AccessIssuer
+from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access
 
 from .conftest import AppFactory
 from .support import FrozenClock
@@ -89,7 +88,7 @@ def test_session_view_refuses_an_ended_session(
 
 def test_summary_without_iat(issuer: AccessIssuer) -> None:
     """A token without ``iat`` says ``issued_at: None``; the time left is never negative."""
-    from flask_cf_access._identity import AccessIdentity
+    from flask_cf_access import AccessIdentity
 
     identity = AccessIdentity({"exp": 1000.5, "email": "a@example.com", "sub": "s"}, tuple)
     summary = session_summary(identity, now=2000)

@@ -19,9 +19,10 @@ from flask_cf_access import (
     AccessUnavailable,
     CloudflareAccessMiddleware,
     Reason,
+    access_denied,
+    access_granted,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied, access_granted
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -289,6 +289,7 @@ def tokens_beside_a_genuine_one(draw: st.DrawFn) -> tuple[str, str]:
     return genuine, f"{signing_input}.{signature}"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(tokens=tokens_beside_a_genuine_one())
 def test_verifier_agrees_with_joserfc(tokens: tuple[str, str]) -> None:

@@ -12,8 +12,7 @@ from flask import Flask
 from hypothesis import HealthCheck
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access._signals import access_denied
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import bearer
 
@@ -44,11 +43,10 @@ def test_forgotten_transport_reaches_no_real_team(no_network: list[str]) -> None
     def home() -> str:
         return "ok"
 
-    reasons: list[Reason] = []
-    with access_denied.connected_to(lambda sender, reason, **_: reasons.append(reason), app):
+    with capture_access(app) as captured:
         token = issuer.user_token("ada@example.com")
         assert app.test_client().get("/", headers=bearer(token)).status_code == 503
-    assert reasons == [Reason.KEYS_UNAVAILABLE]
+    assert captured.reasons == [Reason.KEYS_UNAVAILABLE]
     assert no_network, "the app did not try to fetch the keys"
     assert all(host.endswith(".invalid") for host in no_network), no_network
     no_network.clear()

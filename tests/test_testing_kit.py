@@ -362,6 +362,7 @@ def test_server_fixture_uses_the_issuer_fixture(
     assert cf_access_server.url.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.slow
 def test_testing_page_example_runs(tmp_path: Path) -> None:
     """The testing page's example passes under pytest -W error, fixtures from the plugin."""
     for name in ("yourapp.py", "test_yourapp.py"):

@@ -593,6 +593,7 @@ NAMES = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub", "type", "email", "cust
 USUAL = {"iss": f"https://{TEAM}", "aud": AUDIENCES[1:], "exp": NOW + 60, "iat": NOW, "nbf": NOW}
 
 
+@pytest.mark.slow
 @needs_registry_of_joserfc_1_8
 @settings(max_examples=600, deadline=None)
 @given(

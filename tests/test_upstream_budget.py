@@ -16,10 +16,9 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_cf_access import AccessError, ConfigurationError, Reason
+from flask_cf_access import AccessError, AccessSettings, ConfigurationError, Reason
 from flask_cf_access import _keys as keys_module
 from flask_cf_access._identity_endpoint import IdentityEndpoint
-from flask_cf_access._settings import AccessSettings
 from flask_cf_access._shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 

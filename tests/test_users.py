@@ -24,8 +24,14 @@ from flask_cf_access import (
     require_group,
     verify_access_in_request,
 )
-from flask_cf_access._signals import access_denied, user_loaded
-from flask_cf_access.testing import AccessClient, AccessIssuer
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessClient,
+    AccessIssuer,
+    UserLoad,
+    capture_access,
+    capture_user_loads,
+)
 
 from .support import FrozenClock, bearer
 
@@ -153,27 +159,17 @@ def client(app: Flask, issuer: AccessIssuer) -> AccessClient:
 
 
 @pytest.fixture
-def refusals(app: Flask) -> Iterator[list[dict[str, Any]]]:
-    """Every access_denied signal the app sends."""
-    sent: list[dict[str, Any]] = []
-
-    def record(sender: Flask, **kwargs: Any) -> None:
-        sent.append(kwargs)
-
-    with access_denied.connected_to(record, app):
-        yield sent
+def refusals(app: Flask) -> Iterator[AccessCapture]:
+    """Every access decision the app makes while the test runs."""
+    with capture_access(app) as captured:
+        yield captured
 
 
 @pytest.fixture
-def loads(app: Flask) -> Iterator[list[dict[str, Any]]]:
-    """Every user_loaded signal the app sends."""
-    sent: list[dict[str, Any]] = []
-
-    def record(sender: Flask, **kwargs: Any) -> None:
-        sent.append(kwargs)
-
-    with user_loaded.connected_to(record, app):
-        yield sent
+def loads(app: Flask) -> Iterator[list[UserLoad]]:
+    """Every user the app's loader gives while the test runs."""
+    with capture_user_loads(app) as loads:
+        yield loads
 
 
 def test_loader_gives_current_user(client: AccessClient, directory: Directory) -> None:
@@ -224,7 +220,7 @@ def test_loader_never_runs_for_a_refused_request(
     client: AccessClient,
     issuer: AccessIssuer,
     directory: Directory,
-    refusals: list[dict[str, Any]],
+    refusals: AccessCapture,
     path: str,
     kind: str,
     status: int,
@@ -241,7 +237,7 @@ def test_loader_never_runs_for_a_refused_request(
     }
     response = client.get(path, token=tokens[kind])
     assert response.status_code == status
-    assert [sent["reason"] for sent in refusals] == [reason]
+    assert refusals.reasons == [reason]
     assert directory.asked == []
 
 
@@ -252,18 +248,17 @@ def test_loader_never_runs_when_keys_are_unavailable(
     with responses.RequestsMock() as mock:
         mock.get(issuer.certs_url, status=500)
         app = build_app(extension, issuer.settings())
-        reasons: list[Reason] = []
-        with access_denied.connected_to(lambda _app, **sent: reasons.append(sent["reason"]), app):
+        with capture_access(app) as captured:
             response = AccessClient.for_app(app, issuer).get("/me", as_user="ada@example.com")
     assert response.status_code == 503
-    assert reasons == [Reason.KEYS_UNAVAILABLE]
+    assert captured.reasons == [Reason.KEYS_UNAVAILABLE]
     assert directory.asked == []
 
 
 def test_no_account_is_403_with_its_reason(
     client: AccessClient,
     directory: Directory,
-    refusals: list[dict[str, Any]],
+    refusals: AccessCapture,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A loader's None refuses with Reason.NO_ACCOUNT: logged and signalled with the identity."""
@@ -271,7 +266,7 @@ def test_no_account_is_403_with_its_reason(
         response = client.get("/me", as_user="eve@example.com")
     assert response.status_code == 403
     assert "no_account" not in response.get_data(as_text=True)
-    assert [(sent["reason"], sent["identity"].email) for sent in refusals] == [
+    assert [(record.reason, record.identity and record.identity.email) for record in refusals] == [
         (Reason.NO_ACCOUNT, "eve@example.com")
     ]
     assert [record.getMessage() for record in caplog.records] == [
@@ -298,15 +293,18 @@ def test_no_account_log_line_cannot_be_forged(
     ]
 
 
-def test_no_account_on_an_async_view(client: AccessClient, refusals: list[dict[str, Any]]) -> None:
+def test_no_account_on_an_async_view(client: AccessClient, refusals: AccessCapture) -> None:
     """An async view reading the user of an identity without an account gets the same 403."""
     assert client.get("/async", as_user="eve@example.com").status_code == 403
-    assert [sent["reason"] for sent in refusals] == [Reason.NO_ACCOUNT]
+    assert refusals.reasons == [Reason.NO_ACCOUNT]
 
 
-def test_service_token_goes_to_the_loader(client: AccessClient, directory: Directory) -> None:
+def test_service_token_goes_to_the_loader(
+    client: AccessClient, directory: Directory, captured: AccessCapture
+) -> None:
     """A service token reaches the loader too, which decides (here: no account, 403)."""
     assert client.get("/me", as_service_token="ci.access").status_code == 403
+    assert captured.last.reason is Reason.NO_ACCOUNT
     assert [identity.common_name for identity in directory.asked] == ["ci.access"]
 
 
@@ -331,20 +329,21 @@ def test_loader_exception_propagates(
 
 
 def test_user_loaded_signal_says_whether_created(
-    client: AccessClient, directory: Directory, loads: list[dict[str, Any]]
+    client: AccessClient, directory: Directory, loads: list[UserLoad], captured: AccessCapture
 ) -> None:
     """user_loaded carries created=True for NewUser, False otherwise; nothing for None."""
     directory.create_unknown = True
     client.get("/me", as_user="new@example.com")
     client.get("/me", as_user="new@example.com")
     client.get("/me", as_user="ada@example.com")
-    assert [(sent["user"].email, sent["identity"].email, sent["created"]) for sent in loads] == [
+    assert [(load.user.email, load.identity.email, load.created) for load in loads] == [
         ("new@example.com", "new@example.com", True),
         ("new@example.com", "new@example.com", False),
         ("ada@example.com", "ada@example.com", False),
     ]
     directory.create_unknown = False
     assert client.get("/me", as_service_token="ci.access").status_code == 403
+    assert captured.last.reason is Reason.NO_ACCOUNT
     assert len(loads) == 3
 
 

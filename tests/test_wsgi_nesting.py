@@ -119,6 +119,7 @@ def under(path: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
     return path[: len(prefix)] == prefix
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=300)
 @given(
     st.dictionaries(paths(RULE_SEGMENTS), st.just(["Admins"]), min_size=1, max_size=3),

@@ -79,7 +79,7 @@ def field_docs() -> dict[str, list[str]]:
 
 def field_for(key: str) -> dataclasses.Field[Any] | None:
     """The ``AccessSettings`` field a key fills: its name less the prefix, lower case."""
-    from flask_cf_access._settings import AccessSettings
+    from flask_cf_access import AccessSettings
 
     fields = {field.name: field for field in dataclasses.fields(AccessSettings)}
     return fields.get(key.removeprefix("CF_ACCESS_").lower())

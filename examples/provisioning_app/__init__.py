@@ -27,8 +27,7 @@ from flask import Blueprint, Flask, abort, jsonify
 from flask.typing import ResponseReturnValue
 
 from examples.protected_app import settings_from_environ
-from flask_cf_access import AccessIdentity, current_user, get_identity, require_access
-from flask_cf_access._signals import user_loaded
+from flask_cf_access import AccessIdentity, current_user, get_identity, require_access, user_loaded
 
 from .accounts import cf_access
 from .models import User, db
