@@ -36,7 +36,7 @@ from flask_cf_access import (
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from flask_cf_access._profile import ContextRule
+    from flask_cf_access import ContextRule
 
 #: What a protected view answers, on every front end.
 BODY = "protected"

@@ -22,6 +22,7 @@ from werkzeug.test import Client
 from flask_cf_access import (
     AccessBadRequest,
     AccessSettings,
+    ApplicationSettings,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
@@ -31,7 +32,7 @@ from flask_cf_access import (
     require,
     require_access,
 )
-from flask_cf_access._applications import ApplicationMap, ApplicationSettings
+from flask_cf_access._applications import ApplicationMap
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import (
     AccessIssuer,

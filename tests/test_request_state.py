@@ -202,15 +202,23 @@ def test_no_name_set_on_g_survives_into_the_next_request(
     assert answer["user"] == "no context"
 
 
-def test_every_kind_leaves_something_to_check(app: Flask, client: AccessClient) -> None:
-    """The introspection above sees what it should: the request state, and Flask-Login's."""
-    seen: set[str] = set()
+def test_every_kind_keeps_its_state_for_its_request_only(app: Flask, client: AccessClient) -> None:
+    """The introspection above sees what it should while a request runs (the request
+    state, and Flask-Login's), and nothing of it is left on ``g`` once the request ends."""
+    during: set[str] = set()
+
+    @app.teardown_request
+    def look(error: BaseException | None) -> None:
+        during.update(vars(g._get_current_object()))
+
+    left: set[str] = set()
     for path, options in KINDS.values():
         with app.app_context():
             before = set(vars(g._get_current_object()))
             client.get(path, **options)
-            seen |= set(vars(g._get_current_object())) - before
-    assert {"_cf_access", "cf_access_identity", "cf_access_claims", "_login_user"} <= seen
+            left |= set(vars(g._get_current_object())) - before
+    assert {"_cf_access", "cf_access_identity", "cf_access_claims", "_login_user"} <= during
+    assert left == set()
 
 
 @pytest.mark.parametrize(

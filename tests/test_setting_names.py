@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 
 from flask_cf_access import (
     AccessSettings,
+    ApplicationSettings,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
+    ServiceTokenProfile,
 )
-from flask_cf_access._applications import ApplicationSettings
 from flask_cf_access._middleware import _SETTING_KEYWORDS
-from flask_cf_access._settings import DEFAULTS, FLASK_ONLY, ServiceTokenProfile
+from flask_cf_access._settings import DEFAULTS, FLASK_ONLY
 from flask_cf_access.onward import ServiceToken
 
 BASE = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
