@@ -70,8 +70,7 @@ sys.path.insert(0, str(ROOT))
 from bench_gunicorn import Gunicorn, free_port  # noqa: E402
 
 from flask_cf_access._tokens import TOKEN_HEADER  # noqa: E402
-from flask_cf_access.testing import AccessIssuer, StandInServer  # noqa: E402
-from flask_cf_access.testing._keys import SigningKey  # noqa: E402
+from flask_cf_access.testing import AccessIssuer, SigningKey, StandInServer  # noqa: E402
 from tests.redis_server import RedisServer, redis_server_binary  # noqa: E402
 
 CERTS = "/cdn-cgi/access/certs"

@@ -17,8 +17,7 @@ from cachelib import SimpleCache
 from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
 from flask_cf_access._keys import RECHECK_AFTER, KeyStore
 from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access.testing import AccessIssuer
-from flask_cf_access.testing._keys import SigningKey
+from flask_cf_access.testing import AccessIssuer, SigningKey
 
 from .support import FrozenClock, Threads, never_sleep
 

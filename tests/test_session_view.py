@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from flask_cf_access import ConfigurationError, Reason, session_blueprint
 from flask_cf_access._routes import audit_routes
 from flask_cf_access._session import EXPIRY_HEADER, SCRIPT_FILE, session_summary
-from flask_cf_access.testing import AccessClient, capture_access
-from flask_cf_access.testing._issuer import AccessIssuer
+from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access
 
 from .conftest import AppFactory
 from .support import FrozenClock

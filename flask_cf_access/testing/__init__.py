@@ -51,23 +51,23 @@ from __future__ import annotations
 
 from ._capture import AccessCapture as AccessCapture
 from ._capture import AccessRecord as AccessRecord
+from ._capture import UserLoad as UserLoad
+from ._capture import assert_routes_protected as assert_routes_protected
 from ._capture import capture_access as capture_access
+from ._capture import capture_user_loads as capture_user_loads
 from ._client import AccessClient as AccessClient
-from ._counts import RequestCounts as RequestCounts
 from ._edge import EdgeApplication as EdgeApplication
 from ._edge import LocalEdge as LocalEdge
-from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
-from ._issuer import AccessIssuer as AccessIssuer
-from ._keys import SigningKey as SigningKey
-from ._keys import decode_unverified_claims as decode_unverified_claims
-from ._keys import encode_token as encode_token
-from ._paths import CERTS_PATH as CERTS_PATH
-from ._paths import IDENTITY_PATH as IDENTITY_PATH
-from ._profiles import identity_profile as identity_profile
-from ._routes import assert_routes_protected as assert_routes_protected
+from ._server import CERTS_PATH as CERTS_PATH
+from ._server import IDENTITY_PATH as IDENTITY_PATH
+from ._server import RequestCounts as RequestCounts
 from ._server import StandInServer as StandInServer
-from ._users import UserLoad as UserLoad
-from ._users import capture_user_loads as capture_user_loads
+from ._stand_in import OUT_OF_LEEWAY as OUT_OF_LEEWAY
+from ._stand_in import AccessIssuer as AccessIssuer
+from ._stand_in import SigningKey as SigningKey
+from ._stand_in import decode_unverified_claims as decode_unverified_claims
+from ._stand_in import encode_token as encode_token
+from ._stand_in import identity_profile as identity_profile
 
 __all__ = [
     "CERTS_PATH",

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from werkzeug.test import TestResponse
 
-    from ._issuer import AccessIssuer
+    from ._stand_in import AccessIssuer
 
 
 class AccessClient(FlaskClient):

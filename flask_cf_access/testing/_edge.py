@@ -37,7 +37,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -51,13 +51,8 @@ from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADE
 from .._paths import _loose_segments, _PathReadings, _segments
 from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
 from .._tokens import decode_segment as _decode_segment
-from ._counts import RequestCounts
-from ._keys import decode_unverified_claims
-from ._server import logger
-from ._serving import KitHTTPServer, ServedInThread
-
-if TYPE_CHECKING:
-    from ._issuer import AccessIssuer
+from ._server import KitHTTPServer, RequestCounts, ServedInThread, logger
+from ._stand_in import AccessIssuer, cookie_value, decode_unverified_claims
 
 #: The header Access adds for a user, beside the token.
 EMAIL_HEADER = "Cf-Access-Authenticated-User-Email"
@@ -388,7 +383,7 @@ class LocalEdge(ServedInThread):
         self.calls.add(path)
         lowered = {name.lower(): value for name, value in headers}
         lowered[":path"] = target
-        cookie = _cookie_value(lowered.get("cookie", ""), TOKEN_COOKIE)
+        cookie = cookie_value(lowered.get("cookie", ""), TOKEN_COOKIE)
         if path == LOGOUT_PATH:
             return self._logout(cookie)
         forwarded = [
@@ -449,14 +444,6 @@ class LocalEdge(ServedInThread):
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _cookie_value(cookie_header: str, name: str) -> str | None:
-    for part in cookie_header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value:
-            return value
-    return None
 
 
 class _EdgeHandler(BaseHTTPRequestHandler):
