@@ -1,10 +1,19 @@
 """Test your protected views without Cloudflare: a local stand-in for an Access team.
 
-:class:`AccessIssuer` behaves like a Cloudflare Access team. It holds RSA-2048
-signing keys whose ``kid`` is the SHA-256 of the key's DER
-SubjectPublicKeyInfo (as real Access key ids are), publishes them in
-Cloudflare's certs shape, mints tokens with the claims you choose, rotates
-its keys, and answers ``get-identity`` for the users it minted tokens for.
+One word for each thing, here and in the docs:
+
+- a **team** is a Cloudflare Access team, named by its team domain: it
+  publishes the keys and answers ``get-identity``;
+- the **stand-in** is an :class:`AccessIssuer`: a local imitation of one team
+  and one of its applications. It holds RSA-2048 signing keys whose ``kid``
+  is the SHA-256 of the key's DER SubjectPublicKeyInfo (as real Access key
+  ids are), publishes them in Cloudflare's certs shape, mints tokens with the
+  claims you choose, rotates its keys, and answers ``get-identity`` for the
+  users it minted tokens for. (``issuer``, in code, is the usual name of the
+  variable holding it; in prose, the issuer is only a token's ``iss``.)
+- the **stand-in server** is a :class:`StandInServer`: the stand-in served
+  over HTTP on 127.0.0.1, optionally with a sign-in page for a browser;
+- the **edge** is a :class:`LocalEdge`: the part of Access in front of an app.
 
 An app reaches the stand-in in one of three ways, whichever suits the test:
 

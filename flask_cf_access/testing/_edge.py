@@ -2,7 +2,7 @@
 
 Run an app behind it and it sees what it sees in production: requests
 admitted by Access carry ``Cf-Access-Jwt-Assertion``, signed by the stand-in
-team (:class:`~flask_cf_access.testing.AccessIssuer`), for the application
+(:class:`~flask_cf_access.testing.AccessIssuer`), for the application
 that covers the path. Everything is decided here, as Access decides it:
 
 - a browser's ``CF_Authorization`` cookie (or a token in ``Cf-Access-Token``)
@@ -158,7 +158,7 @@ class LocalEdge(ServedInThread):
         with LocalEdge(issuer, app_url, [blog]) as edge:
             requests.get(edge.url + "/", cookies={"CF_Authorization": token})
 
-    :param issuer: the stand-in team whose keys sign the edge's tokens and
+    :param issuer: the stand-in whose keys sign the edge's tokens and
         verify the tokens clients bring.
     :param upstream: the app's URL, ``http://127.0.0.1:<port>`` (or ``localhost``).
     :param applications: the Access applications in front of it; the one
@@ -167,7 +167,7 @@ class LocalEdge(ServedInThread):
     :param login_origin: where the team's login page is (a
         :class:`~flask_cf_access.testing.StandInServer` started with
         ``sign_in=True``); by default ``https://<team domain>``.
-    :param clock: the edge's time, for sessions; by default the issuer's.
+    :param clock: the edge's time, for sessions; by default the stand-in's.
     :raises ValueError: a host other than 127.0.0.1, or an upstream off this machine.
     """
 
@@ -286,7 +286,7 @@ class LocalEdge(ServedInThread):
             self._ended.add(_digest(token))
 
     def _verified(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token this team signed, unexpired on the edge's clock."""
+        """The claims of a token the stand-in signed, unexpired on the edge's clock."""
         try:
             signing_input, header_segment, _, signature = check_token_shape(token)
             header = read_unverified_header(header_segment)

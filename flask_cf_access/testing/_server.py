@@ -122,7 +122,7 @@ class Fault:
 # -- in process, with no HTTP ------------------------------------------------------
 
 
-class _IssuerAdapter(BaseAdapter):
+class _StandInAdapter(BaseAdapter):
     """A transport adapter that answers requests from the stand-in."""
 
     def __init__(self, issuer: AccessIssuer) -> None:
@@ -152,7 +152,7 @@ class _IssuerAdapter(BaseAdapter):
 def issuer_session(issuer: AccessIssuer) -> requests.Session:
     """A ``requests.Session`` answered by ``issuer`` in-process, with no HTTP."""
     session = requests.Session()
-    session.mount(issuer.issuer + "/", _IssuerAdapter(issuer))
+    session.mount(issuer.issuer + "/", _StandInAdapter(issuer))
     return session
 
 
@@ -272,7 +272,7 @@ _MAX_MINT_BODY = 64 * 1024
 
 
 class StandInServer(ServedInThread):
-    """An :class:`AccessIssuer`'s team served over real HTTP, in a thread.
+    """The stand-in (an :class:`AccessIssuer`) served over real HTTP, in a thread.
 
     Serves ``GET /cdn-cgi/access/certs`` and ``GET /cdn-cgi/access/get-identity``
     (the token in the ``CF_Authorization`` cookie), as Cloudflare does, from a
@@ -349,7 +349,7 @@ class StandInServer(ServedInThread):
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """``CF_ACCESS_*`` settings for an app that trusts this stand-in over HTTP.
 
-        ``CF_ACCESS_TEAM_DOMAIN`` is the issuer's (it is the tokens' ``iss``);
+        ``CF_ACCESS_TEAM_DOMAIN`` is the stand-in's (it is the tokens' ``iss``);
         the certs and identity URLs point at this server. With ``minting=True``,
         ``CF_ACCESS_STAND_IN`` is the :attr:`mint_url`.
         """

@@ -49,7 +49,7 @@ def is_sign_in_path(path: str) -> bool:
 
 
 def reached_origin(host_header: str | None, own_origin: str) -> str:
-    """The stand-in's origin as the browser named it (``Host``): ``http://localhost:<port>``
+    """The stand-in server's origin as the browser named it (``Host``): ``http://localhost:<port>``
     when it came by that name, else ``own_origin`` (``http://127.0.0.1:<port>``)."""
     own = urlsplit(own_origin)
     reached = urlsplit(f"http://{host_header}")
@@ -76,7 +76,7 @@ def _to_the_apps_name(app_host: str, origin: str, target: str) -> PageAnswer | N
 
 def answer_get(issuer: AccessIssuer, target: str, origin: str) -> PageAnswer:
     """The sign-in form, or the logout (``target`` is the request's path and query,
-    ``origin`` the stand-in's as the browser named it, see :func:`reached_origin`)."""
+    ``origin`` the stand-in server's as the browser named it, see :func:`reached_origin`)."""
     parts = urlsplit(target)
     if parts.path == LOGOUT_PATH:
         return PageAnswer(
@@ -115,7 +115,7 @@ def answer_post(
 ) -> PageAnswer:
     """Sign in: set the cookie to a token for the form's e-mail and groups, and go back.
 
-    ``own_origin`` is the stand-in's as the browser named it (:func:`reached_origin`);
+    ``own_origin`` is the stand-in server's as the browser named it (:func:`reached_origin`);
     the form must come from there, and it must be the app's host name.
     """
     parts = urlsplit(target)

@@ -48,7 +48,7 @@ def _b64url_uint(value: int) -> str:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """An RSA key pair of the stand-in team, with its Access-style ``kid``."""
+    """An RSA key pair of the stand-in, with its Access-style ``kid``."""
 
     private_key: rsa.RSAPrivateKey
     kid: str
@@ -534,7 +534,7 @@ class AccessIssuer:
         return 404, {"err": "not found"}
 
     def session(self) -> requests.Session:
-        """A ``requests.Session`` answered by this issuer in-process, with no HTTP."""
+        """A ``requests.Session`` answered by this stand-in in process, with no HTTP."""
         return issuer_session(self)
 
     def register(self, mock: RequestsMock | None = None) -> None:
@@ -561,7 +561,7 @@ class AccessIssuer:
         minting: bool = False,
         sign_in: bool = False,
     ) -> StandInServer:
-        """A real HTTP server answering as this team; start it with ``with``::
+        """This stand-in served over real HTTP (a stand-in server); start it with ``with``::
 
             with issuer.serve() as server:
                 app.config.update(server.settings())
