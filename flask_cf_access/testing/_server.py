@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_cf_access.testing")
 
+
 # -- where Access answers ----------------------------------------------------------
+
 
 CERTS_PATH = "/cdn-cgi/access/certs"
 IDENTITY_PATH = "/cdn-cgi/access/get-identity"
