@@ -4,7 +4,7 @@
 
 Runs ``examples.protected_app:create_app()`` under gunicorn (2 sync workers,
 then 2 gthread workers of 8 threads) on 127.0.0.1, with a Redis shared cache
-and the stand-in team served from this process, loads it with a threaded
+and the stand-in server run by this process, loads it with a threaded
 client, and injects each fault in turn for ``--seconds``, between as long a
 baseline before and recovery after:
 
@@ -237,7 +237,7 @@ class Fault:
 
 
 class Team:
-    """The stand-in team, its tokens, and the request mixes the faults send."""
+    """The stand-in, its tokens, and the request mixes the faults send."""
 
     def __init__(self, issuer: AccessIssuer, server: StandInServer) -> None:
         self.issuer = issuer

@@ -4,7 +4,7 @@
 
 Everything runs in this process on a simulated clock: each "worker" is an app
 of its own (its own key store and identity client, as a gunicorn worker has),
-fetching over HTTP from the stand-in team (``AccessIssuer.serve()`` on
+fetching over HTTP from the stand-in server (``AccessIssuer.serve()`` on
 127.0.0.1), which counts what it answers. With a shared cache the workers
 share one cachelib ``SimpleCache`` instance, which is what Redis is to real
 workers (``CF_ACCESS_CACHE=redis://…``).

@@ -3,7 +3,7 @@
     python benchmarks/bench_gunicorn.py [--workers 2] [--seconds 5] [--rounds 3]
 
 Runs the example app (``examples.protected_app:create_app()``) under gunicorn
-on 127.0.0.1, trusting a stand-in team served from this process
+on 127.0.0.1, trusting a stand-in server run by this process
 (``AccessIssuer.serve()``), and loads it with ``wrk`` (``apt-get install wrk``)
 or, without it, a small threaded Python client: ``/health`` (no token needed)
 against ``/api/whoami`` (``@require_access``), both sent one user's token (so

@@ -29,7 +29,7 @@ from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, St
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-#: The stand-in team's host name; ``.invalid`` so it can never be a real team.
+#: The stand-in's team domain; ``.invalid`` so it can never be a real team.
 STAND_IN_TEAM = "local-stand-in.invalid"
 #: The header Cloudflare Access sends the token in.
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"

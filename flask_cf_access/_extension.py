@@ -90,7 +90,7 @@ class CloudflareAccess:
           ``CF_ACCESS_TRUSTED_ORIGINS``, ``CF_ACCESS_UNAUTHORIZED``,
           ``CF_ACCESS_PRIVATE_RESPONSES``, ``CF_ACCESS_EXPIRY_HEADER``;
         - routes: ``CF_ACCESS_PROTECT_ALL``, ``CF_ACCESS_PUBLIC_ENDPOINTS``;
-        - the local stand-in team only: ``CF_ACCESS_STAND_IN``.
+        - the local stand-in only: ``CF_ACCESS_STAND_IN``.
 
         Any other ``CF_ACCESS_*`` key is warned of
         (:class:`~flask_cf_access.UnknownSettingWarning`).

@@ -146,7 +146,7 @@ class AccessSettings:
     #: Where keys and identities are shared between workers and hosts; ``None``:
     #: each process keeps its own.
     cache: BaseCache | None = None
-    #: Only for the local stand-in team: the secret URL on 127.0.0.1 where
+    #: Only for the local stand-in: the secret URL on 127.0.0.1 where
     #: ``flask cf-access mint`` asks it for tokens (see :doc:`cli`). Never set
     #: it with a real team.
     stand_in: str | None = None
@@ -399,7 +399,7 @@ def _warn_of_unknown_keys(config: Mapping[str, Any]) -> None:
     )
 
 
-#: The hosts a stand-in team may be served from: this machine.
+#: The hosts a stand-in server may be served from: this machine.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

@@ -4,13 +4,13 @@ Registered through the ``pytest11`` entry point, so the fixtures are there in
 any project that installs ``flask-cf-access``; nothing to import:
 
 ``cf_access_issuer``
-    A fresh :class:`~flask_cf_access.testing.AccessIssuer` (a stand-in team).
+    A fresh :class:`~flask_cf_access.testing.AccessIssuer` (the stand-in).
 ``cf_access_server``
-    That issuer served over HTTP on 127.0.0.1 (a
+    That stand-in served over HTTP on 127.0.0.1 (a
     :class:`~flask_cf_access.testing.StandInServer`); point an app at it with
     ``app.config.update(cf_access_server.settings())``.
 ``cf_access_responses``
-    A ``responses.RequestsMock`` answering the issuer's own HTTPS URLs
+    A ``responses.RequestsMock`` answering the stand-in's own HTTPS URLs
     (needs ``responses`` installed); use ``cf_access_issuer.settings()``.
 
 ::
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def cf_access_issuer() -> AccessIssuer:
-    """A stand-in Cloudflare Access team with fresh keys, on the real clock."""
+    """The stand-in for a Cloudflare Access team, with fresh keys, on the real clock."""
     from .testing import AccessIssuer
 
     return AccessIssuer()

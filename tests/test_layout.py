@@ -136,13 +136,15 @@ def test_cycles_are_found() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-#: The imports allowed to point back up the walk, for an annotation only:
+#: The imports allowed to point back up the walk, for annotations only:
 #: ``AccessIssuer.serve()`` makes a ``StandInServer``, whose ``issuer`` is that
-#: ``AccessIssuer``, typed as such for the tests that rotate its keys; and a
-#: refusal, reported, carries the identity it refused (``report_refusal``), while
-#: reading an identity may itself be refused.
+#: ``AccessIssuer``, typed as such for the tests that rotate its keys; the
+#: server serves the sign-in page, which mints through that ``AccessIssuer``;
+#: and a refusal, reported, carries the identity it refused
+#: (``report_refusal``), while reading an identity may itself be refused.
 TYPE_ONLY_BACK_EDGES = {
-    (f"{PACKAGE}.testing._server", f"{PACKAGE}.testing._issuer"),
+    (f"{PACKAGE}.testing._server", f"{PACKAGE}.testing._stand_in"),
+    (f"{PACKAGE}.testing._sign_in", f"{PACKAGE}.testing._stand_in"),
     (f"{PACKAGE}._errors", f"{PACKAGE}._identity"),
 }
 

@@ -132,3 +132,12 @@ def test_how_it_works_names_every_internal_module_as_it_is() -> None:
     package = Path(__file__).parents[1] / "flask_cf_access"
     private = {path.stem for path in package.glob("_*.py") if path.stem != "__init__"}
     assert named == private
+
+
+def test_how_it_works_names_every_testing_kit_module_as_it_is() -> None:
+    """The table's testing kit row lists each private module of the kit, and only those."""
+    section = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`testing\.(_[a-z_]+)`", section))
+    kit = Path(__file__).parents[1] / "flask_cf_access" / "testing"
+    private = {path.stem for path in kit.glob("_*.py") if path.stem != "__init__"}
+    assert named == private

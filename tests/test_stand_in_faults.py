@@ -9,7 +9,7 @@ import requests
 
 from flask_cf_access._fetch import FetchError, get_json
 from flask_cf_access.testing import AccessIssuer
-from flask_cf_access.testing._serving import KitHTTPServer
+from flask_cf_access.testing._server import KitHTTPServer
 
 
 @pytest.mark.parametrize("kind", ["refuse", "hang", "error", "garbage"])

@@ -1,10 +1,19 @@
 """Test your protected views without Cloudflare: a local stand-in for an Access team.
 
-:class:`AccessIssuer` behaves like a Cloudflare Access team. It holds RSA-2048
-signing keys whose ``kid`` is the SHA-256 of the key's DER
-SubjectPublicKeyInfo (as real Access key ids are), publishes them in
-Cloudflare's certs shape, mints tokens with the claims you choose, rotates
-its keys, and answers ``get-identity`` for the users it minted tokens for.
+One word for each thing, here and in the docs:
+
+- a **team** is a Cloudflare Access team, named by its team domain: it
+  publishes the keys and answers ``get-identity``;
+- the **stand-in** is an :class:`AccessIssuer`: a local imitation of one team
+  and one of its applications. It holds RSA-2048 signing keys whose ``kid``
+  is the SHA-256 of the key's DER SubjectPublicKeyInfo (as real Access key
+  ids are), publishes them in Cloudflare's certs shape, mints tokens with the
+  claims you choose, rotates its keys, and answers ``get-identity`` for the
+  users it minted tokens for. (``issuer``, in code, is the usual name of the
+  variable holding it; in prose, the issuer is only a token's ``iss``.)
+- the **stand-in server** is a :class:`StandInServer`: the stand-in served
+  over HTTP on 127.0.0.1, optionally with a sign-in page for a browser;
+- the **edge** is a :class:`LocalEdge`: the part of Access in front of an app.
 
 An app reaches the stand-in in one of three ways, whichever suits the test:
 
@@ -51,23 +60,23 @@ from __future__ import annotations
 
 from ._capture import AccessCapture as AccessCapture
 from ._capture import AccessRecord as AccessRecord
+from ._capture import UserLoad as UserLoad
+from ._capture import assert_routes_protected as assert_routes_protected
 from ._capture import capture_access as capture_access
+from ._capture import capture_user_loads as capture_user_loads
 from ._client import AccessClient as AccessClient
-from ._counts import RequestCounts as RequestCounts
 from ._edge import EdgeApplication as EdgeApplication
 from ._edge import LocalEdge as LocalEdge
-from ._issuer import OUT_OF_LEEWAY as OUT_OF_LEEWAY
-from ._issuer import AccessIssuer as AccessIssuer
-from ._keys import SigningKey as SigningKey
-from ._keys import decode_unverified_claims as decode_unverified_claims
-from ._keys import encode_token as encode_token
-from ._paths import CERTS_PATH as CERTS_PATH
-from ._paths import IDENTITY_PATH as IDENTITY_PATH
-from ._profiles import identity_profile as identity_profile
-from ._routes import assert_routes_protected as assert_routes_protected
+from ._server import CERTS_PATH as CERTS_PATH
+from ._server import IDENTITY_PATH as IDENTITY_PATH
+from ._server import RequestCounts as RequestCounts
 from ._server import StandInServer as StandInServer
-from ._users import UserLoad as UserLoad
-from ._users import capture_user_loads as capture_user_loads
+from ._stand_in import OUT_OF_LEEWAY as OUT_OF_LEEWAY
+from ._stand_in import AccessIssuer as AccessIssuer
+from ._stand_in import SigningKey as SigningKey
+from ._stand_in import decode_unverified_claims as decode_unverified_claims
+from ._stand_in import encode_token as encode_token
+from ._stand_in import identity_profile as identity_profile
 
 __all__ = [
     "CERTS_PATH",

@@ -1,4 +1,5 @@
-"""Capture what the access checks decided, with their reasons, for assertions in tests."""
+"""What a test asserts on: the access decisions with their reasons, the users the
+app's loader gave, and whether every route is protected."""
 
 from __future__ import annotations
 
@@ -6,15 +7,29 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blinker import ANY
 
 from .._errors import AccessError, Reason
 from .._identity import AccessIdentity
-from .._signals import access_denied, access_granted
+from .._routes import RouteAudit, audit_routes
+from .._signals import access_denied, access_granted, user_loaded
 
-__all__ = ["AccessCapture", "AccessRecord", "capture_access"]
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = [
+    "AccessCapture",
+    "AccessRecord",
+    "UserLoad",
+    "assert_routes_protected",
+    "capture_access",
+    "capture_user_loads",
+]
+
+
+# -- access decisions ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -141,3 +156,65 @@ def capture_access(sender: Any = None) -> Iterator[AccessCapture]:
         access_denied.connected_to(captured.record_denied, from_whom),
     ):
         yield captured
+
+
+# -- user loads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserLoad:
+    """One answer of the app's user loader: the user, for which identity, and whether new."""
+
+    user: Any
+    identity: AccessIdentity
+    created: bool
+
+
+@contextmanager
+def capture_user_loads(app: Flask) -> Iterator[list[UserLoad]]:
+    """Collect every user the app's loader gives while the block runs (from any thread)::
+
+        with capture_user_loads(app) as loads:
+            client.get("/", as_user="new@example.com")
+        assert [load.created for load in loads] == [True]  # a first visit
+
+    A loader's ``None`` (no account) is not a load: it is an ``access_denied``.
+    """
+    loads: list[UserLoad] = []
+
+    def record(_sender: Flask, *, user: Any, identity: AccessIdentity, created: bool) -> None:
+        loads.append(UserLoad(user, identity, created))
+
+    with user_loaded.connected_to(record, app):
+        yield loads
+
+
+# -- every route protected ----------------------------------------------------------------
+
+
+def assert_routes_protected(app: Flask) -> list[RouteAudit]:
+    """Fail unless every endpoint of ``app`` is protected or explicitly public.
+
+    The check ``flask cf-access routes --strict`` makes, for a test::
+
+        def test_every_route_is_protected(app):
+            assert_routes_protected(app)
+
+    :returns: the audit of every URL rule, for further assertions.
+    :raises AssertionError: naming each unprotected endpoint, each whose
+        requirement was declared but not applied (a decorator above ``@app.route``),
+        and, with ``CF_ACCESS_APPLICATIONS``, each protected one under no
+        application or under another than its decorator or guard names.
+    """
+    audits = audit_routes(app)
+    problems = [audit for audit in audits if audit.is_problem]
+    if problems:
+        lines = [
+            f"  {audit.rule} ({audit.endpoint}): " + (audit.application_problem or audit.requires)
+            for audit in problems
+        ]
+        raise AssertionError(
+            "Endpoints neither protected nor marked public, or under the wrong Access"
+            " application:\n" + "\n".join(lines)
+        )
+    return audits

@@ -1,4 +1,4 @@
-"""A Flask test client that sends requests with the stand-in team's tokens."""
+"""A Flask test client that sends requests with the stand-in's tokens."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from flask import Flask
     from werkzeug.test import TestResponse
 
-    from ._issuer import AccessIssuer
+    from ._stand_in import AccessIssuer
 
 
 class AccessClient(FlaskClient):
     """A Flask test client that sends requests as a user or a service token.
 
-    Make it the app's test client class and give it the issuer the app trusts::
+    Make it the app's test client class and give it the stand-in the app trusts::
 
         app.test_client_class = AccessClient
         client = app.test_client(issuer=issuer)
@@ -38,7 +38,7 @@ class AccessClient(FlaskClient):
 
     def __init__(self, *args: Any, issuer: AccessIssuer | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The team whose tokens ``as_user`` and ``as_service_token`` mint.
+        #: The stand-in whose tokens ``as_user`` and ``as_service_token`` send.
         self.issuer = issuer
 
     @classmethod
@@ -61,10 +61,10 @@ class AccessClient(FlaskClient):
         """Open a request, with a token when asked for.
 
         :param as_user: mint a token for this e-mail; its ``groups`` are
-            served by the issuer's ``get-identity``.
+            served by the stand-in's ``get-identity``.
         :param groups: the user's group names (a single string is one group).
         :param as_service_token: mint a service token's token for this client id.
-        :param token: send this token as it is (any kind the issuer minted).
+        :param token: send this token as it is (any kind the stand-in minted).
         """
         names = (groups,) if isinstance(groups, str) else tuple(groups)
         chosen = self._token(as_user, names, as_service_token, token)

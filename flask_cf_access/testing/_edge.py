@@ -2,7 +2,7 @@
 
 Run an app behind it and it sees what it sees in production: requests
 admitted by Access carry ``Cf-Access-Jwt-Assertion``, signed by the stand-in
-team (:class:`~flask_cf_access.testing.AccessIssuer`), for the application
+(:class:`~flask_cf_access.testing.AccessIssuer`), for the application
 that covers the path. Everything is decided here, as Access decides it:
 
 - a browser's ``CF_Authorization`` cookie (or a token in ``Cf-Access-Token``)
@@ -37,7 +37,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -51,13 +51,8 @@ from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADE
 from .._paths import _loose_segments, _PathReadings, _segments
 from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
 from .._tokens import decode_segment as _decode_segment
-from ._counts import RequestCounts
-from ._keys import decode_unverified_claims
-from ._server import logger
-from ._serving import KitHTTPServer, ServedInThread
-
-if TYPE_CHECKING:
-    from ._issuer import AccessIssuer
+from ._server import KitHTTPServer, RequestCounts, ServedInThread, logger
+from ._stand_in import AccessIssuer, cookie_value, decode_unverified_claims
 
 #: The header Access adds for a user, beside the token.
 EMAIL_HEADER = "Cf-Access-Authenticated-User-Email"
@@ -163,7 +158,7 @@ class LocalEdge(ServedInThread):
         with LocalEdge(issuer, app_url, [blog]) as edge:
             requests.get(edge.url + "/", cookies={"CF_Authorization": token})
 
-    :param issuer: the stand-in team whose keys sign the edge's tokens and
+    :param issuer: the stand-in whose keys sign the edge's tokens and
         verify the tokens clients bring.
     :param upstream: the app's URL, ``http://127.0.0.1:<port>`` (or ``localhost``).
     :param applications: the Access applications in front of it; the one
@@ -172,7 +167,7 @@ class LocalEdge(ServedInThread):
     :param login_origin: where the team's login page is (a
         :class:`~flask_cf_access.testing.StandInServer` started with
         ``sign_in=True``); by default ``https://<team domain>``.
-    :param clock: the edge's time, for sessions; by default the issuer's.
+    :param clock: the edge's time, for sessions; by default the stand-in's.
     :raises ValueError: a host other than 127.0.0.1, or an upstream off this machine.
     """
 
@@ -291,7 +286,7 @@ class LocalEdge(ServedInThread):
             self._ended.add(_digest(token))
 
     def _verified(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token this team signed, unexpired on the edge's clock."""
+        """The claims of a token the stand-in signed, unexpired on the edge's clock."""
         try:
             signing_input, header_segment, _, signature = check_token_shape(token)
             header = read_unverified_header(header_segment)
@@ -388,7 +383,7 @@ class LocalEdge(ServedInThread):
         self.calls.add(path)
         lowered = {name.lower(): value for name, value in headers}
         lowered[":path"] = target
-        cookie = _cookie_value(lowered.get("cookie", ""), TOKEN_COOKIE)
+        cookie = cookie_value(lowered.get("cookie", ""), TOKEN_COOKIE)
         if path == LOGOUT_PATH:
             return self._logout(cookie)
         forwarded = [
@@ -449,14 +444,6 @@ class LocalEdge(ServedInThread):
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _cookie_value(cookie_header: str, name: str) -> str | None:
-    for part in cookie_header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value:
-            return value
-    return None
 
 
 class _EdgeHandler(BaseHTTPRequestHandler):

@@ -1,40 +1,280 @@
-"""A stand-in team served over real HTTP on 127.0.0.1, in a thread: the server
-object, and the HTTP server and request handler behind it."""
+"""Serving the stand-in: in process through ``requests`` or ``responses``, with no
+HTTP at all, or over real HTTP on 127.0.0.1 in a thread (:class:`StandInServer`,
+with its faults, its minting URL and its sign-in page).
+
+Also the paths Cloudflare Access answers at, the request counts, and the life
+cycle the kit's HTTP servers share (the local edge's too).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
+import socketserver
 import threading
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.models import PreparedRequest, Response
 
 from .._json_input import parse_json
 from .._logsafe import loggable
-from ._counts import RequestCounts
-from ._faults import Fault
-from ._paths import CERTS_PATH, IDENTITY_PATH, MINT_PREFIX
-from ._profiles import identity_profile
-from ._serving import KitHTTPServer, ServedInThread
 from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path, reached_origin
 
 if TYPE_CHECKING:
-    # For the annotation of StandInServer.issuer only: the issuer's serve()
-    # makes servers, so the issuer module imports this one, not the reverse.
-    from ._issuer import AccessIssuer
+    from responses import RequestsMock
+
+    # For annotations only: the stand-in's serve(), session() and register()
+    # use this module, so the stand-in's module imports this one, not the reverse.
+    from ._stand_in import AccessIssuer
 
 
 logger = logging.getLogger("flask_cf_access.testing")
+
+
+# -- where Access answers ----------------------------------------------------------
+
+
+CERTS_PATH = "/cdn-cgi/access/certs"
+IDENTITY_PATH = "/cdn-cgi/access/get-identity"
+#: Where a :class:`StandInServer` started with ``minting=True`` mints tokens,
+#: under a random secret: ``/__stand-in__/<secret>/tokens``.
+MINT_PREFIX = "/__stand-in__/"
+
+
+# -- requests answered, by path ----------------------------------------------------
+
+
+class RequestCounts(Mapping[str, int]):
+    """Requests answered, by path; thread-safe. A path never asked for counts 0."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, path: str) -> None:
+        """Count one request for ``path``."""
+        with self._lock:
+            self._counts[path] = self._counts.get(path, 0) + 1
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self._counts.clear()
+
+    def __getitem__(self, path: str) -> int:
+        with self._lock:
+            return self._counts.get(path, 0)
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return path in self._counts
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._counts))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._counts)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"RequestCounts({self._counts!r})"
+
+
+# -- faults a stand-in server can be told to answer with ---------------------------
+
+
+#: What each kind of fault does to a request it is set for.
+FAULT_KINDS = {
+    "refuse": "close the connection without an answer",
+    "hang": "answer nothing until the fault is cleared or the server closed",
+    "error": "answer HTTP 500 with a JSON error",
+    "garbage": "answer 200 with a body that is not JSON",
+    "slow": "answer as usual, after ``seconds``",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault for :meth:`StandInServer.inject`: a kind from :data:`FAULT_KINDS`.
+
+    :param seconds: how long a ``"slow"`` fault holds the answer back.
+    """
+
+    kind: str
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}: one of {', '.join(FAULT_KINDS)}")
+        if self.kind == "slow" and not self.seconds > 0:
+            raise ValueError("a 'slow' fault needs seconds > 0")
+
+
+# -- in process, with no HTTP ------------------------------------------------------
+
+
+class _StandInAdapter(BaseAdapter):
+    """A transport adapter that answers requests from the stand-in."""
+
+    def __init__(self, issuer: AccessIssuer) -> None:
+        super().__init__()
+        self.issuer = issuer
+        #: Requests answered, by path, so tests can count fetches.
+        self.calls: dict[str, int] = {}
+
+    def send(  # type: ignore[override]
+        self, request: PreparedRequest, **kwargs: Any
+    ) -> Response:
+        path = urlsplit(request.url or "").path
+        self.calls[path] = self.calls.get(path, 0) + 1
+        status, body = self.issuer.respond(path, request.headers.get("Cookie"))
+        response = Response()
+        response.status_code = status
+        response.headers["Content-Type"] = "application/json"
+        response.raw = io.BytesIO(json.dumps(body).encode())
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def issuer_session(issuer: AccessIssuer) -> requests.Session:
+    """A ``requests.Session`` answered by ``issuer`` in-process, with no HTTP."""
+    session = requests.Session()
+    session.mount(issuer.issuer + "/", _StandInAdapter(issuer))
+    return session
+
+
+def register_responses(issuer: AccessIssuer, mock: RequestsMock | None = None) -> None:
+    """Answer ``issuer``'s certs and ``get-identity`` URLs through ``responses``."""
+    import responses
+
+    target = responses.mock if mock is None else mock
+
+    def answer(request: PreparedRequest) -> tuple[int, dict[str, str], str]:
+        path = urlsplit(request.url or "").path
+        status, body = issuer.respond(path, request.headers.get("Cookie"))
+        return status, {}, json.dumps(body)
+
+    for url in (issuer.certs_url, issuer.identity_url):
+        target.add_callback(responses.GET, url, callback=answer, content_type="application/json")
+
+
+# -- over HTTP on 127.0.0.1, in a thread -------------------------------------------
+
+
+_Served = TypeVar("_Served", bound="ServedInThread")
+
+
+class KitHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows the kit's object it answers for (``owner``)."""
+
+    daemon_threads = True
+    # socketserver's default of 5 overflows under a few workers fetching at once,
+    # and a dropped SYN costs the client a second (TCP retransmission).
+    request_queue_size = 128
+    owner: Any
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's full name; not needed here.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+class ServedInThread:
+    """Start with ``with`` (or :meth:`start`), stop with :meth:`close`; :attr:`url` meanwhile.
+
+    :param handler: answers each request; it reaches this object as ``self.server.owner``.
+    :param kind: what the server is called, in thread names and errors.
+    """
+
+    def __init__(
+        self, host: str, port: int, handler: type[BaseHTTPRequestHandler], kind: str
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.kind = kind
+        self._httpd: KitHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self: _Served) -> _Served:
+        """Bind the port and serve in a daemon thread. Returns ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError(f"the {self.kind} is already running")
+        httpd = KitHTTPServer((self.host, self.port), self.handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"cf-access-{self.kind.replace(' ', '-')}:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, close the socket and join the thread. Safe to call twice."""
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is None:
+            return
+        self._closing()
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join()
+
+    def _closing(self) -> None:
+        """What to do before the server stops (a subclass's hook)."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._httpd is not None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``, with no trailing slash."""
+        if self._httpd is None:
+            raise RuntimeError(f"the {self.kind} is not running: start it with `with`")
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self: _Served) -> _Served:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
 
 #: The largest minting request body a stand-in server reads.
 _MAX_MINT_BODY = 64 * 1024
 
 
 class StandInServer(ServedInThread):
-    """An :class:`AccessIssuer`'s team served over real HTTP, in a thread.
+    """The stand-in (an :class:`AccessIssuer`) served over real HTTP, in a thread.
 
     Serves ``GET /cdn-cgi/access/certs`` and ``GET /cdn-cgi/access/get-identity``
     (the token in the ``CF_Authorization`` cookie), as Cloudflare does, from a
@@ -111,7 +351,7 @@ class StandInServer(ServedInThread):
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """``CF_ACCESS_*`` settings for an app that trusts this stand-in over HTTP.
 
-        ``CF_ACCESS_TEAM_DOMAIN`` is the issuer's (it is the tokens' ``iss``);
+        ``CF_ACCESS_TEAM_DOMAIN`` is the stand-in's (it is the tokens' ``iss``);
         the certs and identity URLs point at this server. With ``minting=True``,
         ``CF_ACCESS_STAND_IN`` is the :attr:`mint_url`.
         """
@@ -179,94 +419,9 @@ class StandInServer(ServedInThread):
             return 404, {"err": "not found"}
         try:
             request = parse_json(body or b"{}")
-            return 200, {"token": self._mint(request)}
+            return 200, {"token": self.issuer._mint_asked(request)}
         except (ValueError, TypeError) as exc:
             return 400, {"err": str(exc)}
-
-    def _mint(self, request: object) -> str:
-        """A token as asked for by ``flask cf-access mint``.
-
-        :raises ValueError: the request is not an object of the expected members.
-        """
-        if not isinstance(request, dict):
-            raise ValueError("the request must be a JSON object")
-        options: dict[str, Any] = {
-            "expired": _member(request, "expired", bool, False),
-            "not_yet_valid": _member(request, "not_yet_valid", bool, False),
-            "lifetime": _member(request, "lifetime", int, None),
-            "audience": _member(request, "audience", str, None),
-        }
-        service_token = _member(request, "service_token", str, None)
-        if service_token is not None:
-            return self.issuer.service_token(service_token, **options)
-        email = _member(request, "email", str, None)
-        if not email:
-            raise ValueError("an email or a service_token is needed")
-        groups = _member(request, "groups", list, [])
-        if not all(isinstance(group, str) and group for group in groups):
-            raise ValueError("groups must be a list of names")
-        profile = _member(request, "profile", dict, {})
-        return self.issuer.user_token(
-            email, groups, profile=self._profile_fields(profile), **options
-        )
-
-    def _profile_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """The get-identity fields a minting request's ``profile`` asks for.
-
-        :raises ValueError: a member of the wrong type, or one it does not know.
-        """
-        unknown = set(request) - set(_PROFILE_MEMBERS)
-        if unknown:
-            raise ValueError(f"profile has no member {sorted(unknown)[0]!r}")
-        given = {
-            name: _member(request, name, kind, None) for name, kind in _PROFILE_MEMBERS.items()
-        }
-        amr, posture, custom = given["amr"], given["posture"], given["custom"]
-        if amr is not None and not all(isinstance(method, str) for method in amr):
-            raise ValueError("amr must be a list of methods")
-        if posture is not None and not all(isinstance(ok, bool) for ok in posture.values()):
-            raise ValueError("posture must map rule ids to true or false")
-        login_age = given["login_age"]
-        if login_age is not None and login_age < 0:
-            raise ValueError("login_age must be seconds ago, 0 or more")
-        idp = given["idp"]
-        return identity_profile(
-            amr=amr,
-            idp=None if idp is None else (f"stand-in-{idp}", idp),
-            posture=posture,
-            login_at=None if login_age is None else self.issuer.clock() - login_age,
-            country=given["country"],
-            warp=given["warp"],
-            gateway=given["gateway"],
-            device_id=given["device_id"],
-            custom=custom,
-            client_certificate=given["client_certificate"],
-        )
-
-
-#: What a minting request's ``profile`` may hold, with the type of each.
-_PROFILE_MEMBERS: Mapping[str, type] = {
-    "amr": list,
-    "idp": str,
-    "posture": dict,
-    "login_age": int,
-    "country": str,
-    "warp": bool,
-    "gateway": bool,
-    "device_id": str,
-    "custom": dict,
-    "client_certificate": bool,
-}
-
-
-def _member(request: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
-    """``request[name]`` if it is a ``kind`` (a bool only where a bool is wanted)."""
-    value = request.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise ValueError(f"{name} must be a {kind.__name__}")
-    return value
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,10 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 from .._browser import LOGIN_PATH, LOGOUT_PATH, SAME_MACHINE_NAMES, safe_next
 from .._csrf import origin_of
 from .._tokens import TOKEN_COOKIE
-from ._profiles import identity_profile
 
 if TYPE_CHECKING:
-    from ._team import Team
+    # For annotations only: the stand-in's server serves this page, so the
+    # stand-in's module imports this one (through the server's), not the reverse.
+    from ._stand_in import AccessIssuer
 
 #: Attributes of the cookie, as Access sets them (Chromium counts loopback as secure).
 _COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=None"
@@ -48,7 +49,7 @@ def is_sign_in_path(path: str) -> bool:
 
 
 def reached_origin(host_header: str | None, own_origin: str) -> str:
-    """The stand-in's origin as the browser named it (``Host``): ``http://localhost:<port>``
+    """The stand-in server's origin as the browser named it (``Host``): ``http://localhost:<port>``
     when it came by that name, else ``own_origin`` (``http://127.0.0.1:<port>``)."""
     own = urlsplit(own_origin)
     reached = urlsplit(f"http://{host_header}")
@@ -73,9 +74,9 @@ def _to_the_apps_name(app_host: str, origin: str, target: str) -> PageAnswer | N
     return PageAnswer(303, "", headers=[("Location", f"http://{app_name}:{reached.port}{here}")])
 
 
-def answer_get(issuer: Team, target: str, origin: str) -> PageAnswer:
+def answer_get(issuer: AccessIssuer, target: str, origin: str) -> PageAnswer:
     """The sign-in form, or the logout (``target`` is the request's path and query,
-    ``origin`` the stand-in's as the browser named it, see :func:`reached_origin`)."""
+    ``origin`` the stand-in server's as the browser named it, see :func:`reached_origin`)."""
     parts = urlsplit(target)
     if parts.path == LOGOUT_PATH:
         return PageAnswer(
@@ -110,11 +111,11 @@ def answer_get(issuer: Team, target: str, origin: str) -> PageAnswer:
 
 
 def answer_post(
-    issuer: Team, target: str, form_body: bytes, origin: str | None, own_origin: str
+    issuer: AccessIssuer, target: str, form_body: bytes, origin: str | None, own_origin: str
 ) -> PageAnswer:
     """Sign in: set the cookie to a token for the form's e-mail and groups, and go back.
 
-    ``own_origin`` is the stand-in's as the browser named it (:func:`reached_origin`);
+    ``own_origin`` is the stand-in server's as the browser named it (:func:`reached_origin`);
     the form must come from there, and it must be the app's host name.
     """
     parts = urlsplit(target)
@@ -138,11 +139,17 @@ def answer_post(
         **dict.fromkeys(_listed(form, "posture"), True),
         **dict.fromkeys(_listed(form, "failing_posture"), False),
     }
-    profile = identity_profile(
-        amr=["pwd", "otp"] if form.get("mfa") == ["yes"] else ["pwd"],
-        posture=posture or None,
+    # The same reader as ``flask cf-access mint``'s requests: one way to ask for a token.
+    token = issuer._mint_asked(
+        {
+            "email": email,
+            "groups": groups,
+            "profile": {
+                "amr": ["pwd", "otp"] if form.get("mfa") == ["yes"] else ["pwd"],
+                "posture": posture or None,
+            },
+        }
     )
-    token = issuer.user_token(email, groups, profile=profile)
     return PageAnswer(
         302,
         "",
@@ -158,7 +165,7 @@ def _listed(form: dict[str, list[str]], name: str) -> list[str]:
     return [item.strip() for item in (form.get(name) or [""])[0].split(",") if item.strip()]
 
 
-def _way_back(issuer: Team, path: str, query: str) -> tuple[str, str]:
+def _way_back(issuer: AccessIssuer, path: str, query: str) -> tuple[str, str]:
     """The app's host (a loopback one) and the path to go back to, from the login URL.
 
     :raises ValueError: another application's AUD tag, a host off this machine, a bad path.

@@ -1,8 +1,19 @@
-"""The stand-in team: its keys, the tokens it mints and what it answers."""
+"""The stand-in: a local imitation of one Access team and application.
+
+Its RSA signing keys (:class:`SigningKey`) and the compact JWS tokens signed
+with them; the ``get-identity`` profile fields, in Access's shapes
+(:func:`identity_profile`); and :class:`AccessIssuer` itself, which mints
+tokens, rotates its keys and answers the team's certs and ``get-identity``.
+How it is served (in process, through ``responses`` or over HTTP) is
+:mod:`._server`'s job.
+"""
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
+import json
 import secrets
 import threading
 import time
@@ -11,15 +22,181 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._tokens import TOKEN_COOKIE
-from ._keys import SigningKey, decode_unverified_claims, encode_token
-from ._paths import CERTS_PATH, IDENTITY_PATH
-from ._server import StandInServer
-from ._transport import issuer_session, register_responses
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from .._tokens import TOKEN_COOKIE, read_unverified_claims
+from ._server import CERTS_PATH, IDENTITY_PATH, StandInServer, issuer_session, register_responses
 
 if TYPE_CHECKING:
     import requests
     from responses import RequestsMock
+
+
+# -- keys and tokens ---------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_uint(value: int) -> str:
+    return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An RSA key pair of the stand-in, with its Access-style ``kid``."""
+
+    private_key: rsa.RSAPrivateKey
+    kid: str
+    certificate_pem: str
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """A fresh RSA-2048 key, its ``kid`` and a self-signed certificate."""
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cloudflareaccess.com")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(private_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=60))
+            .sign(private_key, hashes.SHA256())
+        )
+        return cls(
+            private_key=private_key,
+            kid=hashlib.sha256(public_der).hexdigest(),
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        )
+
+    def jwk(self) -> dict[str, str]:
+        """The public key as Cloudflare publishes it in ``keys``."""
+        numbers = self.private_key.public_key().public_numbers()
+        return {
+            "kid": self.kid,
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "e": _b64url_uint(numbers.e),
+            "n": _b64url_uint(numbers.n),
+        }
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """An RS256 signature of ``signing_input``."""
+        return self.private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+
+
+def encode_token(header: Mapping[str, Any], claims: Mapping[str, Any], key: SigningKey) -> str:
+    """A compact JWS of ``claims`` with exactly ``header``, signed RS256 by ``key``."""
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    return f"{signing_input}.{_b64url(key.sign(signing_input.encode()))}"
+
+
+def decode_unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a token, read *without* checking its signature. For the stand-in only.
+
+    :raises ValueError: not a compact JWS whose payload is a JSON object.
+    """
+    return read_unverified_claims(token)
+
+
+# -- get-identity profile fields ---------------------------------------------------
+
+
+def identity_profile(
+    *,
+    amr: Iterable[str] | None = None,
+    idp: tuple[str, str] | None = None,
+    posture: Mapping[str, bool | Mapping[str, Any]] | None = None,
+    login_at: float | None = None,
+    country: str | None = None,
+    warp: bool | None = None,
+    gateway: bool | None = None,
+    device_id: str | None = None,
+    custom: Mapping[str, Any] | None = None,
+    oidc_fields: Mapping[str, Any] | None = None,
+    client_certificate: bool | None = None,
+    ip: str | None = None,
+) -> dict[str, Any]:
+    """The ``get-identity`` fields for a profile, for ``issuer.user_token(…, profile=…)``::
+
+        identity_profile(amr=["pwd", "hwk"], posture={"disk-rule": True}, login_at=now - 60)
+
+    Only the fields given are in the answer (the stand-in's own ``idp`` and ``iat``
+    stay otherwise).
+
+    :param amr: the methods the user signed in with, e.g. ``["pwd", "otp"]``.
+    :param idp: the identity provider as ``(id, type)``, e.g. ``("okta-1", "okta")``.
+    :param posture: by rule id, whether it passed, or a whole ``devicePosture`` entry.
+    :param login_at: when the user signed in (``iat``), seconds since the epoch.
+    :param client_certificate: whether Access saw a valid client certificate.
+    """
+    fields: dict[str, Any] = {}
+    if amr is not None:
+        fields["amr"] = list(amr)
+    if idp is not None:
+        fields["idp"] = {"id": idp[0], "type": idp[1]}
+    if posture is not None:
+        fields["devicePosture"] = {
+            rule_id: _posture_entry(rule_id, result, login_at)
+            for rule_id, result in posture.items()
+        }
+    if login_at is not None:
+        fields["iat"] = login_at
+    if country is not None:
+        fields["geo"] = {"country": country}
+    for name, value in (
+        ("is_warp", warp),
+        ("is_gateway", gateway),
+        ("device_id", device_id),
+        ("ip", ip),
+    ):
+        if value is not None:
+            fields[name] = value
+    if custom is not None:
+        fields["custom"] = dict(custom)
+    if oidc_fields is not None:
+        fields["oidc_fields"] = dict(oidc_fields)
+    if client_certificate is not None:
+        fields["mtls_auth"] = {
+            "cert_presented": client_certificate,
+            "auth_status": "OK" if client_certificate else "NONE",
+        }
+    return fields
+
+
+def _posture_entry(
+    rule_id: str, result: bool | Mapping[str, Any], checked_at: float | None
+) -> dict[str, Any]:
+    if not isinstance(result, bool):
+        return dict(result)
+    when = datetime.datetime.fromtimestamp(checked_at or 0, tz=datetime.timezone.utc)
+    return {
+        "id": rule_id,
+        "rule_name": f"Stand-in rule {rule_id}",
+        "type": "file",
+        "success": result,
+        "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "schedule": "5m",
+        "input": {},
+        "check": {},
+    }
+
+
+# -- the stand-in ------------------------------------------------------------------
+
 
 #: How far in the past an ``expired=True`` token expired, and how far in the
 #: future a ``not_yet_valid=True`` token becomes valid: beyond any leeway.
@@ -281,6 +458,67 @@ class AccessIssuer:
             **profile,
         }
 
+    # -- minting asked for from outside the test ---------------------------
+
+    def _mint_asked(self, request: object) -> str:
+        """A token as asked for from outside the test, in JSON: by ``flask cf-access mint``
+        (a :class:`StandInServer` started with ``minting=True``) or the sign-in page.
+
+        :raises ValueError: the request is not an object of the expected members.
+        """
+        if not isinstance(request, dict):
+            raise ValueError("the request must be a JSON object")
+        options: dict[str, Any] = {
+            "expired": _member(request, "expired", bool, False),
+            "not_yet_valid": _member(request, "not_yet_valid", bool, False),
+            "lifetime": _member(request, "lifetime", int, None),
+            "audience": _member(request, "audience", str, None),
+        }
+        service_token = _member(request, "service_token", str, None)
+        if service_token is not None:
+            return self.service_token(service_token, **options)
+        email = _member(request, "email", str, None)
+        if not email:
+            raise ValueError("an email or a service_token is needed")
+        groups = _member(request, "groups", list, [])
+        if not all(isinstance(group, str) and group for group in groups):
+            raise ValueError("groups must be a list of names")
+        profile = _member(request, "profile", dict, {})
+        return self.user_token(email, groups, profile=self._profile_fields(profile), **options)
+
+    def _profile_fields(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The get-identity fields a minting request's ``profile`` asks for.
+
+        :raises ValueError: a member of the wrong type, or one it does not know.
+        """
+        unknown = set(request) - set(_PROFILE_MEMBERS)
+        if unknown:
+            raise ValueError(f"profile has no member {sorted(unknown)[0]!r}")
+        given = {
+            name: _member(request, name, kind, None) for name, kind in _PROFILE_MEMBERS.items()
+        }
+        amr, posture, custom = given["amr"], given["posture"], given["custom"]
+        if amr is not None and not all(isinstance(method, str) for method in amr):
+            raise ValueError("amr must be a list of methods")
+        if posture is not None and not all(isinstance(ok, bool) for ok in posture.values()):
+            raise ValueError("posture must map rule ids to true or false")
+        login_age = given["login_age"]
+        if login_age is not None and login_age < 0:
+            raise ValueError("login_age must be seconds ago, 0 or more")
+        idp = given["idp"]
+        return identity_profile(
+            amr=amr,
+            idp=None if idp is None else (f"stand-in-{idp}", idp),
+            posture=posture,
+            login_at=None if login_age is None else self.clock() - login_age,
+            country=given["country"],
+            warp=given["warp"],
+            gateway=given["gateway"],
+            device_id=given["device_id"],
+            custom=custom,
+            client_certificate=given["client_certificate"],
+        )
+
     # -- serving ---------------------------------------------------------
 
     def respond(self, path: str, cookie_header: str | None) -> tuple[int, Any]:
@@ -288,7 +526,7 @@ class AccessIssuer:
         if path == CERTS_PATH:
             return 200, self.certs()
         if path == IDENTITY_PATH:
-            token = _cookie_value(cookie_header or "", TOKEN_COOKIE)
+            token = cookie_value(cookie_header or "", TOKEN_COOKIE)
             identity = self.identity_for(token) if token else None
             if identity is None:
                 return 400, {"err": "no identity for this token"}
@@ -296,7 +534,7 @@ class AccessIssuer:
         return 404, {"err": "not found"}
 
     def session(self) -> requests.Session:
-        """A ``requests.Session`` answered by this issuer in-process, with no HTTP."""
+        """A ``requests.Session`` answered by this stand-in in process, with no HTTP."""
         return issuer_session(self)
 
     def register(self, mock: RequestsMock | None = None) -> None:
@@ -323,7 +561,7 @@ class AccessIssuer:
         minting: bool = False,
         sign_in: bool = False,
     ) -> StandInServer:
-        """A real HTTP server answering as this team; start it with ``with``::
+        """This stand-in served over real HTTP (a stand-in server); start it with ``with``::
 
             with issuer.serve() as server:
                 app.config.update(server.settings())
@@ -342,9 +580,35 @@ def _system_time() -> float:
     return time.time()
 
 
-def _cookie_value(cookie_header: str, name: str) -> str | None:
+def cookie_value(cookie_header: str, name: str) -> str | None:
+    """The value of the cookie ``name`` in a ``Cookie`` header; ``None`` if absent or empty."""
     for part in cookie_header.split(";"):
         key, _, value = part.strip().partition("=")
-        if key == name:
+        if key == name and value:
             return value
     return None
+
+
+#: What a minting request's ``profile`` may hold, with the type of each.
+_PROFILE_MEMBERS: Mapping[str, type] = {
+    "amr": list,
+    "idp": str,
+    "posture": dict,
+    "login_age": int,
+    "country": str,
+    "warp": bool,
+    "gateway": bool,
+    "device_id": str,
+    "custom": dict,
+    "client_certificate": bool,
+}
+
+
+def _member(request: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    """``request[name]`` if it is a ``kind`` (a bool only where a bool is wanted)."""
+    value = request.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise ValueError(f"{name} must be a {kind.__name__}")
+    return value
