@@ -1,9 +1,9 @@
 """The checks that need environments of their own: every Python, the lowest versions, the docs.
 
 ``.ci/run`` runs the main job (lint, types, ``python -m pytest``) in the
-project's ``.venv`` and then these sessions::
+project's ``.venv``, and beside it, two suites at a time, these sessions::
 
-    nox -s tests-3.10 tests-3.12 tests-3.13 lowest sdist docs
+    nox -s tests-3.10 tests-3.12 tests-3.13 lowest sdist
 
 - ``tests``: the suite on every Python ``python_requires`` admits (3.10 to 3.13),
   with the newest dependencies each one resolves.
