@@ -162,6 +162,18 @@ class AccessProfile:
 # -- parsing ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ServiceTokenProfile:
+    """What ``CF_ACCESS_SERVICE_TOKENS`` says of one known service token."""
+
+    #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
+    name: str
+    #: Its groups (names, or ``"id:<id>"``), as a user's groups count.
+    groups: tuple[str, ...] = ()
+    #: Roles it has whatever its groups.
+    roles: frozenset[str] = frozenset()
+
+
 def parse_profile(document: Mapping[str, Any], *, fetched_at: float | None = None) -> AccessProfile:
     """The profile in a ``get-identity`` answer.
 

@@ -7,8 +7,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_cf_access import AccessSettings, CloudflareAccess, ConfigurationError
-from flask_cf_access._settings import ServiceTokenProfile
+from flask_cf_access import (
+    AccessSettings,
+    CloudflareAccess,
+    ConfigurationError,
+    ServiceTokenProfile,
+)
 
 BASE = {
     "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",

@@ -20,10 +20,11 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
+    ServiceTokenProfile,
 )
 from flask_cf_access._applications import ApplicationSettings
 from flask_cf_access._middleware import _SETTING_KEYWORDS
-from flask_cf_access._settings import DEFAULTS, FLASK_ONLY, ServiceTokenProfile
+from flask_cf_access._settings import DEFAULTS, FLASK_ONLY
 from flask_cf_access.onward import ServiceToken
 
 BASE = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
