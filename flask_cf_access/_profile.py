@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ._claims import frozen
 from ._errors import Reason
-from ._json_input import frozen
 
 #: Authentication methods (RFC 8176 ``amr`` values) by the factor they are: something
 #: one knows, has, or is. Two kinds in one ``amr``, or ``mfa`` itself, make MFA.
