@@ -25,6 +25,7 @@ from _support import check_python, describe_machine, interleaved, median, quiet_
 check_python()
 
 from flask_cf_access import AccessUnauthorized, Reason  # noqa: E402
+from flask_cf_access._assembly import checker_from_mapping  # noqa: E402
 from flask_cf_access._checker import AccessChecker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey  # noqa: E402
 
@@ -74,7 +75,7 @@ def gate_publishing(issuer: AccessIssuer, count: int) -> AccessChecker:
     document["keys"] = [jwk, *({**jwk, "kid": f"extra-{index}"} for index in range(count - 1))]
     session = requests.Session()
     session.mount("https://", CertsAdapter(document))
-    return AccessChecker.from_mapping(issuer.settings(), session=session)
+    return checker_from_mapping(issuer.settings(), session=session)
 
 
 def refusals(

@@ -25,7 +25,7 @@ check_python()
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from flask_cf_access import AccessSettings  # noqa: E402
-from flask_cf_access._checker import AccessChecker  # noqa: E402
+from flask_cf_access._assembly import build_checker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token  # noqa: E402
 
 CHUNK = 500
@@ -61,7 +61,7 @@ def main() -> None:
     total = chunks * CHUNK
 
     issuer = AccessIssuer()
-    checker = AccessChecker(
+    checker = build_checker(
         AccessSettings.from_mapping(issuer.settings(CF_ACCESS_TOKEN_CACHE_SIZE=args.size)),
         session=issuer.session(),
     )

@@ -36,6 +36,7 @@ from ._profile import DeviceSession as DeviceSession
 from ._profile import IdentityProvider as IdentityProvider
 from ._profile import MutualTLS as MutualTLS
 from ._profile import PostureResult as PostureResult
+from ._profile import ServiceTokenProfile as ServiceTokenProfile
 from ._request import current_identity as current_identity
 from ._request import current_user as current_user
 from ._request import get_claims as get_claims
@@ -48,7 +49,6 @@ from ._routes import RouteAudit as RouteAudit
 from ._routes import access_guard as access_guard
 from ._session import session_blueprint as session_blueprint
 from ._settings import AccessSettings as AccessSettings
-from ._settings import ServiceTokenProfile as ServiceTokenProfile
 from ._signals import access_denied as access_denied
 from ._signals import access_granted as access_granted
 from ._signals import onward_call as onward_call

@@ -1,7 +1,9 @@
 """Signing in and out through Access: the URLs of its login and logout pages.
 
-Pure functions of the app's settings and host; the ready "log out" view is
-in :mod:`flask_cf_access._logout`.
+Pure functions of the app's settings and host, and the decision to send a
+refused browser to sign in rather than answer 401 or 403
+(:func:`offer_login`); the ready "log out" view is in
+:mod:`flask_cf_access._logout`.
 
 Access signs a browser in at
 ``https://<team>/cdn-cgi/access/login/<app-domain>?kid=<aud>&redirect_url=<path>``
@@ -21,8 +23,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from ._csrf import origin_of
+from ._errors import AccessError, AccessUnauthorized, Reason, prefers_html
 
 if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
+
+    from ._applications import ApplicationMap, ApplicationSettings
     from ._settings import AccessSettings
 
 LOGIN_PATH = "/cdn-cgi/access/login/"
@@ -106,6 +112,46 @@ def login_redirect_for(
         return login_url(settings, host, next_path, audience)
     except ValueError:
         return login_url(settings, host, "/", audience)
+
+
+def login_audience(applications: ApplicationMap | None, host: str, path_info: str) -> str | None:
+    """The AUD a browser signs in to for ``path_info`` on ``host``: that of the
+    path's application (``CF_ACCESS_APPLICATIONS``); ``None`` for the default
+    (the first tag), also for a path no application covers or an ambiguous one."""
+    if applications is None:
+        return None
+    try:
+        application = applications.application_for(host, path_info)
+    except AccessError:
+        return None
+    return application.audience[0] if application is not None else None
+
+
+def offer_login(
+    settings: AccessSettings,
+    request: Request,
+    error: AccessError,
+    application: ApplicationSettings | None,
+) -> None:
+    """Send a browser refused with ``error`` to sign in instead, when signing in may mend it.
+
+    Only with ``CF_ACCESS_UNAUTHORIZED = "redirect"``: a browser without a
+    token (or with a bad one), or whose sign-in is too old for the view, is
+    sent to sign in (again), and one with another application's token to sign
+    in to ``application``, the request path's (step-up). Such a refusal varies
+    with the headers that tell a browser (:meth:`AccessError.may_send_to_login`);
+    only a GET or HEAD from a browser that prefers HTML gets the redirect.
+    """
+    if settings.unauthorized == "redirect" and (
+        isinstance(error, AccessUnauthorized)
+        or error.reason is Reason.LOGIN_TOO_OLD
+        or (error.reason is Reason.WRONG_APPLICATION and application is not None)
+    ):
+        error.may_send_to_login()
+        if request.method in ("GET", "HEAD") and prefers_html(request.environ):
+            audience = application.audience[0] if application is not None else None
+            url = login_redirect_for(settings, request.host, request.full_path, audience)
+            error.send_to_login(url)
 
 
 def logout_url(settings: AccessSettings, app_host_url: str) -> str:

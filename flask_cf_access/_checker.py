@@ -9,18 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import requests
-from cachelib import BaseCache, SimpleCache
 
 from ._applications import ApplicationMap, ApplicationSettings
-from ._browser import login_redirect_for
-from ._claims import ClaimsPolicy
-from ._clock import Clock, system_time
+from ._browser import offer_login
+from ._clock import Clock
 from ._csrf import SAFE_METHODS, check_origin
-from ._errors import AccessError, AccessUnauthorized, Reason, prefers_html, refusal, report_refusal
-from ._fetch import fork_safe_session
+from ._errors import AccessError, Reason, refusal, report_refusal
 from ._groups import Group, MalformedGroups, groups_in_claims
 from ._identity import AccessIdentity
 from ._identity_endpoint import IdentityEndpoint
@@ -39,75 +36,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_cf_access")
 
 
-class _Reach(TypedDict):
-    """How the key store and the identity endpoint reach Cloudflare and keep what they learn."""
-
-    session: requests.Session
-    timeout: float
-    cache: SharedCache
-    clock: Clock
-
-
 class AccessChecker:
-    """Verifies tokens and checks identities for one configured team and app."""
+    """Verifies tokens and checks identities for one configured team and app.
+
+    Runs requests through the parts it is given; :func:`~flask_cf_access._assembly.build_checker`
+    builds them from the settings.
+    """
 
     def __init__(
         self,
         settings: AccessSettings,
         *,
-        cache: BaseCache | None = None,
-        session: requests.Session | None = None,
-        clock: Clock = system_time,
+        clock: Clock,
+        cache: SharedCache,
+        session: requests.Session,
+        keys: KeyStore,
+        identity_endpoint: IdentityEndpoint,
+        verifier: TokenVerifier,
+        policy: AccessPolicy,
+        applications: ApplicationMap | None,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.cache = SharedCache(cache if cache is not None else SimpleCache(), clock=clock)
+        #: Where keys and identities are shared between workers and hosts.
+        self.cache = cache
         #: The ``requests.Session`` every call to Cloudflare goes through.
-        self.session = session if session is not None else fork_safe_session()
-        reach = _Reach(
-            session=self.session, timeout=settings.http_timeout, cache=self.cache, clock=clock
-        )
-        #: How long a request waits for keys or an identity being fetched.
-        budget = min(settings.upstream_wait, settings.http_timeout)
-        self.keys = KeyStore(
-            certs_url=settings.certs_url,
-            budget=budget,
-            max_age=settings.keys_max_age,
-            min_refresh_interval=settings.keys_min_refresh_interval,
-            **reach,
-        )
-        self.identity_endpoint = IdentityEndpoint(
-            url=settings.identity_url,
-            budget=budget,
-            slots=settings.identity_concurrency,
-            **reach,
-        )
-        self.verifier = TokenVerifier(self.keys, ClaimsPolicy(settings, clock))
+        self.session = session
+        self.keys = keys
+        self.identity_endpoint = identity_endpoint
+        self.verifier = verifier
         #: Roles, known service tokens and app-wide rules; judges every requirement.
-        self.policy = AccessPolicy(settings)
+        self.policy = policy
         #: ``CF_ACCESS_APPLICATIONS``, when several applications are configured; else ``None``.
-        self.applications = ApplicationMap(settings.applications) if settings.applications else None
-
-    @classmethod
-    def from_mapping(
-        cls,
-        config: Mapping[str, Any],
-        *,
-        session: requests.Session | None = None,
-        clock: Clock | None = None,
-    ) -> AccessChecker:
-        """A checker from ``CF_ACCESS_*`` settings (``app.config``, ``os.environ``…).
-
-        Loads the keys unless ``CF_ACCESS_LOAD_KEYS_ON_INIT`` is false; a
-        failure to load them is logged, not raised.
-
-        :raises ConfigurationError: naming the first missing or invalid setting.
-        """
-        settings = AccessSettings.from_mapping(config)
-        checker = cls(settings, cache=settings.cache, session=session, clock=clock or system_time)
-        if settings.load_keys_on_init:
-            checker.keys.preload()
-        return checker
+        self.applications = applications
 
     def authenticate(self, header_value: str | None, cookie_value: str | None) -> AccessIdentity:
         """The identity of a request, from its header (authoritative) or cookie.
@@ -294,18 +255,6 @@ class AccessChecker:
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
 
-    def login_audience(self, host: str, path_info: str) -> str | None:
-        """The AUD a browser signs in to for ``path_info`` on ``host``: that of the
-        path's application (``CF_ACCESS_APPLICATIONS``); ``None`` for the default
-        (the first tag), also for a path no application covers or an ambiguous one."""
-        if self.applications is None:
-            return None
-        try:
-            application = self.applications.application_for(host, path_info)
-        except AccessError:
-            return None
-        return application.audience[0] if application is not None else None
-
     def check_application(
         self,
         identity: AccessIdentity,
@@ -346,19 +295,9 @@ class AccessChecker:
         identity: AccessIdentity | None,
         application: ApplicationSettings | None = None,
     ) -> None:
-        """Report a refusal; a browser without a token, or whose sign-in is too old
-        for the view, may be sent to sign in (again) first, and one with another
-        application's token to sign in to this path's (step-up)."""
-        if self.settings.unauthorized == "redirect" and (
-            isinstance(error, AccessUnauthorized)
-            or error.reason is Reason.LOGIN_TOO_OLD
-            or (error.reason is Reason.WRONG_APPLICATION and application is not None)
-        ):
-            error.may_send_to_login()
-            if request.method in ("GET", "HEAD") and prefers_html(request.environ):
-                audience = application.audience[0] if application is not None else None
-                url = login_redirect_for(self.settings, request.host, request.full_path, audience)
-                error.send_to_login(url)
+        """Report a refusal, once :func:`~flask_cf_access._browser.offer_login` has
+        decided whether a browser is sent to sign in (again) instead."""
+        offer_login(self.settings, request, error, application)
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 
 

@@ -1,13 +1,14 @@
-"""Checks on the claims of a token whose signature has been verified."""
+"""Checks on the claims of a token whose signature has been verified, and the
+read-only form verified claims are kept in."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NoReturn, Protocol
 
 from ._errors import AccessUnauthorized, Reason, refusal
-from ._settings import AccessSettings
 
 #: Claims that, when present, must be JSON strings.
 _STRING_CLAIMS = ("email", "sub", "common_name", "identity_nonce", "country", "type", "jti")
@@ -24,6 +25,24 @@ _ABSENT: Any = object()
 
 #: One claims check: the claims, and the clock time (in whole seconds) to judge them at.
 ClaimsCheck = Callable[[Mapping[str, Any], int], None]
+
+
+class ClaimsSettings(Protocol):
+    """What a :class:`ClaimsPolicy` and the verifier over it read of the settings:
+    :class:`~flask_cf_access.AccessSettings` has it all. Named here rather than
+    imported, so that this module (and the claims freezer, which the profile
+    parser below the settings uses) stands below ``_settings.py``."""
+
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def audience(self) -> tuple[str, ...]: ...
+    @property
+    def leeway(self) -> int: ...
+    @property
+    def max_token_age(self) -> int | None: ...
+    @property
+    def token_cache_size(self) -> int: ...
 
 
 def _numeric_date(value: object, not_a_date: Reason) -> float:
@@ -77,7 +96,7 @@ class ClaimsPolicy:
     clock itself.
     """
 
-    def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, settings: ClaimsSettings, clock: Callable[[], float]) -> None:
         self._settings = settings
         #: The time source every check reads.
         self.clock = clock
@@ -104,7 +123,7 @@ class ClaimsPolicy:
         self._time_checks = tuple(check for name, check in self._checks if name in _TIME_CHECKS)
 
     @property
-    def settings(self) -> AccessSettings:
+    def settings(self) -> ClaimsSettings:
         """The settings this policy applies."""
         return self._settings
 
@@ -245,3 +264,54 @@ def _check_required(claims: Mapping[str, Any], now: int) -> None:
 def _check_type(claims: Mapping[str, Any], now: int) -> None:
     if claims.get("type", "app") != "app":
         raise refusal(Reason.NOT_AN_APP_TOKEN)
+
+
+class FrozenObject(dict[str, Any]):
+    """A JSON object of verified claims: a ``dict`` that refuses every change.
+
+    A ``dict`` still, so that ``jsonify``, ``json.dumps`` and ``isinstance(value,
+    dict)`` treat it as the parsed object; copies (``dict(value)``) are plain
+    dicts. It guards against a view changing claims by mistake, not against
+    code that means to (``dict.__setitem__(value, …)``).
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("verified claims are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __copy__(self) -> FrozenObject:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenObject:
+        return self
+
+    def __reduce__(self) -> tuple[type[FrozenObject], tuple[dict[str, Any]]]:
+        return FrozenObject, (dict(self),)
+
+
+def frozen(value: Any) -> Any:
+    """``value`` read-only all the way down: objects as :class:`FrozenObject`, arrays as tuples.
+
+    For values :func:`~flask_cf_access._json_input.parse_json` returned, so never deeper
+    than :data:`~flask_cf_access._json_input.MAX_JSON_DEPTH`.
+    """
+    if isinstance(value, dict):
+        return FrozenObject({name: frozen(item) for name, item in value.items()})
+    if isinstance(value, list):
+        return tuple([frozen(item) for item in value])
+    return value
+
+
+def frozen_claims(claims: dict[str, Any]) -> Mapping[str, Any]:
+    """Verified claims as a read-only mapping whose values are :func:`frozen` too.
+
+    ``claims`` is taken over: its arrays and objects are replaced in place,
+    the scalars (most claims) left as they are.
+    """
+    for name, value in claims.items():
+        if isinstance(value, (dict, list)):
+            claims[name] = frozen(value)  # a value replaced: the size is unchanged
+    return MappingProxyType(claims)

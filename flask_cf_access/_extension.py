@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from . import _browser
 from ._app_state import EXTENSION_KEY, AccessState, RoutePolicy, access_state
-from ._checker import AccessChecker
+from ._assembly import checker_from_mapping
 from ._clock import Clock, system_time
 from ._guards import PUBLIC_ATTRIBUTE
 from ._request import request_access, reset_request_access
@@ -123,7 +123,7 @@ class CloudflareAccess:
             raise RuntimeError(
                 "CloudflareAccess.init_app was already called on this app; call it once."
             )
-        checker = AccessChecker.from_mapping(app.config, session=self._session, clock=self._clock)
+        checker = checker_from_mapping(app.config, session=self._session, clock=self._clock)
         settings = checker.settings
         routes = RoutePolicy(
             protect_all=settings.protect_all, public_endpoints=settings.public_endpoints
@@ -204,9 +204,13 @@ class CloudflareAccess:
         checker = access_state().checker
         settings = checker.settings
         if next is None:
-            audience = checker.login_audience(request.host, request.environ.get("PATH_INFO") or "/")
+            audience = _browser.login_audience(
+                checker.applications, request.host, request.environ.get("PATH_INFO") or "/"
+            )
             return _browser.login_redirect_for(settings, request.host, request.full_path, audience)
-        audience = checker.login_audience(request.host, urlsplit(next).path or "/")
+        audience = _browser.login_audience(
+            checker.applications, request.host, urlsplit(next).path or "/"
+        )
         return _browser.login_url(settings, request.host, next, audience)
 
     def logout_url(self) -> str:

@@ -8,8 +8,7 @@ from typing import Any, Protocol
 from ._addresses import EmailAddress, MalformedAddress, parse_address
 from ._clock import Clock, system_time
 from ._groups import Group, any_group_matches, wanted_group
-from ._profile import AccessProfile
-from ._settings import ServiceTokenProfile
+from ._profile import AccessProfile, ServiceTokenProfile
 
 #: What an identity remembers of an e-mail claim that did not parse.
 _MALFORMED = "malformed"

@@ -17,9 +17,7 @@ caller turns into its own refusal (a bad token, a failed fetch).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
 #: Arrays and objects nested deeper than this are refused. Access tokens,
 #: certs documents and identities are 2 to 5 deep; this leaves room for any
@@ -78,53 +76,3 @@ def _depth(value: object) -> int:
             break
         stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
     return deepest
-
-
-class FrozenObject(dict[str, Any]):
-    """A JSON object of verified claims: a ``dict`` that refuses every change.
-
-    A ``dict`` still, so that ``jsonify``, ``json.dumps`` and ``isinstance(value,
-    dict)`` treat it as the parsed object; copies (``dict(value)``) are plain
-    dicts. It guards against a view changing claims by mistake, not against
-    code that means to (``dict.__setitem__(value, …)``).
-    """
-
-    __slots__ = ()
-
-    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("verified claims are read-only")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
-
-    def __copy__(self) -> FrozenObject:
-        return self
-
-    def __deepcopy__(self, memo: object) -> FrozenObject:
-        return self
-
-    def __reduce__(self) -> tuple[type[FrozenObject], tuple[dict[str, Any]]]:
-        return FrozenObject, (dict(self),)
-
-
-def frozen(value: Any) -> Any:
-    """``value`` read-only all the way down: objects as :class:`FrozenObject`, arrays as tuples.
-
-    For values :func:`parse_json` returned, so never deeper than :data:`MAX_JSON_DEPTH`.
-    """
-    if isinstance(value, dict):
-        return FrozenObject({name: frozen(item) for name, item in value.items()})
-    if isinstance(value, list):
-        return tuple([frozen(item) for item in value])
-    return value
-
-
-def frozen_claims(claims: dict[str, Any]) -> Mapping[str, Any]:
-    """Verified claims as a read-only mapping whose values are :func:`frozen` too.
-
-    ``claims`` is taken over: its arrays and objects are replaced in place,
-    the scalars (most claims) left as they are.
-    """
-    for name, value in claims.items():
-        if isinstance(value, _CONTAINERS):
-            claims[name] = frozen(value)  # a value replaced: the size is unchanged
-    return MappingProxyType(claims)

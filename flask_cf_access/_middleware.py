@@ -23,6 +23,7 @@ from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
 from ._app_state import state_of
+from ._assembly import checker_from_mapping
 from ._checker import AccessChecker
 from ._clock import Clock
 from ._errors import (
@@ -205,7 +206,7 @@ class CloudflareAccessMiddleware:
         self._checker: AccessChecker = (
             checker
             if checker is not None
-            else AccessChecker.from_mapping(
+            else checker_from_mapping(
                 {**_settings_config(settings), "CF_ACCESS_CACHE": cache},
                 session=session,
                 clock=clock,
@@ -232,7 +233,7 @@ class CloudflareAccessMiddleware:
         """
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
-        checker = AccessChecker.from_mapping(config, session=session, clock=clock)
+        checker = checker_from_mapping(config, session=session, clock=clock)
         return cls(wsgi_app, _checker=checker, **options)
 
     @property

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ._claims import frozen
 from ._errors import Reason
-from ._json_input import frozen
 
 #: Authentication methods (RFC 8176 ``amr`` values) by the factor they are: something
 #: one knows, has, or is. Two kinds in one ``amr``, or ``mfa`` itself, make MFA.
@@ -160,6 +160,18 @@ class AccessProfile:
 
 
 # -- parsing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceTokenProfile:
+    """What ``CF_ACCESS_SERVICE_TOKENS`` says of one known service token."""
+
+    #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
+    name: str
+    #: Its groups (names, or ``"id:<id>"``), as a user's groups count.
+    groups: tuple[str, ...] = ()
+    #: Roles it has whatever its groups.
+    roles: frozenset[str] = frozenset()
 
 
 def parse_profile(document: Mapping[str, Any], *, fetched_at: float | None = None) -> AccessProfile:

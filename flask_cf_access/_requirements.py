@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 from ._addresses import EmailAddress, MalformedAddress
 from ._errors import AccessError, Reason, refusal
 from ._groups import WantedGroups, wanted_groups
-from ._profile import ContextRule, context_rules
-from ._settings import AccessSettings, ServiceTokenProfile, is_client_id
+from ._profile import ContextRule, ServiceTokenProfile, context_rules
+from ._settings import AccessSettings, is_client_id
 
 if TYPE_CHECKING:
     from ._identity import AccessIdentity

@@ -20,7 +20,7 @@ from ._cache_config import URL_FORMS, cache_from_url
 from ._csrf import origin_of
 from ._errors import ConfigurationError, UnknownSettingWarning, warn_renamed
 from ._groups import wanted_groups
-from ._profile import ContextRule, context_rules
+from ._profile import ContextRule, ServiceTokenProfile, context_rules
 
 #: Every setting with its default; ``None`` marks a required one. Each is the
 #: :class:`AccessSettings` attribute of its name less the prefix, lower case
@@ -64,18 +64,6 @@ DEFAULTS: Mapping[str, Any] = {
 FLASK_ONLY = frozenset(
     {"CF_ACCESS_PROTECT_ALL", "CF_ACCESS_PUBLIC_ENDPOINTS", "CF_ACCESS_EXPIRY_HEADER"}
 )
-
-
-@dataclass(frozen=True)
-class ServiceTokenProfile:
-    """What ``CF_ACCESS_SERVICE_TOKENS`` says of one known service token."""
-
-    #: The name it goes by in logs, ``REMOTE_USER`` and ``current_identity.name``.
-    name: str
-    #: Its groups (names, or ``"id:<id>"``), as a user's groups count.
-    groups: tuple[str, ...] = ()
-    #: Roles it has whatever its groups.
-    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
-from ._claims import ClaimsPolicy
+from ._claims import ClaimsPolicy, frozen_claims
 from ._errors import AccessError, AccessUnauthorized, Reason, refusal
-from ._json_input import frozen_claims, parse_json
+from ._json_input import parse_json
 from ._keys import KeySet, KeyStore
 from ._token_cache import TokenCache, VerifiedToken
 from ._tokens import check_token_shape, decode_segment, read_unverified_header

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from flask_cf_access import AccessSettings
-from flask_cf_access._checker import AccessChecker
+from flask_cf_access._assembly import build_checker
 from flask_cf_access._fetch import fork_safe_session
 
 URL = "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
@@ -43,7 +43,7 @@ def test_gate_session_is_fork_safe() -> None:
     settings = AccessSettings.from_mapping(
         {"CF_ACCESS_TEAM_DOMAIN": "team.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
     )
-    assert adapter_is_fresh_in_child(AccessChecker(settings).session)
+    assert adapter_is_fresh_in_child(build_checker(settings).session)
     assert not adapter_is_fresh_in_child(
-        AccessChecker(settings, session=requests.Session()).session
+        build_checker(settings, session=requests.Session()).session
     )

@@ -16,7 +16,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._app_state import access_state
-from flask_cf_access._checker import AccessChecker
+from flask_cf_access._assembly import build_checker
 from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer
 
 from .support import bearer
@@ -91,7 +91,7 @@ def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> Non
         identity_url=issuer.identity_url,
     )
     assert settings.audience == ("tag",)
-    checker = AccessChecker(settings, session=issuer.session(), clock=issuer.clock)
+    checker = build_checker(settings, session=issuer.session(), clock=issuer.clock)
     assert checker.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
     with pytest.raises(AccessUnauthorized) as refused:
         checker.authenticate(issuer.user_token("ada@example.com", audience="t"), None)

@@ -18,6 +18,7 @@ PACKAGE = "flask_cf_access"
 NO_FLASK = (
     "_addresses",
     "_applications",
+    "_assembly",
     "_browser",
     "_cache_config",
     "_checker",

@@ -22,7 +22,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 
 from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
-from flask_cf_access._checker import AccessChecker
+from flask_cf_access._assembly import build_checker
 from flask_cf_access._json_input import parse_json
 from flask_cf_access._tokens import MAX_TOKEN_LENGTH, check_token_shape, read_unverified_header
 from flask_cf_access._verifier import TokenVerifier
@@ -206,7 +206,7 @@ def shared_team() -> tuple[AccessIssuer, SigningKey]:
 def fresh_verifier(issuer: AccessIssuer) -> TokenVerifier:
     """A cold verifier trusting ``issuer``: nothing remembered yet."""
     settings = AccessSettings.from_mapping(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    return AccessChecker(settings, session=issuer.session(), clock=issuer.clock).verifier
+    return build_checker(settings, session=issuer.session(), clock=issuer.clock).verifier
 
 
 def joserfc_reason(verifier: TokenVerifier, token: str) -> Reason | None:

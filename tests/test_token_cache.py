@@ -25,6 +25,7 @@ from joserfc.util import urlsafe_b64decode
 
 from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
 from flask_cf_access import _verifier as verifier_module
+from flask_cf_access._assembly import build_checker
 from flask_cf_access._checker import AccessChecker
 from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
 from flask_cf_access._token_cache import TokenCache, VerifiedToken
@@ -42,7 +43,7 @@ from .support import START, FrozenClock, bearer, reason_of
 def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessChecker:
     """A checker trusting ``issuer``, answered in-process, on the frozen clock."""
     settings = AccessSettings.from_mapping(issuer.settings(**config))
-    return AccessChecker(settings, session=issuer.session(), clock=clock)
+    return build_checker(settings, session=issuer.session(), clock=clock)
 
 
 @pytest.fixture
