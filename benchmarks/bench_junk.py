@@ -25,8 +25,8 @@ from _support import check_python, describe_machine, interleaved, median, quiet_
 check_python()
 
 from flask_cf_access import AccessUnauthorized, Reason  # noqa: E402
-from flask_cf_access._assembly import checker_from_mapping  # noqa: E402
-from flask_cf_access._checker import AccessChecker  # noqa: E402
+from flask_cf_access._core.assembly import checker_from_mapping  # noqa: E402
+from flask_cf_access._core.checker import AccessChecker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey  # noqa: E402
 
 

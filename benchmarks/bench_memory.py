@@ -25,7 +25,7 @@ check_python()
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from flask_cf_access import AccessSettings  # noqa: E402
-from flask_cf_access._assembly import build_checker  # noqa: E402
+from flask_cf_access._core.assembly import build_checker  # noqa: E402
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token  # noqa: E402
 
 CHUNK = 500

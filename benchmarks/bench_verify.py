@@ -45,8 +45,8 @@ from flask_cf_access import (  # noqa: E402
     require_access,
     require_role,
 )
-from flask_cf_access._app_state import access_state  # noqa: E402
-from flask_cf_access._checker import AccessChecker  # noqa: E402
+from flask_cf_access._core.checker import AccessChecker  # noqa: E402
+from flask_cf_access._flask.app_state import access_state  # noqa: E402
 from flask_cf_access.testing import AccessIssuer  # noqa: E402
 
 

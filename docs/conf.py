@@ -64,9 +64,9 @@ nitpick_ignore = [
 # typing helpers, not API, so they have no entry to link to.
 nitpick_ignore += [
     ("py:class", "P"),
-    ("py:class", "flask_cf_access._decorators.R"),
+    ("py:class", "flask_cf_access._flask.decorators.R"),
     ("py:class", "Clock"),
-    ("py:class", "flask_cf_access._request.D"),
+    ("py:class", "flask_cf_access._flask.request.D"),
     ("py:class", "D"),
     ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
     ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
@@ -106,7 +106,7 @@ html_theme_options = {
 # -- references to public names through the module that defines them ---------
 #
 # Docstrings and signatures name some public objects by where they are
-# defined (``flask_cf_access._requirements.Requirement``, ``Requirement``
+# defined (``flask_cf_access._core.requirements.Requirement``, ``Requirement``
 # written without its module in a signature). Their one entry is the public
 # one (``flask_cf_access.Requirement``), so such a reference is sent there,
 # whatever internal module the object moves to. Private names are not sent

@@ -24,8 +24,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
-from ._app_state import NOT_SET_UP, state_of
-from ._cloudflare_api import (
+from ._core.cloudflare_api import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
     AccessApplication,
@@ -36,10 +35,11 @@ from ._cloudflare_api import (
     read_export,
     write_export,
 )
-from ._logsafe import loggable
-from ._middleware import CloudflareAccessMiddleware
-from ._routes import RouteAudit, audit_routes
-from ._settings import AccessSettings
+from ._core.logsafe import loggable
+from ._core.settings import AccessSettings
+from ._flask.app_state import NOT_SET_UP, state_of
+from ._flask.routes import RouteAudit, audit_routes
+from ._wsgi.middleware import CloudflareAccessMiddleware
 
 Severity = Literal["error", "warning", "info", "ok"]
 

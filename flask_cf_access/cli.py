@@ -32,21 +32,21 @@ from flask.cli import AppGroup, ScriptInfo
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from ._app_state import access_state, state_of, verify_token
-from ._checker import AccessChecker
-from ._claims import MAX_NUMERIC_DATE
+from ._core.checker import AccessChecker
+from ._core.claims import MAX_NUMERIC_DATE
+from ._core.errors import AccessError, ConfigurationError, Reason
+from ._core.fetch import FetchError, get_json
+from ._core.identity import AccessIdentity
+from ._core.json_input import parse_json
+from ._core.keys import CertsError, keys_fetched_on_demand, parse_certs
+from ._core.profile import ContextRule
+from ._core.requirements import ANY_TOKEN, Requirement, require
+from ._core.verifier import Explanation
 from ._doctor import discover_command, doctor_command
-from ._errors import AccessError, ConfigurationError, Reason
-from ._fetch import FetchError, get_json
-from ._guards import endpoint_guard
-from ._identity import AccessIdentity
-from ._json_input import parse_json
-from ._keys import CertsError, keys_fetched_on_demand, parse_certs
-from ._profile import ContextRule
-from ._requirements import ANY_TOKEN, Requirement, require
-from ._routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
-from ._users import load_user
-from ._verifier import Explanation
+from ._flask.app_state import access_state, state_of, verify_token
+from ._flask.guards import endpoint_guard
+from ._flask.routes import audit_routes, route_policy, ungranted_roles, unknown_public_endpoints
+from ._flask.users import load_user
 
 __all__ = ["cli"]
 

@@ -27,19 +27,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._onward import AccessBlockedError as AccessBlockedError
-from ._onward import AccessChallengeError as AccessChallengeError
-from ._onward import AccessLoginRequiredError as AccessLoginRequiredError
-from ._onward import Answer as Answer
-from ._onward import OnwardCall as OnwardCall
-from ._onward import OnwardError as OnwardError
-from ._onward import OnwardPolicy as OnwardPolicy
-from ._onward import OnwardRefusedError as OnwardRefusedError
-from ._onward import ServiceToken as ServiceToken
-from ._onward_requests import AccessRequestsAuth as AccessRequestsAuth
+from ._onward.policy import AccessBlockedError as AccessBlockedError
+from ._onward.policy import AccessChallengeError as AccessChallengeError
+from ._onward.policy import AccessLoginRequiredError as AccessLoginRequiredError
+from ._onward.policy import Answer as Answer
+from ._onward.policy import OnwardCall as OnwardCall
+from ._onward.policy import OnwardError as OnwardError
+from ._onward.policy import OnwardPolicy as OnwardPolicy
+from ._onward.policy import OnwardRefusedError as OnwardRefusedError
+from ._onward.policy import ServiceToken as ServiceToken
+from ._onward.requests_auth import AccessRequestsAuth as AccessRequestsAuth
 
 if TYPE_CHECKING:
-    from ._onward_httpx import AccessHttpxAuth as AccessHttpxAuth
+    from ._onward.httpx_auth import AccessHttpxAuth as AccessHttpxAuth
 
 __all__ = [
     "AccessBlockedError",
@@ -59,7 +59,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``AccessHttpxAuth``, imported on first use: httpx is an optional extra."""
     if name == "AccessHttpxAuth":
-        from ._onward_httpx import AccessHttpxAuth
+        from ._onward.httpx_auth import AccessHttpxAuth
 
         return AccessHttpxAuth
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access import _keys as keys_module
+from flask_cf_access._core import keys as keys_module
 from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .support import FrozenClock

@@ -32,7 +32,7 @@ from flask_cf_access import (
     require,
     require_access,
 )
-from flask_cf_access._applications import ApplicationMap
+from flask_cf_access._core.applications import ApplicationMap
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import (
     AccessIssuer,

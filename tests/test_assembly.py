@@ -11,7 +11,7 @@ from cachelib import SimpleCache
 
 import flask_cf_access
 from flask_cf_access import AccessSettings
-from flask_cf_access._assembly import build_checker
+from flask_cf_access._core.assembly import build_checker
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock
@@ -45,7 +45,7 @@ def called_names(module: str) -> set[str]:
 
 
 def test_the_checker_builds_none_of_its_parts() -> None:
-    """_checker.py runs requests through its parts; _assembly.py alone makes them."""
+    """_core/checker.py runs requests through its parts; _core/assembly.py alone makes them."""
     assert called_names("_checker") & PART_MAKERS == set()
     assert called_names("_assembly") >= PART_MAKERS
 

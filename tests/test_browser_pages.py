@@ -20,7 +20,7 @@ from flask_cf_access import (
     logout_blueprint,
     verify_access_in_request,
 )
-from flask_cf_access._browser import login_redirect_for
+from flask_cf_access._core.browser import login_redirect_for
 from flask_cf_access.testing import AccessCapture, AccessIssuer
 
 from .conftest import AppFactory

@@ -24,8 +24,8 @@ from flask_cf_access import (
     current_identity,
     require_group,
 )
-from flask_cf_access._app_state import access_state
-from flask_cf_access._verifier import Explanation, TokenVerifier
+from flask_cf_access._core.verifier import Explanation, TokenVerifier
+from flask_cf_access._flask.app_state import access_state
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, StandInServer, decode_unverified_claims
 

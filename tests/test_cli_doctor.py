@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_cf_access import CloudflareAccess, require_access, require_group
-from flask_cf_access import _cloudflare_api as api_module
-from flask_cf_access._cloudflare_api import (
+from flask_cf_access._core import cloudflare_api as api_module
+from flask_cf_access._core.cloudflare_api import (
     AccessApplication,
     ApiError,
     CloudflareApi,

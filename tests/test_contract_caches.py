@@ -20,8 +20,8 @@ import responses
 from cachelib import BaseCache, SimpleCache
 
 from flask_cf_access import require_context
-from flask_cf_access._app_state import EXTENSION_KEY
-from flask_cf_access._cache_config import JSONFileSystemCache, JSONRedisCache
+from flask_cf_access._core.cache_config import JSONFileSystemCache, JSONRedisCache
+from flask_cf_access._flask.app_state import EXTENSION_KEY
 from flask_cf_access.testing import AccessIssuer, SigningKey, identity_profile
 
 from .conftest import AppFactory

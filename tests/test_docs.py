@@ -25,7 +25,7 @@ import flask_cf_access
 import flask_cf_access.onward
 import flask_cf_access.testing
 from flask_cf_access import CloudflareAccess, Reason
-from flask_cf_access._settings import DEFAULTS
+from flask_cf_access._core.settings import DEFAULTS
 from flask_cf_access.testing import (
     AccessCapture,
     AccessClient,

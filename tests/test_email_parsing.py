@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessForbidden, AccessIdentity, AccessSettings, Group, Reason
-from flask_cf_access._requirements import ANY_TOKEN, AccessPolicy
+from flask_cf_access._core.requirements import ANY_TOKEN, AccessPolicy
 
 DOMAINS = ["acme.com", ".corp.example", "b\u00fccher.example"]
 EMAILS = ["contractor@gmail.com"]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessSettings, Reason
-from flask_cf_access._assembly import build_checker
+from flask_cf_access._core.assembly import build_checker
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, reason_of

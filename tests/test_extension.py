@@ -7,8 +7,8 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access._app_state import AccessState, access_state
-from flask_cf_access._checker import AccessChecker
+from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._flask.app_state import AccessState, access_state
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, outcome

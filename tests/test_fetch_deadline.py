@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from flask_cf_access import _fetch
-from flask_cf_access._fetch import FetchError, get_json
+from flask_cf_access._core import fetch as _fetch
+from flask_cf_access._core.fetch import FetchError, get_json
 
 TIMEOUT = 0.3
 #: Far above TIMEOUT, far below what an unbounded call would take (the server goes on for 30 s).

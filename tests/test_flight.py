@@ -12,9 +12,9 @@ import pytest
 from cachelib import SimpleCache
 
 from flask_cf_access import AccessUnavailable, Reason
-from flask_cf_access import _single_flight as flight_module
-from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access._single_flight import CLAIMED, POLL_INTERVAL, SingleFlight
+from flask_cf_access._core import single_flight as flight_module
+from flask_cf_access._core.shared_cache import SharedCache
+from flask_cf_access._core.single_flight import CLAIMED, POLL_INTERVAL, SingleFlight
 
 from .support import START, FrozenClock, never_sleep
 

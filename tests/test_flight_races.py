@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from cachelib import SimpleCache
 
-from flask_cf_access._shared_cache import SharedCache
-from flask_cf_access._single_flight import CLAIMED, SingleFlight
+from flask_cf_access._core.shared_cache import SharedCache
+from flask_cf_access._core.single_flight import CLAIMED, SingleFlight
 
 from .support import FrozenClock
 

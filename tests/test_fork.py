@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from flask_cf_access import AccessSettings
-from flask_cf_access._assembly import build_checker
-from flask_cf_access._fetch import fork_safe_session
+from flask_cf_access._core.assembly import build_checker
+from flask_cf_access._core.fetch import fork_safe_session
 
 URL = "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import Reason, require_context
-from flask_cf_access._fetch import MAX_RESPONSE_BYTES
-from flask_cf_access._json_input import parse_json
+from flask_cf_access._core.fetch import MAX_RESPONSE_BYTES
+from flask_cf_access._core.json_input import parse_json
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, encode_token, identity_profile
 

@@ -15,8 +15,8 @@ from flask_cf_access import (
     require,
     verify_access_in_request,
 )
-from flask_cf_access._app_state import access_state
-from flask_cf_access._assembly import build_checker
+from flask_cf_access._core.assembly import build_checker
+from flask_cf_access._flask.app_state import access_state
 from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer
 
 from .support import bearer

@@ -17,7 +17,7 @@ from flask_cf_access import (
     Reason,
     require,
 )
-from flask_cf_access._requirements import AccessPolicy
+from flask_cf_access._core.requirements import AccessPolicy
 
 #: Few strings, so that a name often equals another group's id.
 TEXTS = st.sampled_from(["a", "b", "c", "id:a", "Admins", "2f1c"])

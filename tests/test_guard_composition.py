@@ -39,9 +39,9 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._checker import AccessChecker
-from flask_cf_access._requirements import Match
-from flask_cf_access._routes import audit_routes
+from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._core.requirements import Match
+from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
 
 from .support import FrozenClock, Outcome, bearer, outcome

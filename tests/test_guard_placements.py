@@ -26,8 +26,8 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access._checker import AccessChecker
-from flask_cf_access._routes import audit_routes
+from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer, capture_access
 

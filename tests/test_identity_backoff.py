@@ -9,7 +9,7 @@ import requests
 import responses
 from flask import Flask
 
-from flask_cf_access._identity_endpoint import LONGEST_BACK_OFF, BackOff
+from flask_cf_access._core.identity_endpoint import LONGEST_BACK_OFF, BackOff
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, bearer, count_calls

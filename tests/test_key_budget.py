@@ -15,8 +15,8 @@ import responses
 from cachelib import SimpleCache
 
 from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
-from flask_cf_access._keys import RECHECK_AFTER, KeyStore
-from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._core.keys import RECHECK_AFTER, KeyStore
+from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer, SigningKey
 
 from .support import FrozenClock, Threads, never_sleep
@@ -258,7 +258,7 @@ def test_joining_a_hanging_forced_fetch_waits_from_its_start(
 ) -> None:
     """Requests with unknown kids joining a forced fetch wait until one budget after it
     started, not one budget each: while it hangs, a stream of them costs one budget."""
-    import flask_cf_access._keys as keys_module
+    import flask_cf_access._core.keys as keys_module
 
     class Monotonic:
         now = 0.0

@@ -13,9 +13,9 @@ import responses
 from cachelib import SimpleCache
 
 from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
-from flask_cf_access import _keys as keys_module
-from flask_cf_access._keys import KeyStore
-from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._core import keys as keys_module
+from flask_cf_access._core.keys import KeyStore
+from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock, count_calls, never_sleep

@@ -263,9 +263,9 @@ def test_without_flask_login_the_bridge_says_which_extra(monkeypatch: pytest.Mon
     import sys
 
     monkeypatch.setitem(sys.modules, "flask_login", None)
-    monkeypatch.delitem(sys.modules, "flask_cf_access._login")
+    monkeypatch.delitem(sys.modules, "flask_cf_access._flask.login")
     with pytest.raises(ImportError, match=r"flask-cf-access\[login\]"):
-        importlib.import_module("flask_cf_access._login")
+        importlib.import_module("flask_cf_access._flask.login")
     without_flask_login = (
         "import sys; sys.modules['flask_login'] = None; "
         "import flask_cf_access, flask_cf_access.testing, flask_cf_access.pytest_plugin"

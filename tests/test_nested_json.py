@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.test import Client
 
 from flask_cf_access import CloudflareAccessMiddleware, Reason
-from flask_cf_access._tokens import MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
+from flask_cf_access._core.tokens import MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from flask_cf_access import Reason
-from flask_cf_access._claims import MAX_NUMERIC_DATE
+from flask_cf_access._core.claims import MAX_NUMERIC_DATE
 from flask_cf_access.cli import cli
 from flask_cf_access.testing import AccessIssuer
 

@@ -101,19 +101,22 @@ def test_a_private_import_of_a_public_name_is_found(tmp_path: Path) -> None:
     code.parent.mkdir()
     page.parent.mkdir()
     code.write_text(
-        "from flask_cf_access._signals import access_denied\n"
-        "from flask_cf_access._settings import DEFAULTS\n"
+        "from flask_cf_access._core.signals import access_denied\n"
+        "from flask_cf_access._core.settings import DEFAULTS\n"
         "from flask_cf_access import Reason\n"
         "def f() -> None:\n"
         "    from flask_cf_access.testing._capture import capture_access\n"
     )
-    page.write_text(".. code-block:: python\n\n   from flask_cf_access._errors import Reason\n")
+    page.write_text(
+        ".. code-block:: python\n\n   from flask_cf_access._core.errors import Reason\n"
+    )
     found = private_imports_of_public_names(tmp_path, public_homes())
     assert found == [
-        "tests/test_x.py:1: access_denied from flask_cf_access._signals, public in flask_cf_access",
+        "tests/test_x.py:1: access_denied from flask_cf_access._core.signals,"
+        " public in flask_cf_access",
         "tests/test_x.py:5: capture_access from flask_cf_access.testing._capture,"
         " public in flask_cf_access.testing",
-        "docs/page.rst:3: Reason from flask_cf_access._errors, public in flask_cf_access",
+        "docs/page.rst:3: Reason from flask_cf_access._core.errors, public in flask_cf_access",
     ]
 
 

@@ -125,13 +125,26 @@ def test_readme_python_blocks_are_all_executed() -> None:
     assert blocks == [quick_start_code(), rules_code()]
 
 
-def test_how_it_works_names_every_internal_module_as_it_is() -> None:
-    """The layout table lists each private module of the package, and only modules that exist."""
+def how_it_works_rows() -> list[list[str]]:
+    """The cells of each row of the "How it works" table, header and rule left out."""
     section = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
-    named = set(re.findall(r"`(_[a-z_]+)\.py`", section))
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def test_how_it_works_names_every_internal_module_as_it_is() -> None:
+    """The table names each internal module of the package, by its path, one per step:
+    those of the layers' subpackages and the private ones at the top, and only those."""
     package = Path(__file__).parents[1] / "flask_cf_access"
-    private = {path.stem for path in package.glob("_*.py") if path.stem != "__init__"}
-    assert named == private
+    internal = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+        and path.relative_to(package).parts[0].startswith("_")
+    }
+    modules = [row[1] for row in how_it_works_rows() if row[1] != "`testing/`"]
+    assert all(re.fullmatch(r"`[a-z_/]+\.py`", module) for module in modules), modules
+    assert sorted(module.strip("`") for module in modules) == sorted(internal)
 
 
 def test_how_it_works_names_every_testing_kit_module_as_it_is() -> None:

@@ -170,8 +170,8 @@ def test_claims_expire_with_one_command(redis_server: RedisServer, pickled: bool
     """SharedCache.add is one SET NX EX on any cachelib RedisCache, ours or the user's own."""
     from cachelib import RedisCache
 
-    from flask_cf_access._cache_config import cache_from_url
-    from flask_cf_access._shared_cache import SharedCache
+    from flask_cf_access._core.cache_config import cache_from_url
+    from flask_cf_access._core.shared_cache import SharedCache
 
     backend = RedisCache(redis_server.client()) if pickled else cache_from_url(redis_server.url)
     assert backend is not None

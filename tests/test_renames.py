@@ -23,7 +23,7 @@ from flask_cf_access import (
     require_role,
     require_service_token,
 )
-from flask_cf_access._guards import view_guard
+from flask_cf_access._flask.guards import view_guard
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock, bearer

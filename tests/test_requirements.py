@@ -29,8 +29,8 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._guards import GUARD_ATTRIBUTE
-from flask_cf_access._requirements import ANY_TOKEN
+from flask_cf_access._core.requirements import ANY_TOKEN
+from flask_cf_access._flask.guards import GUARD_ATTRIBUTE
 from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
 
 from .front_ends import FRONT_ENDS, decorators_for

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_cf_access import ConfigurationError, Reason, session_blueprint
-from flask_cf_access._routes import audit_routes
-from flask_cf_access._session import EXPIRY_HEADER, SCRIPT_FILE, session_summary
+from flask_cf_access._flask.routes import audit_routes
+from flask_cf_access._flask.session import EXPIRY_HEADER, SCRIPT_FILE, session_summary
 from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access
 
 from .conftest import AppFactory

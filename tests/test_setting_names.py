@@ -23,8 +23,8 @@ from flask_cf_access import (
     ConfigurationError,
     ServiceTokenProfile,
 )
-from flask_cf_access._middleware import _SETTING_KEYWORDS
-from flask_cf_access._settings import DEFAULTS, FLASK_ONLY
+from flask_cf_access._core.settings import DEFAULTS, FLASK_ONLY
+from flask_cf_access._wsgi.middleware import _SETTING_KEYWORDS
 from flask_cf_access.onward import ServiceToken
 
 BASE = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}

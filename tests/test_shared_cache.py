@@ -14,12 +14,12 @@ from cachelib import BaseCache, SimpleCache
 from flask import Flask
 
 from flask_cf_access import AccessSettings, CloudflareAccess, ConfigurationError
-from flask_cf_access._cache_config import (
+from flask_cf_access._core.cache_config import (
     REDIS_SOCKET_TIMEOUT,
     JSONFileSystemCache,
     JSONRedisCache,
 )
-from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -86,7 +86,7 @@ def assert_no_token(token: str, signals: list[Sent]) -> None:
 
 
 def test_signals_reexported() -> None:
-    """The package exports the same signal objects as flask_cf_access._signals."""
+    """The package exports the same signal objects as flask_cf_access._core.signals."""
     assert flask_cf_access.access_granted is access_granted
     assert flask_cf_access.access_denied is access_denied
 

@@ -22,10 +22,10 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 
 from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
-from flask_cf_access._assembly import build_checker
-from flask_cf_access._json_input import parse_json
-from flask_cf_access._tokens import MAX_TOKEN_LENGTH, check_token_shape, read_unverified_header
-from flask_cf_access._verifier import TokenVerifier
+from flask_cf_access._core.assembly import build_checker
+from flask_cf_access._core.json_input import parse_json
+from flask_cf_access._core.tokens import MAX_TOKEN_LENGTH, check_token_shape, read_unverified_header
+from flask_cf_access._core.verifier import TokenVerifier
 from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token
 
 from .support import FrozenClock, bearer, outcome, reason_of

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from flask_cf_access._fetch import FetchError, get_json
+from flask_cf_access._core.fetch import FetchError, get_json
 from flask_cf_access.testing import AccessIssuer
 from flask_cf_access.testing._server import KitHTTPServer
 

@@ -18,7 +18,7 @@ from cryptography.x509 import load_pem_x509_certificate
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, current_identity, require_group
-from flask_cf_access._keys import parse_certs
+from flask_cf_access._core.keys import parse_certs
 from flask_cf_access.testing import (
     CERTS_PATH,
     IDENTITY_PATH,

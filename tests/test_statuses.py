@@ -16,7 +16,7 @@ from flask_cf_access import (
     AccessUnavailable,
     Reason,
 )
-from flask_cf_access._errors import refusal
+from flask_cf_access._core.errors import refusal
 
 REFUSAL_CLASSES: tuple[type[AccessError], ...] = (
     AccessBadRequest,

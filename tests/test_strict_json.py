@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_cf_access import Reason
-from flask_cf_access._json_input import MAX_JSON_DEPTH, JSONInputError, parse_json
+from flask_cf_access._core.json_input import MAX_JSON_DEPTH, JSONInputError, parse_json
 from flask_cf_access.testing import AccessIssuer
 
 from .support import FrozenClock

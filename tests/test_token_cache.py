@@ -24,12 +24,12 @@ from joserfc.jwt import JWTClaimsRegistry
 from joserfc.util import urlsafe_b64decode
 
 from flask_cf_access import AccessSettings, AccessUnauthorized, Reason
-from flask_cf_access import _verifier as verifier_module
-from flask_cf_access._assembly import build_checker
-from flask_cf_access._checker import AccessChecker
-from flask_cf_access._claims import MAX_NUMERIC_DATE, ClaimsPolicy
-from flask_cf_access._token_cache import TokenCache, VerifiedToken
-from flask_cf_access._tokens import (
+from flask_cf_access._core import verifier as verifier_module
+from flask_cf_access._core.assembly import build_checker
+from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._core.claims import MAX_NUMERIC_DATE, ClaimsPolicy
+from flask_cf_access._core.token_cache import TokenCache, VerifiedToken
+from flask_cf_access._core.tokens import (
     check_token_shape,
     decode_segment,
     read_unverified_header,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessUnauthorized, Reason
-from flask_cf_access._tokens import MAX_TOKEN_LENGTH, check_token_shape
+from flask_cf_access._core.tokens import MAX_TOKEN_LENGTH, check_token_shape
 from flask_cf_access.testing import AccessIssuer, capture_access, encode_token
 
 from .support import bearer, outcome

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessError, AccessSettings, ConfigurationError, Reason
-from flask_cf_access import _keys as keys_module
-from flask_cf_access._identity_endpoint import IdentityEndpoint
-from flask_cf_access._shared_cache import SharedCache
+from flask_cf_access._core import keys as keys_module
+from flask_cf_access._core.identity_endpoint import IdentityEndpoint
+from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
 
 from .conftest import AppFactory

@@ -25,7 +25,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access._checker import AccessChecker
+from flask_cf_access._core.checker import AccessChecker
 from flask_cf_access.testing import AccessIssuer, capture_access
 
 from .support import FrozenClock, bearer, outcome

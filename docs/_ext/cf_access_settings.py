@@ -1,6 +1,6 @@
 """``.. cf-access-settings::``: the table of every ``CF_ACCESS_*`` setting, from the code.
 
-The rows are the keys of :data:`flask_cf_access._settings.DEFAULTS`, in its
+The rows are the keys of :data:`flask_cf_access._core.settings.DEFAULTS`, in its
 order, then any key the directive's body describes that is no setting of the
 package (such as ``CF_ACCESS_CLIENT_ID``). Each row's meaning is the ``#:``
 comment of the :class:`~flask_cf_access.AccessSettings` field of the key's
@@ -69,7 +69,7 @@ def field_docs() -> dict[str, list[str]]:
     """The ``#:`` comments of the ``AccessSettings`` fields, by field name."""
     from sphinx.pycode import ModuleAnalyzer
 
-    analyzer = ModuleAnalyzer.for_module("flask_cf_access._settings")
+    analyzer = ModuleAnalyzer.for_module("flask_cf_access._core.settings")
     return {
         name: [line for line in lines if line.strip()]
         for (owner, name), lines in analyzer.find_attr_docs().items()
@@ -87,7 +87,7 @@ def field_for(key: str) -> dataclasses.Field[Any] | None:
 
 def rows(body: Sequence[str], docs: dict[str, list[str]]) -> tuple[list[Row], list[str]]:
     """The table rows and the problems found (each a warning)."""
-    from flask_cf_access._settings import DEFAULTS
+    from flask_cf_access._core.settings import DEFAULTS
 
     described = parse_body(body)
     problems: list[str] = []

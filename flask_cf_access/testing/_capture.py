@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import ANY
 
-from .._errors import AccessError, Reason
-from .._identity import AccessIdentity
-from .._routes import RouteAudit, audit_routes
-from .._signals import access_denied, access_granted, user_loaded
+from .._core.errors import AccessError, Reason
+from .._core.identity import AccessIdentity
+from .._core.signals import access_denied, access_granted, user_loaded
+from .._flask.routes import RouteAudit, audit_routes
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
-from .._tokens import TOKEN_HEADER
+from .._core.tokens import TOKEN_HEADER
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -96,8 +96,8 @@ class AccessClient(FlaskClient):
         :raises LookupError: the loader has no account for the identity
             (create it in the test's database, then call this).
         """
-        from .._guards import make_guard
-        from .._request import check_guard, get_user
+        from .._flask.guards import make_guard
+        from .._flask.request import check_guard, get_user
 
         chosen = self._token(as_user, tuple(groups), as_service_token, token)
         if chosen is None:

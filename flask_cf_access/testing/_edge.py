@@ -44,13 +44,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from .._browser import LOGIN_PATH, LOGOUT_PATH
-from .._errors import AccessError
-from .._logsafe import loggable
-from .._onward import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER
-from .._paths import _loose_segments, _PathReadings, _segments
-from .._tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
-from .._tokens import decode_segment as _decode_segment
+from .._core.browser import LOGIN_PATH, LOGOUT_PATH
+from .._core.errors import AccessError
+from .._core.logsafe import loggable
+from .._core.paths import _loose_segments, _PathReadings, _segments
+from .._core.tokens import TOKEN_COOKIE, TOKEN_HEADER, check_token_shape, read_unverified_header
+from .._core.tokens import decode_segment as _decode_segment
+from .._onward.policy import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, LINKED_TOKEN_HEADER
 from ._server import KitHTTPServer, RequestCounts, ServedInThread, logger
 from ._stand_in import AccessIssuer, cookie_value, decode_unverified_claims
 

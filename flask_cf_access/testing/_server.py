@@ -25,8 +25,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.models import PreparedRequest, Response
 
-from .._json_input import parse_json
-from .._logsafe import loggable
+from .._core.json_input import parse_json
+from .._core.logsafe import loggable
 from ._sign_in import PageAnswer, answer_get, answer_post, is_sign_in_path, reached_origin
 
 if TYPE_CHECKING:

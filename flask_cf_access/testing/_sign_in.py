@@ -20,9 +20,9 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from .._browser import LOGIN_PATH, LOGOUT_PATH, SAME_MACHINE_NAMES, safe_next
-from .._csrf import origin_of
-from .._tokens import TOKEN_COOKIE
+from .._core.browser import LOGIN_PATH, LOGOUT_PATH, SAME_MACHINE_NAMES, safe_next
+from .._core.csrf import origin_of
+from .._core.tokens import TOKEN_COOKIE
 
 if TYPE_CHECKING:
     # For annotations only: the stand-in's server serves this page, so the

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from .._tokens import TOKEN_COOKIE, read_unverified_claims
+from .._core.tokens import TOKEN_COOKIE, read_unverified_claims
 from ._server import CERTS_PATH, IDENTITY_PATH, StandInServer, issuer_session, register_responses
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""Onward calls to other Access applications (public as ``flask_cf_access.onward``)."""
