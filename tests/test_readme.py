@@ -139,8 +139,7 @@ def test_how_it_works_names_every_internal_module_as_it_is() -> None:
     internal = {
         path.relative_to(package).as_posix()
         for path in package.rglob("*.py")
-        if path.name != "__init__.py"
-        and path.relative_to(package).parts[0].startswith("_")
+        if path.name != "__init__.py" and path.relative_to(package).parts[0].startswith("_")
     }
     modules = [row[1] for row in how_it_works_rows() if row[1] != "`testing/`"]
     assert all(re.fullmatch(r"`[a-z_/]+\.py`", module) for module in modules), modules
