@@ -32,7 +32,7 @@ class RequestAccess:
     """Everything the package keeps for one request, in one object on ``g``.
 
     Made by each check (and by an optional check that found no token),
-    dropped at the start of every request and when a check fails.
+    dropped when its request context is torn down and when a check fails.
     """
 
     __slots__ = (
