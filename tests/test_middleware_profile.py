@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from werkzeug.test import Client
 
 from flask_cf_access import CloudflareAccessMiddleware, ConfigurationError, Reason, require
@@ -142,11 +143,6 @@ def test_malformed_profile_is_503(issuer: AccessIssuer, clock: FrozenClock) -> N
     assert downstream.environ is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the middleware sends access_granted, then answers the malformed profile's 503"
-    " with no access_denied: the refusal is made after check_request, in __call__",
-)
 def test_malformed_profile_refusal_is_reported(
     issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
 ) -> None:
@@ -180,3 +176,30 @@ def test_unknown_profile_source_is_refused(
             audience=issuer.audience,
             headers={"X-Auth-Bad": source},
         )
+
+
+def test_unavailable_groups_a_header_needs_are_a_reported_refusal(
+    issuer: AccessIssuer, clock: FrozenClock, captured: AccessCapture
+) -> None:
+    """A header that needs the groups, when get-identity cannot answer, is refused like
+    the malformed profile: 503, denied with its reason, never granted first."""
+    session = issuer.session()
+    real_get = session.get
+
+    def get(url: str | bytes, **kwargs: Any) -> Any:
+        if str(url).endswith("/cdn-cgi/access/get-identity"):
+            raise requests.ConnectionError("get-identity is down")
+        return real_get(url, **kwargs)
+
+    session.get = get  # type: ignore[method-assign]
+    app = CloudflareAccessMiddleware(
+        Downstream(),
+        team_domain=issuer.team_domain,
+        audience=issuer.audience,
+        session=session,
+        clock=clock,
+        headers={"X-Auth-Groups": "groups"},
+    )
+    token = issuer.user_token("ada@example.com")  # no groups claim: get-identity is asked
+    assert Client(app).get("/", headers=bearer(token)).status_code == 503
+    assert decisions(captured) == [("denied", Reason.IDENTITY_UNAVAILABLE)]

@@ -289,17 +289,21 @@ class CloudflareAccessMiddleware:
         if self._is_public(readings) or (self.allow_preflight and _is_preflight(environ)):
             return self.wsgi_app(environ, start_response)
         header, cookie = sent_token(request)
+        passed: dict[str, Any] = {}
         try:
             requirement = self._strictest_rule(readings)
-            identity = self._checker.check_request(
+            self._checker.check_request(
                 self,
                 request,
                 header,
                 cookie,
                 requirement,
                 csrf_exempt=path in self._csrf_exempt_paths,
+                # The last step of the check, so that what it cannot pass on
+                # (groups or a profile a header needs) is refused and reported
+                # like any rule, and the grant is reported only after it.
+                admit=lambda identity: passed.update(self._passed_on(identity)),
             )
-            passed = self._passed_on(identity)
         except AccessBadRequest as error:
             self._report_bad_path(request, error)
             return error.get_response(environ)(environ, start_response)
