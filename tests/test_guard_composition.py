@@ -154,8 +154,35 @@ def context_parts(draw: st.DrawFn) -> Part:
     return Part(f"@require_context(**{rules})", require_context(**rules), require(**rules))
 
 
+@st.composite
+def requirement_parts(draw: st.DrawFn) -> Part:
+    """One ``@require_access(requirement)`` asking what a drawn decorator (or two) asks."""
+    drawn = draw(
+        st.lists(
+            st.one_of(group_parts(), role_parts(), check_parts(), context_parts()),
+            min_size=1,
+            max_size=2,
+        )
+    )
+    try:
+        requirement = combine(part.requirement for part in drawn)
+    except ValueError:  # admitting nobody: refused by require() itself, not a stack
+        assume(False)
+    return Part(
+        f"@require_access({' & '.join(part.name for part in drawn)})",
+        require_access(requirement),
+        requirement,
+    )
+
+
 parts = st.one_of(
-    access_parts(), group_parts(), role_parts(), check_parts(), service_parts(), context_parts()
+    access_parts(),
+    group_parts(),
+    role_parts(),
+    check_parts(),
+    service_parts(),
+    context_parts(),
+    requirement_parts(),
 )
 
 
