@@ -292,15 +292,24 @@ class FrozenObject(dict[str, Any]):
         return FrozenObject, (dict(self),)
 
 
+#: The types JSON scalars are parsed into: a value of any other type is an
+#: array or object (or something else entirely) and goes through :func:`frozen`.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def frozen(value: Any) -> Any:
     """``value`` read-only all the way down: objects as :class:`FrozenObject`, arrays as tuples.
 
-    For values :func:`~flask_cf_access._json_input.parse_json` returned, so never deeper
-    than :data:`~flask_cf_access._json_input.MAX_JSON_DEPTH`.
+    For values :func:`~flask_cf_access._core.json_input.parse_json` returned, so never deeper
+    than :data:`~flask_cf_access._core.json_input.MAX_JSON_DEPTH`.
     """
     if isinstance(value, dict):
         return FrozenObject({name: frozen(item) for name, item in value.items()})
     if isinstance(value, list):
+        # An array of scalars (``aud``, group names) is copied in one step,
+        # not walked item by item.
+        if _JSON_SCALARS.issuperset(map(type, value)):
+            return tuple(value)
         return tuple([frozen(item) for item in value])
     return value
 
@@ -311,7 +320,9 @@ def frozen_claims(claims: dict[str, Any]) -> Mapping[str, Any]:
     ``claims`` is taken over: its arrays and objects are replaced in place,
     the scalars (most claims) left as they are.
     """
+    # Every first-seen token comes through here: a set lookup per claim, and
+    # frozen() only for what is no JSON scalar (most tokens: ``aud`` alone).
     for name, value in claims.items():
-        if isinstance(value, (dict, list)):
+        if type(value) not in _JSON_SCALARS:
             claims[name] = frozen(value)  # a value replaced: the size is unchanged
     return MappingProxyType(claims)

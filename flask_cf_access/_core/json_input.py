@@ -44,7 +44,15 @@ def parse_json(data: bytes) -> Any:
     """
     try:
         text = data.decode("utf-8")
-        value = _DECODER.decode(text)
+        # A token's header and claims are an object with nothing around it:
+        # raw_decode reads them without json's two whitespace scans; anything
+        # else (whitespace around, trailing text, a scalar) as json.loads would.
+        if text[:1] == "{":
+            value, end = _DECODER.raw_decode(text)
+            if end != len(text):
+                value = _DECODER.decode(text)
+        else:
+            value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise JSONInputError("not UTF-8") from exc
     except RecursionError as exc:
