@@ -96,17 +96,14 @@ def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess |
     the one place its names are set on ``g``."""
     if previous is not None and previous.login_user_set:
         access.login_user_set = True
-    # g's attributes are its __dict__ (as Flask's own g.get and g.pop use it):
-    # written there directly, without a Python-level __setattr__ per name.
-    names = context_globals.__dict__
-    names[_ACCESS_NAME] = access
+    context_globals._cf_access = access
     identity = access.identity
     if identity is None:
-        names.pop(_IDENTITY_NAME, None)
-        names.pop(_CLAIMS_NAME, None)
+        context_globals.pop(_IDENTITY_NAME, None)
+        context_globals.pop(_CLAIMS_NAME, None)
     else:
-        names[_IDENTITY_NAME] = identity
-        names[_CLAIMS_NAME] = identity.claims
+        context_globals.cf_access_identity = identity
+        context_globals.cf_access_claims = identity.claims
 
 
 def reset_request_access() -> None:
@@ -116,13 +113,13 @@ def reset_request_access() -> None:
     not, and when a check fails: an app context pushed around several
     requests (tests, CLI commands, task runners) keeps its ``g`` between them.
     """
-    names = g._get_current_object().__dict__
-    access = names.pop(_ACCESS_NAME, None)
+    context_globals = g._get_current_object()
+    access = context_globals.pop(_ACCESS_NAME, None)
     if access is not None:
         if access.login_user_set:
-            names.pop(_LOGIN_USER_NAME, None)
-        names.pop(_IDENTITY_NAME, None)
-        names.pop(_CLAIMS_NAME, None)
+            context_globals.pop(_LOGIN_USER_NAME, None)
+        context_globals.pop(_IDENTITY_NAME, None)
+        context_globals.pop(_CLAIMS_NAME, None)
 
 
 def request_access() -> RequestAccess | None:
