@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -87,12 +86,8 @@ class AccessChecker:
         if identity is None:
             # Made once per remembered token; its groups and profile are had once too.
             claims = verified.claims
-            identity = verified.identity = AccessIdentity(
-                claims,
-                partial(self._groups_of, token, claims),
-                self.policy,
-                load_profile=partial(self._profile_of, token, claims),
-                clock=self.clock,
+            identity = verified.identity = AccessIdentity._with_lookups(
+                claims, _TokenLookups(self, token, claims), self.policy, self.clock
             )
         return identity
 
@@ -307,3 +302,22 @@ def _requirement(groups: Collection[str], allow_service_tokens: bool) -> Require
         return ANY_TOKEN
     # require() takes a single string as one group, and refuses non-strings.
     return require(groups=groups, allow_service_tokens=allow_service_tokens)
+
+
+class _TokenLookups:
+    """The groups and profile of the identity of one remembered token, had from
+    its checker when first asked (one object per token, which a worker's
+    garbage collector walks beside the token cache)."""
+
+    __slots__ = ("_checker", "_claims", "_token")
+
+    def __init__(self, checker: AccessChecker, token: str, claims: Mapping[str, Any]) -> None:
+        self._checker = checker
+        self._token = token
+        self._claims = claims
+
+    def groups(self) -> tuple[Group, ...]:
+        return self._checker._groups_of(self._token, self._claims)
+
+    def profile(self, held: AccessProfile | None, fresh: bool) -> AccessProfile:
+        return self._checker._profile_of(self._token, self._claims, held, fresh)

@@ -19,6 +19,36 @@ _MALFORMED = "malformed"
 ProfileLoader = Callable[[AccessProfile | None, bool], AccessProfile]
 
 
+class IdentityLookups(Protocol):
+    """Where an identity gets what its token does not say, when first asked:
+    the checker's for a verified token, or the functions given to
+    :class:`AccessIdentity`."""
+
+    def groups(self) -> tuple[Group, ...]:
+        """The identity's groups."""
+
+    def profile(self, held: AccessProfile | None, fresh: bool) -> AccessProfile | None:
+        """As a :data:`ProfileLoader`; ``None`` where there is no profile to have."""
+
+
+class _GivenLookups:
+    """The lookups of an identity made from functions (tests, :func:`AccessIdentity`)."""
+
+    __slots__ = ("_load_groups", "_load_profile")
+
+    def __init__(
+        self, load_groups: Callable[[], tuple[Group, ...]], load_profile: ProfileLoader | None
+    ) -> None:
+        self._load_groups = load_groups
+        self._load_profile = load_profile
+
+    def groups(self) -> tuple[Group, ...]:
+        return self._load_groups()
+
+    def profile(self, held: AccessProfile | None, fresh: bool) -> AccessProfile | None:
+        return None if self._load_profile is None else self._load_profile(held, fresh)
+
+
 class IdentityRules(Protocol):
     """What an identity asks of its app's rules (the policy its checker judges with)."""
 
@@ -48,8 +78,7 @@ class AccessIdentity:
         "_clock",
         "_email_address",
         "_groups",
-        "_load_groups",
-        "_load_profile",
+        "_lookups",
         "_policy",
         "_profile",
         "_roles",
@@ -66,16 +95,39 @@ class AccessIdentity:
         load_profile: ProfileLoader | None = None,
         clock: Clock = system_time,
     ) -> None:
+        self._made(claims, _GivenLookups(load_groups, load_profile), _policy, clock)
+
+    @classmethod
+    def _with_lookups(
+        cls,
+        claims: Mapping[str, Any],
+        lookups: IdentityLookups,
+        policy: IdentityRules | None,
+        clock: Clock,
+    ) -> AccessIdentity:
+        """The identity of verified ``claims``, looking up the rest with ``lookups``
+        (how the checker makes one per remembered token: one object beside it,
+        where a function each for the groups and the profile would be six)."""
+        identity = cls.__new__(cls)
+        identity._made(claims, lookups, policy, clock)
+        return identity
+
+    def _made(
+        self,
+        claims: Mapping[str, Any],
+        lookups: IdentityLookups,
+        policy: IdentityRules | None,
+        clock: Clock,
+    ) -> None:
         self.claims = claims
         #: Whether a machine holding a service token, not a person, is calling.
         #: Decided once: the claims never change, and every check asks.
         self.is_service_token: bool = bool(claims.get("common_name")) and not claims.get("sub")
-        self._load_groups = load_groups
-        self._policy = _policy
+        self._lookups = lookups
+        self._policy = policy
         self._groups: tuple[Group, ...] | None = None
         self._roles: frozenset[str] | None = None
         self._email_address: EmailAddress | str | None = None
-        self._load_profile = load_profile
         self._profile: AccessProfile | None = None
         self._clock = clock
 
@@ -135,7 +187,7 @@ class AccessIdentity:
                 profile = self._policy.profile(self.common_name) if self._policy else None
                 self._groups = tuple(map(wanted_group, profile.groups)) if profile else ()
             else:
-                self._groups = self._load_groups()
+                self._groups = self._lookups.groups()
         return self._groups
 
     @property
@@ -183,12 +235,12 @@ class AccessIdentity:
         return self._clock() - profile.login_at
 
     def _profile_within(self, *, fresh: bool) -> AccessProfile | None:
-        if self.is_service_token or self._load_profile is None:
+        if self.is_service_token:
             return None
         held = self._profile
         if held is not None and not fresh:
             return held
-        profile = self._load_profile(held, fresh)
+        profile = self._lookups.profile(held, fresh)
         if profile is not held:
             self._profile = profile
         return profile
