@@ -146,7 +146,7 @@ class CloudflareAccess:
         # What a request kept goes when its context is torn down (dispatched
         # or not: test_request_context too), after the app's own
         # teardown_request functions, which may still read it.
-        request_tearing_down.connect(_forget_request, app)
+        request_tearing_down.connect(reset_request_access, app)
 
     @staticmethod
     def public(view: F) -> F:
@@ -262,7 +262,3 @@ def _keep_private(response: Response) -> Response:
             return response
     headers.add("Cache-Control", "private")
     return response
-
-
-def _forget_request(sender: Flask, **extra: Any) -> None:
-    reset_request_access()
