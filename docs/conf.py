@@ -70,6 +70,7 @@ nitpick_ignore += [
     ("py:class", "D"),
     ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
     ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
+    ("py:class", "Background"),  # Callable[[Callable[[], None]], None]
 ]
 
 # The standard library's names, unlinked for the same reason.

@@ -32,6 +32,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
+from flask_cf_access.testing import run_inline
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -84,7 +85,7 @@ def _flask_app(
 ) -> Flask:
     app = Flask(name)
     app.config.update(config)
-    CloudflareAccess(app, session=session, clock=clock)
+    CloudflareAccess(app, session=session, clock=clock, background=run_inline)
     return app
 
 
@@ -162,7 +163,7 @@ def middleware(
 ) -> WSGIApplication:
     """``CloudflareAccessMiddleware`` around a plain WSGI application, a rule per path."""
     return CloudflareAccessMiddleware.from_mapping(
-        config, downstream, session=session, clock=clock, rules=dict(rules)
+        config, downstream, session=session, clock=clock, rules=dict(rules), background=run_inline
     )
 
 

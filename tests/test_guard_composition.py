@@ -42,7 +42,7 @@ from flask_cf_access import (
 from flask_cf_access._core.checker import AccessChecker
 from flask_cf_access._core.requirements import Match
 from flask_cf_access._flask.routes import audit_routes
-from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
+from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile, run_inline
 
 from .support import FrozenClock, Outcome, bearer, outcome
 
@@ -269,7 +269,7 @@ class Team:
     def app(self, name: str, **config: Any) -> Flask:
         app = Flask(name)
         app.config.update(self.config, **config)
-        CloudflareAccess(app, clock=self.clock, session=self.session)
+        CloudflareAccess(app, clock=self.clock, session=self.session, background=run_inline)
         return app
 
     def outcomes(self, application: Any) -> dict[str, Outcome]:
@@ -496,6 +496,7 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
         session=team.session,
         clock=team.clock,
         rules={"/area": combined},
+        background=run_inline,
     )
     assert team.outcomes(middleware) == team.outcomes(reference_app(team, combined, False))
 

@@ -29,7 +29,7 @@ from flask_cf_access import (
 from flask_cf_access._core.checker import AccessChecker
 from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock, Outcome, outcome
 
@@ -63,7 +63,7 @@ def placed_app(
     app.config.update(
         issuer.settings(CF_ACCESS_PROTECT_ALL=protect_all, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
     )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     outer = Blueprint("outer", __name__, url_prefix="/outer")
     inner = Blueprint("inner", __name__, url_prefix="/inner")
     hook = access_guard(ADMINS) if kind == "access_guard" else hand_guard
@@ -88,7 +88,7 @@ def reference_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """The one requirement, checked in the view and nowhere else."""
     app = Flask("reference")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get(PATH)
     def page() -> str:
@@ -195,7 +195,7 @@ def test_hand_written_guard_with_deny_by_default_still_fails_closed(
     app.config.update(
         issuer.settings(CF_ACCESS_PROTECT_ALL=True, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
     )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     skips = Blueprint("skips", __name__, url_prefix="/skips")
     optional = Blueprint("optional", __name__, url_prefix="/optional")
 
