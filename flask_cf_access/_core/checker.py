@@ -91,7 +91,7 @@ class AccessChecker:
                 claims,
                 partial(self._groups_of, token, claims),
                 self.policy,
-                load_profile=partial(self._profile_of, token, claims),
+                _load_profile=partial(self._profile_of, token, claims),
                 clock=self.clock,
             )
         return identity

@@ -41,7 +41,8 @@ class AccessIdentity:
     ``load_groups`` (a function returning the groups), to try a check on it.
     ``_policy``, the app's role mapping (``CF_ACCESS_ROLES``) and known service
     tokens (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles` and a known
-    service token's :attr:`name` and :attr:`groups`, is internal.
+    service token's :attr:`name` and :attr:`groups`, is internal, and so is
+    ``_load_profile``, how its profile is had from get-identity.
     """
 
     __slots__ = (
@@ -63,7 +64,7 @@ class AccessIdentity:
         load_groups: Callable[[], tuple[Group, ...]],
         _policy: IdentityRules | None = None,
         *,
-        load_profile: ProfileLoader | None = None,
+        _load_profile: ProfileLoader | None = None,
         clock: Clock = system_time,
     ) -> None:
         self.claims = claims
@@ -75,7 +76,7 @@ class AccessIdentity:
         self._groups: tuple[Group, ...] | None = None
         self._roles: frozenset[str] | None = None
         self._email_address: EmailAddress | str | None = None
-        self._load_profile = load_profile
+        self._load_profile = _load_profile
         self._profile: AccessProfile | None = None
         self._clock = clock
 

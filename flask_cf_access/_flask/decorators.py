@@ -18,12 +18,13 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
 from .._core.requirements import (
     IdentityCheck,
+    Match,
     Requirement,
     require,
 )
@@ -178,7 +179,7 @@ def require_access(
 
 def require_group(
     *groups: str,
-    match: Literal["any", "all"] = "any",
+    match: Match = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -201,7 +202,7 @@ def require_group(
 
 def require_role(
     *roles: str,
-    match: Literal["any", "all"] = "any",
+    match: Match = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:

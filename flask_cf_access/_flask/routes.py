@@ -31,7 +31,8 @@ from .guards import (
 )
 from .request import check_guard, report_pending_grant
 
-Status = Literal["public", "protected", "unprotected", "not applied"]
+#: What the route audit finds a route to be (:attr:`RouteAudit.status`).
+RouteStatus = Literal["public", "protected", "unprotected", "not applied"]
 
 
 def route_policy(app: Flask) -> RoutePolicy:
@@ -134,7 +135,7 @@ class RouteAudit:
     #: ``public``, ``protected``, ``unprotected`` (nothing checks it), or
     #: ``not applied`` (a requirement declared on the function but not on the
     #: registered view: the decorator is above ``@app.route``).
-    status: Status
+    status: RouteStatus
     #: What is required, in words.
     requires: str
     #: What the endpoint's decorators and guards require; ``None`` for none.
@@ -268,7 +269,7 @@ def install_application_check(app: Flask) -> None:
 
 def _judge(
     app: Flask, policy: RoutePolicy, endpoint: str, view: Any
-) -> tuple[Status, str, Requirement | None]:
+) -> tuple[RouteStatus, str, Requirement | None]:
     own = getattr(view, GUARD_ATTRIBUTE, None)
     guard = own if isinstance(own, Guard) else None
     hooks = hooks_guard(app, endpoint)
