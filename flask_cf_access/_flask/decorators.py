@@ -36,6 +36,7 @@ from .guards import (
     stacked,
     view_guard,
     wrapped_view,
+    wrappers,
 )
 from .request import check_guard
 
@@ -54,6 +55,9 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     if inner is not None:
         guard = stacked(guard, view_guard(view) or guard)
         view = inner
+    # A wrapper inside this one (a decorator of the app's own, maybe around
+    # more of these) may still refuse after this check: the grant is then its.
+    defer_grant = next(wrappers(view), None) is not None
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
     # Asking on every call (inspect.iscoroutinefunction) costs about 0.45 µs
@@ -65,7 +69,7 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check_guard(app, guard, view=True)
+        check_guard(app, guard, view=True, defer_grant=defer_grant)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
