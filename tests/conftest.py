@@ -16,6 +16,7 @@ from flask import Flask, g
 from hypothesis import HealthCheck, settings
 
 from flask_cf_access import (
+    Background,
     CloudflareAccess,
     current_identity,
     get_claims,
@@ -90,9 +91,7 @@ def make_app(
 ) -> AppFactory:
     """Build an app trusting the stand-in team, with a few protected routes."""
 
-    def factory(
-        background: Callable[[Callable[[], None]], None] = run_inline, **config: Any
-    ) -> Flask:
+    def factory(background: Background = run_inline, **config: Any) -> Flask:
         """The app with ``config`` (``CF_ACCESS_*`` keys); background work runs in
         the request that starts it unless ``background`` says otherwise."""
         app = Flask("protected")

@@ -20,6 +20,7 @@ import requests
 from flask import Blueprint, Flask
 
 from flask_cf_access import (
+    Clock,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Requirement,
@@ -45,7 +46,6 @@ BODY = "protected"
 METHODS = ("GET", "POST")
 
 Rules = Mapping[str, Requirement]
-Clock = Callable[[], float]
 Builder = Callable[[Mapping[str, Any], Rules, requests.Session, Clock], "WSGIApplication"]
 
 

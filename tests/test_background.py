@@ -14,6 +14,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import (
+    Background,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     require_access,
@@ -65,9 +66,6 @@ def team(issuer: AccessIssuer) -> Iterator[Team]:
     """The stand-in team, through ``responses``."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield Team(issuer, mock)
-
-
-Background = Callable[[Callable[[], None]], None]
 
 
 def flask_app(

@@ -32,6 +32,7 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
+    Match,
     Reason,
     Requirement,
     access_guard,
@@ -45,7 +46,6 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._core.checker import AccessChecker
-from flask_cf_access._core.requirements import Match
 from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile, run_inline
 

@@ -12,7 +12,7 @@ import requests
 import responses
 from cachelib import SimpleCache
 
-from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
+from flask_cf_access import AccessUnauthorized, AccessUnavailable, Background, Reason
 from flask_cf_access._core import keys as keys_module
 from flask_cf_access._core.keys import KeyStore
 from flask_cf_access._core.shared_cache import SharedCache
@@ -61,7 +61,7 @@ class Worker:
         clock: FrozenClock,
         backend: SimpleCache,
         *,
-        background: Callable[[Callable[[], None]], None] | None = None,
+        background: Background | None = None,
         sleep: Callable[[float], None] = never_sleep,
     ) -> None:
         self.store = KeyStore(
