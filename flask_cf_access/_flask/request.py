@@ -318,10 +318,11 @@ def check_guard(
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, AccessState):
         state = access_state(app)  # which says to call init_app
-    if not access_granted.receivers:
-        defer_grant = False  # nobody listens: no grant to report, now or later
-    elif apart is not None and not defer_grant and this_request.endpoint is not None:
-        defer_grant = state.checks_apart(app, this_request.endpoint) > apart
+    if defer_grant or apart is not None:  # never for a decorator alone on its view
+        if not access_granted.receivers:
+            defer_grant = False  # nobody listens: no grant to report, now or later
+        elif apart is not None and not defer_grant and this_request.endpoint is not None:
+            defer_grant = state.checks_apart(app, this_request.endpoint) > apart
     checker = state.checker
     access = RequestAccess(None, guard.optional, covered, decided, this_request, sent)
     loader: UserLoader | None = None
