@@ -568,7 +568,8 @@ def downstream(environ: Any, start_response: Any) -> list[bytes]:
 def test_middleware_rules_admit_what_the_combined_requirement_admits(
     team: Team, rule: list[Requirement]
 ) -> None:
-    """A middleware rule answers every caller as the view with the same requirement."""
+    """A middleware rule answers every caller as the view with the same requirement,
+    and signals what it answered, once."""
     try:
         combined = combine(rule)
     except ValueError:
@@ -581,7 +582,10 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
         rules={"/area": combined},
         background=run_inline,
     )
-    assert team.outcomes(middleware) == team.outcomes(reference_app(team, combined, False))
+    got = team.outcomes(middleware)
+    assert got == team.outcomes(reference_app(team, combined, False))
+    # One signal per request, saying what the client got; the token verified once.
+    assert team.decisions(middleware) == {name: ([got[name]], 1) for name, _ in team.tokens}
 
 
 def test_route_audit_reports_what_the_view_admits(team: Team) -> None:
