@@ -59,17 +59,14 @@ nitpick_ignore = [
     ("py:class", "StartResponse"),
 ]
 
-# Type variables and aliases in the package's own annotations (the ParamSpec
-# and TypeVar of the decorators' overloads, the clock's Callable[[], float]):
-# typing helpers, not API, so they have no entry to link to.
+# Type variables in the package's own annotations (the ParamSpec and TypeVar
+# of the decorators' overloads): typing helpers, not API, so they have no
+# entry to link to.
 nitpick_ignore += [
     ("py:class", "P"),
     ("py:class", "flask_cf_access._flask.decorators.R"),
-    ("py:class", "Clock"),
     ("py:class", "flask_cf_access._flask.request.D"),
     ("py:class", "D"),
-    ("py:class", "IdentityCheck"),  # Callable[[AccessIdentity], bool]
-    ("py:class", "Clause"),  # (match, names): one "any of" or "all of" part
 ]
 
 # The standard library's names, unlinked for the same reason.
@@ -80,7 +77,18 @@ nitpick_ignore_regex = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented"
-autodoc_type_aliases = {"Clock": "Callable[[], float]"}
+# The public type aliases keep their names in signatures, linked to their entries.
+autodoc_type_aliases = {
+    name: f"flask_cf_access.{name}"
+    for name in (
+        "Background",
+        "Clause",
+        "Clock",
+        "ContextRuleKind",
+        "Match",
+        "RouteStatus",
+    )
+}
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 autodoc_default_options = {"members": True}

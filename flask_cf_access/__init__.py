@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._core.applications import ApplicationSettings as ApplicationSettings
+from ._core.clock import Clock as Clock
 from ._core.errors import AccessBadRequest as AccessBadRequest
 from ._core.errors import AccessError as AccessError
 from ._core.errors import AccessForbidden as AccessForbidden
@@ -18,11 +19,15 @@ from ._core.groups import Group as Group
 from ._core.identity import AccessIdentity as AccessIdentity
 from ._core.profile import AccessProfile as AccessProfile
 from ._core.profile import ContextRule as ContextRule
+from ._core.profile import ContextRuleKind as ContextRuleKind
 from ._core.profile import DeviceSession as DeviceSession
 from ._core.profile import IdentityProvider as IdentityProvider
 from ._core.profile import MutualTLS as MutualTLS
 from ._core.profile import PostureResult as PostureResult
 from ._core.profile import ServiceTokenProfile as ServiceTokenProfile
+from ._core.requirements import Clause as Clause
+from ._core.requirements import IdentityCheck as IdentityCheck
+from ._core.requirements import Match as Match
 from ._core.requirements import Requirement as Requirement
 from ._core.requirements import require as require
 from ._core.settings import AccessSettings as AccessSettings
@@ -30,6 +35,7 @@ from ._core.signals import access_denied as access_denied
 from ._core.signals import access_granted as access_granted
 from ._core.signals import onward_call as onward_call
 from ._core.signals import user_loaded as user_loaded
+from ._core.single_flight import Background as Background
 from ._core.tokens import TOKEN_COOKIE as TOKEN_COOKIE
 from ._core.tokens import TOKEN_HEADER as TOKEN_HEADER
 from ._flask.app_state import verify_token as verify_token
@@ -50,6 +56,7 @@ from ._flask.request import get_identity as get_identity
 from ._flask.request import get_user as get_user
 from ._flask.request import verify_access_in_request as verify_access_in_request
 from ._flask.routes import RouteAudit as RouteAudit
+from ._flask.routes import RouteStatus as RouteStatus
 from ._flask.routes import access_guard as access_guard
 from ._flask.session import session_blueprint as session_blueprint
 from ._flask.users import NewUser as NewUser
@@ -76,13 +83,19 @@ __all__ = [
     "AccessUnauthorized",
     "AccessUnavailable",
     "ApplicationSettings",
+    "Background",
+    "Clause",
+    "Clock",
     "CloudflareAccess",
     "CloudflareAccessMiddleware",
     "ConfigurationError",
     "ContextRule",
+    "ContextRuleKind",
     "DeviceSession",
     "Group",
+    "IdentityCheck",
     "IdentityProvider",
+    "Match",
     "MutualTLS",
     "NewUser",
     "NoAccessContextError",
@@ -90,6 +103,7 @@ __all__ = [
     "Reason",
     "Requirement",
     "RouteAudit",
+    "RouteStatus",
     "ServiceTokenProfile",
     "UnknownSettingWarning",
     "__version__",

@@ -16,14 +16,14 @@ from flask import Flask, g
 from hypothesis import HealthCheck, settings
 
 from flask_cf_access import (
+    Background,
     CloudflareAccess,
     current_identity,
     get_claims,
     require_access,
     require_group,
 )
-from flask_cf_access._core import keys as keys_module
-from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock
 
@@ -34,16 +34,6 @@ settings.register_profile(
     "flask_cf_access", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("flask_cf_access")
-
-
-@pytest.fixture(autouse=True)
-def refresh_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stale key set is refreshed by the request that finds it so, not by a thread.
-
-    Tests then see the refresh done when that request returns; those about
-    stale sets served during a refresh start it themselves (``background=``).
-    """
-    monkeypatch.setattr(keys_module, "run_in_thread", lambda job: job())
 
 
 @pytest.fixture
@@ -101,10 +91,12 @@ def make_app(
 ) -> AppFactory:
     """Build an app trusting the stand-in team, with a few protected routes."""
 
-    def factory(**config: Any) -> Flask:
+    def factory(background: Background = run_inline, **config: Any) -> Flask:
+        """The app with ``config`` (``CF_ACCESS_*`` keys); background work runs in
+        the request that starts it unless ``background`` says otherwise."""
         app = Flask("protected")
         app.config.update(issuer.settings(**config))
-        CloudflareAccess(app, clock=clock)
+        CloudflareAccess(app, clock=clock, background=background)
 
         @app.get("/")
         @require_access

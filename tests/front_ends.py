@@ -20,6 +20,7 @@ import requests
 from flask import Blueprint, Flask
 
 from flask_cf_access import (
+    Clock,
     CloudflareAccess,
     CloudflareAccessMiddleware,
     Requirement,
@@ -32,6 +33,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
+from flask_cf_access.testing import run_inline
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -44,7 +46,6 @@ BODY = "protected"
 METHODS = ("GET", "POST")
 
 Rules = Mapping[str, Requirement]
-Clock = Callable[[], float]
 Builder = Callable[[Mapping[str, Any], Rules, requests.Session, Clock], "WSGIApplication"]
 
 
@@ -84,7 +85,7 @@ def _flask_app(
 ) -> Flask:
     app = Flask(name)
     app.config.update(config)
-    CloudflareAccess(app, session=session, clock=clock)
+    CloudflareAccess(app, session=session, clock=clock, background=run_inline)
     return app
 
 
@@ -162,7 +163,7 @@ def middleware(
 ) -> WSGIApplication:
     """``CloudflareAccessMiddleware`` around a plain WSGI application, a rule per path."""
     return CloudflareAccessMiddleware.from_mapping(
-        config, downstream, session=session, clock=clock, rules=dict(rules)
+        config, downstream, session=session, clock=clock, rules=dict(rules), background=run_inline
     )
 
 

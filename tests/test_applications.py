@@ -40,6 +40,7 @@ from flask_cf_access.testing import (
     LocalEdge,
     assert_routes_protected,
     capture_access,
+    run_inline,
 )
 
 from .example_runs import READY, Running, clean_environ, example_command, printed_tries
@@ -97,7 +98,7 @@ def two_application_app(issuer: AccessIssuer, clock: FrozenClock, **config: Any)
         }
 
     app.register_blueprint(admin)
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     return app
 
 
@@ -351,7 +352,9 @@ def test_login_links_are_for_the_application_of_their_page(
     two_apps: Flask, issuer: AccessIssuer
 ) -> None:
     """cf_access.login_url(next) names the kid of the application ``next`` is under."""
-    links = CloudflareAccess()  # any instance: the app's settings are what count
+    links = CloudflareAccess(
+        background=run_inline
+    )  # any instance: the app's settings are what count
     with two_apps.test_request_context("/admin/"):
         urls = (links.login_url(), links.login_url("/"), links.login_url("/ADMIN/x?y=1"))
     kids = [parse_qs(urlsplit(url).query)["kid"][0] for url in urls]
@@ -376,7 +379,7 @@ def test_a_view_naming_another_application_fails_at_init_app(
         return "users"
 
     with pytest.raises(ConfigurationError, match=r"/admin/users \(users\): it names portal"):
-        CloudflareAccess(app, clock=clock, session=issuer.session())
+        CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
 
 def test_a_route_registered_after_init_app_is_checked_before_the_first_request(
@@ -387,7 +390,7 @@ def test_a_route_registered_after_init_app_is_checked_before_the_first_request(
     app.config.update(
         issuer.settings(CF_ACCESS_AUDIENCE=None, CF_ACCESS_APPLICATIONS=applications("b2"))
     )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     ops = Blueprint("ops", __name__, url_prefix="/ops")
     ops.before_request(access_guard(application="admin"))
     ops.add_url_rule("/", "index", lambda: "ops")
@@ -490,6 +493,7 @@ def test_the_middleware_takes_the_same_map(issuer: AccessIssuer, clock: FrozenCl
         rules={"/admin": require(application="admin")},
         session=issuer.session(),
         clock=clock,
+        background=run_inline,
     )
     portal = issuer.user_token("ada@example.com", audience=AUD_PORTAL)
     admin = issuer.user_token("ada@example.com", audience=issuer.audience)
@@ -515,6 +519,7 @@ def test_a_middleware_rule_naming_another_application_is_refused(
             ),
             plain_app,
             rules={"/admin": require(application="portal")},
+            background=run_inline,
         )
 
 

@@ -12,7 +12,7 @@ from cachelib import SimpleCache
 import flask_cf_access
 from flask_cf_access import AccessSettings
 from flask_cf_access._core.assembly import build_checker
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .support import FrozenClock
 
@@ -72,12 +72,14 @@ def test_checkers_built_from_one_settings_share_its_cache(
     settings = AccessSettings.from_mapping(
         issuer.settings(CF_ACCESS_CACHE=SimpleCache(), CF_ACCESS_LOAD_KEYS_ON_INIT=False)
     )
-    build_checker(settings, session=issuer.session(), clock=clock).keys.preload()
+    build_checker(
+        settings, session=issuer.session(), clock=clock, background=run_inline
+    ).keys.preload()
     offline = requests.Session()
     adapter = RefusingAdapter()
     offline.mount("https://", adapter)
     offline.mount("http://", adapter)
-    other = build_checker(settings, session=offline, clock=clock)
+    other = build_checker(settings, session=offline, clock=clock, background=run_inline)
     token = issuer.user_token("ada@example.com")
     assert other.verify_token(token).email == "ada@example.com"
     assert adapter.calls == 0

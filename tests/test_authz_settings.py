@@ -13,6 +13,7 @@ from flask_cf_access import (
     ConfigurationError,
     ServiceTokenProfile,
 )
+from flask_cf_access.testing import run_inline
 
 BASE = {
     "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
@@ -127,5 +128,5 @@ def test_bad_values_name_the_key(key: str, value: Any, message: str) -> None:
     app = Flask("settings")
     app.config.update({**BASE, key: value})
     with pytest.raises(ConfigurationError, match=message) as raised:
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
     assert key in str(raised.value)

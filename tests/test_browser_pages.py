@@ -21,7 +21,7 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._core.browser import login_redirect_for
-from flask_cf_access.testing import AccessCapture, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -94,6 +94,7 @@ def test_middleware_bodies_are_negotiated(issuer: AccessIssuer, clock: FrozenClo
         audience=issuer.audience,
         session=issuer.session(),
         clock=clock,
+        background=run_inline,
     )
     client = Client(middleware)
     assert client.get("/", headers=JSON_CLIENT).get_json() == {"error": "unauthorized"}
@@ -190,7 +191,9 @@ def test_redirect_never_leaves_the_host(make_app: AppFactory) -> None:
 def test_login_and_logout_urls(make_app: AppFactory, issuer: AccessIssuer, team: str) -> None:
     """The URLs for a team domain and a custom one: login, app logout, team logout."""
     app = make_app(CF_ACCESS_TEAM_DOMAIN=team, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
-    extension = CloudflareAccess()  # any instance: the URLs come from the current app
+    extension = CloudflareAccess(
+        background=run_inline
+    )  # any instance: the URLs come from the current app
     with app.test_request_context("/page?x=1", base_url="https://app.example.com"):
         assert extension.login_url(next="/a b") == (
             f"https://{team}/cdn-cgi/access/login/app.example.com"
@@ -210,7 +213,7 @@ def test_urls_point_at_a_stand_in(make_app: AppFactory, issuer: AccessIssuer) ->
         CF_ACCESS_CERTS_URL="http://127.0.0.1:8123/cdn-cgi/access/certs",
         CF_ACCESS_LOAD_KEYS_ON_INIT=False,
     )
-    extension = CloudflareAccess()
+    extension = CloudflareAccess(background=run_inline)
     with app.test_request_context("/", base_url="http://127.0.0.1:5000"):
         assert extension.login_url(next="/admin/").startswith(
             "http://127.0.0.1:8123/cdn-cgi/access/login/127.0.0.1:5000?"
@@ -266,6 +269,7 @@ def test_middleware_redirect_mode(
         session=issuer.session(),
         clock=clock,
         unauthorized="redirect",
+        background=run_inline,
     )
     client = Client(middleware)
     response = client.get("/reports?q=1", headers=BROWSER)

@@ -18,7 +18,13 @@ from flask_cf_access import (
     access_denied,
     access_granted,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer, AccessRecord, capture_access
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessIssuer,
+    AccessRecord,
+    capture_access,
+    run_inline,
+)
 
 from .conftest import AppFactory
 from .support import FrozenClock, Outcome, bearer, outcome
@@ -42,6 +48,7 @@ def middleware(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMidd
         session=issuer.session(),
         clock=clock,
         rules={"/admin": ["Admins"]},
+        background=run_inline,
     )
 
 

@@ -27,7 +27,12 @@ from flask_cf_access import (
 from flask_cf_access._core.verifier import Explanation, TokenVerifier
 from flask_cf_access._flask.app_state import access_state
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, StandInServer, decode_unverified_claims
+from flask_cf_access.testing import (
+    AccessIssuer,
+    StandInServer,
+    decode_unverified_claims,
+    run_inline,
+)
 
 from .support import bearer
 
@@ -39,7 +44,7 @@ def make_app(settings: dict[str, Any]) -> Flask:
     """A small app trusting ``settings``, with a group-gated route."""
     app = Flask("cli_app")
     app.config.update(settings)
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
 
     @app.get("/admin")
     @require_group("Admins")

@@ -23,7 +23,13 @@ from flask_cf_access import (
     require_group,
 )
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessClient, AccessIssuer, StandInServer, capture_access
+from flask_cf_access.testing import (
+    AccessClient,
+    AccessIssuer,
+    StandInServer,
+    capture_access,
+    run_inline,
+)
 
 CERTS = "/cdn-cgi/access/certs"
 
@@ -45,7 +51,7 @@ def accounts_app(settings: dict[str, Any], accounts: dict[str, str]) -> Flask:
     """An app whose user loader knows the e-mails in ``accounts`` (and creates ``new@…``)."""
     app = Flask("accounts", static_folder=None)
     app.config.update(settings)
-    cf_access = CloudflareAccess(app)
+    cf_access = CloudflareAccess(app, background=run_inline)
 
     @cf_access.user_loader
     def load_user(identity: AccessIdentity) -> Any:

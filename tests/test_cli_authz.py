@@ -10,7 +10,7 @@ from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, StandInServer
+from flask_cf_access.testing import AccessIssuer, StandInServer, run_inline
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def app(stand_in: StandInServer) -> Flask:
             CF_ACCESS_SERVICE_TOKENS={"ci.access": {"name": "ci-deployer"}},
         )
     )
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     return app
 
 

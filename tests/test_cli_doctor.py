@@ -27,6 +27,7 @@ from flask_cf_access._core.cloudflare_api import (
 )
 from flask_cf_access._doctor import covering, duration_seconds
 from flask_cf_access.cli import cli
+from flask_cf_access.testing import run_inline
 
 from .cloudflare_api import ACCOUNT_ID, TOKEN, Failure, FakeCloudflareApi, application
 from .support import FrozenClock
@@ -78,7 +79,7 @@ def served_app(name: str, **settings: Any) -> Flask:
         CF_ACCESS_PUBLIC_ENDPOINTS=["healthz", "static"],
     )
     app.config.update(settings)
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     app.add_url_rule("/healthz", "healthz", lambda: "ok")
     return app
 

@@ -14,6 +14,7 @@ from flask.testing import FlaskCliRunner
 
 from flask_cf_access import CloudflareAccess, ConfigurationError
 from flask_cf_access.cli import cli
+from flask_cf_access.testing import run_inline
 
 COMMANDS = [["check"], ["verify", "a.b.c"], ["mint", "--email", "ada@example.com"]]
 APP_MODULE = """
@@ -66,7 +67,7 @@ def refusing_factory() -> Flask:
     app.config["CF_ACCESS_AUDIENCE"] = "aud"
     app.config["CF_ACCESS_LEEWAY"] = "thirty"
     try:
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
     except ConfigurationError as exc:
         raise RuntimeError("the app could not be set up") from exc
     return app

@@ -16,7 +16,7 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -298,7 +298,11 @@ def _downstream(environ: WSGIEnvironment, start_response: StartResponse) -> list
 
 def _middleware(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Client:
     middleware = CloudflareAccessMiddleware.from_mapping(
-        issuer.settings(**options), _downstream, session=issuer.session(), clock=clock
+        issuer.settings(**options),
+        _downstream,
+        session=issuer.session(),
+        clock=clock,
+        background=run_inline,
     )
     return Client(middleware)
 
@@ -333,6 +337,7 @@ def test_middleware_settings_and_exempt_paths(
         clock=clock,
         trusted_origins=["https://evil.example"],
         csrf_exempt_paths=["/webhook"],
+        background=run_inline,
     )
     client = Client(trusting)
     client.set_cookie("CF_Authorization", issuer.user_token("ada@example.com"))

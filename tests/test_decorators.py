@@ -25,7 +25,7 @@ from flask_cf_access import (
     require_group,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer, outcome
@@ -313,7 +313,7 @@ def test_each_app_is_asked_to_ensure_sync(
     plain = make_app()
     counting = EnsureSyncCountingFlask("counting")
     counting.config.update(issuer.settings())
-    CloudflareAccess(counting, clock=clock)
+    CloudflareAccess(counting, clock=clock, background=run_inline)
     for app in (plain, counting):
         app.add_url_rule("/shared", view_func=shared)
     token = issuer.user_token("ada@example.com")

@@ -20,11 +20,11 @@ from flask_cf_access import (
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, run_inline
 
 from .support import FrozenClock, bearer, decisions
 
-cf_access = CloudflareAccess()
+cf_access = CloudflareAccess(background=run_inline)
 
 
 def make_app(issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, **config: Any) -> Flask:
@@ -47,7 +47,7 @@ def make_app(issuer: AccessIssuer, clock: FrozenClock, tmp_path: Path, **config:
     def earlier_hook() -> None:
         ran.append("earlier hook")
 
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get("/")
     def home() -> str:
@@ -255,7 +255,7 @@ def test_off_by_default(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """Without CF_ACCESS_PROTECT_ALL, an undecorated view stays open."""
     app = Flask("open")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     app.add_url_rule("/", "home", lambda: "open")
     assert app.test_client().get("/").status_code == 200
 

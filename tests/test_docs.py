@@ -33,6 +33,7 @@ from flask_cf_access.testing import (
     assert_routes_protected,
     capture_access,
     identity_profile,
+    run_inline,
 )
 
 from .support import outcome
@@ -182,7 +183,7 @@ def app_trusting(team: AccessIssuer) -> Flask:
     """A bare app trusting ``team`` in process."""
     app = Flask("docs_sample")
     app.config.update(team.settings())
-    CloudflareAccess(app, session=team.session())
+    CloudflareAccess(app, session=team.session(), background=run_inline)
     return app
 
 

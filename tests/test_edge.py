@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import CloudflareAccess, current_identity, require_access
-from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge
+from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, run_inline
 
 from .support import FrozenClock, served
 
@@ -28,7 +28,7 @@ def echo_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """An app that says which Access headers reached it, and verifies the token it got."""
     app = Flask("echo")
     app.config.update(issuer.settings(CF_ACCESS_AUDIENCE=[AUD_MAIN, AUD_ADMIN]))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.route("/<path:anything>", methods=["GET", "POST"])
     @app.route("/", methods=["GET", "POST"])

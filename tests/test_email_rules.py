@@ -15,7 +15,7 @@ from flask_cf_access import (
     require_access,
     require_role,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, run_inline
 
 from .support import FrozenClock, bearer
 
@@ -110,7 +110,7 @@ def app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
             CF_ACCESS_ROLES={"admin": ["Admins"]},
         )
     )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get("/")
     @require_access
@@ -178,7 +178,7 @@ def test_without_rules_a_malformed_email_is_not_judged(
     """No e-mail rule set: the address is not parsed, and the token is let in as before."""
     app = Flask("no-rules")
     app.config.update(issuer.settings())
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get("/")
     @require_access
@@ -227,6 +227,7 @@ def test_middleware_applies_the_rules(
         allowed_email_domains="acme.com",
         session=issuer.session(),
         clock=clock,
+        background=run_inline,
     )
     client = Client(middleware)
     assert client.get("/", headers=bearer(issuer.user_token("ada@ACME.com"))).status_code == 200

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from flask_cf_access import AccessSettings, Reason
 from flask_cf_access._core.assembly import build_checker
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .support import FrozenClock, reason_of
 from .test_token_cache import bad_tokens, make_gate, shared_issuer
@@ -91,7 +91,9 @@ def test_unverified_claims_are_shown_but_not_judged(
 def test_keys_unavailable_is_a_503_step(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """No keys to be had: the key step fails with 503, as verify would."""
     settings = AccessSettings.from_mapping(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    checker = build_checker(settings, session=requests.Session(), clock=clock)
+    checker = build_checker(
+        settings, session=requests.Session(), clock=clock, background=run_inline
+    )
     with responses.RequestsMock() as mock:
         mock.get(issuer.certs_url, status=500)
         explanation = checker.verifier.explain(issuer.user_token("ada@example.com"))

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_cf_access import CloudflareAccess, Reason, require_access
 from flask_cf_access._core.checker import AccessChecker
 from flask_cf_access._flask.app_state import AccessState, access_state
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .support import FrozenClock, bearer, outcome
 
@@ -20,7 +20,7 @@ def test_one_instance_serves_many_apps(
     """init_app on two apps keeps their settings and state apart."""
     other = AccessIssuer("other-team.cloudflareaccess.com", clock=clock)
     mocked_team.get(other.certs_url, json=other.certs())
-    cf_access = CloudflareAccess(clock=clock)
+    cf_access = CloudflareAccess(clock=clock, background=run_inline)
     apps = []
     for team in (issuer, other):
         app = Flask(team.team_domain)
@@ -59,7 +59,7 @@ def test_init_app_adds_exactly_one_extensions_entry(issuer: AccessIssuer) -> Non
         issuer.settings(CF_ACCESS_PROTECT_ALL=True, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
     )
     before = dict(app.extensions)
-    cf_access = CloudflareAccess(app)
+    cf_access = CloudflareAccess(app, background=run_inline)
     added = {key: value for key, value in app.extensions.items() if key not in before}
     assert list(added) == ["cf_access"]
     state = added["cf_access"]
@@ -102,7 +102,7 @@ def test_init_app_with_constructor_app(issuer: AccessIssuer, mocked_team: object
     """CloudflareAccess(app) calls init_app."""
     app = Flask("direct")
     app.config.update(issuer.settings())
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     assert isinstance(app.extensions["cf_access"], AccessState)
 
 
@@ -112,9 +112,9 @@ def test_second_init_app_on_the_same_app_is_an_error(
     """A second init_app on one app raises instead of silently replacing the first's state."""
     app = Flask("twice")
     app.config.update(issuer.settings())
-    cf_access = CloudflareAccess(app)
+    cf_access = CloudflareAccess(app, background=run_inline)
     first = app.extensions["cf_access"]
-    for extension in (cf_access, CloudflareAccess()):
+    for extension in (cf_access, CloudflareAccess(background=run_inline)):
         with pytest.raises(RuntimeError, match="already called"):
             extension.init_app(app)
     assert app.extensions["cf_access"] is first
@@ -127,5 +127,5 @@ def test_init_app_does_not_raise_when_keys_unavailable(
     mocked_team.replace(responses.GET, issuer.certs_url, status=500)
     app = Flask("outage")
     app.config.update(issuer.settings())
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     assert app.extensions["cf_access"].checker.keys.current is None

@@ -10,6 +10,7 @@ import requests
 from flask_cf_access import AccessSettings
 from flask_cf_access._core.assembly import build_checker
 from flask_cf_access._core.fetch import fork_safe_session
+from flask_cf_access.testing import run_inline
 
 URL = "https://team.cloudflareaccess.com/cdn-cgi/access/certs"
 
@@ -43,7 +44,7 @@ def test_gate_session_is_fork_safe() -> None:
     settings = AccessSettings.from_mapping(
         {"CF_ACCESS_TEAM_DOMAIN": "team.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
     )
-    assert adapter_is_fresh_in_child(build_checker(settings).session)
+    assert adapter_is_fresh_in_child(build_checker(settings, background=run_inline).session)
     assert not adapter_is_fresh_in_child(
-        build_checker(settings, session=requests.Session()).session
+        build_checker(settings, session=requests.Session(), background=run_inline).session
     )

@@ -19,7 +19,7 @@ from flask_cf_access import (
     require_access,
     require_group,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .support import FrozenClock, bearer
 from .verdicts import refusal_reasons, verdict
@@ -72,7 +72,7 @@ def mutating_app(
     """An app whose /mutate view tries the mutation named by the query string on the claims."""
     app = Flask("mutating")
     app.config.update(issuer.settings())
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
 
     @app.get("/mutate/<case>")
     @require_access
@@ -176,6 +176,7 @@ def test_middleware_app_cannot_change_later_requests(
         clock=clock,
         rules={"/admin": ["Admins"]},
         headers={"X-Roles": "custom.groups"},
+        background=run_inline,
     )
     token = user_token(issuer, {"groups": ["Eng"], "custom": {"groups": ["Eng"]}})
     client = Client(middleware)

@@ -22,7 +22,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access.testing import OUT_OF_LEEWAY, AccessIssuer
+from flask_cf_access.testing import OUT_OF_LEEWAY, AccessIssuer, run_inline
 
 from .support import outcome
 
@@ -86,7 +86,7 @@ def make_app(team: AccessIssuer, **config: Any) -> Flask:
     """An app on the extension's default clock."""
     app = Flask("frozen")
     app.config.update(team.settings(CF_ACCESS_LEEWAY=LEEWAY, **config))
-    CloudflareAccess(app, session=team.session())
+    CloudflareAccess(app, session=team.session(), background=run_inline)
 
     @app.get("/")
     @require_access
@@ -165,6 +165,7 @@ def test_middleware_follows_frozen_time(team: AccessIssuer, freeze: Freezer) -> 
             audience=team.audience,
             leeway=LEEWAY,
             session=team.session(),
+            background=run_inline,
         )
         token = team.user_token("ada@example.com", lifetime=3600)
         assert outcome(middleware, token) == (200, None)

@@ -12,6 +12,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, get_claims, require_access
+from flask_cf_access.testing import run_inline
 
 from .support import FrozenClock, bearer, outcome
 
@@ -26,7 +27,7 @@ def genuine_app(case: dict[str, Any], clock: FrozenClock) -> Flask:
         CF_ACCESS_AUDIENCE=case["audience"],
         CF_ACCESS_LOAD_KEYS_ON_INIT=False,
     )
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
 
     @app.get("/")
     @require_access
@@ -76,7 +77,7 @@ def test_genuine_token_refused_for_another_audience(case: dict[str, Any]) -> Non
         CF_ACCESS_AUDIENCE="0" * 64,
         CF_ACCESS_LOAD_KEYS_ON_INIT=False,
     )
-    CloudflareAccess(app, clock=FrozenClock(case["valid_at"]))
+    CloudflareAccess(app, clock=FrozenClock(case["valid_at"]), background=run_inline)
 
     @app.get("/")
     @require_access

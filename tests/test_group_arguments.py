@@ -17,7 +17,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._core.assembly import build_checker
 from flask_cf_access._flask.app_state import access_state
-from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, run_inline
 
 from .support import bearer
 
@@ -91,7 +91,9 @@ def test_settings_take_a_string_audience_as_one_tag(issuer: AccessIssuer) -> Non
         identity_url=issuer.identity_url,
     )
     assert settings.audience == ("tag",)
-    checker = build_checker(settings, session=issuer.session(), clock=issuer.clock)
+    checker = build_checker(
+        settings, session=issuer.session(), clock=issuer.clock, background=run_inline
+    )
     assert checker.authenticate(issuer.user_token("ada@example.com", audience="tag"), None)
     with pytest.raises(AccessUnauthorized) as refused:
         checker.authenticate(issuer.user_token("ada@example.com", audience="t"), None)

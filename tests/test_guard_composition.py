@@ -5,14 +5,19 @@ included), an ``access_guard`` on the view's blueprint, an app-wide
 ``before_request`` guard on :func:`verify_access_in_request` and deny by
 default are compared, caller by caller, status and reason, with one view
 checking the one combined requirement; a stack whose ``optional`` would waive
-another decorator's requirement must be refused when it is written. The
-middleware's ``rules`` are compared with the same combined requirement.
+another decorator's requirement must be refused when it is written. Guards of
+the app's own on the primitive (a ``before_request`` function, a decorator)
+run before, between and after the package's, with and without deny by
+default: each request sends exactly one access signal, the one matching what
+the client got. The middleware's ``rules`` are compared with the same
+combined requirement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 from unittest import mock
 
@@ -27,6 +32,7 @@ from flask_cf_access import (
     CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
+    Match,
     Reason,
     Requirement,
     access_guard,
@@ -40,9 +46,8 @@ from flask_cf_access import (
     verify_access_in_request,
 )
 from flask_cf_access._core.checker import AccessChecker
-from flask_cf_access._core.requirements import Match
 from flask_cf_access._flask.routes import audit_routes
-from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile
+from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile, run_inline
 
 from .support import FrozenClock, Outcome, bearer, outcome
 
@@ -269,15 +274,15 @@ class Team:
     def app(self, name: str, **config: Any) -> Flask:
         app = Flask(name)
         app.config.update(self.config, **config)
-        CloudflareAccess(app, clock=self.clock, session=self.session)
+        CloudflareAccess(app, clock=self.clock, session=self.session, background=run_inline)
         return app
 
     def outcomes(self, application: Any) -> dict[str, Outcome]:
         return {name: outcome(application, token, PATH) for name, token in self.tokens}
 
-    def decisions(self, application: Any) -> dict[str, tuple[int, int]]:
-        """How many access signals each caller's request sent, and how many times
-        its token was verified."""
+    def decisions(self, application: Any) -> dict[str, tuple[list[Outcome], int]]:
+        """The access signals each caller's request sent, as the outcome each one
+        says the client got, and how many times its token was verified."""
         counts = {}
         authenticate = AccessChecker.authenticate
         for name, token in self.tokens:
@@ -288,7 +293,11 @@ class Team:
                 ) as verified,
             ):
                 Client(application).get(PATH, headers=bearer(token) if token else {})
-            counts[name] = (len(captured), verified.call_count)
+            said = [
+                OK if record.granted else Outcome(record.status or 0, record.reason)
+                for record in captured
+            ]
+            counts[name] = (said, verified.call_count)
         return counts
 
 
@@ -317,6 +326,21 @@ class Hooks:
     blueprint_guard: Requirement | None
     app_guard: tuple[Requirement, bool] | None
     protect_all: bool
+    #: A ``before_request`` guard of the app's own on the blueprint, and whether
+    #: it is registered before the blueprint's ``access_guard`` (else after it).
+    blueprint_own: tuple[Requirement, bool] | None = None
+    #: An ``access_guard`` on the app, registered before ``app_guard``.
+    app_access_guard: Requirement | None = None
+    #: A decorator of the app's own on the primitive, and where in the stack it
+    #: goes (0: outermost; the stack's length: innermost).
+    view_own: tuple[Requirement, int] | None = None
+
+    @property
+    def own_requirements(self) -> list[Requirement]:
+        """What the guards beyond the app's hook and the blueprint's ``access_guard`` ask."""
+        return [guard[0] for guard in (self.blueprint_own, self.view_own) if guard is not None] + (
+            [self.app_access_guard] if self.app_access_guard is not None else []
+        )
 
 
 @st.composite
@@ -325,12 +349,35 @@ def hooks(draw: st.DrawFn) -> Hooks:
     app_guard = draw(st.none() | st.tuples(requirements(), st.booleans()))
     if app_guard is not None and app_guard[1] and app_guard[0].needs_identity:
         app_guard = (app_guard[0], False)  # optional with such a requirement: refused at the call
-    return Hooks(blueprint_guard, app_guard, draw(st.booleans()))
+    return Hooks(
+        blueprint_guard,
+        app_guard,
+        draw(st.booleans()),
+        blueprint_own=draw(st.none() | st.tuples(requirements(), st.booleans())),
+        app_access_guard=draw(st.none() | requirements()),
+        view_own=draw(st.none() | st.tuples(requirements(), st.integers(0, 3))),
+    )
+
+
+def own_decorator(requirement: Requirement) -> Decorator:
+    """A decorator of the app's own, on the primitive, as a user writes one."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper() -> str:
+            verify_access_in_request(requirement)
+            return view()
+
+        return wrapper
+
+    return decorator
 
 
 def guarded_app(team: Team, stack: list[Part], around: Hooks) -> Flask:
     """The view under the drawn stack, inside the drawn hooks."""
     app = team.app("guarded", CF_ACCESS_PROTECT_ALL=around.protect_all)
+    if around.app_access_guard is not None:
+        app.before_request(access_guard(around.app_access_guard))
     if around.app_guard is not None:
         requirement, optional = around.app_guard
 
@@ -339,15 +386,31 @@ def guarded_app(team: Team, stack: list[Part], around: Hooks) -> Flask:
             verify_access_in_request(requirement, optional=optional)
 
     area = Blueprint("area", __name__, url_prefix="/area")
+    own: Callable[[], None] | None = None
+    if around.blueprint_own is not None:
+        own_requirement = around.blueprint_own[0]
+
+        def blueprint_own() -> None:
+            verify_access_in_request(own_requirement)
+
+        own = blueprint_own
+    if own is not None and around.blueprint_own is not None and around.blueprint_own[1]:
+        area.before_request(own)
     if around.blueprint_guard is not None:
         area.before_request(access_guard(around.blueprint_guard))
+    if own is not None and around.blueprint_own is not None and not around.blueprint_own[1]:
+        area.before_request(own)
 
     def page() -> str:
         return "page"
 
+    decorators = [part.decorator for part in stack]
+    if around.view_own is not None:
+        view_requirement, at = around.view_own
+        decorators.insert(min(at, len(decorators)), own_decorator(view_requirement))
     view = page
-    for part in reversed(stack):
-        view = part.decorator(view)
+    for decorator in reversed(decorators):
+        view = decorator(view)
     area.add_url_rule("/page", "page", view)
     app.register_blueprint(area)
     return app
@@ -365,9 +428,14 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
     written if another needs an identity; guards meeting at request time
     (hooks and the view) are optional only when every one is.
     """
+    if around.view_own is not None:
+        # Split by a decorator of the app's own, the package's decorators are
+        # two stacks: only an optional that no other guard meets is compared.
+        assume(not any(part.optional for part in stack))
     try:
         decorated = combine(part.requirement for part in stack)
     except ValueError:  # admit nobody together: refused when written
+        assume(around.view_own is None)  # unless split by a decorator of the app's own
         with pytest.raises(ValueError, match=r"admit no|both need|optional=True"):
             guarded_app(team, stack, around)
         return
@@ -376,7 +444,11 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
             guarded_app(team, stack, around)
         return
     # In the order Flask runs them: the app's hook, the blueprint's, the view's decorators.
-    around_requirements = [around.app_guard and around.app_guard[0], around.blueprint_guard]
+    around_requirements = [
+        around.app_guard and around.app_guard[0],
+        around.blueprint_guard,
+        *around.own_requirements,
+    ]
     try:
         combined = combine(r for r in around_requirements if r is not None) & decorated
     except ValueError:
@@ -387,6 +459,7 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
         marks.append(False)
     if around.app_guard is not None:
         marks.append(around.app_guard[1])
+    marks.extend(False for _ in around.own_requirements)
     if around.protect_all and not stack and around.blueprint_guard is None:
         marks.append(False)  # deny by default asks for a token where nothing else guards
     if not marks:
@@ -394,12 +467,22 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
     optional = all(marks)  # optional only when every guard is
     expected = team.outcomes(reference_app(team, combined, optional))
     guarded = guarded_app(team, stack, around)
-    assert team.outcomes(guarded) == expected
-    # Decided once: one signal per request (none for nobody on an optional view),
-    # and the token verified once however many guards judged it.
+    got = team.outcomes(guarded)
+    if around.own_requirements:
+        # Guards of the app's own check apart from the package's, one after
+        # another: the first to refuse gives the reason, the status is the same.
+        assert {name: answer.status for name, answer in got.items()} == {
+            name: answer.status for name, answer in expected.items()
+        }
+    else:
+        assert got == expected
+    # Decided once: one signal per request, saying what the client got (none
+    # for nobody on an optional view), and the token verified once however
+    # many guards judged it.
     nobody_passes = expected["nobody"] == OK
     assert team.decisions(guarded) == {
-        name: (0, 0) if name == "nobody" and nobody_passes else (1, 1) for name, _ in team.tokens
+        name: ([], 0) if name == "nobody" and nobody_passes else ([got[name]], 1)
+        for name, _ in team.tokens
     }
 
 
@@ -485,7 +568,8 @@ def downstream(environ: Any, start_response: Any) -> list[bytes]:
 def test_middleware_rules_admit_what_the_combined_requirement_admits(
     team: Team, rule: list[Requirement]
 ) -> None:
-    """A middleware rule answers every caller as the view with the same requirement."""
+    """A middleware rule answers every caller as the view with the same requirement,
+    and signals what it answered, once."""
     try:
         combined = combine(rule)
     except ValueError:
@@ -496,8 +580,12 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
         session=team.session,
         clock=team.clock,
         rules={"/area": combined},
+        background=run_inline,
     )
-    assert team.outcomes(middleware) == team.outcomes(reference_app(team, combined, False))
+    got = team.outcomes(middleware)
+    assert got == team.outcomes(reference_app(team, combined, False))
+    # One signal per request, saying what the client got; the token verified once.
+    assert team.decisions(middleware) == {name: ([got[name]], 1) for name, _ in team.tokens}
 
 
 def test_route_audit_reports_what_the_view_admits(team: Team) -> None:

@@ -29,7 +29,7 @@ from flask_cf_access import (
 from flask_cf_access._core.checker import AccessChecker
 from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock, Outcome, outcome
 
@@ -55,15 +55,21 @@ def hand_guard() -> None:
     verify_access_in_request(ADMINS)
 
 
+def new_app(issuer: AccessIssuer, clock: FrozenClock, name: str, protect_all: bool) -> Flask:
+    """An app trusting the stand-in, with or without deny by default."""
+    app = Flask(name)
+    app.config.update(
+        issuer.settings(CF_ACCESS_PROTECT_ALL=protect_all, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
+    )
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
+    return app
+
+
 def placed_app(
     issuer: AccessIssuer, clock: FrozenClock, placement: str, kind: str, protect_all: bool
 ) -> Flask:
     """The view in ``inner``, nested in ``outer``, the guard where ``placement`` says."""
-    app = Flask(f"{placement} {kind}")
-    app.config.update(
-        issuer.settings(CF_ACCESS_PROTECT_ALL=protect_all, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
-    )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    app = new_app(issuer, clock, f"{placement} {kind}", protect_all)
     outer = Blueprint("outer", __name__, url_prefix="/outer")
     inner = Blueprint("inner", __name__, url_prefix="/inner")
     hook = access_guard(ADMINS) if kind == "access_guard" else hand_guard
@@ -88,7 +94,7 @@ def reference_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """The one requirement, checked in the view and nowhere else."""
     app = Flask("reference")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get(PATH)
     def page() -> str:
@@ -146,6 +152,57 @@ def test_one_decision_one_verification_wherever_the_guard_is(
     assert expected == Outcome(403, Reason.NOT_IN_GROUP)  # bob, last: the rule was applied
 
 
+#: A guard of the package's that admits anyone with a token, then one of the app's
+#: own that runs after it and refuses whoever is not in Admins.
+AFTER_A_PACKAGE_GUARD = (
+    "access_guard, then a before_request of yours",
+    "access_guard, then a decorator of yours",
+    "@require_access around a decorator of yours",
+)
+
+
+def guarded_twice(issuer: AccessIssuer, clock: FrozenClock, how: str, protect_all: bool) -> Flask:
+    """The view at :data:`PATH` behind the package's guard and then one of the app's own."""
+    app = new_app(issuer, clock, "twice", protect_all)
+    outer = Blueprint("outer", __name__, url_prefix="/outer")
+    inner = Blueprint("inner", __name__, url_prefix="/inner")
+
+    def page() -> str:
+        return "page"
+
+    view: Callable[[], str] = admins_only(page)
+    if how.startswith("access_guard"):
+        inner.before_request(access_guard())
+        if how.endswith("before_request of yours"):
+            inner.before_request(hand_guard)
+            view = page
+    else:
+        view = require_access(view)
+    inner.add_url_rule("/page", "page", view)
+    outer.register_blueprint(inner)
+    app.register_blueprint(outer)
+    return app
+
+
+@pytest.mark.parametrize("protect_all", [False, True], ids=["open by default", "deny by default"])
+@pytest.mark.parametrize("how", AFTER_A_PACKAGE_GUARD)
+def test_refused_after_a_package_guard_admitted_is_one_refusal(
+    issuer: AccessIssuer, clock: FrozenClock, how: str, protect_all: bool
+) -> None:
+    """A request the package's guard admits and a guard of the app's own then refuses
+    sends access_denied alone (not access_granted first); one both admit sends
+    access_granted once."""
+    app = guarded_twice(issuer, clock, how, protect_all)
+    bob = issuer.user_token("bob@example.com", ["Staff"])
+    with capture_access(app) as captured:
+        assert outcome(app, bob, PATH) == Outcome(403, Reason.NOT_IN_GROUP)
+    assert [(record.granted, record.status) for record in captured] == [(False, 403)]
+    ada = issuer.user_token("ada@example.com", ["Admins"])
+    with capture_access(app) as captured:
+        assert outcome(app, ada, PATH) == Outcome(200, None)
+    assert [record.granted for record in captured] == [True]
+
+
 @pytest.mark.parametrize("protect_all", [False, True], ids=["open by default", "deny by default"])
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_audit_reads_the_packages_guards(
@@ -191,11 +248,7 @@ def test_hand_written_guard_with_deny_by_default_still_fails_closed(
 ) -> None:
     """A guard of the app's own that does not check, or checks optionally, leaves deny
     by default's refusal standing: 401 without a token, one grant with one."""
-    app = Flask("fail closed")
-    app.config.update(
-        issuer.settings(CF_ACCESS_PROTECT_ALL=True, CF_ACCESS_LOAD_KEYS_ON_INIT=False)
-    )
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    app = new_app(issuer, clock, "fail closed", protect_all=True)
     skips = Blueprint("skips", __name__, url_prefix="/skips")
     optional = Blueprint("optional", __name__, url_prefix="/optional")
 

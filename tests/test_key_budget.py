@@ -14,7 +14,7 @@ import requests
 import responses
 from cachelib import SimpleCache
 
-from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
+from flask_cf_access import AccessUnauthorized, AccessUnavailable, Background, Reason
 from flask_cf_access._core.keys import RECHECK_AFTER, KeyStore
 from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer, SigningKey
@@ -32,7 +32,7 @@ def store(
     backend: SimpleCache,
     *,
     budget: float | None = None,
-    spawn: Callable[[Callable[[], None]], None] | None = None,
+    spawn: Background | None = None,
 ) -> KeyStore:
     """One worker's key store, sharing ``backend``; background work run at once."""
     return KeyStore(

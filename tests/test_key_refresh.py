@@ -12,11 +12,11 @@ import requests
 import responses
 from cachelib import SimpleCache
 
-from flask_cf_access import AccessUnauthorized, AccessUnavailable, Reason
+from flask_cf_access import AccessUnauthorized, AccessUnavailable, Background, Reason
 from flask_cf_access._core import keys as keys_module
 from flask_cf_access._core.keys import KeyStore
 from flask_cf_access._core.shared_cache import SharedCache
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .support import FrozenClock, count_calls, never_sleep
 
@@ -61,7 +61,7 @@ class Worker:
         clock: FrozenClock,
         backend: SimpleCache,
         *,
-        background: Callable[[Callable[[], None]], None] | None = None,
+        background: Background | None = None,
         sleep: Callable[[float], None] = never_sleep,
     ) -> None:
         self.store = KeyStore(
@@ -72,7 +72,8 @@ class Worker:
             clock=clock,
             max_age=MAX_AGE,
             min_refresh_interval=INTERVAL,
-            background=background or (lambda job: job()),
+            background=background or run_inline,
+            spawn=run_inline,  # the first and forced fetches: at once
             sleep=sleep,
         )
 

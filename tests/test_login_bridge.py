@@ -16,7 +16,13 @@ from werkzeug.test import TestResponse
 
 import flask_cf_access
 from flask_cf_access import AccessIdentity, CloudflareAccess, Reason
-from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessClient,
+    AccessIssuer,
+    capture_access,
+    run_inline,
+)
 
 from .support import FrozenClock
 
@@ -60,7 +66,7 @@ def app(
     """An existing Flask-Login app, bridged to Access; it also kept a session-based loader."""
     app = Flask("login")
     app.config.update(issuer.settings(SECRET_KEY="test secret", SESSION_PROTECTION="strong"))
-    cf_access = CloudflareAccess(app, clock=clock)
+    cf_access = CloudflareAccess(app, clock=clock, background=run_inline)
     cf_access.user_loader(accounts.load)
     login_manager = LoginManager()
     cf_access.init_login_manager(login_manager)
@@ -284,4 +290,4 @@ def test_a_flask_login_without_what_the_bridge_replaces_is_refused(
     rather than leave the session and remember-me lookups in place."""
     monkeypatch.delattr(LoginManager, missing)
     with pytest.raises(RuntimeError, match=f"no LoginManager.{missing}"):
-        CloudflareAccess().init_login_manager(LoginManager())
+        CloudflareAccess(background=run_inline).init_login_manager(LoginManager())

@@ -9,7 +9,7 @@ import requests
 from werkzeug.test import Client
 
 from flask_cf_access import CloudflareAccessMiddleware, ConfigurationError, Reason, require
-from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile
+from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile, run_inline
 
 from .support import START, FrozenClock, bearer, decisions, outcome
 from .test_wsgi_middleware import Downstream
@@ -66,6 +66,7 @@ def middleware(
         headers=PROFILE_HEADERS,
         public_paths=["/healthz"],
         **options,
+        background=run_inline,
     )
 
 
@@ -175,6 +176,7 @@ def test_unknown_profile_source_is_refused(
             team_domain=issuer.team_domain,
             audience=issuer.audience,
             headers={"X-Auth-Bad": source},
+            background=run_inline,
         )
 
 
@@ -199,6 +201,7 @@ def test_unavailable_groups_a_header_needs_are_a_reported_refusal(
         session=session,
         clock=clock,
         headers={"X-Auth-Groups": "groups"},
+        background=run_inline,
     )
     token = issuer.user_token("ada@example.com")  # no groups claim: get-identity is asked
     assert Client(app).get("/", headers=bearer(token)).status_code == 503

@@ -14,7 +14,7 @@ from werkzeug.test import Client
 from flask_cf_access import CloudflareAccessMiddleware, Reason
 from flask_cf_access._core.tokens import MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .redis_server import running_redis_server
 from .support import FrozenClock, bearer, count_calls
@@ -101,6 +101,7 @@ def test_middleware_refuses_a_nested_header(issuer: AccessIssuer, clock: FrozenC
         audience=issuer.audience,
         session=issuer.session(),
         clock=clock,
+        background=run_inline,
     )
     for header in HOSTILE_HEADERS.values():
         with refusal_reasons() as reasons:

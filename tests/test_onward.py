@@ -47,7 +47,7 @@ from flask_cf_access.onward import (
     OnwardRefusedError,
     ServiceToken,
 )
-from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge
+from flask_cf_access.testing import AccessIssuer, EdgeApplication, LocalEdge, run_inline
 
 from .support import FrozenClock, served
 
@@ -184,7 +184,7 @@ def app_b(issuer: AccessIssuer, clock: FrozenClock, elsewhere: str) -> Flask:
     """App B: who is calling, and two redirects."""
     app = Flask("b")
     app.config.update(issuer.settings(CF_ACCESS_AUDIENCE=[AUD_B, AUD_STRICT, AUD_ADMIN]))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get("/whoami")
     @app.get("/strict/whoami")
@@ -217,7 +217,7 @@ def app_a(
     """App A: forwards its user to B and says what B answered."""
     app = Flask("a")
     app.config.update(issuer.settings(CF_ACCESS_AUDIENCE=AUD_A))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
 
     @app.get("/forward")
     @require_access
@@ -727,7 +727,7 @@ def test_only_the_verified_token_is_forwarded(clock: FrozenClock) -> None:
     issuer = AccessIssuer(clock=clock)
     app = Flask("swapped")
     app.config.update(issuer.settings())
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     policy = OnwardPolicy(["https://b.example"], forward_user=True, clock=clock)
     other = issuer.user_token("ada@example.com", ["Staff"], groups_in_token=True)
 

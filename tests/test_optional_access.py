@@ -20,7 +20,13 @@ from flask_cf_access import (
     get_user,
     require_access,
 )
-from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessClient,
+    AccessIssuer,
+    capture_access,
+    run_inline,
+)
 
 from .support import FrozenClock, decisions
 
@@ -41,7 +47,7 @@ def app(
     """A landing page that greets a signed-in user, and a humans-only optional page."""
     app = Flask("optional")
     app.config.update(issuer.settings())
-    cf_access = CloudflareAccess(app, clock=clock)
+    cf_access = CloudflareAccess(app, clock=clock, background=run_inline)
 
     @cf_access.user_loader
     def load(identity: AccessIdentity) -> str | None:

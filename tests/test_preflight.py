@@ -13,7 +13,7 @@ from flask_cf_access import (
     require_access,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessIssuer
+from flask_cf_access.testing import AccessCapture, AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock
@@ -78,6 +78,7 @@ def _client(issuer: AccessIssuer, clock: FrozenClock, **options: Any) -> Client:
             session=issuer.session(),
             clock=clock,
             **options,
+            background=run_inline,
         )
     )
 

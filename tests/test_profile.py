@@ -30,10 +30,9 @@ from flask_cf_access import (
 )
 from flask_cf_access._core.identity_endpoint import IdentityEndpoint
 from flask_cf_access._core.profile import MalformedProfile, context_rules, parse_profile
-from flask_cf_access._core.single_flight import run_inline
 from flask_cf_access._flask.app_state import access_state
 from flask_cf_access._flask.routes import audit_routes
-from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile
+from flask_cf_access.testing import AccessCapture, AccessIssuer, identity_profile, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, count_calls, outcome

@@ -9,7 +9,7 @@ import pytest
 from werkzeug.test import Client
 
 from flask_cf_access import CloudflareAccessMiddleware, Reason
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -129,6 +129,7 @@ def test_middleware_log_and_signal_say_what_was_sent(
         unauthorized=mode,
         rules={"/admin": ["Admins"]},
         **options,
+        background=run_inline,
     )
     caplog.set_level(logging.WARNING, "flask_cf_access")
     with capture_access(middleware) as captured:

@@ -24,7 +24,7 @@ from flask_cf_access import (
     require_service_token,
 )
 from flask_cf_access._flask.guards import view_guard
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock, bearer
 
@@ -103,7 +103,9 @@ def test_require_access_with_a_requirement_is_the_primitive(
     """``@require_access(requirement)`` admits and refuses, with the reason, as the primitive."""
     app = Flask("one door")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    flask_cf_access.CloudflareAccess(app, clock=clock, session=issuer.session())
+    flask_cf_access.CloudflareAccess(
+        app, clock=clock, session=issuer.session(), background=run_inline
+    )
     requirement = REQUIREMENTS["combined"]
 
     @app.get("/decorated")

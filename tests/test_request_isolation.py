@@ -18,7 +18,7 @@ from flask_cf_access import (
     require,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -116,7 +116,7 @@ def test_guard_registered_before_init_app_still_admits(
     def guard() -> None:
         verify_access_in_request()
 
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
 
     @app.get("/")
     def home() -> str:
@@ -139,7 +139,7 @@ def test_own_g_class_is_cleared_too(
     app = Flask("own_g")
     app.app_ctx_globals_class = OwnGlobals
     app.config.update(issuer.settings())
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
     add_probes(app)
 
     @app.get("/")

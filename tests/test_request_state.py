@@ -30,7 +30,13 @@ from flask_cf_access import (
     require_group,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessCapture, AccessClient, AccessIssuer, capture_access
+from flask_cf_access.testing import (
+    AccessCapture,
+    AccessClient,
+    AccessIssuer,
+    capture_access,
+    run_inline,
+)
 
 from .support import FrozenClock
 
@@ -63,7 +69,7 @@ def app(issuer: AccessIssuer, clock: FrozenClock, accounts: dict[str, Account]) 
     """Routes of every kind: required, optional, no account needed, guarded, bridged."""
     app = Flask("state")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False), SECRET_KEY="x")
-    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session())
+    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     login_manager = LoginManager()
     cf_access.init_login_manager(login_manager)
     login_manager.init_app(app)

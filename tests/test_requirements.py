@@ -31,7 +31,7 @@ from flask_cf_access import (
 )
 from flask_cf_access._core.requirements import ANY_TOKEN
 from flask_cf_access._flask.guards import GUARD_ATTRIBUTE
-from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessCapture, AccessIssuer, capture_access, run_inline
 
 from .front_ends import FRONT_ENDS, decorators_for
 from .support import FrozenClock, bearer, identity_endpoint_down
@@ -152,7 +152,7 @@ def decorated_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """A route per case, protected by the case's decorators."""
     app = Flask("decorated")
     app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     for name, (decorators, _) in CASES.items():
 
         def view() -> str:
@@ -181,6 +181,7 @@ def middleware_app(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccess
         session=issuer.session(),
         clock=clock,
         rules={f"/{name}": requirement for name, (_, requirement) in CASES.items()},
+        background=run_inline,
     )
 
 
@@ -279,7 +280,7 @@ def test_any_service_token_without_the_setting(
     """Without CF_ACCESS_SERVICE_TOKENS any service token passes @require_access, with no role."""
     app = Flask("open")
     app.config.update(issuer.settings(CF_ACCESS_ROLES={"admin": ["Admins"]}))
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
 
     @app.get("/")
     @require_access
@@ -511,7 +512,7 @@ def test_access_guard_on_the_app(
     """access_guard registered on the app guards every endpoint."""
     app = Flask("whole")
     app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     app.before_request(access_guard(require(roles=["admin"])))
     app.add_url_rule("/", "home", lambda: "ok")
     client = app.test_client()
@@ -605,13 +606,20 @@ def test_middleware_rules_validated(issuer: AccessIssuer) -> None:
     )
     with pytest.raises(ConfigurationError, match="require"):
         # 3 is deliberately not a group: the rule is refused at start-up.
-        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base)  # type: ignore[list-item]
+        CloudflareAccessMiddleware(app, rules={"/x": [3]}, **base, background=run_inline)  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="allow_service_tokens"):
         CloudflareAccessMiddleware(
-            app, rules={"/ci": require(service_tokens=[])}, allow_service_tokens=False, **base
+            app,
+            rules={"/ci": require(service_tokens=[])},
+            allow_service_tokens=False,
+            **base,
+            background=run_inline,
         )
     middleware = CloudflareAccessMiddleware(
-        app, rules={"/admin": ["Admins"], "/ops": require(roles=["ops"])}, **base
+        app,
+        rules={"/admin": ["Admins"], "/ops": require(roles=["ops"])},
+        **base,
+        background=run_inline,
     )
     assert middleware.groups_for("/admin/x") == ("Admins",)
     assert middleware.requirement_for("/ops/y") == require(roles=["ops"])
@@ -685,7 +693,7 @@ def test_access_guard_on_a_nested_blueprint(
     """A parent blueprint's access_guard guards its nested blueprints' views."""
     app = Flask("nested")
     app.config.update(settings(issuer))
-    CloudflareAccess(app, clock=clock, session=issuer.session())
+    CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     parent = Blueprint("parent", __name__)
     parent.before_request(access_guard(require(roles=["admin"])))
     child = Blueprint("child", __name__)
@@ -707,6 +715,10 @@ def test_middleware_without_rules_needs_only_a_token(issuer: AccessIssuer) -> No
         return []
 
     middleware = CloudflareAccessMiddleware(
-        app, team_domain=issuer.team_domain, audience=issuer.audience, load_keys_on_init=False
+        app,
+        team_domain=issuer.team_domain,
+        audience=issuer.audience,
+        load_keys_on_init=False,
+        background=run_inline,
     )
     assert middleware.requirement_for("/anything") is ANY_TOKEN

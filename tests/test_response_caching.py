@@ -17,7 +17,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer
@@ -143,6 +143,7 @@ def guard(
         rules={"/admin": ["Admins"]},
         public_prefixes=["/static"],
         **options,
+        background=run_inline,
     )
 
 

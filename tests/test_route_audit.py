@@ -23,9 +23,9 @@ from flask_cf_access import (
     require_service_token,
 )
 from flask_cf_access.cli import cli
-from flask_cf_access.testing import AccessCapture, AccessIssuer, assert_routes_protected
+from flask_cf_access.testing import AccessCapture, AccessIssuer, assert_routes_protected, run_inline
 
-cf_access = CloudflareAccess()
+cf_access = CloudflareAccess(background=run_inline)
 
 
 def in_office(identity: AccessIdentity) -> bool:

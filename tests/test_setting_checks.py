@@ -17,6 +17,7 @@ from flask_cf_access import (
     require,
     require_service_token,
 )
+from flask_cf_access.testing import run_inline
 
 BASE = {
     "CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com",
@@ -29,7 +30,7 @@ def init(**config: Any) -> Flask:
     """An app with BASE and ``config``, after init_app."""
     app = Flask("checks")
     app.config.update({**BASE, **config})
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     return app
 
 
@@ -48,7 +49,7 @@ def test_an_aud_tag_with_a_space_or_control_character_is_refused(audience: objec
         init(CF_ACCESS_AUDIENCE=audience)
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
         CloudflareAccessMiddleware.from_mapping(
-            {**BASE, "CF_ACCESS_AUDIENCE": audience}, downstream
+            {**BASE, "CF_ACCESS_AUDIENCE": audience}, downstream, background=run_inline
         )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
         CloudflareAccessMiddleware(
@@ -56,6 +57,7 @@ def test_an_aud_tag_with_a_space_or_control_character_is_refused(audience: objec
             team_domain="acme.cloudflareaccess.com",
             audience=audience,
             load_keys_on_init=False,
+            background=run_inline,
         )
 
 
@@ -88,7 +90,7 @@ def test_a_team_domain_that_is_no_host_name_is_refused(domain: str) -> None:
         init(CF_ACCESS_TEAM_DOMAIN=domain)
     config = {**BASE, "CF_ACCESS_TEAM_DOMAIN": domain}
     with pytest.raises(ConfigurationError, match="CF_ACCESS_TEAM_DOMAIN"):
-        CloudflareAccessMiddleware.from_mapping(config, downstream)
+        CloudflareAccessMiddleware.from_mapping(config, downstream, background=run_inline)
 
 
 def test_an_internationalised_team_domain_is_kept_in_its_ascii_form() -> None:
@@ -113,7 +115,7 @@ def test_a_misspelt_key_is_warned_of_once_naming_the_nearest() -> None:
 
 def test_each_app_is_warned() -> None:
     """One extension, two apps: each app's unknown key is warned of."""
-    extension = CloudflareAccess()
+    extension = CloudflareAccess(background=run_inline)
     for name in ("first", "second"):
         app = Flask(name)
         app.config.update({**BASE, "CF_ACCESS_LEWAY": 10})
@@ -125,7 +127,7 @@ def test_the_middleware_from_mapping_warns_too() -> None:
     """The middleware reading the environment warns of a misspelt key there."""
     environ = {**BASE, "CF_ACCESS_TEAM_DOMIAN": "x"}
     with pytest.warns(UnknownSettingWarning, match="did you mean CF_ACCESS_TEAM_DOMAIN"):
-        CloudflareAccessMiddleware.from_mapping(environ, downstream)
+        CloudflareAccessMiddleware.from_mapping(environ, downstream, background=run_inline)
 
 
 def test_known_and_foreign_keys_are_not_warned_of() -> None:
@@ -144,7 +146,10 @@ def test_a_misspelt_middleware_keyword_names_the_nearest() -> None:
     """A keyword argument no setting has is a TypeError naming the one meant."""
     with pytest.raises(TypeError, match=r"'audiences' \(did you mean audience\?\)"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audiences=["x"]
+            downstream,
+            team_domain="acme.cloudflareaccess.com",
+            audiences=["x"],
+            background=run_inline,
         )
 
 

@@ -26,6 +26,7 @@ from flask_cf_access import (
 from flask_cf_access._core.settings import DEFAULTS, FLASK_ONLY
 from flask_cf_access._wsgi.middleware import _SETTING_KEYWORDS
 from flask_cf_access.onward import ServiceToken
+from flask_cf_access.testing import run_inline
 
 BASE = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
 TEAM = "acme.cloudflareaccess.com"
@@ -147,12 +148,15 @@ def test_middleware_keywords_are_the_attribute_names() -> None:
         require_mfa=True,
         require_posture=["disk"],
         load_keys_on_init=False,
+        background=run_inline,
     )
     settings = middleware._checker.settings  # the settings it was given, as read
     assert (settings.audience, settings.stand_in) == (("aud",), STAND_IN)
     assert [rule.kind for rule in settings.context_rules] == ["mfa", "posture"]
     with pytest.raises(TypeError, match="protect_all"):
-        CloudflareAccessMiddleware(downstream, team_domain=TEAM, audience="aud", protect_all=True)
+        CloudflareAccessMiddleware(
+            downstream, team_domain=TEAM, audience="aud", protect_all=True, background=run_inline
+        )
 
 
 def test_init_app_docstring_lists_every_key() -> None:
@@ -213,6 +217,7 @@ def test_the_middleware_from_config_still_works() -> None:
             {**BASE, "CF_ACCESS_LEEWAY": 3, "CF_ACCESS_LOAD_KEYS_ON_INIT": False},
             downstream,
             public_paths=["/healthz"],
+            background=run_inline,
         )
     assert middleware._checker.settings.leeway == 3
     assert middleware.is_public("/healthz")

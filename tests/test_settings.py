@@ -9,6 +9,7 @@ from cachelib import SimpleCache
 from flask import Flask
 
 from flask_cf_access import AccessSettings, CloudflareAccess, ConfigurationError
+from flask_cf_access.testing import run_inline
 
 BASE = {"CF_ACCESS_TEAM_DOMAIN": "acme.cloudflareaccess.com", "CF_ACCESS_AUDIENCE": "aud"}
 
@@ -100,17 +101,17 @@ def test_bad_settings_name_their_key(key: str, value: Any) -> None:
     app.config.update(BASE)
     app.config[key] = value
     with pytest.raises(ConfigurationError, match=key):
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
 
 
 def test_missing_required_keys() -> None:
     """An app with no CF_ACCESS_* settings fails at start-up, naming the first one."""
     with pytest.raises(ConfigurationError, match="CF_ACCESS_TEAM_DOMAIN"):
-        CloudflareAccess(Flask("empty"))
+        CloudflareAccess(Flask("empty"), background=run_inline)
     app = Flask("half")
     app.config["CF_ACCESS_TEAM_DOMAIN"] = "acme.cloudflareaccess.com"
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE"):
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
 
 
 def test_bad_cache_setting() -> None:
@@ -118,9 +119,9 @@ def test_bad_cache_setting() -> None:
     app = Flask("cache")
     app.config.update(BASE, CF_ACCESS_CACHE=object(), CF_ACCESS_LOAD_KEYS_ON_INIT=False)
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
     app.config["CF_ACCESS_CACHE"] = SimpleCache()
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     assert app.extensions["cf_access"].checker.cache.backend is app.config["CF_ACCESS_CACHE"]
 
 

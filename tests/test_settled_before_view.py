@@ -30,7 +30,7 @@ from flask_cf_access import (
     require_role,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access
+from flask_cf_access.testing import AccessClient, AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock
 
@@ -120,7 +120,7 @@ def app(issuer: AccessIssuer, clock: FrozenClock, ran: list[str]) -> Flask:
             CF_ACCESS_LOAD_KEYS_ON_INIT=False,
         )
     )
-    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session())
+    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     accounts = {"ada@example.com": Account("ada@example.com")}
 
     @cf_access.user_loader
@@ -236,7 +236,7 @@ def test_flask_login_bridge_refuses_before_the_view(
     """Through Flask-Login: @login_required refuses no account (403) before the view."""
     app = Flask("bridged")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False), SECRET_KEY="x")
-    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session())
+    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     login_manager = LoginManager()
     cf_access.init_login_manager(login_manager)
     login_manager.init_app(app)
@@ -263,7 +263,7 @@ def test_loader_runs_once_for_stacked_guards(
     """A blueprint guard and the view's decorator: one load, one signal."""
     app = Flask("once")
     app.config.update(issuer.settings())
-    cf_access = CloudflareAccess(app, clock=clock)
+    cf_access = CloudflareAccess(app, clock=clock, background=run_inline)
     asked: list[str] = []
 
     @cf_access.user_loader
@@ -322,7 +322,7 @@ def test_account_false_does_not_waive_a_blueprint_guards_account(
     """A view's account=False under a guard that needs an account: the account is needed."""
     app = Flask("waive")
     app.config.update(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session())
+    cf_access = CloudflareAccess(app, clock=clock, session=issuer.session(), background=run_inline)
     cf_access.user_loader(lambda identity: None)
     area = Blueprint("area", __name__)
     area.before_request(access_guard(require()))

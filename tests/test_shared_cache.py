@@ -20,7 +20,7 @@ from flask_cf_access._core.cache_config import (
     JSONRedisCache,
 )
 from flask_cf_access._core.shared_cache import SharedCache
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .redis_server import free_port
@@ -152,7 +152,7 @@ def test_init_app_refuses_a_bad_url(issuer: AccessIssuer) -> None:
     app = Flask(__name__)
     app.config.update(issuer.settings(CF_ACCESS_CACHE="mongodb://127.0.0.1/x"))
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
-        CloudflareAccess(app)
+        CloudflareAccess(app, background=run_inline)
 
 
 def test_down_redis_never_fails_a_request(

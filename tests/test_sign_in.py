@@ -10,7 +10,7 @@ import requests
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, current_identity, require_context, require_group
-from flask_cf_access.testing import AccessIssuer, StandInServer
+from flask_cf_access.testing import AccessIssuer, StandInServer, run_inline
 
 APP_HOST = "127.0.0.1:5000"
 
@@ -100,7 +100,7 @@ def test_sign_in_sets_a_real_token_and_goes_back(
 
     app = Flask("signed-in")
     app.config.update(stand_in.settings())
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
 
     @app.get("/admin/")
     @require_group("Admins")
@@ -166,7 +166,7 @@ def test_sign_in_picks_mfa_and_posture(
     token = response.headers["Set-Cookie"].partition("=")[2].partition(";")[0]
     app = Flask("signed-in")
     app.config.update(stand_in.settings())
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
     app.get("/keys")(require_context(mfa=True, posture=["disk"])(lambda: "keys"))
     client = app.test_client()
     client.set_cookie("CF_Authorization", token)

@@ -23,7 +23,7 @@ from flask_cf_access import (
     access_granted,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer
+from flask_cf_access.testing import AccessIssuer, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, bearer, identity_endpoint_down
@@ -72,6 +72,7 @@ def middleware(issuer: AccessIssuer, clock: FrozenClock) -> CloudflareAccessMidd
         clock=clock,
         public_paths=["/healthz"],
         rules={"/admin": ["Admins"]},
+        background=run_inline,
     )
 
 

@@ -26,7 +26,7 @@ from flask_cf_access._core.assembly import build_checker
 from flask_cf_access._core.json_input import parse_json
 from flask_cf_access._core.tokens import MAX_TOKEN_LENGTH, check_token_shape, read_unverified_header
 from flask_cf_access._core.verifier import TokenVerifier
-from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token
+from flask_cf_access.testing import AccessIssuer, SigningKey, encode_token, run_inline
 
 from .support import FrozenClock, bearer, outcome, reason_of
 
@@ -206,7 +206,9 @@ def shared_team() -> tuple[AccessIssuer, SigningKey]:
 def fresh_verifier(issuer: AccessIssuer) -> TokenVerifier:
     """A cold verifier trusting ``issuer``: nothing remembered yet."""
     settings = AccessSettings.from_mapping(issuer.settings(CF_ACCESS_LOAD_KEYS_ON_INIT=False))
-    return build_checker(settings, session=issuer.session(), clock=issuer.clock).verifier
+    return build_checker(
+        settings, session=issuer.session(), clock=issuer.clock, background=run_inline
+    ).verifier
 
 
 def joserfc_reason(verifier: TokenVerifier, token: str) -> Reason | None:

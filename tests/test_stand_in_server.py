@@ -26,6 +26,7 @@ from flask_cf_access.testing import (
     RequestCounts,
     StandInServer,
     capture_access,
+    run_inline,
 )
 
 from .support import FrozenClock, bearer
@@ -43,7 +44,7 @@ def group_app(server: StandInServer, clock: FrozenClock | None = None, **config:
     """An app trusting ``server``, with one group-gated route."""
     app = Flask("stand_in_client")
     app.config.update(server.settings(**config))
-    CloudflareAccess(app, clock=clock or time.time)
+    CloudflareAccess(app, clock=clock or time.time, background=run_inline)
 
     @app.get("/admin")
     @require_group("Admins")

@@ -12,7 +12,7 @@ from flask import Flask
 from hypothesis import HealthCheck
 
 from flask_cf_access import CloudflareAccess, Reason, require_access
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import bearer
 
@@ -36,7 +36,7 @@ def test_forgotten_transport_reaches_no_real_team(no_network: list[str]) -> None
     issuer = AccessIssuer()
     app = Flask("forgetful")
     app.config.update(issuer.settings())
-    CloudflareAccess(app)
+    CloudflareAccess(app, background=run_inline)
 
     @app.get("/")
     @require_access

@@ -35,6 +35,7 @@ from flask_cf_access.testing import (
     StandInServer,
     capture_access,
     decode_unverified_claims,
+    run_inline,
 )
 
 from .support import FrozenClock
@@ -47,7 +48,7 @@ def kit_app(issuer: AccessIssuer, config: dict[str, Any] | None = None, **option
     app = Flask("kit")
     app.config.update(issuer.settings(**(config or {})))
     app.test_client_class = AccessClient
-    CloudflareAccess(app, session=issuer.session(), **options)
+    CloudflareAccess(app, session=issuer.session(), **options, background=run_inline)
 
     @app.get("/")
     @require_access
@@ -92,7 +93,7 @@ def test_groups_in_token_need_no_identity_call(cf_access_issuer: AccessIssuer) -
     session = cf_access_issuer.session()
     app = Flask("kit")
     app.config.update(cf_access_issuer.settings())
-    CloudflareAccess(app, session=session)
+    CloudflareAccess(app, session=session, background=run_inline)
 
     @app.get("/admin")
     @require_group("Admins")
@@ -191,7 +192,7 @@ def test_rotation_through_responses() -> None:
         issuer.register(mock)
         app = Flask("rotating")
         app.config.update(issuer.settings())
-        CloudflareAccess(app, clock=clock)
+        CloudflareAccess(app, clock=clock, background=run_inline)
 
         @app.get("/")
         @require_access

@@ -34,7 +34,7 @@ from flask_cf_access._core.tokens import (
     decode_segment,
     read_unverified_header,
 )
-from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
+from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access, run_inline
 
 from .conftest import AppFactory
 from .support import START, FrozenClock, bearer, reason_of
@@ -43,7 +43,7 @@ from .support import START, FrozenClock, bearer, reason_of
 def make_gate(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> AccessChecker:
     """A checker trusting ``issuer``, answered in-process, on the frozen clock."""
     settings = AccessSettings.from_mapping(issuer.settings(**config))
-    return build_checker(settings, session=issuer.session(), clock=clock)
+    return build_checker(settings, session=issuer.session(), clock=clock, background=run_inline)
 
 
 @pytest.fixture

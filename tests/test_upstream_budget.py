@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_cf_access import AccessError, AccessSettings, ConfigurationError, Reason
-from flask_cf_access._core import keys as keys_module
 from flask_cf_access._core.identity_endpoint import IdentityEndpoint
 from flask_cf_access._core.shared_cache import SharedCache
 from flask_cf_access.testing import AccessIssuer
@@ -27,11 +26,9 @@ from .support import START, FrozenClock, Threads, count_calls, outcome
 
 
 @pytest.fixture
-def threads(monkeypatch: pytest.MonkeyPatch) -> Threads:
-    """Background work in real threads (the production default), for apps made after it."""
-    runner = Threads()
-    monkeypatch.setattr(keys_module, "run_in_thread", runner)
-    return runner
+def threads() -> Threads:
+    """Background work in real threads (the production default), joined when told."""
+    return Threads()
 
 
 class Gate:
@@ -118,7 +115,7 @@ def test_slow_call_answers_503_within_the_budget_then_serves_the_next(
     """A call outlasting the budget: its request gets 503 and the back-off starts (later new
     tokens refused with no call); the call goes on, its answer serves the token's next
     request, and its success ends the back-off."""
-    app = make_app(CF_ACCESS_UPSTREAM_WAIT=0.001)
+    app = make_app(background=threads, CF_ACCESS_UPSTREAM_WAIT=0.001)
     slow = issuer.user_token("slow@example.com", ["Admins"])
     assert outcome(app, slow, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)
     assert gate.arrived.wait(30)
@@ -144,7 +141,9 @@ def test_bulkhead_bounds_calls_in_flight(
 ) -> None:
     """With CF_ACCESS_IDENTITY_CONCURRENCY calls hanging, another token's request gets 503
     within its budget and makes no call."""
-    app = make_app(CF_ACCESS_UPSTREAM_WAIT=0.001, CF_ACCESS_IDENTITY_CONCURRENCY=1)
+    app = make_app(
+        background=threads, CF_ACCESS_UPSTREAM_WAIT=0.001, CF_ACCESS_IDENTITY_CONCURRENCY=1
+    )
     checker = app.extensions["cf_access"].checker
     first = issuer.user_token("first@example.com", ["Admins"])
     assert outcome(app, first, "/admin") == (503, Reason.IDENTITY_UNAVAILABLE)

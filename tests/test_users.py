@@ -31,6 +31,7 @@ from flask_cf_access.testing import (
     UserLoad,
     capture_access,
     capture_user_loads,
+    run_inline,
 )
 
 from .support import FrozenClock, bearer
@@ -139,7 +140,7 @@ def build_app(extension: CloudflareAccess, settings: dict[str, Any]) -> Flask:
 @pytest.fixture
 def extension(directory: Directory, clock: FrozenClock) -> CloudflareAccess:
     """One extension object whose loader asks the directory."""
-    cf_access = CloudflareAccess(clock=clock)
+    cf_access = CloudflareAccess(clock=clock, background=run_inline)
     cf_access.user_loader(directory.load)
     return cf_access
 
@@ -312,7 +313,7 @@ def test_loader_exception_propagates(
     issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """An exception in the loader is the app's: not swallowed, not turned into a 401 or 403."""
-    cf_access = CloudflareAccess(clock=clock)
+    cf_access = CloudflareAccess(clock=clock, background=run_inline)
 
     @cf_access.user_loader
     def broken(identity: AccessIdentity) -> Account:
@@ -375,7 +376,7 @@ def test_without_a_loader_asking_for_the_user_is_an_error(
     issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """An app that registered no loader learns so when a view reads the user."""
-    app = build_app(CloudflareAccess(clock=clock), issuer.settings())
+    app = build_app(CloudflareAccess(clock=clock, background=run_inline), issuer.settings())
     app.testing = True
     with pytest.raises(RuntimeError, match="user_loader"):
         AccessClient.for_app(app, issuer).get("/me", as_user="ada@example.com")
@@ -385,7 +386,7 @@ def test_one_extension_serves_many_apps_with_a_loader_registered_late(
     issuer: AccessIssuer, clock: FrozenClock, mocked_team: responses.RequestsMock
 ) -> None:
     """A loader registered after init_app on two apps serves both; the object holds no app."""
-    cf_access = CloudflareAccess(clock=clock)
+    cf_access = CloudflareAccess(clock=clock, background=run_inline)
     first = build_app(cf_access, issuer.settings())
     second = build_app(cf_access, issuer.settings())
     directory = Directory({"ada@example.com": Account("ada@example.com")})

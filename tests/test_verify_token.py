@@ -18,7 +18,7 @@ from flask_cf_access import (
     require_access,
     verify_token,
 )
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .conftest import AppFactory
 from .support import FrozenClock, outcome
@@ -206,7 +206,7 @@ def test_verify_token_agrees_with_require_access(
     if known_tokens:
         config["CF_ACCESS_SERVICE_TOKENS"] = {"robot.access": {}}
     app.config.update(team.settings(**config))
-    CloudflareAccess(app, session=team.session(), clock=team.clock)
+    CloudflareAccess(app, session=team.session(), clock=team.clock, background=run_inline)
 
     @app.get("/")
     @require_access

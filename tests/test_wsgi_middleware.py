@@ -26,7 +26,7 @@ from flask_cf_access import (
     require_access,
 )
 from flask_cf_access._core.checker import AccessChecker
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock, bearer, outcome
 
@@ -72,6 +72,7 @@ def make_middleware(downstream: Downstream, issuer: AccessIssuer, clock: FrozenC
             session=issuer.session(),
             clock=clock,
             **options,
+            background=run_inline,
         )
 
     return factory
@@ -203,6 +204,7 @@ def test_503_when_keys_cannot_be_had(issuer: AccessIssuer, clock: FrozenClock) -
             session=requests.Session(),
             clock=clock,
             public_paths=["/healthz"],
+            background=run_inline,
         )
         assert len(mock.calls) == 1  # loaded on construction, as init_app does
         assert outcome(middleware, issuer.user_token("ada@example.com"), "/") == (
@@ -256,6 +258,7 @@ def test_public_only_what_was_configured(path: str) -> None:
         load_keys_on_init=False,
         public_paths=["/hz"],
         public_prefixes=["/s"],
+        background=run_inline,
     )
     if middleware.is_public(path):
         below = path == "/s" or path.startswith("/s/")
@@ -477,21 +480,27 @@ def test_refused_request_strips_nothing_it_should_not(
 def test_settings_validated_as_the_extension_does(downstream: Downstream) -> None:
     """Keyword settings fail with the same messages as CF_ACCESS_* keys."""
     with pytest.raises(ConfigurationError, match="CF_ACCESS_AUDIENCE is required"):
-        CloudflareAccessMiddleware(downstream, team_domain="acme.cloudflareaccess.com")
+        CloudflareAccessMiddleware(
+            downstream, team_domain="acme.cloudflareaccess.com", background=run_inline
+        )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_LEEWAY"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audience="aud", leeway="thirty"
+            downstream,
+            team_domain="acme.cloudflareaccess.com",
+            audience="aud",
+            leeway="thirty",
+            background=run_inline,
         )
     with pytest.raises(ConfigurationError, match="CF_ACCESS_CACHE"):
         CloudflareAccessMiddleware(
             downstream,
             team_domain="acme.cloudflareaccess.com",
             audience="aud",
-            cache={},  # type: ignore[arg-type]  # deliberately not a cache
+            cache={},  # type: ignore[arg-type]  # deliberately not a cache, background=run_inline
         )
     with pytest.raises(TypeError, match="audiance"):
         CloudflareAccessMiddleware(
-            downstream, team_domain="acme.cloudflareaccess.com", audiance="a"
+            downstream, team_domain="acme.cloudflareaccess.com", audiance="a", background=run_inline
         )
 
 
@@ -526,6 +535,7 @@ def test_from_mapping(downstream: Downstream, issuer: AccessIssuer, clock: Froze
         session=issuer.session(),
         clock=clock,
         rules={"/admin": ["Admins"]},
+        background=run_inline,
     )
     assert middleware._checker.settings.leeway == 0
     assert get(middleware, "/", issuer.user_token("ada@example.com")).status_code == 200
@@ -538,7 +548,7 @@ def test_from_mapping(downstream: Downstream, issuer: AccessIssuer, clock: Froze
 def test_gate_and_settings_not_both(downstream: Downstream, issuer: AccessIssuer) -> None:
     """A shared checker brings its own settings, cache, session and clock."""
     middleware = CloudflareAccessMiddleware(
-        downstream, load_keys_on_init=False, **_settings_kwargs(issuer)
+        downstream, load_keys_on_init=False, **_settings_kwargs(issuer), background=run_inline
     )
     with pytest.raises(TypeError, match="not both"):
         CloudflareAccessMiddleware(
@@ -603,7 +613,7 @@ def test_around_a_flask_app(issuer: AccessIssuer, clock: FrozenClock) -> None:
 def test_from_flask_shares_the_extension_gate(issuer: AccessIssuer, clock: FrozenClock) -> None:
     """After init_app the middleware uses the extension's checker: one key set, one path."""
     app = flask_app(issuer)
-    CloudflareAccess(app, session=issuer.session(), clock=clock)
+    CloudflareAccess(app, session=issuer.session(), clock=clock, background=run_inline)
     middleware = CloudflareAccessMiddleware.from_flask(app)
     assert middleware._checker is app.extensions["cf_access"].checker
     with pytest.raises(TypeError, match="not both"):
@@ -616,7 +626,7 @@ def test_checker_keyword_and_attribute_are_deprecated(
     """checker= (a private type) still shares a checker, and .checker still reads it,
     each with a DeprecationWarning pointing to from_flask."""
     app = flask_app(issuer)
-    CloudflareAccess(app, session=issuer.session(), clock=clock)
+    CloudflareAccess(app, session=issuer.session(), clock=clock, background=run_inline)
     shared = CloudflareAccessMiddleware.from_flask(app)
     with pytest.warns(DeprecationWarning, match="from_flask"):
         middleware = CloudflareAccessMiddleware(app.wsgi_app, checker=shared._checker)
@@ -630,7 +640,7 @@ def test_one_verification_path(
 ) -> None:
     """Middleware and decorators both verify through AccessChecker.authenticate, nothing else."""
     app = flask_app(issuer)
-    CloudflareAccess(app, session=issuer.session(), clock=clock)
+    CloudflareAccess(app, session=issuer.session(), clock=clock, background=run_inline)
 
     @app.get("/decorated")
     @require_access

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from flask_cf_access import CloudflareAccessMiddleware, ConfigurationError, Reason
-from flask_cf_access.testing import capture_access
+from flask_cf_access.testing import capture_access, run_inline
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -35,6 +35,7 @@ def middleware(
         load_keys_on_init=False,
         rules=rules,
         public_prefixes=public_prefixes,
+        background=run_inline,
     )
 
 

@@ -35,7 +35,7 @@ from flask_cf_access import (
     Requirement,
     verify_access_in_request,
 )
-from flask_cf_access.testing import AccessIssuer, capture_access
+from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock
 
@@ -169,6 +169,7 @@ def middleware(
             "public_prefixes": PUBLIC_PREFIXES,
             **options,
         },
+        background=run_inline,
     )
 
 
@@ -356,6 +357,7 @@ def judge() -> CloudflareAccessMiddleware:
         rules={**RULES, "/admin/reports": ["Audit"]},
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
+        background=run_inline,
     )
 
 
@@ -450,6 +452,7 @@ def test_ambiguous_configuration_refused(option: dict[str, Any]) -> None:
             audience="aud",
             load_keys_on_init=False,
             **option,
+            background=run_inline,
         )
 
 
@@ -522,6 +525,7 @@ def test_rule_applied_is_at_least_as_strict_as_every_reading(path: str) -> None:
         rules={prefix: list(groups) for prefix, groups in ORACLE_RULES.items()},
         public_prefixes=["/p"],
         public_paths=["/hz"],
+        background=run_inline,
     )
     try:
         applied = judge.requirement_for(wsgi(path))
@@ -546,6 +550,7 @@ def test_public_only_when_every_reading_is(start: str, rest: str) -> None:
         rules={"/s": ["S"]},
         public_prefixes=["/p"],
         public_paths=["/hz"],
+        background=run_inline,
     )
     if not judge.is_public(wsgi(path)):
         return
@@ -563,7 +568,7 @@ def log_app(issuer: AccessIssuer, clock: FrozenClock) -> Flask:
     """A Flask app guarded by the extension, for every path and method, in a hook."""
     app = Flask("logged")
     app.config.update(issuer.settings())
-    CloudflareAccess(app, session=issuer.session(), clock=clock)
+    CloudflareAccess(app, session=issuer.session(), clock=clock, background=run_inline)
 
     @app.before_request
     def guard() -> None:

@@ -13,7 +13,7 @@ import responses
 from flask import Flask
 
 from flask_cf_access import CloudflareAccess, Reason, require_access, require_group
-from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access
+from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access, run_inline
 
 from .support import FrozenClock, outcome
 
@@ -88,7 +88,7 @@ def protected_app(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> Fl
     """An app trusting ``issuer``, with a plain and a group-gated route."""
     app = Flask("nested")
     app.config.update(issuer.settings(**config))
-    CloudflareAccess(app, clock=clock)
+    CloudflareAccess(app, clock=clock, background=run_inline)
 
     @app.get("/")
     @require_access

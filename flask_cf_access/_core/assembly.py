@@ -24,6 +24,7 @@ from .keys import KeyStore
 from .requirements import AccessPolicy
 from .settings import AccessSettings
 from .shared_cache import SharedCache
+from .single_flight import Background, run_in_thread
 from .verifier import TokenVerifier
 
 
@@ -41,12 +42,15 @@ def build_checker(
     *,
     session: requests.Session | None = None,
     clock: Clock = system_time,
+    background: Background = run_in_thread,
 ) -> AccessChecker:
     """The checker of ``settings``, with every part it runs requests through.
 
     Keys and identities are shared through ``settings.cache`` (in-process when
     ``None``); every call to Cloudflare goes through ``session`` (by default
-    one made safe to use across a fork). Nothing is fetched here.
+    one made safe to use across a fork), and is started through ``background``
+    (key fetches and refreshes, get-identity calls and probes; a daemon thread
+    by default). Nothing is fetched here.
     """
     cache = SharedCache(
         settings.cache if settings.cache is not None else SimpleCache(), clock=clock
@@ -60,6 +64,7 @@ def build_checker(
         budget=budget,
         max_age=settings.keys_max_age,
         min_refresh_interval=settings.keys_min_refresh_interval,
+        background=background,
         **reach,
     )
     return AccessChecker(
@@ -72,6 +77,7 @@ def build_checker(
             url=settings.identity_url,
             budget=budget,
             slots=settings.identity_concurrency,
+            background=background,
             **reach,
         ),
         verifier=TokenVerifier(keys, ClaimsPolicy(settings, clock)),
@@ -85,6 +91,7 @@ def checker_from_mapping(
     *,
     session: requests.Session | None = None,
     clock: Clock | None = None,
+    background: Background | None = None,
 ) -> AccessChecker:
     """A checker from ``CF_ACCESS_*`` settings (``app.config``, ``os.environ``…).
 
@@ -94,7 +101,12 @@ def checker_from_mapping(
     :raises ConfigurationError: naming the first missing or invalid setting.
     """
     settings = AccessSettings.from_mapping(config)
-    checker = build_checker(settings, session=session, clock=clock or system_time)
+    checker = build_checker(
+        settings,
+        session=session,
+        clock=clock or system_time,
+        background=background or run_in_thread,
+    )
     if settings.load_keys_on_init:
         checker.keys.preload()
     return checker

@@ -71,7 +71,8 @@ class AccessIdentity:
     ``load_groups`` (a function returning the groups), to try a check on it.
     ``_policy``, the app's role mapping (``CF_ACCESS_ROLES``) and known service
     tokens (``CF_ACCESS_SERVICE_TOKENS``), which give :attr:`roles` and a known
-    service token's :attr:`name` and :attr:`groups`, is internal.
+    service token's :attr:`name` and :attr:`groups`, is internal, and so is
+    ``_load_profile``, how its profile is had from get-identity.
     """
 
     __slots__ = (
@@ -92,10 +93,10 @@ class AccessIdentity:
         load_groups: Callable[[], tuple[Group, ...]],
         _policy: IdentityRules | None = None,
         *,
-        load_profile: ProfileLoader | None = None,
+        _load_profile: ProfileLoader | None = None,
         clock: Clock = system_time,
     ) -> None:
-        self._made(claims, _GivenLookups(load_groups, load_profile), _policy, clock)
+        self._made(claims, _GivenLookups(load_groups, _load_profile), _policy, clock)
 
     @classmethod
     def _with_lookups(

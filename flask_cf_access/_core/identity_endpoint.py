@@ -11,12 +11,11 @@ from typing import Any, NamedTuple
 
 import requests
 
-from . import keys as _keys
 from .errors import AccessUnavailable, Reason, refusal
 from .fetch import FetchError, get_json
 from .groups import Group, MalformedGroups, parse_groups
 from .shared_cache import SharedCache
-from .single_flight import SingleFlight
+from .single_flight import Background, SingleFlight, run_in_thread
 from .tokens import TOKEN_COOKIE
 
 logger = logging.getLogger("flask_cf_access")
@@ -197,14 +196,14 @@ class IdentityEndpoint:
         clock: Callable[[], float],
         budget: float | None = None,
         slots: int | None = None,
-        background: Callable[[Callable[[], None]], None] | None = None,
+        background: Background = run_in_thread,
     ) -> None:
         self.url = url
         self._session = session
         self._timeout = timeout
         self._cache = cache
         self._clock = clock
-        self._background = background if background is not None else _keys.run_in_thread
+        self._background = background
         self._flights = SingleFlight(
             cache,
             wait_limit=timeout,

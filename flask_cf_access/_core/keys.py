@@ -20,7 +20,7 @@ from joserfc.jwk import RSAKey
 from .errors import Reason, refusal
 from .fetch import FetchError, get_json
 from .shared_cache import SharedCache
-from .single_flight import POLL_INTERVAL, SingleFlight
+from .single_flight import POLL_INTERVAL, Background, SingleFlight, run_in_thread
 
 logger = logging.getLogger("flask_cf_access")
 
@@ -111,11 +111,6 @@ def parse_certs(document: object) -> dict[str, RSAKey]:
     return keys
 
 
-def run_in_thread(job: Callable[[], None]) -> None:
-    """Run ``job`` in a daemon thread: how a stale key set is refreshed by default."""
-    threading.Thread(target=job, name="cf-access-keys-refresh", daemon=True).start()
-
-
 def _supersedes(shared: KeySet, current: KeySet | None) -> bool:
     """Whether a set read from the shared cache replaces ``current``.
 
@@ -170,9 +165,10 @@ class KeyStore:
     - Every fetch is bounded by ``timeout``, every wait of a request by ``budget``.
 
     :param background: how a refresh of a stale set is started
-        (default :func:`run_in_thread`; tests run it when they choose).
+        (default :func:`~flask_cf_access._core.single_flight.run_in_thread`;
+        tests run it when they choose).
     :param spawn: how the first and the forced fetches are started
-        (default :func:`run_in_thread`).
+        (default: as ``background``).
     :param sleep: the wait between looks at the shared cache (tests inject theirs).
     """
 
@@ -187,8 +183,8 @@ class KeyStore:
         max_age: int,
         min_refresh_interval: int,
         budget: float | None = None,
-        background: Callable[[Callable[[], None]], None] | None = None,
-        spawn: Callable[[Callable[[], None]], None] | None = None,
+        background: Background = run_in_thread,
+        spawn: Background | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.certs_url = certs_url
@@ -200,8 +196,8 @@ class KeyStore:
         self._max_age = max_age
         self._min_interval = min_refresh_interval
         self._recheck_after = min(RECHECK_AFTER, min_refresh_interval)
-        self._background = background if background is not None else run_in_thread
-        self._spawn = spawn if spawn is not None else run_in_thread
+        self._background = background
+        self._spawn = spawn if spawn is not None else background
         self._sleep = sleep
         self._cache_key = f"certs:{certs_url}"
         self._generation_key = f"certs-generation:{certs_url}"

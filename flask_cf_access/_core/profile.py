@@ -302,7 +302,7 @@ def _device_session(device: str, session: object) -> DeviceSession:
 # -- rules -----------------------------------------------------------------------
 
 #: The kinds of :class:`ContextRule`, as :func:`context_rules` spells their keywords.
-RuleKind = Literal[
+ContextRuleKind = Literal[
     "mfa",
     "amr",
     "idp",
@@ -345,7 +345,7 @@ class ContextRule:
     #: Which rule: the keyword of :func:`~flask_cf_access.require` it comes from
     #: (``"mfa"``, ``"amr"``, ``"idp"``, ``"posture"``, ``"warp"``, ``"gateway"``,
     #: ``"country"``, ``"max_login_age"``, ``"client_certificate"``).
-    kind: RuleKind
+    kind: ContextRuleKind
     #: The names it takes (methods, providers, rule ids, countries); empty for a yes/no rule.
     values: tuple[str, ...] = ()
     #: For ``max_login_age``: the most seconds since the user signed in.
@@ -429,7 +429,7 @@ def context_rules(
         a whole number of seconds above 0.
     """
     rules: list[ContextRule] = []
-    flags: tuple[tuple[RuleKind, bool], ...] = (
+    flags: tuple[tuple[ContextRuleKind, bool], ...] = (
         ("mfa", mfa),
         ("warp", warp),
         ("gateway", gateway),
@@ -438,7 +438,7 @@ def context_rules(
     for kind, flag in flags:
         if _yes_no(kind, flag):
             rules.append(ContextRule(kind))
-    named: tuple[tuple[RuleKind, Iterable[str]], ...] = (
+    named: tuple[tuple[ContextRuleKind, Iterable[str]], ...] = (
         ("amr", amr),
         ("idp", idp),
         ("posture", posture),

@@ -298,7 +298,7 @@ def require(
     *,
     groups: Iterable[str] = (),
     roles: Iterable[str] = (),
-    match: Literal["any", "all"] = "any",
+    match: Match = "any",
     check: IdentityCheck | None = None,
     service_tokens: Iterable[str] | None = None,
     allow_service_tokens: bool = True,

@@ -21,8 +21,9 @@ T = TypeVar("T")
 #: What a flight calls for its result: ``read`` (``None`` for nothing found),
 #: ``fetch``, ``unavailable``.
 Source: TypeAlias = Callable[[], T]
-#: How a fetch is started: a thread in production, at once in tests.
-Spawn: TypeAlias = Callable[[Callable[[], None]], None]
+#: How work is started in the background: given a job taking no argument,
+#: start it (:func:`run_in_thread` by default; :func:`run_inline` in tests).
+Background: TypeAlias = Callable[[Callable[[], None]], None]
 
 #: How often a process waiting for another one's fetch looks in the shared cache.
 POLL_INTERVAL = 0.02
@@ -31,8 +32,18 @@ POLL_INTERVAL = 0.02
 CLAIMED = "fetching"
 
 
+def run_in_thread(job: Callable[[], None]) -> None:
+    """Run ``job`` in a daemon thread: how background work starts by default."""
+    threading.Thread(target=job, name="cf-access-background", daemon=True).start()
+
+
 def run_inline(job: Callable[[], None]) -> None:
-    """Run ``job`` now, in the caller's thread."""
+    """Run ``job`` now, in the caller's thread: the ``background=`` of tests.
+
+    ``CloudflareAccess(app, background=run_inline)`` (or the middleware's
+    ``background=``) has a key refresh or a get-identity call done by the
+    request that starts it, so the test sees it done when that request returns.
+    """
     job()
 
 
@@ -85,7 +96,7 @@ class SingleFlight:
         wait_limit: float,
         budget: float | None = None,
         slots: int | None = None,
-        spawn: Spawn = run_inline,
+        spawn: Background = run_inline,
         claim_in_place: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

@@ -15,6 +15,7 @@ from flask import Flask, current_app, has_app_context
 from .._core.checker import AccessChecker
 from .._core.identity import AccessIdentity
 from .._core.requirements import ANY_TOKEN, Requirement
+from .guards import checks_apart
 from .users import UserLoading
 
 #: The one ``app.extensions`` key: the app's :class:`AccessState`.
@@ -35,7 +36,7 @@ class RoutePolicy:
 class AccessState:
     """Everything kept for one app, in ``app.extensions["cf_access"]``."""
 
-    __slots__ = ("checker", "routes", "users")
+    __slots__ = ("_checks_apart", "checker", "routes", "users")
 
     def __init__(self, checker: AccessChecker, users: UserLoading, routes: RoutePolicy) -> None:
         #: Settings, keys, caches, verifier and policy: checks every request.
@@ -44,6 +45,21 @@ class AccessState:
         self.users = users
         #: Deny by default and the endpoints it leaves public.
         self.routes = routes
+        #: Per endpoint, :func:`~flask_cf_access._flask.guards.checks_apart`.
+        self._checks_apart: dict[str, int] = {}
+
+    def checks_apart(self, app: Flask, endpoint: str) -> int:
+        """How many guards may check a request to ``endpoint`` apart from one judging
+        its declared guards together; counted once per endpoint (routes and hooks
+        are fixed once the app serves requests)."""
+        count = self._checks_apart.get(endpoint)
+        if count is None:
+            count = checks_apart(app, endpoint)
+            # Kept once the app served a request (before, hooks may still come:
+            # a test_request_context).
+            if app._got_first_request:
+                self._checks_apart[endpoint] = count
+        return count
 
 
 def state_of(app: Flask) -> AccessState | None:

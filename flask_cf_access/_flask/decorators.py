@@ -18,12 +18,13 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from flask import current_app
 
 from .._core.requirements import (
     IdentityCheck,
+    Match,
     Requirement,
     require,
 )
@@ -35,6 +36,7 @@ from .guards import (
     stacked,
     view_guard,
     wrapped_view,
+    wrappers,
 )
 from .request import check_guard
 
@@ -53,6 +55,9 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     if inner is not None:
         guard = stacked(guard, view_guard(view) or guard)
         view = inner
+    # A wrapper inside this one (a decorator of the app's own, maybe around
+    # more of these) may still refuse after this check: the grant is then its.
+    defer_grant = next(wrappers(view), None) is not None
     # The last app whose ensure_sync() gave back the view itself (a plain
     # function): its next calls need not ask again. Async views always ask.
     # Asking on every call (inspect.iscoroutinefunction) costs about 0.45 µs
@@ -64,7 +69,7 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check_guard(app, guard, view=True)
+        check_guard(app, guard, view=True, defer_grant=defer_grant)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)
@@ -178,7 +183,7 @@ def require_access(
 
 def require_group(
     *groups: str,
-    match: Literal["any", "all"] = "any",
+    match: Match = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -201,7 +206,7 @@ def require_group(
 
 def require_role(
     *roles: str,
-    match: Literal["any", "all"] = "any",
+    match: Match = "any",
     allow_service_tokens: bool = True,
     account: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:

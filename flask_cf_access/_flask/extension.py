@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from .._core import browser as _browser
 from .._core.assembly import checker_from_mapping
 from .._core.clock import Clock, system_time
+from .._core.single_flight import Background
 from .app_state import EXTENSION_KEY, AccessState, RoutePolicy, access_state
 from .guards import PUBLIC_ATTRIBUTE
 from .request import request_access, reset_request_access
@@ -47,8 +48,13 @@ class CloudflareAccess:
             cf_access.init_app(app)
             return app
 
-    ``clock`` and ``session`` are for tests: the time source, and the
-    ``requests.Session`` used to reach Cloudflare.
+    ``clock``, ``session`` and ``background`` are for tests: the time source,
+    the ``requests.Session`` used to reach Cloudflare, and how work that no
+    request waits out is started (key fetches and refreshes, get-identity
+    calls): a callable given a job taking no argument, by default running each
+    in a daemon thread. A test passes
+    :func:`~flask_cf_access.testing.run_inline` to have a refresh done by the
+    request that starts it (see :doc:`testing`).
     """
 
     def __init__(
@@ -57,9 +63,11 @@ class CloudflareAccess:
         *,
         clock: Clock = system_time,
         session: requests.Session | None = None,
+        background: Background | None = None,
     ) -> None:
         self._clock = clock
         self._session = session
+        self._background = background
         self._users = UserLoading()
         if app is not None:
             self.init_app(app)
@@ -123,7 +131,9 @@ class CloudflareAccess:
             raise RuntimeError(
                 "CloudflareAccess.init_app was already called on this app; call it once."
             )
-        checker = checker_from_mapping(app.config, session=self._session, clock=self._clock)
+        checker = checker_from_mapping(
+            app.config, session=self._session, clock=self._clock, background=self._background
+        )
         settings = checker.settings
         routes = RoutePolicy(
             protect_all=settings.protect_all, public_endpoints=settings.public_endpoints

@@ -213,6 +213,51 @@ def endpoint_guard(app: Flask, endpoint: str) -> Guard | None:
     return found & own
 
 
+def is_own_hook(hook: object) -> bool:
+    """Whether ``hook`` is the app's, not this package's (deny by default, ``access_guard``)."""
+    return not str(getattr(hook, "__module__", "")).startswith("flask_cf_access.")
+
+
+def own_hooks(app: Flask, endpoint: str) -> list[Callable[..., Any]]:
+    """The app's own ``before_request`` functions that run for ``endpoint``."""
+    return [
+        hook
+        for scope in scopes(endpoint)
+        for hook in app.before_request_funcs.get(scope, ())
+        if is_own_hook(hook)
+    ]
+
+
+def wrappers(view: object) -> Iterator[tuple[object, bool]]:
+    """Each wrapper ``view`` is made of, outermost first (``view`` itself if it is
+    one), and whether it is one of the decorators' (``functools.wraps`` tells the
+    others apart by their ``__wrapped__``)."""
+    seen: set[int] = set()
+    while view is not None and id(view) not in seen:
+        seen.add(id(view))
+        inner = wrapped_view(view)
+        if inner is not None:
+            yield view, True
+        else:
+            inner = getattr(view, "__wrapped__", None)
+            if inner is None:
+                return
+            yield view, False
+        view = inner
+
+
+def checks_apart(app: Flask, endpoint: str) -> int:
+    """How many guards may check a request to ``endpoint`` apart from one that judges
+    the endpoint's declared guards together (the ``access_guard`` hooks and the
+    decorators' wrapper registered as its view): the app's own ``before_request``
+    functions, and the wrappers around the view below an outermost one of the
+    decorators' (the app's own, and the decorators' under one of those)."""
+    around = list(wrappers(app.view_functions.get(endpoint)))
+    if around and around[0][1]:
+        around = around[1:]  # judged with the hooks
+    return len(own_hooks(app, endpoint)) + len(around)
+
+
 def scopes(endpoint: str) -> Iterator[str | None]:
     """The app (``None``) and the blueprints, innermost last, an endpoint belongs to."""
     yield None

@@ -14,14 +14,16 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar, cast, overload
 
-from flask import Flask, current_app, g, request
+from flask import Flask, after_this_request, current_app, g, request
 from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Response
 
 from .._core.checker import AccessChecker
 from .._core.csrf import SAFE_METHODS
 from .._core.errors import NoAccessContextError, Reason, refusal
 from .._core.identity import AccessIdentity
 from .._core.requirements import Requirement, require
+from .._core.signals import access_granted
 from .._core.tokens import sent_token
 from .app_state import EXTENSION_KEY, AccessState, access_state
 from .guards import Guard, endpoint_guard, is_csrf_exempt, make_guard, view_guard
@@ -267,7 +269,9 @@ def verify_access_in_request(
             asked = require(groups=names, allow_service_tokens=allowed)
             requirement = asked if requirement is None else requirement & asked
     guard = make_guard(requirement, optional=optional, account=account)
-    return check_guard(current_app._get_current_object(), guard, fold=True)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Itself one of the endpoint's checks apart (a guard of the app's own).
+    return check_guard(app, guard, fold=True, apart=1)
 
 
 def check_guard(
@@ -278,6 +282,7 @@ def check_guard(
     declared: bool = False,
     view: bool = False,
     defer_grant: bool = False,
+    apart: int | None = None,
 ) -> AccessIdentity | None:
     """Check the current request of ``app``, the current app, against ``guard``.
 
@@ -289,8 +294,11 @@ def check_guard(
     reason is the first the guards give in the order Flask runs them. With
     ``view``, ``guard`` is the view's own, checked by its decorator, unless
     a ``before_request`` guard judged it already. With ``defer_grant``, a
-    grant is reported by the next check of the request, or by
-    :func:`report_pending_grant` when it ends: one decision per request.
+    grant is reported by the next check of the request, or when the response
+    is made (:func:`_report_pending_grant`): one decision per request, the one
+    the client gets. ``apart``: how many of the endpoint's
+    :func:`~flask_cf_access._flask.guards.checks_apart` this check is; with
+    more, one may still refuse after it, and the grant is deferred.
 
     An optional check of a request without a token keeps "nobody" and
     returns ``None``, without a log line or a signal. A token that is sent is
@@ -329,6 +337,11 @@ def check_guard(
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, AccessState):
         state = access_state(app)  # which says to call init_app
+    if defer_grant or apart is not None:  # never for a decorator alone on its view
+        if not access_granted.receivers:
+            defer_grant = False  # nobody listens: no grant to report, now or later
+        elif apart is not None and not defer_grant and this_request.endpoint is not None:
+            defer_grant = state.checks_apart(app, this_request.endpoint) > apart
     checker = state.checker
     access = RequestAccess(None, guard.optional, covered, decided, this_request, sent)
     loader: UserLoader | None = None
@@ -357,18 +370,23 @@ def check_guard(
         reset_request_access()
         raise
     access.identity = identity
-    access.pending_grant = defer_grant
+    if defer_grant:
+        access.pending_grant = True
+        if judged_before is None or not judged_before.pending_grant:
+            after_this_request(_report_pending_grant)
     _keep(context_globals, access, previous)
     return identity
 
 
-def report_pending_grant(app: Flask) -> None:
-    """Report the grant a check left to be reported, if the request still holds one."""
+def _report_pending_grant(response: Response) -> Response:
+    """Report the grant a check left to be reported, if the request still holds one
+    (no later check refused it): run when the request's response is made."""
     access = request_access()
     if access is not None and access.pending_grant and access.identity is not None:
         access.pending_grant = False
-        request_now = request._get_current_object()  # type: ignore[attr-defined]
-        AccessChecker.granted(app, request_now, access.identity)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        AccessChecker.granted(app, request._get_current_object(), access.identity)  # type: ignore[attr-defined]
+    return response
 
 
 def _account_loader(

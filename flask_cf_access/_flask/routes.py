@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from flask import Flask, current_app, request, request_finished
+from flask import Flask, current_app, request
 from werkzeug.routing import Rule
 
 from .._core.applications import ApplicationMap, ApplicationSettings
@@ -27,11 +27,13 @@ from .guards import (
     Guard,
     hooks_guard,
     make_guard,
-    scopes,
+    own_hooks,
+    wrappers,
 )
-from .request import check_guard, report_pending_grant
+from .request import check_guard
 
-Status = Literal["public", "protected", "unprotected", "not applied"]
+#: What the route audit finds a route to be (:attr:`RouteAudit.status`).
+RouteStatus = Literal["public", "protected", "unprotected", "not applied"]
 
 
 def route_policy(app: Flask) -> RoutePolicy:
@@ -57,40 +59,28 @@ def install_deny_by_default(app: Flask) -> None:
     decorator or ``access_guard`` will verify the request (so that it is
     verified, logged and signalled once).
     """
-    # Per endpoint: whether the hook verifies, and whether a guard of the
-    # app's own may check again after it (a before_request function, or a
-    # decorator around the view, calling the primitive: the grant is then its
-    # to report, and its check reuses the hook's verification). Routes and
-    # hooks are fixed once the app serves its first request: computed once.
-    decided: dict[str, tuple[bool, bool]] = {}
+    # Per endpoint: whether the hook verifies. Routes and hooks are fixed
+    # once the app serves its first request: computed once.
+    decided: dict[str, bool] = {}
 
     def deny_by_default() -> None:
         endpoint = request.endpoint
         if endpoint is None:  # no route matched: Flask answers 404 or 405
             return
-        answer = decided.get(endpoint)
-        if answer is None:
-            answer = decided[endpoint] = (
-                _hook_verifies(app, endpoint),
-                bool(unaudited_guards(app, endpoint)),
-            )
-        verify, defer_grant = answer
+        verify = decided.get(endpoint)
+        if verify is None:
+            verify = decided[endpoint] = _hook_verifies(app, endpoint)
         if not verify:
             return
         if request.method == "OPTIONS" and getattr(
             request.url_rule, "provide_automatic_options", False
         ):
             return  # Flask's own answer, no view code runs
-        # Folded: a guard of yours after it asking no more is not checked again.
-        check_guard(app, ANY_GUARD, fold=True, declared=True, defer_grant=defer_grant)
+        # Folded: a guard of yours after it asking no more is not checked again;
+        # one that may check more has the grant to report (apart=0).
+        check_guard(app, ANY_GUARD, fold=True, declared=True, apart=0)
 
     app.before_request_funcs.setdefault(None, []).insert(0, deny_by_default)
-    # A grant the hook left to a guard of the app's own that did not check again.
-    request_finished.connect(_report_pending_grant, app)
-
-
-def _report_pending_grant(sender: Flask, **extra: Any) -> None:
-    report_pending_grant(sender)
 
 
 def unaudited_guards(app: Flask, endpoint: str) -> list[str]:
@@ -98,21 +88,12 @@ def unaudited_guards(app: Flask, endpoint: str) -> list[str]:
     check access there (a guard written on the primitive), which no audit can read:
     its ``before_request`` functions, by name, and decorators around the view that
     are not this package's."""
-    found = [
-        getattr(hook, "__qualname__", repr(hook))
-        for scope in scopes(endpoint)
-        for hook in app.before_request_funcs.get(scope, ())
-        if _is_own_hook(hook)
-    ]
+    found = [getattr(hook, "__qualname__", repr(hook)) for hook in own_hooks(app, endpoint)]
     view = app.view_functions.get(endpoint)
-    if not is_guarded(view) and hasattr(view, "__wrapped__"):
+    outermost = next(wrappers(view), None)
+    if outermost is not None and not outermost[1]:
         found.append(f"a decorator around {getattr(view, '__name__', endpoint)}")
     return found
-
-
-def _is_own_hook(hook: object) -> bool:
-    """Whether ``hook`` is the app's, not this package's (deny by default, ``access_guard``)."""
-    return not str(getattr(hook, "__module__", "")).startswith("flask_cf_access.")
 
 
 def _hook_verifies(app: Flask, endpoint: str) -> bool:
@@ -134,7 +115,7 @@ class RouteAudit:
     #: ``public``, ``protected``, ``unprotected`` (nothing checks it), or
     #: ``not applied`` (a requirement declared on the function but not on the
     #: registered view: the decorator is above ``@app.route``).
-    status: Status
+    status: RouteStatus
     #: What is required, in words.
     requires: str
     #: What the endpoint's decorators and guards require; ``None`` for none.
@@ -268,7 +249,7 @@ def install_application_check(app: Flask) -> None:
 
 def _judge(
     app: Flask, policy: RoutePolicy, endpoint: str, view: Any
-) -> tuple[Status, str, Requirement | None]:
+) -> tuple[RouteStatus, str, Requirement | None]:
     own = getattr(view, GUARD_ATTRIBUTE, None)
     guard = own if isinstance(own, Guard) else None
     hooks = hooks_guard(app, endpoint)
@@ -365,7 +346,7 @@ def access_guard(
 
     def access_guard_hook() -> None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check_guard(app, guard, fold=True, declared=True)
+        check_guard(app, guard, fold=True, declared=True, apart=0)
 
     setattr(access_guard_hook, GUARD_ATTRIBUTE, guard)
     return access_guard_hook

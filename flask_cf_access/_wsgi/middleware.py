@@ -45,6 +45,7 @@ from .._core.profile import (
 )
 from .._core.requirements import ANY_TOKEN, Requirement
 from .._core.settings import DEFAULTS, FLASK_ONLY, did_you_mean
+from .._core.single_flight import Background
 from .._core.tokens import TOKEN_ENVIRON_KEY, sent_token
 from .._flask.app_state import state_of
 
@@ -148,6 +149,11 @@ class CloudflareAccessMiddleware:
     :param cache: where keys and identities are shared, as ``CF_ACCESS_CACHE`` takes it.
     :param session: the ``requests.Session`` used to reach Cloudflare (tests).
     :param clock: the time source (tests).
+    :param background: how work that no request waits out is started (key
+        fetches and refreshes, get-identity calls): a callable given a job
+        taking no argument; by default each job runs in a daemon thread.
+        Tests pass ``run_inline`` (:mod:`flask_cf_access.testing`) to have a
+        refresh done by the request that starts it.
     :raises ConfigurationError: naming the first invalid setting or option.
     """
 
@@ -165,6 +171,7 @@ class CloudflareAccessMiddleware:
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
+        background: Background | None = None,
         **settings: Any,
     ) -> None:
         # The extension's checker, shared by from_flask (keys, caches, clock);
@@ -178,11 +185,11 @@ class CloudflareAccessMiddleware:
                 stacklevel=2,
             )
             checker = settings.pop("checker")
-        given = settings or any(value is not None for value in (cache, session, clock))
+        given = settings or any(value is not None for value in (cache, session, clock, background))
         if checker is not None and given:
             raise TypeError(
                 "CloudflareAccessMiddleware takes either a checker or settings "
-                "(with cache, session and clock), not both."
+                "(with cache, session, clock and background), not both."
             )
         self.wsgi_app = wsgi_app
         self.allow_service_tokens = allow_service_tokens
@@ -215,6 +222,7 @@ class CloudflareAccessMiddleware:
                 {**_settings_config(settings), "CF_ACCESS_CACHE": cache},
                 session=session,
                 clock=clock,
+                background=background,
             )
         )
         _refuse_contradicted_rules(self._rules, self._checker)
@@ -228,17 +236,19 @@ class CloudflareAccessMiddleware:
         cache: BaseCache | str | None = None,
         session: requests.Session | None = None,
         clock: Clock | None = None,
+        background: Background | None = None,
         **options: Any,
     ) -> CloudflareAccessMiddleware:
         """A middleware reading its settings from ``CF_ACCESS_*`` keys, e.g. ``os.environ``.
 
         ``options`` are the keyword arguments that are not settings
         (``public_paths``, ``rules``, ``headers``, …); ``cache``, if given,
-        replaces ``CF_ACCESS_CACHE``.
+        replaces ``CF_ACCESS_CACHE``; ``session``, ``clock`` and ``background``
+        are those of the constructor.
         """
         if cache is not None:
             config = {**config, "CF_ACCESS_CACHE": cache}
-        checker = checker_from_mapping(config, session=session, clock=clock)
+        checker = checker_from_mapping(config, session=session, clock=clock, background=background)
         return cls(wsgi_app, _checker=checker, **options)
 
     @property

@@ -26,13 +26,17 @@ An app reaches the stand-in in one of three ways, whichever suits the test:
 
     issuer = AccessIssuer()
     app.config.update(issuer.settings())
-    CloudflareAccess(app, session=issuer.session())
+    CloudflareAccess(app, session=issuer.session(), background=run_inline)
     token = issuer.user_token("ada@example.com", groups=["Admins"])
     client.get("/", headers={"Cf-Access-Jwt-Assertion": token})
 
     app.test_client_class = AccessClient
     client = app.test_client(issuer=issuer)
     client.get("/admin/", as_user="ada@example.com", groups=["Admins"])
+
+``background=run_inline`` makes the work the extension does off the request
+(key refreshes, get-identity calls) run in the request that starts it, so a
+test sees it done when the request returns; leave it out to test the threads.
 
 The app's user loader runs for these requests as for real ones.
 ``client.ensure_account(as_user=…)`` makes a user who already has an
@@ -58,6 +62,7 @@ available as soon as the package is installed.
 
 from __future__ import annotations
 
+from .._core.single_flight import run_inline as run_inline
 from ._capture import AccessCapture as AccessCapture
 from ._capture import AccessRecord as AccessRecord
 from ._capture import UserLoad as UserLoad
@@ -98,4 +103,5 @@ __all__ = [
     "decode_unverified_claims",
     "encode_token",
     "identity_profile",
+    "run_inline",
 ]
