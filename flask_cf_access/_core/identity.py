@@ -87,6 +87,12 @@ class AccessIdentity:
         "is_service_token",
     )
 
+    #: The verified claims, a read-only mapping.
+    claims: Mapping[str, Any]
+    #: Whether a machine holding a service token, not a person, is calling.
+    #: Decided once: the claims never change, and every check asks.
+    is_service_token: bool
+
     def __init__(
         self,
         claims: Mapping[str, Any],
@@ -121,9 +127,7 @@ class AccessIdentity:
         clock: Clock,
     ) -> None:
         self.claims = claims
-        #: Whether a machine holding a service token, not a person, is calling.
-        #: Decided once: the claims never change, and every check asks.
-        self.is_service_token: bool = bool(claims.get("common_name")) and not claims.get("sub")
+        self.is_service_token = bool(claims.get("common_name")) and not claims.get("sub")
         self._lookups = lookups
         self._policy = policy
         self._groups: tuple[Group, ...] | None = None
