@@ -12,10 +12,12 @@ from werkzeug.test import Client, TestResponse
 
 from flask_cf_access import (
     AccessSettings,
+    CloudflareAccess,
     CloudflareAccessMiddleware,
     ConfigurationError,
     Reason,
     require_access,
+    verify_access_in_request,
 )
 from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
@@ -212,6 +214,65 @@ def test_a_views_own_cache_control_is_kept(make_app: AppFactory, issuer: AccessI
     client = app.test_client()
     assert client.get("/cached", headers=token).headers["Cache-Control"] == "private, max-age=60"
     assert client.get("/hooked", headers=token).headers["Cache-Control"] == "no-store"
+
+
+def test_a_middleware_inside_the_app_keeps_its_cache_control(
+    make_app: AppFactory, issuer: AccessIssuer
+) -> None:
+    """The header is added as the answer leaves the app: a WSGI middleware the app
+    put around its wsgi_app before init_app (inside the marking) keeps its own, and
+    one put around it after (outside) gets a private answer."""
+    app = Flask("layered")
+    app.config.update(issuer.settings())
+
+    @app.get("/page")
+    @require_access
+    def page() -> str:
+        return "x"
+
+    def no_store(wsgi_app: WSGIApplication) -> WSGIApplication:
+        def app_with_no_store(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                return start_response(status, [*headers, ("Cache-Control", "no-store")], exc_info)
+
+            return wsgi_app(environ, start)
+
+        return app_with_no_store
+
+    def seen(wsgi_app: WSGIApplication, headers_seen: list[str]) -> WSGIApplication:
+        def app_seeing(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                headers_seen.extend(value for name, value in headers if name == "Cache-Control")
+                return start_response(status, headers, exc_info)
+
+            return wsgi_app(environ, start)
+
+        return app_seeing
+
+    app.wsgi_app = no_store(app.wsgi_app)  # type: ignore[method-assign,assignment]
+    CloudflareAccess(app, background=run_inline)
+    token = bearer(issuer.user_token("ada@example.com"))
+    assert app.test_client().get("/page", headers=token).headers["Cache-Control"] == "no-store"
+
+    plain = make_app()
+    outside: list[str] = []
+    plain.wsgi_app = seen(plain.wsgi_app, outside)  # type: ignore[method-assign,assignment]
+    response = plain.test_client().get("/", headers=token)
+    assert response.status_code == 200
+    assert outside == ["private"]
+    assert response.headers.getlist("Cache-Control") == ["private"]
+
+
+def test_a_check_marks_only_its_own_request(make_app: AppFactory, issuer: AccessIssuer) -> None:
+    """A public request made while another, checked, request's context is still
+    pushed in the same app context is not marked private: the mark is the request's."""
+    app = make_app()
+    token = bearer(issuer.user_token("ada@example.com"))
+    with app.app_context(), app.test_request_context("/", headers=token):
+        verify_access_in_request()
+        public = app.test_client().get("/open")
+    assert public.status_code == 200
+    assert "Cache-Control" not in public.headers
 
 
 def test_optional_answers_are_private(make_app: AppFactory, issuer: AccessIssuer) -> None:

@@ -14,15 +14,15 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask, current_app, request, request_tearing_down
 from flask.typing import ResponseReturnValue
-from werkzeug.wrappers import Response
 
 from .._core import browser as _browser
 from .._core.assembly import checker_from_mapping
+from .._core.caching import PrivateWhenChecked
 from .._core.clock import Clock, system_time
 from .._core.single_flight import Background
 from .app_state import EXTENSION_KEY, AccessState, RoutePolicy, access_state
 from .guards import PUBLIC_ATTRIBUTE
-from .request import request_access, reset_request_access
+from .request import reset_request_access
 from .routes import install_application_check, install_deny_by_default
 from .session import add_expiry_header
 from .users import UserLoader, UserLoading
@@ -146,9 +146,9 @@ class CloudflareAccess:
         if settings.expiry_header:
             app.after_request(add_expiry_header)
         if settings.private_responses:
-            # First in the list, so it runs last: it sees the Cache-Control
-            # the view and the app's own after_request functions set.
-            app.after_request_funcs.setdefault(None, []).insert(0, _keep_private)
+            # On the answer as it leaves the app: after the view, the app's
+            # own after_request functions and any middleware inside.
+            app.wsgi_app = PrivateWhenChecked(app.wsgi_app)  # type: ignore[method-assign]
         app.context_processor(self._template_context)
         # An app context pushed around several requests (tests, CLI commands,
         # task runners) keeps its g between them: no request, protected or
@@ -250,25 +250,3 @@ def _answer_automatic_options() -> ResponseReturnValue | None:
         if rule is not None and getattr(rule, "provide_automatic_options", False):
             return current_app.make_default_options_response()
     return None
-
-
-def _keep_private(response: Response) -> Response:
-    """``Cache-Control: private`` on what a checked request gets, unless it set its own.
-
-    Checked: admitted with an identity, or on an optional route (whose page
-    depends on whether a token came). Public routes are left alone, and so
-    are refusals, which are never cached (``no-store``).
-    """
-    # Runs after every request, public ones included: the cheap test first. Then
-    # one pass over the few headers and an add(): ``in`` and get() on werkzeug's
-    # Headers build an HTTP exception for a missing header, and item assignment
-    # scans the list again; together they cost a protected request about 7 % of
-    # a bare view (benchmarks/bench_verify.py).
-    if request_access() is None:
-        return response
-    headers = response.headers
-    for name, _ in headers:
-        if name.lower() == "cache-control":
-            return response
-    headers.add("Cache-Control", "private")
-    return response

@@ -16,8 +16,9 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from flask import Flask, after_this_request, current_app, g, request
 from werkzeug.local import LocalProxy
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
+from .._core.caching import CHECKED_ENVIRON_KEY
 from .._core.checker import AccessChecker
 from .._core.csrf import SAFE_METHODS
 from .._core.errors import NoAccessContextError, Reason, refusal
@@ -98,6 +99,9 @@ def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess |
     the one place its names are set on ``g``."""
     if previous is not None and previous.login_user_set:
         access.login_user_set = True
+    checked_request = access.request
+    if isinstance(checked_request, Request):  # its answer is private (PrivateWhenChecked)
+        checked_request.environ[CHECKED_ENVIRON_KEY] = True
     identity = access.identity
     if type(context_globals) is Flask.app_ctx_globals_class:
         # Flask's own g keeps its attributes in its __dict__ (its __setattr__

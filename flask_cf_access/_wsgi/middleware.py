@@ -23,6 +23,7 @@ from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
 from .._core.assembly import checker_from_mapping
+from .._core.caching import private_start_response
 from .._core.checker import AccessChecker
 from .._core.clock import Clock
 from .._core.errors import (
@@ -321,7 +322,7 @@ class CloudflareAccessMiddleware:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
         if self._checker.settings.private_responses:
-            return self.wsgi_app(environ, _private(start_response))
+            return self.wsgi_app(environ, private_start_response(start_response))
         return self.wsgi_app(environ, start_response)
 
     def is_public(self, path: str) -> bool:
@@ -438,23 +439,6 @@ class CloudflareAccessMiddleware:
             if value is not None:
                 passed[key] = value
         return passed
-
-
-def _private(start_response: StartResponse) -> StartResponse:
-    """``start_response`` adding ``Cache-Control: private`` when the app sets none.
-
-    An admitted request's answer is one user's: no shared cache in front of
-    the origin may keep it (``CF_ACCESS_PRIVATE_RESPONSES``).
-    """
-
-    def start_private_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Any:
-        if not any(name.lower() == "cache-control" for name, _ in headers):
-            headers = [*headers, ("Cache-Control", "private")]
-        return start_response(status, headers, exc_info)
-
-    return start_private_response
 
 
 def _is_preflight(environ: WSGIEnvironment) -> bool:
