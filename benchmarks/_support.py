@@ -59,6 +59,16 @@ def interleaved(
     return results
 
 
+def paired_ratios(top: list[float], bottom: list[float]) -> list[float]:
+    """``top`` over ``bottom`` round by round, for variants timed by :func:`interleaved`.
+
+    Both were measured within the same round, seconds apart: a slow stretch
+    of the machine slows both, so their ratio moves less than either figure.
+    The median of these is steadier than the ratio of the two medians.
+    """
+    return [upper / lower for upper, lower in zip(top, bottom, strict=True)]
+
+
 def median(values: list[float]) -> float:
     """The median of ``values``."""
     return statistics.median(values)

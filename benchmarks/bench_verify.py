@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import statistics
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,7 @@ from _support import (
     describe_machine,
     interleaved,
     median,
+    paired_ratios,
     prepared_environ,
     spread,
 )
@@ -234,20 +236,18 @@ def main() -> None:
             "raw cryptography RS256 verify": raw_rs256,
         },
     }
-    medians: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {}
     for title, variants in groups.items():
         print(title)
         results = interleaved(variants, args.rounds, CLOCKS[args.clock])
         for name, values in results.items():
-            medians[name] = median(values)
-            print(f"  {name:34s} {medians[name]:8.1f} µs   ({spread(values)})")
+            rounds[name] = values
+            print(f"  {name:34s} {median(values):8.1f} µs   ({spread(values)})")
         print()
 
-    def ratio(top: str, bottom: str) -> float:
-        return medians[top] / medians[bottom]
-
-    # (label, numerator, denominator, target): each ratio of medians, to three
-    # places, so that one just over its target does not print as on it.
+    # (label, numerator, denominator, target): each the median of the ratios
+    # of the two variants round by round, to three places, so that one just
+    # over its target does not print as on it.
     ratios: list[tuple[str, str, str, float | None]] = [
         (
             "first-seen verify / raw RS256 verify",
@@ -271,13 +271,18 @@ def main() -> None:
             None,
         ),
     ]
-    print("Ratios")
+    print("Ratios (median over the rounds of each round's ratio)")
     for label, top, bottom, target in ratios:
-        value = ratio(top, bottom)
+        per_round = paired_ratios(rounds[top], rounds[bottom])
+        value = median(per_round)
         verdict = ""
         if target is not None:
             verdict = f"   (target <= {target:.2f}x: {'met' if value <= target else 'MISSED'})"
-        print(f"  {label + ':':44s} {value:.3f}x{verdict}")
+        quartiles = statistics.quantiles(per_round, n=4)
+        print(
+            f"  {label + ':':44s} {value:.3f}x"
+            f"  (IQR {quartiles[0]:.3f}-{quartiles[2]:.3f}){verdict}"
+        )
 
 
 if __name__ == "__main__":
