@@ -44,6 +44,13 @@ def _absolute(module: ModuleType, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+def _checking_only(source: str, name: str) -> Any:
+    """What ``name``, imported from ``source`` for type checkers only, stands for at run time."""
+    if source in TYPESHED and sys.version_info < (3, 11):
+        return Any  # wsgiref.types is new in Python 3.11: standard library types all the same
+    return getattr(importlib.import_module(TYPESHED.get(source, source)), name)
+
+
 def _imports(module: ModuleType) -> tuple[dict[str, str], dict[str, Any]]:
     """Where each name ``module`` imports comes from (``if TYPE_CHECKING:`` blocks
     included), and what the names imported only for type checkers stand for."""
@@ -64,8 +71,7 @@ def _imports(module: ModuleType) -> tuple[dict[str, str], dict[str, Any]]:
                 name = alias.asname or alias.name
                 origins[name] = f"{source}.{alias.name}"
                 if id(node) in guarded:
-                    imported = importlib.import_module(TYPESHED.get(source, source))
-                    checking_only[name] = getattr(imported, alias.name)
+                    checking_only[name] = _checking_only(source, alias.name)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 name = alias.asname or alias.name.split(".")[0]
