@@ -7,17 +7,12 @@ Each case of :data:`CASES` is run on every front end of the registry
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.models import PreparedRequest, Response
 from werkzeug.test import Client
 
 from flask_cf_access import (
@@ -33,6 +28,7 @@ from flask_cf_access.testing import (
     capture_access,
     identity_profile,
 )
+from flask_cf_access.testing._server import _StandInAdapter
 
 from .front_ends import BODY, FRONT_ENDS
 from .support import START, FrozenClock, Outcome
@@ -44,33 +40,15 @@ if TYPE_CHECKING:
 PATH = "/app"
 
 
-class _TeamWithOutages(BaseAdapter):
+class _TeamWithOutages(_StandInAdapter):
     """Answers as ``issuer`` does, except 503 for the paths in ``down``."""
 
     def __init__(self, issuer: AccessIssuer, down: Iterable[str]) -> None:
-        super().__init__()
-        self.issuer = issuer
+        super().__init__(issuer)
         self.down = frozenset(down)
 
-    def send(  # type: ignore[override]
-        self, request: PreparedRequest, **kwargs: Any
-    ) -> Response:
-        path = urlsplit(request.url or "").path
-        status, body = (
-            (503, {"err": "down"})
-            if path in self.down
-            else self.issuer.respond(path, request.headers.get("Cookie"))
-        )
-        response = Response()
-        response.status_code = status
-        response.headers["Content-Type"] = "application/json"
-        response.raw = io.BytesIO(json.dumps(body).encode())
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def answer(self, path: str, cookie: str | None) -> tuple[int, Any]:
+        return (503, {"err": "down"}) if path in self.down else super().answer(path, cookie)
 
 
 def team_session(issuer: AccessIssuer, down: Iterable[str] = ()) -> requests.Session:

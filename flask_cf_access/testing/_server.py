@@ -138,7 +138,7 @@ class _StandInAdapter(BaseAdapter):
     ) -> Response:
         path = urlsplit(request.url or "").path
         self.calls[path] = self.calls.get(path, 0) + 1
-        status, body = self.issuer.respond(path, request.headers.get("Cookie"))
+        status, body = self.answer(path, request.headers.get("Cookie"))
         response = Response()
         response.status_code = status
         response.headers["Content-Type"] = "application/json"
@@ -146,6 +146,10 @@ class _StandInAdapter(BaseAdapter):
         response.url = request.url or ""
         response.request = request
         return response
+
+    def answer(self, path: str, cookie: str | None) -> tuple[int, Any]:
+        """The status and JSON body for a request to ``path``: the stand-in's."""
+        return self.issuer.respond(path, cookie)
 
     def close(self) -> None:
         """Nothing to release."""
