@@ -11,23 +11,20 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 import responses
-from flask import Flask
 
 from flask_cf_access import (
     Background,
-    CloudflareAccess,
     CloudflareAccessMiddleware,
-    require_access,
-    require_group,
 )
 from flask_cf_access.testing import AccessIssuer
 
+from .front_ends import downstream
 from .support import FrozenClock, outcome
+from .verdicts import protected_app
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-from .front_ends import downstream
 
 #: ``CF_ACCESS_KEYS_MAX_AGE``'s default: past it, the set is refreshed.
 KEYS_MAX_AGE = 900
@@ -71,26 +68,11 @@ def team(issuer: AccessIssuer) -> Iterator[Team]:
 def flask_app(
     issuer: AccessIssuer, clock: FrozenClock, background: Background | None
 ) -> WSGIApplication:
-    """``/`` needing a token, ``/admin`` the group Admins (a get-identity call)."""
-    app = Flask("background")
-    # A generous wait: the request waiting for a thread must not depend on the machine's load.
-    app.config.update(issuer.settings(CF_ACCESS_UPSTREAM_WAIT=30))
-    if background is None:
-        CloudflareAccess(app, clock=clock)
-    else:
-        CloudflareAccess(app, clock=clock, background=background)
+    """``/`` needing a token, ``/admin`` the group Admins (a get-identity call).
 
-    @app.get("/")
-    @require_access
-    def home() -> str:
-        return "home"
-
-    @app.get("/admin")
-    @require_group("Admins")
-    def admin() -> str:
-        return "admin"
-
-    return app
+    A generous wait: the request waiting for a thread must not depend on the
+    machine's load."""
+    return protected_app(issuer, clock, background, CF_ACCESS_UPSTREAM_WAIT=30)
 
 
 def middleware(

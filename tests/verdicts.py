@@ -12,7 +12,13 @@ import requests
 import responses
 from flask import Flask
 
-from flask_cf_access import CloudflareAccess, Reason, require_access, require_group
+from flask_cf_access import (
+    Background,
+    CloudflareAccess,
+    Reason,
+    require_access,
+    require_group,
+)
 from flask_cf_access.testing import AccessIssuer, SigningKey, capture_access, run_inline
 
 from .support import FrozenClock, outcome
@@ -84,11 +90,17 @@ def hostile_team(
         yield mock
 
 
-def protected_app(issuer: AccessIssuer, clock: FrozenClock, **config: Any) -> Flask:
-    """An app trusting ``issuer``, with a plain and a group-gated route."""
+def protected_app(
+    issuer: AccessIssuer,
+    clock: FrozenClock,
+    background: Background | None = run_inline,
+    **config: Any,
+) -> Flask:
+    """An app trusting ``issuer``, with a plain and a group-gated route; work off
+    the request done by ``background`` (``None``: the extension's default threads)."""
     app = Flask("nested")
     app.config.update(issuer.settings(**config))
-    CloudflareAccess(app, clock=clock, background=run_inline)
+    CloudflareAccess(app, clock=clock, background=background)
 
     @app.get("/")
     @require_access
