@@ -192,7 +192,9 @@ class ClaimsPolicy:
                 start = issued_at - leeway + 1
             if self._max_age is not None and issued_at + self._max_age + leeway < end:
                 end = issued_at + self._max_age + leeway
-        return start, end
+        # As floats, exactly (times below 2**53): the clock's float compares
+        # with a float in a few instructions, with an int in a few hundred.
+        return float(start), float(end)
 
     def _check_iss(self, claims: Mapping[str, Any], now: int) -> None:
         if claims.get("iss") != self._issuer:
