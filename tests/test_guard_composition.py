@@ -45,7 +45,7 @@ from flask_cf_access import (
     require_service_token,
     verify_access_in_request,
 )
-from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._core.verifier import TokenVerifier
 from flask_cf_access._flask.routes import audit_routes
 from flask_cf_access.testing import AccessIssuer, capture_access, identity_profile, run_inline
 
@@ -282,14 +282,15 @@ class Team:
 
     def decisions(self, application: Any) -> dict[str, tuple[list[Outcome], int]]:
         """The access signals each caller's request sent, as the outcome each one
-        says the client got, and how many times its token was verified."""
+        says the client got, and how many times its token was verified (none
+        when it sent none)."""
         counts = {}
-        authenticate = AccessChecker.authenticate
+        verify_entry = TokenVerifier.verify_entry
         for name, token in self.tokens:
             with (
                 capture_access() as captured,
                 mock.patch.object(
-                    AccessChecker, "authenticate", autospec=True, side_effect=authenticate
+                    TokenVerifier, "verify_entry", autospec=True, side_effect=verify_entry
                 ) as verified,
             ):
                 Client(application).get(PATH, headers=bearer(token) if token else {})
@@ -481,7 +482,9 @@ def test_any_guards_admit_what_the_combined_requirement_admits(
     # many guards judged it.
     nobody_passes = expected["nobody"] == OK
     assert team.decisions(guarded) == {
-        name: ([], 0) if name == "nobody" and nobody_passes else ([got[name]], 1)
+        name: ([], 0)
+        if name == "nobody" and nobody_passes
+        else ([got[name]], int(name != "nobody"))
         for name, _ in team.tokens
     }
 
@@ -585,7 +588,9 @@ def test_middleware_rules_admit_what_the_combined_requirement_admits(
     got = team.outcomes(middleware)
     assert got == team.outcomes(reference_app(team, combined, False))
     # One signal per request, saying what the client got; the token verified once.
-    assert team.decisions(middleware) == {name: ([got[name]], 1) for name, _ in team.tokens}
+    assert team.decisions(middleware) == {
+        name: ([got[name]], int(name != "nobody")) for name, _ in team.tokens
+    }
 
 
 def test_route_audit_reports_what_the_view_admits(team: Team) -> None:

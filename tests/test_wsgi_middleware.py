@@ -25,7 +25,7 @@ from flask_cf_access import (
     Reason,
     require_access,
 )
-from flask_cf_access._core.checker import AccessChecker
+from flask_cf_access._core.verifier import TokenVerifier
 from flask_cf_access.testing import AccessIssuer, capture_access, run_inline
 
 from .support import FrozenClock, bearer, outcome
@@ -638,7 +638,7 @@ def test_checker_keyword_and_attribute_are_deprecated(
 def test_one_verification_path(
     issuer: AccessIssuer, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Middleware and decorators both verify through AccessChecker.authenticate, nothing else."""
+    """Middleware and decorators both verify through TokenVerifier.verify_entry, nothing else."""
     app = flask_app(issuer)
     CloudflareAccess(app, session=issuer.session(), clock=clock, background=run_inline)
 
@@ -650,19 +650,19 @@ def test_one_verification_path(
     middleware = CloudflareAccessMiddleware.from_flask(app, public_paths=["/decorated"])
     app.wsgi_app = middleware  # type: ignore[method-assign]
     checked: list[str] = []
-    original = AccessChecker.authenticate
+    original = TokenVerifier.verify_entry
 
-    def spy(self: AccessChecker, *args: Any, **kwargs: Any) -> AccessIdentity:
-        checked.append("check")
-        return original(self, *args, **kwargs)
+    def spy(self: TokenVerifier, token: str) -> Any:
+        checked.append(token)
+        return original(self, token)
 
-    monkeypatch.setattr(AccessChecker, "authenticate", spy)
+    monkeypatch.setattr(TokenVerifier, "verify_entry", spy)
     token = issuer.user_token("ada@example.com")
     client = app.test_client()
     assert client.get("/", headers=bearer(token)).status_code == 200
-    assert checked == ["check"]
+    assert checked == [token]
     assert client.get("/decorated", headers=bearer(token)).status_code == 200
-    assert checked == ["check", "check"]
+    assert checked == [token, token]
 
     def unavailable(token: str) -> NoReturn:
         raise AccessUnavailable(Reason.KEYS_UNAVAILABLE)

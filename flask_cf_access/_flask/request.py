@@ -25,7 +25,7 @@ from .._core.errors import NoAccessContextError, Reason, refusal
 from .._core.identity import AccessIdentity
 from .._core.requirements import Requirement, require
 from .._core.signals import access_granted
-from .._core.tokens import sent_token
+from .._core.tokens import TOKEN_ENVIRON_KEY, sent_token
 from .app_state import EXTENSION_KEY, AccessState, access_state
 from .guards import Guard, endpoint_guard, is_csrf_exempt, make_guard, view_guard
 from .users import UserLoader, load_user
@@ -44,12 +44,17 @@ class RequestAccess:
         "identity",
         "loaded",
         "login_user_set",
+        "names",
         "optional",
         "pending_grant",
         "request",
         "sent",
         "user",
     )
+
+    #: Where :func:`_keep` wrote its names on ``g``, as a mapping, for
+    #: :func:`reset_request_access` to remove them from (set once kept).
+    names: Any
 
     def __init__(
         self,
@@ -94,6 +99,10 @@ _CLAIMS_NAME = "cf_access_claims"
 _LOGIN_USER_NAME = "_login_user"
 
 
+#: Flask's own ``g`` class, whose attributes are its ``__dict__``.
+_FLASK_GLOBALS = Flask.app_ctx_globals_class
+
+
 class _SetThroughClass:
     """An app's own ``g`` class (``app_ctx_globals_class``), written as a mapping
     through its own ``setattr`` and ``pop``, which it may have made its own."""
@@ -110,16 +119,6 @@ class _SetThroughClass:
         return self._globals.pop(name, default)
 
 
-def _names_on(context_globals: Any) -> Any:
-    """Where a request's names are written on ``g``, as a mapping: Flask's own ``g``
-    keeps its attributes in its ``__dict__`` (its ``__setattr__`` and ``pop`` do no
-    more), written there directly, a Python call fewer per name on every checked
-    request; an app's own ``g`` class through :class:`_SetThroughClass`."""
-    if type(context_globals) is Flask.app_ctx_globals_class:
-        return context_globals.__dict__
-    return _SetThroughClass(context_globals)
-
-
 def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess | None) -> None:
     """Make ``access`` the request's state, after ``previous`` (what ``g`` held):
     the one place its names are set on ``g``."""
@@ -128,7 +127,13 @@ def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess |
     checked_request = access.request
     if isinstance(checked_request, Request):  # its answer is private (PrivateWhenChecked)
         checked_request.environ[CHECKED_ENVIRON_KEY] = True
-    names = _names_on(context_globals)
+    # Flask's own g keeps its attributes in its __dict__ (its __setattr__ and
+    # pop do no more): written there directly, a Python call fewer per name.
+    names = access.names = (
+        context_globals.__dict__
+        if type(context_globals) is _FLASK_GLOBALS
+        else _SetThroughClass(context_globals)
+    )
     names[_ACCESS_NAME] = access
     identity = access.identity
     if identity is None:
@@ -147,11 +152,11 @@ def reset_request_access(*_: object, **__: object) -> None:
     context pushed around several requests (tests, CLI commands, task
     runners) keeps its ``g`` between them.
     """
-    context_globals = g._get_current_object()
-    if _ACCESS_NAME not in context_globals.__dict__:
+    access = g._get_current_object().__dict__.get(_ACCESS_NAME)
+    if access is None:
         return  # nothing was kept: no check ran in this request
-    names = _names_on(context_globals)
-    access = names.pop(_ACCESS_NAME)
+    names = access.names
+    names.pop(_ACCESS_NAME, None)
     if access.login_user_set:
         names.pop(_LOGIN_USER_NAME, None)
     names.pop(_IDENTITY_NAME, None)
@@ -323,6 +328,23 @@ def check_guard(
     context_globals = g._get_current_object()
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     previous = context_globals.__dict__.get(_ACCESS_NAME)
+    if view and previous is None and not (fold or defer_grant or guard.optional or apart):
+        # A decorator alone on its view, the first check of its request (what
+        # nearly every protected request is): checked in one step when the
+        # checker can (AccessChecker.check_header_token, which says what that
+        # saves); the same steps as below, with nothing before it to fold in.
+        state = app.extensions.get(EXTENSION_KEY)
+        token = this_request.environ.get(TOKEN_ENVIRON_KEY)
+        if (
+            token
+            and type(state) is AccessState
+            and (guard.account is False or (guard.account is None and state.users.loader is None))
+        ):
+            identity = state.checker.check_header_token(app, this_request, token, guard.requirement)
+            if identity is not None:
+                access = RequestAccess(identity, False, None, None, this_request, (token, None))
+                _keep(context_globals, access, None)
+                return identity
     if previous is not None and previous.request is not this_request:
         # Another request's (one still pushed under this one, in the same app
         # context, so not yet torn down): nothing of it is this request's.
