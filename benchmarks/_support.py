@@ -42,15 +42,19 @@ def interleaved(
     """Microseconds per operation of each variant, one figure per round.
 
     In every round each variant runs once, in turn, so that a noisy
-    neighbour or a change of CPU frequency hits them all alike. Each starts
-    after a full garbage collection, so that none pays for another's garbage
-    (the collector stays on: what a variant allocates, it pays for).
-    ``clock`` times them (one of :data:`CLOCKS`).
+    neighbour or a change of CPU frequency hits them all alike; the order is
+    rotated by one each round, so that no variant always runs first (after
+    another round's heaviest variant) or last. Each starts after a full
+    garbage collection, so that none pays for another's garbage (the
+    collector stays on: what a variant allocates, it pays for). ``clock``
+    times them (one of :data:`CLOCKS`).
     """
     results: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, prepare in variants.items():
-            run = prepare()
+    names = list(variants)
+    for round_number in range(rounds):
+        turn = round_number % len(names)
+        for name in names[turn:] + names[:turn]:
+            run = variants[name]()
             gc.collect()
             started = clock()
             operations = run()

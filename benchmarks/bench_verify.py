@@ -1,6 +1,6 @@
 """Microseconds per request, in-process: what verifying a token costs a Flask view.
 
-    python benchmarks/bench_verify.py [--tokens 1000] [--rounds 15] [--clock cpu|wall]
+    python benchmarks/bench_verify.py [--tokens 1000] [--rounds 21] [--clock cpu|wall]
 
 Calls ``app.wsgi_app`` directly with a prepared environ (no test client, no
 HTTP), for a bare view and for the same view under ``@require_access``, with a
@@ -12,7 +12,8 @@ tokens, and the raw ``cryptography`` RS256 verification of the same tokens
 verifier can beat; and a view that does that raw work itself on first-seen
 tokens, inside the request (base64url, JSON, RSA verify, exp/aud/iss), the
 limit a protected view with first-seen tokens is measured against. Every
-variant runs once per round, in turn; the figures are medians over the rounds.
+variant runs once per round, in turn (the order rotated each round); the
+figures are medians over the rounds.
 By default each is timed with the CPU time of the benchmark's thread, which
 time given to other processes does not inflate (``--clock wall`` for the wall
 clock).
@@ -64,7 +65,7 @@ def fresh_copies(tokens: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=1000, help="first-seen tokens per round")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument(
         "--clock", choices=sorted(CLOCKS), default="cpu", help="thread CPU time or wall clock"
     )
