@@ -15,35 +15,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-#: Set in a request's WSGI environ by a check of the Flask extension that
-#: admitted it (or let it pass as nobody on an optional route, whose answer
+#: Set in a request's WSGI environ by a check that admitted it (or, in the
+#: Flask extension, let it pass as nobody on an optional route, whose answer
 #: depends on whether a token came): its answer is to be private.
 CHECKED_ENVIRON_KEY = "flask_cf_access.checked"
-
-
-def private_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``headers`` with ``Cache-Control: private``, unless they hold a ``Cache-Control``."""
-    for name, _ in headers:
-        if name.lower() == "cache-control":
-            return headers
-    return [*headers, ("Cache-Control", "private")]
-
-
-def private_start_response(start_response: StartResponse) -> StartResponse:
-    """``start_response`` marking the answer private (the middleware's, for what it admits)."""
-
-    def start_private_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Any:
-        return start_response(status, private_headers(headers), exc_info)
-
-    return start_private_response
 
 
 class PrivateWhenChecked:
     """A WSGI application whose answers are marked private when a check of the
     request set :data:`CHECKED_ENVIRON_KEY`: what the Flask extension wraps
-    ``app.wsgi_app`` in.
+    ``app.wsgi_app`` in, and what the middleware passes what it admits to.
 
     On the headers as they leave the application, after the view, every
     ``after_request`` function and any middleware inside it: a
@@ -63,7 +44,11 @@ class PrivateWhenChecked:
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             if environ.get(CHECKED_ENVIRON_KEY):
-                headers = private_headers(headers)
+                for name, _ in headers:
+                    if name.lower() == "cache-control":
+                        break
+                else:
+                    headers = [*headers, ("Cache-Control", "private")]
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_checked_response)

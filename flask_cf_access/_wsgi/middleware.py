@@ -23,7 +23,7 @@ from cachelib import BaseCache
 from werkzeug.wrappers import Request
 
 from .._core.assembly import checker_from_mapping
-from .._core.caching import private_start_response
+from .._core.caching import CHECKED_ENVIRON_KEY, PrivateWhenChecked
 from .._core.checker import AccessChecker
 from .._core.clock import Clock
 from .._core.errors import (
@@ -322,7 +322,8 @@ class CloudflareAccessMiddleware:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
         if self._checker.settings.private_responses:
-            return self.wsgi_app(environ, private_start_response(start_response))
+            environ[CHECKED_ENVIRON_KEY] = True
+            return PrivateWhenChecked(self.wsgi_app)(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
     def is_public(self, path: str) -> bool:
