@@ -259,10 +259,11 @@ class AccessChecker:
         the header, one Access application, and nothing to admit after the
         rules (no account to load). The steps are those of
         :meth:`check_request`, in its order, reported the same way; written
-        out for this case, they skip its calls and branches: some 4,500
-        machine instructions of a repeat-token request, 15 % of what the
-        extension adds to it, which ``benchmarks/bench_verify.py``'s
-        repeat-token and role views need to stay within 1.10 times the bare
+        out for this case, they skip its calls and branches. With the Flask
+        decorators' own one-step path in front of it, a repeat-token request
+        costs some 22,000 machine instructions more than the bare view
+        instead of 32,000 (callgrind), which ``benchmarks/bench_verify.py``'s
+        repeat-token and role views need to stay near 1.10 times the bare
         view (``docs/performance.rst``).
 
         :raises AccessUnauthorized: the token does not verify.

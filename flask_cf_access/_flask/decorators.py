@@ -1,7 +1,7 @@
 """The decorators: each is the primitive plus ``ensure_sync``.
 
 :func:`require_access` is :func:`~flask_cf_access.verify_access_in_request`
-(``check_guard``, with the same requirement, ``optional`` and ``account``)
+(``check_view_guard``, with the same requirement, ``optional`` and ``account``)
 run before the view through ``ensure_sync``; every other decorator is
 ``require_access(require(...), account=account)`` with the
 :func:`~flask_cf_access.require` of its own arguments, and checks nothing of
@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import current_app
-
 from .._core.requirements import (
     IdentityCheck,
     Match,
@@ -38,7 +36,7 @@ from .guards import (
     wrapped_view,
     wrappers,
 )
-from .request import check_guard
+from .request import check_view_guard
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,8 +66,7 @@ def _guarded(view: Callable[P, R], guard: Guard) -> Callable[P, R]:
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         nonlocal sync_app
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        check_guard(app, guard, view=True, defer_grant=defer_grant)
+        app = check_view_guard(guard, defer_grant)
         if sync_app is app:
             return view(*args, **kwargs)
         callable_view = app.ensure_sync(view)

@@ -2,7 +2,9 @@
 
 Every Flask guard (the decorators, :func:`~flask_cf_access.access_guard`,
 deny by default, your own ``before_request`` functions, the Flask-Login
-bridge) comes through :func:`check_guard`. What it learns about a request
+bridge) comes through :func:`check_guard` (a decorator through
+:func:`check_view_guard`, which takes the checker's one-step path when it
+is alone on its view and first to check). What it learns about a request
 (the identity, whether "nobody" is an answer, the app's user) lives in one
 :class:`RequestAccess` on ``g``, put there by :func:`_keep` and removed by
 :func:`reset_request_access`, the only two functions that touch those names.
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar, cast, overload
 
 from flask import Flask, after_this_request, current_app, g, request
+from flask.globals import app_ctx
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request, Response
 
@@ -62,7 +65,7 @@ class RequestAccess:
         optional: bool = False,
         covered: Guard | None = None,
         decided: Guard | None = None,
-        request: object = None,
+        request: Request | None = None,
         sent: tuple[str | None, str | None] | None = None,
     ) -> None:
         #: The admitted identity; ``None`` for nobody.
@@ -125,7 +128,7 @@ def _keep(context_globals: Any, access: RequestAccess, previous: RequestAccess |
     if previous is not None and previous.login_user_set:
         access.login_user_set = True
     checked_request = access.request
-    if isinstance(checked_request, Request):  # its answer is private (PrivateWhenChecked)
+    if checked_request is not None:  # its answer is private (PrivateWhenChecked)
         checked_request.environ[CHECKED_ENVIRON_KEY] = True
     # Flask's own g keeps its attributes in its __dict__ (its __setattr__ and
     # pop do no more): written there directly, a Python call fewer per name.
@@ -294,6 +297,38 @@ def verify_access_in_request(
     return check_guard(app, guard, fold=True, apart=1)
 
 
+def check_view_guard(guard: Guard, defer_grant: bool) -> Flask:
+    """What a decorator runs before its view: :func:`check_guard` of the current
+    app with its ``guard`` (``view=True``); returns the app.
+
+    A decorator alone on its view, first to check its request (nearly every
+    protected request), is checked in one step when the checker can
+    (:meth:`~flask_cf_access._core.checker.AccessChecker.check_header_token`,
+    which says what that saves): the same steps as :func:`check_guard`'s,
+    with nothing before it to fold in.
+    """
+    context = app_ctx._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = context.app
+    if not (defer_grant or guard.optional or guard.account is True):
+        context_globals = context.g
+        this_request = request._get_current_object()  # type: ignore[attr-defined]
+        token = this_request.environ.get(TOKEN_ENVIRON_KEY)
+        if token and _ACCESS_NAME not in context_globals.__dict__:
+            state = app.extensions.get(EXTENSION_KEY)
+            if type(state) is AccessState and (
+                guard.account is False or state.users.loader is None
+            ):
+                identity = state.checker.check_header_token(
+                    app, this_request, token, guard.requirement
+                )
+                if identity is not None:
+                    access = RequestAccess(identity, False, None, None, this_request, (token, None))
+                    _keep(context_globals, access, None)
+                    return app
+    check_guard(app, guard, view=True, defer_grant=defer_grant)
+    return app
+
+
 def check_guard(
     app: Flask,
     guard: Guard,
@@ -328,23 +363,6 @@ def check_guard(
     context_globals = g._get_current_object()
     this_request = request._get_current_object()  # type: ignore[attr-defined]
     previous = context_globals.__dict__.get(_ACCESS_NAME)
-    if view and previous is None and not (fold or defer_grant or guard.optional or apart):
-        # A decorator alone on its view, the first check of its request (what
-        # nearly every protected request is): checked in one step when the
-        # checker can (AccessChecker.check_header_token, which says what that
-        # saves); the same steps as below, with nothing before it to fold in.
-        state = app.extensions.get(EXTENSION_KEY)
-        token = this_request.environ.get(TOKEN_ENVIRON_KEY)
-        if (
-            token
-            and type(state) is AccessState
-            and (guard.account is False or (guard.account is None and state.users.loader is None))
-        ):
-            identity = state.checker.check_header_token(app, this_request, token, guard.requirement)
-            if identity is not None:
-                access = RequestAccess(identity, False, None, None, this_request, (token, None))
-                _keep(context_globals, access, None)
-                return identity
     if previous is not None and previous.request is not this_request:
         # Another request's (one still pushed under this one, in the same app
         # context, so not yet torn down): nothing of it is this request's.
