@@ -640,3 +640,36 @@ def test_route_audit_names_a_hand_written_guard(team: Team) -> None:
     assert "only_admins" in audits["/area/page"].requires
     assert "access_guard()" in audits["/area/page"].requires
     assert audits["/open"].requires == "nothing"
+
+
+@pytest.mark.slow
+@settings(max_examples=40)
+@given(rule=requirements(), view=requirements())
+def test_middleware_in_front_of_guarded_views_decides_once(
+    team: Team, rule: Requirement, view: Requirement
+) -> None:
+    """The middleware's rule in front of a Flask view's own guard: the view admits what
+    both admit, and each request sends one signal, saying what the client got (the
+    app's decision where it checks; the middleware's refusal where it refuses)."""
+    try:
+        combined = combine([rule, view])
+    except ValueError:
+        assume(False)
+    app = team.app("behind")
+
+    @app.get(PATH)
+    @require_access(view)
+    def page() -> str:
+        return "page"
+
+    app.wsgi_app = CloudflareAccessMiddleware.from_flask(  # type: ignore[method-assign]
+        app, rules={"/area": rule}
+    )
+    got = team.outcomes(app)
+    expected = team.outcomes(reference_app(team, combined, False))
+    assert {name: answer.status for name, answer in got.items()} == {
+        name: answer.status for name, answer in expected.items()
+    }
+    assert {name: said for name, (said, _) in team.decisions(app).items()} == {
+        name: [got[name]] for name, _ in team.tokens
+    }

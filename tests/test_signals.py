@@ -266,16 +266,35 @@ def test_middleware_public_path_sends_nothing(
     assert sent == []
 
 
-def test_middleware_and_decorator_each_send(
+def test_middleware_and_decorator_send_one_signal_the_one_that_decided(
     make_app: AppFactory, issuer: AccessIssuer, sent: list[Sent]
 ) -> None:
-    """A Flask app behind the middleware hears from both: the middleware, then the app."""
+    """A Flask app behind the middleware: each request sends one signal, saying what
+    the client got. Where the app checks too, its decision is the one reported
+    (its refusal included: no grant from the middleware before it); where it
+    does not, the middleware's grant is, as the answer starts."""
     app = make_app()
     middleware = CloudflareAccessMiddleware.from_flask(app)
     app.wsgi_app = middleware  # type: ignore[method-assign]
-    token = issuer.user_token("ada@example.com")
-    assert app.test_client().get("/", headers=bearer(token)).status_code == 200
-    assert [(item.signal, item.sender) for item in sent] == [
-        ("granted", middleware),
-        ("granted", app),
+    client = app.test_client()
+    ada = issuer.user_token("ada@example.com")
+    assert client.get("/", headers=bearer(ada)).status_code == 200
+    assert [(item.signal, item.sender) for item in sent] == [("granted", app)]
+
+    sent.clear()
+    response = client.get("/admin", headers=bearer(ada))
+    assert response.status_code == 403
+    assert [(item.signal, item.sender, item.kwargs["reason"]) for item in sent] == [
+        ("denied", app, Reason.NOT_IN_GROUP)
+    ]
+
+    sent.clear()
+    assert client.get("/open", headers=bearer(ada)).status_code == 200
+    assert [(item.signal, item.sender) for item in sent] == [("granted", middleware)]
+    assert sent[0].kwargs["identity"].email == "ada@example.com"
+
+    sent.clear()
+    assert client.get("/open").status_code == 401
+    assert [(item.signal, item.sender, item.kwargs["reason"]) for item in sent] == [
+        ("denied", middleware, Reason.MISSING_TOKEN)
     ]

@@ -25,7 +25,7 @@ from .profile import AccessProfile, MalformedProfile, parse_profile
 from .requirements import ANY_TOKEN, AccessPolicy, Requirement, require
 from .settings import AccessSettings
 from .shared_cache import SharedCache
-from .signals import access_granted
+from .signals import PENDING_GRANT_ENVIRON_KEY, access_granted
 from .tokens import TOKEN_COOKIE
 from .verifier import TokenVerifier
 
@@ -291,7 +291,9 @@ class AccessChecker:
 
     @staticmethod
     def granted(sender: object, request: Request, identity: AccessIdentity) -> None:
-        """Report that ``request`` was let through as ``identity`` (``access_granted``)."""
+        """Report that ``request`` was let through as ``identity`` (``access_granted``),
+        instead of any grant a middleware in front has still to report."""
+        request.environ.pop(PENDING_GRANT_ENVIRON_KEY, None)
         if access_granted.receivers:
             access_granted.send(sender, identity=identity, method=request.method, path=request.path)
 
@@ -336,7 +338,9 @@ class AccessChecker:
         application: ApplicationSettings | None = None,
     ) -> None:
         """Report a refusal, once :func:`~flask_cf_access._browser.offer_login` has
-        decided whether a browser is sent to sign in (again) instead."""
+        decided whether a browser is sent to sign in (again) instead; a grant a
+        middleware in front has still to report is not (the client is refused)."""
+        request.environ.pop(PENDING_GRANT_ENVIRON_KEY, None)
         offer_login(self.settings, request, error, application)
         report_refusal(sender, error, method=request.method, path=request.path, identity=identity)
 

@@ -5,7 +5,7 @@ Both are sent by :func:`~flask_cf_access.verify_access_in_request` (so by
 sender, and by :class:`~flask_cf_access.CloudflareAccessMiddleware`, with
 the middleware as sender. Connect to them as to Flask's own signals::
 
-    from flask_cf_access._signals import access_denied
+    from flask_cf_access import access_denied
 
     @access_denied.connect_via(app)
     def audit(sender, error, reason, method, path, identity):
@@ -23,7 +23,17 @@ _signals = Namespace()
 
 #: Sent after a request passed every check. Keyword arguments: ``identity``
 #: (the :class:`~flask_cf_access.AccessIdentity`), ``method`` and ``path``.
+#: The WSGI middleware sends it when the answer starts, unless a check inside
+#: the application (the Flask extension's, behind
+#: :meth:`~flask_cf_access.CloudflareAccessMiddleware.from_flask`) decided
+#: the request by then and sent its own: one signal per request, saying what
+#: the client got.
 access_granted = _signals.signal("access-granted")
+
+#: Where the WSGI middleware keeps, in an admitted request's environ, the
+#: identity whose grant it has still to report; a check inside the
+#: application that decides the request removes it (reporting is then its).
+PENDING_GRANT_ENVIRON_KEY = "flask_cf_access.pending_grant"
 
 #: Sent when a request is refused, after the log line. Keyword arguments:
 #: ``error`` (the :class:`~flask_cf_access.AccessError` about to be answered:

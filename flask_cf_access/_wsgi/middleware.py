@@ -46,6 +46,7 @@ from .._core.profile import (
 )
 from .._core.requirements import ANY_TOKEN, Requirement
 from .._core.settings import DEFAULTS, FLASK_ONLY, did_you_mean
+from .._core.signals import PENDING_GRANT_ENVIRON_KEY, access_granted
 from .._core.single_flight import Background
 from .._core.tokens import TOKEN_ENVIRON_KEY, sent_token
 from .._flask.app_state import state_of
@@ -303,7 +304,7 @@ class CloudflareAccessMiddleware:
         passed: dict[str, Any] = {}
         try:
             requirement = self._strictest_rule(readings)
-            self._checker.check_request(
+            identity = self._checker.check_request(
                 self,
                 request,
                 header,
@@ -314,6 +315,9 @@ class CloudflareAccessMiddleware:
                 # (groups or a profile a header needs) is refused and reported
                 # like any rule, and the grant is reported only after it.
                 admit=lambda identity: passed.update(self._passed_on(identity)),
+                # Reported when the answer starts, unless a check inside the
+                # application decides the request first (its signal is then the one).
+                report_granted=False,
             )
         except AccessBadRequest as error:
             self._report_bad_path(request, error)
@@ -321,6 +325,9 @@ class CloudflareAccessMiddleware:
         except AccessError as error:
             return error.get_response(environ)(environ, start_response)
         environ.update(passed)
+        if access_granted.receivers:
+            environ[PENDING_GRANT_ENVIRON_KEY] = identity
+            start_response = _granting_start_response(self, request, start_response)
         if self._checker.settings.private_responses:
             environ[CHECKED_ENVIRON_KEY] = True
             return PrivateWhenChecked(self.wsgi_app)(environ, start_response)
@@ -633,3 +640,22 @@ def _scalar_text(value: object) -> str:
     if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value):
         raise ValueError("a control character or line break")
     return value
+
+
+def _granting_start_response(
+    middleware: CloudflareAccessMiddleware, request: Request, start_response: StartResponse
+) -> StartResponse:
+    """``start_response`` reporting the middleware's grant of ``request`` as the
+    answer starts, unless a check inside the application has decided the
+    request by then (and taken :data:`PENDING_GRANT_ENVIRON_KEY` away)."""
+    environ = request.environ
+
+    def start_granted_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        identity = environ.get(PENDING_GRANT_ENVIRON_KEY)
+        if identity is not None:
+            AccessChecker.granted(middleware, request, identity)
+        return start_response(status, headers, exc_info)
+
+    return start_granted_response
